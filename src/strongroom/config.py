@@ -1,0 +1,64 @@
+"""Typed settings, read once at the edge (CLI, app factory) and passed down.
+
+Environment variables use the prefix ``STRONGROOM_`` (``STRONGROOM_HOME``,
+``STRONGROOM_EMBEDDER``, ...). Backends are named from a closed registry; a setting
+never holds an import path.
+
+>>> s = Settings(home=Path("/tmp/sr"))
+>>> s.catalog_path
+PosixPath('/tmp/sr/catalog.sqlite3')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_ACL", "DEFAULT_HOME", "EmbedderName", "Settings"]
+
+DEFAULT_HOME = Path("~/.strongroom")
+#: Group given to documents ingested without ``--acl``, and the group of the CLI's default
+#: principal. Anything more private must be ingested with an explicit ``--acl``.
+DEFAULT_ACL = "public"
+
+EmbedderName = Literal["minilm", "sentence-transformers", "openai", "hash"]
+
+
+class Settings(BaseSettings):
+    """Everything strongroom can be configured with. Unknown keys are an error."""
+
+    model_config = SettingsConfigDict(env_prefix="STRONGROOM_", extra="forbid")
+
+    home: Path = Field(default=DEFAULT_HOME, description="Where the catalog, blobs and indexes live.")
+    embedder: EmbedderName = Field(
+        default="minilm",
+        description="minilm: bundled all-MiniLM-L6-v2 (offline); sentence-transformers: a local model "
+        "path (embedder_model); openai: an OpenAI-compatible /v1/embeddings endpoint; hash: tests only.",
+    )
+    embedder_model: str = Field(default="", description="Model path or remote model name.")
+    embedder_url: str = Field(default="", description="Base URL of an OpenAI-compatible embeddings API.")
+    embedder_api_key: str = Field(default="", repr=False)
+    embedder_dim: int = Field(default=384, ge=1, description="Vector size of a remote embedder.")
+    embed_batch_size: int = Field(default=32, ge=1, le=4096)
+    chunk_tokens: int = Field(default=200, ge=32, le=8192, description="Chunk size in estimated tokens.")
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Files above are refused.")
+
+    @field_validator("home")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.sqlite3"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"

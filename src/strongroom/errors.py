@@ -1,0 +1,64 @@
+"""One exception tree for strongroom. Every message says what happened and what to do.
+
+    StrongroomError
+    ├── ConfigError            bad settings, unknown backend name, unusable home directory
+    ├── IngestError            one input could not be ingested (the batch goes on)
+    │   ├── UnsupportedFormat  no parser for this file type
+    │   ├── CorruptDocument    the parser could not read the bytes (damaged, encrypted, empty)
+    │   └── TooLarge           over the configured size limit
+    ├── StoreError             the store could not be read or written
+    ├── EmbeddingError         the embedding backend failed or is misconfigured
+    └── QueryError             a search or question was malformed (bad date, bad filter)
+
+Library exceptions are translated at the adapter: ``raise CorruptDocument(...) from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CorruptDocument",
+    "EmbeddingError",
+    "IngestError",
+    "QueryError",
+    "StoreError",
+    "StrongroomError",
+    "TooLarge",
+    "UnsupportedFormat",
+]
+
+
+class StrongroomError(Exception):
+    """Base of every error strongroom raises on purpose."""
+
+
+class ConfigError(StrongroomError):
+    """Settings are invalid or name something that does not exist."""
+
+
+class IngestError(StrongroomError):
+    """One input could not be ingested; the message says why and what to do."""
+
+
+class UnsupportedFormat(IngestError):
+    """No parser handles this file type."""
+
+
+class CorruptDocument(IngestError):
+    """The file could not be parsed: damaged, encrypted, empty or zero pages."""
+
+
+class TooLarge(IngestError):
+    """The file is over the configured size limit."""
+
+
+class StoreError(StrongroomError):
+    """The store could not be opened, read or written."""
+
+
+class EmbeddingError(StrongroomError):
+    """The embedding backend failed or is misconfigured."""
+
+
+class QueryError(StrongroomError):
+    """A search or question was malformed."""

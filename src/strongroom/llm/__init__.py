@@ -1,0 +1,1 @@
+"""Chat models and the model gateway."""

@@ -1,0 +1,61 @@
+"""An in-process ChatModel around a plain function, e.g. the RAG layer's extractive generator.
+
+Registered as a deployment with weight 0 at the end of a route, it is the last-resort
+fallback that needs no model weights and no network.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from strongroom.llm.errors import BackendUnavailable, GatewayError
+from strongroom.llm.types import ChatRequest, Delta
+
+__all__ = ["FunctionModel"]
+
+_PIECES = re.compile(r"\S+\s*|\s+")
+
+
+class FunctionModel:
+    """Serve the text a function returns as a stream of word-sized deltas.
+
+    ``fn`` takes the :class:`ChatRequest` and returns a string, or an awaitable of one::
+
+        def extractive(request: ChatRequest) -> str:
+            return "Revenue grew 4% [q3.pdf p.2]"
+
+        model = FunctionModel(extractive, name="extractive")
+        gateway.register(Deployment("extractive", model))
+
+    An exception from ``fn`` becomes :class:`BackendUnavailable` so the gateway can fail
+    over; a :class:`GatewayError` passes through as it is.
+    """
+
+    def __init__(self, fn: Callable[[ChatRequest], str | Awaitable[str]], *, name: str = "function") -> None:
+        self._fn = fn
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"FunctionModel(name={self.name!r})"
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        try:
+            out = self._fn(request)
+            text = await out if inspect.isawaitable(out) else out
+        except GatewayError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailable(
+                f"in-process model {self.name!r} failed: {type(exc).__name__}: {exc}; "
+                "see the traceback in the log and fix the function"
+            ) from exc
+        if not isinstance(text, str):
+            raise BackendUnavailable(
+                f"in-process model {self.name!r} returned {type(text).__name__}, not str; "
+                "make the function return the answer text"
+            )
+        for piece in _PIECES.findall(text):
+            yield Delta(piece)
+        yield Delta("", finish_reason="stop")

@@ -1,0 +1,275 @@
+"""A ChatModel for any server speaking OpenAI's ``/v1/chat/completions`` with SSE streaming:
+vLLM, TGI, Ollama, llama.cpp's server, hosted endpoints.
+
+Errors map to the gateway tree: connect errors, 5xx, drops and timeouts are retryable;
+429 is RateLimited (retryable, with the server's Retry-After); other 4xx are not retryable;
+malformed SSE is BadBackendResponse. The API key is sent as a bearer token and never
+appears in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from strongroom.llm.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
+from strongroom.llm.sse import DONE, SSEDecoder, error_from_body, parse_chunk
+from strongroom.llm.types import ChatRequest, Delta, Usage
+
+__all__ = ["OpenAICompatible", "Timeouts"]
+
+log = logging.getLogger("strongroom.llm.openai")
+
+_ERROR_BODY_LIMIT = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed to connect, to the first token, between tokens, and for the whole answer.
+
+    Before the first token a timeout is retryable and the gateway may fail over; after it,
+    the gateway does not fail over unless the request allows it.
+    """
+
+    connect: float = 5.0
+    first_token: float = 30.0
+    idle: float = 60.0
+    total: float = 600.0
+
+
+def _public_url(url: str) -> str:
+    """``url`` without user info, so credentials in a URL never reach a message."""
+    u = httpx.URL(url)
+    return str(u.copy_with(username=None, password=None)) if u.userinfo else str(u)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from model servers; the gateway's own backoff applies
+
+
+def _error_text(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text[:200] or "(empty body)"
+    err = obj.get("error", obj) if isinstance(obj, dict) else obj
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("detail") or err)[:200]
+    return str(err)[:200]
+
+
+class OpenAICompatible:
+    """Stream chat completions from an OpenAI-compatible server over a pooled httpx client.
+
+        backend = OpenAICompatible("http://vllm:8000/v1", "meta-llama/Llama-3.1-8B-Instruct",
+                                   api_key=os.environ["VLLM_KEY"], name="vllm-a")
+        async for delta in backend.stream(ChatRequest.of("Summarise the 10-Q")):
+            print(delta.text, end="")
+        await backend.aclose()
+
+    ``base_url`` ends where OpenAI's does, at ``/v1``. ``stream_usage`` asks the server for
+    a final usage chunk (``stream_options.include_usage``); turn it off for servers that
+    reject unknown fields, and the gateway estimates usage instead.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        name: str | None = None,
+        timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen value
+        max_connections: int = 100,
+        headers: Mapping[str, str] | None = None,
+        stream_usage: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = name or model
+        self.timeouts = timeouts
+        self.stream_usage = stream_usage
+        self._url = f"{self.base_url}/chat/completions"
+        self._where = _public_url(self.base_url)
+        self._headers = {"content-type": "application/json", "accept": "text/event-stream", **(headers or {})}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatible(name={self.name!r}, base_url={self._where!r}, model={self.model!r})"
+
+    def _get_client(self) -> httpx.AsyncClient:
+        # A pooled connection belongs to the event loop that opened it.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            t = self.timeouts
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(connect=t.connect, read=None, write=t.connect, pool=t.first_token),
+                limits=self._limits,
+                transport=self._transport,
+                trust_env=False,
+            )
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close pooled connections. The backend opens a new pool if used again."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def __aenter__(self) -> OpenAICompatible:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body sent for ``request`` (the deployment's model id replaces the route name)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+        }
+        for key in ("max_tokens", "temperature", "top_p", "seed", "user"):
+            value = getattr(request, key)
+            if value is not None:
+                body[key] = value
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if self.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        client = self._get_client()
+        loop = asyncio.get_running_loop()
+        t = self.timeouts
+        start = loop.time()
+        total_deadline = start + t.total
+        first_deadline = min(start + t.first_token, total_deadline)
+        content = json.dumps(self.body(request), separators=(",", ":")).encode()
+        http_request = client.build_request("POST", self._url, content=content, headers=self._headers)
+        try:
+            async with asyncio.timeout_at(first_deadline):
+                response = await client.send(http_request, stream=True)
+        except TimeoutError as exc:
+            raise BackendTimeout(
+                f"{self.name}: no response from {self._where} within the first-token timeout "
+                f"({t.first_token:g}s); the gateway retries and fails over; check the backend's load"
+            ) from exc
+        except httpx.ConnectTimeout as exc:
+            raise BackendTimeout(
+                f"{self.name}: could not connect to {self._where} within {t.connect:g}s; "
+                "check that the server is up and reachable"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise BackendTimeout(f"{self.name}: timed out talking to {self._where}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"{self.name}: cannot reach {self._where} ({type(exc).__name__}); "
+                "check that the server is up and the URL is right"
+            ) from exc
+        try:
+            if response.status_code != 200:
+                body = b""
+                try:
+                    async with asyncio.timeout_at(first_deadline):
+                        async for chunk in response.aiter_bytes():
+                            body += chunk
+                            if len(body) >= _ERROR_BODY_LIMIT:
+                                break
+                except (TimeoutError, httpx.HTTPError):
+                    pass  # the status alone is enough to classify the failure
+                raise error_from_body(
+                    response.status_code,
+                    f"{self.name}: {_error_text(body)}",
+                    retry_after=_retry_after(response.headers.get("retry-after")),
+                )
+            async for delta in self._deltas(response, loop, first_deadline, total_deadline):
+                yield delta
+        finally:
+            await response.aclose()
+
+    async def _deltas(
+        self,
+        response: httpx.Response,
+        loop: asyncio.AbstractEventLoop,
+        first_deadline: float,
+        total_deadline: float,
+    ) -> AsyncIterator[Delta]:
+        t = self.timeouts
+        lines = response.aiter_lines()
+        decoder = SSEDecoder()
+        got_token = False
+        finish: str | None = None
+        usage: Usage | None = None
+        ended = False
+        while True:
+            # The timeout wraps only the read, never a yield (a timeout scope that spans a
+            # yield would cancel the caller's code instead of ours).
+            deadline = min(total_deadline, loop.time() + t.idle) if got_token else first_deadline
+            try:
+                async with asyncio.timeout_at(deadline):
+                    line = await anext(lines)
+            except StopAsyncIteration:
+                break
+            except TimeoutError as exc:
+                phase = "between tokens" if got_token else "before the first token"
+                raise BackendTimeout(
+                    f"{self.name}: stream from {self._where} timed out {phase}; "
+                    "check the backend's load or raise the deployment's timeouts"
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise BackendUnavailable(
+                    f"{self.name}: connection to {self._where} dropped mid-stream ({type(exc).__name__}); "
+                    "the gateway fails over only if no text reached the caller"
+                ) from exc
+            data = decoder.feed(line)
+            if data is None:
+                continue
+            if data == DONE:
+                ended = True
+                break
+            delta = parse_chunk(data)
+            if delta is None:
+                continue
+            if delta.usage is not None:
+                usage = delta.usage
+            if delta.finish_reason is not None:
+                finish = delta.finish_reason
+            if delta.text:
+                got_token = True
+                yield Delta(delta.text)
+        if not ended:
+            tail = decoder.flush()
+            if tail is not None and tail != DONE:
+                delta = parse_chunk(tail)
+                if delta is not None:
+                    if delta.text:
+                        yield Delta(delta.text)
+                    finish = delta.finish_reason or finish
+                    usage = delta.usage or usage
+            if finish is None:
+                raise BackendUnavailable(
+                    f"{self.name}: stream from {self._where} ended without a finish reason or [DONE]; "
+                    "the connection was probably cut"
+                )
+        if finish is None and not got_token and usage is None:
+            raise BadBackendResponse(f"{self.name}: the backend sent [DONE] without any answer")
+        yield Delta("", finish_reason=finish or "stop", usage=usage)

@@ -1,0 +1,61 @@
+"""The ChatModel protocol: one streaming method every backend, and the gateway, implement.
+
+A backend yields :class:`~strongroom.llm.types.Delta` values as text arrives; the last one
+carries ``finish_reason`` and, when the backend reports it, ``usage``. Backends raise only
+:class:`~strongroom.llm.errors.BackendError` subclasses. Accumulating, counting tokens,
+metering and logging are the gateway's job, not the backend's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Protocol, runtime_checkable
+
+from strongroom.llm.types import ChatRequest, Delta, Usage, estimate_tokens, prompt_tokens_estimate
+
+__all__ = ["ChatModel", "complete"]
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Anything that streams a chat completion.
+
+    Implement it with an async generator::
+
+        class Echo:
+            async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+                yield Delta(request.messages[-1].content, finish_reason="stop")
+
+        async for delta in Echo().stream(ChatRequest.of("hello")):
+            print(delta.text, end="")
+
+    Callers that stop early should close the iterator (``contextlib.aclosing``) so the
+    backend releases its connection or worker thread at once.
+    """
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        """Yield the answer to ``request`` as it is produced."""
+        ...
+
+
+async def complete(model: ChatModel, request: ChatRequest) -> tuple[str, str, Usage]:
+    """Drain ``model.stream(request)``: the text, the finish reason and the usage.
+
+    Usage is the backend's when it reported one, else estimated at ~4 characters a token.
+    """
+    parts: list[str] = []
+    finish = "stop"
+    usage: Usage | None = None
+    async with aclosing(model.stream(request)) as deltas:
+        async for delta in deltas:
+            if delta.text:
+                parts.append(delta.text)
+            if delta.finish_reason:
+                finish = delta.finish_reason
+            if delta.usage is not None:
+                usage = delta.usage
+    text = "".join(parts)
+    if usage is None:
+        usage = Usage(prompt_tokens_estimate(request.messages), estimate_tokens(text), estimated=True)
+    return text, finish, usage

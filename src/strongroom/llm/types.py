@@ -1,0 +1,130 @@
+"""The gateway's vocabulary: frozen values that flow between callers, the gateway and backends.
+
+    ChatRequest --ChatModel.stream--> Delta, Delta, ..., Delta(finish_reason, usage)
+    ChatRequest --Gateway.chat-----> ChatResult (text, usage, deployment, route_version, failovers)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "ChatMessage",
+    "ChatRequest",
+    "ChatResult",
+    "Delta",
+    "Failover",
+    "Usage",
+    "estimate_tokens",
+    "prompt_tokens_estimate",
+]
+
+#: the rough characters-per-token of English text under BPE tokenizers
+CHARS_PER_TOKEN = 4
+#: tokens a chat template adds around each message (role markers, separators)
+TOKENS_PER_MESSAGE = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate the token count of ``text`` at ~4 characters per token (used without ``usage``)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a conversation. ``role`` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str
+
+
+def prompt_tokens_estimate(messages: Iterable[ChatMessage]) -> int:
+    """Estimate the prompt tokens of ``messages`` including per-message template overhead."""
+    return sum(estimate_tokens(m.content) + TOKENS_PER_MESSAGE for m in messages)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What a caller asks of a chat model.
+
+    ``model`` is the public model name (the route) when sent to the gateway; a backend
+    ignores it and uses its own configured model id. ``user`` names the principal for
+    budgets and is forwarded as OpenAI's ``user`` field. ``request_id`` makes the
+    champion/challenger split deterministic. ``allow_mid_stream_failover`` lets the gateway
+    replay the request on another deployment after text was already streamed; it then
+    only continues if the new answer starts with exactly the text already sent.
+
+        >>> ChatRequest((ChatMessage("user", "Summarise the Q3 filing"),), model="chat").max_tokens
+    """
+
+    messages: tuple[ChatMessage, ...]
+    model: str = "default"
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    user: str | None = None
+    request_id: str | None = None
+    allow_mid_stream_failover: bool = False
+
+    @classmethod
+    def of(cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object) -> ChatRequest:
+        """A one-turn request: an optional system message and one user message."""
+        msgs = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
+        return cls(msgs, model, **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call used. ``estimated`` is true when the backend reported none and we counted."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of a streamed answer. The last delta of a stream carries ``finish_reason``
+    (``stop``, ``length``, ...) and, when the backend reports it, ``usage``."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """One deployment the gateway tried and left, and why (the error class and message)."""
+
+    deployment: str
+    error: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A finished answer and what produced it, for the caller and the audit record.
+
+    ``model`` is the public model name asked for; ``deployment`` the one that answered;
+    ``route_version`` the version of the route configuration that served the call.
+    """
+
+    text: str
+    usage: Usage
+    model: str
+    deployment: str
+    route_version: int
+    finish_reason: str
+    failovers: tuple[Failover, ...] = ()
+    first_token_s: float | None = None
+    latency_s: float = 0.0
+    request_id: str | None = None
+    attempts: int = 1

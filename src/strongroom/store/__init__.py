@@ -1,0 +1,1 @@
+"""Stores: the Store protocol, the embedded SQLite store and its in-memory indexes."""

@@ -1,0 +1,58 @@
+"""The Store protocol: what retrieval and ingestion need from any backend.
+
+Four methods. Everything a search may see is decided by a :class:`~strongroom.types.Scope`
+*inside* the backend's search (entitlements and as-of are pre-filters, never post-filters),
+and a version is written atomically with its pages, chunks and vectors.
+
+>>> from strongroom.store.sqlite import SqliteStore
+>>> store = SqliteStore.open(Path("/tmp/sr-doc"), dim=64)   # doctest: +SKIP
+>>> store.keyword_search("net sales", scope, k=5)          # doctest: +SKIP
+[('3f1c…', 7.42), ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.types import Chunk, DocumentVersion, Page, Scope
+
+__all__ = ["NewVersion", "ScoredId", "Store"]
+
+ScoredId = tuple[str, float]
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """Everything that is written in one transaction for one document version."""
+
+    version: DocumentVersion
+    pages: tuple[Page, ...]
+    chunks: tuple[Chunk, ...]
+    vectors: npt.NDArray[np.float32]
+    embed_keys: tuple[str, ...]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Catalog + keyword index + vector index behind one small interface."""
+
+    def write(self, new: NewVersion) -> bool:
+        """Store a version atomically. False (and no change) if that version id exists."""
+        ...
+
+    def keyword_search(self, text: str, scope: Scope, k: int) -> list[ScoredId]:
+        """Best ``k`` chunk ids by BM25 among the chunks ``scope`` admits."""
+        ...
+
+    def vector_search(self, vector: npt.NDArray[np.float32], scope: Scope, k: int) -> list[ScoredId]:
+        """Best ``k`` chunk ids by cosine similarity among the chunks ``scope`` admits."""
+        ...
+
+    def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
+        """Chunks with their versions, in the order asked; unknown ids are left out."""
+        ...

@@ -1,0 +1,265 @@
+"""The embedded store: a SQLite catalog with in-memory BM25 and vector indexes beside it.
+
+SQLite is the source of truth: one transaction writes a version with its pages, chunks
+and vectors, so a crash leaves either the whole version or none of it. The indexes are
+derived from it; they are loaded from a snapshot under ``HOME/index`` (when it matches the
+catalog), brought up to date from the rows written since, and rebuilt when in doubt.
+Chunk rows only ever grow, so bringing an index up to date is an append.
+
+>>> store = SqliteStore(Path("/tmp/sr-example"), model_id="hash-64", dim=64)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.errors import ConfigError, StoreError
+from strongroom.store.base import NewVersion, ScoredId
+from strongroom.store.scope import VersionTable
+from strongroom.store.snapshot import IndexSet
+from strongroom.types import Chunk, DocumentVersion, Scope, frozen_meta
+
+__all__ = ["SqliteStore"]
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, source TEXT NOT NULL UNIQUE, first_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL REFERENCES documents(id),
+    source TEXT NOT NULL, title TEXT NOT NULL, media_type TEXT NOT NULL, doc_type TEXT NOT NULL,
+    acl TEXT NOT NULL, published_at REAL NOT NULL, ingested_at REAL NOT NULL,
+    size INTEGER NOT NULL, pages INTEGER NOT NULL, metadata TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS versions_document ON versions(document_id);
+CREATE TABLE IF NOT EXISTS pages (
+    version_id TEXT NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (version_id, page)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks (
+    row INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    version_seq INTEGER NOT NULL REFERENCES versions(seq), ordinal INTEGER NOT NULL,
+    page INTEGER NOT NULL, char_start INTEGER NOT NULL, char_end INTEGER NOT NULL,
+    text TEXT NOT NULL, context TEXT NOT NULL, embed_key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL,
+    request TEXT NOT NULL, report TEXT);
+"""
+
+
+def _ts(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class SqliteStore:
+    """The embedded Store: everything under one home folder, no service, no network."""
+
+    def __init__(self, home: Path, *, model_id: str, dim: int) -> None:
+        self.home = home
+        self.model_id = model_id
+        self.dim = dim
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(home / "catalog.sqlite3", timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._check_meta()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the catalog under {home}: {exc}. Check the path and its permissions "
+                "(or point --home / STRONGROOM_HOME elsewhere)."
+            ) from exc
+        self._indexes: IndexSet | None = None
+        self._generation = -1
+        self._table: VersionTable | None = None
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _check_meta(self) -> None:
+        with self._tx():
+            rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            if not rows:
+                self._db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("schema", SCHEMA_VERSION), ("model", self.model_id), ("dim", str(self.dim)), ("generation", "0")],
+                )
+                return
+        if rows.get("schema") != SCHEMA_VERSION:
+            raise StoreError(f"catalog schema {rows.get('schema')} is not {SCHEMA_VERSION}; migrate it first")
+        if rows.get("model") != self.model_id:
+            raise ConfigError(
+                f"the store under {self.home} holds vectors of model {rows.get('model')!r}, not "
+                f"{self.model_id!r}: use the same embedder, or a new --home"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def has_version(self, version_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM versions WHERE id = ?", (version_id,)).fetchone() is not None
+
+    def write(self, new: NewVersion) -> bool:
+        """Store a version, its pages, chunks and vectors in one transaction."""
+        v = new.version
+        if new.vectors.shape != (len(new.chunks), self.dim) or len(new.embed_keys) != len(new.chunks):
+            raise StoreError(f"{len(new.chunks)} chunks but vectors of shape {new.vectors.shape}")
+        try:
+            with self._tx() as db:
+                if db.execute("SELECT 1 FROM versions WHERE id = ?", (v.id,)).fetchone():
+                    return False
+                db.execute(
+                    "INSERT OR IGNORE INTO documents VALUES (?, ?, ?)", (v.document_id, v.source, _ts(v.ingested_at))
+                )
+                cur = db.execute(
+                    "INSERT INTO versions (id, document_id, source, title, media_type, doc_type, acl, "
+                    "published_at, ingested_at, size, pages, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (v.id, v.document_id, v.source, v.title, v.media_type, v.doc_type, json.dumps(sorted(v.acl)),
+                     _ts(v.published_at), _ts(v.ingested_at), v.size, v.pages, json.dumps(dict(v.metadata))),
+                )
+                seq = cur.lastrowid
+                db.executemany("INSERT INTO pages VALUES (?, ?, ?)", [(v.id, p.number, p.text) for p in new.pages])
+                db.executemany(
+                    "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
+                    [(key, self.model_id, vec.astype(np.float32).tobytes())
+                     for key, vec in zip(new.embed_keys, new.vectors, strict=True)],
+                )
+                db.executemany(
+                    "INSERT INTO chunks (id, version_seq, ordinal, page, char_start, char_end, text, context, "
+                    "embed_key) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(c.id, seq, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, key)
+                     for c, key in zip(new.chunks, new.embed_keys, strict=True)],
+                )
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"could not store {v.source}: {exc}; nothing of this version was kept") from exc
+        return True
+
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """The embedding cache: vectors already computed by this store's model."""
+        out: dict[str, npt.NDArray[np.float32]] = {}
+        for i in range(0, len(keys), 500):
+            part = list(keys[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for key, blob in self._db.execute(
+                f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({marks})", (self.model_id, *part)
+            ):
+                out[key] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    # -- searching ---------------------------------------------------------------------------
+
+    def _generation_now(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def _refresh(self) -> tuple[IndexSet, VersionTable]:
+        generation = self._generation_now()
+        if self._indexes is not None and self._table is not None and generation == self._generation:
+            return self._indexes, self._table
+        if self._indexes is None:
+            self._indexes = IndexSet.load_or_create(self.home / "index", self.model_id, self.dim)
+        self._table = VersionTable.load(self._db)
+        self._indexes.catch_up(self._db, self._table)
+        self._generation = generation
+        return self._indexes, self._table
+
+    def save_indexes(self) -> None:
+        """Snapshot the indexes so the next process starts without rebuilding them."""
+        indexes, _ = self._refresh()
+        indexes.save(self.home / "index")
+
+    def keyword_search(self, text: str, scope: Scope, k: int) -> list[ScoredId]:
+        indexes, table = self._refresh()
+        rows, scores = indexes.keyword.search(text, k, table.chunk_mask(scope, indexes.chunk_version))
+        return [(indexes.chunk_ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
+
+    def vector_search(self, vector: npt.NDArray[np.float32], scope: Scope, k: int) -> list[ScoredId]:
+        indexes, table = self._refresh()
+        rows, scores = indexes.vectors.search(vector, k, table.chunk_mask(scope, indexes.chunk_version))
+        return [(indexes.chunk_ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
+
+    def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
+        if not chunk_ids:
+            return []
+        marks = ",".join("?" * len(chunk_ids))
+        found: dict[str, tuple[Chunk, DocumentVersion]] = {}
+        for row in self._db.execute(
+            f"SELECT c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, v.* "
+            f"FROM chunks c JOIN versions v ON v.seq = c.version_seq WHERE c.id IN ({marks}) AND v.deleted = 0",
+            list(chunk_ids),
+        ):
+            version = _version(row[7:])
+            found[row[0]] = (Chunk(row[0], version.id, row[1], row[2], row[3], row[4], row[5], row[6]), version)
+        return [found[c] for c in chunk_ids if c in found]
+
+    # -- catalog -----------------------------------------------------------------------------
+
+    def versions(self, document_id: str | None = None) -> list[DocumentVersion]:
+        sql = "SELECT * FROM versions WHERE deleted = 0"
+        args: tuple[str, ...] = ()
+        if document_id:
+            sql, args = sql + " AND document_id = ?", (document_id,)
+        return [_version(r) for r in self._db.execute(sql + " ORDER BY seq", args)]
+
+    def page_text(self, version_id: str, page: int) -> str | None:
+        row = self._db.execute("SELECT text FROM pages WHERE version_id = ? AND page = ?", (version_id, page)).fetchone()
+        return None if row is None else str(row[0])
+
+    def counts(self) -> dict[str, int]:
+        one = self._db.execute
+        return {
+            "documents": one("SELECT COUNT(*) FROM documents").fetchone()[0],
+            "versions": one("SELECT COUNT(*) FROM versions WHERE deleted = 0").fetchone()[0],
+            "chunks": one("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            "pages": one("SELECT COUNT(*) FROM pages").fetchone()[0],
+        }
+
+    def record_job(self, job_id: str, started: datetime, status: str, request: dict[str, object],
+                   report: dict[str, object] | None = None) -> None:
+        """Create or update an ingestion job's row (status, request, final report)."""
+        finished = None if status == "running" else _ts(datetime.now(UTC))
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "finished_at = excluded.finished_at, status = excluded.status, report = excluded.report",
+                (job_id, _ts(started), finished, status, json.dumps(request), json.dumps(report) if report else None),
+            )
+
+
+def _version(row: Sequence[object]) -> DocumentVersion:
+    # versions columns: seq, id, document_id, source, title, media_type, doc_type, acl, published_at,
+    # ingested_at, size, pages, metadata, deleted
+    return DocumentVersion(
+        id=str(row[1]), document_id=str(row[2]), source=str(row[3]), title=str(row[4]),
+        media_type=str(row[5]), doc_type=str(row[6]), acl=frozenset(json.loads(str(row[7]))),
+        published_at=_dt(float(row[8])), ingested_at=_dt(float(row[9])),  # type: ignore[arg-type]
+        size=int(row[10]), pages=int(row[11]), metadata=frozen_meta(json.loads(str(row[12]))),  # type: ignore[call-overload]
+    )

@@ -1,0 +1,98 @@
+"""The Store contract: every backend's test subclasses :class:`StoreContract`.
+
+A backend test supplies two fixtures, ``store`` (empty, ready) and ``embedder``::
+
+    class TestSqliteStore(StoreContract):
+        @pytest.fixture
+        def store(self, tmp_path, embedder): return SqliteStore(tmp_path, model_id=..., dim=...)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from strongroom.embed import Embedder
+from strongroom.retrieve import search
+from strongroom.store.base import Store
+from strongroom.testing.builders import make_version
+from strongroom.types import Scope
+
+__all__ = ["StoreContract"]
+
+PUBLIC = Scope(frozenset({"public"}))
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+T1 = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+class StoreContract:
+    """Behaviour every Store must have. Tests only use the protocol's four methods."""
+
+    def test_write_is_idempotent(self, store: Store, embedder: Embedder) -> None:
+        new = make_version(embedder, "a.txt", ["Revenue grew to 10,000 in the quarter."])
+        assert store.write(new) is True
+        assert store.write(new) is False
+        hits = store.keyword_search("revenue", PUBLIC, 10)
+        assert len(hits) == len(new.chunks)
+
+    def test_fetch_returns_exact_page_spans(self, store: Store, embedder: Embedder) -> None:
+        text = "# Results\nTotal net sales 82,959 81,434\n\nMargins were stable this quarter."
+        new = make_version(embedder, "r.md", [text])
+        store.write(new)
+        ids = [c.id for c in new.chunks]
+        fetched = store.fetch([*reversed(ids), "no-such-chunk"])
+        assert [c.id for c, _ in fetched] == list(reversed(ids))
+        for chunk, version in fetched:
+            assert text[chunk.char_start : chunk.char_end] == chunk.text
+            assert version.id == new.version.id
+
+    def test_keyword_and_vector_search_find_the_right_document(self, store: Store, embedder: Embedder) -> None:
+        store.write(make_version(embedder, "sales.txt", ["Total net sales rose to 82,959 million."]))
+        store.write(make_version(embedder, "weather.txt", ["Rain is expected over the mountains tomorrow."]))
+        (best, _), *_ = store.keyword_search("net sales", PUBLIC, 5)
+        assert store.fetch([best])[0][1].source == "sales.txt"
+        (best, _), *_ = store.vector_search(embedder.embed(["net sales million"])[0], PUBLIC, 5)
+        assert store.fetch([best])[0][1].source == "sales.txt"
+
+    def test_acl_is_a_prefilter_that_fills_top_k(self, store: Store, embedder: Embedder) -> None:
+        for i in range(30):
+            store.write(make_version(embedder, f"open{i}.txt", [f"quarterly revenue report number {i}"]))
+        for i in range(3):
+            store.write(make_version(embedder, f"desk{i}.txt", [f"quarterly revenue desk note {i}"], acl=["desk"]))
+        desk = Scope(frozenset({"desk"}))
+        for results in (store.keyword_search("quarterly revenue", desk, 3),
+                        store.vector_search(embedder.embed(["quarterly revenue"])[0], desk, 3)):
+            assert len(results) == 3
+            assert {v.source for _, v in store.fetch([c for c, _ in results])} == {"desk0.txt", "desk1.txt", "desk2.txt"}
+        assert store.keyword_search("desk note", Scope(frozenset({"nobody"})), 5) == []
+
+    def test_as_of_sees_the_version_current_then(self, store: Store, embedder: Embedder) -> None:
+        store.write(make_version(embedder, "guide.txt", ["Guidance: revenue of 100."], published=T0))
+        store.write(make_version(embedder, "guide.txt", ["Guidance: revenue of 200."], published=T1))
+        def texts(scope: Scope) -> set[str]:
+            ids = [c for c, _ in store.keyword_search("guidance revenue", scope, 10)]
+            return {c.text for c, _ in store.fetch(ids)}
+        assert texts(Scope(frozenset({"public"}), as_of=datetime(2024, 3, 1, tzinfo=UTC))) == {"Guidance: revenue of 100."}
+        assert texts(PUBLIC) == {"Guidance: revenue of 200."}
+        assert texts(Scope(frozenset({"public"}), as_of=datetime(2023, 1, 1, tzinfo=UTC))) == set()
+
+    def test_as_of_respects_ingestion_time(self, store: Store, embedder: Embedder) -> None:
+        late = make_version(embedder, "late.txt", ["Backfilled revenue note."], published=T0, ingested=T1)
+        store.write(late)
+        mid = Scope(frozenset({"public"}), as_of=datetime(2024, 3, 1, tzinfo=UTC))
+        assert store.keyword_search("backfilled revenue", mid, 5) == []
+        assert len(store.keyword_search("backfilled revenue", PUBLIC, 5)) == 1
+
+    def test_filters_and_doc_types(self, store: Store, embedder: Embedder) -> None:
+        store.write(make_version(embedder, "a.txt", ["bond coupon terms"], doc_type="term_sheet", meta={"desk": "rates"}))
+        store.write(make_version(embedder, "b.txt", ["bond coupon research"], doc_type="research", meta={"desk": "fx"}))
+        def sources(scope: Scope) -> set[str]:
+            return {v.source for _, v in store.fetch([c for c, _ in store.keyword_search("bond coupon", scope, 10)])}
+        assert sources(Scope(frozenset({"public"}), doc_types=frozenset({"term_sheet"}))) == {"a.txt"}
+        assert sources(Scope(frozenset({"public"}), filters={"desk": "fx"})) == {"b.txt"}
+
+    def test_hybrid_search_over_the_protocol(self, store: Store, embedder: Embedder) -> None:
+        store.write(make_version(embedder, "sales.txt", ["Total net sales rose to 82,959 million."]))
+        store.write(make_version(embedder, "other.txt", ["An unrelated paragraph about offices."]))
+        hits = search(store, embedder, "total net sales", PUBLIC, k=1)
+        assert [h.version.source for h in hits] == ["sales.txt"]
+        assert hits[0].keyword_rank == 1

@@ -1,0 +1,223 @@
+"""The vocabulary of strongroom: frozen values that flow between the stages.
+
+    source --parse--> ParsedDocument --chunk--> Chunk[] --embed/store--> DocumentVersion
+    Principal + Query --retrieve--> Hit[] --generate--> Answer (claims with Citation[])
+
+Every value here is immutable and typed; pydantic lives only at trust boundaries
+(HTTP bodies, configuration files), never in these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Citation",
+    "Claim",
+    "DocumentVersion",
+    "Hit",
+    "Page",
+    "ParsedDocument",
+    "Principal",
+    "Scope",
+    "document_id_for",
+    "frozen_meta",
+    "sha256_hex",
+    "utcnow",
+]
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of ``data``: the identity of a document version."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_id_for(source: str) -> str:
+    """A stable document id for a source key (path or URI): versions of one source share it."""
+    return hashlib.sha256(f"document\x00{source}".encode()).hexdigest()[:32]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def frozen_meta(items: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """A read-only, key-sorted copy of a metadata mapping."""
+    return MappingProxyType(dict(sorted((items or {}).items())))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of extracted text. ``number`` is 1-based; non-paginated formats have one page."""
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """What a parser returns: the text by page plus what the file says about itself."""
+
+    pages: tuple[Page, ...]
+    media_type: str
+    title: str | None = None
+    published_at: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=frozen_meta)
+
+    @property
+    def text_length(self) -> int:
+        return sum(len(p.text) for p in self.pages)
+
+
+@dataclass(frozen=True)
+class DocumentVersion:
+    """One immutable version of a document, identified by the SHA-256 of its bytes.
+
+    ``published_at`` is when the content became knowable; ``ingested_at`` when strongroom
+    stored it. An as-of query at time T sees a version only if both are <= T.
+    """
+
+    id: str
+    document_id: str
+    source: str
+    title: str
+    media_type: str
+    doc_type: str
+    acl: frozenset[str]
+    published_at: datetime
+    ingested_at: datetime
+    size: int
+    pages: int
+    metadata: Mapping[str, str] = field(default_factory=frozen_meta)
+
+    @property
+    def name(self) -> str:
+        """The source's file name (the last path component), as shown in citations."""
+        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable piece of one page of one version.
+
+    ``text`` is exactly ``page_text[char_start:char_end]`` of page ``page`` of the version,
+    so a citation can be re-opened and checked years later. ``context`` (document title
+    and section heading) is indexed and embedded with the text but is not part of it.
+    """
+
+    id: str
+    version_id: str
+    ordinal: int
+    page: int
+    char_start: int
+    char_end: int
+    text: str
+    context: str = ""
+
+    @staticmethod
+    def make_id(version_id: str, page: int, char_start: int, char_end: int) -> str:
+        key = f"{version_id}:{page}:{char_start}:{char_end}".encode()
+        return hashlib.sha256(key).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a name and the entitlement groups they belong to."""
+
+    name: str
+    groups: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a search may see. Applied inside the index search, never after top-k.
+
+    ``groups``: the principal's groups; a chunk is visible only if its version's ACL
+    intersects them. ``as_of``: only versions published and ingested by then, and per
+    document only the version current at that time. ``filters``: metadata equality.
+    """
+
+    groups: frozenset[str]
+    as_of: datetime | None = None
+    doc_types: frozenset[str] = frozenset()
+    filters: Mapping[str, str] = field(default_factory=frozen_meta)
+
+    @classmethod
+    def for_principal(
+        cls,
+        principal: Principal,
+        *,
+        as_of: datetime | None = None,
+        doc_types: frozenset[str] = frozenset(),
+        filters: Mapping[str, str] | None = None,
+    ) -> Scope:
+        return cls(principal.groups, as_of, doc_types, frozen_meta(filters))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its version, fused score and the ranks that produced it."""
+
+    chunk: Chunk
+    version: DocumentVersion
+    score: float
+    keyword_rank: int | None = None
+    dense_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a quoted span lives: document, version, page and characters in the page text."""
+
+    document_id: str
+    version_id: str
+    source: str
+    title: str
+    page: int
+    char_start: int
+    char_end: int
+    quote: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.replace(chr(92), '/').rsplit('/', 1)[-1]} p.{self.page}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of an answer and the citations that support it."""
+
+    text: str
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer: claims each carrying citations, or ``found=False`` with a reason."""
+
+    question: str
+    claims: tuple[Claim, ...]
+    hits: tuple[Hit, ...]
+    generator: str
+    found: bool
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        if not self.found:
+            return self.note
+        return "\n".join(c.text for c in self.claims)
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        seen: dict[tuple[str, int, int, int], Citation] = {}
+        for claim in self.claims:
+            for c in claim.citations:
+                seen.setdefault((c.version_id, c.page, c.char_start, c.char_end), c)
+        return tuple(seen.values())
