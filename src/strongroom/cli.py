@@ -1,9 +1,9 @@
 """The ``strongroom`` command: a thin shell over the library (the HTTP API calls the same).
 
-    strongroom ingest filings/ --acl research --published 2023-05-01
-    strongroom search "Apple total net sales" -k 5 --groups research
-    strongroom ask "What was Apple's total net sales?" --as-of 2023-01-01
-    strongroom eval qa.jsonl -k 5 --json
+strongroom ingest filings/ --acl research --published 2023-05-01
+strongroom search "Apple total net sales" -k 5 --groups research
+strongroom ask "What was Apple's total net sales?" --as-of 2023-01-01
+strongroom eval qa.jsonl -k 5 --json
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="strongroom: cited, entitled, point-in-time answers.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="strongroom: cited, entitled, point-in-time answers."
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -43,7 +45,9 @@ HomeOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 KOpt = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")]
-AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Point in time: DATE (end of that day, UTC) or ISO datetime.")]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Point in time: DATE (end of that day, UTC) or ISO datetime.")
+]
 FilterOpt = Annotated[list[str] | None, typer.Option("--filter", help="Metadata equality KEY=VALUE (repeatable).")]
 DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only these document types (repeatable).")]
 UserOpt = Annotated[str | None, typer.Option("--user", help="Principal name (default: $USER).")]
@@ -117,10 +121,17 @@ class _PagesPerSecond(ProgressColumn):
 @app.command("ingest")
 def ingest_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
-    acl: Annotated[str, typer.Option("--acl", help=f"Groups who may read, comma-separated (default: {DEFAULT_ACL}).")] = DEFAULT_ACL,
-    published: Annotated[str | None, typer.Option("--published", help="When it became knowable (default: document metadata, else file time).")] = None,
+    acl: Annotated[
+        str, typer.Option("--acl", help=f"Groups who may read, comma-separated (default: {DEFAULT_ACL}).")
+    ] = DEFAULT_ACL,
+    published: Annotated[
+        str | None,
+        typer.Option("--published", help="When it became knowable (default: document metadata, else file time)."),
+    ] = None,
     doc_type: Annotated[str | None, typer.Option("--doc-type", help="Document type (default: detected).")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Source label; documents are then keyed by label + relative path.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Source label; documents are then keyed by label + relative path.")
+    ] = None,
     meta: Annotated[list[str] | None, typer.Option("--meta", help="Metadata KEY=VALUE (repeatable).")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -128,13 +139,23 @@ def ingest_cmd(
     """Ingest documents: parse, chunk, embed and store each version atomically."""
     settings = _settings(home)
     options = IngestOptions(
-        acl=_groups(acl), published=_parse_time(published, end_of_day=False) if published else None,
-        doc_type=doc_type, source=source, meta=frozen_meta(_pairs(meta, "--meta")),
-        max_file_bytes=settings.max_file_bytes, chunk_tokens=settings.chunk_tokens,
+        acl=_groups(acl),
+        published=_parse_time(published, end_of_day=False) if published else None,
+        doc_type=doc_type,
+        source=source,
+        meta=frozen_meta(_pairs(meta, "--meta")),
+        max_file_bytes=settings.max_file_bytes,
+        chunk_tokens=settings.chunk_tokens,
     )
     files, _ = discover(paths)
     runtime = _open(home)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _PagesPerSecond(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _PagesPerSecond(),
+        TimeRemainingColumn(),
+    )
     try:
         with Progress(*columns, console=err, transient=as_json, disable=not err.is_terminal and as_json) as bar:
             task = bar.add_task("ingesting", total=len(files), pages=0)
@@ -163,8 +184,12 @@ def ingest_cmd(
 def _print_report(report: IngestReport) -> None:
     table = Table(title=f"ingestion job {report.job_id[:12]}", show_header=False)
     for label, value in [
-        ("files", len(report.files)), ("ingested", report.ingested), ("skipped duplicates", report.duplicates),
-        ("failed", len(report.failures)), ("pages", report.pages), ("chunks", report.chunks),
+        ("files", len(report.files)),
+        ("ingested", report.ingested),
+        ("skipped duplicates", report.duplicates),
+        ("failed", len(report.failures)),
+        ("pages", report.pages),
+        ("chunks", report.chunks),
         ("embedded / from cache", f"{report.embedded} / {report.embed_cache_hits}"),
         ("wall time", f"{report.wall_seconds:.1f} s"),
         *[(f"  {stage}", f"{secs:.1f} s") for stage, secs in report.seconds.items()],
@@ -178,19 +203,35 @@ def _print_report(report: IngestReport) -> None:
 def _hit_json(hit: Hit) -> dict[str, object]:
     c, v = hit.chunk, hit.version
     return {
-        "chunk_id": c.id, "score": round(hit.score, 6), "document": v.name, "source": v.source,
-        "document_id": v.document_id, "version_id": v.id, "page": c.page,
-        "char_start": c.char_start, "char_end": c.char_end, "title": v.title, "doc_type": v.doc_type,
-        "published_at": v.published_at.isoformat(), "keyword_rank": hit.keyword_rank,
-        "dense_rank": hit.dense_rank, "text": c.text,
+        "chunk_id": c.id,
+        "score": round(hit.score, 6),
+        "document": v.name,
+        "source": v.source,
+        "document_id": v.document_id,
+        "version_id": v.id,
+        "page": c.page,
+        "char_start": c.char_start,
+        "char_end": c.char_end,
+        "title": v.title,
+        "doc_type": v.doc_type,
+        "published_at": v.published_at.isoformat(),
+        "keyword_rank": hit.keyword_rank,
+        "dense_rank": hit.dense_rank,
+        "text": c.text,
     }
 
 
 @app.command("search")
 def search_cmd(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: KOpt = 10, as_of: AsOfOpt = None, filters: FilterOpt = None, doc_type: DocTypeOpt = None,
-    user: UserOpt = None, groups: GroupsOpt = DEFAULT_ACL, home: HomeOpt = None, as_json: JsonOpt = False,
+    k: KOpt = 10,
+    as_of: AsOfOpt = None,
+    filters: FilterOpt = None,
+    doc_type: DocTypeOpt = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = DEFAULT_ACL,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Hybrid keyword + vector search over what the principal may read."""
     scope = _scope(groups, as_of, filters, doc_type)
@@ -208,18 +249,35 @@ def search_cmd(
         out.print("No results in the documents you may read.")
     for i, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.chunk.text.split())[:240]
-        out.print(f"[bold]{i}.[/] {hit.version.name} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]", highlight=False)
+        out.print(
+            f"[bold]{i}.[/] {hit.version.name} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]", highlight=False
+        )
         out.print(f"   {snippet}", highlight=False, markup=False)
 
 
 def _answer_json(result: Answer) -> dict[str, object]:
     return {
-        "question": result.question, "found": result.found, "answer": result.text, "generator": result.generator,
+        "question": result.question,
+        "found": result.found,
+        "answer": result.text,
+        "generator": result.generator,
         "claims": [
-            {"text": c.text, "citations": [
-                {"document": x.label.rsplit(" p.", 1)[0], "source": x.source, "document_id": x.document_id,
-                 "version_id": x.version_id, "page": x.page, "char_start": x.char_start, "char_end": x.char_end,
-                 "quote": x.quote} for x in c.citations]}
+            {
+                "text": c.text,
+                "citations": [
+                    {
+                        "document": x.label.rsplit(" p.", 1)[0],
+                        "source": x.source,
+                        "document_id": x.document_id,
+                        "version_id": x.version_id,
+                        "page": x.page,
+                        "char_start": x.char_start,
+                        "char_end": x.char_end,
+                        "quote": x.quote,
+                    }
+                    for x in c.citations
+                ],
+            }
             for c in result.claims
         ],
         "retrieved": [h.chunk.id for h in result.hits],
@@ -229,8 +287,14 @@ def _answer_json(result: Answer) -> dict[str, object]:
 @app.command("ask")
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The question.")],
-    k: KOpt = 5, as_of: AsOfOpt = None, filters: FilterOpt = None, doc_type: DocTypeOpt = None,
-    user: UserOpt = None, groups: GroupsOpt = DEFAULT_ACL, home: HomeOpt = None, as_json: JsonOpt = False,
+    k: KOpt = 5,
+    as_of: AsOfOpt = None,
+    filters: FilterOpt = None,
+    doc_type: DocTypeOpt = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = DEFAULT_ACL,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Answer from the documents the principal may read, citing page and version."""
     scope = _scope(groups, as_of, filters, doc_type)
@@ -251,14 +315,22 @@ def ask_cmd(
     for i, claim in enumerate(result.claims, start=1):
         c = claim.citations[0]
         out.print(f" {i}. {' '.join(claim.text.split())}", highlight=False, markup=False)
-        out.print(f"    [dim]— {c.label}, chars {c.char_start}-{c.char_end}, version {c.version_id[:12]}[/]", highlight=False)
+        out.print(
+            f"    [dim]— {c.label}, chars {c.char_start}-{c.char_end}, version {c.version_id[:12]}[/]", highlight=False
+        )
 
 
 @app.command("eval")
 def eval_cmd(
     qa: Annotated[Path, typer.Argument(help="QA file (JSON lines: id, question, evidence, facts).")],
-    k: KOpt = 5, as_of: AsOfOpt = None, filters: FilterOpt = None, doc_type: DocTypeOpt = None,
-    user: UserOpt = None, groups: GroupsOpt = DEFAULT_ACL, home: HomeOpt = None, as_json: JsonOpt = False,
+    k: KOpt = 5,
+    as_of: AsOfOpt = None,
+    filters: FilterOpt = None,
+    doc_type: DocTypeOpt = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = DEFAULT_ACL,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Score retrieval on a QA file against what is already ingested."""
     scope = _scope(groups, as_of, filters, doc_type)
@@ -291,18 +363,31 @@ def documents_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     finally:
         runtime.close()
     rows = [
-        {"document": v.name, "document_id": v.document_id, "version_id": v.id, "pages": v.pages,
-         "doc_type": v.doc_type, "acl": sorted(v.acl), "published_at": v.published_at.isoformat(),
-         "ingested_at": v.ingested_at.isoformat()}
+        {
+            "document": v.name,
+            "document_id": v.document_id,
+            "version_id": v.id,
+            "pages": v.pages,
+            "doc_type": v.doc_type,
+            "acl": sorted(v.acl),
+            "published_at": v.published_at.isoformat(),
+            "ingested_at": v.ingested_at.isoformat(),
+        }
         for v in versions
     ]
     if as_json:
         out.print_json(json.dumps(rows))
         return
     table = Table("document", "version", "pages", "type", "acl", "published")
-    for r in rows:
-        table.add_row(str(r["document"]), str(r["version_id"])[:12], str(r["pages"]), str(r["doc_type"]),
-                      ",".join(r["acl"]), str(r["published_at"])[:10])  # type: ignore[arg-type]
+    for r, v in zip(rows, versions, strict=True):
+        table.add_row(
+            str(r["document"]),
+            str(r["version_id"])[:12],
+            str(r["pages"]),
+            str(r["doc_type"]),
+            ",".join(sorted(v.acl)),
+            str(r["published_at"])[:10],
+        )
     out.print(table)
 
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     embedder_api_key: str = Field(default="", repr=False)
     embedder_dim: int = Field(default=384, ge=1, description="Vector size of a remote embedder.")
     embed_batch_size: int = Field(default=32, ge=1, le=4096)
+    embed_max_seq_length: int | None = Field(
+        default=None, ge=16, le=8192, description="Truncate embedder input here (default: the model's own)."
+    )
     chunk_tokens: int = Field(default=200, ge=32, le=8192, description="Chunk size in estimated tokens.")
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Files above are refused.")
 

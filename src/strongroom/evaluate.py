@@ -50,7 +50,9 @@ def load_qa(path: Path) -> list[QAItem]:
         try:
             items.append(QAItem.model_validate_json(line))
         except ValidationError as exc:
-            raise QueryError(f"{path}:{number}: not a QA record ({exc.errors()[0]['msg']}); see `strongroom eval --help`") from exc
+            raise QueryError(
+                f"{path}:{number}: not a QA record ({exc.errors()[0]['msg']}); see `strongroom eval --help`"
+            ) from exc
     if not items:
         raise QueryError(f"{path} holds no questions")
     return items
@@ -79,7 +81,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run_eval(items: Sequence[QAItem], search: Callable[[str], list[Hit]], k: int) -> dict[str, object]:

@@ -26,7 +26,7 @@ from strongroom.types import Answer, Citation, Claim, Hit, Scope
 
 __all__ = ["ExtractiveGenerator", "Generator", "answer", "cite"]
 
-_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+(?=\s|$)|$)")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
 NOT_FOUND = "No passage in the documents you may read answers this question."
 
 
@@ -42,8 +42,14 @@ def cite(hit: Hit, start: int, end: int) -> Citation:
     """A citation for characters ``[start:end]`` of a hit's chunk text (page offsets)."""
     c, v = hit.chunk, hit.version
     return Citation(
-        document_id=v.document_id, version_id=v.id, source=v.source, title=v.title, page=c.page,
-        char_start=c.char_start + start, char_end=c.char_start + end, quote=c.text[start:end],
+        document_id=v.document_id,
+        version_id=v.id,
+        source=v.source,
+        title=v.title,
+        page=c.page,
+        char_start=c.char_start + start,
+        char_end=c.char_start + end,
+        quote=c.text[start:end],
     )
 
 
@@ -62,12 +68,12 @@ def _units(text: str) -> list[tuple[int, int]]:
         if line.kind != "text":
             spans.append((line.start, line.end))
             continue
-        for m in _SENTENCE.finditer(text, line.start, line.end):
-            s, e = m.start(), m.end()
-            while s < e and text[s].isspace():
-                s += 1
-            if e - s > 3:
-                spans.append((s, e))
+        start = line.start
+        for m in [*_SENTENCE_BREAK.finditer(text, line.start, line.end), None]:
+            end = m.start() if m else line.end
+            if end - start > 3:
+                spans.append((start, end))
+            start = m.end() if m else end
     return spans
 
 
@@ -95,9 +101,7 @@ class ExtractiveGenerator:
                 unit_terms = set(tokenize(hit.chunk.text[start:end])) & terms
                 if not unit_terms:
                     continue
-                covered = sum(weight[t] for t in unit_terms) + 0.5 * sum(
-                    weight[t] for t in context_terms - unit_terms
-                )
+                covered = sum(weight[t] for t in unit_terms) + 0.5 * sum(weight[t] for t in context_terms - unit_terms)
                 units.append(_Unit(i, start, end, covered / total + 0.05 / (i + 1)))
         units.sort(key=lambda u: -u.score)
         chosen: list[_Unit] = []

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +38,8 @@ texts = st.lists(
         st.just(TABLE),
         st.just("# A Heading\n"),
     ),
-    min_size=1, max_size=6,
+    min_size=1,
+    max_size=6,
 ).map("\n".join)
 
 
@@ -49,7 +52,7 @@ def test_spans_cover_the_text_in_order_without_overlap(pages: list[str], max_tok
         mine = [s for s in spans if s.page == page.number]
         covered = "".join(page.text[s.start : s.end] for s in mine)
         assert "".join(covered.split()) == "".join(page.text.split())  # every non-space char, once
-        for a, b in zip(mine, mine[1:], strict=False):
+        for a, b in itertools.pairwise(mine):
             assert a.end <= b.start
         for s in mine:
             assert page.text[s.start : s.end].strip() == page.text[s.start : s.end]

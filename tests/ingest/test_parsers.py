@@ -10,8 +10,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 
-import docx
-import openpyxl
 import pypdfium2 as pdfium
 import pytest
 from docx.document import Document as DocxDocument
@@ -23,6 +21,7 @@ from strongroom.errors import CorruptDocument, IngestError, UnsupportedFormat
 from strongroom.ingest.parsers import parse, supported_suffixes
 from strongroom.ingest.parsers.pdf import parse_pdf_date
 from strongroom.types import ParsedDocument
+from tests.ingest.office_fixtures import docx_bytes, xlsx_bytes, zip_bytes
 from tests.ingest.pdf_fixtures import make_pdf
 
 SEC10Q = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "sec10q" / "docs"
@@ -44,43 +43,20 @@ def assert_canonical(document: ParsedDocument) -> None:
         assert "\n\n\n\n" not in page.text
 
 
-def docx_bytes(build: Callable[[DocxDocument], None] | None = None) -> bytes:
-    document = docx.Document()
-    if build is not None:
-        build(document)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
-def xlsx_bytes(sheets: dict[str, list[list[object]]], title: str | None = None) -> bytes:
-    workbook = openpyxl.Workbook()
-    workbook.remove(workbook.active)
-    for name, rows in sheets.items():
-        sheet = workbook.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
-    if title:
-        workbook.properties.title = title
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def zip_bytes(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
 # --- dispatch -------------------------------------------------------------------------------
 
 
 def test_supported_suffixes_are_the_documented_ones() -> None:
     assert supported_suffixes() == {
-        ".pdf", ".docx", ".xlsx", ".html", ".htm", ".md", ".markdown", ".txt", ".csv"
+        ".pdf",
+        ".docx",
+        ".xlsx",
+        ".html",
+        ".htm",
+        ".md",
+        ".markdown",
+        ".txt",
+        ".csv",
     }
 
 
@@ -148,7 +124,9 @@ def test_pdf_pages_text_and_info() -> None:
     )
     document = parse(data, "q.pdf")
     assert [(page.number, page.text) for page in document.pages] == [
-        (1, "Revenue 1,234\nNet (loss) (5)"), (2, ""), (3, "Outlook")
+        (1, "Revenue 1,234\nNet (loss) (5)"),
+        (2, ""),
+        (3, "Outlook"),
     ]
     assert document.title == "Quarterly report"
     assert document.published_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -157,8 +135,14 @@ def test_pdf_pages_text_and_info() -> None:
 
 @pytest.mark.parametrize(
     ("title", "kept"),
-    [("0000320193-22-000070", False), ("20220729", False), ("12-34/56", False),
-     ("Q3-report", True), ("Annual Report 2023", True), ("", False)],
+    [
+        ("0000320193-22-000070", False),
+        ("20220729", False),
+        ("12-34/56", False),
+        ("Q3-report", True),
+        ("Annual Report 2023", True),
+        ("", False),
+    ],
 )
 def test_pdf_identifier_titles_are_dropped(title: str, kept: bool) -> None:
     document = parse(make_pdf(["x"], {"Title": title} if title else None), "t.pdf")
@@ -334,8 +318,11 @@ def test_xlsx_one_page_per_non_empty_sheet() -> None:
     )
     document = parse(data, "model.xlsx")
     assert [(page.number, page.text) for page in document.pages] == [
-        (1, "# Sheet: Income\nItem | Q3 2022 | Period end\nTotal net sales | 82959 | 2022-06-25\n"
-            "Margin | 0.3 | 2022-06-25 | two lines\nFlag | TRUE"),
+        (
+            1,
+            "# Sheet: Income\nItem | Q3 2022 | Period end\nTotal net sales | 82959 | 2022-06-25\n"
+            "Margin | 0.3 | 2022-06-25 | two lines\nFlag | TRUE",
+        ),
         (2, "# Sheet: Notes\nUnaudited\n12.5"),
     ]
     assert document.title == "Model"
@@ -452,6 +439,23 @@ def test_html_invalid_utf8_is_replaced_not_fatal() -> None:
     assert parse(b"<p>caf\xe9 au lait</p>", "a.html").pages[0].text == "caf\ufffd au lait"
 
 
+@pytest.mark.parametrize("label", ["no-such-charset", "undefined", "rot13"])
+def test_html_unusable_charset_label_falls_back_to_utf8(label: str) -> None:
+    page = f'<meta charset="{label}"><p>Zürich</p>'.encode()
+    assert parse(page, "a.html").pages[0].text == "Zürich"
+
+
+def test_html_with_thousands_of_unclosed_tags() -> None:
+    page = b"<p>" + b"<font><b>x" * 5000 + b"</p>"
+    assert parse(page, "old.html").pages[0].text == "x" * 5000
+
+
+def test_html_tables_nested_beyond_reason() -> None:
+    page = b"<table><tr><td>x" * 2000 + b"</td></tr></table>" * 2000
+    with pytest.raises(CorruptDocument, match="nested too deeply"):
+        parse(page, "nested.html")
+
+
 def test_html_with_only_scripts_is_empty() -> None:
     with pytest.raises(CorruptDocument, match=r"empty document.*no visible text"):
         parse(b"<html><script>render()</script><nav>Menu</nav></html>", "app.html")
@@ -469,7 +473,8 @@ def test_txt_form_feeds_split_pages() -> None:
     data = b"Page one\r\nline two   \r\n\fPage two\x07\n\n\n\n\n\nend\f\n"
     document = parse(data, "report.txt")
     assert [(page.number, page.text) for page in document.pages] == [
-        (1, "Page one\nline two"), (2, "Page two\n\n\nend")
+        (1, "Page one\nline two"),
+        (2, "Page two\n\n\nend"),
     ]
     assert document.media_type == "text/plain"
 
@@ -516,7 +521,7 @@ def test_text_of_control_characters_only_is_empty() -> None:
 
 @cache
 def valid_sample(suffix: str) -> bytes:
-    samples = {
+    samples: dict[str, Callable[[], bytes]] = {
         ".pdf": lambda: make_pdf(["Total net sales 82,959", "Page two"], {"Title": "T"}),
         ".docx": lambda: docx_bytes(_credit_memo),
         ".xlsx": lambda: xlsx_bytes({"S": [["Item", "Value"], ["Sales", 1.5]]}),
@@ -530,17 +535,35 @@ def valid_sample(suffix: str) -> bytes:
     return samples[suffix]()
 
 
+def _overwrite(draw: st.DrawFn, data: bytes) -> bytes:
+    mutable = bytearray(data)
+    for _ in range(draw(st.integers(1, 8))):
+        if mutable:
+            mutable[draw(st.integers(0, len(mutable) - 1))] = draw(st.integers(0, 255))
+    return bytes(mutable)
+
+
 @st.composite
 def damaged(draw: st.DrawFn, suffix: str) -> bytes:
-    """Arbitrary bytes, or a valid file of the type cut short and with bytes overwritten."""
-    if draw(st.booleans()):
+    """Arbitrary bytes, or a valid file of the type cut short or with bytes overwritten.
+
+    For the zip formats a damaged XML part is also re-packed into a valid zip, so that the
+    XML readers see the damage rather than the zip checksum.
+    """
+    valid = valid_sample(suffix)
+    kinds = ["random", "truncated", "overwritten"] + (["part"] if suffix in (".docx", ".xlsx") else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "random":
         return draw(st.binary(max_size=2048))
-    data = bytearray(valid_sample(suffix))
-    data = data[: draw(st.integers(0, len(data)))]
-    for _ in range(draw(st.integers(0, 8))):
-        if data:
-            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-    return bytes(data)
+    if kind == "truncated":
+        return valid[: draw(st.integers(0, len(valid) - 1))]
+    if kind == "overwritten":
+        return _overwrite(draw, valid)
+    with zipfile.ZipFile(io.BytesIO(valid)) as archive:
+        parts = {info.filename: archive.read(info) for info in archive.infolist()}
+    target = draw(st.sampled_from(sorted(parts)))
+    parts[target] = _overwrite(draw, parts[target])[: draw(st.integers(0, len(parts[target])))]
+    return zip_bytes(parts)
 
 
 @pytest.mark.parametrize("suffix", sorted(supported_suffixes()))

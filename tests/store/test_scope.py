@@ -12,5 +12,10 @@ def test_latest_published_knowable_version_wins_per_document() -> None:
     everything = np.ones(4, dtype=bool)
     assert current_versions(doc, published, ingested, everything).tolist() == [False, True, False, True]
     before_3 = published <= 2.5
-    assert current_versions(doc, published, ingested, before_3 & (ingested <= 2.5)).tolist() == [True, False, False, False]
+    assert current_versions(doc, published, ingested, before_3 & (ingested <= 2.5)).tolist() == [
+        True,
+        False,
+        False,
+        False,
+    ]
     assert not current_versions(doc, published, ingested, np.zeros(4, dtype=bool)).any()

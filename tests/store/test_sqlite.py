@@ -66,15 +66,19 @@ EMB = HashEmbedder(dim=32)
             st.sets(st.sampled_from(GROUPS), min_size=1, max_size=2),
             st.integers(min_value=0, max_value=10),
         ),
-        min_size=1, max_size=12,
+        min_size=1,
+        max_size=12,
     ),
     groups=st.sets(st.sampled_from(GROUPS), min_size=1, max_size=3),
     as_of_day=st.none() | st.integers(min_value=0, max_value=10),
     query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
 )
 def test_no_principal_sees_outside_entitlements_or_after_as_of(
-    tmp_path_factory: pytest.TempPathFactory, docs: list[tuple[list[str], set[str], int]],
-    groups: set[str], as_of_day: int | None, query: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+    docs: list[tuple[list[str], set[str], int]],
+    groups: set[str],
+    as_of_day: int | None,
+    query: list[str],
 ) -> None:
     store = SqliteStore(tmp_path_factory.mktemp("h"), model_id=EMB.model_id, dim=EMB.dim)
     for i, (words, acl, day) in enumerate(docs):
@@ -90,8 +94,11 @@ def test_no_principal_sees_outside_entitlements_or_after_as_of(
                 assert version.published_at <= as_of
     # and everything admitted is findable: entitled docs matching a query word are returned
     admitted = {
-        f"d{i}.txt" for i, (words, acl, day) in enumerate(docs)
-        if acl & groups and set(words) & set(query) and (as_of is None or datetime(2024, 1, 1 + day, tzinfo=UTC) <= as_of)
+        f"d{i}.txt"
+        for i, (words, acl, day) in enumerate(docs)
+        if acl & groups
+        and set(words) & set(query)
+        and (as_of is None or datetime(2024, 1, 1 + day, tzinfo=UTC) <= as_of)
     }
     found = {v.source for _, v in store.fetch([c for c, _ in store.keyword_search(text, scope, 50)])}
     assert found == admitted

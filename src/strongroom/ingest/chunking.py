@@ -56,7 +56,8 @@ def _kind(text: str) -> LineKind:
     stripped = text.strip()
     if stripped.startswith("#"):
         return "heading"
-    if len(_NUMBER.findall(stripped)) >= 2 and len(stripped) < 400:
+    numbers = _NUMBER.findall(stripped)
+    if len(numbers) >= 2 and len(stripped) < 400 and _NUMBER.search(stripped[-16:]) and not stripped.endswith("."):
         return "row"
     words = stripped.split()
     letters = sum(c.isalpha() for c in stripped)

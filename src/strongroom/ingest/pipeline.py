@@ -107,9 +107,15 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "job_id": self.job_id, "files": len(self.files), "ingested": self.ingested,
-            "duplicates": self.duplicates, "failed": len(self.failures), "pages": self.pages,
-            "chunks": self.chunks, "embedded": self.embedded, "embed_cache_hits": self.embed_cache_hits,
+            "job_id": self.job_id,
+            "files": len(self.files),
+            "ingested": self.ingested,
+            "duplicates": self.duplicates,
+            "failed": len(self.failures),
+            "pages": self.pages,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "embed_cache_hits": self.embed_cache_hits,
             "wall_seconds": round(self.wall_seconds, 3),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "failures": [asdict(f) for f in self.failures],
@@ -170,8 +176,12 @@ def ingest(
 
 
 def _ingest_one(
-    path: Path, store: IngestTarget, embedder: CachedEmbedder, options: IngestOptions,
-    roots: Sequence[Path], report: IngestReport,
+    path: Path,
+    store: IngestTarget,
+    embedder: CachedEmbedder,
+    options: IngestOptions,
+    roots: Sequence[Path],
+    report: IngestReport,
 ) -> FileResult:
     clock = time.perf_counter()
 
@@ -206,8 +216,13 @@ def _ingest_one(
         texts = {p.number: p.text for p in parsed.pages}
         chunks = tuple(
             Chunk(
-                id=Chunk.make_id(version_id, s.page, s.start, s.end), version_id=version_id, ordinal=i,
-                page=s.page, char_start=s.start, char_end=s.end, text=texts[s.page][s.start : s.end],
+                id=Chunk.make_id(version_id, s.page, s.start, s.end),
+                version_id=version_id,
+                ordinal=i,
+                page=s.page,
+                char_start=s.start,
+                char_end=s.end,
+                text=texts[s.page][s.start : s.end],
                 context=f"{title} — {s.heading}" if s.heading else title,
             )
             for i, s in enumerate(spans)
@@ -223,9 +238,17 @@ def _ingest_one(
             meta["source"] = options.source
         published = options.published or parsed.published_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
         version = DocumentVersion(
-            id=version_id, document_id=document_id_for(source), source=source, title=title,
-            media_type=parsed.media_type, doc_type=options.doc_type or guess_doc_type(parsed), acl=options.acl,
-            published_at=published, ingested_at=utcnow(), size=len(data), pages=len(parsed.pages),
+            id=version_id,
+            document_id=document_id_for(source),
+            source=source,
+            title=title,
+            media_type=parsed.media_type,
+            doc_type=options.doc_type or guess_doc_type(parsed),
+            acl=options.acl,
+            published_at=published,
+            ingested_at=utcnow(),
+            size=len(data),
+            pages=len(parsed.pages),
             metadata=frozen_meta(meta),
         )
         written = store.write(NewVersion(version, parsed.pages, chunks, vectors, keys))

@@ -58,7 +58,7 @@ class CircuitBreaker:
 
     def __init__(
         self,
-        policy: BreakerPolicy = BreakerPolicy(),  # noqa: B008 - frozen value
+        policy: BreakerPolicy = BreakerPolicy(),
         *,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[BreakerState], None] | None = None,

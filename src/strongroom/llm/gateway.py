@@ -17,13 +17,16 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from strongroom.llm.errors import (
     BackendError,
+    BackendUnavailable,
+    ContinuationMismatch,
     DeploymentBusy,
     NoDeploymentAvailable,
     RateLimited,
@@ -31,10 +34,12 @@ from strongroom.llm.errors import (
     UnknownRoute,
 )
 from strongroom.llm.limits import BucketStore, Budgets, Limits, check_request
-from strongroom.llm.metrics import GatewayMetrics
-from strongroom.llm.protocol import ChatModel
+from strongroom.llm.protocol import ChatModel, aclose
 from strongroom.llm.routing import RetryPolicy, Route, RouteSource, draw_for, failover_order
 from strongroom.llm.types import ChatRequest, ChatResult, Delta, Failover, Usage, estimate_tokens
+
+if TYPE_CHECKING:
+    from strongroom.llm.metrics import GatewayMetrics
 
 __all__ = ["Deployment", "Gateway", "GatewayStream"]
 
@@ -96,13 +101,14 @@ class _Slot:
 class _Call:
     """What one call has done so far; read by GatewayStream."""
 
-    __slots__ = ("attempts", "deployment", "failovers", "result", "route")
+    __slots__ = ("attempts", "deployment", "failovers", "first_token_s", "result", "route")
 
     def __init__(self) -> None:
         self.route: Route | None = None
         self.deployment: str | None = None
         self.failovers: list[Failover] = []
         self.attempts = 0
+        self.first_token_s: float | None = None
         self.result: ChatResult | None = None
 
 
@@ -123,8 +129,8 @@ class GatewayStream:
         self._gen = gen
         self._call = call
 
-    def __aiter__(self) -> GatewayStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        return self._gen  # ``async for`` drives the generator itself: no extra frame per delta
 
     async def __anext__(self) -> Delta:
         return await self._gen.__anext__()
@@ -184,7 +190,7 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.routes = routes
         self.limits = limits
@@ -241,22 +247,21 @@ class Gateway:
 
     # -- the call -----------------------------------------------------------------------
 
-    def _failed(self, call: _Call, route: Route, name: str, exc: BackendError, next_up: bool) -> None:
+    def _left(self, call: _Call, route: Route, name: str, exc: BackendError) -> None:
         call.failovers.append(Failover(name, type(exc).__name__, str(exc)))
         if self.metrics is not None:
             self.metrics.failover(route.name, name)
-        if next_up:
-            log.warning("route %s v%d: leaving %s: %s", route.name, route.version, name, exc)
+        log.warning("route %s v%d: leaving deployment %s: %s", route.name, route.version, name, exc)
 
-    async def _run(self, request: ChatRequest, call: _Call) -> AsyncIterator[Delta]:
+    async def _run(self, request: ChatRequest, call: _Call) -> AsyncGenerator[Delta, None]:
         start = self._clock()
         route = self.routes.get(request.model)
         if route is None:
             if self.metrics is not None:
                 self.metrics.error(request.model, "-", "UnknownRoute")
             raise UnknownRoute(
-                f"no route named {request.model!r}; known routes: {', '.join(self.routes.names()) or 'none'}; "
-                "create one with `strongroom models set-route`"
+                f"no route named {request.model!r}; known routes: "
+                f"{', '.join(self.routes.names()) or 'none'}; create one with `strongroom models set-route`"
             )
         call.route = route
         try:
@@ -270,58 +275,54 @@ class Gateway:
                 self.metrics.error(route.name, "-", type(exc).__name__)
             raise
         draw = draw_for(route.name, request.request_id) if request.request_id else self._rng.random()
-        order = failover_order(route, draw)
-        sent: list[str] = []
+        sent: list[str] = []  # the text the caller has, in order
         used_tokens = 0
         try:
-            for index, name in enumerate(order):
-                last = index == len(order) - 1
+            for name in failover_order(route, draw):
                 slot = self._slots.get(name)
                 if slot is None:
-                    self._failed(call, route, name, DeploymentBusy(
-                        f"deployment {name!r} is not configured; add it or fix route {route.name!r}"
-                    ), not last)  # fmt: skip
+                    self._left(call, route, name, BackendUnavailable(
+                        f"deployment {name!r} is not configured; "
+                        f"add it, or take it out of route {route.name!r}"
+                    ))  # fmt: skip
                     continue
                 if not slot.breaker.allow():
-                    self._failed(call, route, name, DeploymentBusy(
+                    self._left(call, route, name, DeploymentBusy(
                         f"{name}: circuit open after repeated failures; "
                         f"next probe in {slot.breaker.retry_in:.1f}s"
-                    ), not last)  # fmt: skip
+                    ))  # fmt: skip
                     continue
                 if not await slot.acquire():
                     slot.breaker.release()
-                    self._failed(call, route, name, DeploymentBusy(
-                        f"{name}: concurrency cap of {slot.deployment.max_concurrency} reached; "
-                        "raise max_concurrency or add a deployment"
-                    ), not last)  # fmt: skip
+                    self._left(call, route, name, DeploymentBusy(
+                        f"{name}: all {slot.deployment.max_concurrency} concurrent slots busy; "
+                        "raise max_concurrency or queue_timeout_s, or add a deployment"
+                    ))  # fmt: skip
                     continue
                 try:
-                    error = None
-                    async for delta in self._attempts(request, call, route, slot, sent, start):
-                        if delta.finish_reason is None:
-                            yield delta
-                            continue
-                        usage = delta.usage
-                        text = "".join(sent)
-                        if usage is None:
-                            usage = Usage(prompt_est, estimate_tokens(text), estimated=True)
-                        used_tokens = usage.total_tokens
-                        call.result = self._finish(request, call, route, name, text, usage, delta, start)
-                        yield Delta("", delta.finish_reason, usage)
-                        return
+                    async with aclosing(self._attempts(request, call, route, slot, sent, start)) as deltas:
+                        async for delta in deltas:
+                            if delta.finish_reason is None:
+                                yield delta
+                                continue
+                            text = "".join(sent)
+                            usage = delta.usage or Usage(prompt_est, estimate_tokens(text), estimated=True)
+                            used_tokens = usage.total_tokens
+                            call.result = self._finish(request, call, route, name, text, usage, delta, start)
+                            yield Delta("", delta.finish_reason, usage)
+                            return
                 except _Failed as failed:
-                    error = failed.error
+                    self._left(call, route, name, failed.error)
                 finally:
                     slot.release()
-                self._failed(call, route, name, error, not last)
+            summary = "; ".join(f"{f.deployment}: {f.error}" for f in call.failovers)
             if sent:
                 raise StreamInterrupted(
-                    f"route {route.name!r}: the answer was cut after {len(''.join(sent))} characters and no "
-                    "fallback could continue it; retry the request",
+                    f"route {route.name!r}: the answer was cut after {len(''.join(sent))} characters and "
+                    f"no fallback could continue it ({summary}); retry the request",
                     deployment=call.deployment or "",
                     sent_text="".join(sent),
                 )
-            summary = "; ".join(f"{f.deployment}: {f.error}" for f in call.failovers)
             raise NoDeploymentAvailable(
                 f"route {route.name!r} v{route.version}: no deployment could answer ({summary}); "
                 f"check their health with `strongroom models show {route.name}` and the gateway log",
@@ -340,46 +341,47 @@ class Gateway:
         slot: _Slot,
         sent: list[str],
         start: float,
-    ) -> AsyncIterator[Delta]:
-        """Call one deployment, retrying retryable errors; yields its new text and then its
-        final delta, or raises _Failed to fail over (StreamInterrupted to stop)."""
+    ) -> AsyncGenerator[Delta, None]:
+        """Call one deployment, retrying retryable errors: yield its new text, then a final
+        delta with the finish reason; or raise _Failed to fail over, StreamInterrupted to stop."""
         name = slot.deployment.name
         policy = slot.deployment.retry or self.retry
         breaker = slot.breaker
         metrics = self.metrics
         retry = 0
         while True:
-            if retry and not breaker.allow():
-                raise _Failed(DeploymentBusy(f"{name}: circuit opened while retrying"))
             call.attempts += 1
             call.deployment = name
             if metrics is not None:
                 metrics.request(route.name, name)
-            fresh = 0  # text this attempt added for the caller
+            fresh = False  # whether this attempt added text for the caller
             verdict = False
+            final: Delta | None = None
+            deltas = slot.deployment.model.stream(request)
+            if sent:
+                deltas = _continuation(deltas, "".join(sent), name)
             try:
-                deltas = slot.deployment.model.stream(request)
-                if sent:
-                    deltas = _continuation(deltas, "".join(sent), name)
-                async with aclosing(deltas) as it:
-                    async for delta in it:
+                try:
+                    async for delta in deltas:
                         if delta.text:
-                            if not sent and call.result is None and metrics is not None:
-                                metrics.ttft.labels(route.name, name).observe(self._clock() - start)
                             if not sent:
-                                call.failovers = call.failovers  # first text of the call
-                                self._first_token = self._clock() - start
+                                call.first_token_s = self._clock() - start
+                                if metrics is not None:
+                                    metrics.first_token(route.name, name, call.first_token_s)
                             sent.append(delta.text)
-                            fresh += 1
-                            yield Delta(delta.text)
+                            fresh = True
+                            if delta.finish_reason is None and delta.usage is None:
+                                yield delta
+                            else:
+                                yield Delta(delta.text)
                         if delta.finish_reason is not None:
-                            verdict = True
-                            breaker.record_success()
-                            yield delta
-                            return
+                            final = delta
+                            break
+                finally:
+                    await aclose(deltas)
                 verdict = True
                 breaker.record_success()
-                yield Delta("", "stop")
+                yield Delta("", final.finish_reason, final.usage) if final else Delta("", "stop")
                 return
             except BackendError as exc:
                 verdict = True
@@ -392,22 +394,26 @@ class Gateway:
                 if fresh:
                     if not request.allow_mid_stream_failover:
                         raise StreamInterrupted(
-                            f"{name} failed after {len(''.join(sent))} characters of the answer had been "
-                            f"sent ({type(exc).__name__}: {exc}); the gateway does not fail over mid-answer "
+                            f"{name} failed after {len(''.join(sent))} characters of the answer were sent "
+                            f"({type(exc).__name__}: {exc}); the gateway does not fail over mid-answer "
                             "unless the request sets allow_mid_stream_failover; retry the request",
                             deployment=name,
                             sent_text="".join(sent),
                         ) from exc
                     raise _Failed(exc) from exc
+                hint = exc.retry_after if isinstance(exc, RateLimited) else None
+                delay = policy.delay(retry, self._rng, hint)
                 retry += 1
-                delay = policy.delay(retry - 1, self._rng, exc.retry_after if isinstance(exc, RateLimited) else None)
                 if not exc.retryable or retry >= policy.attempts or delay is None:
                     raise _Failed(exc) from exc
-                log.info("route %s: %s failed (%s); retry %d in %.3fs", route.name, name, type(exc).__name__, retry, delay)
-                await self._sleep(delay)  # type: ignore[misc]
+                if breaker.state is not BreakerState.CLOSED:
+                    raise _Failed(exc) from exc  # this failure opened it (or a probe failed)
+                log.info("route %s: %s failed (%s); retry %d in %.3fs", route.name, name, type(exc).__name__,
+                         retry, delay)  # fmt: skip
+                await self._sleep(delay)
             finally:
                 if not verdict:
-                    # the caller left, or a bug: healthy if it was streaming, else no verdict
+                    # The caller left mid-stream (or a bug): healthy if it was streaming.
                     if fresh:
                         breaker.record_success()
                     else:
@@ -425,7 +431,6 @@ class Gateway:
         start: float,
     ) -> ChatResult:
         latency = self._clock() - start
-        first = getattr(self, "_first_token", None)
         result = ChatResult(
             text=text,
             usage=usage,
@@ -434,14 +439,14 @@ class Gateway:
             route_version=route.version,
             finish_reason=final.finish_reason or "stop",
             failovers=tuple(call.failovers),
-            first_token_s=first,
+            first_token_s=call.first_token_s,
             latency_s=latency,
             request_id=request.request_id,
             attempts=call.attempts,
         )
         if self.metrics is not None:
             self.metrics.done(
-                route.name, name, first_token_s=None, latency_s=latency,
+                route.name, name, first_token_s=call.first_token_s, latency_s=latency,
                 prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             )  # fmt: skip
         if log.isEnabledFor(logging.INFO):
@@ -454,7 +459,7 @@ class Gateway:
 
 
 class _Failed(Exception):
-    """Internal: this deployment failed before any new text; fail over."""
+    """Internal: this deployment failed before adding text; fail over to the next."""
 
     def __init__(self, error: BackendError) -> None:
         super().__init__(str(error))
@@ -462,8 +467,8 @@ class _Failed(Exception):
 
 
 async def _continuation(deltas: AsyncIterator[Delta], already: str, name: str) -> AsyncIterator[Delta]:
-    """Replay a stream on a fallback, passing on only what comes after ``already``; raise
-    StreamInterrupted if the fallback's answer does not start with exactly ``already``."""
+    """Replay a call on a fallback, passing on only what comes after ``already``; raise
+    ContinuationMismatch if the fallback's answer does not start with exactly ``already``."""
     seen = ""
     matched = False
     try:
@@ -476,20 +481,16 @@ async def _continuation(deltas: AsyncIterator[Delta], already: str, name: str) -
                 if not seen.startswith(already):
                     break
                 matched = True
-                rest = seen[len(already):]
+                rest = seen[len(already) :]
                 if rest or d.finish_reason is not None:
                     yield Delta(rest, d.finish_reason, d.usage)
             elif not already.startswith(seen) or d.finish_reason is not None:
                 break
-        if not matched:
-            raise StreamInterrupted(
-                f"the answer was cut mid-stream and the fallback {name} gave a different answer, so it "
-                "cannot be continued without repeating or contradicting what was sent; retry the request "
-                "(mid-stream failover needs deterministic deployments, e.g. temperature 0)",
-                deployment=name,
-                sent_text=already,
-            )
     finally:
-        close = getattr(deltas, "aclose", None)
-        if close is not None:
-            await close()
+        await aclose(deltas)
+    if not matched:
+        raise ContinuationMismatch(
+            f"{name} replayed the request but its answer does not start with the "
+            f"{len(already)} characters already sent, so it cannot continue them; mid-stream failover "
+            "needs deployments that answer alike (same model, temperature 0)"
+        )

@@ -66,8 +66,12 @@ class Budget:
     tokens: Rate | None = None
 
 
-def _frozen(m: Mapping[str, Budget] | None) -> Mapping[str, Budget]:
+def _frozen(m: Mapping[str, Budget] | None = None) -> Mapping[str, Budget]:
     return MappingProxyType(dict(m or {}))
+
+
+def _no_budgets() -> Mapping[str, Budget]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +83,8 @@ class Limits:
     max_prompt_tokens: int | None = None
     max_tokens: int | None = None
     reserve_tokens: int = 256
-    route_budgets: Mapping[str, Budget] = field(default_factory=_frozen)
-    principal_budgets: Mapping[str, Budget] = field(default_factory=_frozen)
+    route_budgets: Mapping[str, Budget] = field(default_factory=_no_budgets)
+    principal_budgets: Mapping[str, Budget] = field(default_factory=_no_budgets)
     default_principal_budget: Budget | None = None
 
     def __post_init__(self) -> None:
@@ -114,9 +118,9 @@ def check_request(request: ChatRequest, limits: Limits) -> tuple[int, int | None
 class BucketStore(Protocol):
     """Token buckets by key. One method, atomic per call.
 
-        store = InProcessBuckets()
-        wait = await store.take("principal:alice:req", 1, Rate(10, per_s=60))
-        if wait: ...  # denied; nothing was taken; ``wait`` seconds until it would fit
+    store = InProcessBuckets()
+    wait = await store.take("principal:alice:req", 1, Rate(10, per_s=60))
+    if wait: ...  # denied; nothing was taken; ``wait`` seconds until it would fit
     """
 
     async def take(self, key: str, cost: float, rate: Rate, *, force: bool = False) -> float:
@@ -194,19 +198,22 @@ class Budgets:
         taken: list[tuple[str, float, Rate]] = []
         try:
             for key, label, budget in budgets:
-                for kind, cost, rate in (("requests", 1, budget.requests), ("tokens", tokens, budget.tokens)):
+                for kind, amount, rate in (
+                    ("requests", 1, budget.requests),
+                    ("tokens", tokens, budget.tokens),
+                ):
                     if rate is None:
                         continue
                     bucket = f"{key}:{kind}"
-                    wait = await self.store.take(bucket, cost, rate)
+                    wait = await self.store.take(bucket, amount, rate)
                     if wait:
-                        raise self._exceeded(label, kind, cost, rate, wait)
-                    taken.append((bucket, cost, rate))
+                        raise self._exceeded(label, kind, amount, rate, wait)
+                    taken.append((bucket, amount, rate))
         except BaseException:
-            for bucket, cost, rate in taken:
-                await self.store.take(bucket, -cost, rate, force=True)
+            for bucket, spent, bucket_rate in taken:
+                await self.store.take(bucket, -spent, bucket_rate, force=True)
             raise
-        return Reservation(tuple((k, r) for k, c, r in taken if k.endswith(":tokens")), tokens)
+        return Reservation(tuple((k, r) for k, _, r in taken if k.endswith(":tokens")), tokens)
 
     async def settle(self, reservation: Reservation, used_tokens: int) -> None:
         """Charge (or refund) the difference between the tokens used and those reserved."""

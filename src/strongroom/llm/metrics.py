@@ -1,15 +1,17 @@
 """Prometheus metrics for the gateway, per route and deployment, in a registry the caller owns.
 
-    strongroom_llm_requests_total{route,deployment}            calls sent to a deployment
-    strongroom_llm_errors_total{route,deployment,error}        failures by error class
-    strongroom_llm_time_to_first_token_seconds{route,deployment}   histogram
-    strongroom_llm_tokens_per_second{route,deployment}         histogram of completion speed
-    strongroom_llm_tokens_total{route,deployment,kind}         prompt / completion tokens
-    strongroom_llm_failovers_total{route,deployment}           calls that left this deployment
-    strongroom_llm_breaker_state{deployment}                   0 closed, 1 half-open, 2 open
+strongroom_llm_requests_total{route,deployment}            calls sent to a deployment
+strongroom_llm_errors_total{route,deployment,error}        failures by error class
+strongroom_llm_time_to_first_token_seconds{route,deployment}   histogram
+strongroom_llm_tokens_per_second{route,deployment}         histogram of completion speed
+strongroom_llm_tokens_total{route,deployment,kind}         prompt / completion tokens
+strongroom_llm_failovers_total{route,deployment}           calls that left this deployment
+strongroom_llm_breaker_state{deployment}                   0 closed, 1 half-open, 2 open
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -59,8 +61,24 @@ class GatewayMetrics:
             namespace=namespace, registry=registry,
         )  # fmt: skip
 
+        # labelled children by (route, deployment): labels() takes a lock and builds a key
+        self._children: dict[tuple[str, str], _Children] = {}
+
+    def _of(self, route: str, deployment: str) -> _Children:
+        key = (route, deployment)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = _Children(
+                self.requests.labels(route, deployment),
+                self.ttft.labels(route, deployment),
+                self.speed.labels(route, deployment),
+                self.tokens.labels(route, deployment, "prompt"),
+                self.tokens.labels(route, deployment, "completion"),
+            )
+        return children
+
     def request(self, route: str, deployment: str) -> None:
-        self.requests.labels(route, deployment).inc()
+        self._of(route, deployment).requests.inc()
 
     def error(self, route: str, deployment: str, error: str) -> None:
         self.errors.labels(route, deployment, error).inc()
@@ -72,7 +90,7 @@ class GatewayMetrics:
         self.breaker.labels(deployment).set(state)
 
     def first_token(self, route: str, deployment: str, seconds: float) -> None:
-        self.ttft.labels(route, deployment).observe(seconds)
+        self._of(route, deployment).ttft.observe(seconds)
 
     def done(
         self,
@@ -85,8 +103,17 @@ class GatewayMetrics:
         completion_tokens: int,
     ) -> None:
         """Record a finished call: its generation speed and token counts."""
+        children = self._of(route, deployment)
         generating = latency_s - (first_token_s or 0.0)
         if completion_tokens and generating > 0:
-            self.speed.labels(route, deployment).observe(completion_tokens / generating)
-        self.tokens.labels(route, deployment, "prompt").inc(prompt_tokens)
-        self.tokens.labels(route, deployment, "completion").inc(completion_tokens)
+            children.speed.observe(completion_tokens / generating)
+        children.prompt_tokens.inc(prompt_tokens)
+        children.completion_tokens.inc(completion_tokens)
+
+
+class _Children(NamedTuple):
+    requests: Counter
+    ttft: Histogram
+    speed: Histogram
+    prompt_tokens: Counter
+    completion_tokens: Counter

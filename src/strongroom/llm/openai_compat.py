@@ -21,6 +21,7 @@ import httpx
 from strongroom.llm.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from strongroom.llm.sse import DONE, SSEDecoder, error_from_body, parse_chunk
 from strongroom.llm.types import ChatRequest, Delta, Usage
+from strongroom.llm.watchdog import Watchdog
 
 __all__ = ["OpenAICompatible", "Timeouts"]
 
@@ -89,7 +90,7 @@ class OpenAICompatible:
         *,
         api_key: str | None = None,
         name: str | None = None,
-        timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen value
+        timeouts: Timeouts = Timeouts(),
         max_connections: int = 100,
         headers: Mapping[str, str] | None = None,
         stream_usage: bool = True,
@@ -102,10 +103,18 @@ class OpenAICompatible:
         self.stream_usage = stream_usage
         self._url = f"{self.base_url}/chat/completions"
         self._where = _public_url(self.base_url)
-        self._headers = {"content-type": "application/json", "accept": "text/event-stream", **(headers or {})}
+        # identity: a compressed event stream would be buffered, and we read raw bytes
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "accept-encoding": "identity",
+            **(headers or {}),
+        }
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,18 +165,15 @@ class OpenAICompatible:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    async def _send(self, request: ChatRequest, first_deadline: float) -> httpx.Response:
+        """Send ``request`` and return the response once its headers arrived."""
         client = self._get_client()
-        loop = asyncio.get_running_loop()
-        t = self.timeouts
-        start = loop.time()
-        total_deadline = start + t.total
-        first_deadline = min(start + t.first_token, total_deadline)
         content = json.dumps(self.body(request), separators=(",", ":")).encode()
         http_request = client.build_request("POST", self._url, content=content, headers=self._headers)
+        t = self.timeouts
         try:
             async with asyncio.timeout_at(first_deadline):
-                response = await client.send(http_request, stream=True)
+                return await client.send(http_request, stream=True)
         except TimeoutError as exc:
             raise BackendTimeout(
                 f"{self.name}: no response from {self._where} within the first-token timeout "
@@ -185,91 +191,138 @@ class OpenAICompatible:
                 f"{self.name}: cannot reach {self._where} ({type(exc).__name__}); "
                 "check that the server is up and the URL is right"
             ) from exc
+
+    async def _raise_for_status(self, response: httpx.Response, deadline: float) -> None:
+        body = b""
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) >= _ERROR_BODY_LIMIT:
+                        break
+        except (TimeoutError, httpx.HTTPError):
+            pass  # the status alone is enough to classify the failure
+        raise error_from_body(
+            response.status_code,
+            _error_text(body),
+            who=self.name,
+            retry_after=_retry_after(response.headers.get("retry-after")),
+        )
+
+    def _timeout(self, phase: str) -> BackendTimeout:
+        return BackendTimeout(
+            f"{self.name}: stream from {self._where} timed out {phase}; "
+            "check the backend's load or raise the deployment's timeouts"
+        )
+
+    def _dropped(self, exc: Exception) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"{self.name}: connection to {self._where} dropped mid-stream ({type(exc).__name__}); "
+            "the gateway fails over only if no text reached the caller"
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        loop = asyncio.get_running_loop()
+        t = self.timeouts
+        start = loop.time()
+        total_deadline = start + t.total
+        first_deadline = min(start + t.first_token, total_deadline)
+        response = await self._send(request, first_deadline)
+        dog: Watchdog | None = None
         try:
             if response.status_code != 200:
-                body = b""
+                await self._raise_for_status(response, first_deadline)
+            # One timer for the whole body when we can reach the socket, else one per read.
+            dog = Watchdog.attach(response, loop, first_deadline, total_deadline, t.idle)
+            encoded = response.headers.get("content-encoding", "identity") != "identity"
+            chunks = response.aiter_bytes() if encoded else response.aiter_raw()
+            decoder = SSEDecoder()
+            got_token = False
+            finish: str | None = None
+            usage: Usage | None = None
+            ended = False
+            deadline = first_deadline
+            while not ended:
                 try:
-                    async with asyncio.timeout_at(first_deadline):
-                        async for chunk in response.aiter_bytes():
-                            body += chunk
-                            if len(body) >= _ERROR_BODY_LIMIT:
-                                break
-                except (TimeoutError, httpx.HTTPError):
-                    pass  # the status alone is enough to classify the failure
-                raise error_from_body(
-                    response.status_code,
-                    f"{self.name}: {_error_text(body)}",
-                    retry_after=_retry_after(response.headers.get("retry-after")),
-                )
-            async for delta in self._deltas(response, loop, first_deadline, total_deadline):
-                yield delta
+                    if dog is not None:
+                        dog.chunk(got_token=got_token)  # the idle window starts as we wait
+                        chunk = await anext(chunks)
+                    else:
+                        # the timeout wraps only the read, never a yield (a timeout scope
+                        # spanning a yield would cancel the caller's code instead of ours)
+                        deadline = min(total_deadline, loop.time() + t.idle) if got_token else first_deadline
+                        async with asyncio.timeout_at(deadline):
+                            chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    if not got_token:
+                        raise self._timeout("before the first token") from exc
+                    phase = "past the total timeout" if deadline >= total_deadline else "between tokens"
+                    raise self._timeout(phase) from exc
+                except httpx.HTTPError as exc:
+                    if dog is not None and dog.expired:
+                        raise self._timeout(dog.expired) from exc
+                    raise self._dropped(exc) from exc
+                try:
+                    events = decoder.feed_bytes(chunk)
+                except UnicodeDecodeError as exc:
+                    raise BadBackendResponse(f"{self.name}: the event stream is not UTF-8 text") from exc
+                for data in events:
+                    if data == DONE:
+                        ended = True
+                        break
+                    delta = parse_chunk(data)
+                    if delta is None:
+                        continue
+                    if delta.finish_reason is not None or delta.usage is not None:
+                        finish = delta.finish_reason or finish
+                        usage = delta.usage or usage
+                        if not delta.text:
+                            continue
+                        delta = Delta(delta.text)  # the finish reason goes on the last delta
+                    got_token = True
+                    yield delta
+            if ended:
+                await self._drain(chunks, None if dog else min(total_deadline, loop.time() + t.idle))
+            else:
+                finish, usage = self._tail(decoder, finish, usage)
+            if finish is None and not got_token and usage is None:
+                raise BadBackendResponse(f"{self.name}: the backend sent [DONE] without any answer")
+            yield Delta("", finish_reason=finish or "stop", usage=usage)
         finally:
+            if dog is not None:
+                dog.cancel()
             await response.aclose()
 
-    async def _deltas(
-        self,
-        response: httpx.Response,
-        loop: asyncio.AbstractEventLoop,
-        first_deadline: float,
-        total_deadline: float,
-    ) -> AsyncIterator[Delta]:
-        t = self.timeouts
-        lines = response.aiter_lines()
-        decoder = SSEDecoder()
-        got_token = False
-        finish: str | None = None
-        usage: Usage | None = None
-        ended = False
-        while True:
-            # The timeout wraps only the read, never a yield (a timeout scope that spans a
-            # yield would cancel the caller's code instead of ours).
-            deadline = min(total_deadline, loop.time() + t.idle) if got_token else first_deadline
-            try:
-                async with asyncio.timeout_at(deadline):
-                    line = await anext(lines)
-            except StopAsyncIteration:
-                break
-            except TimeoutError as exc:
-                phase = "between tokens" if got_token else "before the first token"
-                raise BackendTimeout(
-                    f"{self.name}: stream from {self._where} timed out {phase}; "
-                    "check the backend's load or raise the deployment's timeouts"
-                ) from exc
-            except httpx.HTTPError as exc:
-                raise BackendUnavailable(
-                    f"{self.name}: connection to {self._where} dropped mid-stream ({type(exc).__name__}); "
-                    "the gateway fails over only if no text reached the caller"
-                ) from exc
-            data = decoder.feed(line)
-            if data is None:
-                continue
-            if data == DONE:
-                ended = True
-                break
-            delta = parse_chunk(data)
-            if delta is None:
-                continue
-            if delta.usage is not None:
-                usage = delta.usage
-            if delta.finish_reason is not None:
-                finish = delta.finish_reason
-            if delta.text:
-                got_token = True
-                yield Delta(delta.text)
-        if not ended:
+    def _tail(
+        self, decoder: SSEDecoder, finish: str | None, usage: Usage | None
+    ) -> tuple[str | None, Usage | None]:
+        """The body ended without [DONE]: accept it only if the answer had finished."""
+        try:
             tail = decoder.flush()
-            if tail is not None and tail != DONE:
-                delta = parse_chunk(tail)
-                if delta is not None:
-                    if delta.text:
-                        yield Delta(delta.text)
-                    finish = delta.finish_reason or finish
-                    usage = delta.usage or usage
-            if finish is None:
+        except UnicodeDecodeError as exc:
+            raise BadBackendResponse(f"{self.name}: the event stream is not UTF-8 text") from exc
+        if tail is not None and tail != DONE and (delta := parse_chunk(tail)) is not None:
+            if delta.text:
                 raise BackendUnavailable(
-                    f"{self.name}: stream from {self._where} ended without a finish reason or [DONE]; "
-                    "the connection was probably cut"
+                    f"{self.name}: the stream ended inside an event; the connection was cut"
                 )
-        if finish is None and not got_token and usage is None:
-            raise BadBackendResponse(f"{self.name}: the backend sent [DONE] without any answer")
-        yield Delta("", finish_reason=finish or "stop", usage=usage)
+            finish = delta.finish_reason or finish
+            usage = delta.usage or usage
+        if finish is None:
+            raise BackendUnavailable(
+                f"{self.name}: stream from {self._where} ended without a finish reason or [DONE]; "
+                "the connection was probably cut"
+            )
+        return finish, usage
+
+    @staticmethod
+    async def _drain(chunks: AsyncIterator[bytes], deadline: float | None) -> None:
+        """Read the body to its end so the connection goes back to the pool."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for _ in chunks:
+                    pass
+        except (TimeoutError, httpx.HTTPError):
+            pass  # the answer is complete; the connection is closed instead of reused

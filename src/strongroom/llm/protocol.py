@@ -9,12 +9,11 @@ metering and logging are the gateway's job, not the backend's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Protocol, runtime_checkable
 
 from strongroom.llm.types import ChatRequest, Delta, Usage, estimate_tokens, prompt_tokens_estimate
 
-__all__ = ["ChatModel", "complete"]
+__all__ = ["ChatModel", "aclose", "complete"]
 
 
 @runtime_checkable
@@ -39,6 +38,13 @@ class ChatModel(Protocol):
         ...
 
 
+async def aclose(stream: AsyncIterator[Delta]) -> None:
+    """Close ``stream`` now if it can be closed (async generators can), releasing its backend."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
 async def complete(model: ChatModel, request: ChatRequest) -> tuple[str, str, Usage]:
     """Drain ``model.stream(request)``: the text, the finish reason and the usage.
 
@@ -47,7 +53,8 @@ async def complete(model: ChatModel, request: ChatRequest) -> tuple[str, str, Us
     parts: list[str] = []
     finish = "stop"
     usage: Usage | None = None
-    async with aclosing(model.stream(request)) as deltas:
+    deltas = model.stream(request)
+    try:
         async for delta in deltas:
             if delta.text:
                 parts.append(delta.text)
@@ -55,6 +62,8 @@ async def complete(model: ChatModel, request: ChatRequest) -> tuple[str, str, Us
                 finish = delta.finish_reason
             if delta.usage is not None:
                 usage = delta.usage
+    finally:
+        await aclose(deltas)
     text = "".join(parts)
     if usage is None:
         usage = Usage(prompt_tokens_estimate(request.messages), estimate_tokens(text), estimated=True)

@@ -71,7 +71,12 @@ class RedisBuckets:
     async def take(self, key: str, cost: float, rate: Rate, *, force: bool = False) -> float:
         result = await self._script(
             keys=[self.prefix + key],
-            args=[repr(float(cost)), repr(float(rate.capacity)), repr(rate.refill_per_s), "1" if force else "0"],
+            args=[
+                repr(float(cost)),
+                repr(float(rate.capacity)),
+                repr(rate.refill_per_s),
+                "1" if force else "0",
+            ],
         )
         wait = float(result)
         return math.inf if math.isinf(wait) else wait

@@ -59,8 +59,8 @@ class Route:
 class RouteSource(Protocol):
     """Where the gateway looks up the active version of a route, on every call.
 
-        routes = StaticRoutes([Route("chat", 1, (Target("vllm", 1),))])
-        routes.get("chat").version  # 1
+    routes = StaticRoutes([Route("chat", 1, (Target("vllm", 1),))])
+    routes.get("chat").version  # 1
     """
 
     def get(self, name: str) -> Route | None:
@@ -126,5 +126,5 @@ class RetryPolicy:
         """Seconds to wait before retry number ``retry`` (0-based), or None to fail over now."""
         if retry_after is not None:
             return retry_after if retry_after <= self.max_s else None
-        ceiling = min(self.max_s, self.base_s * 2**retry)
+        ceiling = min(self.max_s, self.base_s * 2.0**retry)
         return ceiling * (0.5 + rng.random() / 2)

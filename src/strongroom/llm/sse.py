@@ -37,10 +37,32 @@ class SSEDecoder:
         [None, '{"a":1}']
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_tail")
 
     def __init__(self) -> None:
         self._data: list[str] = []
+        self._tail = b""
+
+    def feed_bytes(self, chunk: bytes) -> list[str]:
+        """Take raw bytes as they arrive (any split); return the data of each event they
+        complete. Raises UnicodeDecodeError on bytes that are not UTF-8."""
+        if b"\n" not in chunk:
+            self._tail += chunk
+            return []
+        *lines, self._tail = (self._tail + chunk if self._tail else chunk).split(b"\n")
+        out: list[str] = []
+        data = self._data
+        for raw in lines:  # the same rules as feed(), inlined: this runs for every token
+            if not raw or raw == b"\r":
+                if data:
+                    out.append(data[0] if len(data) == 1 else "\n".join(data))
+                    data.clear()
+            elif raw.startswith(b"data:"):
+                value = raw[5:].decode()
+                if value.endswith("\r"):
+                    value = value[:-1]
+                data.append(value[1:] if value.startswith(" ") else value)
+        return out
 
     def feed(self, line: str) -> str | None:
         """Take one line; return an event's data when ``line`` completes one."""
@@ -57,6 +79,9 @@ class SSEDecoder:
 
     def flush(self) -> str | None:
         """The data of an event the stream ended without a blank line after, if any."""
+        if self._tail:
+            tail, self._tail = self._tail, b""
+            self.feed(tail.decode().removesuffix("\r"))
         return self.feed("")
 
 
@@ -74,21 +99,23 @@ def parse_usage(obj: Any) -> Usage | None:
     return None
 
 
-def error_from_body(status: int, message: str, *, retry_after: float | None = None) -> BackendError:
+def error_from_body(
+    status: int, message: str, *, who: str = "backend", retry_after: float | None = None
+) -> BackendError:
     """Map an HTTP status (or an in-stream error code) to the gateway's error tree."""
     if status == 429:
         return RateLimited(
-            f"backend is rate limiting (429): {message}; the gateway retries after a backoff "
-            "and then fails over; raise the backend's limits or add a deployment",
+            f"{who}: rate limited (429): {message}; the gateway backs off, retries, then fails over; "
+            "raise the backend's limits or add a deployment",
             retry_after=retry_after,
         )
     if 400 <= status < 500:
         return BackendRejected(
-            f"backend rejected the request ({status}): {message}; check the deployment's URL, "
+            f"{who}: request rejected ({status}): {message}; check the deployment's URL, "
             "API key and model id, and the request's parameters"
         )
     return BackendUnavailable(
-        f"backend failed ({status}): {message}; the gateway retries and fails over; "
+        f"{who}: server error ({status}): {message}; the gateway retries and fails over; "
         "check the backend's logs"
     )
 
@@ -110,8 +137,21 @@ def parse_chunk(data: str) -> Delta | None:
             f"malformed SSE from backend: data is not JSON ({_excerpt(data)!r}); "
             "check that the deployment URL points at an OpenAI-compatible /v1 endpoint"
         ) from exc
+    try:  # the common chunk, a piece of text and nothing else, without the full checks
+        choice = obj["choices"][0]
+        content = choice["delta"]["content"]
+        if type(content) is str and choice.get("finish_reason") is None and obj.get("usage") is None:
+            return Delta(content) if content else None
+    except (KeyError, IndexError, TypeError, AttributeError):
+        pass
+    return _parse_object(obj, data)
+
+
+def _parse_object(obj: Any, data: str) -> Delta | None:
     if not isinstance(obj, dict):
-        raise BadBackendResponse(f"malformed SSE from backend: expected a JSON object, got {_excerpt(data)!r}")
+        raise BadBackendResponse(
+            f"malformed SSE from backend: expected a JSON object, got {_excerpt(data)!r}"
+        )
     if "error" in obj or obj.get("object") == "error":
         err = obj.get("error", obj)
         code = err.get("code") if isinstance(err, dict) else None
@@ -128,11 +168,15 @@ def parse_chunk(data: str) -> Delta | None:
         return Delta("", usage=usage) if usage is not None else None
     choice = choices[0]
     if not isinstance(choice, dict):
-        raise BadBackendResponse(f"malformed chunk from backend: a choice is not an object ({_excerpt(data)!r})")
+        raise BadBackendResponse(
+            f"malformed chunk from backend: a choice is not an object ({_excerpt(data)!r})"
+        )
     delta = choice.get("delta")
     content = delta.get("content") if isinstance(delta, dict) else None
     if content is not None and not isinstance(content, str):
-        raise BadBackendResponse(f"malformed chunk from backend: content is not a string ({_excerpt(data)!r})")
+        raise BadBackendResponse(
+            f"malformed chunk from backend: content is not a string ({_excerpt(data)!r})"
+        )
     finish = choice.get("finish_reason")
     if finish is not None and not isinstance(finish, str):
         finish = str(finish)

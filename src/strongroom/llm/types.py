@@ -1,7 +1,7 @@
 """The gateway's vocabulary: frozen values that flow between callers, the gateway and backends.
 
-    ChatRequest --ChatModel.stream--> Delta, Delta, ..., Delta(finish_reason, usage)
-    ChatRequest --Gateway.chat-----> ChatResult (text, usage, deployment, route_version, failovers)
+ChatRequest --ChatModel.stream--> Delta, Delta, ..., Delta(finish_reason, usage)
+ChatRequest --Gateway.chat-----> ChatResult (text, usage, deployment, route_version, failovers)
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ class ChatRequest:
     allow_mid_stream_failover: bool = False
 
     @classmethod
-    def of(cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object) -> ChatRequest:
+    def of(
+        cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object
+    ) -> ChatRequest:
         """A one-turn request: an optional system message and one user message."""
         msgs = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
         return cls(msgs, model, **kw)  # type: ignore[arg-type]

@@ -13,13 +13,9 @@ publishes a new immutable snapshot, so a search never sees a half-applied add.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import tempfile
 import threading
-import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,13 +26,20 @@ import numpy as np
 import numpy.typing as npt
 import Stemmer
 
-from strongroom.errors import StoreError
+from strongroom.store.vectors import (
+    Mask,
+    Rows,
+    Scores,
+    admitted_view,
+    empty_result,
+    read_npz,
+    top_k,
+    write_npz,
+)
 
-__all__ = ["KeywordIndex", "Mask", "Rows", "Scores", "tokenize", "top_k", "write_npz_atomic"]
+__all__ = ["KeywordIndex", "tokenize"]
 
-Rows = npt.NDArray[np.int64]
-Scores = npt.NDArray[np.float32]
-Mask = npt.NDArray[np.bool_]
+_Triples = tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.uint16]]  # term, row, tf
 
 _FORMAT = 1
 _BATCH = 4096  # documents tokenized and counted per step, bounds the memory of a large add
@@ -55,14 +58,17 @@ _STOPWORDS = frozenset(
     which while who whom why will with would you your yours""".split()
 )
 
-_local = threading.local()  # Stemmer objects are not thread-safe: one per thread
+_CACHE_SIZE = 500_000
+_local = threading.local()  # Stemmer objects are not thread-safe: one stemmer and cache per thread
 
 
-def _stemmer() -> Stemmer.Stemmer:
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = Stemmer.Stemmer("english", 100_000)
-    return stemmer
+def _term_cache() -> dict[str, str]:
+    """Per-thread map from a lowercased word to its term ("" for a stopword)."""
+    cache: dict[str, str] | None = getattr(_local, "cache", None)
+    if cache is None or len(cache) > _CACHE_SIZE:
+        cache = _local.cache = dict.fromkeys(_STOPWORDS, "")
+        _local.stemmer = Stemmer.Stemmer("english")
+    return cache
 
 
 def tokenize(text: str) -> list[str]:
@@ -74,11 +80,17 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("Revenues were (2,028) million, up 1.20%")
     ['revenu', '2,028', 'million', 'up', '1.20', '2028']
     """
-    words = [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
-    terms: list[str] = _stemmer().stemWords(words)  # the stemmer leaves digit strings alone
+    words = _TOKEN.findall(text.lower())
+    cache = _term_cache()
+    terms = list(map(cache.get, words))
+    if None in terms:  # words not seen before: stem them in one call (digit strings pass unchanged)
+        missing = list(dict.fromkeys(w for w, t in zip(words, terms, strict=True) if t is None))
+        cache.update(zip(missing, _local.stemmer.stemWords(missing), strict=True))
+        terms = list(map(cache.__getitem__, words))
+    out = [t for t in terms if t]
     if "," in text:
-        terms.extend(t.replace(",", "") for t in words if "," in t and t[0].isdigit())
-    return terms
+        out.extend(w.replace(",", "") for w in words if "," in w)  # only numbers hold a comma
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,16 +107,11 @@ class _Segment:
         lo, hi = int(self.indptr[term]), int(self.indptr[term + 1])
         return self.rows[lo:hi], self.tf[lo:hi]
 
-    def triples(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.uint16]]:
-        terms = np.repeat(np.arange(len(self.indptr) - 1, dtype=np.int32), np.diff(self.indptr))
-        return terms, self.rows, self.tf
 
-
-def _build_segment(
-    parts: Sequence[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.uint16]]],
-    n_terms: int,
-) -> _Segment:
+def _build_segment(parts: Sequence[_Triples], n_terms: int) -> _Segment:
     """One segment from (term, row, tf) triples given in increasing row order."""
+    if not parts:
+        return _Segment(np.zeros(n_terms + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint16))
     terms = np.concatenate([p[0] for p in parts])
     # Stable, so rows stay sorted within a term; timsort merges the already-sorted runs cheaply.
     order = np.argsort(terms, kind="stable")
@@ -112,6 +119,27 @@ def _build_segment(
     np.cumsum(np.bincount(terms, minlength=n_terms), out=indptr[1:])
     rows = np.concatenate([p[1] for p in parts])[order]
     tf = np.concatenate([p[2] for p in parts])[order]
+    return _Segment(indptr, rows, tf)
+
+
+def _merge_segments(segments: Sequence[_Segment], n_terms: int) -> _Segment:
+    """One segment from segments in row order, in linear time: per term, their rows one after another."""
+    counts = []
+    for seg in segments:
+        c = np.zeros(n_terms, dtype=np.int64)
+        c[: len(seg.indptr) - 1] = np.diff(seg.indptr)
+        counts.append(c)
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.sum(counts, axis=0), out=indptr[1:])
+    rows = np.empty(int(indptr[-1]), dtype=np.int32)
+    tf = np.empty(int(indptr[-1]), dtype=np.uint16)
+    start = indptr[:-1].copy()  # where the next segment's block of each term goes
+    for seg, c in zip(segments, counts, strict=True):
+        seg_start = np.full(n_terms, seg.indptr[-1], dtype=np.int64)
+        seg_start[: len(seg.indptr) - 1] = seg.indptr[:-1]
+        dest = np.arange(len(seg.rows), dtype=np.int64) + np.repeat(start - seg_start, c)
+        rows[dest], tf[dest] = seg.rows, seg.tf
+        start += c
     return _Segment(indptr, rows, tf)
 
 
@@ -152,7 +180,7 @@ class KeywordIndex:
         self._n_rows = 0
         self._n_docs = 0
         self._total_len = 0.0
-        self._pending: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.uint16]]] = []
+        self._pending: list[_Triples] = []
         self._segments: tuple[_Segment, ...] = ()
         self._df = np.zeros(0, dtype=np.int64)
         self._snap = _Snapshot((), self._df, np.zeros(0, dtype=np.float32), 0)
@@ -161,10 +189,6 @@ class KeywordIndex:
     def __len__(self) -> int:
         """Rows covered: the highest row added plus one (a mask needs at least this many)."""
         return self._n_rows
-
-    @property
-    def vocabulary_size(self) -> int:
-        return len(self._vocab)
 
     def add(self, rows: npt.ArrayLike, texts: Sequence[str]) -> None:
         """Index ``texts[i]`` as row ``rows[i]``; rows increase and start at ``len(self)`` or later."""
@@ -185,16 +209,17 @@ class KeywordIndex:
     def _add_batch(self, rows: npt.NDArray[np.int64], token_lists: Sequence[Sequence[str]]) -> None:
         vocab = self._vocab
         lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        flat = chain.from_iterable(token_lists)
-        ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in flat), dtype=np.int64)
+        flat = list(chain.from_iterable(token_lists))
+        for term in dict.fromkeys(flat):  # first-seen order keeps term ids reproducible
+            if term not in vocab:
+                vocab[term] = len(vocab)
+        ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
         # One key per (document, term) occurrence; counting unique keys gives term frequencies.
         keys = np.repeat(np.arange(len(rows), dtype=np.int64), lengths) * len(vocab) + ids
         uniq, counts = np.unique(keys, return_counts=True)
         doc = uniq // len(vocab)
         terms = (uniq - doc * len(vocab)).astype(np.int32)
-        self._pending.append(
-            (terms, rows[doc].astype(np.int32), np.minimum(counts, _MAX_TF).astype(np.uint16))
-        )
+        self._pending.append((terms, rows[doc].astype(np.int32), np.minimum(counts, _MAX_TF).astype(np.uint16)))
         end = int(rows[-1]) + 1
         if end > len(self._doclen):
             grown = np.zeros(max(end, 2 * len(self._doclen), 1024), dtype=np.float32)
@@ -205,27 +230,35 @@ class KeywordIndex:
         self._n_docs += len(rows)
         self._total_len += float(lengths.sum())
 
+    def build(self) -> None:
+        """Fold pending additions into the postings now rather than in the next search."""
+        self._snapshot()
+
     def _snapshot(self) -> _Snapshot:
         if not self._pending and len(self._snap.norm) == self._n_rows:
             return self._snap
         with self._lock:
-            if self._pending:
-                n_terms = len(self._vocab)
-                pending, self._pending = self._pending, []
-                df = np.zeros(n_terms, dtype=np.int64)
-                df[: len(self._df)] = self._df
-                df += np.bincount(np.concatenate([p[0] for p in pending]), minlength=n_terms)
-                segments = [*self._segments, _build_segment(pending, n_terms)]
-                # Merge while the older neighbour is not much bigger: O(log) segments, linear work.
-                while len(segments) > 1 and len(segments[-2].rows) <= 4 * len(segments[-1].rows):
-                    newer, older = segments.pop(), segments.pop()
-                    segments.append(_build_segment([older.triples(), newer.triples()], n_terms))
-                self._segments, self._df = tuple(segments), df
-            avgdl = self._total_len / self._n_docs if self._total_len > 0 else 1.0
-            doclen = self._doclen[: self._n_rows]
-            norm = (self.k1 * (1.0 - self.b + self.b * doclen / avgdl)).astype(np.float32)
-            self._snap = _Snapshot(self._segments, self._df, norm, self._n_docs)
-            return self._snap
+            return self._publish()
+
+    def _publish(self) -> _Snapshot:
+        """Fold pending postings into segments and publish a new snapshot. Hold the lock."""
+        if self._pending:
+            n_terms = len(self._vocab)
+            pending, self._pending = self._pending, []
+            df = np.zeros(n_terms, dtype=np.int64)
+            df[: len(self._df)] = self._df
+            df += np.bincount(np.concatenate([p[0] for p in pending]), minlength=n_terms)
+            segments = [*self._segments, _build_segment(pending, n_terms)]
+            # Merge while the older neighbour is not much bigger: O(log) segments, linear work.
+            while len(segments) > 1 and len(segments[-2].rows) <= 4 * len(segments[-1].rows):
+                newer, older = segments.pop(), segments.pop()
+                segments.append(_merge_segments([older, newer], n_terms))
+            self._segments, self._df = tuple(segments), df
+        avgdl = self._total_len / self._n_docs if self._total_len > 0 else 1.0
+        doclen = self._doclen[: self._n_rows]
+        norm = (self.k1 * (1.0 - self.b + self.b * doclen / avgdl)).astype(np.float32)
+        self._snap = _Snapshot(self._segments, self._df, norm, self._n_docs)
+        return self._snap
 
     def search(self, query: str, k: int, mask: Mask | None = None) -> tuple[Rows, Scores]:
         """Best ``k`` rows for ``query`` among rows where ``mask`` is True, best first, score > 0."""
@@ -235,13 +268,12 @@ class KeywordIndex:
         """:meth:`search` for an already tokenized query."""
         snap = self._snapshot()
         n = len(snap.norm)
-        admitted = admitted_view(mask, n)
+        mask_view = admitted_view(mask, n)
         terms = self._query_terms(snap, tokens) if k > 0 and n > 0 else []
-        if not terms or (admitted is not None and not admitted.any()):
+        admitted = None if mask_view is None else _Filter(mask_view, np.flatnonzero(mask_view).astype(np.int32))
+        if not terms or (admitted is not None and len(admitted.rows) == 0):
             return empty_result()
-        if admitted is None:
-            return _search_pruned(terms, snap.norm, k)
-        return top_k(*_accumulate(terms, snap.norm, admitted), k, above=0.0)
+        return _search(terms, snap.norm, k, admitted)
 
     def _query_terms(self, snap: _Snapshot, tokens: Iterable[str]) -> list[_Term]:
         out = []
@@ -258,10 +290,10 @@ class KeywordIndex:
 
     def save(self, path: Path) -> None:
         """Write the index to ``path`` (.npz) atomically: a crash leaves the old file or the new one."""
-        snap = self._snapshot()
         with self._lock:
+            self._publish()
             if len(self._segments) > 1:
-                self._segments = (_build_segment([s.triples() for s in self._segments], len(self._vocab)),)
+                self._segments = (_merge_segments(self._segments, len(self._vocab)),)
             seg = self._segments[0] if self._segments else _build_segment([], len(self._vocab))
             terms = list(self._vocab)  # insertion order is term-id order
             arrays = {
@@ -275,34 +307,31 @@ class KeywordIndex:
                 "rows": seg.rows,
                 "tf": seg.tf,
             }
-        del snap
-        write_npz_atomic(path, arrays)
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: Path) -> KeywordIndex:
         """Read an index written by :meth:`save`; raises :class:`StoreError` if it is unreadable."""
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if int(z["format"]) != _FORMAT:
-                    raise StoreError(
-                        f"{path} has keyword index format {int(z['format'])}, expected {_FORMAT}"
-                    )
-                k1, b, total_len = (float(v) for v in z["params"])
-                n_rows, n_docs = (int(v) for v in z["counts"])
-                text = z["vocab"].tobytes().decode()
-                offsets = z["vocab_offsets"].tolist()
-                seg = _Segment(z["indptr"], z["rows"], z["tf"])
-                doclen = z["doclen"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise StoreError(f"cannot read keyword index {path}: {exc}; rebuild it from the catalog") from exc
+        z = read_npz(path, "keyword index", _FORMAT)
+        k1, b, total_len = (float(v) for v in z["params"])
+        (n_rows, n_docs), text = (int(v) for v in z["counts"]), z["vocab"].tobytes().decode()
+        offsets = z["vocab_offsets"].tolist()
         index = cls(k1=k1, b=b)
         index._vocab = {text[offsets[i] : offsets[i + 1]]: i for i in range(len(offsets) - 1)}
-        index._doclen, index._n_rows, index._n_docs, index._total_len = doclen, n_rows, n_docs, total_len
+        index._doclen, index._n_rows, index._n_docs, index._total_len = (
+            z["doclen"].astype(np.float32, copy=False),
+            n_rows,
+            n_docs,
+            total_len,
+        )
+        seg = _Segment(
+            z["indptr"].astype(np.int64, copy=False),
+            z["rows"].astype(np.int32, copy=False),
+            z["tf"].astype(np.uint16, copy=False),
+        )
         index._segments = (seg,) if len(seg.rows) else ()
-        df = np.zeros(len(index._vocab), dtype=np.int64)
-        counts = np.diff(seg.indptr)
-        df[: len(counts)] = counts
-        index._df = df
+        index._df = np.zeros(len(index._vocab), dtype=np.int64)
+        index._df[: len(seg.indptr) - 1] = np.diff(seg.indptr)
         return index
 
 
@@ -311,44 +340,44 @@ def _check_new_rows(rows: npt.NDArray[np.int64], n_rows: int) -> None:
         raise ValueError(f"rows must increase and start at {n_rows} or later (rows are append-only)")
 
 
-def _contrib(
-    weight: float, tf: npt.NDArray[np.uint16], norm: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float32]:
+def _contrib(weight: float, tf: npt.NDArray[np.uint16], norm: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     tf32 = tf.astype(np.float32)
     out = tf32 * np.float32(weight)
     out /= tf32 + norm
     return out
 
 
+@dataclass(frozen=True)
+class _Filter:
+    mask: Mask  # one entry per row
+    rows: npt.NDArray[np.int32]  # the admitted rows, ascending
+
+
 def _restrict(
-    rows: npt.NDArray[np.int32],
-    tf: npt.NDArray[np.uint16],
-    admitted: Mask,
-    admitted_rows: npt.NDArray[np.int32],
+    rows: npt.NDArray[np.int32], tf: npt.NDArray[np.uint16], admitted: _Filter
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint16]]:
     """The postings whose row is admitted."""
-    if len(rows) <= 32 * len(admitted_rows):
-        keep = admitted[rows]
+    if len(rows) <= 32 * len(admitted.rows):
+        keep = admitted.mask[rows]
         return rows[keep], tf[keep]
     # A long list and few admitted rows: binary-search the admitted rows in the postings instead.
-    lo = int(np.searchsorted(admitted_rows, rows[0], side="left"))
-    hi = int(np.searchsorted(admitted_rows, rows[-1], side="right"))
-    wanted = admitted_rows[lo:hi]
+    lo = int(np.searchsorted(admitted.rows, rows[0], side="left"))
+    hi = int(np.searchsorted(admitted.rows, rows[-1], side="right"))
+    wanted = admitted.rows[lo:hi]
     pos = np.searchsorted(rows, wanted)  # < len(rows) because wanted <= rows[-1]
     hit = rows[pos] == wanted
     return wanted[hit], tf[pos[hit]]
 
 
 def _accumulate(
-    terms: Sequence[_Term], norm: npt.NDArray[np.float32], admitted: Mask | None
+    terms: Sequence[_Term], norm: npt.NDArray[np.float32], admitted: _Filter | None
 ) -> tuple[npt.NDArray[np.int32] | None, npt.NDArray[np.float32]]:
     """BM25 of every admitted row holding a query term: (rows, scores), or (None, one score per row)."""
-    admitted_rows = None if admitted is None else np.flatnonzero(admitted).astype(np.int32)
     parts_rows, parts_scores = [], []
     for term in terms:
         for rows, tf in term.postings:
-            if admitted is not None and admitted_rows is not None and len(rows):
-                rows, tf = _restrict(rows, tf, admitted, admitted_rows)
+            if admitted is not None and len(rows):
+                rows, tf = _restrict(rows, tf, admitted)
             if len(rows):
                 parts_rows.append(rows)
                 parts_scores.append(_contrib(term.weight, tf, norm[rows]))
@@ -374,8 +403,10 @@ def _lookup(
     return np.where(rows[pos] == wanted, tf[pos], np.uint16(0))
 
 
-def _search_pruned(terms: Sequence[_Term], norm: npt.NDArray[np.float32], k: int) -> tuple[Rows, Scores]:
-    """Exact unfiltered top-k that skips the long postings of common terms when that is safe.
+def _search(
+    terms: Sequence[_Term], norm: npt.NDArray[np.float32], k: int, admitted: _Filter | None
+) -> tuple[Rows, Scores]:
+    """Exact top-k that skips the long postings of common terms when that is safe.
 
     Rows holding a rare term are scored in full, common terms looked up by binary search. A row
     holding only common terms scores below the sum of their weights (each term's upper bound);
@@ -385,7 +416,7 @@ def _search_pruned(terms: Sequence[_Term], norm: npt.NDArray[np.float32], k: int
     common = [t for t in terms if t.length * 32 > n]
     rare = [t for t in terms if t.length * 32 <= n]
     if common and rare:
-        rows, scores = _accumulate(rare, norm, None)
+        rows, scores = _accumulate(rare, norm, admitted)
         if rows is None:
             rows = np.flatnonzero(scores).astype(np.int32)
             scores = scores[rows]
@@ -399,56 +430,4 @@ def _search_pruned(terms: Sequence[_Term], norm: npt.NDArray[np.float32], k: int
             kth = float(np.partition(scores, len(scores) - k)[len(scores) - k])
             if sum(t.weight for t in common) <= kth:
                 return top_k(rows, scores, k, above=0.0)
-    return top_k(*_accumulate(terms, norm, None), k, above=0.0)
-
-
-# Shared by the in-memory indexes (this module and vectors.py).
-
-
-def empty_result() -> tuple[Rows, Scores]:
-    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-
-
-def admitted_view(mask: Mask | None, n: int) -> Mask | None:
-    """``mask[:n]`` checked, or None when there is no mask or it admits every row."""
-    if mask is None:
-        return None
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 1:
-        raise ValueError("mask must be a 1-D numpy bool array with one entry per row")
-    if len(mask) < n:
-        raise ValueError(f"mask has {len(mask)} entries but the index has {n} rows; pass one per row")
-    view = mask[:n]
-    return None if bool(view.all()) else view
-
-
-def top_k(
-    rows: npt.NDArray[np.integer] | None, scores: npt.NDArray[np.floating], k: int, *, above: float
-) -> tuple[Rows, Scores]:
-    """The ``k`` best (row, score) pairs with score > ``above``, best first, ties by row.
-
-    ``rows=None`` means ``scores[i]`` is the score of row ``i``.
-    """
-    if k < len(scores):
-        best = np.argpartition(scores, len(scores) - k)[len(scores) - k :]
-    else:
-        best = np.arange(len(scores))
-    best = best[scores[best] > above]
-    picked = best.astype(np.int64) if rows is None else rows[best].astype(np.int64)
-    picked_scores = scores[best].astype(np.float32)
-    order = np.lexsort((picked, -picked_scores))
-    return picked[order], picked_scores[order]
-
-
-def write_npz_atomic(path: Path, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
-    """Write ``arrays`` as an .npz at ``path`` via a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    return top_k(*_accumulate(terms, norm, admitted), k, above=0.0)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -142,21 +143,37 @@ class SqliteStore:
                 cur = db.execute(
                     "INSERT INTO versions (id, document_id, source, title, media_type, doc_type, acl, "
                     "published_at, ingested_at, size, pages, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (v.id, v.document_id, v.source, v.title, v.media_type, v.doc_type, json.dumps(sorted(v.acl)),
-                     _ts(v.published_at), _ts(v.ingested_at), v.size, v.pages, json.dumps(dict(v.metadata))),
+                    (
+                        v.id,
+                        v.document_id,
+                        v.source,
+                        v.title,
+                        v.media_type,
+                        v.doc_type,
+                        json.dumps(sorted(v.acl)),
+                        _ts(v.published_at),
+                        _ts(v.ingested_at),
+                        v.size,
+                        v.pages,
+                        json.dumps(dict(v.metadata)),
+                    ),
                 )
                 seq = cur.lastrowid
                 db.executemany("INSERT INTO pages VALUES (?, ?, ?)", [(v.id, p.number, p.text) for p in new.pages])
                 db.executemany(
                     "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
-                    [(key, self.model_id, vec.astype(np.float32).tobytes())
-                     for key, vec in zip(new.embed_keys, new.vectors, strict=True)],
+                    [
+                        (key, self.model_id, vec.astype(np.float32).tobytes())
+                        for key, vec in zip(new.embed_keys, new.vectors, strict=True)
+                    ],
                 )
                 db.executemany(
                     "INSERT INTO chunks (id, version_seq, ordinal, page, char_start, char_end, text, context, "
                     "embed_key) VALUES (?,?,?,?,?,?,?,?,?)",
-                    [(c.id, seq, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, key)
-                     for c, key in zip(new.chunks, new.embed_keys, strict=True)],
+                    [
+                        (c.id, seq, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, key)
+                        for c, key in zip(new.chunks, new.embed_keys, strict=True)
+                    ],
                 )
                 db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         except sqlite3.DatabaseError as exc:
@@ -230,7 +247,9 @@ class SqliteStore:
         return [_version(r) for r in self._db.execute(sql + " ORDER BY seq", args)]
 
     def page_text(self, version_id: str, page: int) -> str | None:
-        row = self._db.execute("SELECT text FROM pages WHERE version_id = ? AND page = ?", (version_id, page)).fetchone()
+        row = self._db.execute(
+            "SELECT text FROM pages WHERE version_id = ? AND page = ?", (version_id, page)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def counts(self) -> dict[str, int]:
@@ -242,8 +261,14 @@ class SqliteStore:
             "pages": one("SELECT COUNT(*) FROM pages").fetchone()[0],
         }
 
-    def record_job(self, job_id: str, started: datetime, status: str, request: dict[str, object],
-                   report: dict[str, object] | None = None) -> None:
+    def record_job(
+        self,
+        job_id: str,
+        started: datetime,
+        status: str,
+        request: dict[str, object],
+        report: dict[str, object] | None = None,
+    ) -> None:
         """Create or update an ingestion job's row (status, request, final report)."""
         finished = None if status == "running" else _ts(datetime.now(UTC))
         with self._tx() as db:
@@ -254,12 +279,20 @@ class SqliteStore:
             )
 
 
-def _version(row: Sequence[object]) -> DocumentVersion:
+def _version(row: Sequence[Any]) -> DocumentVersion:
     # versions columns: seq, id, document_id, source, title, media_type, doc_type, acl, published_at,
     # ingested_at, size, pages, metadata, deleted
     return DocumentVersion(
-        id=str(row[1]), document_id=str(row[2]), source=str(row[3]), title=str(row[4]),
-        media_type=str(row[5]), doc_type=str(row[6]), acl=frozenset(json.loads(str(row[7]))),
-        published_at=_dt(float(row[8])), ingested_at=_dt(float(row[9])),  # type: ignore[arg-type]
-        size=int(row[10]), pages=int(row[11]), metadata=frozen_meta(json.loads(str(row[12]))),  # type: ignore[call-overload]
+        id=str(row[1]),
+        document_id=str(row[2]),
+        source=str(row[3]),
+        title=str(row[4]),
+        media_type=str(row[5]),
+        doc_type=str(row[6]),
+        acl=frozenset(json.loads(str(row[7]))),
+        published_at=_dt(float(row[8])),
+        ingested_at=_dt(float(row[9])),
+        size=int(row[10]),
+        pages=int(row[11]),
+        metadata=frozen_meta(json.loads(str(row[12]))),
     )

@@ -16,25 +16,30 @@ Either way the mask is applied before top-k: a restrictive mask still yields a f
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
 from strongroom.errors import StoreError
-from strongroom.store.keyword import Mask, Rows, Scores, admitted_view, empty_result, top_k, write_npz_atomic
 
-__all__ = ["VectorIndex"]
+__all__ = ["Mask", "Rows", "Scores", "VectorIndex", "admitted_view", "read_npz", "top_k", "write_npz"]
+
+Rows = npt.NDArray[np.int64]
+Scores = npt.NDArray[np.float32]
+Mask = npt.NDArray[np.bool_]
 
 _FORMAT = 1
-_BLOCK = 8192  # rows per gathered block in exact search: bounds the temporary copy
+_BLOCK = 2048  # rows per gathered block in exact search: the copy stays in cache
 _NO_FLOOR = float("-inf")
 
 
@@ -43,6 +48,14 @@ def _configure_faiss() -> None:
     """Use the cores this process may run on (at most 8) for training and bulk adds."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     faiss.omp_set_num_threads(max(1, min(cores, 8)))
+
+
+def _as_ivf(index: faiss.Index) -> faiss.IndexIVF:
+    # Not faiss.extract_index_ivf: its proxy does not own the index, which the
+    # temporary returned by index_factory would then free.
+    if not isinstance(index, faiss.IndexIVF):
+        raise RuntimeError(f"expected an IVF index, got {type(index).__name__}")
+    return index
 
 
 class VectorIndex:
@@ -136,10 +149,10 @@ class VectorIndex:
             params.nprobe = nprobe
             bits = None if admitted is None else np.packbits(admitted, bitorder="little")
             if bits is not None:  # faiss reads the bitmap through a raw pointer: keep `bits` alive
-                params.sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+                params.sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # size in bytes
             scores, labels = ivf.search(q[None, :], k, params=params)
         found = labels[0] >= 0
-        return labels[0][found].astype(np.int64), scores[0][found].astype(np.float32)
+        return top_k(labels[0][found], scores[0][found], k, above=_NO_FLOOR)  # equal scores by row
 
     def search_exact(self, query: npt.ArrayLike, k: int, mask: Mask | None = None) -> tuple[Rows, Scores]:
         """Brute-force top-k over every admitted row: the reference for recall."""
@@ -172,35 +185,40 @@ class VectorIndex:
     def _exact(
         self, q: npt.NDArray[np.float32], k: int, admitted: Mask | None, n: int
     ) -> tuple[Rows, Scores]:
+        # einsum, not BLAS: a threaded sgemv stalls badly when other processes hold the cores.
         data = self._data
         if admitted is None or np.count_nonzero(admitted) * 4 > n:
-            scores = data[:n] @ q
+            scores = np.einsum("ij,j->i", data[:n], q)
             if admitted is not None:
                 scores[~admitted] = _NO_FLOOR
             return top_k(None, scores, k, above=_NO_FLOOR)
         rows = np.flatnonzero(admitted)
-        scores = np.concatenate([data[rows[i : i + _BLOCK]] @ q for i in range(0, len(rows), _BLOCK)])
+        scores = np.concatenate(
+            [
+                np.einsum("ij,j->i", np.take(data, rows[i : i + _BLOCK], axis=0), q)
+                for i in range(0, len(rows), _BLOCK)
+            ]
+        )
         return top_k(rows, scores, k, above=_NO_FLOOR)
 
     def _ensure_ivf(self) -> faiss.IndexIVF:
         """The IVF covering every row; trains it first if missing or outgrown. Hold the lock."""
-        n = self._n
-        if self._ivf is None or n >= 4 * self._trained_on:
+        n, ivf = self._n, self._ivf
+        if ivf is None or n >= 4 * self._trained_on:
             _configure_faiss()
-            self._ivf, self._trained_on, self._ivf_rows = self._train(n), n, 0
+            ivf = self._ivf = self._train(n)
+            self._trained_on, self._ivf_rows = n, 0
         if self._ivf_rows < n:
-            assert self._ivf is not None
-            self._ivf.add(self._data[self._ivf_rows : n])  # faiss ids are positions: ids == rows
+            ivf.add(self._data[self._ivf_rows : n])  # faiss ids are positions: ids == rows
             self._ivf_rows = n
-        return self._ivf
+        return ivf
 
     def _train(self, n: int) -> faiss.IndexIVF:
         nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+        filled = np.flatnonzero(self._filled[:n])  # skipped rows are zero vectors: keep them out
         rng = np.random.default_rng(self._seed)
-        sample = np.sort(rng.choice(n, size=min(n, 32 * nlist), replace=False))
-        ivf = faiss.extract_index_ivf(
-            faiss.index_factory(self._dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-        )
+        sample = np.sort(rng.choice(filled, size=min(len(filled), 32 * nlist), replace=False))
+        ivf = _as_ivf(faiss.index_factory(self._dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT))
         ivf.cp.niter = 10  # plenty for coarse lists; training cost is linear in it
         ivf.cp.seed = self._seed
         ivf.cp.spherical = True  # unit vectors: keep centroids on the sphere
@@ -223,23 +241,93 @@ class VectorIndex:
                 "filled": self._filled[:n],
                 "ivf": ivf,
             }
-        write_npz_atomic(path, arrays)
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
         """Read an index written by :meth:`save`; raises :class:`StoreError` if it is unreadable."""
+        z = read_npz(path, "vector index", _FORMAT)
+        dim, threshold, nprobe, seed, trained_on = (int(v) for v in z["params"])
+        n, ivf_rows = (int(v) for v in z["counts"])
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if int(z["format"]) != _FORMAT:
-                    raise StoreError(f"{path} has vector index format {int(z['format'])}, expected {_FORMAT}")
-                dim, threshold, nprobe, seed, trained_on = (int(v) for v in z["params"])
-                n, ivf_rows = (int(v) for v in z["counts"])
-                data, filled, ivf_bytes = z["data"], z["filled"], z["ivf"]
-            ivf = faiss.extract_index_ivf(faiss.deserialize_index(ivf_bytes)) if len(ivf_bytes) else None
-        except (OSError, ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile) as exc:
-            raise StoreError(f"cannot read vector index {path}: {exc}; rebuild it from the catalog") from exc
+            ivf = _as_ivf(faiss.deserialize_index(z["ivf"])) if len(z["ivf"]) else None
+        except RuntimeError as exc:
+            raise StoreError(f"cannot read the IVF in {path}: {exc}; delete the file to rebuild it") from exc
         index = cls(dim, exact_threshold=threshold, nprobe=nprobe or None, seed=seed)
-        index._data, index._filled, index._n = data, filled, n
-        index._has_gaps = not bool(filled.all())
+        index._data = z["data"].astype(np.float32, copy=False).reshape(n, dim)
+        index._filled, index._n = z["filled"].astype(bool, copy=False), n
+        index._has_gaps = not bool(z["filled"].all())
         index._ivf, index._trained_on, index._ivf_rows = ivf, trained_on, ivf_rows if ivf is not None else 0
         return index
+
+
+# Conventions shared by the in-memory indexes (this module and keyword.py).
+
+
+def empty_result() -> tuple[Rows, Scores]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+
+
+def admitted_view(mask: Mask | None, n: int) -> Mask | None:
+    """``mask[:n]`` checked, or None when there is no mask or it admits every row."""
+    if mask is None:
+        return None
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 1:
+        raise ValueError("mask must be a 1-D numpy bool array with one entry per row")
+    if len(mask) < n:
+        raise ValueError(f"mask has {len(mask)} entries but the index has {n} rows; pass one per row")
+    view = mask[:n]
+    return None if bool(view.all()) else view
+
+
+def top_k(
+    rows: npt.NDArray[np.integer] | None, scores: npt.NDArray[np.floating], k: int, *, above: float
+) -> tuple[Rows, Scores]:
+    """The ``k`` best (row, score) pairs with score > ``above``, best first, equal scores by row.
+
+    ``rows`` must be ascending; ``rows=None`` means ``scores[i]`` is the score of row ``i``.
+    """
+    if k < len(scores):
+        best = np.argpartition(scores, len(scores) - k)[len(scores) - k :]
+        kth = scores[best].min()
+        if np.count_nonzero(scores == kth) > np.count_nonzero(scores[best] == kth):
+            # A tie straddles the cut: take the lowest rows of the tie, so results are reproducible.
+            above_kth = np.flatnonzero(scores > kth)
+            best = np.concatenate([above_kth, np.flatnonzero(scores == kth)[: k - len(above_kth)]])
+    else:
+        best = np.arange(len(scores))
+    best = best[scores[best] > above]
+    picked = best.astype(np.int64) if rows is None else rows[best].astype(np.int64)
+    picked_scores = scores[best].astype(np.float32)
+    order = np.lexsort((picked, -picked_scores))
+    return picked[order], picked_scores[order]
+
+
+def write_npz(path: Path, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
+    """Write ``arrays`` as an .npz at ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_npz(path: Path, what: str, version: int) -> dict[str, npt.NDArray[Any]]:
+    """Every array of an .npz written by :func:`write_npz`, or :class:`StoreError`."""
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # np.load leaks f on errors
+            arrays = {name: z[name] for name in z.files}
+        found = int(arrays["format"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise StoreError(
+            f"cannot read {what} {path}: {exc}; delete it to rebuild it from the catalog"
+        ) from exc
+    if found != version:
+        raise StoreError(f"{path} holds {what} format {found}, expected {version}; delete it to rebuild it")
+    return arrays

@@ -30,14 +30,33 @@ def make_version(
     version_id = sha256_hex(("\f".join(pages) + "|" + ",".join(sorted(acl)) + source).encode())
     spans = chunk_pages(page_objs, chunk_tokens)
     chunks = tuple(
-        Chunk(Chunk.make_id(version_id, s.page, s.start, s.end), version_id, i, s.page, s.start, s.end,
-              pages[s.page - 1][s.start : s.end], source)
+        Chunk(
+            Chunk.make_id(version_id, s.page, s.start, s.end),
+            version_id,
+            i,
+            s.page,
+            s.start,
+            s.end,
+            pages[s.page - 1][s.start : s.end],
+            source,
+        )
         for i, s in enumerate(spans)
     )
     texts = [f"{c.context}\n{c.text}" for c in chunks]
     version = DocumentVersion(
-        id=version_id, document_id=document_id_for(source), source=source, title=source, media_type="text/plain",
-        doc_type=doc_type, acl=frozenset(acl), published_at=published, ingested_at=ingested or published,
-        size=sum(len(p) for p in pages), pages=len(pages), metadata=frozen_meta(meta),
+        id=version_id,
+        document_id=document_id_for(source),
+        source=source,
+        title=source,
+        media_type="text/plain",
+        doc_type=doc_type,
+        acl=frozenset(acl),
+        published_at=published,
+        ingested_at=ingested or published,
+        size=sum(len(p) for p in pages),
+        pages=len(pages),
+        metadata=frozen_meta(meta),
     )
-    return NewVersion(version, page_objs, chunks, embedder.embed(texts), tuple(cache_key(embedder.model_id, t) for t in texts))
+    return NewVersion(
+        version, page_objs, chunks, embedder.embed(texts), tuple(cache_key(embedder.model_id, t) for t in texts)
+    )

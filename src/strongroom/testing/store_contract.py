@@ -59,19 +59,29 @@ class StoreContract:
         for i in range(3):
             store.write(make_version(embedder, f"desk{i}.txt", [f"quarterly revenue desk note {i}"], acl=["desk"]))
         desk = Scope(frozenset({"desk"}))
-        for results in (store.keyword_search("quarterly revenue", desk, 3),
-                        store.vector_search(embedder.embed(["quarterly revenue"])[0], desk, 3)):
+        for results in (
+            store.keyword_search("quarterly revenue", desk, 3),
+            store.vector_search(embedder.embed(["quarterly revenue"])[0], desk, 3),
+        ):
             assert len(results) == 3
-            assert {v.source for _, v in store.fetch([c for c, _ in results])} == {"desk0.txt", "desk1.txt", "desk2.txt"}
+            assert {v.source for _, v in store.fetch([c for c, _ in results])} == {
+                "desk0.txt",
+                "desk1.txt",
+                "desk2.txt",
+            }
         assert store.keyword_search("desk note", Scope(frozenset({"nobody"})), 5) == []
 
     def test_as_of_sees_the_version_current_then(self, store: Store, embedder: Embedder) -> None:
         store.write(make_version(embedder, "guide.txt", ["Guidance: revenue of 100."], published=T0))
         store.write(make_version(embedder, "guide.txt", ["Guidance: revenue of 200."], published=T1))
+
         def texts(scope: Scope) -> set[str]:
             ids = [c for c, _ in store.keyword_search("guidance revenue", scope, 10)]
             return {c.text for c, _ in store.fetch(ids)}
-        assert texts(Scope(frozenset({"public"}), as_of=datetime(2024, 3, 1, tzinfo=UTC))) == {"Guidance: revenue of 100."}
+
+        assert texts(Scope(frozenset({"public"}), as_of=datetime(2024, 3, 1, tzinfo=UTC))) == {
+            "Guidance: revenue of 100."
+        }
         assert texts(PUBLIC) == {"Guidance: revenue of 200."}
         assert texts(Scope(frozenset({"public"}), as_of=datetime(2023, 1, 1, tzinfo=UTC))) == set()
 
@@ -83,10 +93,14 @@ class StoreContract:
         assert len(store.keyword_search("backfilled revenue", PUBLIC, 5)) == 1
 
     def test_filters_and_doc_types(self, store: Store, embedder: Embedder) -> None:
-        store.write(make_version(embedder, "a.txt", ["bond coupon terms"], doc_type="term_sheet", meta={"desk": "rates"}))
+        store.write(
+            make_version(embedder, "a.txt", ["bond coupon terms"], doc_type="term_sheet", meta={"desk": "rates"})
+        )
         store.write(make_version(embedder, "b.txt", ["bond coupon research"], doc_type="research", meta={"desk": "fx"}))
+
         def sources(scope: Scope) -> set[str]:
             return {v.source for _, v in store.fetch([c for c, _ in store.keyword_search("bond coupon", scope, 10)])}
+
         assert sources(Scope(frozenset({"public"}), doc_types=frozenset({"term_sheet"}))) == {"a.txt"}
         assert sources(Scope(frozenset({"public"}), filters={"desk": "fx"})) == {"b.txt"}
 

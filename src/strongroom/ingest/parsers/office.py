@@ -47,8 +47,10 @@ def parse_docx(data: bytes, name: str) -> ParsedDocument:
     except IngestError:
         raise
     except Exception as exc:  # python-docx and lxml raise a zoo of types on damaged packages
-        raise CorruptDocument(f"{name}: not a readable Word document ({type(exc).__name__}); "
-                              "open it in Word, save it as .docx and ingest again") from exc
+        raise CorruptDocument(
+            f"{name}: not a readable Word document ({type(exc).__name__}); "
+            "open it in Word, save it as .docx and ingest again"
+        ) from exc
     if not text:
         raise CorruptDocument(f"{name}: empty document: the Word file has no text; check the file")
     return ParsedDocument(
@@ -84,8 +86,10 @@ def parse_xlsx(data: bytes, name: str) -> ParsedDocument:
     except IngestError:
         raise
     except Exception as exc:  # openpyxl, zipfile and lxml raise many types on damaged packages
-        raise CorruptDocument(f"{name}: not a readable Excel workbook ({type(exc).__name__}); "
-                              "open it in Excel, save it as .xlsx and ingest again") from exc
+        raise CorruptDocument(
+            f"{name}: not a readable Excel workbook ({type(exc).__name__}); "
+            "open it in Excel, save it as .xlsx and ingest again"
+        ) from exc
     if not sheets:
         raise CorruptDocument(f"{name}: empty document: no sheet has any rows; check it is the right file")
     return ParsedDocument(
@@ -104,8 +108,10 @@ def _require_zip(data: bytes, name: str, app: str, suffix: str) -> None:
             f"{name}: a password-protected or legacy (97-2003) {app} file, not {suffix}: "
             f"remove the password or save it as {suffix} in {app}, then ingest again"
         )
-    raise CorruptDocument(f"{name}: not a {suffix} file (not a zip package); it is damaged or "
-                          f"renamed: save it as {suffix} in {app} and ingest again")
+    raise CorruptDocument(
+        f"{name}: not a {suffix} file (not a zip package); it is damaged or "
+        f"renamed: save it as {suffix} in {app} and ingest again"
+    )
 
 
 def _docx_text(document: Document) -> str:

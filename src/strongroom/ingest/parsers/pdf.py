@@ -22,8 +22,12 @@ MEDIA_TYPE = "application/pdf"
 
 # Readers accept the header anywhere in the first KiB; some servers prepend a few bytes.
 _HEADER_WINDOW = 1024
-_META_KEYS = {"Subject": "pdf.subject", "Author": "pdf.author", "Keywords": "pdf.keywords",
-              "Producer": "pdf.producer"}
+_META_KEYS = {
+    "Subject": "pdf.subject",
+    "Author": "pdf.author",
+    "Keywords": "pdf.keywords",
+    "Producer": "pdf.producer",
+}
 _ACCESSION = re.compile(r"^\d{10}-\d{2}-\d{6}$")
 _PDF_DATE = re.compile(
     r"^(?:D:)?(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?"
@@ -47,8 +51,9 @@ def parse_pdf(data: bytes, name: str) -> ParsedDocument:
         pages = tuple(Page(i + 1, _page_text(doc, i)) for i in range(len(doc)))
         info = {key: _clean(doc.get_metadata_value(key)) for key in doc.METADATA_KEYS}
     except pdfium.PdfiumError as exc:
-        raise CorruptDocument(f"{name}: damaged PDF, a page cannot be read ({exc}); "
-                              "export or download it again") from exc
+        raise CorruptDocument(
+            f"{name}: damaged PDF, a page cannot be read ({exc}); export or download it again"
+        ) from exc
     finally:
         doc.close()
     if not any(page.text for page in pages):
@@ -140,8 +145,13 @@ def parse_pdf_date(raw: str) -> datetime | None:
         tz = timezone(-offset if sign == "-" else offset)
     try:
         return datetime(
-            int(year), int(month or 1), int(day or 1),
-            int(hour or 0), int(minute or 0), int(second or 0), tzinfo=tz,
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            tzinfo=tz,
         )
     except ValueError:
         return None

@@ -49,8 +49,10 @@ def parse_csv(data: bytes, name: str) -> ParsedDocument:
     if not text.strip():
         raise CorruptDocument(f"{name}: empty document: the CSV file has no rows; export it again")
     try:
-        rows = [[" ".join(cell.split()) for cell in row]
-                for row in csv.reader(io.StringIO(text, newline=""), _dialect(text))]
+        rows = [
+            [" ".join(cell.split()) for cell in row]
+            for row in csv.reader(io.StringIO(text, newline=""), _dialect(text))
+        ]
     except csv.Error as exc:
         raise CorruptDocument(
             f"{name}: malformed CSV ({exc}); check quoting and re-export it as standard CSV"
@@ -78,5 +80,6 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
 
 def _require_text(pages: tuple[Page, ...], name: str) -> None:
     if not any(page.text for page in pages):
-        raise CorruptDocument(f"{name}: empty document: the file holds only whitespace; check it is the "
-                              "right file")
+        raise CorruptDocument(
+            f"{name}: empty document: the file holds only whitespace; check it is the right file"
+        )

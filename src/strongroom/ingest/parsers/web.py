@@ -10,11 +10,12 @@ from __future__ import annotations
 import codecs
 import re
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
-from bs4.element import NavigableString, PreformattedString, Tag
+from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 
 from strongroom.errors import CorruptDocument
 from strongroom.ingest.parsers._common import as_utc, normalize_text, one_line, table_lines
@@ -22,19 +23,26 @@ from strongroom.types import Page, ParsedDocument
 
 MEDIA_TYPE = "text/html"
 
-_DROP = ["script", "style", "noscript", "template", "svg", "nav", "footer", "header", "head",
-         "iframe", "object"]
+_DROP = tuple("script style noscript template svg nav footer header head iframe object".split())
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 # Blocks set off by a blank line, and blocks that only start a new line.
-_PARAGRAPHS = {"p", "blockquote", "ul", "ol", "dl", "section", "article", "aside", "figure", "hr",
-               "main", "form", "fieldset", "details", "address"}
-_LINES = {"div", "dt", "dd", "figcaption", "caption", "summary", "center", "body", "html", "tr",
-          "td", "th", "option", "legend"}
+_PARAGRAPHS = frozenset(
+    "p blockquote ul ol dl section article aside figure hr main form fieldset details address".split()
+)
+_LINES = frozenset("div dt dd figcaption caption summary center body html tr td th option legend".split())
 _DATE_KEYS = ("article:published_time", "og:published_time", "dc.date", "dcterms.date", "date")
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 # The HTML standard reads these labels as windows-1252 and ignores a UTF-16 label in a <meta>.
-_CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "ascii": "cp1252",
-                    "us-ascii": "cp1252", "utf-16": "utf-8", "utf-16le": "utf-8", "utf-16be": "utf-8"}
+_CHARSET_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "ascii": "cp1252",
+    "us-ascii": "cp1252",
+    "utf-16": "utf-8",
+    "utf-16le": "utf-8",
+    "utf-16be": "utf-8",
+}
 
 
 def parse_html(data: bytes, name: str) -> ParsedDocument:
@@ -52,18 +60,25 @@ def parse_html(data: bytes, name: str) -> ParsedDocument:
     published_at = _published_at(soup)
     title_tag = soup.find("title")
     title = one_line(title_tag.get_text()) if title_tag is not None else ""
-    for tag in soup.find_all([*_DROP]):
+    for tag in soup.find_all(list(_DROP)):
         tag.decompose()
     for tag in soup.find_all(hidden=True):
         tag.decompose()
-    if not title and (h1 := soup.find("h1")) is not None:
-        title = _inline(h1)
     out = _Lines()
-    _walk(soup, out)
+    try:
+        if not title and (h1 := soup.find("h1")) is not None:
+            title = _inline(h1)
+        _walk(soup, out)
+    except RecursionError as exc:  # only tables and headings nested in one another recurse
+        raise CorruptDocument(
+            f"{name}: HTML nested too deeply to read (tables in tables); save the page as PDF and ingest that"
+        ) from exc
     text = normalize_text(out.text())
     if not text:
-        raise CorruptDocument(f"{name}: empty document: the page has no visible text "
-                              "(a script-rendered page? save the rendered HTML)")
+        raise CorruptDocument(
+            f"{name}: empty document: the page has no visible text "
+            "(a script-rendered page? save the rendered HTML)"
+        )
     return ParsedDocument(
         pages=(Page(1, text),), media_type=MEDIA_TYPE, title=title or None, published_at=published_at
     )
@@ -81,7 +96,7 @@ def _decode(data: bytes, name: str) -> str:
         label = match.group(1).decode("ascii").lower()
         try:
             return data.decode(_CHARSET_ALIASES.get(label, label))
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # UnicodeError is a ValueError
             pass  # a wrong or unknown label: the HTML standard falls back too
     return data.decode("utf-8", "replace")
 
@@ -107,7 +122,7 @@ def _parse_date(raw: str) -> datetime | None:
         pass
     try:
         return as_utc(parsedate_to_datetime(raw))  # RFC 2822, as in HTTP headers
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -135,6 +150,16 @@ class _Lines:
         if self.lines and self.lines[-1] and not self.in_list_item:
             self.lines.append("")
 
+    def start_list_item(self) -> None:
+        self.newline()
+        self.prefix = "- "
+        self.in_list_item += 1
+
+    def end_list_item(self) -> None:
+        self.newline()
+        self.prefix = ""
+        self.in_list_item -= 1
+
     def verbatim(self, line: str) -> None:
         self.newline()
         self.lines.append(line)
@@ -144,16 +169,29 @@ class _Lines:
         return "\n".join(self.lines)
 
 
-def _walk(node: Tag, out: _Lines) -> None:
-    for child in node.children:
-        if isinstance(child, NavigableString):
-            if not isinstance(child, PreformattedString):  # comments, doctype, CDATA
-                out.inline(str(child))
-        elif isinstance(child, Tag):
-            _element(child, out)
+def _walk(root: Tag, out: _Lines) -> None:
+    """Render the children of ``root`` into ``out``.
+
+    Iterative, because unclosed ``<font>`` or ``<b>`` tags in old pages nest thousands deep.
+    """
+    stack: list[PageElement | Callable[[], None]] = list(reversed(root.contents))
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, PageElement):
+            item()  # the end of an element whose children are done
+        elif isinstance(item, NavigableString):
+            if not isinstance(item, PreformattedString):  # comments, doctype, CDATA
+                out.inline(str(item))
+        elif isinstance(item, Tag):
+            descend, on_exit = _enter(item, out)
+            if on_exit is not None:
+                stack.append(on_exit)
+            if descend:
+                stack.extend(reversed(item.contents))
 
 
-def _element(tag: Tag, out: _Lines) -> None:
+def _enter(tag: Tag, out: _Lines) -> tuple[bool, Callable[[], None] | None]:
+    """Start rendering ``tag``: whether to walk its children, and what to do after them."""
     name = tag.name
     if name == "br":
         out.newline()
@@ -166,8 +204,9 @@ def _element(tag: Tag, out: _Lines) -> None:
         out.paragraph()
         if (caption := tag.find("caption", recursive=False)) is not None:
             out.verbatim(_inline(caption))
-        lines, _ = table_lines([_inline(cell) for cell in row.find_all(["td", "th"], recursive=False)]
-                               for row in _rows(tag))
+        lines, _ = table_lines(
+            [_inline(cell) for cell in row.find_all(["td", "th"], recursive=False)] for row in _rows(tag)
+        )
         for line in lines:
             out.verbatim(line)
         out.paragraph()
@@ -177,23 +216,17 @@ def _element(tag: Tag, out: _Lines) -> None:
             out.verbatim(line)
         out.paragraph()
     elif name == "li":
-        out.newline()
-        out.prefix = "- "
-        out.in_list_item += 1
-        _walk(tag, out)
-        out.in_list_item -= 1
-        out.newline()
-        out.prefix = ""
+        out.start_list_item()
+        return True, out.end_list_item
     elif name in _PARAGRAPHS:
         out.paragraph()
-        _walk(tag, out)
-        out.paragraph()
+        return True, out.paragraph
     elif name in _LINES:
         out.newline()
-        _walk(tag, out)
-        out.newline()
+        return True, out.newline
     else:
-        _walk(tag, out)
+        return True, None
+    return False, None
 
 
 def _inline(tag: Tag) -> str:

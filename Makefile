@@ -1,0 +1,43 @@
+# strongroom: two commands on a fresh machine.
+#   make demo   create .venv, install, ingest a sample corpus, answer questions with citations
+#   make test   lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SR := $(BIN)/strongroom
+SAMPLE ?= ../shared/corpus/sec10q/docs
+DEMO_HOME ?= .strongroom/demo
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test install lint clean-demo
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	@if [ -d "$(SAMPLE)" ]; then \
+	  $(SR) ingest "$(SAMPLE)/2023 Q2 AAPL.pdf" "$(SAMPLE)/2023 Q3 AAPL.pdf" "$(SAMPLE)/2023 Q3 NVDA.pdf" --home $(DEMO_HOME); \
+	else echo "($(SAMPLE) not found: ingesting the bundled examples only)"; fi
+	$(SR) ingest examples/research --acl research --source examples --home $(DEMO_HOME)
+	$(SR) ask "What were Apple's total net sales in the quarter ended July 1, 2023?" --home $(DEMO_HOME)
+	$(SR) ask "What was NVIDIA's revenue for the third quarter of fiscal 2024?" --home $(DEMO_HOME)
+	@echo "--- the rates desk note is restricted to the group 'research':"
+	$(SR) ask "What is the coupon and issue price of the Example Bank senior notes?" --home $(DEMO_HOME)
+	$(SR) ask "What is the coupon and issue price of the Example Bank senior notes?" --groups public,research --home $(DEMO_HOME)
+	$(SR) search "Apple total net sales" -k 3 --as-of 2023-06-30 --home $(DEMO_HOME)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean-demo:
+	rm -rf $(DEMO_HOME)

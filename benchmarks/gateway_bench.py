@@ -1,0 +1,360 @@
+"""Gateway overhead: the same fake OpenAI-compatible backend called directly, through
+strongroom's gateway, and through LiteLLM's proxy, at 1, 10 and 50 concurrent streams.
+
+    python benchmarks/gateway_bench.py                      # ~1 minute
+    python benchmarks/gateway_bench.py --duration 1 --rounds 1   # a quick look
+    LITELLM_VENV=/tmp/litellm-venv python benchmarks/gateway_bench.py
+
+Modes (each request streams the same fixed reply to its end):
+
+  direct   raw httpx stream to the backend, each SSE line JSON-decoded: the floor
+  backend  strongroom's OpenAICompatible adapter alone (SSE decoding, timeouts, deltas)
+  gateway  Gateway -> OpenAICompatible: routing, breaker, budgets, concurrency cap, metrics
+  litellm  raw httpx stream to LiteLLM's proxy (a separate process) in front of the backend
+
+"Added latency" is a mode's percentile minus the direct percentile at the same concurrency.
+The fake backend runs in its own process; strongroom's gateway is a library and runs in the
+client's process, while LiteLLM's proxy is an extra HTTP hop: that is the comparison a bank
+faces (embed the gateway vs. run a proxy), not a like-for-like HTTP front. Requests run in
+closed loops (each worker sends the next request when the last one ends), in interleaved
+rounds so that drift on a shared machine hits every mode alike. Prints JSON lines, then a
+Markdown table. A benchmark, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from strongroom.llm import (
+    Budget,
+    ChatRequest,
+    Deployment,
+    Gateway,
+    GatewayMetrics,
+    Limits,
+    OpenAICompatible,
+    Rate,
+    Route,
+    StaticRoutes,
+    Target,
+)
+
+LITELLM_PIN = "1.82.6"  # 1.82.7 and 1.82.8 were compromised on PyPI; never newer without review
+PROMPT = "What was the bank's CET1 ratio at the end of the third quarter?"
+
+
+def body(model: str) -> bytes:
+    return json.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": PROMPT}],
+            "stream": True,
+            "max_tokens": 64,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def start_backend(tokens: int) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strongroom.llm.fakeserver", "--port", "0", "--tokens", str(tokens)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("LISTENING"):
+        proc.kill()
+        raise SystemExit(f"the fake backend did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def litellm_version(venv: Path) -> str | None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    out = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or None
+
+
+def start_litellm(venv: Path, backend_port: int, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: bench\n"
+        "    litellm_params:\n"
+        "      model: openai/bench\n"
+        f"      api_base: http://127.0.0.1:{backend_port}/v1\n"
+        "      api_key: sk-fake-not-a-secret\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  drop_params: true\n"
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # never fetch the cost map from the network
+        "LITELLM_LOG": "ERROR",
+        "NO_PROXY": "*",
+    }
+    log = open(workdir / "litellm.log", "wb")  # noqa: SIM115 - lives as long as the process
+    cmd = [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+           "--port", str(port), "--num_workers", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"litellm exited with {proc.returncode}; see {workdir / 'litellm.log'}")
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1)
+            if r.status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("litellm's proxy did not become ready within 180s")
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+Call = Callable[[], Awaitable[float]]  # runs one request; returns time to first content (s)
+
+
+async def raw_stream(client: httpx.AsyncClient, url: str, payload: bytes) -> float:
+    start = time.perf_counter()
+    first = 0.0
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-fake-not-a-secret"}
+    async with client.stream("POST", url, content=payload, headers=headers) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}: {(await response.aread())[:200]!r}")
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunk = json.loads(line[6:])
+                if not first and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                    first = time.perf_counter() - start
+    return first
+
+
+@dataclass
+class Samples:
+    latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+async def closed_loop(call: Call, concurrency: int, seconds: float, into: Samples) -> None:
+    stop_at = time.perf_counter() + seconds
+    begin = time.perf_counter()
+
+    async def worker() -> None:
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                ttft = await call()
+            except Exception:
+                into.errors += 1
+                continue
+            into.latencies.append(time.perf_counter() - t0)
+            into.ttfts.append(ttft)
+            into.requests += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    into.seconds += time.perf_counter() - begin
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, backend_port: int, litellm_port: int | None) -> list[dict[str, object]]:
+    backend_url = f"http://127.0.0.1:{backend_port}/v1"
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    client = httpx.AsyncClient(limits=limits, timeout=60, trust_env=False)
+    adapter = OpenAICompatible(backend_url, "bench", name="bench", max_connections=200)
+    gw_backend = OpenAICompatible(backend_url, "bench", name="fake", max_connections=200)
+    gateway = Gateway(
+        StaticRoutes([Route("bench", 1, (Target("fake", 1),))]),
+        [Deployment("fake", gw_backend, max_concurrency=256)],
+        limits=Limits(max_tokens=64, default_principal_budget=Budget(requests=Rate(1e9), tokens=Rate(1e12))),
+        metrics=GatewayMetrics(CollectorRegistry()),
+    )
+    request = ChatRequest.of(PROMPT, model="bench", max_tokens=64, user="bench")
+    payload = body("bench")
+
+    async def direct() -> float:
+        return await raw_stream(client, f"{backend_url}/chat/completions", payload)
+
+    async def through(model: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        first = 0.0
+        async with model() as s:  # type: ignore[attr-defined]
+            async for delta in s:
+                if delta.text and not first:
+                    first = time.perf_counter() - start
+        return first
+
+    async def backend_only() -> float:
+        start = time.perf_counter()
+        first = 0.0
+        async for delta in adapter.stream(request):
+            if delta.text and not first:
+                first = time.perf_counter() - start
+        return first
+
+    async def via_gateway() -> float:
+        return await through(lambda: gateway.stream(request))
+
+    modes: dict[str, Call] = {"direct": direct, "backend": backend_only, "gateway": via_gateway}
+    if litellm_port is not None:
+        litellm_url = f"http://127.0.0.1:{litellm_port}/v1/chat/completions"
+
+        async def via_litellm() -> float:
+            return await raw_stream(client, litellm_url, payload)
+
+        modes["litellm"] = via_litellm
+
+    rows: list[dict[str, object]] = []
+    for concurrency in args.concurrency:
+        samples = {m: Samples() for m in modes}
+        for call in modes.values():  # warm pools, JITs, caches
+            await closed_loop(call, concurrency, args.warmup, Samples())
+        for _ in range(args.rounds):
+            for mode, call in modes.items():
+                await closed_loop(call, concurrency, args.duration / args.rounds, samples[mode])
+        base = samples["direct"]
+        for mode, s in samples.items():
+            row: dict[str, object] = {
+                "mode": mode,
+                "concurrency": concurrency,
+                "requests": s.requests,
+                "errors": s.errors,
+                "rps": round(s.requests / s.seconds, 1) if s.seconds else 0.0,
+                "p50_ms": round(pct(s.latencies, 0.50) * 1e3, 3),
+                "p99_ms": round(pct(s.latencies, 0.99) * 1e3, 3),
+                "ttft_p50_ms": round(pct(s.ttfts, 0.50) * 1e3, 3),
+                "added_p50_ms": round((pct(s.latencies, 0.50) - pct(base.latencies, 0.50)) * 1e3, 3),
+                "added_p99_ms": round((pct(s.latencies, 0.99) - pct(base.latencies, 0.99)) * 1e3, 3),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    await client.aclose()
+    await adapter.aclose()
+    await gateway.aclose()
+    return rows
+
+
+def table(rows: list[dict[str, object]], litellm_note: str) -> str:
+    by = {(r["mode"], r["concurrency"]): r for r in rows}
+    levels = sorted({int(str(r["concurrency"])) for r in rows})
+    has_litellm = any(r["mode"] == "litellm" for r in rows)
+    head = "| streams | direct p50 / p99 ms | adapter added p50 / p99 | **gateway added p50 / p99** | direct / gateway req/s |"
+    sep = "|---|---|---|---|---|"
+    if has_litellm:
+        head += " LiteLLM added p50 / p99 | LiteLLM req/s | LiteLLM / gateway added p50 |"
+        sep += "---|---|---|"
+    lines = [head, sep]
+    for c in levels:
+        d, b, g = by[("direct", c)], by[("backend", c)], by[("gateway", c)]
+        line = (
+            f"| {c} | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} | {b['added_p50_ms']:.2f} / {b['added_p99_ms']:.2f} "
+            f"| **{g['added_p50_ms']:.2f} / {g['added_p99_ms']:.2f}** | {d['rps']:.0f} / {g['rps']:.0f} |"
+        )
+        if has_litellm:
+            lt = by[("litellm", c)]
+            floor = max(float(str(g["added_p50_ms"])), 0.05)  # a gateway at the noise floor
+            ratio = float(str(lt["added_p50_ms"])) / floor
+            line += f" {lt['added_p50_ms']:.2f} / {lt['added_p99_ms']:.2f} | {lt['rps']:.0f} | {ratio:.0f}x |"
+        lines.append(line)
+    best = {m: max(float(str(r["rps"])) for r in rows if r["mode"] == m) for m in {str(r["mode"]) for r in rows}}
+    lines.append("")
+    lines.append("max req/s: " + ", ".join(f"{m} {best[m]:.0f}" for m in sorted(best)))
+    lines.append(litellm_note)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="strongroom gateway overhead vs direct vs LiteLLM")
+    parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per mode and level")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the duration is split into")
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up per mode and level")
+    parser.add_argument("--tokens", type=int, default=16, help="tokens in the fake backend's reply")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--litellm-venv", default=os.environ.get("LITELLM_VENV", "/tmp/litellm-venv"))
+    args = parser.parse_args()
+
+    backend, port = start_backend(args.tokens)
+    litellm_proc = None
+    litellm_port = None
+    venv = Path(args.litellm_venv)
+    version = litellm_version(venv)
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    if version is None:
+        note = f"litellm not measured: no virtualenv with litellm at {venv} (pip install 'litellm[proxy]=={LITELLM_PIN}' there)"
+    elif version in ("1.82.7", "1.82.8"):
+        note = f"litellm not measured: {venv} has litellm {version}, a compromised release; reinstall {LITELLM_PIN}"
+    else:
+        try:
+            litellm_proc, litellm_port = start_litellm(venv, port, workdir)
+            note = f"litellm {version} proxy measured (1 worker, separate process, {venv})"
+        except (RuntimeError, OSError) as exc:
+            note = f"litellm not measured: {exc}"
+    print(json.dumps({"machine": f"{os.cpu_count()} CPU, {platform.platform()}, Python {platform.python_version()}",
+                      "note": note, "tokens_per_reply": args.tokens}), flush=True)  # fmt: skip
+    try:
+        rows = asyncio.run(run(args, port, litellm_port))
+    finally:
+        backend.terminate()
+        if litellm_proc is not None:
+            litellm_proc.terminate()
+            try:
+                litellm_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                litellm_proc.kill()
+        backend.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(table(rows, note))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Deployment configuration in ``HOME/models/deployments.json``, and building a gateway from it.
+
+    {"format": 1, "deployments": {
+        "vllm-a": {"backend": "openai-compatible", "url": "http://gpu1:8000/v1",
+                   "model": "meta-llama/Llama-3.1-8B-Instruct", "api_key_env": "VLLM_A_KEY",
+                   "max_concurrency": 32},
+        "local-smol": {"backend": "local", "path": "/models/smollm2-135m-instruct"}}}
+
+``backend`` names one of a closed set; the file never holds an import path, and never a
+secret: ``api_key_env`` names the environment variable that holds the key. In-process
+models (the RAG layer's extractive generator) are registered in code, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from strongroom.errors import ConfigError
+from strongroom.llm.breaker import BreakerPolicy
+from strongroom.llm.gateway import Deployment, Gateway
+from strongroom.llm.limits import BucketStore, Limits
+from strongroom.llm.metrics import GatewayMetrics
+from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
+from strongroom.llm.protocol import ChatModel
+from strongroom.llm.routes import NAME_PATTERN, RouteStore, first_error
+
+__all__ = ["DeploymentSpec", "build_deployment", "load_deployments", "open_gateway", "save_deployment"]
+
+BACKENDS = ("openai-compatible", "local")
+
+
+class DeploymentSpec(BaseModel):
+    """One deployment as configured (validated: the file is edited by people)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["openai-compatible", "local"]
+    url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    path: str | None = None
+    max_new_tokens: int = Field(default=256, ge=1)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    queue_timeout_s: float = Field(default=0.0, ge=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    first_token_timeout_s: float = Field(default=30.0, gt=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+    total_timeout_s: float = Field(default=600.0, gt=0)
+    stream_usage: bool = True
+    failure_threshold: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> DeploymentSpec:
+        if self.backend == "openai-compatible":
+            if not (self.url and self.model):
+                raise ValueError("an openai-compatible deployment needs url and model")
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError("url must start with http:// or https://")
+        if self.backend == "local" and not self.path:
+            raise ValueError("a local deployment needs path (a transformers model directory)")
+        return self
+
+
+class DeploymentsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal[1] = 1
+    deployments: dict[str, DeploymentSpec] = Field(default_factory=dict)
+
+
+def _path(home: str | Path) -> Path:
+    return Path(home) / "models" / "deployments.json"
+
+
+def load_deployments(home: str | Path) -> dict[str, DeploymentSpec]:
+    """The configured deployments by name ({} when none are configured)."""
+    path = _path(home)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        return dict(DeploymentsFile.model_validate_json(raw).deployments)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{path} is not a valid deployments file: {first_error(exc)}; fix it or set the deployment again"
+        ) from exc
+
+
+def save_deployment(home: str | Path, name: str, spec: DeploymentSpec) -> None:
+    """Add or replace deployment ``name`` (written atomically)."""
+    if not re.match(NAME_PATTERN, name):
+        raise ConfigError(f"invalid deployment name {name!r}: it must match {NAME_PATTERN}")
+    path = _path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = DeploymentsFile(deployments={**load_deployments(home), name: spec})
+    fd, tmp = tempfile.mkstemp(prefix=".deployments.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data.model_dump(mode="json", exclude_defaults=True), fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_deployment(name: str, spec: DeploymentSpec, *, env: Mapping[str, str] | None = None) -> Deployment:
+    """The gateway :class:`Deployment` for ``spec``; the API key is read from ``env`` now."""
+    env = os.environ if env is None else env
+    model: ChatModel
+    if spec.backend == "openai-compatible":
+        key = None
+        if spec.api_key_env:
+            key = env.get(spec.api_key_env)
+            if not key:
+                raise ConfigError(
+                    f"deployment {name!r} reads its API key from ${spec.api_key_env}, which is not set; "
+                    "export it before starting strongroom"
+                )
+        timeouts = Timeouts(spec.connect_timeout_s, spec.first_token_timeout_s, spec.idle_timeout_s,
+                            spec.total_timeout_s)  # fmt: skip
+        assert spec.url is not None and spec.model is not None  # checked by the validator
+        model = OpenAICompatible(spec.url, spec.model, api_key=key, name=name, timeouts=timeouts,
+                                 stream_usage=spec.stream_usage)  # fmt: skip
+    else:
+        from strongroom.llm.local import LocalModel
+
+        assert spec.path is not None
+        model = LocalModel(spec.path, name=name, max_new_tokens=spec.max_new_tokens)
+    return Deployment(
+        name,
+        model,
+        max_concurrency=spec.max_concurrency,
+        queue_timeout_s=spec.queue_timeout_s,
+        breaker=BreakerPolicy(spec.failure_threshold, spec.cooldown_s),
+    )
+
+
+def open_gateway(
+    home: str | Path,
+    *,
+    extra: Iterable[Deployment] = (),
+    limits: Limits = Limits(),  # noqa: B008 - frozen value
+    buckets: BucketStore | None = None,
+    metrics: GatewayMetrics | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Gateway:
+    """A gateway over the routes and deployments configured under ``home``, plus ``extra``
+    in-process deployments (e.g. ``Deployment("extractive", FunctionModel(...))``)."""
+    deployments = [build_deployment(n, s, env=env) for n, s in sorted(load_deployments(home).items())]
+    return Gateway(RouteStore(home), [*deployments, *extra], limits=limits, buckets=buckets, metrics=metrics)

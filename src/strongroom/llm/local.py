@@ -1,0 +1,161 @@
+"""A ChatModel that runs a transformers causal LM in-process on CPU, for air-gapped desks.
+
+Generation runs in a worker thread (one per model, so calls to one model take turns);
+tokens come back to the event loop as they are decoded. Nothing is ever downloaded: the
+model and tokenizer load from a local directory with ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from strongroom.llm.errors import BackendUnavailable
+from strongroom.llm.types import ChatMessage, ChatRequest, Delta, Usage
+
+__all__ = ["LocalModel"]
+
+
+class _End:
+    """Sentinel: the worker finished; its outcome is in its future."""
+
+
+def _prompt_text(tokenizer: Any, messages: tuple[ChatMessage, ...]) -> str:
+    turns = [{"role": m.role, "content": m.content} for m in messages]
+    if getattr(tokenizer, "chat_template", None):
+        return str(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+    # No chat template (a base model): a plain transcript ending where the answer starts.
+    return "".join(f"{t['role']}: {t['content']}\n" for t in turns) + "assistant:"
+
+
+class LocalModel:
+    """Stream from a local transformers model directory (``config.json``, weights, tokenizer).
+
+        model = LocalModel("/models/smollm2-135m-instruct", name="local-smol", max_new_tokens=128)
+        async for delta in model.stream(ChatRequest.of("What is a 10-Q?")):
+            print(delta.text, end="")
+
+    ``temperature`` None or 0 decodes greedily (deterministic); above 0 it samples. ``stop``
+    strings are passed to transformers' ``stop_strings`` (the stop string ends the text).
+    The model loads on first use, in the worker thread.
+    """
+
+    def __init__(self, path: str | Path, *, name: str | None = None, max_new_tokens: int = 256) -> None:
+        self.path = Path(path)
+        self.name = name or self.path.name
+        self.max_new_tokens = max_new_tokens
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"strongroom-local-{self.name}")
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def __repr__(self) -> str:
+        return f"LocalModel(name={self.name!r}, path={str(self.path)!r})"
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                self.path, local_files_only=True, dtype=torch.float32
+            )
+        except (OSError, ValueError, ImportError) as exc:
+            raise BackendUnavailable(
+                f"{self.name}: cannot load a local model from {self.path} ({type(exc).__name__}: {exc}); "
+                "point the deployment at a directory holding config.json, weights and a tokenizer"
+            ) from exc
+        model.eval()
+        self._tokenizer, self._model = tokenizer, model
+
+    def _generate(self, request: ChatRequest, streamer: Any, stop: threading.Event) -> tuple[int, int, int]:
+        """Run in the worker thread: (prompt tokens, completion tokens, max new tokens)."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        self._load()
+        tokenizer, model = self._tokenizer, self._model
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
+
+        encoded = tokenizer(_prompt_text(tokenizer, request.messages), return_tensors="pt",
+                            add_special_tokens=False)  # fmt: skip
+        prompt_len = int(encoded["input_ids"].shape[-1])
+        max_new = request.max_tokens or self.max_new_tokens
+        sampling = bool(request.temperature)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "do_sample": sampling,
+            "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([_Cancelled()]),
+            "pad_token_id": tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
+        }
+        if sampling:
+            kwargs["temperature"] = request.temperature
+            if request.top_p is not None:
+                kwargs["top_p"] = request.top_p
+            if request.seed is not None:
+                torch.manual_seed(request.seed)
+        else:
+            # a checkpoint's generation_config may default to sampling; greedy needs none of it
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if request.stop:
+            kwargs.update(stop_strings=list(request.stop), tokenizer=tokenizer)
+        with torch.inference_mode():
+            out = model.generate(**encoded, **kwargs)
+        return prompt_len, int(out.shape[-1]) - prompt_len, max_new
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        from transformers import TextStreamer
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | _End] = asyncio.Queue()
+        stop = threading.Event()
+
+        class _Streamer(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text:
+                    loop.call_soon_threadsafe(queue.put_nowait, text)
+
+        def work() -> tuple[int, int, int]:
+            try:
+                self._load()
+                streamer = _Streamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+                return self._generate(request, streamer, stop)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _End())
+
+        future = loop.run_in_executor(self._executor, work)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _End):
+                    break
+                yield Delta(item)
+            try:
+                prompt_tokens, completion_tokens, max_new = await future
+            except BackendUnavailable:
+                raise
+            except Exception as exc:
+                raise BackendUnavailable(
+                    f"{self.name}: local generation failed ({type(exc).__name__}: {exc}); "
+                    "check the model directory and the log"
+                ) from exc
+            finish = "length" if completion_tokens >= max_new else "stop"
+            yield Delta("", finish, Usage(prompt_tokens, completion_tokens))
+        finally:
+            stop.set()  # a caller that left early stops generation at the next token
+
+    def close(self) -> None:
+        """Stop the worker thread once its current generation ends."""
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,249 @@
+"""The OpenAI-compatible backend against a real scripted server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from strongroom.llm.errors import (
+    BackendError,
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    BadBackendResponse,
+    RateLimited,
+)
+from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
+from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
+from strongroom.llm.protocol import complete
+from strongroom.llm.types import ChatRequest, Delta, Usage
+
+pytestmark = pytest.mark.integration
+
+SECRET = "sk-test-very-secret-0123456789"
+
+
+async def collect(backend: OpenAICompatible, request: ChatRequest) -> list[Delta]:
+    return [d async for d in backend.stream(request)]
+
+
+def test_streams_text_and_the_servers_usage(server: FakeOpenAIServer) -> None:
+    async def main() -> list[Delta]:
+        async with OpenAICompatible(server.url, "bank-llm-8b", api_key=SECRET) as backend:
+            return await collect(
+                backend, ChatRequest.of("What is the CET1 ratio?", max_tokens=50, user="alice")
+            )
+
+    deltas = asyncio.run(main())
+    assert "".join(d.text for d in deltas) == "The bank's capital ratio is 14%."
+    assert len(deltas) > 3  # streamed, not one blob
+    assert deltas[-1].finish_reason == "stop"
+    assert deltas[-1].usage == Usage(prompt_tokens=5, completion_tokens=6)
+    body = server.requests[0]
+    assert body["model"] == "bank-llm-8b" and body["stream"] is True
+    assert body["max_tokens"] == 50 and body["user"] == "alice"
+    assert body["stream_options"] == {"include_usage": True}
+    assert server.headers[0]["authorization"] == f"Bearer {SECRET}"
+
+
+def test_reuses_pooled_connections(server: FakeOpenAIServer) -> None:
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m") as backend:
+            for _ in range(5):
+                await complete(backend, ChatRequest.of("hi"))
+
+    asyncio.run(main())
+    assert len(server.requests) == 5
+    assert server.connections == 1
+
+
+def test_without_stream_usage_no_usage_is_asked_or_reported(server: FakeOpenAIServer) -> None:
+    async def main() -> list[Delta]:
+        async with OpenAICompatible(server.url, "m", stream_usage=False) as backend:
+            return await collect(backend, ChatRequest.of("hi"))
+
+    deltas = asyncio.run(main())
+    assert "stream_options" not in server.requests[0]
+    assert deltas[-1].usage is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "retryable"),
+    [
+        (Reply.error(500), BackendUnavailable, True),
+        (Reply.error(503), BackendUnavailable, True),
+        (Reply.rate_limited(retry_after=2), RateLimited, True),
+        (Reply.error(401, "invalid api key"), BackendRejected, False),
+        (Reply.error(400, "bad parameter"), BackendRejected, False),
+        (Reply(malformed_after=1), BadBackendResponse, False),
+        (Reply(drop_after=0), BackendUnavailable, True),
+    ],
+)
+def test_failures_map_to_the_gateway_tree(
+    server: FakeOpenAIServer, reply: Reply, error: type[BackendError], retryable: bool
+) -> None:
+    server.script(reply)
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m") as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    with pytest.raises(error) as info:
+        asyncio.run(main())
+    assert info.value.retryable is retryable
+    if isinstance(info.value, RateLimited):
+        assert info.value.retry_after == 2
+
+
+def test_a_drop_mid_stream_comes_after_the_text_already_sent(server: FakeOpenAIServer) -> None:
+    server.script(Reply.stream("one two three four", drop_after=2))
+    got: list[str] = []
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m") as backend:
+            async for d in backend.stream(ChatRequest.of("hi")):
+                got.append(d.text)
+
+    with pytest.raises(BackendUnavailable, match="dropped mid-stream"):
+        asyncio.run(main())
+    assert "".join(got) == "one two "
+
+
+def test_a_stream_cut_after_the_last_token_is_still_an_error(server: FakeOpenAIServer) -> None:
+    server.script(Reply(tokens=("a", "b"), drop_after=2))
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m") as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    with pytest.raises(BackendUnavailable, match="dropped mid-stream"):
+        asyncio.run(main())
+
+
+def test_slow_first_token_times_out(server: FakeOpenAIServer) -> None:
+    server.script(Reply(first_token_delay=2.0))
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m", timeouts=Timeouts(first_token=0.2)) as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    with pytest.raises(BackendTimeout, match="before the first token") as info:
+        asyncio.run(main())
+    assert info.value.retryable
+
+
+def test_no_response_at_all_times_out(server: FakeOpenAIServer) -> None:
+    server.script(Reply(hang=True))
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m", timeouts=Timeouts(first_token=0.2)) as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    with pytest.raises(BackendTimeout, match="first-token timeout"):
+        asyncio.run(main())
+
+
+def test_total_timeout_bounds_a_slow_stream(server: FakeOpenAIServer) -> None:
+    server.script(Reply(tokens=tuple("abcdefghij"), token_delay=0.1))
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m", timeouts=Timeouts(total=0.35)) as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    with pytest.raises(BackendTimeout, match="past the total timeout"):
+        asyncio.run(main())
+
+
+def test_idle_timeout_between_tokens(server: FakeOpenAIServer) -> None:
+    server.script(Reply(tokens=("a", "b", "c"), token_delay=1.0))
+    got: list[str] = []
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m", timeouts=Timeouts(idle=0.2)) as backend:
+            async for d in backend.stream(ChatRequest.of("hi")):
+                got.append(d.text)
+
+    with pytest.raises(BackendTimeout, match="between tokens"):
+        asyncio.run(main())
+    assert got == ["a"]
+
+
+def slow_transport(delays: list[float]) -> httpx.MockTransport:
+    """A transport without a socket: the backend falls back to timing each read."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for i, delay in enumerate(delays):
+            await asyncio.sleep(delay)
+            yield b'data: {"choices":[{"delta":{"content":"t%d "}}]}\n\n' % i
+        yield b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    ("delays", "timeouts", "phase"),
+    [
+        ([0.5], Timeouts(first_token=0.1), "before the first token"),
+        ([0, 0.5], Timeouts(idle=0.1), "between tokens"),
+        ([0, 0.1, 0.1, 0.1], Timeouts(total=0.25), "past the total timeout"),
+    ],
+)
+def test_timeouts_without_a_socket_to_watch(delays: list[float], timeouts: Timeouts, phase: str) -> None:
+    async def main() -> None:
+        backend = OpenAICompatible("http://x/v1", "m", timeouts=timeouts, transport=slow_transport(delays))
+        async with backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    with pytest.raises(BackendTimeout, match=phase):
+        asyncio.run(main())
+
+    # and without timeouts in the way the same transport answers
+    async def fine() -> str:
+        async with OpenAICompatible("http://x/v1", "m", transport=slow_transport(delays)) as backend:
+            return (await complete(backend, ChatRequest.of("hi")))[0]
+
+    assert asyncio.run(fine()).startswith("t0 ")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_connection_refused_is_unavailable_and_names_no_secret(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://user:pw@127.0.0.1:{free_port()}/v1"
+
+    async def main() -> None:
+        async with OpenAICompatible(url, "m", api_key=SECRET, name="dead") as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(BackendUnavailable, match="cannot reach") as info:
+        asyncio.run(main())
+    for text in (str(info.value), caplog.text, repr(OpenAICompatible(url, "m", api_key=SECRET))):
+        assert SECRET not in text
+        assert "pw@" not in text
+
+
+def test_the_api_key_never_reaches_logs_or_errors(
+    make_server: Callable[..., FakeOpenAIServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_server(Reply.error(401, "invalid api key"))
+    caplog.set_level(logging.DEBUG)
+
+    async def main() -> None:
+        async with OpenAICompatible(server.url, "m", api_key=SECRET) as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    with pytest.raises(BackendRejected) as info:
+        asyncio.run(main())
+    assert SECRET not in str(info.value) and SECRET not in caplog.text

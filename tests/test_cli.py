@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(home: Path, *args: str, embedder: str = "hash") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STRONGROOM_EMBEDDER": embedder, "STRONGROOM_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom.cli", *args], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "desk.md").write_text("# Desk note\nThe Example Bank notes pay a coupon of 4.25% semi-annually.\n")
+    (docs / "q1.txt").write_text("Quarterly revenue was 1,234 million, up 5%.\nCosts were flat.\n")
+    return docs
+
+
+def test_ingest_search_ask_eval_documents(tmp_path: Path, corpus: Path) -> None:
+    home = tmp_path / "home"
+    ingested = run(
+        home, "ingest", str(corpus), "--acl", "rates", "--published", "2024-01-02", "--meta", "desk=rates", "--json"
+    )
+    assert ingested.returncode == 0, ingested.stderr
+    report = json.loads(ingested.stdout)
+    assert (
+        report["ingested"] == 2
+        and report["failed"] == 0
+        and set(report["seconds"]) >= {"parse", "chunk", "embed", "index"}
+    )
+
+    denied = run(home, "search", "coupon", "--json")  # default principal: group public
+    assert json.loads(denied.stdout)["hits"] == []
+    allowed = json.loads(run(home, "search", "coupon", "--groups", "rates", "--json", "--filter", "desk=rates").stdout)
+    assert allowed["hits"][0]["document"] == "desk.md" and allowed["hits"][0]["page"] == 1
+    before = json.loads(run(home, "search", "coupon", "--groups", "rates", "--json", "--as-of", "2024-01-01").stdout)
+    assert before["hits"] == []  # published 2024-01-02: not knowable on 2024-01-01
+
+    asked = json.loads(
+        run(home, "ask", "What coupon do the Example Bank notes pay?", "--groups", "rates", "--json").stdout
+    )
+    assert asked["found"] is True
+    citation = asked["claims"][0]["citations"][0]
+    assert citation["document"] == "desk.md" and "4.25%" in citation["quote"]
+    page = (corpus / "desk.md").read_text()
+    assert page[citation["char_start"] : citation["char_end"]] == citation["quote"]
+    nothing = json.loads(run(home, "ask", "What is the weather on Mars?", "--groups", "rates", "--json").stdout)
+    assert nothing["found"] is False and nothing["claims"] == []
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps(
+            {
+                "id": "1",
+                "question": "coupon semi-annually",
+                "evidence": [{"doc": "desk.md", "page": 1}],
+                "facts": ["4.25%"],
+            }
+        )
+        + "\n"
+    )
+    scores = json.loads(run(home, "eval", str(qa), "-k", "1", "--groups", "rates", "--json").stdout)
+    assert scores["doc_hit_at_1"] == 1.0 and scores["fact_recall_at_1"] == 1.0 and scores["page_recall_at_1"] == 1.0
+    assert scores["n"] == 1 and scores["mrr"] == 1.0 and "search_ms_p50" in scores
+
+    listed = json.loads(run(home, "documents", "--json").stdout)
+    assert {d["document"] for d in listed} == {"desk.md", "q1.txt"}
+
+    again = json.loads(run(home, "ingest", str(corpus), "--json").stdout)
+    assert again["duplicates"] == 2 and again["ingested"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "x", "--as-of", "yesterday"], "not a date"),
+        (["search", "x", "--filter", "novalue"], "KEY=VALUE"),
+        (["search", "   "], "query is empty"),
+        (["search", "x", "--groups", ","], "at least one group"),
+        (["ingest", "/no/such/path"], "no such file"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run(tmp_path / "home", *args)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_qa_file_names_the_line(tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "1", "question": "ok"}\n{"question": 3}\n')
+    result = run(tmp_path / "home", "eval", str(qa))
+    assert result.returncode == 2 and "qa.jsonl:2" in result.stderr
+
+
+@pytest.mark.slow
+def test_real_embedder_on_a_real_filing(tmp_path: Path, sec10q: Path) -> None:
+    home = tmp_path / "home"
+    ingested = run(home, "ingest", str(sec10q / "docs" / "2023 Q3 AAPL.pdf"), "--json", embedder="minilm")
+    assert ingested.returncode == 0, ingested.stderr
+    asked = json.loads(run(home, "ask", "What were Apple's total net sales?", "--json", embedder="minilm").stdout)
+    assert asked["found"]
+    quotes = " ".join(c["citations"][0]["quote"] for c in asked["claims"])
+    assert "81,797" in quotes  # total net sales, quarter ended July 1, 2023
