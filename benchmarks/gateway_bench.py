@@ -7,7 +7,7 @@ strongroom's gateway, and through LiteLLM's proxy, at 1, 10 and 50 concurrent st
 
 Modes (each request streams the same fixed reply to its end):
 
-  direct   raw httpx stream to the backend, each SSE line JSON-decoded: the floor
+  direct   a lean raw httpx client (raw bytes split into lines, each data line JSON-decoded)
   backend  strongroom's OpenAICompatible adapter alone (SSE decoding, timeouts, deltas)
   gateway  Gateway -> OpenAICompatible: routing, breaker, budgets, concurrency cap, metrics
   litellm  raw httpx stream to LiteLLM's proxy (a separate process) in front of the backend
@@ -128,7 +128,7 @@ def start_litellm(venv: Path, backend_port: int, workdir: Path) -> tuple[subproc
         "LITELLM_LOG": "ERROR",
         "NO_PROXY": "*",
     }
-    log = open(workdir / "litellm.log", "wb")  # noqa: SIM115 - lives as long as the process
+    log = open(workdir / "litellm.log", "wb")
     cmd = [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
            "--port", str(port), "--num_workers", "1"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
@@ -153,18 +153,50 @@ Call = Callable[[], Awaitable[float]]  # runs one request; returns time to first
 
 
 async def raw_stream(client: httpx.AsyncClient, url: str, payload: bytes) -> float:
+    """A lean direct client: raw body bytes, split into lines, each data line JSON-decoded."""
     start = time.perf_counter()
     first = 0.0
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-fake-not-a-secret"}
+    headers = {
+        "content-type": "application/json",
+        "accept-encoding": "identity",
+        "authorization": "Bearer sk-fake-not-a-secret",
+    }
     async with client.stream("POST", url, content=payload, headers=headers) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}: {(await response.aread())[:200]!r}")
-        async for line in response.aiter_lines():
-            if line.startswith("data: ") and line != "data: [DONE]":
-                chunk = json.loads(line[6:])
-                if not first and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
-                    first = time.perf_counter() - start
+        tail = b""
+        async for chunk in response.aiter_raw():
+            *lines, tail = (tail + chunk).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data: ") and line != b"data: [DONE]":
+                    event = json.loads(line[6:])
+                    if not first and event.get("choices") and event["choices"][0]["delta"].get("content"):
+                        first = time.perf_counter() - start
     return first
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        p = frontier.pop()
+        children = [c for c, parent in parents.items() if parent == p and c not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(cpu.get(p, 0.0) for p in tree)
 
 
 @dataclass
@@ -174,11 +206,15 @@ class Samples:
     requests: int = 0
     errors: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds of the client process, plus the proxy's when there is one
 
 
-async def closed_loop(call: Call, concurrency: int, seconds: float, into: Samples) -> None:
+async def closed_loop(
+    call: Call, concurrency: int, seconds: float, into: Samples, proxy_pid: int | None = None
+) -> None:
     stop_at = time.perf_counter() + seconds
     begin = time.perf_counter()
+    cpu0 = time.process_time() + (tree_cpu_seconds(proxy_pid) if proxy_pid else 0.0)
 
     async def worker() -> None:
         while time.perf_counter() < stop_at:
@@ -194,6 +230,7 @@ async def closed_loop(call: Call, concurrency: int, seconds: float, into: Sample
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     into.seconds += time.perf_counter() - begin
+    into.cpu += time.process_time() + (tree_cpu_seconds(proxy_pid) if proxy_pid else 0.0) - cpu0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -206,10 +243,15 @@ def pct(values: list[float], q: float) -> float:
 # -- the run ----------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, backend_port: int, litellm_port: int | None) -> list[dict[str, object]]:
+async def run(
+    args: argparse.Namespace, backend_port: int, litellm_port: int | None, litellm_pid: int | None
+) -> list[dict[str, object]]:
     backend_url = f"http://127.0.0.1:{backend_port}/v1"
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    client = httpx.AsyncClient(limits=limits, timeout=60, trust_env=False)
+    # No timeouts on the raw client: httpx's per-read timeouts cost a cancel scope per read,
+    # and the floor should be as lean as a client can be.
+    client = httpx.AsyncClient(limits=limits, timeout=None, trust_env=False)
+    clients = [client]
     adapter = OpenAICompatible(backend_url, "bench", name="bench", max_connections=200)
     gw_backend = OpenAICompatible(backend_url, "bench", name="fake", max_connections=200)
     gateway = Gateway(
@@ -247,9 +289,13 @@ async def run(args: argparse.Namespace, backend_port: int, litellm_port: int | N
     modes: dict[str, Call] = {"direct": direct, "backend": backend_only, "gateway": via_gateway}
     if litellm_port is not None:
         litellm_url = f"http://127.0.0.1:{litellm_port}/v1/chat/completions"
+        # its own pool: httpcore scans every pooled connection to place a request, so idle
+        # connections to the proxy would slow the direct client down
+        litellm_client = httpx.AsyncClient(limits=limits, timeout=None, trust_env=False)
+        clients.append(litellm_client)
 
         async def via_litellm() -> float:
-            return await raw_stream(client, litellm_url, payload)
+            return await raw_stream(litellm_client, litellm_url, payload)
 
         modes["litellm"] = via_litellm
 
@@ -260,8 +306,10 @@ async def run(args: argparse.Namespace, backend_port: int, litellm_port: int | N
             await closed_loop(call, concurrency, args.warmup, Samples())
         for _ in range(args.rounds):
             for mode, call in modes.items():
-                await closed_loop(call, concurrency, args.duration / args.rounds, samples[mode])
+                pid = litellm_pid if mode == "litellm" else None
+                await closed_loop(call, concurrency, args.duration / args.rounds, samples[mode], pid)
         base = samples["direct"]
+        base_cpu = base.cpu / max(base.requests, 1)
         for mode, s in samples.items():
             row: dict[str, object] = {
                 "mode": mode,
@@ -274,40 +322,64 @@ async def run(args: argparse.Namespace, backend_port: int, litellm_port: int | N
                 "ttft_p50_ms": round(pct(s.ttfts, 0.50) * 1e3, 3),
                 "added_p50_ms": round((pct(s.latencies, 0.50) - pct(base.latencies, 0.50)) * 1e3, 3),
                 "added_p99_ms": round((pct(s.latencies, 0.99) - pct(base.latencies, 0.99)) * 1e3, 3),
+                "cpu_us_per_req": round(s.cpu / max(s.requests, 1) * 1e6, 1),
+                "added_cpu_us_per_req": round((s.cpu / max(s.requests, 1) - base_cpu) * 1e6, 1),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    await client.aclose()
+    for c in clients:
+        await c.aclose()
     await adapter.aclose()
     await gateway.aclose()
     return rows
 
 
 def table(rows: list[dict[str, object]], litellm_note: str) -> str:
-    by = {(r["mode"], r["concurrency"]): r for r in rows}
-    levels = sorted({int(str(r["concurrency"])) for r in rows})
-    has_litellm = any(r["mode"] == "litellm" for r in rows)
-    head = "| streams | direct p50 / p99 ms | adapter added p50 / p99 | **gateway added p50 / p99** | direct / gateway req/s |"
-    sep = "|---|---|---|---|---|"
-    if has_litellm:
-        head += " LiteLLM added p50 / p99 | LiteLLM req/s | LiteLLM / gateway added p50 |"
-        sep += "---|---|---|"
-    lines = [head, sep]
-    for c in levels:
-        d, b, g = by[("direct", c)], by[("backend", c)], by[("gateway", c)]
-        line = (
-            f"| {c} | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} | {b['added_p50_ms']:.2f} / {b['added_p99_ms']:.2f} "
-            f"| **{g['added_p50_ms']:.2f} / {g['added_p99_ms']:.2f}** | {d['rps']:.0f} / {g['rps']:.0f} |"
+    """A Markdown table (one row per streams x mode) and the figures the issue asks for."""
+
+    def f(row: dict[str, object], key: str) -> float:
+        return float(str(row[key]))
+
+    lines = [
+        "| streams | mode | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s | added CPU µs/req |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        base = r["mode"] == "direct"
+        lines.append(
+            f"| {r['concurrency']} | {r['mode']} | {f(r, 'p50_ms'):.2f} | {f(r, 'p99_ms'):.2f} | "
+            + ("— | — | " if base else f"{f(r, 'added_p50_ms'):+.2f} | {f(r, 'added_p99_ms'):+.2f} | ")
+            + f"{f(r, 'rps'):.0f} | "
+            + ("— |" if base else f"{f(r, 'added_cpu_us_per_req'):+.0f} |")
         )
-        if has_litellm:
-            lt = by[("litellm", c)]
-            floor = max(float(str(g["added_p50_ms"])), 0.05)  # a gateway at the noise floor
-            ratio = float(str(lt["added_p50_ms"])) / floor
-            line += f" {lt['added_p50_ms']:.2f} / {lt['added_p99_ms']:.2f} | {lt['rps']:.0f} | {ratio:.0f}x |"
-        lines.append(line)
-    best = {m: max(float(str(r["rps"])) for r in rows if r["mode"] == m) for m in {str(r["mode"]) for r in rows}}
+    by = {(r["mode"], r["concurrency"]): r for r in rows}
     lines.append("")
-    lines.append("max req/s: " + ", ".join(f"{m} {best[m]:.0f}" for m in sorted(best)))
+    best = {str(r["mode"]): 0.0 for r in rows}
+    for r in rows:
+        best[str(r["mode"])] = max(best[str(r["mode"])], f(r, "rps"))
+    lines.append("max req/s: " + ", ".join(f"{m} {v:.0f}" for m, v in best.items()))
+    for c in sorted({int(str(r["concurrency"])) for r in rows}):
+        g, b = by[("gateway", c)], by[("backend", c)]
+        lines.append(
+            f"{c} streams: the gateway layer alone (gateway - backend) adds "
+            f"{f(g, 'p50_ms') - f(b, 'p50_ms'):+.2f} ms p50, {f(g, 'p99_ms') - f(b, 'p99_ms'):+.2f} ms p99, "
+            f"{f(g, 'cpu_us_per_req') - f(b, 'cpu_us_per_req'):+.0f} µs CPU per request"
+        )
+    for c in sorted({int(str(r["concurrency"])) for r in rows}):
+        g, lt = by.get(("gateway", c)), by.get(("litellm", c))
+        if g is None or lt is None:
+            continue
+        # a gateway within noise of direct (<= 0.05 ms, <= 10 µs) is counted at that floor, so
+        # the ratio is a lower bound then ("at least")
+        g_ms, g_cpu = f(g, "added_p50_ms"), f(g, "added_cpu_us_per_req")
+        ratio = f(lt, "added_p50_ms") / max(g_ms, 0.05)
+        cpu_ratio = f(lt, "added_cpu_us_per_req") / max(g_cpu, 10.0)
+        lines.append(
+            f"{c} streams: LiteLLM adds {f(lt, 'added_p50_ms'):.2f} ms p50, the gateway {g_ms:.2f} ms: "
+            f"{'at least ' if g_ms <= 0.05 else ''}{ratio:.0f}x; added CPU per request "
+            f"{f(lt, 'added_cpu_us_per_req'):.0f} vs {g_cpu:.0f} µs: "
+            f"{'at least ' if g_cpu <= 10 else ''}{cpu_ratio:.0f}x"
+        )
     lines.append(litellm_note)
     return "\n".join(lines)
 
@@ -315,7 +387,7 @@ def table(rows: list[dict[str, object]], litellm_note: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="strongroom gateway overhead vs direct vs LiteLLM")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per mode and level")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the duration is split into")
+    parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds the duration is split into")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up per mode and level")
     parser.add_argument("--tokens", type=int, default=16, help="tokens in the fake backend's reply")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
@@ -329,7 +401,10 @@ def main() -> None:
     version = litellm_version(venv)
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     if version is None:
-        note = f"litellm not measured: no virtualenv with litellm at {venv} (pip install 'litellm[proxy]=={LITELLM_PIN}' there)"
+        note = (
+            f"litellm not measured: no virtualenv with litellm at {venv} "
+            f"(python -m venv {venv} && {venv}/bin/pip install 'litellm[proxy]=={LITELLM_PIN}')"
+        )
     elif version in ("1.82.7", "1.82.8"):
         note = f"litellm not measured: {venv} has litellm {version}, a compromised release; reinstall {LITELLM_PIN}"
     else:
@@ -341,7 +416,7 @@ def main() -> None:
     print(json.dumps({"machine": f"{os.cpu_count()} CPU, {platform.platform()}, Python {platform.python_version()}",
                       "note": note, "tokens_per_reply": args.tokens}), flush=True)  # fmt: skip
     try:
-        rows = asyncio.run(run(args, port, litellm_port))
+        rows = asyncio.run(run(args, port, litellm_port, litellm_proc.pid if litellm_proc else None))
     finally:
         backend.terminate()
         if litellm_proc is not None:

@@ -109,13 +109,9 @@ def build_corpus(size: int, n_queries: int, seed: int, vocab: list[str]) -> Corp
         for q in np.flatnonzero((query_rows >= rows[0]) & (query_rows <= rows[-1])):
             local = int(query_rows[q] - rows[0])
             distinct = sorted(set(texts[local].split()))
-            picked = rng.choice(
-                len(distinct), size=min(len(distinct), int(rng.integers(3, 7))), replace=False
-            )
+            picked = rng.choice(len(distinct), size=min(len(distinct), int(rng.integers(3, 7))), replace=False)
             keyword_queries.append(" ".join(distinct[i] for i in picked))
-            moved = batch[local] + rng.standard_normal(DIM).astype(np.float32) * np.float32(
-                0.5 / np.sqrt(DIM)
-            )
+            moved = batch[local] + rng.standard_normal(DIM).astype(np.float32) * np.float32(0.5 / np.sqrt(DIM))
             dense_queries[q] = moved / np.linalg.norm(moved)
 
         t = time.perf_counter()
@@ -204,9 +200,7 @@ def markdown(results: list[dict[str, object]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated corpus sizes")
     parser.add_argument("--queries", type=int, default=200, help="queries per size and filter")
     parser.add_argument("--seed", type=int, default=0)

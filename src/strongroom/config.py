@@ -44,9 +44,12 @@ class Settings(BaseSettings):
     embedder_dim: int = Field(default=384, ge=1, description="Vector size of a remote embedder.")
     embed_batch_size: int = Field(default=32, ge=1, le=4096)
     embed_max_seq_length: int | None = Field(
-        default=None, ge=16, le=8192, description="Truncate embedder input here (default: the model's own)."
+        default=512,
+        ge=16,
+        le=8192,
+        description="Truncate embedder input here (None: the model's own; MiniLM's 256 is short for 400-token chunks).",
     )
-    chunk_tokens: int = Field(default=200, ge=32, le=8192, description="Chunk size in estimated tokens.")
+    chunk_tokens: int = Field(default=400, ge=32, le=8192, description="Chunk size in estimated tokens.")
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Files above are refused.")
 
     @field_validator("home")

@@ -21,9 +21,7 @@ def run(*args: str, home: Path | None = None) -> tuple[int, str]:
 
 
 def test_set_route_show_rollback_list(tmp_path: Path) -> None:
-    code, out = run(
-        "set-route", "chat", "-d", "vllm-a:90", "-d", "vllm-b:10", "-d", "extractive", home=tmp_path
-    )
+    code, out = run("set-route", "chat", "-d", "vllm-a:90", "-d", "vllm-b:10", "-d", "extractive", home=tmp_path)
     assert code == 0 and "v1 active" in out and "vllm-a (90%)" in out and "extractive (fallback)" in out
     assert "'vllm-a' is not configured" in out  # a warning, not a failure
     assert "'extractive' is not configured" not in out

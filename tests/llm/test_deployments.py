@@ -37,9 +37,7 @@ def test_specs_are_validated() -> None:
 
 @pytest.mark.integration
 def test_open_gateway_serves_configured_routes(tmp_path: Path, server: FakeOpenAIServer) -> None:
-    save_deployment(
-        tmp_path, "vllm-a", DeploymentSpec(backend="openai-compatible", url=server.url, model="m")
-    )
+    save_deployment(tmp_path, "vllm-a", DeploymentSpec(backend="openai-compatible", url=server.url, model="m"))
     RouteStore(tmp_path).set_route("chat", [Target("vllm-a", 1), Target("extractive")])
 
     async def main() -> tuple[str, str]:

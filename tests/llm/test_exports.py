@@ -6,7 +6,7 @@ import strongroom.llm as llm
 
 EXPECTED = {
     "BackendError", "BackendRejected", "BackendTimeout", "BackendUnavailable", "BadBackendResponse",
-    "BreakerPolicy", "BreakerState", "BucketStore", "Budget", "BudgetExceeded", "ChatMessage", "ChatModel",
+    "BreakerPolicy", "BreakerState", "BucketStore", "Budget", "BudgetExceeded", "BudgetUnavailable", "ChatMessage", "ChatModel",
     "ChatRequest", "ChatResult", "CircuitBreaker", "ContinuationMismatch", "Delta", "Deployment",
     "DeploymentBusy", "DeploymentSpec", "Failover", "FunctionModel", "Gateway", "GatewayError",
     "GatewayMetrics", "GatewayStream", "InProcessBuckets", "Limits", "LocalModel", "NoDeploymentAvailable",

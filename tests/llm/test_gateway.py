@@ -123,6 +123,22 @@ def test_unknown_route_and_unconfigured_deployment(server: FakeOpenAIServer) -> 
     assert result.deployment == "a" and "not configured" in result.failovers[0].message
 
 
+def test_champion_challenger_split_is_weighted_and_sticky() -> None:
+    gw = gateway([("champion", 80), ("challenger", 20)], [function("champion", "A"), function("challenger", "B")])
+
+    async def main() -> list[ChatResult]:
+        return [await gw.chat(ask(request_id=f"req-{i % 200}")) for i in range(400)]
+
+    results = asyncio.run(main())
+    by_id: dict[str, set[str]] = {}
+    for r in results:
+        by_id.setdefault(r.request_id or "", set()).add(r.deployment)
+    assert all(len(d) == 1 for d in by_id.values())  # a request id always gets the same side
+    challenger = sum(1 for d in by_id.values() if d == {"challenger"})
+    assert 20 <= challenger <= 60  # ~20% of 200 ids
+    assert all(r.route_version == 1 and not r.failovers for r in results)
+
+
 # -- mid-stream failures ----------------------------------------------------------------
 
 
@@ -204,9 +220,7 @@ def test_breaker_opens_after_repeated_failures_and_recovers(
     assert len(a.requests) == 3
 
 
-def test_a_failed_probe_opens_the_breaker_again(
-    make_server: Callable[..., FakeOpenAIServer], clock: FakeClock
-) -> None:
+def test_a_failed_probe_opens_the_breaker_again(make_server: Callable[..., FakeOpenAIServer], clock: FakeClock) -> None:
     a = make_server(Reply.error(500))
     policy = BreakerPolicy(failure_threshold=1, cooldown_s=10)
     gw = gateway([("a", 1), ("b", 0)], [http("a", a, breaker=policy), function("b", "fallback")], clock=clock)

@@ -170,3 +170,24 @@ def test_leaving_a_stream_early_frees_its_slot(make_server: Callable[..., FakeOp
             await gw.aclose()
 
     assert asyncio.run(main()).text == "abcdefgh"
+
+
+def test_a_cancelled_call_gives_back_its_slot_and_budget(make_server: Callable[..., FakeOpenAIServer]) -> None:
+    slow = make_server(Reply(tokens=tuple("abcdefgh"), token_delay=0.2))
+    limits = Limits(max_tokens=10, principal_budgets={"alice": Budget(tokens=Rate(25, per_s=3600))})
+
+    async def main() -> ChatResult:
+        gw = gateway([("a", 1)], [http("a", slow, max_concurrency=1)], limits=limits)
+        try:
+            task = asyncio.create_task(gw.chat(ask("hi", user="alice")))
+            await asyncio.sleep(0.3)  # streaming by now
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            slow.default = Reply.stream("done")
+            # the slot is free, and the budget was settled to what was used (else 25 - 15 < 15)
+            return await gw.chat(ask("hi", user="alice"))
+        finally:
+            await gw.aclose()
+
+    assert asyncio.run(main()).text == "done"

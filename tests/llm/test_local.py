@@ -13,9 +13,7 @@ from tests.llm.helpers import ask, function, gateway
 
 def test_local_model_streams_through_the_gateway(tiny_model_dir: Path) -> None:
     model = LocalModel(tiny_model_dir, name="tiny", max_new_tokens=12)
-    gw = gateway(
-        [("tiny", 1), ("extractive", 0)], [Deployment("tiny", model), function("extractive", "fallback")]
-    )
+    gw = gateway([("tiny", 1), ("extractive", 0)], [Deployment("tiny", model), function("extractive", "fallback")])
 
     async def main() -> tuple[list[Delta], ChatResult, ChatResult]:
         async with gw.stream(ask("what did the bank report", request_id="r1")) as s:
@@ -37,9 +35,7 @@ def test_local_model_streams_through_the_gateway(tiny_model_dir: Path) -> None:
 
 def test_a_model_directory_that_cannot_load_fails_over(tmp_path: Path) -> None:
     model = LocalModel(tmp_path / "missing", name="broken")
-    gw = gateway(
-        [("broken", 1), ("extractive", 0)], [Deployment("broken", model), function("extractive", "ok")]
-    )
+    gw = gateway([("broken", 1), ("extractive", 0)], [Deployment("broken", model), function("extractive", "ok")])
     try:
         result = asyncio.run(gw.chat(ask()))
     finally:

@@ -45,13 +45,9 @@ def test_requests_errors_failovers_latency_tokens_and_breaker(
     r = registry
     assert value(r, "strongroom_llm_requests_total", route="chat", deployment="a") == 2
     assert value(r, "strongroom_llm_requests_total", route="chat", deployment="b") == 2
-    assert (
-        value(r, "strongroom_llm_errors_total", route="chat", deployment="a", error="BackendUnavailable") == 2
-    )
+    assert value(r, "strongroom_llm_errors_total", route="chat", deployment="a", error="BackendUnavailable") == 2
     assert value(r, "strongroom_llm_errors_total", route="chat", deployment="-", error="BudgetExceeded") == 1
-    assert (
-        value(r, "strongroom_llm_failovers_total", route="chat", deployment="a") == 2
-    )  # failed, then skipped
+    assert value(r, "strongroom_llm_failovers_total", route="chat", deployment="a") == 2  # failed, then skipped
     assert value(r, "strongroom_llm_breaker_state", deployment="a") == 2  # open
     assert value(r, "strongroom_llm_breaker_state", deployment="b") == 0
     assert value(r, "strongroom_llm_time_to_first_token_seconds_count", route="chat", deployment="b") == 2

@@ -35,9 +35,7 @@ async def collect(backend: OpenAICompatible, request: ChatRequest) -> list[Delta
 def test_streams_text_and_the_servers_usage(server: FakeOpenAIServer) -> None:
     async def main() -> list[Delta]:
         async with OpenAICompatible(server.url, "bank-llm-8b", api_key=SECRET) as backend:
-            return await collect(
-                backend, ChatRequest.of("What is the CET1 ratio?", max_tokens=50, user="alice")
-            )
+            return await collect(backend, ChatRequest.of("What is the CET1 ratio?", max_tokens=50, user="alice"))
 
     deltas = asyncio.run(main())
     assert "".join(d.text for d in deltas) == "The bank's capital ratio is 14%."

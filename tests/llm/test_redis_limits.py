@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from strongroom.llm.errors import BudgetExceeded
+from strongroom.llm.errors import BudgetExceeded, BudgetUnavailable
 from strongroom.llm.limits import Budget, Limits, Rate
 from tests.llm.helpers import ask, function, gateway
 
@@ -82,5 +82,24 @@ def test_two_gateways_share_one_budget(prefix: str) -> None:
                 await stores[0]._redis.delete(*keys)
             for s in stores:
                 await s.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_unreachable_redis_refuses_calls_with_a_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    limits = Limits(default_principal_budget=Budget(requests=Rate(10)))
+
+    async def main() -> None:
+        store = RedisBuckets(f"redis://user:hunter2@127.0.0.1:{port}/0")
+        gw = gateway([("a", 1)], [function("a", "ok")], limits=limits, buckets=store)
+        try:
+            with pytest.raises(BudgetUnavailable, match="cannot read budgets from Redis") as info:
+                await gw.chat(ask(user="alice"))
+            assert "hunter2" not in str(info.value)
+        finally:
+            await store.aclose()
 
     asyncio.run(main())

@@ -69,7 +69,7 @@ def test_parse_chunk_maps_errors_streamed_by_the_backend() -> None:
         parse_chunk(json.dumps({"object": "error", "message": "engine died"}))
 
 
-@given(pieces_strategy := st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=10), st.data())
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=10), st.data())
 def test_bytes_split_anywhere_decode_to_the_same_events(texts: list[str], data: st.DataObject) -> None:
     stream = "".join(f": c\r\ndata: {chunk(t)}\r\n\r\n" for t in texts).encode() + b"data: [DONE]\n\n"
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))

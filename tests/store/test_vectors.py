@@ -13,7 +13,8 @@ from strongroom.store.vectors import VectorIndex
 
 
 def unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+    norms: npt.NDArray[np.float32] = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / norms).astype(np.float32)
 
 
 def clustered(n: int, dim: int, clusters: int, seed: int) -> npt.NDArray[np.float32]:

@@ -56,7 +56,7 @@ class IngestOptions:
     source: str | None = None
     meta: Mapping[str, str] = field(default_factory=frozen_meta)
     max_file_bytes: int = 200 * 1024 * 1024
-    chunk_tokens: int = 200
+    chunk_tokens: int = 400
 
 
 @dataclass

@@ -88,9 +88,7 @@ def list_routes(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         data = {
             "routes": [_route_json(r) for r in routes],
-            "deployments": {
-                n: s.model_dump(mode="json", exclude_defaults=True) for n, s in deployments.items()
-            },
+            "deployments": {n: s.model_dump(mode="json", exclude_defaults=True) for n, s in deployments.items()},
         }
         out.print_json(json.dumps(data))
         return
@@ -106,9 +104,7 @@ def list_routes(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             dt.add_column(col)
         for name, s in sorted(deployments.items()):
             where = s.url if s.backend == "openai-compatible" else s.path
-            dt.add_row(
-                name, s.backend, where or "", s.model or "", f"${s.api_key_env}" if s.api_key_env else ""
-            )
+            dt.add_row(name, s.backend, where or "", s.model or "", f"${s.api_key_env}" if s.api_key_env else "")
         out.print(dt)
 
 
@@ -147,9 +143,7 @@ def set_route(
     name: str,
     deployment: Annotated[
         list[str],
-        typer.Option(
-            "--deployment", "-d", help="NAME[:WEIGHT], repeat in failover order; no weight = fallback only."
-        ),
+        typer.Option("--deployment", "-d", help="NAME[:WEIGHT], repeat in failover order; no weight = fallback only."),
     ],
     note: Annotated[str, typer.Option("--note", help="Why this version exists.")] = "",
     home: HomeOpt = None,
@@ -175,9 +169,7 @@ def set_route(
 @app.command()
 def rollback(
     name: str,
-    to: Annotated[
-        int | None, typer.Option("--to", min=1, help="Version to activate (default: the previous).")
-    ] = None,
+    to: Annotated[int | None, typer.Option("--to", min=1, help="Version to activate (default: the previous).")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Re-activate the previous version of route NAME (instant; a second rollback undoes it)."""
@@ -192,9 +184,7 @@ def rollback(
 def set_deployment(
     name: str,
     backend: Annotated[str, typer.Option("--backend", help=f"One of: {', '.join(BACKENDS)}.")],
-    url: Annotated[
-        str | None, typer.Option("--url", help="OpenAI-compatible base URL, ending in /v1.")
-    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="OpenAI-compatible base URL, ending in /v1.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model id the server expects.")] = None,
     api_key_env: Annotated[
         str | None,

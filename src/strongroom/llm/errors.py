@@ -5,7 +5,8 @@
         ├── RequestRejected          the request itself breaks a rule: never retried, no failover
         │   ├── UnknownRoute         no route has this public model name
         │   ├── PromptTooLarge       prompt or max_tokens over the configured limit
-        │   └── BudgetExceeded       a per-principal or per-route budget is spent (retry_after)
+        │   ├── BudgetExceeded       a per-principal or per-route budget is spent (retry_after)
+        │   └── BudgetUnavailable    the budget store (Redis) cannot be reached: calls are refused
         ├── BackendError             one deployment failed; the gateway may retry it or fail over
         │   ├── BackendUnavailable   connection refused or dropped, 5xx         (retryable)
         │   ├── RateLimited          429 from the backend (retry_after)         (retryable)
@@ -34,6 +35,7 @@ __all__ = [
     "BackendUnavailable",
     "BadBackendResponse",
     "BudgetExceeded",
+    "BudgetUnavailable",
     "ContinuationMismatch",
     "DeploymentBusy",
     "GatewayError",
@@ -69,6 +71,10 @@ class BudgetExceeded(RequestRejected):
         super().__init__(message)
         self.retry_after = retry_after
         self.scope = scope
+
+
+class BudgetUnavailable(RequestRejected):
+    """The shared budget store could not be read; the gateway refuses calls it cannot meter."""
 
 
 class BackendError(GatewayError):

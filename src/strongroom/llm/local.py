@@ -63,9 +63,7 @@ class LocalModel:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                self.path, local_files_only=True, dtype=torch.float32
-            )
+            model: Any = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError, ImportError) as exc:
             raise BackendUnavailable(
                 f"{self.name}: cannot load a local model from {self.path} ({type(exc).__name__}: {exc}); "
@@ -96,9 +94,7 @@ class LocalModel:
             "do_sample": sampling,
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([_Cancelled()]),
-            "pad_token_id": tokenizer.pad_token_id
-            if tokenizer.pad_token_id is not None
-            else tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         }
         if sampling:
             kwargs["temperature"] = request.temperature
@@ -159,3 +155,7 @@ class LocalModel:
     def close(self) -> None:
         """Stop the worker thread once its current generation ends."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """The same as :meth:`close`, for ``Gateway.aclose``."""
+        self.close()

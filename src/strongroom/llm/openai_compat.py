@@ -112,9 +112,7 @@ class OpenAICompatible:
         }
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -295,9 +293,7 @@ class OpenAICompatible:
                 dog.cancel()
             await response.aclose()
 
-    def _tail(
-        self, decoder: SSEDecoder, finish: str | None, usage: Usage | None
-    ) -> tuple[str | None, Usage | None]:
+    def _tail(self, decoder: SSEDecoder, finish: str | None, usage: Usage | None) -> tuple[str | None, Usage | None]:
         """The body ended without [DONE]: accept it only if the answer had finished."""
         try:
             tail = decoder.flush()
@@ -305,9 +301,7 @@ class OpenAICompatible:
             raise BadBackendResponse(f"{self.name}: the event stream is not UTF-8 text") from exc
         if tail is not None and tail != DONE and (delta := parse_chunk(tail)) is not None:
             if delta.text:
-                raise BackendUnavailable(
-                    f"{self.name}: the stream ended inside an event; the connection was cut"
-                )
+                raise BackendUnavailable(f"{self.name}: the stream ended inside an event; the connection was cut")
             finish = delta.finish_reason or finish
             usage = delta.usage or usage
         if finish is None:

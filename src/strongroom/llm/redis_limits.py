@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from strongroom.errors import ConfigError
+from strongroom.llm.errors import BudgetUnavailable
 from strongroom.llm.limits import Rate
 
 __all__ = ["RedisBuckets"]
@@ -52,8 +53,8 @@ class RedisBuckets:
         store = RedisBuckets("redis://127.0.0.1:6379/0", prefix="strongroom:budget:")
         gateway = Gateway(..., budgets=Budgets(limits, store))
 
-    A bucket untouched long enough to be full again expires by itself. Connection errors
-    propagate as :class:`redis.exceptions.ConnectionError`; the gateway does not guess a
+    A bucket untouched long enough to be full again expires by itself. When Redis cannot
+    be reached, calls fail with :class:`BudgetUnavailable`: the gateway does not guess a
     budget it cannot read.
     """
 
@@ -64,20 +65,23 @@ class RedisBuckets:
             raise ConfigError(
                 "Redis budgets need the 'redis' package: pip install 'redis>=5'; or use in-process budgets"
             ) from exc
+        from redis.exceptions import RedisError
+
         self.prefix = prefix
-        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True)
+        self._where = url.split("@")[-1]  # never the password of redis://user:pw@host
+        self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
+        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
         self._script: Any = self._redis.register_script(_TAKE)
 
     async def take(self, key: str, cost: float, rate: Rate, *, force: bool = False) -> float:
-        result = await self._script(
-            keys=[self.prefix + key],
-            args=[
-                repr(float(cost)),
-                repr(float(rate.capacity)),
-                repr(rate.refill_per_s),
-                "1" if force else "0",
-            ],
-        )
+        args = [repr(float(cost)), repr(float(rate.capacity)), repr(rate.refill_per_s), "1" if force else "0"]
+        try:
+            result = await self._script(keys=[self.prefix + key], args=args)
+        except self._errors as exc:
+            raise BudgetUnavailable(
+                f"cannot read budgets from Redis at {self._where} ({type(exc).__name__}); "
+                "check that Redis is up, or configure in-process budgets"
+            ) from exc
         wait = float(result)
         return math.inf if math.isinf(wait) else wait
 

@@ -142,8 +142,7 @@ class RouteStore:
             return RoutesFile.model_validate_json(raw)
         except ValidationError as exc:
             raise ConfigError(
-                f"{self.path} is not a valid routes file: {first_error(exc)}; "
-                "fix it by hand or restore a backup"
+                f"{self.path} is not a valid routes file: {first_error(exc)}; fix it by hand or restore a backup"
             ) from exc
 
     def _refresh(self) -> None:
@@ -239,14 +238,10 @@ class RouteStore:
             old = self._require(data, name)
             if to is None:
                 if len(old.history) < 2:
-                    raise ConfigError(
-                        f"route {name!r} has only ever had one version active; nothing to roll back to"
-                    )
+                    raise ConfigError(f"route {name!r} has only ever had one version active; nothing to roll back to")
                 to = old.history[-2].version
             if not 1 <= to <= len(old.versions):
-                raise ConfigError(
-                    f"route {name!r} has versions 1..{len(old.versions)}; there is no version {to}"
-                )
+                raise ConfigError(f"route {name!r} has versions 1..{len(old.versions)}; there is no version {to}")
             activation = Activation(version=to, action="rollback", at=datetime.now(UTC))
             route = RouteModel(active=to, versions=old.versions, history=[*old.history, activation])
             self._write(RoutesFile(routes={**data.routes, name: route}))

@@ -115,8 +115,7 @@ def error_from_body(
             "API key and model id, and the request's parameters"
         )
     return BackendUnavailable(
-        f"{who}: server error ({status}): {message}; the gateway retries and fails over; "
-        "check the backend's logs"
+        f"{who}: server error ({status}): {message}; the gateway retries and fails over; check the backend's logs"
     )
 
 
@@ -149,9 +148,7 @@ def parse_chunk(data: str) -> Delta | None:
 
 def _parse_object(obj: Any, data: str) -> Delta | None:
     if not isinstance(obj, dict):
-        raise BadBackendResponse(
-            f"malformed SSE from backend: expected a JSON object, got {_excerpt(data)!r}"
-        )
+        raise BadBackendResponse(f"malformed SSE from backend: expected a JSON object, got {_excerpt(data)!r}")
     if "error" in obj or obj.get("object") == "error":
         err = obj.get("error", obj)
         code = err.get("code") if isinstance(err, dict) else None
@@ -168,15 +165,11 @@ def _parse_object(obj: Any, data: str) -> Delta | None:
         return Delta("", usage=usage) if usage is not None else None
     choice = choices[0]
     if not isinstance(choice, dict):
-        raise BadBackendResponse(
-            f"malformed chunk from backend: a choice is not an object ({_excerpt(data)!r})"
-        )
+        raise BadBackendResponse(f"malformed chunk from backend: a choice is not an object ({_excerpt(data)!r})")
     delta = choice.get("delta")
     content = delta.get("content") if isinstance(delta, dict) else None
     if content is not None and not isinstance(content, str):
-        raise BadBackendResponse(
-            f"malformed chunk from backend: content is not a string ({_excerpt(data)!r})"
-        )
+        raise BadBackendResponse(f"malformed chunk from backend: content is not a string ({_excerpt(data)!r})")
     finish = choice.get("finish_reason")
     if finish is not None and not isinstance(finish, str):
         finish = str(finish)

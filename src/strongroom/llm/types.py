@@ -56,7 +56,8 @@ class ChatRequest:
     replay the request on another deployment after text was already streamed; it then
     only continues if the new answer starts with exactly the text already sent.
 
-        >>> ChatRequest((ChatMessage("user", "Summarise the Q3 filing"),), model="chat").max_tokens
+        ChatRequest((ChatMessage("user", "Summarise the Q3 filing"),), model="chat", user="alice")
+        ChatRequest.of("Summarise the Q3 filing", model="chat", system="Cite pages.", max_tokens=300)
     """
 
     messages: tuple[ChatMessage, ...]
@@ -71,9 +72,7 @@ class ChatRequest:
     allow_mid_stream_failover: bool = False
 
     @classmethod
-    def of(
-        cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object
-    ) -> ChatRequest:
+    def of(cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object) -> ChatRequest:
         """A one-turn request: an optional system message and one user message."""
         msgs = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
         return cls(msgs, model, **kw)  # type: ignore[arg-type]

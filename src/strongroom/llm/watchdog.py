@@ -38,9 +38,7 @@ class Watchdog:
 
     __slots__ = ("_first", "_handle", "_idle", "_last", "_loop", "_sock", "_total", "expired", "got_token")
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, sock: _Socket, first: float, total: float, idle: float
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: _Socket, first: float, total: float, idle: float) -> None:
         self._loop = loop
         self._sock = sock
         self._first = first

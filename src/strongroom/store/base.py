@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from strongroom.types import Chunk, DocumentVersion, Page, Scope
 
-__all__ = ["NewVersion", "ScoredId", "Store"]
+__all__ = ["KeywordUnit", "NewVersion", "ScoredId", "Store"]
 
 ScoredId = tuple[str, float]
+#: ``chunk``: BM25 over whole chunks. ``line``: BM25 over each chunk's table rows and
+#: headings (with the chunk's context); a chunk ranks by its best line.
+KeywordUnit = Literal["chunk", "line"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,8 @@ class Store(Protocol):
         """Store a version atomically. False (and no change) if that version id exists."""
         ...
 
-    def keyword_search(self, text: str, scope: Scope, k: int) -> list[ScoredId]:
-        """Best ``k`` chunk ids by BM25 among the chunks ``scope`` admits."""
+    def keyword_search(self, text: str, scope: Scope, k: int, unit: KeywordUnit = "chunk") -> list[ScoredId]:
+        """Best ``k`` chunk ids by BM25 among the chunks ``scope`` admits, at the given unit."""
         ...
 
     def vector_search(self, vector: npt.NDArray[np.float32], scope: Scope, k: int) -> list[ScoredId]:

@@ -17,10 +17,11 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -39,10 +40,11 @@ from strongroom.store.vectors import (
 
 __all__ = ["KeywordIndex", "tokenize"]
 
+_Doc = TypeVar("_Doc")
 _Triples = tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.uint16]]  # term, row, tf
 
 _FORMAT = 1
-_BATCH = 4096  # documents tokenized and counted per step, bounds the memory of a large add
+_BATCH = 4096  # documents tokenized and counted per step
 _MAX_TF = np.iinfo(np.uint16).max
 
 # A number keeps its thousands separators and decimals ("82,959", "1.20", and "1.20" out of
@@ -192,19 +194,26 @@ class KeywordIndex:
 
     def add(self, rows: npt.ArrayLike, texts: Sequence[str]) -> None:
         """Index ``texts[i]`` as row ``rows[i]``; rows increase and start at ``len(self)`` or later."""
-        self.add_tokens(rows, [tokenize(t) for t in texts])
+        self._add(rows, texts, tokenize)
 
     def add_tokens(self, rows: npt.ArrayLike, token_lists: Sequence[Sequence[str]]) -> None:
         """Index pre-tokenized documents, e.g. ``tokenize(context) + tokenize(text)``."""
+        self._add(rows, token_lists, list)
+
+    def _add(self, rows: npt.ArrayLike, docs: Sequence[_Doc], to_tokens: Callable[[_Doc], list[str]]) -> None:
         row_array = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if len(row_array) != len(token_lists):
-            raise ValueError(f"{len(row_array)} rows but {len(token_lists)} documents: pass one row each")
+        if len(row_array) != len(docs):
+            raise ValueError(f"{len(row_array)} rows but {len(docs)} documents: pass one row each")
         if len(row_array) == 0:
             return
         with self._lock:
-            _check_new_rows(row_array, self._n_rows)
-            for start in range(0, len(row_array), _BATCH):
-                self._add_batch(row_array[start : start + _BATCH], token_lists[start : start + _BATCH])
+            if row_array[0] < self._n_rows or bool(np.any(np.diff(row_array) <= 0)):
+                raise ValueError(f"rows must increase and start at {self._n_rows} or later (append-only)")
+            if row_array[-1] > np.iinfo(np.int32).max:
+                raise ValueError("rows beyond 2**31 - 1 are not supported")
+            for start in range(0, len(row_array), _BATCH):  # bounds the memory of a large add
+                batch = [to_tokens(d) for d in docs[start : start + _BATCH]]
+                self._add_batch(row_array[start : start + _BATCH], batch)
 
     def _add_batch(self, rows: npt.NDArray[np.int64], token_lists: Sequence[Sequence[str]]) -> None:
         vocab = self._vocab
@@ -318,12 +327,8 @@ class KeywordIndex:
         offsets = z["vocab_offsets"].tolist()
         index = cls(k1=k1, b=b)
         index._vocab = {text[offsets[i] : offsets[i + 1]]: i for i in range(len(offsets) - 1)}
-        index._doclen, index._n_rows, index._n_docs, index._total_len = (
-            z["doclen"].astype(np.float32, copy=False),
-            n_rows,
-            n_docs,
-            total_len,
-        )
+        index._doclen = z["doclen"].astype(np.float32, copy=False)
+        index._n_rows, index._n_docs, index._total_len = n_rows, n_docs, total_len
         seg = _Segment(
             z["indptr"].astype(np.int64, copy=False),
             z["rows"].astype(np.int32, copy=False),
@@ -333,11 +338,6 @@ class KeywordIndex:
         index._df = np.zeros(len(index._vocab), dtype=np.int64)
         index._df[: len(seg.indptr) - 1] = np.diff(seg.indptr)
         return index
-
-
-def _check_new_rows(rows: npt.NDArray[np.int64], n_rows: int) -> None:
-    if rows[0] < n_rows or (len(rows) > 1 and bool(np.any(np.diff(rows) <= 0))):
-        raise ValueError(f"rows must increase and start at {n_rows} or later (rows are append-only)")
 
 
 def _contrib(weight: float, tf: npt.NDArray[np.uint16], norm: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

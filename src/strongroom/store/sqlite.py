@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.errors import ConfigError, StoreError
-from strongroom.store.base import NewVersion, ScoredId
+from strongroom.store.base import KeywordUnit, NewVersion, ScoredId
 from strongroom.store.scope import VersionTable
 from strongroom.store.snapshot import IndexSet
 from strongroom.types import Chunk, DocumentVersion, Scope, frozen_meta
@@ -204,7 +204,8 @@ class SqliteStore:
         if self._indexes is None:
             self._indexes = IndexSet.load_or_create(self.home / "index", self.model_id, self.dim)
         self._table = VersionTable.load(self._db)
-        self._indexes.catch_up(self._db, self._table)
+        if self._indexes.catch_up(self._db, self._table):
+            self._indexes.build()
         self._generation = generation
         return self._indexes, self._table
 
@@ -213,9 +214,13 @@ class SqliteStore:
         indexes, _ = self._refresh()
         indexes.save(self.home / "index")
 
-    def keyword_search(self, text: str, scope: Scope, k: int) -> list[ScoredId]:
+    def keyword_search(self, text: str, scope: Scope, k: int, unit: KeywordUnit = "chunk") -> list[ScoredId]:
         indexes, table = self._refresh()
-        rows, scores = indexes.keyword.search(text, k, table.chunk_mask(scope, indexes.chunk_version))
+        mask = table.chunk_mask(scope, indexes.chunk_version)
+        if unit == "line":
+            positions, best = indexes.search_lines(text, k, mask)
+            return [(indexes.chunk_ids[p], s) for p, s in zip(positions, best, strict=True)]
+        rows, scores = indexes.keyword.search(text, k, mask)
         return [(indexes.chunk_ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
 
     def vector_search(self, vector: npt.NDArray[np.float32], scope: Scope, k: int) -> list[ScoredId]:

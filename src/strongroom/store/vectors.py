@@ -75,7 +75,7 @@ class VectorIndex:
     (3, True)
     """
 
-    def __init__(self, dim: int, *, exact_threshold: int = 20_000, nprobe: int | None = None, seed: int = 0):
+    def __init__(self, dim: int, *, exact_threshold: int = 20_000, nprobe: int | None = None, seed: int = 0) -> None:
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
         self._dim = dim
@@ -182,9 +182,7 @@ class VectorIndex:
         filled = self._filled[:n]
         return filled if admitted is None else admitted & filled
 
-    def _exact(
-        self, q: npt.NDArray[np.float32], k: int, admitted: Mask | None, n: int
-    ) -> tuple[Rows, Scores]:
+    def _exact(self, q: npt.NDArray[np.float32], k: int, admitted: Mask | None, n: int) -> tuple[Rows, Scores]:
         # einsum, not BLAS: a threaded sgemv stalls badly when other processes hold the cores.
         data = self._data
         if admitted is None or np.count_nonzero(admitted) * 4 > n:
@@ -194,10 +192,7 @@ class VectorIndex:
             return top_k(None, scores, k, above=_NO_FLOOR)
         rows = np.flatnonzero(admitted)
         scores = np.concatenate(
-            [
-                np.einsum("ij,j->i", np.take(data, rows[i : i + _BLOCK], axis=0), q)
-                for i in range(0, len(rows), _BLOCK)
-            ]
+            [np.einsum("ij,j->i", np.take(data, rows[i : i + _BLOCK], axis=0), q) for i in range(0, len(rows), _BLOCK)]
         )
         return top_k(rows, scores, k, above=_NO_FLOOR)
 
@@ -233,9 +228,7 @@ class VectorIndex:
             ivf = faiss.serialize_index(self._ivf) if self._ivf is not None else np.zeros(0, np.uint8)
             arrays = {
                 "format": np.array(_FORMAT),
-                "params": np.array(
-                    [self._dim, self.exact_threshold, self.nprobe or 0, self._seed, self._trained_on]
-                ),
+                "params": np.array([self._dim, self.exact_threshold, self.nprobe or 0, self._seed, self._trained_on]),
                 "counts": np.array([n, self._ivf_rows]),
                 "data": self._data[:n],
                 "filled": self._filled[:n],
@@ -325,9 +318,7 @@ def read_npz(path: Path, what: str, version: int) -> dict[str, npt.NDArray[Any]]
             arrays = {name: z[name] for name in z.files}
         found = int(arrays["format"])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise StoreError(
-            f"cannot read {what} {path}: {exc}; delete it to rebuild it from the catalog"
-        ) from exc
+        raise StoreError(f"cannot read {what} {path}: {exc}; delete it to rebuild it from the catalog") from exc
     if found != version:
         raise StoreError(f"{path} holds {what} format {found}, expected {version}; delete it to rebuild it")
     return arrays

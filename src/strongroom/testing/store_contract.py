@@ -110,3 +110,15 @@ class StoreContract:
         hits = search(store, embedder, "total net sales", PUBLIC, k=1)
         assert [h.version.source for h in hits] == ["sales.txt"]
         assert hits[0].keyword_rank == 1
+
+    def test_line_search_finds_the_table_row_within_entitlements(self, store: Store, embedder: Embedder) -> None:
+        table = "Balance sheet\nCash 5,519 3,389\nInventories 4,779 5,159\nGoodwill 4,430 4,372"
+        prose = "Inventory and inventories: we discuss inventory, inventory risk and inventory reserves at length."
+        store.write(make_version(embedder, "bs.txt", [table]))
+        store.write(make_version(embedder, "mdna.txt", [prose]))
+        store.write(make_version(embedder, "secret.txt", ["Inventories 1 2"], acl=["board"]))
+        (best, _), *rest = store.keyword_search("inventories", PUBLIC, 5, unit="line")
+        assert store.fetch([best])[0][1].source == "bs.txt"
+        assert all(store.fetch([c])[0][1].source != "secret.txt" for c, _ in rest)
+        board = store.keyword_search("inventories", Scope(frozenset({"board"})), 5, unit="line")
+        assert [store.fetch([c])[0][1].source for c, _ in board] == ["secret.txt"]

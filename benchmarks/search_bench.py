@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Store-level search latency at scale: the whole `strongroom.retrieve.search` path.
+
+Builds an embedded store (SQLite catalog + BM25 + line index + vectors) of N synthetic
+chunks written through `SqliteStore.write`, in versions of 20 chunks, 1% of versions
+readable by the group "desk" and the rest by "public". Then times `search()` (scope mask,
+dense + line BM25 + chunk BM25, fusion, per-document diversification, catalog fetch) for
+200 queries, as a principal who may read everything and as one who may read only the 1%.
+Query embedding is excluded (the query vectors are precomputed; the bundled MiniLM adds
+about 5-10 ms per query on 2 cores). recall@10 compares the store's dense search with exact
+search over the same admitted rows.
+
+Texts are Zipfian made-up words with numbers; vectors are 384-d, from 2,000 Gaussian
+clusters: synthetic, as said in BENCHMARKS.md.
+
+    python benchmarks/search_bench.py --sizes 10000,100000,1000000 --queries 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from index_bench import make_number, make_vocabulary
+
+from strongroom.retrieve import search
+from strongroom.store.base import NewVersion
+from strongroom.store.sqlite import SqliteStore
+from strongroom.types import Chunk, DocumentVersion, Page, Scope, document_id_for, frozen_meta
+
+DIM, CLUSTERS, PER_VERSION, K = 384, 2000, 20, 10
+
+
+class QueryVectors:
+    """An embedder for the benchmark: returns the precomputed vector of each query text."""
+
+    model_id = "synthetic-384"
+    dim = DIM
+
+    def __init__(self) -> None:
+        self.by_text: dict[str, npt.NDArray[np.float32]] = {}
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return np.stack([self.by_text[t] for t in texts])
+
+
+def build(home: Path, size: int, n_queries: int, seed: int) -> tuple[SqliteStore, QueryVectors, list[str], float]:
+    rng = np.random.default_rng(seed)
+    vocab = make_vocabulary(rng)
+    zipf = np.cumsum(1.0 / np.arange(1, len(vocab) + 1))
+    zipf /= zipf[-1]
+    centers = rng.standard_normal((CLUSTERS, DIM)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    store = SqliteStore(home, model_id=QueryVectors.model_id, dim=DIM)
+    embedder = QueryVectors()
+    queries: list[str] = []
+    query_versions = set(rng.choice(size // PER_VERSION, size=n_queries, replace=False).tolist())
+    t0 = time.perf_counter()
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    for v in range(size // PER_VERSION):
+        texts = []
+        for _ in range(PER_VERSION):
+            words = [vocab[i] for i in np.searchsorted(zipf, rng.random(int(rng.integers(60, 151))))]
+            for pos in rng.integers(0, len(words), size=int(rng.integers(0, 6))):
+                words[pos] = make_number(rng)
+            texts.append(" ".join(words))
+        vectors = centers[rng.integers(0, CLUSTERS, size=PER_VERSION)]
+        vectors = vectors + rng.standard_normal(vectors.shape).astype(np.float32) * np.float32(0.9 / np.sqrt(DIM))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        page = "\n".join(texts)
+        vid = f"{v:064x}"
+        offsets = np.cumsum([0] + [len(t) + 1 for t in texts])
+        chunks = tuple(
+            Chunk(Chunk.make_id(vid, 1, int(offsets[i]), int(offsets[i]) + len(t)), vid, i, 1, int(offsets[i]),
+                  int(offsets[i]) + len(t), t, f"synthetic document {v}")
+            for i, t in enumerate(texts)
+        )
+        acl = frozenset({"desk"}) if rng.random() < 0.01 else frozenset({"public"})
+        version = DocumentVersion(vid, document_id_for(f"doc{v}"), f"doc{v}.txt", f"doc {v}", "text/plain",
+                                  "document", acl, when, when, len(page), 1, frozen_meta())
+        keys = tuple(f"{vid}:{i}" for i in range(PER_VERSION))
+        store.write(NewVersion(version, (Page(1, page),), chunks, vectors.astype(np.float32), keys))
+        if v in query_versions:
+            words = sorted(set(texts[0].split()))
+            text = " ".join(rng.choice(words, size=min(len(words), 5), replace=False)) + f" q{len(queries)}"
+            moved = vectors[0] + rng.standard_normal(DIM).astype(np.float32) * np.float32(0.5 / np.sqrt(DIM))
+            embedder.by_text[text] = (moved / np.linalg.norm(moved)).astype(np.float32)
+            queries.append(text)
+    write_s = time.perf_counter() - t0
+    store.save_indexes()  # builds BM25, line index, vectors (and IVF past 20k rows), snapshots them
+    return store, embedder, queries, write_s
+
+
+def measure(store: SqliteStore, embedder: QueryVectors, queries: list[str], groups: set[str]) -> dict[str, float]:
+    scope = Scope(frozenset(groups))
+    lat: list[float] = []
+    recalls: list[float] = []
+    indexes, table = store._refresh()  # the benchmark peeks inside for exact search
+    mask = table.chunk_mask(scope, indexes.chunk_version)
+    for text in queries:
+        t = time.perf_counter()
+        hits = search(store, embedder, text, scope, K)
+        lat.append((time.perf_counter() - t) * 1000)
+        assert all(h.version.acl & groups for h in hits)
+        q = embedder.by_text[text]
+        got = {c for c, _ in store.vector_search(q, scope, K)}
+        exact_rows, _ = indexes.vectors.search_exact(q, K, mask)
+        exact = {indexes.chunk_ids[r] for r in exact_rows.tolist()}
+        recalls.append(len(got & exact) / max(1, len(exact)))
+    lat.sort()
+    return {
+        "p50_ms": round(statistics.median(lat), 2),
+        "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2),
+        "dense_recall_at_10": round(float(np.mean(recalls)), 4),
+        "admitted": int(mask.sum()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/search"))
+    args = parser.parse_args()
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        home = args.out / str(size)
+        shutil.rmtree(home, ignore_errors=True)
+        t = time.perf_counter()
+        store, embedder, queries, write_s = build(home, size, args.queries, args.seed)
+        build_s = time.perf_counter() - t
+        for name, groups in (("none", {"public", "desk"}), ("acl 1%", {"desk"})):
+            row = {"chunks": size, "filter": name, "write_s": round(write_s, 1), "build_s": round(build_s, 1),
+                   **measure(store, embedder, queries, groups)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        store.close()
+    print("\n| chunks | filter | admitted | search p50 ms | search p99 ms | dense recall@10 | store build s |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['chunks']:,} | {r['filter']} | {r['admitted']:,} | {r['p50_ms']} | {r['p99_ms']} | "
+              f"{r['dense_recall_at_10']} | {r['build_s']} |")
+
+
+if __name__ == "__main__":
+    main()
