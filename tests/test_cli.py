@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
+
 
 def run(home: Path, *args: str, embedder: str = "hash") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STRONGROOM_EMBEDDER": embedder, "STRONGROOM_HOME": str(home)}
@@ -51,6 +53,7 @@ def test_ingest_search_ask_eval_documents(tmp_path: Path, corpus: Path) -> None:
     assert asked["found"] is True
     citation = asked["claims"][0]["citations"][0]
     assert citation["document"] == "desk.md" and "4.25%" in citation["quote"]
+    assert asked["metadata"] == {"generator": "extractive-v1", "prompt_template_version": "extractive-v1"}
     page = (corpus / "desk.md").read_text()
     assert page[citation["char_start"] : citation["char_end"]] == citation["quote"]
     nothing = json.loads(run(home, "ask", "What is the weather on Mars?", "--groups", "rates", "--json").stdout)
@@ -77,6 +80,49 @@ def test_ingest_search_ask_eval_documents(tmp_path: Path, corpus: Path) -> None:
 
     again = json.loads(run(home, "ingest", str(corpus), "--json").stdout)
     assert again["duplicates"] == 2 and again["ingested"] == 0
+
+
+def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corpus: Path) -> None:
+    home = tmp_path / "home"
+    with FakeOpenAIServer(Reply.error(500, "scripted outage")) as server:
+        assert run(home, "ingest", str(corpus), "--json").returncode == 0
+        added = run(home, "models", "set-deployment", "fake-vllm", "--backend", "openai-compatible",
+                    "--url", server.url, "--model", "fake-llama")  # fmt: skip
+        routed = run(home, "models", "set-route", "chat", "-d", "fake-vllm:100", "-d", "extractive")
+        assert added.returncode == 0 and routed.returncode == 0, added.stderr + routed.stderr
+
+        server.script(Reply.stream("Quarterly revenue was 1,234 million [1]."))
+        asked = run(home, "ask", "What was quarterly revenue?", "--model", "chat", "--json")
+        assert asked.returncode == 0, asked.stderr
+        data = json.loads(asked.stdout)
+        assert data["found"] and data["generator"] == "llm" and data["answer"] == "Quarterly revenue was 1,234 million."
+        meta = data["metadata"]
+        assert (meta["model"], meta["deployment"], meta["route_version"]) == ("chat", "fake-vllm", "1")
+        assert meta["prompt_template_version"] == "rag-cite-v1" and meta["failovers"] == "0"
+        [citation] = data["claims"][0]["citations"]
+        page = (corpus / "q1.txt").read_text()
+        assert citation["document"] == "q1.txt" and citation["page"] == 1
+        assert page[citation["char_start"] : citation["char_end"]] == citation["quote"]
+        assert "Quarterly revenue was 1,234 million" in citation["quote"]
+        prompt = server.requests[0]["messages"][-1]["content"]
+        assert "[1] q1.txt, page 1" in prompt and prompt.endswith("Question: What was quarterly revenue?")
+
+        # the backend is down (500s): the route falls back to the extractive deployment
+        down = run(home, "ask", "What was quarterly revenue?", "--model", "chat")
+        assert down.returncode == 0, down.stderr
+        assert "1,234 million" in down.stdout and "q1.txt p.1" in down.stdout
+        assert "route chat v1 answered by extractive (failed over from fake-vllm); prompt extractive-v1" in " ".join(
+            down.stdout.split()
+        )
+        # v2 has no extractive last resort: the whole gateway call fails and `ask` says so
+        assert run(home, "models", "set-route", "chat", "-d", "fake-vllm:100").returncode == 0
+        failed = json.loads(run(home, "ask", "What was quarterly revenue?", "--model", "chat", "--json").stdout)
+        assert failed["found"] and failed["generator"] == "extractive-v1"
+        assert failed["metadata"]["fallback"] == "gateway-error" and failed["metadata"]["route_version"] == ""
+
+    unknown = run(home, "ask", "What was quarterly revenue?", "--model", "nope")
+    assert unknown.returncode == 2 and "no model route named 'nope'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 strongroom ingest filings/ --acl research --published 2023-05-01
 strongroom search "Apple total net sales" -k 5 --groups research
 strongroom ask "What was Apple's total net sales?" --as-of 2023-01-01
+strongroom ask "What was Apple's total net sales?" --model chat   # through the model gateway
 strongroom eval qa.jsonl -k 5 --json
+strongroom models set-route chat -d vllm-a:100 -d extractive        # see `strongroom models --help`
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +30,8 @@ from strongroom.config import DEFAULT_ACL, Settings
 from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa, run_eval
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, discover, ingest
+from strongroom.llm.cli import app as models_app
+from strongroom.llm_generator import LLMGenerator, open_llm_generator
 from strongroom.rag import answer
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
@@ -37,6 +42,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="strongroom: cited, entitled, point-in-time answers."
 )
+app.add_typer(models_app, name="models")
 out = Console()
 err = Console(stderr=True)
 
@@ -281,6 +287,7 @@ def _answer_json(result: Answer) -> dict[str, object]:
             for c in result.claims
         ],
         "retrieved": [h.chunk.id for h in result.hits],
+        "metadata": dict(result.metadata),
     }
 
 
@@ -293,31 +300,62 @@ def ask_cmd(
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
     groups: GroupsOpt = DEFAULT_ACL,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Write the answer with this model route (see `strongroom models`); "
+            "default: the extractive generator, which needs no model.",
+        ),
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from the documents the principal may read, citing page and version."""
     scope = _scope(groups, as_of, filters, doc_type)
+    generator = _llm_generator(home, model, user) if model else None
     runtime = _open(home)
     try:
-        result = answer(question, scope, runtime.store, runtime.embedder, k=k)
+        result = answer(question, scope, runtime.store, runtime.embedder, generator=generator, k=k)
     except StrongroomError as exc:
         raise _fail(str(exc)) from exc
     finally:
         runtime.close()
+        if generator is not None:
+            generator.close()
     if as_json:
         out.print_json(json.dumps(_answer_json(result)))
         return
     out.print(f"[bold]Q:[/] {question}", highlight=False)
+    meta = result.metadata
+    if "fallback" in meta:
+        why = escape(f"model route {model} failed, answered extractively: {meta.get('gateway_error', '')}")
+        err.print(f"[yellow]warning:[/] {why}", highlight=False)
     if not result.found:
-        out.print(f"[yellow]{result.note}[/]")
+        out.print(f"[yellow]{escape(result.note)}[/]", highlight=False)
         return
     for i, claim in enumerate(result.claims, start=1):
-        c = claim.citations[0]
         out.print(f" {i}. {' '.join(claim.text.split())}", highlight=False, markup=False)
+        for c in claim.citations:
+            out.print(
+                f"    [dim]— {escape(c.label)}, chars {c.char_start}-{c.char_end}, version {c.version_id[:12]}[/]",
+                highlight=False,
+            )
+    if "deployment" in meta and "fallback" not in meta:
+        left = meta.get("failed_over_from")
+        failed = f" (failed over from {escape(left)})" if left else ""
         out.print(
-            f"    [dim]— {c.label}, chars {c.char_start}-{c.char_end}, version {c.version_id[:12]}[/]", highlight=False
+            f"[dim]route {escape(meta['model'])} v{meta['route_version']} answered by "
+            f"{escape(meta['deployment'])}{failed}; prompt {escape(meta['prompt_template_version'])}[/]",
+            highlight=False,
         )
+
+
+def _llm_generator(home: Path | None, route: str, user: str | None) -> LLMGenerator:
+    try:
+        return open_llm_generator(_settings(home).home, route, user=user or os.environ.get("USER"))
+    except StrongroomError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command("eval")

@@ -22,16 +22,20 @@ from strongroom.ingest.chunking import classify_lines
 from strongroom.retrieve import search
 from strongroom.store.base import Store
 from strongroom.store.keyword import tokenize
-from strongroom.types import Answer, Citation, Claim, Hit, Scope
+from strongroom.types import Answer, Citation, Claim, Hit, Scope, frozen_meta
 
-__all__ = ["ExtractiveGenerator", "Generator", "answer", "cite"]
+__all__ = ["EXTRACTIVE_VERSION", "NOT_FOUND", "ExtractiveGenerator", "Generator", "answer", "cite"]
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
 NOT_FOUND = "No passage in the documents you may read answers this question."
+#: the extractive generator's version; it has no prompt, so this is also its "template" version
+EXTRACTIVE_VERSION = "extractive-v1"
 
 
 class Generator(Protocol):
-    """Writes an answer from retrieved hits only. ``name`` goes into the audit record."""
+    """Writes an answer from retrieved hits only. ``name`` goes into the audit record, and
+    ``Answer.metadata`` says what produced the answer (at least ``generator`` and
+    ``prompt_template_version``)."""
 
     name: str
 
@@ -80,16 +84,17 @@ def _units(text: str) -> list[tuple[int, int]]:
 class ExtractiveGenerator:
     """Quotes the best-covering sentences and table rows; needs no model."""
 
-    name = "extractive-v1"
+    name = EXTRACTIVE_VERSION
 
     def __init__(self, max_claims: int = 4, min_coverage: float = 0.34) -> None:
         self.max_claims = max_claims
         self.min_coverage = min_coverage
+        self.metadata = frozen_meta({"generator": self.name, "prompt_template_version": EXTRACTIVE_VERSION})
 
     def generate(self, question: str, hits: Sequence[Hit]) -> Answer:
         terms = set(tokenize(question))
         if not hits or not terms:
-            return Answer(question, (), tuple(hits), self.name, found=False, note=NOT_FOUND)
+            return Answer(question, (), tuple(hits), self.name, found=False, note=NOT_FOUND, metadata=self.metadata)
         # rarer terms across the retrieved chunks weigh more (a local idf)
         docs = [set(tokenize(f"{h.chunk.context}\n{h.chunk.text}")) for h in hits]
         weight = {t: math.log(1 + (len(docs) + 1) / (1 + sum(t in d for d in docs))) + 0.5 for t in terms}
@@ -114,12 +119,12 @@ class ExtractiveGenerator:
             per_hit[unit.hit_index] = per_hit.get(unit.hit_index, 0) + 1
             chosen.append(unit)
         if not chosen:
-            return Answer(question, (), tuple(hits), self.name, found=False, note=NOT_FOUND)
+            return Answer(question, (), tuple(hits), self.name, found=False, note=NOT_FOUND, metadata=self.metadata)
         claims = tuple(
             Claim(hits[u.hit_index].chunk.text[u.start : u.end], (cite(hits[u.hit_index], u.start, u.end),))
             for u in chosen
         )
-        return Answer(question, claims, tuple(hits), self.name, found=True)
+        return Answer(question, claims, tuple(hits), self.name, found=True, metadata=self.metadata)
 
 
 def answer(

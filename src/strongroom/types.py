@@ -199,7 +199,13 @@ class Claim:
 
 @dataclass(frozen=True)
 class Answer:
-    """An answer: claims each carrying citations, or ``found=False`` with a reason."""
+    """An answer: claims each carrying citations, or ``found=False`` with a reason.
+
+    ``metadata`` says what produced it, for the caller and the audit record: at least
+    ``generator`` and ``prompt_template_version``; an answer written through the model
+    gateway adds ``model`` (the route), ``deployment`` (the one that answered, after any
+    failover), ``route_version`` and ``failovers``.
+    """
 
     question: str
     claims: tuple[Claim, ...]
@@ -207,6 +213,7 @@ class Answer:
     generator: str
     found: bool
     note: str = ""
+    metadata: Mapping[str, str] = field(default_factory=frozen_meta)
 
     @property
     def text(self) -> str:
