@@ -36,6 +36,7 @@ from strongroom.rag import answer
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
+from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
 
 __all__ = ["app", "main"]
 
@@ -43,6 +44,10 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="strongroom: cited, entitled, point-in-time answers."
 )
 app.add_typer(models_app, name="models")
+app.add_typer(classify_app, name="classify")
+app.add_typer(termsheets_app, name="termsheets")
+app.add_typer(tables_app, name="tables")
+app.command("eval-extraction")(eval_extraction_command)
 out = Console()
 err = Console(stderr=True)
 

@@ -59,3 +59,11 @@ def test_spans_cover_the_text_in_order_without_overlap(pages: list[str], max_tok
             chunk = page.text[s.start : s.end]
             if max(len(w) for w in chunk.split()) < 9:  # single words are never split
                 assert estimate_tokens(chunk) <= max_tokens
+
+
+def test_long_line_after_the_first_splits_at_sentence_ends() -> None:
+    # regression: offsets of sentence ends were counted twice for lines not at position 0
+    text = "Dear client,\n" + " ".join(["This is a sentence about coupons and barriers."] * 20)
+    spans = chunk_pages([Page(1, text)], max_tokens=20)
+    assert "".join("".join(text[s.start : s.end].split()) for s in spans) == "".join(text.split())
+    assert all(text[s.start : s.end].endswith((".", ",")) for s in spans)

@@ -88,7 +88,7 @@ def classify_lines(text: str) -> list[Line]:
 
 def _split_long(text: str, start: int, end: int, max_tokens: int) -> Iterator[tuple[int, int]]:
     """Split one over-long line at sentence ends, then at spaces, into bounded pieces."""
-    cuts = [m.end() + start for m in _SENTENCE_END.finditer(text, start, end)]
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text, start, end)]  # finditer positions are absolute
     pieces: list[tuple[int, int]] = []
     prev = start
     for cut in [*cuts, end]:

@@ -13,7 +13,7 @@ from pathlib import PurePath
 
 from strongroom.types import ParsedDocument
 
-__all__ = ["describe", "guess_doc_type"]
+__all__ = ["describe"]
 
 _FORM = re.compile(r"\bFORM\s+(10-Q|10-K|8-K|20-F|6-K|S-1|424B\d?)\b", re.IGNORECASE)
 _PERIOD = re.compile(r"for the (?:fiscal )?(?:quarterly )?period ended\s+([A-Z][a-z]+ \d{1,2}, \d{4})", re.IGNORECASE)
@@ -40,11 +40,3 @@ def describe(parsed: ParsedDocument, name: str) -> str:
         if part and part.lower() not in (p.lower() for p in seen):
             seen.append(part)
     return " — ".join(seen)[:300]
-
-
-def guess_doc_type(parsed: ParsedDocument) -> str:
-    """A first, rule-based document type; ``--doc-type`` overrides it."""
-    first = parsed.pages[0].text[:6000] if parsed.pages else ""
-    if _FORM.search(first) and "SECURITIES AND EXCHANGE COMMISSION" in first.upper():
-        return "regulatory_filing"
-    return "document"

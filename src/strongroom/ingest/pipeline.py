@@ -27,15 +27,16 @@ from strongroom.config import DEFAULT_ACL
 from strongroom.embed import CachedEmbedder, Embedder, cache_key
 from strongroom.errors import IngestError, TooLarge, UnsupportedFormat
 from strongroom.ingest.chunking import chunk_pages
-from strongroom.ingest.describe import describe, guess_doc_type
+from strongroom.ingest.describe import describe
 from strongroom.ingest.parsers import parse, supported_suffixes
 from strongroom.store.base import NewVersion
 from strongroom.types import Chunk, DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
+from strongroom.understand import Policy, understand
 
 __all__ = ["FileResult", "IngestOptions", "IngestReport", "IngestTarget", "discover", "ingest"]
 
-Stage = Literal["read", "parse", "chunk", "embed", "index"]
-STAGES: tuple[Stage, ...] = ("read", "parse", "chunk", "embed", "index")
+Stage = Literal["read", "parse", "understand", "chunk", "embed", "index"]
+STAGES: tuple[Stage, ...] = ("read", "parse", "understand", "chunk", "embed", "index")
 
 
 class IngestTarget(Protocol):
@@ -57,6 +58,7 @@ class IngestOptions:
     meta: Mapping[str, str] = field(default_factory=frozen_meta)
     max_file_bytes: int = 200 * 1024 * 1024
     chunk_tokens: int = 400
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass
@@ -209,6 +211,9 @@ def _ingest_one(
             return FileResult(str(path), "duplicate", version_id)
         parsed = parse(data, path.name)
         lap("parse")
+        understood = understand(parsed, path.name, options.policy)  # DocumentRejected is an IngestError
+        parsed = understood.parsed(parsed)  # redacted pages and title: nothing below sees a redacted secret
+        lap("understand")
         title = describe(parsed, path.name)
         spans = chunk_pages(parsed.pages, options.chunk_tokens)
         if not spans:
@@ -233,7 +238,7 @@ def _ingest_one(
         vectors = embedder.embed(embed_texts)
         lap("embed")
         source = _source_key(path, options, roots)
-        meta = dict(parsed.metadata) | dict(options.meta)
+        meta = dict(parsed.metadata) | understood.metadata() | dict(options.meta)
         if options.source:
             meta["source"] = options.source
         published = options.published or parsed.published_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
@@ -243,8 +248,8 @@ def _ingest_one(
             source=source,
             title=title,
             media_type=parsed.media_type,
-            doc_type=options.doc_type or guess_doc_type(parsed),
-            acl=options.acl,
+            doc_type=options.doc_type or understood.doc_type,
+            acl=understood.acl(options.acl),
             published_at=published,
             ingested_at=utcnow(),
             size=len(data),

@@ -1,0 +1,109 @@
+"""Field-level precision and recall of term-sheet extraction against ground truth.
+
+A predicted field is a true positive when its canonical string equals the truth's; a
+wrong value counts once as a false positive and once as a false negative; a field the
+truth does not have is a false positive; a missed field a false negative.
+
+    >>> score([({"isin": "US0378331005"}, {"isin": "US0378331005", "currency": "USD"})]).micro_precision
+    1.0
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strongroom.ingest.parsers import parse
+from strongroom.understand.termsheet import extract_termsheet
+
+__all__ = ["ExtractionScore", "FieldScore", "evaluate_directory", "score"]
+
+
+@dataclass
+class FieldScore:
+    """True positives, false positives and false negatives for one field."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+@dataclass
+class ExtractionScore:
+    """Per-field scores, documents evaluated, and the mistakes (for debugging)."""
+
+    fields: dict[str, FieldScore] = field(default_factory=dict)
+    documents: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def _total(self) -> FieldScore:
+        total = FieldScore()
+        for s in self.fields.values():
+            total.tp, total.fp, total.fn = total.tp + s.tp, total.fp + s.fp, total.fn + s.fn
+        return total
+
+    @property
+    def micro_precision(self) -> float:
+        return self._total().precision
+
+    @property
+    def micro_recall(self) -> float:
+        return self._total().recall
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "documents": self.documents,
+            "precision": round(self.micro_precision, 4),
+            "recall": round(self.micro_recall, 4),
+            "fields": {
+                name: {
+                    "precision": round(s.precision, 4),
+                    "recall": round(s.recall, 4),
+                    "tp": s.tp,
+                    "fp": s.fp,
+                    "fn": s.fn,
+                }
+                for name, s in sorted(self.fields.items())
+            },
+        }
+
+
+def score(pairs: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], label: str = "") -> ExtractionScore:
+    """Score ``(predicted, truth)`` pairs of canonical field maps."""
+    result = ExtractionScore()
+    for predicted, truth in pairs:
+        result.documents += 1
+        for name in set(predicted) | set(truth):
+            s = result.fields.setdefault(name, FieldScore())
+            p, t = predicted.get(name), truth.get(name)
+            if p is not None and p == t:
+                s.tp += 1
+                continue
+            if p is not None:
+                s.fp += 1
+            if t is not None:
+                s.fn += 1
+            result.errors.append(f"{label}{name}: predicted {p!r}, truth {t!r}")
+    return result
+
+
+def evaluate_directory(directory: Path) -> ExtractionScore:
+    """Extract every document in ``directory`` that has a ``NAME.truth.json`` beside it and score it."""
+    pairs: list[tuple[dict[str, str], dict[str, str]]] = []
+    for truth_path in sorted(directory.glob("*.truth.json")):
+        doc_path = truth_path.with_name(truth_path.name.removesuffix(".truth.json"))
+        truth = json.loads(truth_path.read_text())["fields"]
+        parsed = parse(doc_path.read_bytes(), doc_path.name)
+        predicted = {f.name: f.canonical for f in extract_termsheet(parsed)}
+        pairs.append((predicted, truth))
+    return score(pairs)
