@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from strongroom.api.cli import audit_app, keys_app, serve_command
 from strongroom.config import DEFAULT_ACL, Settings
 from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa, run_eval
@@ -48,6 +49,9 @@ app.add_typer(classify_app, name="classify")
 app.add_typer(termsheets_app, name="termsheets")
 app.add_typer(tables_app, name="tables")
 app.command("eval-extraction")(eval_extraction_command)
+app.command("serve")(serve_command)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 out = Console()
 err = Console(stderr=True)
 

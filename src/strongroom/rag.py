@@ -65,19 +65,40 @@ class _Unit:
     score: float
 
 
-def _units(text: str) -> list[tuple[int, int]]:
-    """Sentences of prose lines and whole table rows/headings, as spans of ``text``."""
-    spans: list[tuple[int, int]] = []
-    for line in classify_lines(text):
-        if line.kind != "text":
-            spans.append((line.start, line.end))
+def _units(text: str) -> list[tuple[int, int, str]]:
+    """Answerable units of a chunk, as ``(start, end, header)`` spans of ``text``.
+
+    Table rows and headings are units of their own; a row's ``header`` is the text of the
+    non-row lines just above its table (column headings such as "Three Months Ended July 1,
+    2023"), which say what its numbers mean. Prose lines wrapped by the PDF are joined into
+    paragraphs first, so a sentence is never cut at a line break.
+    """
+    spans: list[tuple[int, int, str]] = []
+    lines = classify_lines(text)
+    header_start = 0
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.kind == "row":
+            if i == 0 or lines[i - 1].kind != "row":
+                header_start = lines[max(0, i - 6)].start
+            spans.append((line.start, line.end, text[header_start : line.start]))
+            i += 1
             continue
-        start = line.start
-        for m in [*_SENTENCE_BREAK.finditer(text, line.start, line.end), None]:
-            end = m.start() if m else line.end
+        if line.kind == "heading":
+            spans.append((line.start, line.end, ""))
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(lines) and lines[j + 1].kind == "text":
+            j += 1
+        start, stop = line.start, lines[j].end
+        for m in [*_SENTENCE_BREAK.finditer(text, start, stop), None]:
+            end = m.start() if m else stop
             if end - start > 3:
-                spans.append((start, end))
+                spans.append((start, end, ""))
             start = m.end() if m else end
+        i = j + 1
     return spans
 
 
@@ -102,11 +123,12 @@ class ExtractiveGenerator:
         units: list[_Unit] = []
         for i, hit in enumerate(hits):
             context_terms = set(tokenize(hit.chunk.context)) & terms
-            for start, end in _units(hit.chunk.text):
+            for start, end, header in _units(hit.chunk.text):
                 unit_terms = set(tokenize(hit.chunk.text[start:end])) & terms
                 if not unit_terms:
                     continue
-                covered = sum(weight[t] for t in unit_terms) + 0.5 * sum(weight[t] for t in context_terms - unit_terms)
+                around = (context_terms | (set(tokenize(header)) & terms)) - unit_terms
+                covered = sum(weight[t] for t in unit_terms) + 0.5 * sum(weight[t] for t in around)
                 units.append(_Unit(i, start, end, covered / total + 0.05 / (i + 1)))
         units.sort(key=lambda u: -u.score)
         chosen: list[_Unit] = []

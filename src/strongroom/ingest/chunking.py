@@ -57,7 +57,15 @@ def _kind(text: str) -> LineKind:
     if stripped.startswith("#"):
         return "heading"
     numbers = _NUMBER.findall(stripped)
-    if len(numbers) >= 2 and len(stripped) < 400 and _NUMBER.search(stripped[-16:]) and not stripped.endswith("."):
+    label_words = sum(any(c.isalpha() for c in w) for w in stripped.split())
+    if (
+        len(numbers) >= 2
+        and len(stripped) < 400
+        and _NUMBER.search(stripped[-16:])
+        and not stripped.endswith((".", ",", ";"))
+        and not stripped[0].islower()  # a wrapped sentence's continuation, not a row label
+        and (label_words <= 12 or len(numbers) * 3 >= label_words)
+    ):
         return "row"
     words = stripped.split()
     letters = sum(c.isalpha() for c in stripped)

@@ -12,6 +12,7 @@ Chunk rows only ever grow, so bringing an index up to date is an append.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -282,6 +283,60 @@ class SqliteStore:
                 "finished_at = excluded.finished_at, status = excluded.status, report = excluded.report",
                 (job_id, _ts(started), finished, status, json.dumps(request), json.dumps(report) if report else None),
             )
+
+    def get_job(self, job_id: str) -> dict[str, object] | None:
+        """An ingestion job's row (id, times, status, request, report), or None."""
+        row = self._db.execute(
+            "SELECT id, started_at, finished_at, status, request, report FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "id": row[0],
+            "started_at": _dt(float(row[1])).isoformat(),
+            "finished_at": None if row[2] is None else _dt(float(row[2])).isoformat(),
+            "status": row[3],
+            "request": json.loads(row[4]),
+            "report": json.loads(row[5]) if row[5] else None,
+        }
+
+    def delete_document(self, document_id: str) -> list[str]:
+        """Delete a document: its chunks' text, vectors and pages go; its versions stay, marked
+        deleted, so the history says that it existed. Returns the version ids deleted.
+
+        The search indexes are dropped (memory and snapshot) and rebuilt on the next search,
+        so no copy of the deleted text survives in them.
+        """
+        try:
+            with self._tx() as db:
+                rows = db.execute(
+                    "SELECT seq, id FROM versions WHERE document_id = ? AND deleted = 0", (document_id,)
+                ).fetchall()
+                if not rows:
+                    return []
+                seqs = [int(r[0]) for r in rows]
+                ids = [str(r[1]) for r in rows]
+                marks = ",".join("?" * len(seqs))
+                keys = [
+                    str(r[0])
+                    for r in db.execute(f"SELECT DISTINCT embed_key FROM chunks WHERE version_seq IN ({marks})", seqs)
+                ]
+                db.execute(f"DELETE FROM chunks WHERE version_seq IN ({marks})", seqs)
+                db.execute(f"DELETE FROM pages WHERE version_id IN ({marks})", ids)
+                for i in range(0, len(keys), 500):
+                    part = keys[i : i + 500]
+                    db.execute(
+                        f"DELETE FROM embeddings WHERE key IN ({','.join('?' * len(part))}) "
+                        "AND key NOT IN (SELECT embed_key FROM chunks)",
+                        part,
+                    )
+                db.execute(f"UPDATE versions SET deleted = 1 WHERE seq IN ({marks})", seqs)
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"could not delete document {document_id}: {exc}; nothing was changed") from exc
+        self._indexes, self._table, self._generation = None, None, -1
+        shutil.rmtree(self.home / "index", ignore_errors=True)
+        return ids
 
 
 def _version(row: Sequence[Any]) -> DocumentVersion:

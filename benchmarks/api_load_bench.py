@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""HTTP load on the service: a second process sends POST /v1/search for a fixed time.
+
+The server (``create_app`` on uvicorn, one process) runs over a store built from the sec10q
+corpus (20 10-Q PDFs under /work/shared/corpus/sec10q, ingested once into --home and reused)
+or, without the corpus, over synthetic text. This process drives ``--clients`` concurrent
+keep-alive connections for ``--seconds`` on loopback, each sending the corpus's questions in
+turn with an API key, and reports throughput, latency percentiles, errors and the server's
+resident memory before and after.
+
+    python benchmarks/api_load_bench.py --seconds 60 --clients 20 --embedder minilm
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sec10q"
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(home: Path, embedder: str) -> tuple[list[str], str]:
+    """Ingest the corpus (once) and make an API key; returns the questions and the key."""
+    from strongroom.auth import ApiKeyStore
+    from strongroom.config import Settings
+    from strongroom.ingest.pipeline import IngestOptions, ingest
+    from strongroom.runtime import open_runtime
+
+    settings = Settings(home=home, embedder=embedder)  # type: ignore[arg-type]
+    runtime = open_runtime(settings)
+    try:
+        if not runtime.store.versions():
+            started = time.perf_counter()
+            if (CORPUS / "docs").is_dir():
+                report = ingest(
+                    [CORPUS / "docs"], runtime.store, runtime.embedder, IngestOptions(acl=frozenset({"public"}))
+                )
+            else:
+                synthetic = home / "synthetic"
+                synthetic.mkdir(exist_ok=True)
+                for i in range(200):
+                    (synthetic / f"doc{i}.txt").write_text(
+                        f"Company {i} quarterly report\n\nNet sales were {i * 37 % 1000} million dollars. "
+                        f"Operating income rose {i % 17} percent. Risk factors include rates and supply.\n"
+                    )
+                report = ingest([synthetic], runtime.store, runtime.embedder, IngestOptions(acl=frozenset({"public"})))
+            runtime.store.save_indexes()
+            print(
+                f"ingested {report.ingested} files, {report.chunks} chunks in {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+    finally:
+        runtime.close()
+    if (CORPUS / "qa.jsonl").exists():
+        questions = [json.loads(line)["question"] for line in (CORPUS / "qa.jsonl").read_text().splitlines() if line]
+    else:
+        questions = ["net sales", "operating income", "risk factors", "quarterly report"]
+    keys = ApiKeyStore(settings.catalog_path)
+    _, secret = keys.create("load-bench", frozenset({"readers", "public"}))
+    keys.close()
+    return questions, secret
+
+
+async def drive(url: str, key: str, questions: list[str], clients: int, seconds: float) -> dict[str, object]:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=30
+    ) as client:
+
+        async def worker(n: int) -> None:
+            i = n
+            while time.perf_counter() < deadline:
+                q = questions[i % len(questions)]
+                i += clients
+                t = time.perf_counter()
+                try:
+                    r = await client.post("/v1/search", json={"query": q, "k": 10})
+                    ok = r.status_code == 200 and bool(r.json()["hits"])
+                    kind = "" if ok else f"HTTP {r.status_code}"
+                except httpx.HTTPError as exc:
+                    kind = type(exc).__name__
+                if kind:
+                    errors[kind] = errors.get(kind, 0) + 1
+                else:
+                    latencies.append(time.perf_counter() - t)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+        wall = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else float("nan")
+        )
+
+    return {
+        "requests_ok": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "seconds": round(wall, 1),
+        "throughput_rps": round(len(latencies) / wall, 1),
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1] * 1000, 1) if latencies else float("nan"),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--embedder", default="minilm", choices=["minilm", "hash"])
+    parser.add_argument(
+        "--home", type=Path, default=None, help="store folder (default: /tmp/strongroom-bench-EMBEDDER)"
+    )
+    args = parser.parse_args()
+    home = args.home or Path(f"/tmp/strongroom-bench-{args.embedder}")
+    questions, key = prepare(home, args.embedder)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STRONGROOM_HOME": str(home),
+        "STRONGROOM_EMBEDDER": args.embedder,
+        "STRONGROOM_RATE_PER_S": "1000000",
+        "STRONGROOM_RATE_BURST": "1000000",
+        "STRONGROOM_ROLE_GROUPS": json.dumps({"reader": ["readers"], "ingester": [], "admin": []}),
+    }
+    code = (
+        "import logging, uvicorn; from strongroom.api import create_app; "
+        "logging.getLogger('strongroom.api').setLevel(logging.WARNING); "
+        f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_config=None, access_log=False)"
+    )
+    server = subprocess.Popen([sys.executable, "-c", code], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        warm = asyncio.run(drive(url, key, questions, args.clients, 3.0))  # first queries build the indexes
+        before = _rss_mib(server.pid)
+        result = asyncio.run(drive(url, key, questions, args.clients, args.seconds))
+        after = _rss_mib(server.pid)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    print(
+        json.dumps(
+            {
+                "embedder": args.embedder,
+                "clients": args.clients,
+                "cpus": os.cpu_count(),
+                "warmup_requests": warm["requests_ok"],
+                **result,
+                "server_rss_mib_before": round(before, 1),
+                "server_rss_mib_after": round(after, 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

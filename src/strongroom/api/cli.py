@@ -1,0 +1,197 @@
+"""CLI pieces of the service, mounted by :mod:`strongroom.cli`::
+
+    app.command("serve")(serve_command)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")
+
+``strongroom serve`` runs the HTTP service; ``strongroom keys create|list|revoke`` manages
+API keys (the secret is printed once); ``strongroom audit verify|export`` checks the
+hash chain and writes JSON lines for a SIEM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from strongroom.audit import AuditLog
+from strongroom.auth import ApiKeyStore, ServiceSettings
+from strongroom.config import Settings
+
+__all__ = ["audit_app", "configure_logging", "keys_app", "serve_command"]
+
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="Store folder (default: STRONGROOM_HOME or ~/.strongroom)")
+]
+keys_app = typer.Typer(help="API keys for service accounts (stored only as hashes).", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log: verify it, export it.", no_args_is_help=True)
+
+
+def _settings(home: Path | None) -> Settings:
+    return Settings(home=home) if home else Settings()
+
+
+def _when(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        typer.echo(f"error: {option} takes an ISO date or datetime, got {value!r}", err=True)
+        raise typer.Exit(2) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the service's loggers (and uvicorn's errors)."""
+    from strongroom.api.middleware import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("strongroom", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def serve_command(
+    home: HomeOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="DEVELOPMENT ONLY: accept calls without credentials (logs a warning)")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run the HTTP service (OpenAPI at /docs). Callers authenticate with OIDC tokens or API keys."""
+    import uvicorn
+
+    from strongroom.api.app import create_app
+
+    configure_logging(log_level.upper())
+    service = ServiceSettings(dev_mode=True) if dev else ServiceSettings()
+    if not service.oidc_issuer and not service.dev_mode:
+        logging.getLogger("strongroom.api").warning(
+            "no OIDC issuer configured (STRONGROOM_OIDC_ISSUER): only API keys are accepted"
+        )
+    app = create_app(_settings(home), service)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    owner: Annotated[str, typer.Option(help="Who answers for the key (a person or a service)")],
+    groups: Annotated[str, typer.Option(help="Comma-separated groups: entitlements and roles")],
+    expires: Annotated[str | None, typer.Option(help="Expiry, ISO date or datetime")] = None,
+    days: Annotated[int | None, typer.Option(help="Expire after this many days")] = None,
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a key. The secret is printed once; only its hash is stored."""
+    members = frozenset(g.strip() for g in groups.split(",") if g.strip())
+    if not members:
+        typer.echo("error: give at least one group", err=True)
+        raise typer.Exit(2)
+    until = _when(expires, "--expires") if expires else None
+    if days is not None:
+        until = datetime.now(UTC) + timedelta(days=days)
+    store = ApiKeyStore(_settings(home).catalog_path)
+    try:
+        key, secret = store.create(owner, members, until)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"id": key.id, "owner": key.owner, "groups": sorted(key.groups), "key": secret}))
+        return
+    typer.echo(f"created key {key.id} for {owner} (groups: {', '.join(sorted(members))})")
+    typer.echo(f"expires: {until.isoformat() if until else 'never'}")
+    typer.echo("key (shown once; store it in a secret manager):", err=True)
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List keys (never their secrets)."""
+    store = ApiKeyStore(_settings(home).catalog_path)
+    try:
+        keys = store.list()
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": k.id,
+            "owner": k.owner,
+            "groups": sorted(k.groups),
+            "created_at": k.created_at.isoformat(),
+            "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+            "status": "revoked" if k.revoked_at else ("active" if k.active(now) else "expired"),
+        }
+        for k in keys
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for k, r in zip(keys, rows, strict=True):
+        typer.echo(f"{k.id}  {r['status']:<8} {k.owner:<24} {','.join(sorted(k.groups))}  expires {r['expires_at']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (from keys list)")], home: HomeOpt = None
+) -> None:
+    """Revoke a key at once."""
+    store = ApiKeyStore(_settings(home).catalog_path)
+    try:
+        done = store.revoke(key_id)
+    finally:
+        store.close()
+    if not done:
+        typer.echo(f"error: no active key {key_id!r}; see 'strongroom keys list'", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+@audit_app.command("verify")
+def audit_verify(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check the hash chain: exit 0 when intact, 1 with every edited, deleted or reordered record."""
+    log = AuditLog(_settings(home).catalog_path)
+    try:
+        report = log.verify()
+    finally:
+        log.close()
+    if as_json:
+        problems = [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems]
+        typer.echo(json.dumps({"records": report.records, "ok": report.ok, "problems": problems}))
+    elif report.ok:
+        typer.echo(f"audit log intact: {report.records} records")
+    else:
+        typer.echo(f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.records} records")
+        for p in report.problems:
+            typer.echo(f"  record {p.seq}: {p.kind}: {p.message}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[str | None, typer.Option(help="Only records at or after (ISO date or datetime)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write JSON lines here (default: stdout)")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Write audit records as JSON lines for a SIEM."""
+    log = AuditLog(_settings(home).catalog_path)
+    try:
+        lines = log.export(out, _when(since, "--since") if since else None)
+    finally:
+        log.close()
+    if out is None:
+        for line in lines:
+            typer.echo(line)
+    else:
+        typer.echo(f"wrote {len(lines)} records to {out}", err=True)

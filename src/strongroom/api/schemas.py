@@ -1,0 +1,237 @@
+"""Wire schemas: pydantic at the HTTP boundary only, converted to and from the vocabulary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from strongroom.types import Answer, Citation, DocumentVersion, Hit
+
+__all__ = [
+    "AnswerOut",
+    "AskRequest",
+    "ChatMessage",
+    "ChatRequest",
+    "CitationOut",
+    "ClaimOut",
+    "DocumentOut",
+    "ErrorOut",
+    "HitOut",
+    "JobOut",
+    "SearchOut",
+    "SearchRequest",
+    "VersionOut",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Query(_In):
+    as_of: datetime | None = Field(default=None, description="Point in time: only what was knowable then.")
+    doc_types: list[str] = Field(default_factory=list, max_length=32)
+    filters: dict[str, str] = Field(default_factory=dict, description="Metadata equality filters.")
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @field_validator("filters")
+    @classmethod
+    def _few(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 32:
+            raise ValueError("at most 32 filters")
+        return value
+
+
+class SearchRequest(_Query):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=10, ge=1, le=1000)
+
+
+class AskRequest(_Query):
+    question: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=5, ge=1, le=1000)
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class CitationOut(BaseModel):
+    document_id: str
+    version_id: str
+    source: str
+    title: str
+    page: int
+    char_start: int
+    char_end: int
+    quote: str
+    label: str
+
+    @classmethod
+    def of(cls, c: Citation) -> CitationOut:
+        return cls(
+            document_id=c.document_id,
+            version_id=c.version_id,
+            source=c.source,
+            title=c.title,
+            page=c.page,
+            char_start=c.char_start,
+            char_end=c.char_end,
+            quote=c.quote,
+            label=c.label,
+        )
+
+
+class HitOut(BaseModel):
+    chunk_id: str
+    score: float
+    text: str
+    document_id: str
+    version_id: str
+    source: str
+    title: str
+    page: int
+    char_start: int
+    char_end: int
+    published_at: datetime
+
+    @classmethod
+    def of(cls, h: Hit) -> HitOut:
+        return cls(
+            chunk_id=h.chunk.id,
+            score=h.score,
+            text=h.chunk.text,
+            document_id=h.version.document_id,
+            version_id=h.version.id,
+            source=h.version.source,
+            title=h.version.title,
+            page=h.chunk.page,
+            char_start=h.chunk.char_start,
+            char_end=h.chunk.char_end,
+            published_at=h.version.published_at,
+        )
+
+
+class SearchOut(BaseModel):
+    hits: list[HitOut]
+
+
+class ClaimOut(BaseModel):
+    text: str
+    citations: list[CitationOut]
+
+
+class AnswerOut(BaseModel):
+    question: str
+    found: bool
+    answer: str
+    claims: list[ClaimOut]
+    citations: list[CitationOut]
+    generator: str
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, a: Answer) -> AnswerOut:
+        return cls(
+            question=a.question,
+            found=a.found,
+            answer=a.text,
+            claims=[ClaimOut(text=c.text, citations=[CitationOut.of(x) for x in c.citations]) for c in a.claims],
+            citations=[CitationOut.of(x) for x in a.citations],
+            generator=a.generator,
+            metadata=dict(a.metadata),
+        )
+
+
+class VersionOut(BaseModel):
+    version_id: str
+    title: str
+    media_type: str
+    doc_type: str
+    acl: list[str]
+    published_at: datetime
+    ingested_at: datetime
+    size: int
+    pages: int
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, v: DocumentVersion) -> VersionOut:
+        return cls(
+            version_id=v.id,
+            title=v.title,
+            media_type=v.media_type,
+            doc_type=v.doc_type,
+            acl=sorted(v.acl),
+            published_at=v.published_at,
+            ingested_at=v.ingested_at,
+            size=v.size,
+            pages=v.pages,
+            metadata=dict(v.metadata),
+        )
+
+
+class DocumentOut(BaseModel):
+    document_id: str
+    source: str
+    title: str
+    current: VersionOut
+    versions: list[VersionOut] = Field(default_factory=list)
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class PageOut(BaseModel):
+    document_id: str
+    version_id: str
+    page: int
+    text: str
+
+
+class JobFile(BaseModel):
+    name: str
+    status: Literal["ingested", "duplicate", "failed"]
+    version_id: str = ""
+    document_id: str = ""
+    pages: int = 0
+    chunks: int = 0
+    error: str = ""
+
+
+class JobOut(BaseModel):
+    job_id: str
+    status: Literal["running", "done", "failed"]
+    started_at: datetime
+    finished_at: datetime | None = None
+    files: list[JobFile] = Field(default_factory=list)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, object]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI chat request; unknown OpenAI options are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    stream: bool = False
+    k: int = Field(default=5, ge=1, le=1000)
+    as_of: datetime | None = None
+    filters: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,189 @@
+"""What the HTTP routes stand on: the store (on one thread of its own), ingestion (on
+another), the audit log, the key table, the authenticator, limits and metrics.
+
+The embedded store holds one SQLite connection and in-memory indexes that are not
+thread-safe, so every store call runs on a single dedicated thread; the event loop
+never blocks on it. Uploads are ingested on a second thread with a store connection of
+its own, so a long ingestion does not stall searches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from strongroom.api.batching import Precomputed, QueryBatcher
+from strongroom.api.limits import RateLimiter
+from strongroom.api.metrics import Metrics
+from strongroom.audit import AuditLog
+from strongroom.auth import ApiKeyStore, Authenticator, Caller, OidcVerifier, ServiceSettings
+from strongroom.config import Settings
+from strongroom.embed import Embedder
+from strongroom.ingest.pipeline import IngestOptions, ingest
+from strongroom.runtime import Runtime, open_runtime
+from strongroom.types import DocumentVersion, document_id_for, frozen_meta
+
+__all__ = ["Service", "UploadRequest", "current_by_document"]
+
+T = TypeVar("T")
+log = logging.getLogger("strongroom.api")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def current_by_document(versions: list[DocumentVersion]) -> dict[str, DocumentVersion]:
+    """Per document, the version a search would see now: the latest published (then ingested).
+
+    ``versions`` must be in insertion order (as :meth:`SqliteStore.versions` returns them).
+    """
+    now = datetime.now(UTC)
+    out: dict[str, DocumentVersion] = {}
+    for v in versions:
+        if v.published_at > now or v.ingested_at > now:
+            continue
+        best = out.get(v.document_id)
+        if best is None or (v.published_at, v.ingested_at) >= (best.published_at, best.ingested_at):
+            out[v.document_id] = v
+    return out
+
+
+def safe_name(name: str) -> str:
+    """A file name without folders or odd characters (it becomes part of the source key)."""
+    cleaned = _SAFE_NAME.sub("_", Path(name.replace("\\", "/")).name).strip(" .")
+    return cleaned[:200] or "upload"
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    name: str
+    data_path: Path
+    acl: frozenset[str]
+    source: str
+    published: datetime | None
+    doc_type: str | None
+    meta: dict[str, str]
+
+
+class Service:
+    """Shared state of one app. Create it with :meth:`open`, close it on shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: ServiceSettings,
+        runtime: Runtime,
+        store_pool: ThreadPoolExecutor,
+    ) -> None:
+        self.settings = settings
+        self.config = service
+        self.runtime = runtime
+        self._store_pool = store_pool
+        self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-ingest")
+        self._ingest_runtime: Runtime | None = None
+        self.audit = AuditLog(settings.catalog_path)
+        self.keys = ApiKeyStore(settings.catalog_path)
+        self.verifier = OidcVerifier(service) if service.oidc_issuer else None
+        self.auth = Authenticator(service, self.keys, self.verifier)
+        self.limiter = RateLimiter(service.rate_per_s, service.rate_burst)
+        self.metrics = Metrics()
+        self.queries = QueryBatcher(runtime.embedder)
+        self.upload_dir = Path(tempfile.mkdtemp(prefix="strongroom-uploads-"))
+
+    @classmethod
+    def open(cls, settings: Settings, service: ServiceSettings, embedder: Embedder | None = None) -> Service:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-store")
+        runtime = pool.submit(open_runtime, settings, embedder).result()
+        return cls(settings, service, runtime, pool)
+
+    def close(self) -> None:
+        if self._ingest_runtime is not None:
+            self._ingest_pool.submit(self._ingest_runtime.close).result()
+        self._ingest_pool.shutdown(wait=True)
+        self.queries.close()
+        self._store_pool.submit(self.runtime.close).result()
+        self._store_pool.shutdown(wait=True)
+        self.audit.close()
+        self.keys.close()
+        if self.verifier is not None:
+            self.verifier.close()
+        shutil.rmtree(self.upload_dir, ignore_errors=True)
+
+    async def on_store(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the store's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._store_pool, functools.partial(fn, *args))
+
+    async def query_embedder(self, query: str) -> Embedder:
+        """The embedder to search ``query`` with: its vector is computed (batched) off the store's thread."""
+        return Precomputed(self.runtime.embedder, query, await self.queries.embed(query))
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        return await asyncio.to_thread(self.auth.authenticate, authorization)
+
+    # -- ingestion -------------------------------------------------------------------------
+
+    def submit_upload(self, caller: Caller, upload: UploadRequest) -> tuple[str, asyncio.Future[None]]:
+        """Record a running job and start ingesting on the ingestion thread."""
+        job_id = uuid.uuid4().hex
+        started = datetime.now(UTC)
+        request: dict[str, object] = {
+            "files": [upload.name],
+            "acl": sorted(upload.acl),
+            "source": upload.source,
+            "submitted_by": caller.name,
+            "doc_type": upload.doc_type,
+            "published": upload.published.isoformat() if upload.published else None,
+        }
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._ingest_pool, self._ingest, job_id, started, request, upload)
+        return job_id, future
+
+    def _ingest(self, job_id: str, started: datetime, request: dict[str, object], upload: UploadRequest) -> None:
+        if self._ingest_runtime is None:
+            self._ingest_runtime = open_runtime(self.settings, self.runtime.embedder)
+        store = self._ingest_runtime.store
+        store.record_job(job_id, started, "running", request)
+        options = IngestOptions(
+            acl=upload.acl,
+            published=upload.published,
+            doc_type=upload.doc_type,
+            source=upload.source,
+            meta=frozen_meta(upload.meta),
+            max_file_bytes=min(self.settings.max_file_bytes, self.config.max_upload_bytes),
+            chunk_tokens=self.settings.chunk_tokens,
+        )
+        folder = upload.data_path.parent
+        try:
+            report = ingest([folder], store, self.runtime.embedder, options)
+            files = [
+                {
+                    "name": upload.name,
+                    "status": f.status,
+                    "version_id": f.version_id,
+                    "document_id": document_id_for(f"{upload.source}/{upload.name}") if f.version_id else "",
+                    "pages": f.pages,
+                    "chunks": f.chunks,
+                    "error": f.error.replace(str(folder), "<upload>"),
+                }
+                for f in report.files
+            ]
+            self.metrics.ingest_pages.inc(report.pages)
+            self.metrics.ingest_chunks.inc(report.chunks)
+            self.metrics.ingest_failures.inc(len(report.failures))
+            status = "done" if report.ok else "failed"
+            store.record_job(job_id, started, status, request, {"files": files})
+        except Exception as exc:
+            log.exception("ingestion job %s failed", job_id)
+            files = [{"name": upload.name, "status": "failed", "error": f"internal error: {type(exc).__name__}"}]
+            store.record_job(job_id, started, "failed", request, {"files": files})
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""Settings of the service: identity provider, role mapping, dev mode and limits.
+
+Read from the environment with the prefix ``STRONGROOM_`` (``STRONGROOM_OIDC_ISSUER``,
+``STRONGROOM_ROLE_GROUPS='{"admin": ["sr-admins"]}'``, ...), apart from the core
+:class:`~strongroom.config.Settings`, which says where the store lives.
+
+>>> ServiceSettings(oidc_issuer="https://idp.example", oidc_audience="strongroom").groups_claim
+'groups'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ALLOWED_ALGORITHMS", "Role", "ServiceSettings"]
+
+Role = Literal["reader", "ingester", "admin"]
+#: the only JWT algorithms ever accepted: asymmetric, so a public key can never sign
+ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
+
+
+class ServiceSettings(BaseSettings):
+    """How the HTTP service authenticates, authorizes and limits callers. Default: deny."""
+
+    model_config = SettingsConfigDict(env_prefix="STRONGROOM_", extra="ignore")
+
+    oidc_issuer: str = Field(default="", description="The identity provider's issuer URL; empty: no OIDC.")
+    oidc_audience: str = Field(default="", description="The audience tokens must be issued for.")
+    oidc_jwks_url: str = Field(default="", description="JWKS URL; empty: taken from the discovery document.")
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp and nbf.")
+    oidc_jwks_ttl_s: float = Field(default=300.0, ge=0, description="How long fetched signing keys are trusted.")
+    oidc_jwks_min_refresh_s: float = Field(
+        default=10.0, ge=0, description="At most one refetch per this interval on an unknown kid (no fetch storms)."
+    )
+    oidc_timeout_s: float = Field(default=5.0, gt=0)
+    groups_claim: str = Field(default="groups", description="Claim with the groups; dotted for nested claims.")
+    principal_claim: str = Field(default="sub", description="Claim naming the principal in audit records.")
+    role_groups: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "reader": ["strongroom-readers"],
+            "ingester": ["strongroom-ingesters"],
+            "admin": ["strongroom-admins"],
+        },
+        description="Groups granting each role; admin implies ingester implies reader.",
+    )
+    dev_mode: bool = Field(default=False, description="Accept unauthenticated calls as dev_principal. Never in prod.")
+    dev_principal: str = "developer"
+    dev_groups: list[str] = Field(default_factory=lambda: ["public", "strongroom-admins"])
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="Largest document upload.")
+    rate_per_s: float = Field(default=20.0, gt=0, description="Requests per second per principal (refill).")
+    rate_burst: int = Field(default=40, ge=1, description="Burst size of the per-principal token bucket.")
+    max_k: int = Field(default=50, ge=1, le=1000)
+    metrics_public: bool = Field(default=True, description="Serve /metrics without authentication.")

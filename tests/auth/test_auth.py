@@ -1,0 +1,123 @@
+"""Units of authentication: roles from groups, the groups claim, key caching, API keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from strongroom.api.cli import keys_app
+from strongroom.auth import (
+    ApiKeyStore,
+    AuthenticationError,
+    Authenticator,
+    OidcVerifier,
+    ServiceSettings,
+    groups_from_claims,
+    roles_for,
+)
+from tests.auth.oidc_provider import AUDIENCE, Provider, serve_provider
+
+ROLES = {"reader": ["r"], "ingester": ["i"], "admin": ["a"]}
+
+
+@pytest.mark.parametrize(
+    ("groups", "roles"),
+    [
+        (set(), set()),
+        ({"research"}, set()),
+        ({"r"}, {"reader"}),
+        ({"i"}, {"reader", "ingester"}),
+        ({"a", "research"}, {"reader", "ingester", "admin"}),
+    ],
+)
+def test_roles_from_groups_are_ordered(groups: set[str], roles: set[str]) -> None:
+    assert roles_for(groups, ROLES) == roles
+
+
+def test_groups_claim_forms() -> None:
+    assert groups_from_claims({"groups": ["a", "b"]}, "groups") == {"a", "b"}
+    assert groups_from_claims({"scope": "a b"}, "scope") == {"a", "b"}
+    assert groups_from_claims({"realm_access": {"roles": ["x"]}}, "realm_access.roles") == {"x"}
+    with pytest.raises(AuthenticationError, match="no 'groups' claim"):
+        groups_from_claims({"sub": "x"}, "groups")
+    with pytest.raises(AuthenticationError, match="not a list"):
+        groups_from_claims({"groups": [1, 2]}, "groups")
+
+
+def test_verifier_refuses_symmetric_algorithms_in_its_configuration() -> None:
+    with pytest.raises(Exception, match="not allowed"):
+        OidcVerifier(ServiceSettings(oidc_issuer="http://x", oidc_audience="y", oidc_algorithms=["HS256"]))
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[Provider]:
+    with serve_provider() as p:
+        yield p
+
+
+def test_keys_are_cached_and_refetched_only_for_unknown_kids(provider: Provider) -> None:
+    settings = ServiceSettings(oidc_issuer=provider.issuer, oidc_audience=AUDIENCE, oidc_jwks_min_refresh_s=3600)
+    verifier = OidcVerifier(settings)
+    try:
+        for _ in range(5):
+            assert verifier.verify(provider.token(groups=["g"]))["sub"] == "ana"
+        assert verifier.fetches == 1
+        ghost = provider.add_key("RS256", publish=False)
+        for _ in range(3):  # an unknown kid cannot make the service hammer the provider
+            with pytest.raises(AuthenticationError, match="not one of the issuer's keys"):
+                verifier.verify(provider.token(groups=["g"], kid=ghost))
+        assert verifier.fetches == 1
+    finally:
+        verifier.close()
+
+
+def test_discovery_must_name_the_same_issuer(provider: Provider) -> None:
+    verifier = OidcVerifier(ServiceSettings(oidc_issuer=provider.issuer + "/", oidc_audience=AUDIENCE))
+    try:
+        with pytest.raises(AuthenticationError):
+            verifier.verify(provider.token(groups=["g"]))
+    finally:
+        verifier.close()
+
+
+def test_api_key_store_and_authenticator(tmp_path: Path) -> None:
+    keys = ApiKeyStore(tmp_path / "catalog.sqlite3")
+    auth = Authenticator(ServiceSettings(role_groups=ROLES), keys, None)
+    key, secret = keys.create("bot", frozenset({"r", "research"}), datetime.now(UTC) + timedelta(days=1))
+    caller = auth.authenticate(f"Bearer {secret}")
+    assert caller.name == "key:bot" and caller.roles == {"reader"} and caller.may_read({"research"})
+    assert caller.method == "api-key" and caller.key_id == key.id
+    with pytest.raises(AuthenticationError, match="no OIDC issuer"):
+        auth.authenticate("Bearer eyJhbGciOi.x.y")
+    with pytest.raises(AuthenticationError, match="authentication required"):
+        auth.authenticate(None)
+    keys.revoke(key.id)
+    with pytest.raises(AuthenticationError):
+        auth.authenticate(f"Bearer {secret}")
+    keys.close()
+
+
+def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.add_typer(keys_app, name="keys")
+    runner = CliRunner()
+    home = ["--home", str(tmp_path)]
+    made = runner.invoke(
+        app, ["keys", "create", "--owner", "etl", "--groups", "r,research", "--days", "30", "--json", *home]
+    )
+    assert made.exit_code == 0, made.output
+    created = json.loads(made.output)
+    assert created["key"].startswith("sr_") and created["groups"] == ["r", "research"]
+    listed = runner.invoke(app, ["keys", "list", "--json", *home])
+    (row,) = json.loads(listed.output)
+    assert row["id"] == created["id"] and row["status"] == "active" and "key" not in row
+    assert created["key"] not in listed.output
+    assert runner.invoke(app, ["keys", "revoke", created["id"], *home]).exit_code == 0
+    assert json.loads(runner.invoke(app, ["keys", "list", "--json", *home]).output)[0]["status"] == "revoked"
+    assert runner.invoke(app, ["keys", "revoke", created["id"], *home]).exit_code == 1
