@@ -21,7 +21,7 @@ import typer
 from strongroom.config import Settings
 from strongroom.errors import StrongroomError
 from strongroom.ingest.parsers import parse, supported_suffixes
-from strongroom.types import DocumentVersion, ParsedDocument
+from strongroom.types import DocumentVersion, Page, ParsedDocument
 from strongroom.understand.classify import DOC_TYPES, classify, confusion_matrix
 from strongroom.understand.core import understand
 from strongroom.understand.evaluate import evaluate_directory
@@ -38,6 +38,7 @@ termsheets_app = typer.Typer(help="Term sheets: extract, list and show their fie
 tables_app = typer.Typer(help="Tables as data: header, rows and cells with page and position.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+GroupsOpt = Annotated[str, typer.Option("--groups", help="Your groups, comma-separated (stored documents).")]
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
 ]
@@ -210,6 +211,36 @@ def _term_sheets(home: Path | None) -> list[DocumentVersion]:
     return [v for v in versions if v.doc_type == "term_sheet" or any(k.startswith("ts.") for k in v.metadata)]
 
 
+def _document(target: str, home: Path | None, groups: str) -> ParsedDocument:
+    """A file, or a stored document (file name, document id or version id prefix) the groups
+    may read, rebuilt from its stored page text, so cell offsets match its citations."""
+    if Path(target).is_file():
+        return _parse(_files([Path(target)])[0])
+    from strongroom.runtime import open_runtime
+
+    allowed = frozenset(g.strip() for g in groups.split(",") if g.strip())
+    try:
+        runtime = open_runtime(Settings(home=home) if home else Settings())
+    except StrongroomError as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        matches = [
+            v
+            for v in runtime.store.versions()
+            if (target in (v.name, v.source) or v.document_id.startswith(target) or v.id.startswith(target))
+            and v.acl & allowed
+        ]
+        if not matches:
+            raise _fail(f"{target}: no such file, and no stored document by that name or id that you may read")
+        if len({v.document_id for v in matches}) > 1:
+            raise _fail(f"{target} names {len(matches)} documents; give a document or version id")
+        version = max(matches, key=lambda v: (v.published_at, v.ingested_at))
+        pages = tuple(Page(n, runtime.store.page_text(version.id, n) or "") for n in range(1, version.pages + 1))
+    finally:
+        runtime.close()
+    return ParsedDocument(pages, version.media_type, title=version.title)
+
+
 def _ts_fields(version: DocumentVersion) -> dict[str, str]:
     return {k.removeprefix("ts."): v for k, v in version.metadata.items() if k.startswith("ts.")}
 
@@ -298,11 +329,13 @@ def eval_extraction_command(
 
 @tables_app.command("list")
 def tables_list(
-    path: Annotated[Path, typer.Argument(help="A document file.")],
+    target: Annotated[str, typer.Argument(help="A document file, or a stored document's name or id.")],
+    home: HomeOpt = None,
+    groups: GroupsOpt = "public",
     as_json: JsonOpt = False,
 ) -> None:
-    """List the tables in a file: index, page, kind, size and first row."""
-    tables = extract_tables(_parse(_files([path])[0]))
+    """List the tables in a document: index, page, kind, size and first row."""
+    tables = extract_tables(_document(target, home, groups))
     rows = [
         {
             "index": i,
@@ -323,14 +356,16 @@ def tables_list(
 
 @tables_app.command("show")
 def tables_show(
-    path: Annotated[Path, typer.Argument(help="A document file.")],
+    target: Annotated[str, typer.Argument(help="A document file, or a stored document's name or id.")],
     index: Annotated[int, typer.Option("--index", min=0, help="Which table (see 'tables list').")] = 0,
+    home: HomeOpt = None,
+    groups: GroupsOpt = "public",
     as_json: JsonOpt = False,
 ) -> None:
     """Show one table: header, rows, and (with --json) each cell's page, span and figure."""
-    tables = extract_tables(_parse(_files([path])[0]))
+    tables = extract_tables(_document(target, home, groups))
     if index >= len(tables):
-        raise _fail(f"{path.name} has {len(tables)} tables; pick --index below that")
+        raise _fail(f"{target} has {len(tables)} tables; pick --index below that")
     table = tables[index]
     if as_json:
         cells = [
