@@ -53,6 +53,7 @@ def test_ingest_search_ask_eval_documents(tmp_path: Path, corpus: Path) -> None:
     assert asked["found"] is True
     citation = asked["claims"][0]["citations"][0]
     assert citation["document"] == "desk.md" and "4.25%" in citation["quote"]
+    assert citation["doc_type"] and citation["sensitivity"]  # classification shown in citations
     assert asked["metadata"] == {"generator": "extractive-v1", "prompt_template_version": "extractive-v1"}
     page = (corpus / "desk.md").read_text()
     assert page[citation["char_start"] : citation["char_end"]] == citation["quote"]

@@ -270,7 +270,16 @@ def search_cmd(
         out.print(f"   {snippet}", highlight=False, markup=False)
 
 
+def _labels(result: Answer) -> dict[str, tuple[str, str]]:
+    """Document type and sensitivity of each cited version, for showing beside citations."""
+    return {
+        h.version.id: (h.version.doc_type, h.version.metadata.get("sensitivity", "unclassified"))
+        for h in result.hits
+    }
+
+
 def _answer_json(result: Answer) -> dict[str, object]:
+    labels = _labels(result)
     return {
         "question": result.question,
         "found": result.found,
@@ -289,6 +298,8 @@ def _answer_json(result: Answer) -> dict[str, object]:
                         "char_start": x.char_start,
                         "char_end": x.char_end,
                         "quote": x.quote,
+                        "doc_type": labels.get(x.version_id, ("", ""))[0],
+                        "sensitivity": labels.get(x.version_id, ("", ""))[1],
                     }
                     for x in c.citations
                 ],
@@ -343,11 +354,14 @@ def ask_cmd(
     if not result.found:
         out.print(f"[yellow]{escape(result.note)}[/]", highlight=False)
         return
+    labels = _labels(result)
     for i, claim in enumerate(result.claims, start=1):
         out.print(f" {i}. {' '.join(claim.text.split())}", highlight=False, markup=False)
         for c in claim.citations:
+            kind = ", ".join(labels.get(c.version_id, ()))
             out.print(
-                f"    [dim]— {escape(c.label)}, chars {c.char_start}-{c.char_end}, version {c.version_id[:12]}[/]",
+                f"    [dim]— {escape(c.label)} ({escape(kind)}), chars {c.char_start}-{c.char_end}, "
+                f"version {c.version_id[:12]}[/]",
                 highlight=False,
             )
     if "deployment" in meta and "fallback" not in meta:

@@ -56,6 +56,8 @@ def _kind(text: str) -> LineKind:
     stripped = text.strip()
     if stripped.startswith("#"):
         return "heading"
+    if " | " in stripped or (stripped.startswith("|") and stripped.endswith("|")):
+        return "row"  # a table row as the DOCX, HTML, XLSX, CSV and Markdown parsers render it
     numbers = _NUMBER.findall(stripped)
     label_words = sum(any(c.isalpha() for c in w) for w in stripped.split())
     if (
