@@ -5,12 +5,17 @@
     ├── IngestError            one input could not be ingested (the batch goes on)
     │   ├── UnsupportedFormat  no parser for this file type
     │   ├── CorruptDocument    the parser could not read the bytes (damaged, encrypted, empty)
-    │   └── TooLarge           over the configured size limit
+    │   ├── TooLarge           over the configured size limit
+    │   └── DocumentRejected   policy refused it (strongroom.understand: e.g. a secret to reject)
     ├── StoreError             the store could not be read or written
     ├── EmbeddingError         the embedding backend failed or is misconfigured
-    └── QueryError             a search or question was malformed (bad date, bad filter)
+    ├── QueryError             a search or question was malformed (bad date, bad filter)
+    ├── AuthenticationError    a token or API key was refused (strongroom.auth.oidc)
+    └── GatewayError           the model gateway could not answer (strongroom.llm.errors has the
+                               subtree: RequestRejected, BackendError, StreamInterrupted, ...)
 
 Library exceptions are translated at the adapter: ``raise CorruptDocument(...) from exc``.
+Subtrees that belong to one package live in it, rooted here.
 """
 
 from __future__ import annotations
