@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from strongroom.errors import StoreError
+from strongroom.store.sqlite import open_catalog
 
 __all__ = ["GENESIS", "AuditEvent", "AuditLog", "AuditProblem", "VerifyReport", "answer_hash"]
 
@@ -100,11 +101,7 @@ class AuditLog:
     def __init__(self, catalog: Path) -> None:
         self._lock = threading.Lock()
         try:
-            catalog.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(catalog, timeout=60.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_catalog(catalog, _SCHEMA, shared=True)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the audit log in {catalog}: {exc}; check the path") from exc
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from strongroom.auth.oidc import AuthenticationError
 from strongroom.errors import StoreError
+from strongroom.store.sqlite import open_catalog
 
 __all__ = ["KEY_PREFIX", "ApiKey", "ApiKeyStore"]
 
@@ -63,10 +64,7 @@ class ApiKeyStore:
     def __init__(self, catalog: Path) -> None:
         self._lock = threading.Lock()
         try:
-            catalog.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(catalog, timeout=60.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_catalog(catalog, _SCHEMA, shared=True)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the key table in {catalog}: {exc}; check the path") from exc
 

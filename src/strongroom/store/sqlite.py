@@ -29,7 +29,7 @@ from strongroom.store.scope import VersionTable
 from strongroom.store.snapshot import IndexSet
 from strongroom.types import Chunk, DocumentVersion, Scope, frozen_meta
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "open_catalog"]
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -60,6 +60,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 
+def open_catalog(path: Path, schema: str, *, shared: bool = False) -> sqlite3.Connection:
+    """A connection to the catalog file with the settings every user of it needs (WAL,
+    autocommit, a long busy timeout), its ``schema`` created. ``shared``: usable from
+    several threads (the caller serialises access). Raises ``sqlite3.DatabaseError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=not shared)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.executescript(schema)
+    return db
+
+
 def _ts(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
@@ -76,12 +89,7 @@ class SqliteStore:
         self.model_id = model_id
         self.dim = dim
         try:
-            home.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(home / "catalog.sqlite3", timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._db = open_catalog(home / "catalog.sqlite3", _SCHEMA)
             self._check_meta()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
