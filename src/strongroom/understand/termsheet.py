@@ -177,6 +177,14 @@ def parse_number(text: str) -> Parsed:
         return None
 
 
+def _first_match(table: tuple[tuple[str, re.Pattern[str]], ...], text: str) -> Parsed:
+    """The name of the first pattern of ``table`` found in ``text``, with where it was found."""
+    for name, pattern in table:
+        if m := pattern.search(text):
+            return name, m.start(), m.end()
+    return None
+
+
 _PRODUCTS = (
     ("autocallable", re.compile(r"auto-?call|phoenix|express", re.I)),
     ("reverse_convertible", re.compile(r"reverse\s+convertible", re.I)),
@@ -188,10 +196,7 @@ _PRODUCTS = (
 
 def parse_product(text: str) -> Parsed:
     """A product type from its name (``Phoenix Autocallable Notes`` gives ``autocallable``)."""
-    for product, pattern in _PRODUCTS:
-        if m := pattern.search(text):
-            return product, m.start(), m.end()
-    return None
+    return _first_match(_PRODUCTS, text)
 
 
 _FREQUENCIES = (
@@ -204,10 +209,7 @@ _FREQUENCIES = (
 
 def parse_frequency(text: str) -> Parsed:
     """A payment frequency: ``annual``, ``semi_annual``, ``quarterly`` or ``monthly``."""
-    for name, pattern in _FREQUENCIES:
-        if m := pattern.search(text):
-            return name, m.start(), m.end()
-    return None
+    return _first_match(_FREQUENCIES, text)
 
 
 _DAY_COUNTS = (
@@ -220,10 +222,7 @@ _DAY_COUNTS = (
 
 def parse_day_count(text: str) -> Parsed:
     """A day-count convention: ``30/360``, ``ACT/360``, ``ACT/365F`` or ``ACT/ACT``."""
-    for name, pattern in _DAY_COUNTS:
-        if m := pattern.search(text):
-            return name, m.start(), m.end()
-    return None
+    return _first_match(_DAY_COUNTS, text)
 
 
 _LAWS = (
