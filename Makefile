@@ -29,7 +29,9 @@ demo: install
 	@echo "--- the rates desk note is restricted to the group 'research':"
 	$(SR) ask "What is the coupon and issue price of the Example Bank senior notes?" --home $(DEMO_HOME)
 	$(SR) ask "What is the coupon and issue price of the Example Bank senior notes?" --groups public,research --home $(DEMO_HOME)
+	@echo "--- as of 2023-06-30 nothing here was knowable yet (it was ingested today): no look-ahead"
 	$(SR) search "Apple total net sales" -k 3 --as-of 2023-06-30 --home $(DEMO_HOME)
+	$(SR) search "Apple total net sales" -k 3 --home $(DEMO_HOME)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -68,10 +68,11 @@ class _Unit:
 def _units(text: str) -> list[tuple[int, int, str]]:
     """Answerable units of a chunk, as ``(start, end, header)`` spans of ``text``.
 
-    Table rows and headings are units of their own; a row's ``header`` is the text of the
-    non-row lines just above its table (column headings such as "Three Months Ended July 1,
-    2023"), which say what its numbers mean. Prose lines wrapped by the PDF are joined into
-    paragraphs first, so a sentence is never cut at a line break.
+    Table rows are units of their own (headings are not: they answer nothing). A row's
+    ``header`` is the text of the non-row lines just above its table (column headings
+    such as "Three Months Ended July 1, 2023"), which say what its numbers mean. Prose
+    lines wrapped by the PDF are joined into paragraphs first, so a sentence is never
+    cut at a line break.
     """
     spans: list[tuple[int, int, str]] = []
     lines = classify_lines(text)
@@ -85,8 +86,7 @@ def _units(text: str) -> list[tuple[int, int, str]]:
             spans.append((line.start, line.end, text[header_start : line.start]))
             i += 1
             continue
-        if line.kind == "heading":
-            spans.append((line.start, line.end, ""))
+        if line.kind == "heading":  # a heading names a topic; it answers nothing by itself
             i += 1
             continue
         j = i
