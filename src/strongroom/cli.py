@@ -290,7 +290,7 @@ def _answer_json(result: Answer) -> dict[str, object]:
                 "text": c.text,
                 "citations": [
                     {
-                        "document": x.label.rsplit(" p.", 1)[0],
+                        "document": x.name,
                         "source": x.source,
                         "document_id": x.document_id,
                         "version_id": x.version_id,

@@ -11,7 +11,6 @@ checked by hand; ``run_eval`` drives the searches against whatever is in the sto
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -106,7 +105,3 @@ def run_eval(items: Sequence[QAItem], search: Callable[[str], list[Hit]], k: int
         "search_ms_p50": round(statistics.median(latencies), 2),
         "search_ms_p95": round(_percentile(latencies, 0.95), 2),
     }
-
-
-def dumps(result: dict[str, object]) -> str:
-    return json.dumps(result, sort_keys=False)

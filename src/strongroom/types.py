@@ -29,6 +29,7 @@ __all__ = [
     "document_id_for",
     "frozen_meta",
     "sha256_hex",
+    "source_name",
     "utcnow",
 ]
 
@@ -41,6 +42,11 @@ def sha256_hex(data: bytes) -> str:
 def document_id_for(source: str) -> str:
     """A stable document id for a source key (path or URI): versions of one source share it."""
     return hashlib.sha256(f"document\x00{source}".encode()).hexdigest()[:32]
+
+
+def source_name(source: str) -> str:
+    """The file name of a source key (its last path component), as shown in citations."""
+    return source.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def utcnow() -> datetime:
@@ -99,7 +105,7 @@ class DocumentVersion:
     @property
     def name(self) -> str:
         """The source's file name (the last path component), as shown in citations."""
-        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+        return source_name(self.source)
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,11 @@ class Chunk:
     char_end: int
     text: str
     context: str = ""
+
+    @property
+    def embed_text(self) -> str:
+        """What is embedded and keyword-indexed: the context line, then the text."""
+        return f"{self.context}\n{self.text}"
 
     @staticmethod
     def make_id(version_id: str, page: int, char_start: int, char_end: int) -> str:
@@ -185,8 +196,12 @@ class Citation:
     quote: str
 
     @property
+    def name(self) -> str:
+        return source_name(self.source)
+
+    @property
     def label(self) -> str:
-        return f"{self.source.replace(chr(92), '/').rsplit('/', 1)[-1]} p.{self.page}"
+        return f"{self.name} p.{self.page}"
 
 
 @dataclass(frozen=True)

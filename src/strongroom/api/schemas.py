@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -80,17 +81,7 @@ class CitationOut(BaseModel):
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
-        return cls(
-            document_id=c.document_id,
-            version_id=c.version_id,
-            source=c.source,
-            title=c.title,
-            page=c.page,
-            char_start=c.char_start,
-            char_end=c.char_end,
-            quote=c.quote,
-            label=c.label,
-        )
+        return cls(**dataclasses.asdict(c), label=c.label)
 
 
 class HitOut(BaseModel):

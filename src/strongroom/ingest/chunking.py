@@ -5,7 +5,7 @@ into chunks of at most ``max_tokens`` estimated tokens; a chunk breaks before a 
 keeps a table's rows together when the table fits in one chunk, and never crosses a page,
 so every chunk is an exact ``[start:end]`` span of one page's text.
 
->>> from strongroom.types import Page
+>>> from strongroom.types import Chunk, Page
 >>> spans = chunk_pages([Page(1, "# Results\\nRevenue 10 20\\nCosts 5 6")], max_tokens=50)
 >>> [(s.page, s.heading) for s in spans]
 [(1, 'Results')]
@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from strongroom.types import Page
+from strongroom.types import Chunk, Page
 
-__all__ = ["Line", "Span", "chunk_pages", "classify_lines", "estimate_tokens"]
+__all__ = ["Line", "Span", "chunk_pages", "classify_lines", "estimate_tokens", "make_chunks"]
 
 LineKind = Literal["heading", "row", "text"]
 
@@ -191,6 +191,24 @@ def chunk_page(page: Page, max_tokens: int, heading: str = "") -> tuple[list[Spa
         cur_tokens += line.tokens
     flush()
     return spans, latest
+
+
+def make_chunks(version_id: str, pages: Iterable[Page], spans: Iterable[Span], title: str) -> tuple[Chunk, ...]:
+    """The chunks of a version from its spans; each chunk's context is title and heading."""
+    texts = {p.number: p.text for p in pages}
+    return tuple(
+        Chunk(
+            id=Chunk.make_id(version_id, s.page, s.start, s.end),
+            version_id=version_id,
+            ordinal=i,
+            page=s.page,
+            char_start=s.start,
+            char_end=s.end,
+            text=texts[s.page][s.start : s.end],
+            context=f"{title} — {s.heading}" if s.heading else title,
+        )
+        for i, s in enumerate(spans)
+    )
 
 
 def chunk_pages(pages: Iterable[Page], max_tokens: int = 200) -> list[Span]:

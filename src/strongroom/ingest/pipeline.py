@@ -26,11 +26,11 @@ import numpy.typing as npt
 from strongroom.config import DEFAULT_ACL
 from strongroom.embed import CachedEmbedder, Embedder, cache_key
 from strongroom.errors import IngestError, TooLarge, UnsupportedFormat
-from strongroom.ingest.chunking import chunk_pages
+from strongroom.ingest.chunking import chunk_pages, make_chunks
 from strongroom.ingest.describe import describe
 from strongroom.ingest.parsers import parse, supported_suffixes
 from strongroom.store.base import NewVersion
-from strongroom.types import Chunk, DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
+from strongroom.types import DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
 from strongroom.understand import Policy, understand
 
 __all__ = ["FileResult", "IngestOptions", "IngestReport", "IngestTarget", "discover", "ingest"]
@@ -218,22 +218,9 @@ def _ingest_one(
         spans = chunk_pages(parsed.pages, options.chunk_tokens)
         if not spans:
             raise IngestError("no text to index after chunking; is the document empty?")
-        texts = {p.number: p.text for p in parsed.pages}
-        chunks = tuple(
-            Chunk(
-                id=Chunk.make_id(version_id, s.page, s.start, s.end),
-                version_id=version_id,
-                ordinal=i,
-                page=s.page,
-                char_start=s.start,
-                char_end=s.end,
-                text=texts[s.page][s.start : s.end],
-                context=f"{title} — {s.heading}" if s.heading else title,
-            )
-            for i, s in enumerate(spans)
-        )
+        chunks = make_chunks(version_id, parsed.pages, spans, title)
         lap("chunk")
-        embed_texts = [f"{c.context}\n{c.text}" for c in chunks]
+        embed_texts = [c.embed_text for c in chunks]
         keys = tuple(cache_key(embedder.model_id, t) for t in embed_texts)
         vectors = embedder.embed(embed_texts)
         lap("embed")

@@ -92,8 +92,8 @@ class VersionTable:
         t = scope.as_of.timestamp() if scope.as_of is not None else time.time()
         knowable = (self.published <= t) & (self.ingested <= t) & ~self.deleted
         ok = current_versions(self.doc, self.published, self.ingested, knowable)
-        entitled = np.array([bool(s & scope.groups) for s in self.acl_sets] or [False], dtype=bool)
-        ok &= entitled[self.acl_set] if len(self.acl_set) else ok
+        entitled = np.array([bool(s & scope.groups) for s in self.acl_sets], dtype=bool)
+        ok &= entitled[self.acl_set]
         if scope.doc_types:
             ok &= np.array([d in scope.doc_types for d in self.doc_types], dtype=bool)
         for key, value in scope.filters.items():

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from strongroom.embed import Embedder, cache_key
-from strongroom.ingest.chunking import chunk_pages
+from strongroom.ingest.chunking import chunk_pages, make_chunks
 from strongroom.store.base import NewVersion
-from strongroom.types import Chunk, DocumentVersion, Page, document_id_for, frozen_meta, sha256_hex
+from strongroom.types import DocumentVersion, Page, document_id_for, frozen_meta, sha256_hex
 
 __all__ = ["make_version"]
 
@@ -29,20 +29,8 @@ def make_version(
     page_objs = tuple(Page(i, text) for i, text in enumerate(pages, start=1))
     version_id = sha256_hex(("\f".join(pages) + "|" + ",".join(sorted(acl)) + source).encode())
     spans = chunk_pages(page_objs, chunk_tokens)
-    chunks = tuple(
-        Chunk(
-            Chunk.make_id(version_id, s.page, s.start, s.end),
-            version_id,
-            i,
-            s.page,
-            s.start,
-            s.end,
-            pages[s.page - 1][s.start : s.end],
-            source,
-        )
-        for i, s in enumerate(spans)
-    )
-    texts = [f"{c.context}\n{c.text}" for c in chunks]
+    chunks = make_chunks(version_id, page_objs, spans, source)
+    texts = [c.embed_text for c in chunks]
     version = DocumentVersion(
         id=version_id,
         document_id=document_id_for(source),

@@ -10,7 +10,7 @@ is a pydantic model that rejects unknown keys. Everything downstream receives it
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,18 +38,7 @@ FindingType = Literal[
     "private_key",
     "person_name",
 ]
-FINDING_TYPES: tuple[FindingType, ...] = (
-    "card",
-    "iban",
-    "ssn",
-    "aba_routing",
-    "account_number",
-    "email",
-    "phone",
-    "api_key",
-    "private_key",
-    "person_name",
-)
+FINDING_TYPES: tuple[FindingType, ...] = get_args(FindingType)
 SENSITIVITY_LEVELS: tuple[Sensitivity, ...] = ("public", "internal", "confidential", "restricted")
 
 _DEFAULT_RAISES: dict[FindingType, Sensitivity] = {
