@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strongroom.retrieve import diversify, rrf
+from strongroom.retrieve import diversify, rrf, search, title_prior
+from strongroom.store.sqlite import SqliteStore
+from strongroom.testing import HashEmbedder
+from strongroom.testing.builders import make_version
+from strongroom.types import Scope
 
 
 def test_rrf_rewards_agreement() -> None:
@@ -42,3 +48,41 @@ def test_weighted_rrf_needs_one_weight_per_ranking() -> None:
     with pytest.raises(ValueError, match="one weight"):
         rrf([["a"]], weights=[1.0, 2.0])
     assert rrf([["a"], ["b"]], weights=[1.0, 3.0])[0][0] == "b"
+
+
+def test_title_prior_weighs_the_words_that_pick_a_document() -> None:
+    titles = {
+        "n1": "2023 Q1 NVDA — NVIDIA CORPORATION — Form 10-Q",
+        "n2": "2023 Q2 NVDA — NVIDIA CORPORATION — Form 10-Q",
+        "a1": "2023 Q1 AAPL — Apple Inc. — Form 10-Q",
+    }
+    prior = title_prior("What did NVIDIA spend on research in the first quarter of 2023?", titles)
+    assert prior["n1"] == 1.0  # names the company and the quarter ("first quarter" reads as Q1)
+    assert 0.0 < prior["n2"] == prior["a1"] < 1.0  # each shares one of the two words, equally rare
+    assert title_prior("Form 10-Q", titles) == {"n1": 1.0, "n2": 1.0, "a1": 1.0}  # shared words pick nothing
+    assert title_prior("inventory levels", titles) == {"n1": 0.0, "n2": 0.0, "a1": 0.0}
+    assert title_prior("anything", {}) == {}
+
+
+def test_diversify_spares_a_group_with_its_own_penalty() -> None:
+    ranked = [("a1", 1.0), ("a2", 0.9), ("a3", 0.8), ("b1", 0.6)]
+    groups = {"a1": "A", "a2": "A", "a3": "A", "b1": "B"}
+    assert [i for i, _ in diversify(ranked, groups, 3, 0.5, {"A": 1.0})] == ["a1", "a2", "a3"]
+    assert [i for i, _ in diversify(ranked, groups, 3, 0.5, {"B": 1.0})] == ["a1", "b1", "a2"]
+
+
+def test_a_question_that_names_a_document_is_answered_from_it(tmp_path: Path) -> None:
+    """Two filings with the same table labels: the one the question names wins every slot it
+    can fill, and without a name the results spread over both."""
+    embedder = HashEmbedder(dim=64)
+    store = SqliteStore(tmp_path, model_id=embedder.model_id, dim=embedder.dim)
+    page = "Operating expenses\nResearch and development {a} {b}\nSales and marketing {c} {d}\n"
+    for name, numbers in (("Northwind 10-Q.txt", (11, 12, 13, 14)), ("Contoso 10-Q.txt", (21, 22, 23, 24))):
+        a, b, c, d = numbers
+        pages = [page.format(a=a, b=b, c=c, d=d) + f"Note {i} on research and development costs." for i in range(4)]
+        store.write(make_version(embedder, name, pages, chunk_tokens=16))
+    scope = Scope(frozenset({"public"}))
+    named = search(store, embedder, "How much did Northwind spend on research and development?", scope, 4)
+    assert {h.version.source for h in named} == {"Northwind 10-Q.txt"}
+    unnamed = search(store, embedder, "How much was spent on research and development?", scope, 4)
+    assert {h.version.source for h in unnamed} == {"Northwind 10-Q.txt", "Contoso 10-Q.txt"}

@@ -1,12 +1,17 @@
-"""Hybrid retrieval over any Store: dense and BM25 rankings fused by weighted reciprocal rank,
-then spread across documents.
+"""Hybrid retrieval over any Store: dense and BM25 rankings, steered towards the documents a
+question names, fused by weighted reciprocal rank, then spread across documents.
 
-Three rankings are fused: dense similarity of whole chunks, BM25 over each chunk's table
+Three rankings are read: dense similarity of whole chunks, BM25 over each chunk's table
 rows and headings (a chunk ranks by its best line) and BM25 over whole chunks. The Store
 applies the Scope (entitlements, as-of, filters) inside every one of them, so fusion only
 ever sees chunks the principal may read, and a restricted principal still gets a full top-k.
-Finally each further chunk from an already-chosen document counts a little less, so a
-question spanning several filings is not answered from one of them five times over.
+
+Questions name their document ("NVIDIA's R&D in Q1 2023") far more often than a chunk
+repeats that name, so before fusion each ranking's scores are raised by how well the
+chunk's document title matches the query (:func:`title_prior`). Finally each further chunk
+from an already-chosen document counts a little less, so a question spanning several
+filings is not answered from one of them five times over; the document the question names
+is spared that discount, since the whole answer usually lies in it.
 
 The weights were chosen on the sec10q evaluation set (see BENCHMARKS.md); they are
 settings of :func:`search`, not constants of the algorithm.
@@ -18,17 +23,23 @@ settings of :func:`search`, not constants of the algorithm.
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from strongroom.embed import Embedder
 from strongroom.errors import QueryError
 from strongroom.store.base import Store
+from strongroom.store.keyword import tokenize
 from strongroom.types import Hit, Scope
 
 __all__ = ["RRF_K", "Fusion", "diversify", "rrf", "search"]
 
 RRF_K = 60
+
+_ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4}
+_QUARTER = re.compile(r"\b(first|second|third|fourth)\s+(?:fiscal\s+)?quarter\b", re.IGNORECASE)
 
 
 def rrf(
@@ -50,19 +61,43 @@ def rrf(
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def title_prior(query: str, titles: Mapping[str, str]) -> dict[str, float]:
+    """Per version id, how well its title matches the query, from 0 to 1 (the best match).
+
+    A term counts by its BM25 IDF among the given titles, so words every candidate's title
+    shares ("Form 10-Q") weigh next to nothing and a company or period named by the query
+    and by few titles weighs most.
+    """
+    terms = set(tokenize(_QUARTER.sub(lambda m: f"{m.group(0)} Q{_ORDINAL[m.group(1).lower()]}", query)))
+    matched = {vid: set(tokenize(title)) & terms for vid, title in titles.items()}
+    n = len(titles)
+    df = Counter(t for found in matched.values() for t in found)
+    idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+    raw = {vid: math.fsum(idf[t] for t in found) for vid, found in matched.items()}
+    best = max(raw.values(), default=0.0)
+    return {vid: r / best if best > 0 else 0.0 for vid, r in raw.items()}
+
+
 def diversify(
-    ranked: Sequence[tuple[str, float]], group_of: Mapping[str, str], k: int, penalty: float
+    ranked: Sequence[tuple[str, float]],
+    group_of: Mapping[str, str],
+    k: int,
+    penalty: float,
+    group_penalty: Mapping[str, float] | None = None,
 ) -> list[tuple[str, float]]:
-    """Greedy top-``k``: each item's score is multiplied by ``penalty`` per item of its group
-    already chosen (``penalty`` 1.0 keeps the ranking as it is)."""
+    """Greedy top-``k``: each item's score is multiplied by ``penalty`` (or its group's entry
+    in ``group_penalty``) per item of its group already chosen; 1.0 keeps the ranking."""
     pool = list(ranked)
     chosen: list[tuple[str, float]] = []
     counts: dict[str, int] = {}
+    per_group = group_penalty or {}
+
+    def discounted(i: int) -> float:
+        group = group_of.get(pool[i][0], "")
+        return pool[i][1] * per_group.get(group, penalty) ** counts.get(group, 0)
+
     while pool and len(chosen) < k:
-        best = max(
-            range(len(pool)),
-            key=lambda i: (pool[i][1] * penalty ** counts.get(group_of.get(pool[i][0], ""), 0), -i),
-        )
+        best = max(range(len(pool)), key=lambda i: (discounted(i), -i))
         item = pool.pop(best)
         chosen.append(item)
         group = group_of.get(item[0], "")
@@ -72,12 +107,20 @@ def diversify(
 
 @dataclass(frozen=True)
 class Fusion:
-    """How rankings are weighed. ``candidates``: how deep each ranking is read."""
+    """How rankings are weighed. ``candidates``: how deep each ranking is read.
+
+    ``title``: how much a full title match multiplies a chunk's score in every ranking
+    (by ``1 + title``). ``per_document``: the discount per chunk already chosen from the
+    same document. ``named_document``: how much of that discount a document is spared in
+    proportion to its title match (1.0: the best-named document is not discounted).
+    """
 
     dense: float = 1.0
     lines: float = 0.5
     chunks: float = 0.1
     per_document: float = 0.5
+    title: float = 1.0
+    named_document: float = 1.0
     candidates: int = 100
 
 
@@ -96,21 +139,30 @@ def search(
     if k < 1:
         raise QueryError("k must be at least 1")
     n = max(fusion.candidates, k)
-    dense = store.vector_search(embedder.embed([query])[0], scope, n)
-    lines = store.keyword_search(query, scope, n, unit="line")
-    chunks = store.keyword_search(query, scope, n)
-    ranks = {
-        name: {cid: i for i, (cid, _) in enumerate(found, start=1)}
-        for name, found in (("dense", dense), ("lines", lines), ("chunks", chunks))
+    found = {
+        "dense": store.vector_search(embedder.embed([query])[0], scope, n),
+        "lines": store.keyword_search(query, scope, n, unit="line"),
+        "chunks": store.keyword_search(query, scope, n),
     }
+    pool = list(dict.fromkeys(c for ranking in found.values() for c, _ in ranking))
+    candidates = {chunk.id: (chunk, version) for chunk, version in store.fetch(pool)}
+    version_of = {cid: version.id for cid, (_, version) in candidates.items()}
+    prior = title_prior(query, {version.id: version.title for _, version in candidates.values()})
+
+    def boosted(ranking: list[tuple[str, float]]) -> list[str]:
+        scored = [(c, max(s, 0.0) * (1 + fusion.title * prior[version_of[c]])) for c, s in ranking if c in version_of]
+        return [c for c, _ in sorted(scored, key=lambda cs: -cs[1])]  # stable: ties keep the index's order
+
+    rankings = {name: boosted(ranking) for name, ranking in found.items()}
     fused = rrf(
-        [[c for c, _ in dense], [c for c, _ in lines], [c for c, _ in chunks]],
+        [rankings["dense"], rankings["lines"], rankings["chunks"]],
         weights=[fusion.dense, fusion.lines, fusion.chunks],
-    )[: max(3 * k, 30)]
-    candidates = {chunk.id: (chunk, version) for chunk, version in store.fetch([c for c, _ in fused])}
-    fused = [(c, s) for c, s in fused if c in candidates]
-    group_of = {cid: version.document_id for cid, (_, version) in candidates.items()}
-    top = diversify(fused, group_of, k, fusion.per_document)
+    )
+    named = fusion.named_document * (1 - fusion.per_document)
+    top = diversify(
+        fused, version_of, k, fusion.per_document, {v: fusion.per_document + named * p for v, p in prior.items()}
+    )
+    ranks = {name: {cid: i for i, cid in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
     keyword_rank = {**ranks["chunks"], **ranks["lines"]}
     return [
         Hit(candidates[cid][0], candidates[cid][1], score, keyword_rank.get(cid), ranks["dense"].get(cid))

@@ -114,7 +114,8 @@ class Chunk:
 
     ``text`` is exactly ``page_text[char_start:char_end]`` of page ``page`` of the version,
     so a citation can be re-opened and checked years later. ``context`` (document title
-    and section heading) is indexed and embedded with the text but is not part of it.
+    and section heading) is indexed and embedded with the text but is not part of it
+    (see :func:`strongroom.ingest.chunking.dense_text` for what the embedder reads).
     """
 
     id: str
@@ -125,11 +126,6 @@ class Chunk:
     char_end: int
     text: str
     context: str = ""
-
-    @property
-    def embed_text(self) -> str:
-        """What is embedded and keyword-indexed: the context line, then the text."""
-        return f"{self.context}\n{self.text}"
 
     @staticmethod
     def make_id(version_id: str, page: int, char_start: int, char_end: int) -> str:

@@ -5,8 +5,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strongroom.ingest.chunking import chunk_pages, classify_lines, estimate_tokens
-from strongroom.types import Page
+from strongroom.ingest.chunking import chunk_pages, classify_lines, dense_text, estimate_tokens
+from strongroom.types import Chunk, Page
 
 TABLE = "\n".join(f"Line item {i} {i * 1000:,} {i * 1100:,} {i * 1200:,}" for i in range(1, 9))
 
@@ -67,3 +67,9 @@ def test_long_line_after_the_first_splits_at_sentence_ends() -> None:
     spans = chunk_pages([Page(1, text)], max_tokens=20)
     assert "".join("".join(text[s.start : s.end].split()) for s in spans) == "".join(text.split())
     assert all(text[s.start : s.end].endswith((".", ",")) for s in spans)
+
+
+def test_dense_text_keeps_labels_and_prose_but_not_figures() -> None:
+    text = "Operating expenses\nResearch and development $ 1,875 $ 1,618\nResearch and development $ 1,875 $ 1,618\n2023\nWe invest in research."
+    chunk = Chunk("c", "v", 0, 1, 0, len(text), text, "Acme 10-Q — Results")
+    assert dense_text(chunk) == "Acme 10-Q — Results\nOperating expenses\nResearch and development\nWe invest in research."

@@ -20,7 +20,7 @@ from typing import Literal
 
 from strongroom.types import Chunk, Page
 
-__all__ = ["Line", "Span", "chunk_pages", "classify_lines", "estimate_tokens", "make_chunks"]
+__all__ = ["Line", "Span", "chunk_pages", "classify_lines", "dense_text", "estimate_tokens", "make_chunks"]
 
 LineKind = Literal["heading", "row", "text"]
 
@@ -221,3 +221,26 @@ def chunk_pages(pages: Iterable[Page], max_tokens: int = 200) -> list[Span]:
         page_spans, heading = chunk_page(page, max_tokens, heading)
         spans.extend(page_spans)
     return spans
+
+
+def dense_text(chunk: Chunk) -> str:
+    """What the embedder reads for a chunk: its context, then its text with table rows cut
+    down to their labels.
+
+    A sentence embedding of "Research and development 2,040 1,987 3,999" is mostly noise
+    from the figures, and a table of such rows drowns its labels, so prose outranks the
+    table that actually holds the answer. Figures stay in the keyword indexes, which match
+    them exactly; repeated labels are kept once, lines without a letter not at all.
+    """
+    out = [chunk.context]
+    seen: set[str] = set()
+    for line in classify_lines(chunk.text):
+        body = chunk.text[line.start : line.end]
+        if line.kind == "row":
+            body = " ".join(_NUMBER.sub(" ", body).replace("$", " ").replace("|", " ").split())
+            if body in seen:
+                continue
+            seen.add(body)
+        if any(c.isalpha() for c in body):  # a bare page number or year says nothing
+            out.append(body)
+    return "\n".join(out)

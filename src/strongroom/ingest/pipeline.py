@@ -26,7 +26,7 @@ import numpy.typing as npt
 from strongroom.config import DEFAULT_ACL
 from strongroom.embed import CachedEmbedder, Embedder, cache_key
 from strongroom.errors import IngestError, TooLarge, UnsupportedFormat
-from strongroom.ingest.chunking import chunk_pages, make_chunks
+from strongroom.ingest.chunking import chunk_pages, dense_text, make_chunks
 from strongroom.ingest.describe import describe
 from strongroom.ingest.parsers import parse, supported_suffixes
 from strongroom.store.base import NewVersion
@@ -220,7 +220,7 @@ def _ingest_one(
             raise IngestError("no text to index after chunking; is the document empty?")
         chunks = make_chunks(version_id, parsed.pages, spans, title)
         lap("chunk")
-        embed_texts = [c.embed_text for c in chunks]
+        embed_texts = [dense_text(c) for c in chunks]
         keys = tuple(cache_key(embedder.model_id, t) for t in embed_texts)
         vectors = embedder.embed(embed_texts)
         lap("embed")

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from strongroom.embed import Embedder, cache_key
-from strongroom.ingest.chunking import chunk_pages, make_chunks
+from strongroom.ingest.chunking import chunk_pages, dense_text, make_chunks
 from strongroom.store.base import NewVersion
 from strongroom.types import DocumentVersion, Page, document_id_for, frozen_meta, sha256_hex
 
@@ -30,7 +30,7 @@ def make_version(
     version_id = sha256_hex(("\f".join(pages) + "|" + ",".join(sorted(acl)) + source).encode())
     spans = chunk_pages(page_objs, chunk_tokens)
     chunks = make_chunks(version_id, page_objs, spans, source)
-    texts = [c.embed_text for c in chunks]
+    texts = [dense_text(c) for c in chunks]
     version = DocumentVersion(
         id=version_id,
         document_id=document_id_for(source),
