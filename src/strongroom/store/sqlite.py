@@ -99,6 +99,7 @@ class SqliteStore:
         self._indexes: IndexSet | None = None
         self._generation = -1
         self._table: VersionTable | None = None
+        self._version_cache: dict[int, DocumentVersion] = {}
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -241,15 +242,27 @@ class SqliteStore:
         if not chunk_ids:
             return []
         marks = ",".join("?" * len(chunk_ids))
-        found: dict[str, tuple[Chunk, DocumentVersion]] = {}
-        for row in self._db.execute(
-            f"SELECT c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, v.* "
+        rows = self._db.execute(
+            f"SELECT c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, c.version_seq "
             f"FROM chunks c JOIN versions v ON v.seq = c.version_seq WHERE c.id IN ({marks}) AND v.deleted = 0",
             list(chunk_ids),
-        ):
-            version = _version(row[7:])
+        ).fetchall()
+        versions = self._versions_by_seq({int(r[7]) for r in rows})
+        found: dict[str, tuple[Chunk, DocumentVersion]] = {}
+        for row in rows:
+            version = versions[int(row[7])]
             found[row[0]] = (Chunk(row[0], version.id, row[1], row[2], row[3], row[4], row[5], row[6]), version)
         return [found[c] for c in chunk_ids if c in found]
+
+    def _versions_by_seq(self, seqs: set[int]) -> dict[int, DocumentVersion]:
+        """Versions by catalog seq, from a cache: a version row never changes once written
+        (deletion only sets a flag, which every query that returns content checks itself)."""
+        missing = [s for s in seqs if s not in self._version_cache]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for row in self._db.execute(f"SELECT * FROM versions WHERE seq IN ({marks})", missing):
+                self._version_cache[int(row[0])] = _version(row)
+        return {s: self._version_cache[s] for s in seqs}
 
     # -- catalog -----------------------------------------------------------------------------
 
