@@ -68,6 +68,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await svc.limiter.aclose()
         await asyncio.to_thread(svc.close)
 
     app = FastAPI(
@@ -82,6 +83,7 @@ def create_app(
         metrics=svc.metrics,
         max_body_bytes=config.max_body_bytes,
         max_upload_bytes=config.max_upload_bytes,
+        timeout_s=config.request_timeout_s,
     )
 
     @app.exception_handler(HTTPException)

@@ -13,6 +13,7 @@ from fastapi.security import HTTPBearer
 from strongroom.api.service import Service
 from strongroom.audit import AuditEvent
 from strongroom.auth import AuthenticationError, Caller, Role
+from strongroom.llm.errors import BudgetUnavailable
 
 __all__ = ["audit", "bearer", "get_caller", "need", "service"]
 
@@ -34,7 +35,10 @@ async def get_caller(request: Request, _: Annotated[object, Depends(bearer)]) ->
         svc.metrics.auth_failures.inc()
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     request.state.principal = caller.name
-    wait = svc.limiter.take(caller.name)
+    try:
+        wait = await svc.limiter.acquire(caller.name)
+    except BudgetUnavailable as exc:  # deny when the shared limit cannot be read; never guess
+        raise HTTPException(503, f"{exc}", headers={"Retry-After": "5"}) from exc
     if wait > 0:
         svc.metrics.rate_limited.inc()
         raise HTTPException(

@@ -1,4 +1,7 @@
-"""A per-principal token bucket, in process: ``rate`` requests a second, bursts of ``burst``.
+"""Per-principal token buckets: ``rate`` requests a second, bursts of ``burst``.
+
+In process by default (:class:`RateLimiter`); with ``STRONGROOM_RATE_LIMIT_REDIS_URL`` set,
+in Redis (:func:`redis_limiter`), so a principal has one budget across every replica.
 
 >>> bucket = RateLimiter(rate=1.0, burst=2)
 >>> [bucket.take("ana", now=0.0) for _ in range(3)]
@@ -10,8 +13,23 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import Protocol
 
-__all__ = ["RateLimiter"]
+from strongroom.llm.limits import Rate
+from strongroom.llm.redis_limits import RedisBuckets
+
+__all__ = ["RateLimiter", "RedisRateLimiter", "RequestLimiter"]
+
+
+class RequestLimiter(Protocol):
+    async def acquire(self, key: str) -> float:
+        """Take a token for ``key``: 0.0 when granted, else the seconds until one is free.
+
+        Raises :class:`strongroom.llm.errors.BudgetUnavailable` when the shared store is down.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class RateLimiter:
@@ -39,3 +57,23 @@ class RateLimiter:
             if len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
         return wait
+
+    async def acquire(self, key: str) -> float:
+        return self.take(key)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RedisRateLimiter:
+    """The same buckets in Redis (one atomic script per take, on Redis's clock)."""
+
+    def __init__(self, url: str, rate: float, burst: int) -> None:
+        self.rate = Rate(rate, per_s=1.0, burst=float(burst))
+        self._buckets = RedisBuckets(url, prefix="strongroom:rate:")
+
+    async def acquire(self, key: str) -> float:
+        return await self._buckets.take(key, 1.0, self.rate)
+
+    async def aclose(self) -> None:
+        await self._buckets.aclose()

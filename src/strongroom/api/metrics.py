@@ -39,6 +39,7 @@ class Metrics:
         self.ingest_failures = Counter("strongroom_ingest_failures", "Files that failed ingestion", registry=r)
         self.auth_failures = Counter("strongroom_auth_failures", "Requests refused for bad credentials", registry=r)
         self.rate_limited = Counter("strongroom_rate_limited", "Requests refused by the rate limit", registry=r)
+        self.timeouts = Counter("strongroom_request_timeouts", "Requests answered 504 after the timeout", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,6 +6,7 @@ query strings or bodies, so tokens, keys and questions stay out of the logs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -52,11 +53,20 @@ def _too_large(limit: int) -> HTTPException:
 class ServiceMiddleware:
     """Request id in and out, body limits, metrics by route template, a JSON log line."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        timeout_s: float = 60.0,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,10 +81,14 @@ class ServiceMiddleware:
         upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/documents"
         limit = self.max_upload_bytes + 64 * 1024 if upload else self.max_body_bytes
         status = 500
+        deadline = asyncio.timeout(self.timeout_s)
+        running = False  # inside the deadline: the app is working on the response
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
+                if running:
+                    deadline.reschedule(None)  # the response has started: a stream may run on
                 status = int(message["status"])
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
@@ -96,9 +110,23 @@ class ServiceMiddleware:
             declared = 0
         try:
             if declared > limit:
-                await self._refuse(send_wrapper, 413, f"the request body is over the {limit:,}-byte limit")
+                await self._refuse(send_wrapper, 413, "request_too_large", str(_too_large(limit).detail))
             else:
-                await self.app(scope, receive_wrapper, send_wrapper)
+                try:
+                    async with deadline:
+                        running = True
+                        await self.app(scope, receive_wrapper, send_wrapper)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    running = False
+                    self.metrics.timeouts.inc()
+                    await self._refuse(
+                        send_wrapper,
+                        504,
+                        "timeout",
+                        f"the request took over {self.timeout_s:g} s; narrow it (smaller k, a filter) or retry later",
+                    )
         finally:
             route_obj = scope.get("route")
             route = getattr(route_obj, "path", None) or ("unmatched" if status == 404 else "other")
@@ -118,8 +146,8 @@ class ServiceMiddleware:
             )
 
     @staticmethod
-    async def _refuse(send: Send, status: int, message: str) -> None:
-        body = json.dumps({"error": {"type": "request_too_large", "message": message}}).encode()
+    async def _refuse(send: Send, status: int, kind: str, message: str) -> None:
+        body = json.dumps({"error": {"type": kind, "message": message}}).encode()
         await send(
             {
                 "type": "http.response.start",

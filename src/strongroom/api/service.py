@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from strongroom.api.batching import Precomputed, QueryBatcher
-from strongroom.api.limits import RateLimiter
+from strongroom.api.limits import RateLimiter, RedisRateLimiter, RequestLimiter
 from strongroom.api.metrics import Metrics
 from strongroom.audit import AuditLog
 from strongroom.auth import ApiKeyStore, Authenticator, Caller, OidcVerifier, ServiceSettings
@@ -94,7 +94,11 @@ class Service:
         self.keys = ApiKeyStore(settings.catalog_path)
         self.verifier = OidcVerifier(service) if service.oidc_issuer else None
         self.auth = Authenticator(service, self.keys, self.verifier)
-        self.limiter = RateLimiter(service.rate_per_s, service.rate_burst)
+        self.limiter: RequestLimiter = (
+            RedisRateLimiter(service.rate_limit_redis_url, service.rate_per_s, service.rate_burst)
+            if service.rate_limit_redis_url
+            else RateLimiter(service.rate_per_s, service.rate_burst)
+        )
         self.metrics = Metrics()
         self.queries = QueryBatcher(runtime.embedder)
         self.upload_dir = Path(tempfile.mkdtemp(prefix="strongroom-uploads-"))

@@ -54,5 +54,12 @@ class ServiceSettings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="Largest document upload.")
     rate_per_s: float = Field(default=20.0, gt=0, description="Requests per second per principal (refill).")
     rate_burst: int = Field(default=40, ge=1, description="Burst size of the per-principal token bucket.")
+    rate_limit_redis_url: str = Field(
+        default="",
+        description="Redis URL (redis://host:6379/0) for rate limits shared by every replica; empty: in process.",
+    )
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest a request may take to start its response before a 504."
+    )
     max_k: int = Field(default=50, ge=1, le=1000)
     metrics_public: bool = Field(default=True, description="Serve /metrics without authentication.")
