@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +18,7 @@ from strongroom.llm.errors import (
 )
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.gateway import Deployment, Gateway
-from strongroom.llm.openai_compat import OpenAICompatible
+from strongroom.llm.openai_compat import OpenAICompatible, _retry_after
 from strongroom.llm.types import ChatResult, Delta
 from tests.llm.conftest import FakeClock
 from tests.llm.helpers import ask, function, gateway, http
@@ -91,6 +93,17 @@ def test_a_long_retry_after_fails_over_at_once(make_server: Callable[..., FakeOp
     result = chat(gateway([("a", 1), ("b", 0)], [http("a", limited), function("b", "ok")]))
     assert result.deployment == "b" and result.failovers[0].error == "RateLimited"
     assert len(limited.requests) == 1
+
+
+def test_a_retry_after_given_as_an_http_date_is_honoured(make_server: Callable[..., FakeOpenAIServer]) -> None:
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    limited = make_server(Reply(status=429, message="slow down", headers=(("retry-after", later),)))
+    result = chat(gateway([("a", 1), ("b", 0)], [http("a", limited), function("b", "ok")]))
+    assert result.deployment == "b" and result.failovers[0].error == "RateLimited"
+    assert len(limited.requests) == 1  # 30 s away is past the backoff cap: no retry, fail over at once
+    assert _retry_after(later) == pytest.approx(30, abs=2)
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # already past
+    assert _retry_after("soon") is None and _retry_after("-3") == 0.0
 
 
 def test_connection_refused_and_timeouts_fail_over(make_server: Callable[..., FakeOpenAIServer]) -> None:

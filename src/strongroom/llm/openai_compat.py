@@ -10,10 +10,13 @@ appears in a repr, a log line or an error message.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -50,11 +53,25 @@ def _public_url(url: str) -> str:
     return str(u.copy_with(username=None, password=None)) if u.userinfo else str(u)
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header in seconds from ``now``: delta-seconds or an HTTP date (RFC 9110).
+
+    >>> _retry_after("2.5"), _retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0)
+    (2.5, 10.0)
+    """
+    if value is None:
+        return None
     try:
-        return max(0.0, float(value)) if value is not None else None
+        return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date: rare from model servers; the gateway's own backoff applies
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None  # unreadable: the gateway's own backoff applies
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _error_text(body: bytes) -> str:
