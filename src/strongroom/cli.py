@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import socket
 import sys
+import threading
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
@@ -27,6 +30,8 @@ from rich.table import Table
 from rich.text import Text
 
 from strongroom.api.cli import audit_app, keys_app, serve_command
+from strongroom.bus import IngestJob, open_bus
+from strongroom.bus.worker import run_worker
 from strongroom.config import DEFAULT_ACL, Settings
 from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa, run_eval
@@ -59,6 +64,15 @@ HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+StreamOpt = Annotated[
+    str, typer.Option("--stream", envvar="STRONGROOM_BUS_STREAM", help="The job stream's name on the bus.")
+]
+BusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bus", envvar="STRONGROOM_BUS_URL", help="Queue jobs on this bus (redis://host:6379/0) for workers."
+    ),
+]
 KOpt = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")]
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="Point in time: DATE (end of that day, UTC) or ISO datetime.")
@@ -148,10 +162,14 @@ def ingest_cmd(
         str | None, typer.Option("--source", help="Source label; documents are then keyed by label + relative path.")
     ] = None,
     meta: Annotated[list[str] | None, typer.Option("--meta", help="Metadata KEY=VALUE (repeatable).")] = None,
+    bus: BusOpt = None,
+    stream: StreamOpt = "strongroom:ingest",
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest documents: parse, chunk, embed and store each version atomically."""
+    """Ingest documents: parse, chunk, embed and store each version atomically.
+
+    With --bus, queue one job per file for `strongroom worker` processes instead."""
     settings = _settings(home)
     options = IngestOptions(
         acl=_groups(acl),
@@ -163,6 +181,9 @@ def ingest_cmd(
         chunk_tokens=settings.chunk_tokens,
     )
     files, _ = discover(paths)
+    if bus:
+        _publish(bus, stream, files, options, paths, as_json)
+        return
     runtime = _open(home)
     columns = (
         TextColumn("{task.description}"),
@@ -194,6 +215,67 @@ def ingest_cmd(
         _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _publish(
+    url: str, stream: str, files: list[Path], options: IngestOptions, roots: list[Path], as_json: bool
+) -> None:
+    missing = [p for p in roots if not p.exists()]
+    if missing or not files:
+        raise _fail(f"nothing to queue: {', '.join(map(str, missing)) or 'no files'} (check the paths)")
+    try:
+        queue = open_bus(url, stream=stream)
+        try:
+            queued = [
+                {"file": str(f), "job_id": job.id, "message_id": queue.publish(job)}
+                for f in files
+                for job in [IngestJob.for_file(f, options, roots)]
+            ]
+        finally:
+            queue.close()
+    except StrongroomError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        out.print_json(json.dumps({"queued": queued}))
+        return
+    out.print(f"queued {len(queued)} file(s) on {url.split('@')[-1]}; `strongroom worker --bus URL` ingests them")
+
+
+@app.command("worker")
+def worker_cmd(
+    bus: Annotated[str, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0.")],
+    consumer: Annotated[str | None, typer.Option("--consumer", help="This worker's name (default: host-pid).")] = None,
+    reclaim_idle_s: Annotated[
+        float, typer.Option("--reclaim-idle-s", help="Take over a job another worker held this long without finishing.")
+    ] = 60.0,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", help="Deliveries before a job is dead-lettered.")] = 3,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when no job is waiting.")] = False,
+    stream: StreamOpt = "strongroom:ingest",
+    home: HomeOpt = None,
+) -> None:
+    """Consume ingestion jobs from the bus until stopped (SIGTERM or Ctrl-C: after the current job)."""
+    settings = _settings(home)
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        queue = open_bus(bus, stream=stream, reclaim_idle_s=reclaim_idle_s, max_attempts=max_attempts)
+    except StrongroomError as exc:
+        raise _fail(str(exc)) from exc
+    runtime = _open(home)
+    base = IngestOptions(max_file_bytes=settings.max_file_bytes, chunk_tokens=settings.chunk_tokens)
+    err.print(f"worker {name} consuming {bus.split('@')[-1]}")
+    try:
+        counts = run_worker(queue, runtime, base, name, stop=stop, until_idle=until_idle)
+    except StrongroomError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        queue.close()
+        runtime.close()
+    err.print(
+        f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
+    )
 
 
 def _print_report(report: IngestReport) -> None:
@@ -273,8 +355,7 @@ def search_cmd(
 def _labels(result: Answer) -> dict[str, tuple[str, str]]:
     """Document type and sensitivity of each cited version, for showing beside citations."""
     return {
-        h.version.id: (h.version.doc_type, h.version.metadata.get("sensitivity", "unclassified"))
-        for h in result.hits
+        h.version.id: (h.version.doc_type, h.version.metadata.get("sensitivity", "unclassified")) for h in result.hits
     }
 
 

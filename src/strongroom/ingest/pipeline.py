@@ -160,15 +160,22 @@ def ingest(
     embedder: Embedder,
     options: IngestOptions,
     progress: ProgressFn | None = None,
+    *,
+    roots: Sequence[Path] | None = None,
+    job_id: str | None = None,
 ) -> IngestReport:
-    """Ingest files and folders. ``progress(file_name, pages_done)`` is called per file."""
+    """Ingest files and folders. ``progress(file_name, pages_done)`` is called per file.
+
+    ``roots``: the folders that ``--source`` keys are relative to (default: ``paths``), so a
+    file queued alone by a worker gets the same document key as in its folder's batch.
+    """
     started = time.perf_counter()
-    report = IngestReport(job_id=uuid.uuid4().hex)
+    report = IngestReport(job_id=job_id or uuid.uuid4().hex)
     files, missing = discover(paths)
     report.files.extend(missing)
     cached = CachedEmbedder(embedder, store)
     for path in files:
-        result = _ingest_one(path, store, cached, options, paths, report)
+        result = _ingest_one(path, store, cached, options, roots if roots is not None else paths, report)
         report.files.append(result)
         if progress:
             progress(path.name, result.pages)

@@ -1,0 +1,15 @@
+"""Durable ingestion over a message bus: the CLI and the API publish jobs, workers consume them.
+
+A job names one file the workers can read (a shared volume) and the ingestion options. A
+worker acknowledges a job only after its version is stored, so a worker that dies mid-file
+leaves the job pending, and another worker reclaims it. Versions are content-addressed, so
+a job delivered twice stores once. After ``max_attempts`` deliveries a job goes to the
+dead-letter stream with its last error, and the others go on.
+
+Backends behind :class:`Bus`: :class:`strongroom.bus.redis_streams.RedisStreamsBus` (Redis
+Streams with a consumer group). In-process ingestion (no bus) stays the embedded default.
+"""
+
+from strongroom.bus.base import Bus, Delivery, IngestJob, open_bus
+
+__all__ = ["Bus", "Delivery", "IngestJob", "open_bus"]

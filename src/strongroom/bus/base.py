@@ -1,0 +1,143 @@
+"""The bus protocol and the job it carries."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from strongroom.errors import ConfigError
+from strongroom.ingest.pipeline import IngestOptions
+from strongroom.types import frozen_meta
+
+__all__ = ["Bus", "Delivery", "IngestJob", "open_bus"]
+
+
+@dataclass(frozen=True)
+class IngestJob:
+    """One file to ingest with its options. ``roots``: what ``source`` keys are relative to."""
+
+    path: str
+    acl: tuple[str, ...]
+    published: str | None = None
+    doc_type: str | None = None
+    source: str | None = None
+    meta: Mapping[str, str] = field(default_factory=frozen_meta)
+    roots: tuple[str, ...] = ()
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @classmethod
+    def for_file(cls, path: Path, options: IngestOptions, roots: Sequence[Path]) -> IngestJob:
+        return cls(
+            path=str(path.resolve()),
+            acl=tuple(sorted(options.acl)),
+            published=options.published.isoformat() if options.published else None,
+            doc_type=options.doc_type,
+            source=options.source,
+            meta=frozen_meta(options.meta),
+            roots=tuple(str(r.resolve()) for r in roots),
+        )
+
+    def options(self, base: IngestOptions) -> IngestOptions:
+        """``base`` (the worker's limits and chunking) with this job's document options."""
+        return IngestOptions(
+            acl=frozenset(self.acl),
+            published=datetime.fromisoformat(self.published) if self.published else None,
+            doc_type=self.doc_type,
+            source=self.source,
+            meta=frozen_meta(self.meta),
+            max_file_bytes=base.max_file_bytes,
+            chunk_tokens=base.chunk_tokens,
+            policy=base.policy,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "path": self.path,
+                "acl": list(self.acl),
+                "published": self.published,
+                "doc_type": self.doc_type,
+                "source": self.source,
+                "meta": dict(self.meta),
+                "roots": list(self.roots),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> IngestJob:
+        """A job from its JSON; anything malformed is a ValueError (the message is poison)."""
+        try:
+            obj = json.loads(text)
+            return cls(
+                path=str(obj["path"]),
+                acl=tuple(str(g) for g in obj["acl"]),
+                published=obj.get("published"),
+                doc_type=obj.get("doc_type"),
+                source=obj.get("source"),
+                meta=frozen_meta({str(k): str(v) for k, v in (obj.get("meta") or {}).items()}),
+                roots=tuple(str(r) for r in obj.get("roots") or ()),
+                id=str(obj["id"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not an ingestion job: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A job as a worker received it. ``attempt`` is 1 on the first delivery."""
+
+    message_id: str
+    job: IngestJob | None  # None: the message was not a job (it goes to the dead letters)
+    attempt: int
+    raw: str = ""
+
+
+class Bus(Protocol):
+    """At-least-once delivery of ingestion jobs to a group of workers."""
+
+    max_attempts: int
+
+    def publish(self, job: IngestJob) -> str:
+        """Queue a job; returns the bus's message id."""
+        ...
+
+    def receive(self, consumer: str, block_s: float) -> Delivery | None:
+        """The next job for ``consumer``: first one a dead worker left behind, else a new one."""
+        ...
+
+    def ack(self, delivery: Delivery) -> None:
+        """The job is done (its version is stored, or it was a duplicate)."""
+        ...
+
+    def retry_later(self, delivery: Delivery, error: str) -> None:
+        """The job failed this time: keep it pending, to be delivered again."""
+        ...
+
+    def dead_letter(self, delivery: Delivery, error: str) -> None:
+        """Give up on the job: move it with its error to the dead letters, and ack it."""
+        ...
+
+    def outstanding(self) -> int:
+        """Jobs not yet acknowledged: waiting for a first delivery, held, or due for a retry."""
+        ...
+
+    def last_error(self, message_id: str) -> str | None:
+        """The error ``retry_later`` recorded for a message, if any."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_bus(url: str, **options: float | str) -> Bus:
+    """A bus from its URL: ``redis://host:6379/0`` (Redis Streams)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from strongroom.bus.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(url, **options)  # type: ignore[arg-type]
+    raise ConfigError(f"unknown bus {url.split('://')[0]!r}; use redis://host:6379/0 (Redis Streams)")

@@ -1,0 +1,89 @@
+"""The ingestion worker: take a job from the bus, store its version, then acknowledge it.
+
+Acknowledging only after the store's atomic write is what makes a kill -9 safe: the job
+stays pending, another worker reclaims it, and since a version's id is the hash of its
+bytes, a version stored just before the kill is found and skipped (a duplicate), never
+written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from strongroom.bus.base import Bus, Delivery
+from strongroom.errors import StrongroomError
+from strongroom.ingest.pipeline import IngestOptions, ingest
+from strongroom.runtime import Runtime
+
+__all__ = ["handle", "run_worker"]
+
+log = logging.getLogger("strongroom.worker")
+
+
+def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery, last_error: str | None = None) -> str:
+    """Process one delivery; returns what became of it: ``done``, ``retry`` or ``dead``."""
+    job = delivery.job
+    if job is None:
+        bus.dead_letter(delivery, f"not an ingestion job (malformed message {delivery.raw[:200]!r})")
+        return "dead"
+    if delivery.attempt > bus.max_attempts:  # workers died on it each time: it never reached retry_later
+        reason = last_error or "the worker handling it stopped (killed or crashed) each time"
+        bus.dead_letter(delivery, f"gave up after {delivery.attempt - 1} deliveries: {reason}")
+        runtime.store.record_job(job.id, datetime.now(UTC), "failed", {"files": [job.path]}, {"error": reason})
+        return "dead"
+    started = datetime.now(UTC)
+    request: dict[str, object] = {"files": [job.path], "attempt": delivery.attempt, "via": "bus"}
+    runtime.store.record_job(job.id, started, "running", request)
+    try:
+        report = ingest(
+            [Path(job.path)],
+            runtime.store,
+            runtime.embedder,
+            job.options(base),
+            roots=[Path(r) for r in job.roots] or None,
+            job_id=job.id,
+        )
+        error = report.failures[0].error if report.failures else ""
+        summary: dict[str, object] = report.as_dict()
+    except StrongroomError as exc:
+        error, summary = str(exc), {"error": str(exc)}
+    if not error:
+        runtime.store.record_job(job.id, started, "done", request, summary)
+        bus.ack(delivery)
+        return "done"
+    if delivery.attempt >= bus.max_attempts:
+        runtime.store.record_job(job.id, started, "failed", request, summary)
+        bus.dead_letter(delivery, error)
+        return "dead"
+    runtime.store.record_job(job.id, started, "retrying", request, summary)
+    bus.retry_later(delivery, error)
+    return "retry"
+
+
+def run_worker(
+    bus: Bus,
+    runtime: Runtime,
+    base: IngestOptions,
+    consumer: str,
+    *,
+    stop: threading.Event | None = None,
+    block_s: float = 2.0,
+    until_idle: bool = False,
+) -> dict[str, int]:
+    """Consume jobs until ``stop`` is set (or, with ``until_idle``, until every job is settled:
+    none new, none held, none due for a retry)."""
+    stop = stop or threading.Event()
+    counts = {"done": 0, "retry": 0, "dead": 0}
+    while not stop.is_set():
+        delivery = bus.receive(consumer, block_s)
+        if delivery is None:
+            if until_idle and bus.outstanding() == 0:
+                break
+            continue
+        outcome = handle(bus, runtime, base, delivery, bus.last_error(delivery.message_id))
+        counts[outcome] += 1
+        log.info("job %s: %s (attempt %d)", delivery.message_id, outcome, delivery.attempt)
+    return counts
