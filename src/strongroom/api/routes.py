@@ -299,8 +299,10 @@ async def upload_document(
         filters={"acl": sorted(groups), "source": namespace},
         detail=upload.name,
     )
-    if wait:
-        await done
+    if wait or svc.bus is not None:
+        await done  # in process: the ingestion itself; with a bus: the job recorded and published
+    if wait and svc.bus is not None:
+        await svc.finished(job_id)  # a worker ingests it; the request timeout bounds the wait
     return await _job(svc, caller, job_id) or JobOut(job_id=job_id, status="running", started_at=datetime.now(UTC))
 
 

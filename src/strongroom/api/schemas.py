@@ -204,7 +204,7 @@ class JobFile(BaseModel):
 
 class JobOut(BaseModel):
     job_id: str
-    status: Literal["running", "done", "failed"]
+    status: Literal["queued", "running", "retrying", "done", "failed"]
     started_at: datetime
     finished_at: datetime | None = None
     files: list[JobFile] = Field(default_factory=list)

@@ -28,11 +28,13 @@ from strongroom.api.limits import RateLimiter, RedisRateLimiter, RequestLimiter
 from strongroom.api.metrics import Metrics
 from strongroom.audit import AuditLog
 from strongroom.auth import ApiKeyStore, Authenticator, Caller, OidcVerifier, ServiceSettings
+from strongroom.bus import Bus, IngestJob, open_bus
 from strongroom.config import Settings
 from strongroom.embed import Embedder
+from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import IngestOptions, ingest
 from strongroom.runtime import Runtime, open_runtime
-from strongroom.types import DocumentVersion, document_id_for, frozen_meta
+from strongroom.types import DocumentVersion, frozen_meta
 
 __all__ = ["Service", "UploadRequest", "current_by_document"]
 
@@ -101,7 +103,10 @@ class Service:
         )
         self.metrics = Metrics()
         self.queries = QueryBatcher(runtime.embedder)
-        self.upload_dir = Path(tempfile.mkdtemp(prefix="strongroom-uploads-"))
+        self._own_upload_dir = not service.upload_dir
+        self.upload_dir = Path(service.upload_dir or tempfile.mkdtemp(prefix="strongroom-uploads-"))
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        self.bus: Bus | None = open_bus(service.bus_url, stream=service.bus_stream) if service.bus_url else None
 
     @classmethod
     def open(cls, settings: Settings, service: ServiceSettings, embedder: Embedder | None = None) -> Service:
@@ -120,7 +125,10 @@ class Service:
         self.keys.close()
         if self.verifier is not None:
             self.verifier.close()
-        shutil.rmtree(self.upload_dir, ignore_errors=True)
+        if self.bus is not None:
+            self.bus.close()
+        if self._own_upload_dir:
+            shutil.rmtree(self.upload_dir, ignore_errors=True)
 
     async def on_store(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the store's thread."""
@@ -148,8 +156,40 @@ class Service:
             "published": upload.published.isoformat() if upload.published else None,
         }
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._ingest_pool, self._ingest, job_id, started, request, upload)
+        if self.bus is not None:
+            future = loop.run_in_executor(self._store_pool, self._enqueue, self.bus, job_id, started, request, upload)
+        else:
+            future = loop.run_in_executor(self._ingest_pool, self._ingest, job_id, started, request, upload)
         return job_id, future
+
+    def _enqueue(self, bus: Bus, job_id: str, started: datetime, request: dict[str, object], up: UploadRequest) -> None:
+        """Record the job as queued, then publish it for the workers (they finish the record)."""
+        self.runtime.store.record_job(job_id, started, "queued", {**request, "via": "bus"})
+        job = IngestJob(
+            path=str(up.data_path),
+            acl=tuple(sorted(up.acl)),
+            published=up.published.isoformat() if up.published else None,
+            doc_type=up.doc_type,
+            source=up.source,
+            meta=frozen_meta(up.meta),
+            roots=(str(up.data_path.parent),),
+            id=job_id,
+            delete_after=True,
+        )
+        try:
+            bus.publish(job)
+        except StrongroomError as exc:
+            failed = {"name": up.name, "status": "failed", "error": f"not queued: {exc}"}
+            self.runtime.store.record_job(job_id, started, "failed", request, {"files": [failed]})
+            shutil.rmtree(up.data_path.parent, ignore_errors=True)
+
+    async def finished(self, job_id: str, poll_s: float = 0.2) -> None:
+        """Wait until a queued job is done or failed (the request timeout bounds the wait)."""
+        while True:
+            row = await self.on_store(self.runtime.store.get_job, job_id)
+            if row is None or row["status"] in ("done", "failed"):
+                return
+            await asyncio.sleep(poll_s)
 
     def _ingest(self, job_id: str, started: datetime, request: dict[str, object], upload: UploadRequest) -> None:
         if self._ingest_runtime is None:
@@ -173,7 +213,7 @@ class Service:
                     "name": upload.name,
                     "status": f.status,
                     "version_id": f.version_id,
-                    "document_id": document_id_for(f"{upload.source}/{upload.name}") if f.version_id else "",
+                    "document_id": f.document_id,
                     "pages": f.pages,
                     "chunks": f.chunks,
                     "error": f.error.replace(str(folder), "<upload>"),

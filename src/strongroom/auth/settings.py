@@ -58,6 +58,14 @@ class ServiceSettings(BaseSettings):
         default="",
         description="Redis URL (redis://host:6379/0) for rate limits shared by every replica; empty: in process.",
     )
+    bus_url: str = Field(
+        default="",
+        description="Queue uploads on this bus (redis://host:6379/0) for `strongroom worker`; empty: in process.",
+    )
+    bus_stream: str = Field(default="strongroom:ingest", description="The job stream's name on the bus.")
+    upload_dir: str = Field(
+        default="", description="Where uploads wait for ingestion; with a bus, a folder every worker can read."
+    )
     request_timeout_s: float = Field(
         default=60.0, gt=0, le=3600, description="Longest a request may take to start its response before a 504."
     )

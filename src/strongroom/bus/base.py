@@ -29,6 +29,7 @@ class IngestJob:
     meta: Mapping[str, str] = field(default_factory=frozen_meta)
     roots: tuple[str, ...] = ()
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    delete_after: bool = False  # an upload's private copy: the worker removes its folder when done
 
     @classmethod
     def for_file(cls, path: Path, options: IngestOptions, roots: Sequence[Path]) -> IngestJob:
@@ -66,6 +67,7 @@ class IngestJob:
                 "source": self.source,
                 "meta": dict(self.meta),
                 "roots": list(self.roots),
+                "delete_after": self.delete_after,
             }
         )
 
@@ -83,6 +85,7 @@ class IngestJob:
                 meta=frozen_meta({str(k): str(v) for k, v in (obj.get("meta") or {}).items()}),
                 roots=tuple(str(r) for r in obj.get("roots") or ()),
                 id=str(obj["id"]),
+                delete_after=bool(obj.get("delete_after", False)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not an ingestion job: {exc}") from exc

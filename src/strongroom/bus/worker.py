@@ -9,13 +9,14 @@ written twice.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strongroom.bus.base import Bus, Delivery
+from strongroom.bus.base import Bus, Delivery, IngestJob
 from strongroom.errors import StrongroomError
-from strongroom.ingest.pipeline import IngestOptions, ingest
+from strongroom.ingest.pipeline import FileResult, IngestOptions, ingest
 from strongroom.runtime import Runtime
 
 __all__ = ["handle", "run_worker"]
@@ -29,13 +30,16 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery, 
     if job is None:
         bus.dead_letter(delivery, f"not an ingestion job (malformed message {delivery.raw[:200]!r})")
         return "dead"
-    if delivery.attempt > bus.max_attempts:  # workers died on it each time: it never reached retry_later
-        reason = last_error or "the worker handling it stopped (killed or crashed) each time"
-        bus.dead_letter(delivery, f"gave up after {delivery.attempt - 1} deliveries: {reason}")
-        runtime.store.record_job(job.id, datetime.now(UTC), "failed", {"files": [job.path]}, {"error": reason})
-        return "dead"
     started = datetime.now(UTC)
-    request: dict[str, object] = {"files": [job.path], "attempt": delivery.attempt, "via": "bus"}
+    request: dict[str, object] = {"files": [Path(job.path).name], "acl": list(job.acl), "via": "bus"}
+    if delivery.attempt > bus.max_attempts:  # workers died on it each time: it never reached retry_later
+        reason = f"gave up after {delivery.attempt - 1} deliveries: " + (
+            last_error or "the worker handling it stopped (killed or crashed) each time"
+        )
+        runtime.store.record_job(job.id, started, "failed", request, {"files": [_failed(job, reason)]})
+        bus.dead_letter(delivery, reason)
+        _clean_up(job)
+        return "dead"
     runtime.store.record_job(job.id, started, "running", request)
     try:
         report = ingest(
@@ -47,20 +51,45 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery, 
             job_id=job.id,
         )
         error = report.failures[0].error if report.failures else ""
-        summary: dict[str, object] = report.as_dict()
+        files = [_file(job, f) for f in report.files]
+        summary: dict[str, object] = {"files": files, "totals": report.as_dict(), "attempt": delivery.attempt}
     except StrongroomError as exc:
-        error, summary = str(exc), {"error": str(exc)}
+        error, summary = str(exc), {"files": [_failed(job, str(exc))], "attempt": delivery.attempt}
     if not error:
         runtime.store.record_job(job.id, started, "done", request, summary)
         bus.ack(delivery)
+        _clean_up(job)
         return "done"
     if delivery.attempt >= bus.max_attempts:
         runtime.store.record_job(job.id, started, "failed", request, summary)
         bus.dead_letter(delivery, error)
+        _clean_up(job)
         return "dead"
     runtime.store.record_job(job.id, started, "retrying", request, summary)
     bus.retry_later(delivery, error)
     return "retry"
+
+
+def _file(job: IngestJob, result: FileResult) -> dict[str, object]:
+    """A file's outcome as job reports show it: by name, with the private folder hidden."""
+    return {
+        "name": Path(result.path).name,
+        "status": result.status,
+        "version_id": result.version_id,
+        "document_id": result.document_id,
+        "pages": result.pages,
+        "chunks": result.chunks,
+        "error": result.error.replace(str(Path(job.path).parent), "<upload>"),
+    }
+
+
+def _failed(job: IngestJob, error: str) -> dict[str, object]:
+    return _file(job, FileResult(job.path, "failed", error=error))
+
+
+def _clean_up(job: IngestJob) -> None:
+    if job.delete_after:
+        shutil.rmtree(Path(job.path).parent, ignore_errors=True)
 
 
 def run_worker(

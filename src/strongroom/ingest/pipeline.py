@@ -69,6 +69,7 @@ class FileResult:
     pages: int = 0
     chunks: int = 0
     error: str = ""
+    document_id: str = ""
 
 
 @dataclass
@@ -214,8 +215,10 @@ def _ingest_one(
         data = path.read_bytes()
         version_id = sha256_hex(data)
         lap("read")
+        source = _source_key(path, options, roots)
+        document_id = document_id_for(source)
         if store.has_version(version_id):
-            return FileResult(str(path), "duplicate", version_id)
+            return FileResult(str(path), "duplicate", version_id, document_id=document_id)
         parsed = parse(data, path.name)
         lap("parse")
         understood = understand(parsed, path.name, options.policy)  # DocumentRejected is an IngestError
@@ -231,14 +234,13 @@ def _ingest_one(
         keys = tuple(cache_key(embedder.model_id, t) for t in embed_texts)
         vectors = embedder.embed(embed_texts)
         lap("embed")
-        source = _source_key(path, options, roots)
         meta = dict(parsed.metadata) | understood.metadata() | dict(options.meta)
         if options.source:
             meta["source"] = options.source
         published = options.published or parsed.published_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
         version = DocumentVersion(
             id=version_id,
-            document_id=document_id_for(source),
+            document_id=document_id,
             source=source,
             title=title,
             media_type=parsed.media_type,
@@ -253,8 +255,8 @@ def _ingest_one(
         written = store.write(NewVersion(version, parsed.pages, chunks, vectors, keys))
         lap("index")
         if not written:  # another process stored the same bytes meanwhile
-            return FileResult(str(path), "duplicate", version_id)
-        return FileResult(str(path), "ingested", version_id, len(parsed.pages), len(chunks))
+            return FileResult(str(path), "duplicate", version_id, document_id=document_id)
+        return FileResult(str(path), "ingested", version_id, len(parsed.pages), len(chunks), document_id=document_id)
     except IngestError as exc:
         return FileResult(str(path), "failed", error=str(exc))
     except OSError as exc:

@@ -297,7 +297,7 @@ class SqliteStore:
         report: dict[str, object] | None = None,
     ) -> None:
         """Create or update an ingestion job's row (status, request, final report)."""
-        finished = None if status == "running" else _ts(datetime.now(UTC))
+        finished = _ts(datetime.now(UTC)) if status in ("done", "failed") else None
         with self._tx() as db:
             db.execute(
                 "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "

@@ -1,0 +1,80 @@
+"""Uploads queued on a real Redis bus and ingested by a worker, over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from strongroom.api import create_app
+from strongroom.bus.redis_streams import RedisStreamsBus
+from strongroom.bus.worker import run_worker
+from strongroom.config import Settings
+from strongroom.ingest.pipeline import IngestOptions
+from strongroom.runtime import open_runtime
+from strongroom.testing import HashEmbedder
+from tests.api.conftest import service_settings
+from tests.api.live import live_server
+from tests.api.test_shared_limits import REDIS, _redis_up
+from tests.auth.oidc_provider import Provider
+
+URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not _redis_up(), reason="no Redis answering PING at 127.0.0.1:6379; start redis-server"),
+]
+
+
+@pytest.fixture
+def stream() -> Iterator[str]:
+    name = f"strongroom:test:{uuid.uuid4().hex[:10]}"
+    yield name
+    with redis.Redis.from_url(URL) as r:
+        r.delete(name, f"{name}:dead", f"{name}:errors")
+
+
+def test_an_upload_is_queued_then_a_worker_ingests_it(tmp_path: Path, provider: Provider, stream: str) -> None:
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    uploads = tmp_path / "shared-uploads"
+    config = service_settings(provider, bus_url=URL, bus_stream=stream, upload_dir=str(uploads))
+    app = create_app(settings, config, embedder=HashEmbedder(64))
+    token = provider.token(sub="ina", groups=["ingesters", "desk"])
+    note = b"Rates desk note. The 2031 senior notes pay a 4.25% coupon, issued at 99.412."
+    with live_server(app) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+        queued = c.post("/v1/documents", files={"file": ("note.txt", note)}, data={"acl": "desk"})
+        assert queued.status_code == 202 and queued.json()["status"] == "queued"
+        assert c.get("/v1/documents").json()["documents"] == []  # nothing is ingested without a worker
+
+        bus = RedisStreamsBus(URL, stream=stream, reclaim_idle_s=5)
+        stop = threading.Event()
+
+        def work() -> None:  # a worker on the same host, sharing the upload folder and the store
+            runtime = open_runtime(settings, HashEmbedder(64))
+            try:
+                run_worker(bus, runtime, IngestOptions(), "w1", stop=stop, block_s=0.2)
+            finally:
+                runtime.close()
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        try:
+            waited = c.post(
+                "/v1/documents", files={"file": ("term.txt", b"Term sheet: notional 750,000,000.")},
+                data={"acl": "desk", "wait": "true"}, timeout=60,
+            )  # fmt: skip
+            first = c.get(f"/v1/jobs/{queued.json()['job_id']}").json()
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+            bus.close()
+        assert waited.json()["status"] == "done" and waited.json()["files"][0]["status"] == "ingested"
+        assert first["status"] == "done" and first["files"][0]["name"] == "note.txt"
+        assert first["files"][0]["document_id"]
+        hits = c.post("/v1/search", json={"query": "senior notes coupon"}).json()
+        assert hits["hits"] and hits["hits"][0]["source"].endswith("/note.txt")
+    assert list(uploads.iterdir()) == []  # the worker removed the uploads' private copies
