@@ -59,3 +59,7 @@ class Store(Protocol):
     def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
         """Chunks with their versions, in the order asked; unknown ids are left out."""
         ...
+
+    def versions_of(self, chunk_ids: Sequence[str]) -> dict[str, DocumentVersion]:
+        """The version of each chunk, without the chunks' text (cheap for many candidates)."""
+        ...

@@ -254,6 +254,18 @@ class SqliteStore:
             found[row[0]] = (Chunk(row[0], version.id, row[1], row[2], row[3], row[4], row[5], row[6]), version)
         return [found[c] for c in chunk_ids if c in found]
 
+    def versions_of(self, chunk_ids: Sequence[str]) -> dict[str, DocumentVersion]:
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._db.execute(
+            f"SELECT c.id, c.version_seq FROM chunks c JOIN versions v ON v.seq = c.version_seq "
+            f"WHERE c.id IN ({marks}) AND v.deleted = 0",
+            list(chunk_ids),
+        ).fetchall()
+        versions = self._versions_by_seq({int(r[1]) for r in rows})
+        return {str(r[0]): versions[int(r[1])] for r in rows}
+
     def _versions_by_seq(self, seqs: set[int]) -> dict[int, DocumentVersion]:
         """Versions by catalog seq, from a cache: a version row never changes once written
         (deletion only sets a flag, which every query that returns content checks itself)."""

@@ -45,6 +45,16 @@ class StoreContract:
             assert text[chunk.char_start : chunk.char_end] == chunk.text
             assert version.id == new.version.id
 
+    def test_versions_of_chunks(self, store: Store, embedder: Embedder) -> None:
+        a = make_version(embedder, "a.txt", ["Alpha revenue rose.", "Alpha margin fell."])
+        b = make_version(embedder, "b.txt", ["Beta revenue rose."])
+        store.write(a)
+        store.write(b)
+        ids = [c.id for c in (*a.chunks, *b.chunks)]
+        found = store.versions_of([*ids, "no-such-chunk"])
+        assert set(found) == set(ids)
+        assert {found[c.id].id for c in a.chunks} == {a.version.id} and found[b.chunks[0].id] == b.version
+
     def test_keyword_and_vector_search_find_the_right_document(self, store: Store, embedder: Embedder) -> None:
         store.write(make_version(embedder, "sales.txt", ["Total net sales rose to 82,959 million."]))
         store.write(make_version(embedder, "weather.txt", ["Rain is expected over the mountains tomorrow."]))
