@@ -35,6 +35,7 @@ from strongroom.bus.worker import run_worker
 from strongroom.config import DEFAULT_ACL, Settings
 from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa, run_eval
+from strongroom.ingest.distributed import ingest_with_ray
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, discover, ingest
 from strongroom.llm.cli import app as models_app
 from strongroom.llm_generator import LLMGenerator, open_llm_generator
@@ -164,6 +165,10 @@ def ingest_cmd(
     meta: Annotated[list[str] | None, typer.Option("--meta", help="Metadata KEY=VALUE (repeatable).")] = None,
     bus: BusOpt = None,
     stream: StreamOpt = "strongroom:ingest",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray", help="Parse and embed on Ray: 'local', or a cluster address (ray://head:10001)."),
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -200,7 +205,10 @@ def ingest_cmd(
                 done = bar.tasks[task].fields["pages"] + pages
                 bar.update(task, advance=1, pages=done, description=f"ingesting {name[:40]}")
 
-            report = ingest(paths, runtime.store, runtime.embedder, options, advance)
+            if ray_address:
+                report = ingest_with_ray(paths, runtime.store, settings, options, address=ray_address, progress=advance)
+            else:
+                report = ingest(paths, runtime.store, runtime.embedder, options, advance)
         started = perf_counter()
         runtime.store.save_indexes()  # build the search indexes now, not on the first query
         report.seconds["index"] += perf_counter() - started

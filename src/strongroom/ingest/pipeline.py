@@ -33,7 +33,16 @@ from strongroom.store.base import NewVersion
 from strongroom.types import DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
 from strongroom.understand import Policy, understand
 
-__all__ = ["FileResult", "IngestOptions", "IngestReport", "IngestTarget", "discover", "ingest"]
+__all__ = [
+    "FileResult",
+    "IngestOptions",
+    "IngestReport",
+    "IngestTarget",
+    "discover",
+    "ingest",
+    "prepare_version",
+    "write_version",
+]
 
 Stage = Literal["read", "parse", "understand", "chunk", "embed", "index"]
 STAGES: tuple[Stage, ...] = ("read", "parse", "understand", "chunk", "embed", "index")
@@ -193,12 +202,43 @@ def _ingest_one(
     roots: Sequence[Path],
     report: IngestReport,
 ) -> FileResult:
+    prepared = prepare_version(path, store, embedder, options, roots, report.seconds)
+    if isinstance(prepared, FileResult):
+        return prepared
+    return write_version(store, path, prepared, report.seconds)
+
+
+def write_version(store: IngestTarget, path: Path, new: NewVersion, seconds: dict[str, float]) -> FileResult:
+    """Store a prepared version atomically; a version someone stored meanwhile is a duplicate."""
+    started = time.perf_counter()
+    written = store.write(new)
+    seconds["index"] += time.perf_counter() - started
+    v = new.version
+    if not written:  # another process stored the same bytes meanwhile
+        return FileResult(str(path), "duplicate", v.id, document_id=v.document_id)
+    return FileResult(str(path), "ingested", v.id, len(new.pages), len(new.chunks), document_id=v.document_id)
+
+
+def prepare_version(
+    path: Path,
+    store: IngestTarget | None,
+    embedder: Embedder,
+    options: IngestOptions,
+    roots: Sequence[Path],
+    seconds: dict[str, float],
+) -> NewVersion | FileResult:
+    """Everything up to the write: read, parse, understand, chunk, embed. A FileResult when
+    the file is a duplicate (``store`` already holds its bytes) or cannot be ingested.
+
+    Pure apart from reading ``path`` and asking ``store`` (if given) for known versions, so
+    it can run in another process (see :mod:`strongroom.ingest.distributed`).
+    """
     clock = time.perf_counter()
 
     def lap(stage: Stage) -> None:
         nonlocal clock
         now = time.perf_counter()
-        report.seconds[stage] += now - clock
+        seconds[stage] += now - clock
         clock = now
 
     try:
@@ -217,7 +257,7 @@ def _ingest_one(
         lap("read")
         source = _source_key(path, options, roots)
         document_id = document_id_for(source)
-        if store.has_version(version_id):
+        if store is not None and store.has_version(version_id):
             return FileResult(str(path), "duplicate", version_id, document_id=document_id)
         parsed = parse(data, path.name)
         lap("parse")
@@ -252,11 +292,7 @@ def _ingest_one(
             pages=len(parsed.pages),
             metadata=frozen_meta(meta),
         )
-        written = store.write(NewVersion(version, parsed.pages, chunks, vectors, keys))
-        lap("index")
-        if not written:  # another process stored the same bytes meanwhile
-            return FileResult(str(path), "duplicate", version_id, document_id=document_id)
-        return FileResult(str(path), "ingested", version_id, len(parsed.pages), len(chunks), document_id=document_id)
+        return NewVersion(version, parsed.pages, chunks, vectors, keys)
     except IngestError as exc:
         return FileResult(str(path), "failed", error=str(exc))
     except OSError as exc:
