@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from strongroom.api import create_app
 from strongroom.bus.redis_streams import RedisStreamsBus
@@ -20,22 +17,11 @@ from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
 from tests.api.conftest import service_settings
 from tests.api.live import live_server
-from tests.api.test_shared_limits import REDIS, _redis_up
 from tests.auth.oidc_provider import Provider
+from tests.redis_service import REDIS_URL, needs_redis
 
-URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not _redis_up(), reason="no Redis answering PING at 127.0.0.1:6379; start redis-server"),
-]
-
-
-@pytest.fixture
-def stream() -> Iterator[str]:
-    name = f"strongroom:test:{uuid.uuid4().hex[:10]}"
-    yield name
-    with redis.Redis.from_url(URL) as r:
-        r.delete(name, f"{name}:dead", f"{name}:errors")
+URL = REDIS_URL
+pytestmark = [pytest.mark.integration, needs_redis]
 
 
 def test_an_upload_is_queued_then_a_worker_ingests_it(tmp_path: Path, provider: Provider, stream: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,17 +17,7 @@ from strongroom.testing import HashEmbedder
 from tests.api.conftest import service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import Provider
-
-REDIS = ("127.0.0.1", 6379)
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(REDIS, timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+from tests.redis_service import REDIS_URL, needs_redis
 
 
 def _client(url: str, provider: Provider, sub: str) -> httpx.Client:
@@ -37,10 +26,9 @@ def _client(url: str, provider: Provider, sub: str) -> httpx.Client:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not _redis_up(), reason="no Redis answering PING at 127.0.0.1:6379; start redis-server")
+@needs_redis
 def test_two_replicas_share_one_budget_in_redis(tmp_path: Path, provider: Provider) -> None:
-    url = f"redis://{REDIS[0]}:{REDIS[1]}/0"
-    config = service_settings(provider, rate_per_s=0.2, rate_burst=4, rate_limit_redis_url=url)
+    config = service_settings(provider, rate_per_s=0.2, rate_burst=4, rate_limit_redis_url=REDIS_URL)
     home = tmp_path / "home"
     first = create_app(Settings(home=home, embedder="hash"), config, embedder=HashEmbedder(64))
     second = create_app(Settings(home=home, embedder="hash"), config, embedder=HashEmbedder(64))

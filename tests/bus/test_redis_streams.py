@@ -8,13 +8,10 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,35 +24,13 @@ from strongroom.errors import ConfigError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
+from tests.redis_service import REDIS_URL, needs_redis
 
-REDIS = ("127.0.0.1", 6379)
-URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
+URL = REDIS_URL
 SEC10Q = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "sec10q" / "docs"
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(REDIS, timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not _redis_up(), reason="no Redis answering PING at 127.0.0.1:6379; start redis-server"),
-]
-
-
-@pytest.fixture
-def stream() -> Iterator[str]:
-    name = f"strongroom:test:{uuid.uuid4().hex[:10]}"
-    yield name
-    import redis
-
-    with redis.Redis.from_url(URL) as r:
-        r.delete(name, f"{name}:dead", f"{name}:errors")
+pytestmark = [pytest.mark.integration, needs_redis]
 
 
 def _bus(stream: str, **kw: float) -> RedisStreamsBus:

@@ -12,26 +12,12 @@ import pytest
 from strongroom.llm.errors import BudgetExceeded, BudgetUnavailable
 from strongroom.llm.limits import Budget, Limits, Rate
 from tests.llm.helpers import ask, function, gateway
+from tests.redis_service import REDIS, redis_up
 
 pytestmark = pytest.mark.integration
 
-REDIS = ("127.0.0.1", 6379)
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(REDIS, timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-if not _redis_up():
-    pytest.skip(
-        f"no Redis answering PING at {REDIS[0]}:{REDIS[1]}; start redis-server to run these",
-        allow_module_level=True,
-    )
+if not redis_up():
+    pytest.skip(f"no Redis answering PING at {REDIS[0]}:{REDIS[1]}; start redis-server to run these", allow_module_level=True)
 
 from strongroom.llm.redis_limits import RedisBuckets  # noqa: E402
 

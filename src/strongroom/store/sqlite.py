@@ -239,14 +239,7 @@ class SqliteStore:
         return [(indexes.chunk_ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
 
     def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
-        if not chunk_ids:
-            return []
-        marks = ",".join("?" * len(chunk_ids))
-        rows = self._db.execute(
-            f"SELECT c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, c.version_seq "
-            f"FROM chunks c JOIN versions v ON v.seq = c.version_seq WHERE c.id IN ({marks}) AND v.deleted = 0",
-            list(chunk_ids),
-        ).fetchall()
+        rows = self._live_chunks(chunk_ids, "c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context")
         versions = self._versions_by_seq({int(r[7]) for r in rows})
         found: dict[str, tuple[Chunk, DocumentVersion]] = {}
         for row in rows:
@@ -255,16 +248,20 @@ class SqliteStore:
         return [found[c] for c in chunk_ids if c in found]
 
     def versions_of(self, chunk_ids: Sequence[str]) -> dict[str, DocumentVersion]:
+        rows = self._live_chunks(chunk_ids, "c.id")
+        versions = self._versions_by_seq({int(r[-1]) for r in rows})
+        return {str(r[0]): versions[int(r[-1])] for r in rows}
+
+    def _live_chunks(self, chunk_ids: Sequence[str], columns: str) -> list[Any]:
+        """Rows of ``columns`` and then the version seq, for the chunks of versions not deleted."""
         if not chunk_ids:
-            return {}
+            return []
         marks = ",".join("?" * len(chunk_ids))
-        rows = self._db.execute(
-            f"SELECT c.id, c.version_seq FROM chunks c JOIN versions v ON v.seq = c.version_seq "
+        return self._db.execute(
+            f"SELECT {columns}, c.version_seq FROM chunks c JOIN versions v ON v.seq = c.version_seq "
             f"WHERE c.id IN ({marks}) AND v.deleted = 0",
             list(chunk_ids),
         ).fetchall()
-        versions = self._versions_by_seq({int(r[1]) for r in rows})
-        return {str(r[0]): versions[int(r[1])] for r in rows}
 
     def _versions_by_seq(self, seqs: set[int]) -> dict[int, DocumentVersion]:
         """Versions by catalog seq, from a cache: a version row never changes once written
