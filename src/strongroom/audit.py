@@ -140,6 +140,36 @@ class AuditLog:
         for r in rows:
             yield int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])
 
+    def chain(self) -> list[tuple[int, str, str, str, str]]:
+        """The raw records (seq, at, prev, hash, body) in storage order, for a migration."""
+        return list(self._rows())
+
+    def adopt(self, records: Sequence[tuple[int, str, str, str, str]]) -> int:
+        """Append another log's raw records verbatim (same hashes), so the chain verifies
+        where it was copied to. Records already here (same seq and hash) are skipped, so a
+        migration can be run again; a different record at a seq is an error. Returns how
+        many were added."""
+        added = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                have = dict(self._db.execute("SELECT seq, hash FROM audit").fetchall())
+                for seq, at, prev, digest, body in records:
+                    if seq in have:
+                        if have[seq] != digest:
+                            raise StoreError(
+                                f"the target audit log already has a different record {seq}; "
+                                "migrate into an empty store"
+                            )
+                        continue
+                    self._db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)", (seq, at, prev, digest, body))
+                    added += 1
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return added
+
     def records(self, since: datetime | None = None) -> list[dict[str, object]]:
         """Records (oldest first) at or after ``since``, each with seq, at, prev and hash."""
         out: list[dict[str, object]] = []

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
@@ -30,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from strongroom.api.cli import audit_app, keys_app, serve_command
+from strongroom.audit import AuditLog
 from strongroom.bus import IngestJob, open_bus
 from strongroom.bus.worker import run_worker
 from strongroom.config import DEFAULT_ACL, Settings
@@ -42,6 +44,8 @@ from strongroom.llm_generator import LLMGenerator, open_llm_generator
 from strongroom.rag import answer
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
+from strongroom.store.sqlite import SqliteStore
+from strongroom.store.transfer import check, content_digest, migrate
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
 from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
 
@@ -502,6 +506,102 @@ def eval_cmd(
     for key, value in result.items():
         table.add_row(key, str(value))
     out.print(table)
+
+
+def _store_at(spec: str) -> tuple[SqliteStore, AuditLog]:
+    """A store named by a home folder or a ``sqlite:///path`` URL, with its audit log."""
+    if spec.startswith(("postgresql://", "postgres://")):
+        raise _fail("PostgreSQL stores cannot be migrated yet; migrate between store folders (sqlite:///path)")
+    home = Path(spec.removeprefix("sqlite://")) if spec.startswith("sqlite://") else Path(spec)
+    try:
+        store = SqliteStore.open_existing(home) if (home / "catalog.sqlite3").exists() else None
+    except StrongroomError as exc:
+        raise _fail(str(exc)) from exc
+    if store is None:
+        raise _fail(f"no strongroom store under {home}")
+    return store, AuditLog(home / "catalog.sqlite3")
+
+
+@app.command("migrate")
+def migrate_cmd(
+    source: Annotated[str, typer.Option("--from", help="The store to copy: its folder or sqlite:///folder.")],
+    target: Annotated[str, typer.Option("--to", help="Where to copy it: a folder or sqlite:///folder (created).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a whole deployment (versions, pages, chunks, vectors, ACLs, the audit chain) to another
+    store, then check that both hold the same content. Safe to run again: it copies what is missing."""
+    src, src_audit = _store_at(source)
+    dst_home = Path(target.removeprefix("sqlite://")) if target.startswith("sqlite://") else Path(target)
+    if target.startswith(("postgresql://", "postgres://")):
+        raise _fail("PostgreSQL stores cannot be migrated yet; migrate between store folders (sqlite:///path)")
+    try:
+        dst = SqliteStore(dst_home, model_id=src.model_id, dim=src.dim)
+        dst_audit = AuditLog(dst_home / "catalog.sqlite3")
+        report = migrate(src, dst, source_audit=src_audit, target_audit=dst_audit)
+        same = content_digest(src.iter_versions()) == content_digest(dst.iter_versions())
+        chain_ok = dst_audit.verify().ok
+    except StrongroomError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        src.close()
+        src_audit.close()
+    dst.save_indexes()
+    dst.close()
+    dst_audit.close()
+    result = {**asdict(report), "same_content": same, "audit_chain_ok": chain_ok}
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(
+            f"copied {report.copied} version(s), {report.already_there} already there, "
+            f"{report.audit_records} audit record(s); same content: {same}; audit chain intact: {chain_ok}"
+        )
+    if report.problems or not same or not chain_ok:
+        for problem in report.problems:
+            err.print(f"[red]{escape(problem)}[/]")
+        raise typer.Exit(1)
+
+
+@app.command("verify-store")
+def verify_store_cmd(
+    home: HomeOpt = None,
+    against: Annotated[
+        str | None, typer.Option("--against", help="Another store (folder) that must hold the same content.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a store: counts, every chunk against its page, every vector, the audit chain, and a
+    content digest (equal digests: equal content); with --against, the same for both and a comparison."""
+    results: dict[str, object] = {}
+    ok = True
+    for label, spec in [("store", str(_settings(home).home)), *([("against", against)] if against else [])]:
+        store, audit = _store_at(spec)
+        try:
+            problems = check(store.iter_versions(), store.dim)
+            digest = content_digest(store.iter_versions())
+            chain = audit.verify()
+        finally:
+            store.close()
+            audit.close()
+        ok = ok and not problems and chain.ok
+        results[label] = {
+            **asdict(digest),
+            "problems": problems[:50],
+            "n_problems": len(problems),
+            "audit_chain_ok": chain.ok,
+            "audit_problems": [p.message for p in chain.problems][:50],
+        }
+    if against:
+        same = results["store"]["sha256"] == results["against"]["sha256"]  # type: ignore[index]
+        results["same_content"] = same
+        ok = ok and same
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        for label, r in results.items():
+            out.print(f"{label}: {r}", highlight=False)
+    if not ok:
+        raise typer.Exit(1)
 
 
 @app.command("documents")

@@ -27,7 +27,7 @@ from strongroom.errors import ConfigError, StoreError
 from strongroom.store.base import KeywordUnit, NewVersion, ScoredId
 from strongroom.store.scope import VersionTable
 from strongroom.store.snapshot import IndexSet
-from strongroom.types import Chunk, DocumentVersion, Scope, frozen_meta
+from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
 __all__ = ["SqliteStore", "open_catalog"]
 
@@ -100,6 +100,21 @@ class SqliteStore:
         self._generation = -1
         self._table: VersionTable | None = None
         self._version_cache: dict[int, DocumentVersion] = {}
+
+    @classmethod
+    def open_existing(cls, home: Path) -> SqliteStore:
+        """The store under ``home`` with the embedder (model id and dimension) it was built with."""
+        catalog = home / "catalog.sqlite3"
+        if not catalog.is_file():
+            raise StoreError(f"no strongroom store under {home} (no catalog.sqlite3); check the path")
+        try:
+            with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
+                meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the catalog under {home}: {exc}") from exc
+        if "model" not in meta or "dim" not in meta:
+            raise StoreError(f"the catalog under {home} says nothing of its embedder; is it a strongroom store?")
+        return cls(home, model_id=str(meta["model"]), dim=int(meta["dim"]))
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -272,6 +287,30 @@ class SqliteStore:
             for row in self._db.execute(f"SELECT * FROM versions WHERE seq IN ({marks})", missing):
                 self._version_cache[int(row[0])] = _version(row)
         return {s: self._version_cache[s] for s in seqs}
+
+    def iter_versions(self) -> Iterator[NewVersion]:
+        """Every stored version (not deleted) with its pages, chunks and vectors, oldest first:
+        what a migration copies and a consistency check hashes."""
+        for (seq,) in self._db.execute("SELECT seq FROM versions WHERE deleted = 0 ORDER BY seq").fetchall():
+            version = self._versions_by_seq({int(seq)})[int(seq)]
+            pages = tuple(
+                Page(int(n), str(t))
+                for n, t in self._db.execute(
+                    "SELECT page, text FROM pages WHERE version_id = ? ORDER BY page", (version.id,)
+                )
+            )
+            rows = self._db.execute(
+                "SELECT c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, c.embed_key, e.vector "
+                "FROM chunks c LEFT JOIN embeddings e ON e.key = c.embed_key WHERE c.version_seq = ? "
+                "ORDER BY c.ordinal",
+                (seq,),
+            ).fetchall()
+            chunks = tuple(Chunk(r[0], version.id, r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows)
+            vectors = np.stack(
+                [np.frombuffer(r[8], dtype=np.float32) if r[8] is not None else np.full(self.dim, np.nan, np.float32)
+                 for r in rows]
+            ) if rows else np.zeros((0, self.dim), dtype=np.float32)  # fmt: skip
+            yield NewVersion(version, pages, chunks, vectors, tuple(str(r[7]) for r in rows))
 
     # -- catalog -----------------------------------------------------------------------------
 

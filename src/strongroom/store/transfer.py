@@ -1,0 +1,137 @@
+"""Moving a deployment between stores and proving nothing was lost on the way.
+
+:func:`migrate` copies every version (pages, chunks, vectors, ACLs, metadata, both
+timestamps) and the audit chain, verbatim; it can run again after an interruption and copies
+only what is missing. :func:`content_digest` hashes a store's whole content in a canonical
+order, so two stores hold the same content exactly when their digests are equal, whatever
+the backend. :func:`check` looks inside one store for what should never happen: a chunk whose
+text is not the span of its page it claims, a missing or malformed vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from strongroom.audit import AuditLog
+from strongroom.store.base import NewVersion
+
+__all__ = ["Digest", "Exportable", "MigrationReport", "check", "content_digest", "migrate"]
+
+
+class Exportable(Protocol):
+    model_id: str
+    dim: int
+
+    def iter_versions(self) -> Iterator[NewVersion]: ...
+    def write(self, new: NewVersion) -> bool: ...
+    def has_version(self, version_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Digest:
+    versions: int
+    pages: int
+    chunks: int
+    vectors: int
+    sha256: str
+
+
+def _version_record(new: NewVersion) -> bytes:
+    v = new.version
+    return json.dumps(
+        {
+            "id": v.id,
+            "document_id": v.document_id,
+            "source": v.source,
+            "title": v.title,
+            "media_type": v.media_type,
+            "doc_type": v.doc_type,
+            "acl": sorted(v.acl),
+            "published_at": v.published_at.isoformat(),
+            "ingested_at": v.ingested_at.isoformat(),
+            "size": v.size,
+            "pages": v.pages,
+            "metadata": dict(sorted(v.metadata.items())),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def content_digest(versions: Iterable[NewVersion]) -> Digest:
+    """One SHA-256 over every version's record, pages, chunks and vector bytes, by version id."""
+    h = hashlib.sha256()
+    n_versions = n_pages = n_chunks = n_vectors = 0
+    for new in sorted(versions, key=lambda n: n.version.id):
+        h.update(_version_record(new))
+        for page in new.pages:
+            h.update(json.dumps([page.number, page.text]).encode())
+        for chunk, key in zip(new.chunks, new.embed_keys, strict=True):
+            fields = [chunk.id, chunk.ordinal, chunk.page, chunk.char_start, chunk.char_end, chunk.text, chunk.context]
+            h.update(json.dumps([*fields, key]).encode())
+        h.update(np.ascontiguousarray(new.vectors, dtype="<f4").tobytes())
+        n_versions, n_pages = n_versions + 1, n_pages + len(new.pages)
+        n_chunks, n_vectors = n_chunks + len(new.chunks), n_vectors + len(new.vectors)
+    return Digest(n_versions, n_pages, n_chunks, n_vectors, h.hexdigest())
+
+
+def check(versions: Iterable[NewVersion], dim: int) -> list[str]:
+    """What is wrong inside a store, one line per problem (none: an empty list)."""
+    problems: list[str] = []
+    for new in versions:
+        v = new.version
+        pages = {p.number: p.text for p in new.pages}
+        if len(pages) != v.pages:
+            problems.append(f"{v.source} ({v.id[:12]}): {len(pages)} pages stored, the version says {v.pages}")
+        if new.vectors.shape != (len(new.chunks), dim):
+            shape = f"({len(new.chunks)}, {dim})"
+            problems.append(f"{v.source} ({v.id[:12]}): vectors of shape {new.vectors.shape}, not {shape}")
+            continue
+        for chunk, vector in zip(new.chunks, new.vectors, strict=True):
+            where = f"{v.source} ({v.id[:12]}) chunk {chunk.id[:12]}"
+            if pages.get(chunk.page, "")[chunk.char_start : chunk.char_end] != chunk.text:
+                problems.append(f"{where}: its text is not page {chunk.page}[{chunk.char_start}:{chunk.char_end}]")
+            if not np.all(np.isfinite(vector)):
+                problems.append(f"{where}: no vector, or one that is not finite")
+    return problems
+
+
+@dataclass
+class MigrationReport:
+    copied: int = 0
+    already_there: int = 0
+    audit_records: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def migrate(
+    source: Exportable,
+    target: Exportable,
+    *,
+    source_audit: AuditLog | None = None,
+    target_audit: AuditLog | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> MigrationReport:
+    """Copy every version of ``source`` missing from ``target``, then the audit chain."""
+    report = MigrationReport()
+    if (source.model_id, source.dim) != (target.model_id, target.dim):
+        report.problems.append(
+            f"the stores hold different embedders ({source.model_id}/{source.dim} vs {target.model_id}/{target.dim}); "
+            "open the target with the source's embedder"
+        )
+        return report
+    for new in source.iter_versions():
+        if target.has_version(new.version.id) or not target.write(new):
+            report.already_there += 1
+        else:
+            report.copied += 1
+        if progress:
+            progress(new.version.name)
+    if source_audit is not None and target_audit is not None:
+        report.audit_records = target_audit.adopt(source_audit.chain())
+    return report

@@ -1,0 +1,74 @@
+"""Migrating a deployment to another store, and checking that nothing was lost or altered."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from strongroom.audit import AuditEvent, AuditLog
+from strongroom.store.sqlite import SqliteStore
+from strongroom.store.transfer import check, content_digest, migrate
+from strongroom.testing import HashEmbedder
+from strongroom.testing.builders import make_version
+from strongroom.types import Scope
+from tests.test_cli import run
+
+
+def _deployment(home: Path, embedder: HashEmbedder) -> SqliteStore:
+    store = SqliteStore(home, model_id=embedder.model_id, dim=embedder.dim)
+    store.write(make_version(embedder, "a.txt", ["Alpha revenue rose to 10,000.", "Alpha margin fell."]))
+    store.write(make_version(embedder, "b.txt", ["Beta coupon 4.25%."], acl=("desk",)))
+    store.write(make_version(embedder, "gone.txt", ["To be deleted."]))
+    store.delete_document(store.versions()[-1].document_id)
+    audit = AuditLog(home / "catalog.sqlite3")
+    for action in ("search", "ask", "documents.delete"):
+        audit.append(AuditEvent(principal="ana", groups=("desk",), action=action))
+    audit.close()
+    return store
+
+
+def test_migrate_copies_everything_once_and_the_digests_agree(tmp_path: Path, embedder: HashEmbedder) -> None:
+    source = _deployment(tmp_path / "a", embedder)
+    target = SqliteStore(tmp_path / "b", model_id=embedder.model_id, dim=embedder.dim)
+    src_audit, dst_audit = AuditLog(tmp_path / "a" / "catalog.sqlite3"), AuditLog(tmp_path / "b" / "catalog.sqlite3")
+    first = migrate(source, target, source_audit=src_audit, target_audit=dst_audit)
+    again = migrate(source, target, source_audit=src_audit, target_audit=dst_audit)
+    assert (first.copied, first.audit_records, first.problems) == (2, 3, [])  # the deleted document stays deleted
+    assert (again.copied, again.already_there, again.audit_records) == (0, 2, 0)
+    assert content_digest(source.iter_versions()) == content_digest(target.iter_versions())
+    assert dst_audit.verify().ok and dst_audit.chain() == src_audit.chain()
+    assert check(target.iter_versions(), embedder.dim) == []
+    scope = Scope(frozenset({"desk"}))
+    assert target.keyword_search("coupon", scope, 5) == source.keyword_search("coupon", scope, 5)
+    for closeable in (source, target, src_audit, dst_audit):
+        closeable.close()
+
+
+def test_the_digest_and_the_check_see_an_altered_chunk(tmp_path: Path, embedder: HashEmbedder) -> None:
+    store = _deployment(tmp_path / "a", embedder)
+    before = content_digest(store.iter_versions())
+    store.close()
+    with sqlite3.connect(tmp_path / "a" / "catalog.sqlite3") as db:
+        db.execute("UPDATE chunks SET text = 'Alpha revenue rose to 99,000.' WHERE text LIKE 'Alpha revenue%'")
+    store = SqliteStore.open_existing(tmp_path / "a")
+    assert content_digest(store.iter_versions()) != before
+    assert any("its text is not page 1" in p for p in check(store.iter_versions(), embedder.dim))
+    store.close()
+
+
+def test_cli_migrate_and_verify_store(tmp_path: Path, embedder: HashEmbedder) -> None:
+    _deployment(tmp_path / "a", embedder).close()
+    moved = run(tmp_path / "a", "migrate", "--from", f"sqlite://{tmp_path / 'a'}", "--to", str(tmp_path / "b"), "--json")
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout) | {"same_content": True} == json.loads(moved.stdout)
+    verified = run(tmp_path / "a", "verify-store", "--against", str(tmp_path / "b"), "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["same_content"] is True
+    with sqlite3.connect(tmp_path / "b" / "catalog.sqlite3") as db:
+        db.execute("DROP TRIGGER audit_no_delete")
+        db.execute("DELETE FROM audit WHERE seq = 2")
+    broken = run(tmp_path / "a", "verify-store", "--against", str(tmp_path / "b"), "--json")
+    assert broken.returncode == 1 and json.loads(broken.stdout)["against"]["audit_chain_ok"] is False
+    missing = run(tmp_path / "a", "migrate", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "c"))
+    assert missing.returncode != 0 and "no strongroom store" in missing.stderr
