@@ -20,7 +20,7 @@ from typing import Literal
 
 from strongroom.types import Chunk, Page
 
-__all__ = ["Line", "Span", "chunk_pages", "classify_lines", "dense_text", "estimate_tokens", "make_chunks"]
+__all__ = ["Line", "Span", "chunk_pages", "classify_lines", "dense_text", "estimate_tokens", "make_chunks", "row_label"]
 
 LineKind = Literal["heading", "row", "text"]
 
@@ -223,6 +223,12 @@ def chunk_pages(pages: Iterable[Page], max_tokens: int = 200) -> list[Span]:
     return spans
 
 
+def row_label(row: str) -> str:
+    """A table row without its figures: "Research and development $ 1,875 $ 1,618" ->
+    "Research and development"."""
+    return " ".join(_NUMBER.sub(" ", row).replace("$", " ").replace("|", " ").split())
+
+
 def dense_text(chunk: Chunk) -> str:
     """What the embedder reads for a chunk: its context, then its text with table rows cut
     down to their labels.
@@ -237,7 +243,7 @@ def dense_text(chunk: Chunk) -> str:
     for line in classify_lines(chunk.text):
         body = chunk.text[line.start : line.end]
         if line.kind == "row":
-            body = " ".join(_NUMBER.sub(" ", body).replace("$", " ").replace("|", " ").split())
+            body = row_label(body)
             if body in seen:
                 continue
             seen.add(body)

@@ -1,0 +1,6 @@
+"""Domain adaptation of the retrieval model on the bank's own documents (issue 6).
+
+:mod:`strongroom.train.pairs` makes (query, passage) training pairs from stored chunks, with
+no labels and no hosted model; :mod:`strongroom.train.embedder` fine-tunes a
+sentence-transformers model on them, deterministically, with checkpoints it can resume from.
+"""

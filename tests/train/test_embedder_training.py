@@ -1,0 +1,95 @@
+"""Fine-tuning an embedder: pairs from the store, deterministic training, bitwise resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from strongroom.store.sqlite import SqliteStore
+from strongroom.testing import HashEmbedder
+from strongroom.testing.builders import make_version
+from strongroom.train.embedder import MARKER, TrainConfig, latest_checkpoint, train_embedder
+from strongroom.train.pairs import Pair, make_pairs, pseudo_queries, split_of
+from strongroom.types import Scope
+
+WORDS = "revenue margin research development cash debt coupon notes sales income quarter total net cost".split()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A random-weight two-layer BERT with a word-level vocabulary, made here, offline."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz0123456789"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    st = SentenceTransformer(modules=[Transformer(str(folder), max_seq_length=32), Pooling(32, "mean")])
+    out = tmp_path_factory.mktemp("tiny-st")
+    st.save(str(out))
+    return str(out)
+
+
+def _pairs(n: int = 24) -> list[Pair]:
+    out = []
+    for i in range(n):
+        a, b, c = WORDS[i % len(WORDS)], WORDS[(i * 3 + 1) % len(WORDS)], WORDS[(i * 5 + 2) % len(WORDS)]
+        out.append(Pair(f"{a} {b}", f"{a} {b} {c} total", f"c{i}", f"d{i % 4}", (f"{c} debt",)))
+    return out
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from sentence_transformers import SentenceTransformer
+
+    return {k: v.clone() for k, v in SentenceTransformer(str(folder), device="cpu").state_dict().items()}
+
+
+def test_an_interrupted_run_resumes_to_bitwise_identical_weights(tiny_model: str, tmp_path: Path) -> None:
+    def config(out: Path) -> TrainConfig:
+        return TrainConfig(base_model=tiny_model, output_dir=out, steps=7, batch_size=4, checkpoint_every=2,
+                           learning_rate=1e-3, keep=2, max_seq_length=32)  # fmt: skip
+
+    straight = _weights(train_embedder(config(tmp_path / "straight"), _pairs()))
+    train_embedder(config(tmp_path / "resumed"), _pairs(), stop_after=5)  # "killed" after step 5
+    checkpoints = tmp_path / "resumed" / "checkpoints"
+    assert latest_checkpoint(checkpoints) == checkpoints / "step-4"  # step 5 is lost: less than one interval
+    (checkpoints / "step-6").mkdir()  # a save killed half-way: no marker
+    (checkpoints / "step-6" / "__0_0.distcp").write_bytes(b"torn")
+    assert latest_checkpoint(checkpoints) == checkpoints / "step-4"  # never loaded
+    steps: list[int] = []
+    resumed = _weights(train_embedder(config(tmp_path / "resumed"), _pairs(), on_step=lambda s, _: steps.append(s)))
+    assert steps == [5, 6, 7]
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert not all(torch.equal(straight[k], v) for k, v in _weights(Path(tiny_model)).items())  # it did train
+    kept = sorted(p.name for p in checkpoints.glob("step-*") if (p / MARKER).exists())
+    assert kept == ["step-6", "step-7"]  # the last two complete ones; the torn one was replaced
+
+
+def test_pairs_from_the_store_split_by_document(tmp_path: Path, embedder: HashEmbedder) -> None:
+    store = SqliteStore(tmp_path, model_id=embedder.model_id, dim=embedder.dim)
+    for i in range(12):
+        page = f"# Operating expenses\nResearch and development {100 + i} {90 + i}\nSales and marketing {50 + i} {40 + i}\n"
+        store.write(make_version(embedder, f"2023 Q{i % 4 + 1} CO{i}.txt", [page], chunk_tokens=64))
+    scope = Scope(frozenset({"public"}))
+    train = list(make_pairs(store.iter_versions(), store, scope, split="train", eval_share=0.3, seed=1))
+    held = list(make_pairs(store.iter_versions(), store, scope, split="eval", eval_share=0.3, seed=1))
+    assert train and held and {p.document_id for p in train}.isdisjoint({p.document_id for p in held})
+    assert all(split_of(p.document_id, 0.3, 1) == "train" for p in train)
+    pair = train[0]
+    assert pair.query.endswith("Operating expenses") or pair.query.endswith("Research and development")
+    assert pair.negatives and all(n != pair.positive for n in pair.negatives)
+    chunk = store.fetch([pair.chunk_id])[0][0]
+    assert "Research and development" in pseudo_queries(chunk, 3)[1]
+    assert "100" not in pseudo_queries(chunk, 3)[1]  # labels, not figures
+    store.close()
