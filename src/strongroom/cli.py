@@ -24,6 +24,7 @@ from time import perf_counter
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
@@ -93,7 +94,11 @@ GroupsOpt = Annotated[
 
 
 def _settings(home: Path | None) -> Settings:
-    return Settings(home=home) if home else Settings()
+    try:
+        return Settings(home=home) if home else Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"STRONGROOM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"bad configuration: {problems}") from exc
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STRONGROOM_", extra="forbid")
 
     home: Path = Field(default=DEFAULT_HOME, description="Where the catalog, blobs and indexes live.")
+    store_url: str = Field(
+        default="",
+        description="postgresql://user@host/db: keep documents, chunks and vectors in PostgreSQL + pgvector "
+        "instead of the embedded store under home (the audit log and API keys stay under home).",
+        repr=False,
+    )
     embedder: EmbedderName = Field(
         default="minilm",
         description="minilm: bundled all-MiniLM-L6-v2 (offline); sentence-transformers: a local model "
@@ -51,6 +57,13 @@ class Settings(BaseSettings):
     )
     chunk_tokens: int = Field(default=400, ge=32, le=8192, description="Chunk size in estimated tokens.")
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Files above are refused.")
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("store_url must be a postgresql:// URL (or empty for the embedded store)")
+        return value
 
     @field_validator("home")
     @classmethod

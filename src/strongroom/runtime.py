@@ -1,6 +1,7 @@
-"""Open the embedded store and its embedder from settings: the one place both are wired.
+"""Open the store and its embedder from settings: the one place both are wired.
 
-The CLI and (later) the HTTP app call :func:`open_runtime`, so both see the same store.
+The embedded store under ``home`` by default; PostgreSQL + pgvector when ``store_url`` is
+set. The CLI and the HTTP app call :func:`open_runtime`, so both see the same store.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from strongroom.config import Settings
 from strongroom.embed import Embedder, create_embedder
+from strongroom.store.base import Catalog
 from strongroom.store.sqlite import SqliteStore
 
 __all__ = ["Runtime", "open_runtime"]
@@ -17,7 +19,7 @@ __all__ = ["Runtime", "open_runtime"]
 @dataclass
 class Runtime:
     settings: Settings
-    store: SqliteStore
+    store: Catalog
     embedder: Embedder
 
     def close(self) -> None:
@@ -25,7 +27,13 @@ class Runtime:
 
 
 def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
-    """The store under ``settings.home`` and the embedder it was built with."""
+    """The configured store and the embedder it was built with."""
     embedder = embedder or create_embedder(settings)
-    store = SqliteStore(settings.home, model_id=embedder.model_id, dim=embedder.dim)
+    store: Catalog
+    if settings.store_url:
+        from strongroom.store.postgres import PostgresStore  # needs the postgres extra (psycopg)
+
+        store = PostgresStore(settings.store_url, model_id=embedder.model_id, dim=embedder.dim)
+    else:
+        store = SqliteStore(settings.home, model_id=embedder.model_id, dim=embedder.dim)
     return Runtime(settings, store, embedder)

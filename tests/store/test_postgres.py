@@ -5,6 +5,7 @@ Each test gets a fresh database. Skipped, with the reason, when the server canno
 
 from __future__ import annotations
 
+import json
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from strongroom.errors import ConfigError, StoreError
 from strongroom.store.base import KeywordUnit
@@ -303,3 +304,30 @@ def test_concurrent_writers_keep_bm25_statistics_exact(
         expected = dict(lite.keyword_search("revenue cash report", PUBLIC, 50, unit))
         assert set(got) == set(expected)  # equal scores may rank in commit order rather than this order
         np.testing.assert_allclose([got[c] for c in expected], list(expected.values()), rtol=0, atol=1e-4)
+
+
+def test_the_cli_ingests_searches_and_answers_on_postgres(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STRONGROOM_STORE_URL puts the whole store in PostgreSQL; the commands work unchanged."""
+    from tests.test_cli import run
+
+    doc = tmp_path / "rates.md"
+    doc.write_text("# Rates desk\nThe 2031 senior notes pay a 4.25% coupon, issued at 99.412% of par.\n")
+    parts = conninfo_to_dict(database_url)
+    url = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts.get('port', 5432)}"
+    monkeypatch.setenv("STRONGROOM_STORE_URL", url)
+    ingested = run(tmp_path / "home", "ingest", str(doc), "--acl", "desk", "--json")
+    assert ingested.returncode == 0, ingested.stderr
+    found = run(tmp_path / "home", "search", "senior notes coupon", "--groups", "desk", "--json")
+    hidden = run(tmp_path / "home", "search", "senior notes coupon", "--groups", "public", "--json")
+    answered = run(tmp_path / "home", "ask", "What coupon do the senior notes pay?", "--groups", "desk", "--json")
+    assert json.loads(found.stdout)["hits"][0]["document"] == "rates.md"
+    assert json.loads(hidden.stdout)["hits"] == []
+    assert "4.25%" in answered.stdout
+    assert not (tmp_path / "home" / "catalog.sqlite3").exists() or "rates" not in (
+        tmp_path / "home" / "catalog.sqlite3"
+    ).read_bytes().decode("latin-1")  # nothing of the document went to the embedded catalog
+    monkeypatch.setenv("STRONGROOM_STORE_URL", "mysql://somewhere/db")
+    refused = run(tmp_path / "home", "search", "coupon")
+    assert refused.returncode == 2 and "STRONGROOM_STORE_URL" in refused.stderr and "Traceback" not in refused.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy.typing as npt
 
 from strongroom.types import Chunk, DocumentVersion, Page, Scope
 
-__all__ = ["KeywordUnit", "NewVersion", "ScoredId", "Store"]
+__all__ = ["Catalog", "KeywordUnit", "NewVersion", "ScoredId", "Store"]
 
 ScoredId = tuple[str, float]
 #: ``chunk``: BM25 over whole chunks. ``line``: BM25 over each chunk's table rows and
@@ -63,3 +64,26 @@ class Store(Protocol):
     def versions_of(self, chunk_ids: Sequence[str]) -> dict[str, DocumentVersion]:
         """The version of each chunk, without the chunks' text (cheap for many candidates)."""
         ...
+
+
+@runtime_checkable
+class Catalog(Store, Protocol):
+    """A Store with the catalog around it, as ingestion, the CLI and the API use it."""
+
+    def has_version(self, version_id: str) -> bool: ...
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]: ...
+    def versions(self, document_id: str | None = None) -> list[DocumentVersion]: ...
+    def page_text(self, version_id: str, page: int) -> str | None: ...
+    def counts(self) -> dict[str, int]: ...
+    def record_job(
+        self,
+        job_id: str,
+        started: datetime,
+        status: str,
+        request: dict[str, object],
+        report: dict[str, object] | None = None,
+    ) -> None: ...
+    def get_job(self, job_id: str) -> dict[str, object] | None: ...
+    def delete_document(self, document_id: str) -> list[str]: ...
+    def save_indexes(self) -> None: ...
+    def close(self) -> None: ...
