@@ -331,23 +331,3 @@ def test_the_cli_ingests_searches_and_answers_on_postgres(
     monkeypatch.setenv("STRONGROOM_STORE_URL", "mysql://somewhere/db")
     refused = run(tmp_path / "home", "search", "coupon")
     assert refused.returncode == 2 and "STRONGROOM_STORE_URL" in refused.stderr and "Traceback" not in refused.stderr
-
-
-def test_maxscore_pruning_is_exact_and_skips_common_words(
-    pg: PostgresStore, lite: SqliteStore, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A rare word plus common ones: the top k comes from the rare word's chunks alone, and is
-    the same ranking the embedded index (which scores every chunk) gives."""
-    import strongroom.store.postgres as module
-
-    for i in range(40):
-        rare = " zebra" * (1 + i % 3) if i % 8 == 0 else ""
-        text = f"Total revenue and total cost for the quarter {i}.{rare} The total was reported."
-        for store in (pg, lite):
-            store.write(make_version(embedder, f"doc{i}.txt", [text], chunk_tokens=64))
-    scope = Scope(frozenset({"public"}))
-    expected = lite.keyword_search("zebra total revenue quarter", scope, 3)
-    monkeypatch.setattr(module, "_CHUNK_SEARCH", "SELECT 1/0")  # the unpruned query must not run
-    got = pg.keyword_search("zebra total revenue quarter", scope, 3)
-    assert [c for c, _ in got] == [c for c, _ in expected]
-    assert [round(s, 4) for _, s in got] == [round(s, 4) for _, s in expected]

@@ -20,7 +20,6 @@ index inside the database, so several processes share one store and a version is
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -125,20 +124,6 @@ _CHUNK_SEARCH = f"""WITH {_ADMITTED}, {_TERMS}
 SELECT c.id, sum({_CONTRIB.format(length="c.n_terms")}) AS score
 FROM q JOIN chunk_postings p ON p.term = q.term JOIN chunks c ON c.row = p.row CROSS JOIN stats s
 WHERE c.version_seq IN (SELECT seq FROM admitted)
-GROUP BY c.row, c.id ORDER BY score DESC, c.row LIMIT %(k)s"""
-
-# The query terms' weights (each term's upper bound: tf / (tf + ...) < 1) and document counts.
-_TERM_WEIGHTS = f"""WITH {_TERMS}
-SELECT q.term, q.weight, d.df FROM q JOIN bm25_df d ON d.unit = %(unit)s AND d.term = q.term"""
-
-# MaxScore: full BM25 scores, but only for the chunks holding one of the ``essential`` terms.
-_CHUNK_SEARCH_ESSENTIAL = f"""WITH {_ADMITTED}, {_TERMS}, cand AS (
-    SELECT DISTINCT p.row FROM chunk_postings p JOIN chunks c ON c.row = p.row
-    WHERE p.term = ANY(%(essential)s::text[]) AND c.version_seq IN (SELECT seq FROM admitted)
-)
-SELECT c.id, sum({_CONTRIB.format(length="c.n_terms")}) AS score
-FROM cand JOIN chunk_postings p ON p.row = cand.row JOIN q ON q.term = p.term
-JOIN chunks c ON c.row = cand.row CROSS JOIN stats s
 GROUP BY c.row, c.id ORDER BY score DESC, c.row LIMIT %(k)s"""
 
 # A chunk ranks by its best structural line.
@@ -440,32 +425,8 @@ class PostgresStore:
             "k": k,
         }
         with self._tx("search the keyword index") as db:
-            if unit == "line":
-                rows = db.execute(_LINE_SEARCH, params).fetchall()
-            else:
-                rows = self._chunk_search(db, params)
+            rows = db.execute(_LINE_SEARCH if unit == "line" else _CHUNK_SEARCH, params).fetchall()
         return [(str(r[0]), float(r[1])) for r in rows]
-
-    @staticmethod
-    def _chunk_search(db: psycopg.Connection[Any], params: dict[str, object]) -> list[Any]:
-        """Chunk BM25 with MaxScore pruning, exact: summing the posting lists of common words
-        ("the", "total") is what makes a plain SQL BM25 slow. Score fully only the chunks that
-        hold one of the rarer, *essential* terms; a chunk holding none of them scores at most
-        the sum of the other terms' weights. If the k-th score found beats that bound, no
-        other chunk can enter the top k; otherwise make one more term essential and retry
-        (three times at most: past that, the plain query is cheaper)."""
-        terms = sorted(db.execute(_TERM_WEIGHTS, params).fetchall(), key=lambda r: (r[2], r[0]))  # rarest first
-        if not terms:
-            return []
-        k = int(params["k"])  # type: ignore[call-overload]
-        for n_essential in range(1, min(len(terms), 4)):  # a few tries, then the plain query
-            rest_bound = math.fsum(float(w) for _, w, _ in terms[n_essential:])
-            rows = db.execute(
-                _CHUNK_SEARCH_ESSENTIAL, {**params, "essential": [t for t, _, _ in terms[:n_essential]]}
-            ).fetchall()
-            if len(rows) == k and float(rows[-1][1]) > rest_bound:
-                return list(rows)
-        return list(db.execute(_CHUNK_SEARCH, params).fetchall())
 
     def vector_search(self, vector: npt.NDArray[np.float32], scope: Scope, k: int) -> list[ScoredId]:
         q = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
