@@ -331,3 +331,45 @@ def test_the_cli_ingests_searches_and_answers_on_postgres(
     monkeypatch.setenv("STRONGROOM_STORE_URL", "mysql://somewhere/db")
     refused = run(tmp_path / "home", "search", "coupon")
     assert refused.returncode == 2 and "STRONGROOM_STORE_URL" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_migrating_the_embedded_store_to_postgres_keeps_every_byte(
+    pg: PostgresStore, lite: SqliteStore, embedder: HashEmbedder
+) -> None:
+    from strongroom.store.transfer import check, content_digest, migrate
+
+    odd = datetime(2026, 12, 3, 9, 41, 17, 987654, tzinfo=UTC)  # microseconds survive both encodings
+    lite.write(make_version(embedder, "a.txt", ["Alpha revenue rose to 10,000.", "Alpha margin fell."], ingested=odd))
+    lite.write(make_version(embedder, "b.txt", ["Beta coupon 4.25%."], acl=("desk",), meta={"desk": "rates"},
+                            published=odd - timedelta(microseconds=1), ingested=odd))  # fmt: skip
+    first = migrate(lite, pg)
+    again = migrate(lite, pg)
+    assert (first.copied, again.copied, again.already_there) == (2, 0, 2)
+    assert content_digest(pg.iter_versions()) == content_digest(lite.iter_versions())
+    assert check(pg.iter_versions(), embedder.dim) == []
+    scope = Scope(frozenset({"desk"}))
+    assert [c for c, _ in pg.keyword_search("coupon", scope, 5)] == [c for c, _ in lite.keyword_search("coupon", scope, 5)]
+
+
+
+def test_cli_migrates_a_store_folder_to_postgres(
+    database_url: str, tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    from strongroom.audit import AuditEvent, AuditLog
+    from tests.test_cli import run
+
+    store = SqliteStore(tmp_path / "pilot", model_id=embedder.model_id, dim=embedder.dim)
+    store.write(make_version(embedder, "a.txt", ["Alpha revenue rose to 10,000."]))
+    store.close()
+    audit = AuditLog(tmp_path / "pilot" / "catalog.sqlite3")
+    audit.append(AuditEvent(principal="ana", groups=("public",), action="search"))
+    audit.close()
+    parts = conninfo_to_dict(database_url)
+    url = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts.get('port', 5432)}"
+    moved = run(tmp_path / "x", "migrate", "--from", str(tmp_path / "pilot"), "--to", url,
+                "--audit-to", str(tmp_path / "shared"), "--json")  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    result = json.loads(moved.stdout)
+    assert (result["copied"], result["audit_records"], result["same_content"], result["audit_chain_ok"]) == (
+        1, 1, True, True,
+    )  # fmt: skip

@@ -37,7 +37,7 @@ from strongroom.errors import ConfigError, StoreError
 from strongroom.ingest.chunking import classify_lines
 from strongroom.store.base import KeywordUnit, NewVersion, ScoredId
 from strongroom.store.keyword import tokenize
-from strongroom.types import Chunk, DocumentVersion, Scope, frozen_meta
+from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
 __all__ = ["PostgresStore"]
 
@@ -484,6 +484,31 @@ class PostgresStore:
         return {s: self._version_cache[s] for s in seqs}
 
     # -- catalog -----------------------------------------------------------------------------
+
+    def iter_versions(self) -> Iterator[NewVersion]:
+        """Every stored version (not deleted) with its pages, chunks and vectors, oldest first:
+        what a migration copies and a consistency check hashes."""
+        with self._tx("list versions") as db:
+            seqs = [int(r[0]) for r in db.execute("SELECT seq FROM versions WHERE NOT deleted ORDER BY seq")]
+        for seq in seqs:
+            with self._tx("read a version") as db:
+                version = self._versions_by_seq(db, {seq})[seq]
+                pages = tuple(
+                    Page(int(n), str(t))
+                    for n, t in db.execute(
+                        "SELECT page, text FROM pages WHERE version_id = %s ORDER BY page", (version.id,)
+                    )
+                )
+                rows = db.execute(
+                    "SELECT id, ordinal, page, char_start, char_end, text, context, embed_key, embedding::real[] "
+                    "FROM chunks WHERE version_seq = %s ORDER BY ordinal",
+                    (seq,),
+                ).fetchall()
+            chunks = tuple(Chunk(r[0], version.id, r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows)
+            vectors = (
+                np.asarray([r[8] for r in rows], dtype=np.float32) if rows else np.zeros((0, self.dim), np.float32)
+            )
+            yield NewVersion(version, pages, chunks, vectors, tuple(str(r[7]) for r in rows))
 
     def versions(self, document_id: str | None = None) -> list[DocumentVersion]:
         sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE NOT deleted"
