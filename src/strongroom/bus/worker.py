@@ -71,16 +71,7 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery, 
 
 
 def _file(job: IngestJob, result: FileResult) -> dict[str, object]:
-    """A file's outcome as job reports show it: by name, with the private folder hidden."""
-    return {
-        "name": Path(result.path).name,
-        "status": result.status,
-        "version_id": result.version_id,
-        "document_id": result.document_id,
-        "pages": result.pages,
-        "chunks": result.chunks,
-        "error": result.error.replace(str(Path(job.path).parent), "<upload>"),
-    }
+    return result.job_entry(Path(job.path).parent)
 
 
 def _failed(job: IngestJob, error: str) -> dict[str, object]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from strongroom.config import Settings
 from strongroom.embed import create_embedder
-from strongroom.errors import ConfigError, IngestError
+from strongroom.errors import ConfigError, IngestError, StrongroomError
 from strongroom.ingest.pipeline import (
     STAGES,
     FileResult,
@@ -41,8 +41,6 @@ from strongroom.store.base import NewVersion
 from strongroom.types import sha256_hex
 
 __all__ = ["ingest_with_ray"]
-
-log = logging.getLogger(__name__)
 
 
 class _Prepare:
@@ -149,7 +147,7 @@ def ingest_with_ray(
                 report.files.append(result)
                 if progress:
                     progress(path.name, result.pages)
-        except IngestError:
+        except StrongroomError:  # ours (a store that cannot write): already says what to do
             raise
         except Exception as exc:  # Ray's own failures: a worker that cannot start, a lost node
             raise IngestError(

@@ -80,6 +80,19 @@ class FileResult:
     error: str = ""
     document_id: str = ""
 
+    def job_entry(self, private: Path) -> dict[str, object]:
+        """This outcome as a job report shows it: by file name, with the folder the file
+        waited in (``private``, an upload's temporary copy) hidden from error messages."""
+        return {
+            "name": Path(self.path).name,
+            "status": self.status,
+            "version_id": self.version_id,
+            "document_id": self.document_id,
+            "pages": self.pages,
+            "chunks": self.chunks,
+            "error": self.error.replace(str(private), "<upload>"),
+        }
+
 
 @dataclass
 class IngestReport:

