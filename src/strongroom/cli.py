@@ -13,29 +13,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import socket
 import sys
-import threading
-from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from strongroom.api.cli import audit_app, keys_app, serve_command
-from strongroom.audit import AuditLog
-from strongroom.bus import IngestJob, open_bus
-from strongroom.bus.worker import run_worker
-from strongroom.config import DEFAULT_ACL, Settings
+from strongroom.bus.cli import BusOpt, StreamOpt, publish, worker_command
+from strongroom.cli_common import HomeOpt, JsonOpt, err, fail, open_runtime_for, out, settings_for
+from strongroom.config import DEFAULT_ACL
 from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa, run_eval
 from strongroom.ingest.distributed import ingest_with_ray
@@ -44,10 +37,7 @@ from strongroom.llm.cli import app as models_app
 from strongroom.llm_generator import LLMGenerator, open_llm_generator
 from strongroom.rag import answer
 from strongroom.retrieve import search as hybrid_search
-from strongroom.runtime import Runtime, open_runtime
-from strongroom.store.base import Catalog
-from strongroom.store.sqlite import SqliteStore
-from strongroom.store.transfer import check, content_digest, migrate
+from strongroom.store.cli import migrate_command, verify_store_command
 from strongroom.train.cli import train_app
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
 from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
@@ -66,22 +56,9 @@ app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(train_app, name="train")
-out = Console()
-err = Console(stderr=True)
-
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-StreamOpt = Annotated[
-    str, typer.Option("--stream", envvar="STRONGROOM_BUS_STREAM", help="The job stream's name on the bus.")
-]
-BusOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--bus", envvar="STRONGROOM_BUS_URL", help="Queue jobs on this bus (redis://host:6379/0) for workers."
-    ),
-]
+app.command("worker")(worker_command)
+app.command("migrate")(migrate_command)
+app.command("verify-store")(verify_store_command)
 KOpt = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")]
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="Point in time: DATE (end of that day, UTC) or ISO datetime.")
@@ -94,19 +71,6 @@ GroupsOpt = Annotated[
 ]
 
 
-def _settings(home: Path | None) -> Settings:
-    try:
-        return Settings(home=home) if home else Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"STRONGROOM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise _fail(f"bad configuration: {problems}") from exc
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
 def _parse_time(value: str, *, end_of_day: bool) -> datetime:
     try:
         if len(value) == 10:
@@ -115,7 +79,7 @@ def _parse_time(value: str, *, end_of_day: bool) -> datetime:
             return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _fail(f"{value!r} is not a date (YYYY-MM-DD) or an ISO datetime") from exc
+        raise fail(f"{value!r} is not a date (YYYY-MM-DD) or an ISO datetime") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -124,7 +88,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise _fail(f"{option} takes KEY=VALUE, got {item!r}")
+            raise fail(f"{option} takes KEY=VALUE, got {item!r}")
         pairs[key.strip()] = value.strip()
     return pairs
 
@@ -132,7 +96,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 def _groups(value: str) -> frozenset[str]:
     groups = frozenset(g.strip() for g in value.split(",") if g.strip())
     if not groups:
-        raise _fail("give at least one group")
+        raise fail("give at least one group")
     return groups
 
 
@@ -144,13 +108,6 @@ def _scope(groups: str, as_of: str | None, filters: list[str] | None, doc_types:
         doc_types=frozenset(doc_types or ()),
         filters=_pairs(filters, "--filter"),
     )
-
-
-def _open(home: Path | None) -> Runtime:
-    try:
-        return open_runtime(_settings(home))
-    except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
 
 
 class _PagesPerSecond(ProgressColumn):
@@ -187,7 +144,7 @@ def ingest_cmd(
     """Ingest documents: parse, chunk, embed and store each version atomically.
 
     With --bus, queue one job per file for `strongroom worker` processes instead."""
-    settings = _settings(home)
+    settings = settings_for(home)
     options = IngestOptions(
         acl=_groups(acl),
         published=_parse_time(published, end_of_day=False) if published else None,
@@ -199,9 +156,9 @@ def ingest_cmd(
     )
     files, _ = discover(paths)
     if bus:
-        _publish(bus, stream, files, options, paths, as_json)
+        publish(bus, stream, files, options, paths, as_json)
         return
-    runtime = _open(home)
+    runtime = open_runtime_for(home)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -226,7 +183,7 @@ def ingest_cmd(
         report.seconds["index"] += perf_counter() - started
         report.wall_seconds += perf_counter() - started
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         runtime.close()
     if as_json:
@@ -235,67 +192,6 @@ def ingest_cmd(
         _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _publish(
-    url: str, stream: str, files: list[Path], options: IngestOptions, roots: list[Path], as_json: bool
-) -> None:
-    missing = [p for p in roots if not p.exists()]
-    if missing or not files:
-        raise _fail(f"nothing to queue: {', '.join(map(str, missing)) or 'no files'} (check the paths)")
-    try:
-        queue = open_bus(url, stream=stream)
-        try:
-            queued = [
-                {"file": str(f), "job_id": job.id, "message_id": queue.publish(job)}
-                for f in files
-                for job in [IngestJob.for_file(f, options, roots)]
-            ]
-        finally:
-            queue.close()
-    except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    if as_json:
-        out.print_json(json.dumps({"queued": queued}))
-        return
-    out.print(f"queued {len(queued)} file(s) on {url.split('@')[-1]}; `strongroom worker --bus URL` ingests them")
-
-
-@app.command("worker")
-def worker_cmd(
-    bus: Annotated[str, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0.")],
-    consumer: Annotated[str | None, typer.Option("--consumer", help="This worker's name (default: host-pid).")] = None,
-    reclaim_idle_s: Annotated[
-        float, typer.Option("--reclaim-idle-s", help="Take over a job another worker held this long without finishing.")
-    ] = 60.0,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", help="Deliveries before a job is dead-lettered.")] = 3,
-    until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when no job is waiting.")] = False,
-    stream: StreamOpt = "strongroom:ingest",
-    home: HomeOpt = None,
-) -> None:
-    """Consume ingestion jobs from the bus until stopped (SIGTERM or Ctrl-C: after the current job)."""
-    settings = _settings(home)
-    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        queue = open_bus(bus, stream=stream, reclaim_idle_s=reclaim_idle_s, max_attempts=max_attempts)
-    except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    runtime = _open(home)
-    base = IngestOptions(max_file_bytes=settings.max_file_bytes, chunk_tokens=settings.chunk_tokens)
-    err.print(f"worker {name} consuming {bus.split('@')[-1]}")
-    try:
-        counts = run_worker(queue, runtime, base, name, stop=stop, until_idle=until_idle)
-    except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    finally:
-        queue.close()
-        runtime.close()
-    err.print(
-        f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
-    )
 
 
 def _print_report(report: IngestReport) -> None:
@@ -352,11 +248,11 @@ def search_cmd(
 ) -> None:
     """Hybrid keyword + vector search over what the principal may read."""
     scope = _scope(groups, as_of, filters, doc_type)
-    runtime = _open(home)
+    runtime = open_runtime_for(home)
     try:
         hits = hybrid_search(runtime.store, runtime.embedder, query, scope, k)
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         runtime.close()
     if as_json:
@@ -435,11 +331,11 @@ def ask_cmd(
     """Answer from the documents the principal may read, citing page and version."""
     scope = _scope(groups, as_of, filters, doc_type)
     generator = _llm_generator(home, model, user) if model else None
-    runtime = _open(home)
+    runtime = open_runtime_for(home)
     try:
         result = answer(question, scope, runtime.store, runtime.embedder, generator=generator, k=k)
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         runtime.close()
         if generator is not None:
@@ -477,9 +373,9 @@ def ask_cmd(
 
 def _llm_generator(home: Path | None, route: str, user: str | None) -> LLMGenerator:
     try:
-        return open_llm_generator(_settings(home).home, route, user=user or os.environ.get("USER"))
+        return open_llm_generator(settings_for(home).home, route, user=user or os.environ.get("USER"))
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 @app.command("eval")
@@ -499,12 +395,12 @@ def eval_cmd(
     try:
         items = load_qa(qa)
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    runtime = _open(home)
+        raise fail(str(exc)) from exc
+    runtime = open_runtime_for(home)
     try:
         result = run_eval(items, lambda q: hybrid_search(runtime.store, runtime.embedder, q, scope, k), k)
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         runtime.close()
     if as_json:
@@ -516,119 +412,10 @@ def eval_cmd(
     out.print(table)
 
 
-def _store_at(spec: str) -> tuple[SqliteStore, AuditLog]:
-    """A store named by a home folder or a ``sqlite:///path`` URL, with its audit log."""
-    if spec.startswith(("postgresql://", "postgres://")):
-        raise _fail("PostgreSQL stores cannot be migrated yet; migrate between store folders (sqlite:///path)")
-    home = Path(spec.removeprefix("sqlite://")) if spec.startswith("sqlite://") else Path(spec)
-    try:
-        store = SqliteStore.open_existing(home) if (home / "catalog.sqlite3").exists() else None
-    except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    if store is None:
-        raise _fail(f"no strongroom store under {home}")
-    return store, AuditLog(home / "catalog.sqlite3")
-
-
-@app.command("migrate")
-def migrate_cmd(
-    source: Annotated[str, typer.Option("--from", help="The store to copy: its folder or sqlite:///folder.")],
-    target: Annotated[
-        str, typer.Option("--to", help="Where to copy it: a folder, sqlite:///folder (created) or postgresql://...")
-    ],
-    audit_home: Annotated[
-        Path | None,
-        typer.Option("--audit-to", help="With a PostgreSQL target: the new deployment's home, for the audit chain."),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Copy a whole deployment (versions, pages, chunks, vectors, ACLs, the audit chain) to another
-    store, then check that both hold the same content. Safe to run again: it copies what is missing."""
-    src, src_audit = _store_at(source)
-    to_postgres = target.startswith(("postgresql://", "postgres://"))
-    dst_home = audit_home if to_postgres else Path(target.removeprefix("sqlite://"))
-    dst: Catalog | None = None
-    dst_audit: AuditLog | None = None
-    try:
-        if to_postgres:
-            from strongroom.store.postgres import PostgresStore
-
-            dst = PostgresStore(target, model_id=src.model_id, dim=src.dim)
-        else:
-            assert dst_home is not None
-            dst = SqliteStore(dst_home, model_id=src.model_id, dim=src.dim)
-        dst_audit = AuditLog(dst_home / "catalog.sqlite3") if dst_home is not None else None
-        report = migrate(src, dst, source_audit=src_audit, target_audit=dst_audit)
-        same = content_digest(src.iter_versions()) == content_digest(dst.iter_versions())
-        chain_ok = dst_audit.verify().ok if dst_audit is not None else None
-        dst.save_indexes()
-    except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    finally:
-        for closeable in (src, src_audit, dst, dst_audit):
-            if closeable is not None:
-                closeable.close()
-    result = {**asdict(report), "same_content": same, "audit_chain_ok": chain_ok}
-    if as_json:
-        out.print_json(json.dumps(result))
-    else:
-        chain = "not copied (give --audit-to)" if chain_ok is None else f"intact: {chain_ok}"
-        out.print(
-            f"copied {report.copied} version(s), {report.already_there} already there, "
-            f"{report.audit_records} audit record(s); same content: {same}; audit chain {chain}"
-        )
-    if report.problems or not same or chain_ok is False:
-        for problem in report.problems:
-            err.print(f"[red]{escape(problem)}[/]")
-        raise typer.Exit(1)
-
-
-@app.command("verify-store")
-def verify_store_cmd(
-    home: HomeOpt = None,
-    against: Annotated[
-        str | None, typer.Option("--against", help="Another store (folder) that must hold the same content.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Check a store: counts, every chunk against its page, every vector, the audit chain, and a
-    content digest (equal digests: equal content); with --against, the same for both and a comparison."""
-    results: dict[str, object] = {}
-    ok = True
-    for label, spec in [("store", str(_settings(home).home)), *([("against", against)] if against else [])]:
-        store, audit = _store_at(spec)
-        try:
-            problems = check(store.iter_versions(), store.dim)
-            digest = content_digest(store.iter_versions())
-            chain = audit.verify()
-        finally:
-            store.close()
-            audit.close()
-        ok = ok and not problems and chain.ok
-        results[label] = {
-            **asdict(digest),
-            "problems": problems[:50],
-            "n_problems": len(problems),
-            "audit_chain_ok": chain.ok,
-            "audit_problems": [p.message for p in chain.problems][:50],
-        }
-    if against:
-        same = results["store"]["sha256"] == results["against"]["sha256"]  # type: ignore[index]
-        results["same_content"] = same
-        ok = ok and same
-    if as_json:
-        out.print_json(json.dumps(results))
-    else:
-        for label, r in results.items():
-            out.print(f"{label}: {r}", highlight=False)
-    if not ok:
-        raise typer.Exit(1)
-
-
 @app.command("documents")
 def documents_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List the stored document versions."""
-    runtime = _open(home)
+    runtime = open_runtime_for(home)
     try:
         versions = runtime.store.versions()
     finally:

@@ -21,7 +21,7 @@ import numpy as np
 from strongroom.audit import AuditLog
 from strongroom.store.base import NewVersion
 
-__all__ = ["Digest", "Exportable", "MigrationReport", "check", "content_digest", "migrate"]
+__all__ = ["Digest", "Exportable", "MigrationReport", "check", "content_digest", "migrate", "survey"]
 
 
 class Exportable(Protocol):
@@ -63,41 +63,70 @@ def _version_record(new: NewVersion) -> bytes:
     ).encode()
 
 
-def content_digest(versions: Iterable[NewVersion]) -> Digest:
-    """One SHA-256 over every version's record, pages, chunks and vector bytes, by version id."""
-    h = hashlib.sha256()
-    n_versions = n_pages = n_chunks = n_vectors = 0
-    for new in sorted(versions, key=lambda n: n.version.id):
-        h.update(_version_record(new))
+class _Digester:
+    """Hashes versions one at a time (any order) and combines them by version id, so memory
+    stays one version's worth however big the store is."""
+
+    def __init__(self) -> None:
+        self.by_version: list[tuple[str, bytes]] = []
+        self.pages = self.chunks = self.vectors = 0
+
+    def add(self, new: NewVersion) -> None:
+        h = hashlib.sha256(_version_record(new))
         for page in new.pages:
             h.update(json.dumps([page.number, page.text]).encode())
         for chunk, key in zip(new.chunks, new.embed_keys, strict=True):
             fields = [chunk.id, chunk.ordinal, chunk.page, chunk.char_start, chunk.char_end, chunk.text, chunk.context]
             h.update(json.dumps([*fields, key]).encode())
         h.update(np.ascontiguousarray(new.vectors, dtype="<f4").tobytes())
-        n_versions, n_pages = n_versions + 1, n_pages + len(new.pages)
-        n_chunks, n_vectors = n_chunks + len(new.chunks), n_vectors + len(new.vectors)
-    return Digest(n_versions, n_pages, n_chunks, n_vectors, h.hexdigest())
+        self.by_version.append((new.version.id, h.digest()))
+        self.pages, self.chunks, self.vectors = (
+            self.pages + len(new.pages), self.chunks + len(new.chunks), self.vectors + len(new.vectors)
+        )  # fmt: skip
+
+    def digest(self) -> Digest:
+        h = hashlib.sha256()
+        for version_id, part in sorted(self.by_version):
+            h.update(version_id.encode() + part)
+        return Digest(len(self.by_version), self.pages, self.chunks, self.vectors, h.hexdigest())
+
+
+def content_digest(versions: Iterable[NewVersion]) -> Digest:
+    """One SHA-256 over every version's record, pages, chunks and vector bytes, by version id."""
+    return survey(versions)[0]
 
 
 def check(versions: Iterable[NewVersion], dim: int) -> list[str]:
     """What is wrong inside a store, one line per problem (none: an empty list)."""
+    return survey(versions, dim)[1]
+
+
+def survey(versions: Iterable[NewVersion], dim: int | None = None) -> tuple[Digest, list[str]]:
+    """The content digest and (given the store's ``dim``) the problems, in one pass."""
+    digester = _Digester()
     problems: list[str] = []
     for new in versions:
-        v = new.version
-        pages = {p.number: p.text for p in new.pages}
-        if len(pages) != v.pages:
-            problems.append(f"{v.source} ({v.id[:12]}): {len(pages)} pages stored, the version says {v.pages}")
-        if new.vectors.shape != (len(new.chunks), dim):
-            shape = f"({len(new.chunks)}, {dim})"
-            problems.append(f"{v.source} ({v.id[:12]}): vectors of shape {new.vectors.shape}, not {shape}")
-            continue
-        for chunk, vector in zip(new.chunks, new.vectors, strict=True):
-            where = f"{v.source} ({v.id[:12]}) chunk {chunk.id[:12]}"
-            if pages.get(chunk.page, "")[chunk.char_start : chunk.char_end] != chunk.text:
-                problems.append(f"{where}: its text is not page {chunk.page}[{chunk.char_start}:{chunk.char_end}]")
-            if not np.all(np.isfinite(vector)):
-                problems.append(f"{where}: no vector, or one that is not finite")
+        digester.add(new)
+        if dim is not None:
+            problems.extend(_problems(new, dim))
+    return digester.digest(), problems
+
+
+def _problems(new: NewVersion, dim: int) -> list[str]:
+    v = new.version
+    problems: list[str] = []
+    pages = {p.number: p.text for p in new.pages}
+    if len(pages) != v.pages:
+        problems.append(f"{v.source} ({v.id[:12]}): {len(pages)} pages stored, the version says {v.pages}")
+    if new.vectors.shape != (len(new.chunks), dim):
+        shape = f"({len(new.chunks)}, {dim})"
+        return [*problems, f"{v.source} ({v.id[:12]}): vectors of shape {new.vectors.shape}, not {shape}"]
+    for chunk, vector in zip(new.chunks, new.vectors, strict=True):
+        where = f"{v.source} ({v.id[:12]}) chunk {chunk.id[:12]}"
+        if pages.get(chunk.page, "")[chunk.char_start : chunk.char_end] != chunk.text:
+            problems.append(f"{where}: its text is not page {chunk.page}[{chunk.char_start}:{chunk.char_end}]")
+        if not np.all(np.isfinite(vector)):
+            problems.append(f"{where}: no vector, or one that is not finite")
     return problems
 
 
@@ -107,6 +136,7 @@ class MigrationReport:
     already_there: int = 0
     audit_records: int = 0
     problems: list[str] = field(default_factory=list)
+    source_digest: Digest | None = None  # taken while copying: compare it with the target's
 
 
 def migrate(
@@ -117,7 +147,8 @@ def migrate(
     target_audit: AuditLog | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> MigrationReport:
-    """Copy every version of ``source`` missing from ``target``, then the audit chain."""
+    """Copy every version of ``source`` missing from ``target``, then the audit chain; the
+    source's content digest is taken in the same pass."""
     report = MigrationReport()
     if (source.model_id, source.dim) != (target.model_id, target.dim):
         report.problems.append(
@@ -125,13 +156,16 @@ def migrate(
             "open the target with the source's embedder"
         )
         return report
+    digester = _Digester()
     for new in source.iter_versions():
+        digester.add(new)
         if target.has_version(new.version.id) or not target.write(new):
             report.already_there += 1
         else:
             report.copied += 1
         if progress:
             progress(new.version.name)
+    report.source_digest = digester.digest()
     if source_audit is not None and target_audit is not None:
         report.audit_records = target_audit.adopt(source_audit.chain())
     return report

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 from pydantic import Field, ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from strongroom.cli_common import err, out
 from strongroom.config import DEFAULT_ACL, Settings
 from strongroom.embed import bundled_model_path
 from strongroom.errors import StrongroomError
@@ -25,8 +25,6 @@ from strongroom.types import Scope
 __all__ = ["train_app"]
 
 train_app = typer.Typer(help="Fine-tune models on the documents in the store.", no_args_is_help=True)
-err = Console(stderr=True)
-out = Console()
 
 
 class EmbedderJob(TrainConfig):

@@ -1,0 +1,93 @@
+"""CLI pieces of the ingestion bus, mounted by :mod:`strongroom.cli`: ``ingest --bus``
+queues one job per file (:func:`publish`); ``strongroom worker`` consumes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from strongroom.bus.base import IngestJob, open_bus
+from strongroom.bus.worker import run_worker
+from strongroom.cli_common import HomeOpt, err, fail, open_runtime_for, out, settings_for
+from strongroom.errors import StrongroomError
+from strongroom.ingest.pipeline import IngestOptions
+
+__all__ = ["BusOpt", "StreamOpt", "publish", "worker_command"]
+
+StreamOpt = Annotated[
+    str, typer.Option("--stream", envvar="STRONGROOM_BUS_STREAM", help="The job stream's name on the bus.")
+]
+BusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bus", envvar="STRONGROOM_BUS_URL", help="Queue jobs on this bus (redis://host:6379/0) for workers."
+    ),
+]
+
+def publish(
+    url: str, stream: str, files: list[Path], options: IngestOptions, roots: list[Path], as_json: bool
+) -> None:
+    missing = [p for p in roots if not p.exists()]
+    if missing or not files:
+        raise fail(f"nothing to queue: {', '.join(map(str, missing)) or 'no files'} (check the paths)")
+    try:
+        queue = open_bus(url, stream=stream)
+        try:
+            queued = [
+                {"file": str(f), "job_id": job.id, "message_id": queue.publish(job)}
+                for f in files
+                for job in [IngestJob.for_file(f, options, roots)]
+            ]
+        finally:
+            queue.close()
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        out.print_json(json.dumps({"queued": queued}))
+        return
+    out.print(f"queued {len(queued)} file(s) on {url.split('@')[-1]}; `strongroom worker --bus URL` ingests them")
+
+
+def worker_command(
+    bus: Annotated[str, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0.")],
+    consumer: Annotated[str | None, typer.Option("--consumer", help="This worker's name (default: host-pid).")] = None,
+    reclaim_idle_s: Annotated[
+        float, typer.Option("--reclaim-idle-s", help="Take over a job another worker held this long without finishing.")
+    ] = 60.0,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", help="Deliveries before a job is dead-lettered.")] = 3,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when no job is waiting.")] = False,
+    stream: StreamOpt = "strongroom:ingest",
+    home: HomeOpt = None,
+) -> None:
+    """Consume ingestion jobs from the bus until stopped (SIGTERM or Ctrl-C: after the current job)."""
+    settings = settings_for(home)
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        queue = open_bus(bus, stream=stream, reclaim_idle_s=reclaim_idle_s, max_attempts=max_attempts)
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    runtime = open_runtime_for(home)
+    base = IngestOptions(max_file_bytes=settings.max_file_bytes, chunk_tokens=settings.chunk_tokens)
+    err.print(f"worker {name} consuming {bus.split('@')[-1]}")
+    try:
+        counts = run_worker(queue, runtime, base, name, stop=stop, until_idle=until_idle)
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        queue.close()
+        runtime.close()
+    err.print(
+        f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
+    )
+
+

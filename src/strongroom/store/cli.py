@@ -1,0 +1,125 @@
+"""CLI pieces of store maintenance, mounted by :mod:`strongroom.cli`: ``strongroom migrate``
+copies a deployment to another store; ``strongroom verify-store`` checks one (or two)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from strongroom.audit import AuditLog
+from strongroom.cli_common import HomeOpt, JsonOpt, err, fail, out, settings_for
+from strongroom.errors import StrongroomError
+from strongroom.store.base import Catalog
+from strongroom.store.sqlite import SqliteStore
+from strongroom.store.transfer import content_digest, migrate, survey
+
+__all__ = ["migrate_command", "verify_store_command"]
+
+
+def _store_at(spec: str) -> tuple[SqliteStore, AuditLog]:
+    """A store named by a home folder or a ``sqlite:///path`` URL, with its audit log."""
+    if spec.startswith(("postgresql://", "postgres://")):
+        raise fail("a PostgreSQL store cannot be read from here yet; name a store folder (sqlite:///path)")
+    home = Path(spec.removeprefix("sqlite://"))
+    try:
+        return SqliteStore.open_existing(home), AuditLog(home / "catalog.sqlite3")
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+
+
+def migrate_command(
+    source: Annotated[str, typer.Option("--from", help="The store to copy: its folder or sqlite:///folder.")],
+    target: Annotated[
+        str, typer.Option("--to", help="Where to copy it: a folder, sqlite:///folder (created) or postgresql://...")
+    ],
+    audit_home: Annotated[
+        Path | None,
+        typer.Option("--audit-to", help="With a PostgreSQL target: the new deployment's home, for the audit chain."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a whole deployment (versions, pages, chunks, vectors, ACLs, the audit chain) to another
+    store, then check that both hold the same content. Safe to run again: it copies what is missing."""
+    src, src_audit = _store_at(source)
+    to_postgres = target.startswith(("postgresql://", "postgres://"))
+    dst_home = audit_home if to_postgres else Path(target.removeprefix("sqlite://"))
+    dst: Catalog | None = None
+    dst_audit: AuditLog | None = None
+    try:
+        if to_postgres:
+            from strongroom.store.postgres import PostgresStore
+
+            dst = PostgresStore(target, model_id=src.model_id, dim=src.dim)
+        else:
+            assert dst_home is not None
+            dst = SqliteStore(dst_home, model_id=src.model_id, dim=src.dim)
+        dst_audit = AuditLog(dst_home / "catalog.sqlite3") if dst_home is not None else None
+        report = migrate(src, dst, source_audit=src_audit, target_audit=dst_audit)
+        same = report.source_digest == content_digest(dst.iter_versions())
+        chain_ok = dst_audit.verify().ok if dst_audit is not None else None
+        dst.save_indexes()
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        for closeable in (src, src_audit, dst, dst_audit):
+            if closeable is not None:
+                closeable.close()
+    result = {**asdict(report), "same_content": same, "audit_chain_ok": chain_ok}
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        chain = "not copied (give --audit-to)" if chain_ok is None else f"intact: {chain_ok}"
+        out.print(
+            f"copied {report.copied} version(s), {report.already_there} already there, "
+            f"{report.audit_records} audit record(s); same content: {same}; audit chain {chain}"
+        )
+    if report.problems or not same or chain_ok is False:
+        for problem in report.problems:
+            err.print(f"[red]{escape(problem)}[/]")
+        raise typer.Exit(1)
+
+
+def verify_store_command(
+    home: HomeOpt = None,
+    against: Annotated[
+        str | None, typer.Option("--against", help="Another store (folder) that must hold the same content.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a store: counts, every chunk against its page, every vector, the audit chain, and a
+    content digest (equal digests: equal content); with --against, the same for both and a comparison."""
+    results: dict[str, object] = {}
+    digests: list[str] = []
+    ok = True
+    for label, spec in [("store", str(settings_for(home).home)), *([("against", against)] if against else [])]:
+        store, audit = _store_at(spec)
+        try:
+            digest, problems = survey(store.iter_versions(), store.dim)  # one pass over the store
+            chain = audit.verify()
+        finally:
+            store.close()
+            audit.close()
+        ok = ok and not problems and chain.ok
+        digests.append(digest.sha256)
+        results[label] = {
+            **asdict(digest),
+            "problems": problems[:50],
+            "n_problems": len(problems),
+            "audit_chain_ok": chain.ok,
+            "audit_problems": [p.message for p in chain.problems][:50],
+        }
+    if against:
+        results["same_content"] = digests[0] == digests[1]
+        ok = ok and digests[0] == digests[1]
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        for label, r in results.items():
+            out.print(f"{label}: {r}", highlight=False)
+    if not ok:
+        raise typer.Exit(1)
