@@ -343,32 +343,20 @@ class PostgresStore:
         return [(str(r[0]), float(r[1])) for r in rows]
 
     def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
-        if not chunk_ids:
-            return []
         with self._tx("fetch chunks") as db:
-            rows = db.execute(
-                "SELECT c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, c.version_seq "
-                "FROM chunks c JOIN versions v ON v.seq = c.version_seq WHERE c.id = ANY(%s) AND NOT v.deleted",
-                (list(chunk_ids),),
-            ).fetchall()
-            versions = self._versions_by_seq(db, {int(r[7]) for r in rows})
+            rows = _live_chunks(db, chunk_ids, "c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context")
+            versions = self._versions_by_seq(db, {int(r[-1]) for r in rows})
         found: dict[str, tuple[Chunk, DocumentVersion]] = {}
         for row in rows:
-            version = versions[int(row[7])]
+            version = versions[int(row[-1])]
             found[row[0]] = (Chunk(row[0], version.id, row[1], row[2], row[3], row[4], row[5], row[6]), version)
         return [found[c] for c in chunk_ids if c in found]
 
     def versions_of(self, chunk_ids: Sequence[str]) -> dict[str, DocumentVersion]:
-        if not chunk_ids:
-            return {}
         with self._tx("look up versions") as db:
-            rows = db.execute(
-                "SELECT c.id, c.version_seq FROM chunks c JOIN versions v ON v.seq = c.version_seq "
-                "WHERE c.id = ANY(%s) AND NOT v.deleted",
-                (list(chunk_ids),),
-            ).fetchall()
-            versions = self._versions_by_seq(db, {int(r[1]) for r in rows})
-        return {str(r[0]): versions[int(r[1])] for r in rows}
+            rows = _live_chunks(db, chunk_ids, "c.id")
+            versions = self._versions_by_seq(db, {int(r[-1]) for r in rows})
+        return {str(r[0]): versions[int(r[-1])] for r in rows}
 
     def _versions_by_seq(self, db: psycopg.Connection[Any], seqs: set[int]) -> dict[int, DocumentVersion]:
         """Versions by seq, from a cache: a version row never changes once written (deletion
@@ -500,6 +488,17 @@ class PostgresStore:
             db.execute("DELETE FROM pages WHERE version_id = ANY(%s)", (ids,))
             db.execute("UPDATE versions SET deleted = true WHERE seq = ANY(%s)", (seqs,))
         return ids
+
+
+def _live_chunks(db: psycopg.Connection[Any], chunk_ids: Sequence[str], columns: str) -> list[Any]:
+    """Rows of ``columns`` and then the version seq, for the chunks of versions not deleted."""
+    if not chunk_ids:
+        return []
+    return db.execute(
+        f"SELECT {columns}, c.version_seq FROM chunks c JOIN versions v ON v.seq = c.version_seq "
+        "WHERE c.id = ANY(%s) AND NOT v.deleted",
+        (list(chunk_ids),),
+    ).fetchall()
 
 
 def _version(row: Sequence[Any]) -> DocumentVersion:
