@@ -24,7 +24,7 @@ __all__ = ["handle", "run_worker"]
 log = logging.getLogger("strongroom.worker")
 
 
-def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery, last_error: str | None = None) -> str:
+def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery) -> str:
     """Process one delivery; returns what became of it: ``done``, ``retry`` or ``dead``."""
     job = delivery.job
     if job is None:
@@ -34,7 +34,7 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery, 
     request: dict[str, object] = {"files": [Path(job.path).name], "acl": list(job.acl), "via": "bus"}
     if delivery.attempt > bus.max_attempts:  # workers died on it each time: it never reached retry_later
         reason = f"gave up after {delivery.attempt - 1} deliveries: " + (
-            last_error or "the worker handling it stopped (killed or crashed) each time"
+            bus.last_error(delivery.message_id) or "the worker handling it stopped (killed or crashed) each time"
         )
         runtime.store.record_job(job.id, started, "failed", request, {"files": [_failed(job, reason)]})
         bus.dead_letter(delivery, reason)
@@ -103,7 +103,7 @@ def run_worker(
             if until_idle and bus.outstanding() == 0:
                 break
             continue
-        outcome = handle(bus, runtime, base, delivery, bus.last_error(delivery.message_id))
+        outcome = handle(bus, runtime, base, delivery)
         counts[outcome] += 1
         log.info("job %s: %s (attempt %d)", delivery.message_id, outcome, delivery.attempt)
     return counts

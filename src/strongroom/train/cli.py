@@ -12,8 +12,8 @@ import typer
 from pydantic import Field, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from strongroom.cli_common import err, out
-from strongroom.config import DEFAULT_ACL, Settings
+from strongroom.cli_common import err, fail, out, settings_for
+from strongroom.config import DEFAULT_ACL
 from strongroom.embed import bundled_model_path
 from strongroom.errors import StrongroomError
 from strongroom.store.sqlite import SqliteStore
@@ -57,25 +57,26 @@ def train_embedder_cmd(
     try:
         job = EmbedderJob.model_validate_json(config_file.read_text())
     except (OSError, ValidationError) as exc:
-        err.print(f"[red]error:[/] cannot use {config_file}: {exc}")
-        raise typer.Exit(2) from exc
-    settings = Settings(home=home) if home else Settings()
+        raise fail(f"cannot use {config_file}: {exc}") from exc
+    settings = settings_for(home)
     try:
         store = SqliteStore.open_existing(settings.home)
-        scope = Scope(frozenset(job.groups))
-        versions = list(store.iter_versions())
-        err.print("making training pairs (with BM25 hard negatives) ...")
-        pairs = list(
-            make_pairs(
-                versions, store, scope, split="train", eval_share=job.eval_share, seed=job.seed,
-                per_chunk=job.pairs_per_chunk, hard_negatives=job.hard_negatives,
-            )
-        )  # fmt: skip
-        held = [v.version for v in versions if split_of(v.version.document_id, job.eval_share, job.seed) == "eval"]
+        try:
+            err.print("making training pairs (with BM25 hard negatives) ...")
+            pairs = list(
+                make_pairs(
+                    store.iter_versions(), store, Scope(frozenset(job.groups)), split="train",
+                    eval_share=job.eval_share, seed=job.seed, per_chunk=job.pairs_per_chunk,
+                    hard_negatives=job.hard_negatives,
+                )
+            )  # fmt: skip
+            versions = store.versions()
+            digest = content_digest(store.iter_versions()).sha256
+        finally:
+            store.close()
+        held = [v for v in versions if split_of(v.document_id, job.eval_share, job.seed) == "eval"]
         held_ids = {v.id for v in held}
-        trained_on = sorted(v.version.id for v in versions if v.version.id not in held_ids)
-        digest = content_digest(versions).sha256
-        store.close()
+        trained_on = sorted(v.id for v in versions if v.id not in held_ids)
         config = TrainConfig(**{**job.model_dump(), "base_model": _base_path(job.base_model)})
         loss = TextColumn("loss {task.fields[loss]:.4f}")
         columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), loss, TimeRemainingColumn())
@@ -83,8 +84,7 @@ def train_embedder_cmd(
             task = bar.add_task("train", total=config.steps, loss=float("nan"))
             model = train_embedder(config, pairs, on_step=lambda s, loss: bar.update(task, completed=s, loss=loss))
     except StrongroomError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(str(exc), code=1) from exc
     lineage = {
         "model": str(model),
         "base_model": job.base_model,

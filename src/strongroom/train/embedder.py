@@ -162,7 +162,7 @@ def _loss(model: Any, batch: list[Pair], scale: float) -> Any:
     import torch.nn.functional as F
 
     def embed(texts: list[str]) -> torch.Tensor:
-        features = model.preprocess(texts) if hasattr(model, "preprocess") else model.tokenize(texts)
+        features = model.preprocess(texts)
         return F.normalize(model(features)["sentence_embedding"], dim=-1)
 
     queries = embed([p.query for p in batch])

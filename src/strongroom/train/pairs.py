@@ -89,15 +89,16 @@ def make_pairs(
         for chunk in new.chunks:
             documents[chunk.id] = doc
             for query in pseudo_queries(chunk, per_chunk):
-                negatives: list[str] = []
+                negatives: tuple[str, ...] = ()
                 if hard_negatives:
-                    for chunk_id, _ in store.keyword_search(query, scope, 20):
-                        if len(negatives) >= hard_negatives:
-                            break
-                        other = store.fetch([chunk_id])
-                        if not other:
-                            continue
-                        c, v = other[0]
-                        if v.document_id != doc and split_of(v.document_id, eval_share, seed) == split:
-                            negatives.append(dense_text(c))
-                yield Pair(query, dense_text(chunk), chunk.id, doc, tuple(negatives))
+                    hits = [chunk_id for chunk_id, _ in store.keyword_search(query, scope, 20)]
+                    owners = store.versions_of(hits)
+                    chosen = [
+                        c
+                        for c in hits
+                        if c in owners
+                        and owners[c].document_id != doc
+                        and split_of(owners[c].document_id, eval_share, seed) == split
+                    ][:hard_negatives]
+                    negatives = tuple(dense_text(c) for c, _ in store.fetch(chosen))
+                yield Pair(query, dense_text(chunk), chunk.id, doc, negatives)
