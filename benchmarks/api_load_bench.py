@@ -8,7 +8,7 @@ keep-alive connections for ``--seconds`` on loopback, each sending the corpus's 
 turn with an API key, and reports throughput, latency percentiles, errors and the server's
 resident memory before and after.
 
-    python benchmarks/api_load_bench.py --seconds 60 --clients 20 --embedder minilm
+    python benchmarks/api_load_bench.py --seconds 60 --clients 20 --embedder minilm [--query-encoder onnx-int8]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -31,10 +32,48 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sec10q"
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the process tree (the server and its workers)."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:"))
+    return total
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's worker processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+    found, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds the process tree has used so far."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _free_port() -> int:
@@ -140,6 +179,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "hash"])
+    parser.add_argument("--workers", type=int, default=1, help="server processes (strongroom serve --workers)")
+    parser.add_argument(
+        "--query-encoder",
+        default="model",
+        choices=["model", "onnx-int8"],
+        help="what embeds queries in the server (STRONGROOM_QUERY_ENCODER)",
+    )
     parser.add_argument(
         "--home", type=Path, default=None, help="store folder (default: /tmp/strongroom-bench-EMBEDDER)"
     )
@@ -151,14 +197,16 @@ def main() -> None:
         **os.environ,
         "STRONGROOM_HOME": str(home),
         "STRONGROOM_EMBEDDER": args.embedder,
+        "STRONGROOM_QUERY_ENCODER": args.query_encoder,
         "STRONGROOM_RATE_PER_S": "1000000",
         "STRONGROOM_RATE_BURST": "1000000",
         "STRONGROOM_ROLE_GROUPS": json.dumps({"reader": ["readers"], "ingester": [], "admin": []}),
     }
     code = (
-        "import logging, uvicorn; from strongroom.api import create_app; "
+        "import logging, uvicorn; "
         "logging.getLogger('strongroom.api').setLevel(logging.WARNING); "
-        f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_config=None, access_log=False)"
+        "uvicorn.run('strongroom.api.app:create_app', factory=True, "
+        f"host='127.0.0.1', port={port}, workers={args.workers}, log_config=None, access_log=False)"
     )
     server = subprocess.Popen([sys.executable, "-c", code], env=env)
     url = f"http://127.0.0.1:{port}"
@@ -172,7 +220,9 @@ def main() -> None:
             time.sleep(0.2)
         warm = asyncio.run(drive(url, key, questions, args.clients, 3.0))  # first queries build the indexes
         before = _rss_mib(server.pid)
+        server_cpu, client_cpu = _cpu_s(server.pid), _own_cpu_s()
         result = asyncio.run(drive(url, key, questions, args.clients, args.seconds))
+        server_cpu, client_cpu = _cpu_s(server.pid) - server_cpu, _own_cpu_s() - client_cpu
         after = _rss_mib(server.pid)
     finally:
         server.send_signal(signal.SIGINT)
@@ -181,10 +231,14 @@ def main() -> None:
         json.dumps(
             {
                 "embedder": args.embedder,
+                "query_encoder": args.query_encoder,
                 "clients": args.clients,
+                "workers": args.workers,
                 "cpus": os.cpu_count(),
                 "warmup_requests": warm["requests_ok"],
                 **result,
+                "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, int(result["requests_ok"])), 2),
+                "client_cpu_ms_per_request": round(client_cpu * 1000 / max(1, int(result["requests_ok"])), 2),
                 "server_rss_mib_before": round(before, 1),
                 "server_rss_mib_after": round(after, 1),
             },

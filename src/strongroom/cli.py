@@ -35,6 +35,7 @@ from strongroom.ingest.distributed import ingest_with_ray
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, discover, ingest
 from strongroom.llm.cli import app as models_app
 from strongroom.llm_generator import LLMGenerator, open_llm_generator
+from strongroom.query_encoder import create_query_encoder
 from strongroom.rag import answer
 from strongroom.retrieve import search as hybrid_search
 from strongroom.store.cli import migrate_command, verify_store_command
@@ -387,18 +388,28 @@ def eval_cmd(
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
     groups: GroupsOpt = DEFAULT_ACL,
+    query_encoder: Annotated[
+        str,
+        typer.Option(
+            help="What embeds the questions: model, or onnx-int8 (the service's cheaper query encoder), "
+            "to measure what it costs in quality."
+        ),
+    ] = "model",
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score retrieval on a QA file against what is already ingested."""
     scope = _scope(groups, as_of, filters, doc_type)
+    if query_encoder not in ("model", "onnx-int8"):
+        raise fail(f"--query-encoder must be model or onnx-int8, not {query_encoder!r}")
     try:
         items = load_qa(qa)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
     runtime = open_runtime_for(home)
     try:
-        result = run_eval(items, lambda q: hybrid_search(runtime.store, runtime.embedder, q, scope, k), k)
+        encoder = create_query_encoder(query_encoder, runtime.embedder, runtime.settings.home / "models")
+        result = run_eval(items, lambda q: hybrid_search(runtime.store, encoder, q, scope, k), k)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
     finally:

@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 import numpy as np
@@ -88,12 +88,18 @@ class SentenceTransformerEmbedder:
                 f"could not load the embedding model at {path!r}: {exc}. "
                 "Point embedder_model at a local sentence-transformers folder."
             ) from exc
+        self.path = Path(path)
         self.batch_size = batch_size
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.model_id = model_id or f"st:{Path(path).name}"
         if max_seq_length:  # vectors differ with the window, so the id says which
             self._model.max_seq_length = max_seq_length
             self.model_id = f"{self.model_id}@{max_seq_length}"
+
+    @property
+    def model(self) -> Any:
+        """The loaded ``SentenceTransformer`` (for an exported copy such as the int8 query encoder)."""
+        return self._model
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:

@@ -22,6 +22,7 @@ settings of :func:`search`, not constants of the algorithm.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import re
@@ -62,6 +63,12 @@ def rrf(
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+@functools.lru_cache(maxsize=65536)
+def _title_terms(title: str) -> frozenset[str]:
+    """A title's index terms; titles repeat across queries, so they are tokenized once."""
+    return frozenset(tokenize(title))
+
+
 def title_prior(query: str, titles: Mapping[str, str]) -> dict[str, float]:
     """Per version id, how well its title matches the query, from 0 to 1 (the best match).
 
@@ -69,8 +76,8 @@ def title_prior(query: str, titles: Mapping[str, str]) -> dict[str, float]:
     shares ("Form 10-Q") weigh next to nothing and a company or period named by the query
     and by few titles weighs most.
     """
-    terms = set(tokenize(_QUARTER.sub(lambda m: f"{m.group(0)} Q{_ORDINAL[m.group(1).lower()]}", query)))
-    matched = {vid: set(tokenize(title)) & terms for vid, title in titles.items()}
+    terms = frozenset(tokenize(_QUARTER.sub(lambda m: f"{m.group(0)} Q{_ORDINAL[m.group(1).lower()]}", query)))
+    matched = {vid: _title_terms(title) & terms for vid, title in titles.items()}
     n = len(titles)
     df = Counter(t for found in matched.values() for t in found)
     idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
@@ -168,10 +175,19 @@ def search(
     top = diversify(
         fused, version_of, k, fusion.per_document, {v: fusion.per_document + named * p for v, p in prior.items()}
     )
-    ranks = {name: {cid: i for i, cid in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
-    keyword_rank = {**ranks["chunks"], **ranks["lines"]}
     scores = dict(top)
+
+    def rank_in(name: str, cid: str) -> int | None:
+        ranking = rankings[name]
+        return ranking.index(cid) + 1 if cid in ranking else None  # k hits in ~100 candidates: no dict
+
     return [
-        Hit(chunk, version, scores[chunk.id], keyword_rank.get(chunk.id), ranks["dense"].get(chunk.id))
+        Hit(
+            chunk,
+            version,
+            scores[chunk.id],
+            rank_in("lines", chunk.id) or rank_in("chunks", chunk.id),
+            rank_in("dense", chunk.id),
+        )
         for chunk, version in store.fetch([cid for cid, _ in top])
     ]

@@ -33,6 +33,7 @@ from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import IngestOptions, ingest
+from strongroom.query_encoder import create_query_encoder
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.types import DocumentVersion, frozen_meta
 
@@ -102,7 +103,12 @@ class Service:
             else RateLimiter(service.rate_per_s, service.rate_burst)
         )
         self.metrics = Metrics()
-        self.queries = QueryBatcher(runtime.embedder)
+        self.queries = QueryBatcher(
+            create_query_encoder(
+                service.query_encoder, runtime.embedder, settings.home / "models", service.query_encoder_threads
+            ),
+            service.query_batch_max or (4 if service.query_encoder == "onnx-int8" else 64),
+        )
         self._own_upload_dir = not service.upload_dir
         self.upload_dir = Path(service.upload_dir or tempfile.mkdtemp(prefix="strongroom-uploads-"))
         self.upload_dir.mkdir(parents=True, exist_ok=True)

@@ -69,5 +69,18 @@ class ServiceSettings(BaseSettings):
     request_timeout_s: float = Field(
         default=60.0, gt=0, le=3600, description="Longest a request may take to start its response before a 504."
     )
+    query_encoder: Literal["model", "onnx-int8"] = Field(
+        default="model",
+        description="What embeds query text: the embedder's model, or its int8 ONNX copy (2.3x less CPU per query; "
+        "needs the onnx extra and a local sentence-transformers embedder). Documents always use the model.",
+    )
+    query_encoder_threads: int = Field(default=1, ge=1, le=64, description="CPU threads of the int8 query encoder.")
+    query_batch_max: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Most queries embedded in one call when requests arrive together. None: 64 for the model "
+        "(batches amortise its cost), 4 for onnx-int8 (no batch gain; small batches keep retrieval fed).",
+    )
     max_k: int = Field(default=50, ge=1, le=1000)
     metrics_public: bool = Field(default=True, description="Serve /metrics without authentication.")

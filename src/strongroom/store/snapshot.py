@@ -41,6 +41,7 @@ class IndexSet:
         self.line_chunk: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self.vectors = VectorIndex(dim)
         self.chunk_ids: list[str] = []
+        self.row_of: dict[str, int] = {}  # chunk id -> row, so candidates map to versions without SQL
         self.chunk_version: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self.last_row = 0
 
@@ -59,6 +60,7 @@ class IndexSet:
             out.vectors = VectorIndex.load(folder / "vectors.npz")
             with np.load(folder / "rows.npz") as rows:
                 out.chunk_ids = [str(x) for x in rows["ids"]]
+                out.row_of = {cid: i for i, cid in enumerate(out.chunk_ids)}
                 out.chunk_version = rows["version"].astype(np.int64)
                 out.line_chunk = rows["line_chunk"].astype(np.int64)
             out.last_row = int(state["last_row"])
@@ -89,6 +91,7 @@ class IndexSet:
             self._add_lines(positions, [(r[3], r[4]) for r in rows])
             self.vectors.add(positions, np.stack([np.frombuffer(r[5], dtype=np.float32) for r in rows]))
             self.chunk_ids.extend(r[1] for r in rows)
+            self.row_of.update((r[1], start + i) for i, r in enumerate(rows))
             seqs = np.array([r[2] for r in rows], dtype=np.int64)
             self.chunk_version = np.concatenate([self.chunk_version, table.position(seqs)])
             self.last_row = int(rows[-1][0])

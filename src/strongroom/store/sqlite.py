@@ -263,9 +263,17 @@ class SqliteStore:
         return [found[c] for c in chunk_ids if c in found]
 
     def versions_of(self, chunk_ids: Sequence[str]) -> dict[str, DocumentVersion]:
-        rows = self._live_chunks(chunk_ids, "c.id")
-        versions = self._versions_by_seq({int(r[-1]) for r in rows})
-        return {str(r[0]): versions[int(r[-1])] for r in rows}
+        # from the indexes in memory, not SQL: search calls this on every candidate of every query
+        indexes, table = self._refresh()
+        live = {}
+        for cid in chunk_ids:
+            row = indexes.row_of.get(cid)
+            if row is not None:
+                position = int(indexes.chunk_version[row])
+                if not table.deleted[position]:
+                    live[cid] = int(table.seqs[position])
+        versions = self._versions_by_seq(set(live.values()))
+        return {cid: versions[seq] for cid, seq in live.items()}
 
     def _live_chunks(self, chunk_ids: Sequence[str], columns: str) -> list[Any]:
         """Rows of ``columns`` and then the version seq, for the chunks of versions not deleted."""
