@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "hash"])
+    parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"], help="uvicorn's HTTP parser")
+    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="uvicorn's event loop")
     parser.add_argument("--workers", type=int, default=1, help="server processes (strongroom serve --workers)")
     parser.add_argument(
         "--query-encoder",
@@ -206,7 +208,7 @@ def main() -> None:
         "import logging, uvicorn; "
         "logging.getLogger('strongroom.api').setLevel(logging.WARNING); "
         "uvicorn.run('strongroom.api.app:create_app', factory=True, "
-        f"host='127.0.0.1', port={port}, workers={args.workers}, log_config=None, access_log=False)"
+        f"host='127.0.0.1', port={port}, workers={args.workers}, http={args.http!r}, loop={args.loop!r}, log_config=None, access_log=False)"
     )
     server = subprocess.Popen([sys.executable, "-c", code], env=env)
     url = f"http://127.0.0.1:{port}"
@@ -234,6 +236,8 @@ def main() -> None:
                 "query_encoder": args.query_encoder,
                 "clients": args.clients,
                 "workers": args.workers,
+                "http": args.http,
+                "loop": args.loop,
                 "cpus": os.cpu_count(),
                 "warmup_requests": warm["requests_ok"],
                 **result,
