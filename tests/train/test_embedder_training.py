@@ -4,48 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
-from strongroom.train.embedder import MARKER, TrainConfig, latest_checkpoint, train_embedder
-from strongroom.train.pairs import Pair, make_pairs, pseudo_queries, split_of
+from strongroom.train.embedder import TrainConfig, is_complete, latest_checkpoint, train_embedder
+from strongroom.train.pairs import make_pairs, pseudo_queries, split_of
 from strongroom.types import Scope
-
-WORDS = "revenue margin research development cash debt coupon notes sales income quarter total net cost".split()
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A random-weight two-layer BERT with a word-level vocabulary, made here, offline."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz0123456789"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
-    )  # fmt: skip
-    BertModel(config).save_pretrained(folder)
-    st = SentenceTransformer(modules=[Transformer(str(folder), max_seq_length=32), Pooling(32, "mean")])
-    out = tmp_path_factory.mktemp("tiny-st")
-    st.save(str(out))
-    return str(out)
-
-
-def _pairs(n: int = 24) -> list[Pair]:
-    out = []
-    for i in range(n):
-        a, b, c = WORDS[i % len(WORDS)], WORDS[(i * 3 + 1) % len(WORDS)], WORDS[(i * 5 + 2) % len(WORDS)]
-        out.append(Pair(f"{a} {b}", f"{a} {b} {c} total", f"c{i}", f"d{i % 4}", (f"{c} debt",)))
-    return out
+from tests.train.ddp_job import pairs as _pairs
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -63,7 +30,8 @@ def test_an_interrupted_run_resumes_to_bitwise_identical_weights(tiny_model: str
     train_embedder(config(tmp_path / "resumed"), _pairs(), stop_after=5)  # "killed" after step 5
     checkpoints = tmp_path / "resumed" / "checkpoints"
     assert latest_checkpoint(checkpoints) == checkpoints / "step-4"  # step 5 is lost: less than one interval
-    (checkpoints / "step-6").mkdir()  # a save killed half-way: no marker
+    (checkpoints / "step-6").mkdir()  # a save killed half-way: no rank said it was done
+    (checkpoints / "step-6" / "WORLD").write_text("1")
     (checkpoints / "step-6" / "__0_0.distcp").write_bytes(b"torn")
     assert latest_checkpoint(checkpoints) == checkpoints / "step-4"  # never loaded
     steps: list[int] = []
@@ -72,7 +40,7 @@ def test_an_interrupted_run_resumes_to_bitwise_identical_weights(tiny_model: str
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert not all(torch.equal(straight[k], v) for k, v in _weights(Path(tiny_model)).items())  # it did train
-    kept = sorted(p.name for p in checkpoints.glob("step-*") if (p / MARKER).exists())
+    kept = sorted(p.name for p in checkpoints.glob("step-*") if is_complete(p))
     assert kept == ["step-6", "step-7"]  # the last two complete ones; the torn one was replaced
 
 

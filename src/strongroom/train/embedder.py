@@ -6,23 +6,31 @@ each query against every passage of the batch (in-batch negatives plus the mined
 with cosine similarities scaled by ``scale``.
 
 Checkpoints are written with ``torch.distributed.checkpoint`` every ``checkpoint_every``
-steps: model, optimizer, step, the sampler's position and every RNG state. A checkpoint
-counts only once its ``COMPLETE`` marker exists, and the marker is written after the save
-returns, so a run killed mid-save is resumed from the checkpoint before. Resuming restores
-all of it, so a run interrupted and resumed ends with weights bitwise identical to an
-uninterrupted run with the same seed. The last ``keep`` complete checkpoints are kept.
+steps: model, optimizer, step, the sampler's position and every RNG state. Each rank writes
+``done-RANK`` when its part is on disk, and a checkpoint counts only when every rank's file
+is there (the ``WORLD`` file says how many), so a run killed mid-save is resumed from the
+checkpoint before. Resuming restores all of it, so a run interrupted and resumed ends with
+weights bitwise identical to an uninterrupted run with the same seed and world size. The last
+``keep`` complete checkpoints are kept.
 
-Single process for now; distributed (torchrun, DDP) training is to come (issue 6).
+Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes its share of every batch and the
+gradients are averaged across ranks in one all-reduce per step (gloo on CPU, NCCL on GPU).
+Saves are asynchronous on a process group of their own (``async_save``): the step waits
+only while the state is copied, and a save still running when the next one is due is
+waited for first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,10 +41,9 @@ from pydantic import BaseModel, Field
 from strongroom.errors import ConfigError
 from strongroom.train.pairs import Pair
 
-__all__ = ["TrainConfig", "latest_checkpoint", "train_embedder"]
+__all__ = ["TrainConfig", "is_complete", "latest_checkpoint", "train_embedder"]
 
 log = logging.getLogger(__name__)
-MARKER = "COMPLETE"
 
 
 class TrainConfig(BaseModel):
@@ -52,11 +59,21 @@ class TrainConfig(BaseModel):
     max_seq_length: int = Field(default=256, ge=8)
     checkpoint_every: int = Field(default=50, ge=1)
     keep: int = Field(default=2, ge=1, description="Complete checkpoints to keep.")
+    async_save: bool = Field(default=True, description="Write checkpoints in the background (distributed runs).")
+
+
+def is_complete(folder: Path) -> bool:
+    """Every rank that wrote ``folder`` finished its part."""
+    try:
+        world = int((folder / "WORLD").read_text())
+    except (OSError, ValueError):
+        return False
+    return all((folder / f"done-{rank}").is_file() for rank in range(world))
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint under ``folder`` (partial ones never count)."""
-    done = [p for p in folder.glob("step-*") if (p / MARKER).is_file()]
+    done = [p for p in folder.glob("step-*") if is_complete(p)]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
@@ -64,6 +81,58 @@ def _distributed() -> bool:
     import torch.distributed as dist
 
     return bool(dist.is_available() and dist.is_initialized())
+
+
+class _Ranks:
+    """This process's place in the job: one process, or a rank of a torchrun group."""
+
+    def __init__(self) -> None:
+        import torch
+        import torch.distributed as dist
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.save_group: Any = None
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if self.world > 1:
+            # saves get a group of their own: a background save must not share collectives with training
+            self.save_group = dist.new_group(backend="gloo")
+
+    def average_gradients(self, model: Any) -> None:
+        """Data parallelism: every rank's gradients replaced by their mean, in one all-reduce.
+
+        Done by hand rather than with DDP: DDP's static-graph mode (needed here: the BERT
+        pooler never gets a gradient) treats the first step after a restart differently,
+        so a resumed run drifted from an uninterrupted one; this sum is the same every step.
+        """
+        if self.world == 1:
+            return
+        import torch
+        import torch.distributed as dist
+
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
 
 
 @contextmanager
@@ -94,10 +163,13 @@ def train_embedder(
     *,
     stop_after: int | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    stats: dict[str, float] | None = None,
 ) -> Path:
     """Train (or resume) and save the model under ``output_dir/model``; returns that folder.
 
-    ``stop_after``: stop once this many steps are done in total (to test resuming)."""
+    ``stop_after``: stop once this many steps are done in total (to test resuming).
+    ``stats``: filled with ``steps``, ``step_s`` (time in steps) and ``save_blocking_s``
+    (time the steps waited for checkpoints)."""
     import torch
     from sentence_transformers import SentenceTransformer
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
@@ -105,9 +177,12 @@ def train_embedder(
 
     if len(pairs) < config.batch_size:
         raise ConfigError(f"{len(pairs)} training pairs is fewer than one batch of {config.batch_size}")
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    random.seed(config.seed)
+    ranks = _Ranks()
+    if config.batch_size % ranks.world:
+        raise ConfigError(f"batch_size {config.batch_size} does not split over {ranks.world} ranks; make it a multiple")
+    torch.manual_seed(config.seed + ranks.rank)
+    np.random.seed(config.seed + ranks.rank)
+    random.seed(config.seed + ranks.rank)
     torch.use_deterministic_algorithms(True)
     model = SentenceTransformer(config.base_model, device="cpu")
     model.max_seq_length = config.max_seq_length
@@ -122,38 +197,60 @@ def train_embedder(
     step = 0
     latest = latest_checkpoint(checkpoints)
     if latest is not None:
+        written_by = int((latest / "WORLD").read_text())
+        if written_by != ranks.world:
+            raise ConfigError(f"{latest} was written by {written_by} ranks; resume it with {written_by}")
         model_state, optim_state = get_state_dict(model, optimizer)
         state: dict[str, Any] = {"model": model_state, "optimizer": optim_state}
         with _single_process_ok():
             dcp_load(state, checkpoint_id=str(latest), no_dist=not _distributed())
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
-        extra = torch.load(latest / "trainer.pt", weights_only=False)
+        extra = torch.load(latest / f"trainer-{ranks.rank}.pt", weights_only=False)
         step = int(extra["step"])
         _set_rng_state(extra["rng"])
         log.info("resumed from %s (step %d)", latest, step)
     per_epoch = len(pairs) // config.batch_size
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
-    while step < end:
-        epoch, position = divmod(step, per_epoch)
-        # the sampler is a pure function of (seed, epoch): the step alone says where it is
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(pairs))
-        batch = [pairs[i] for i in order[position * config.batch_size : (position + 1) * config.batch_size]]
-        loss = _loss(model, batch, config.scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        if on_step:
-            on_step(step, float(loss.item()))
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            _save(checkpoints / f"step-{step}", model, optimizer, step, config.keep)
-    out = config.output_dir / "model"
-    if step >= config.steps:
-        model.eval()
-        model.save(str(out))
-        (out / "strongroom-training.json").write_text(
-            json.dumps({"base_model": config.base_model, "steps": step, "config": config.model_dump(mode="json")})
-        )
+    saver = _Saver(checkpoints, ranks, config.keep, config.async_save and ranks.world > 1)
+    step_s = 0.0
+    try:
+        while step < end:
+            started = time.perf_counter()
+            epoch, position = divmod(step, per_epoch)
+            # the sampler is a pure function of (seed, epoch): the step alone says where it is
+            order = np.random.default_rng([config.seed, epoch]).permutation(len(pairs))
+            batch = [pairs[i] for i in order[position * config.batch_size : (position + 1) * config.batch_size]]
+            loss = _loss(model, batch[ranks.rank :: ranks.world], config.scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            ranks.average_gradients(model)
+            optimizer.step()
+            step += 1
+            if on_step:
+                on_step(step, float(loss.item()))
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                saver.save(checkpoints / f"step-{step}", model, optimizer, step)
+            step_s += time.perf_counter() - started
+        saver.wait()
+        out = config.output_dir / "model"
+        if step >= config.steps and ranks.rank == 0:
+            model.eval()
+            model.save(str(out))
+            (out / "strongroom-training.json").write_text(
+                json.dumps(
+                    {
+                        "base_model": config.base_model,
+                        "steps": step,
+                        "world_size": ranks.world,
+                        "config": config.model_dump(mode="json"),
+                    }
+                )
+            )
+        ranks.barrier()
+    finally:
+        ranks.close()
+    if stats is not None:
+        stats.update(steps=float(step), step_s=step_s, save_blocking_s=saver.blocking_s)
     return out
 
 
@@ -161,31 +258,66 @@ def _loss(model: Any, batch: list[Pair], scale: float) -> Any:
     import torch
     import torch.nn.functional as F
 
-    def embed(texts: list[str]) -> torch.Tensor:
-        features = model.preprocess(texts)
-        return F.normalize(model(features)["sentence_embedding"], dim=-1)
-
-    queries = embed([p.query for p in batch])
+    # one forward pass for queries and passages (one padding, one graph)
     passages = [p.positive for p in batch] + [n for p in batch for n in p.negatives]
-    scores = queries @ embed(passages).T * scale
+    features = model.preprocess([p.query for p in batch] + passages)
+    vectors = F.normalize(model(features)["sentence_embedding"], dim=-1)
+    queries, passage_vectors = vectors[: len(batch)], vectors[len(batch) :]
+    scores = queries @ passage_vectors.T * scale
     return F.cross_entropy(scores, torch.arange(len(batch)))
 
 
-def _save(folder: Path, model: Any, optimizer: Any, step: int, keep: int) -> None:
-    import torch
-    from torch.distributed.checkpoint.state_dict import get_state_dict
-    from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
+class _Saver:
+    """Writes checkpoints (in the background when asked) and prunes old complete ones."""
 
-    if folder.exists():  # a partial save of an earlier, killed run
-        shutil.rmtree(folder)
-    model_state, optim_state = get_state_dict(model, optimizer)
-    state = {"model": model_state, "optimizer": optim_state}
-    with _single_process_ok():
-        dcp_save(state, checkpoint_id=str(folder), no_dist=not _distributed())
-    torch.save({"step": step, "rng": _rng_state()}, folder / "trainer.pt")
-    (folder / MARKER).write_text(str(step))  # only now does the checkpoint count
-    complete = sorted(
-        (p for p in folder.parent.glob("step-*") if (p / MARKER).is_file()), key=lambda p: int(p.name[5:])
-    )
-    for old in complete[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    def __init__(self, folder: Path, ranks: _Ranks, keep: int, background: bool) -> None:
+        self.folder = folder
+        self.ranks = ranks
+        self.keep = keep
+        self.background = background
+        self.pending: Any = None
+        self.blocking_s = 0.0
+
+    def save(self, target: Path, model: Any, optimizer: Any, step: int) -> None:
+        import torch
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+        from torch.distributed.checkpoint.state_dict_saver import async_save as dcp_async_save
+        from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
+
+        started = time.perf_counter()
+        self.wait()  # one save at a time: the previous one must be on disk before the next starts
+        if self.ranks.rank == 0:
+            if target.exists():  # a partial save of an earlier, killed run
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            (target / "WORLD").write_text(str(self.ranks.world))
+        self.ranks.barrier()
+        torch.save({"step": step, "rng": _rng_state()}, target / f"trainer-{self.ranks.rank}.pt")
+        model_state, optim_state = get_state_dict(model, optimizer)
+        state = {"model": model_state, "optimizer": optim_state}
+        done = target / f"done-{self.ranks.rank}"
+        if self.background:
+            future = dcp_async_save(state, checkpoint_id=str(target), process_group=self.ranks.save_group)
+            if not isinstance(future, Future):
+                raise ConfigError(f"torch's async_save returned {type(future).__name__}, not a future")
+            future.add_done_callback(lambda f: f.exception() is None and done.write_text(str(step)))
+            self.pending = future
+        else:
+            with _single_process_ok():
+                dcp_save(state, checkpoint_id=str(target), no_dist=not _distributed())
+            done.write_text(str(step))  # only now does this rank's part count
+        self.blocking_s += time.perf_counter() - started
+        self._prune()
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            future, self.pending = self.pending, None
+            future.result()
+            self._prune()
+
+    def _prune(self) -> None:
+        if self.ranks.rank != 0:
+            return
+        complete = sorted((p for p in self.folder.glob("step-*") if is_complete(p)), key=lambda p: int(p.name[5:]))
+        for old in complete[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
