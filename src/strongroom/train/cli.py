@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
@@ -53,12 +54,15 @@ def train_embedder_cmd(
     config_file: Annotated[Path, typer.Argument(help="The job's JSON config (see EmbedderJob).")],
     home: Annotated[Path | None, typer.Option("--home", help="The store to learn from.")] = None,
 ) -> None:
-    """Fine-tune the retrieval model on the store's own documents; resumes from its last checkpoint."""
+    """Fine-tune the retrieval model on the store's own documents; resumes from its last checkpoint.
+
+    Distributed: ``torchrun --nproc-per-node N -m strongroom.cli train embedder CONFIG.json``."""
     try:
         job = EmbedderJob.model_validate_json(config_file.read_text())
     except (OSError, ValidationError) as exc:
         raise fail(f"cannot use {config_file}: {exc}") from exc
     settings = settings_for(home)
+    leader = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports and writes the lineage
     try:
         store = SqliteStore.open_existing(settings.home)
         try:
@@ -80,11 +84,13 @@ def train_embedder_cmd(
         config = TrainConfig(**{**job.model_dump(), "base_model": _base_path(job.base_model)})
         loss = TextColumn("loss {task.fields[loss]:.4f}")
         columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), loss, TimeRemainingColumn())
-        with Progress(*columns, console=err) as bar:
+        with Progress(*columns, console=err, disable=not leader) as bar:
             task = bar.add_task("train", total=config.steps, loss=float("nan"))
             model = train_embedder(config, pairs, on_step=lambda s, loss: bar.update(task, completed=s, loss=loss))
     except StrongroomError as exc:
         raise fail(str(exc), code=1) from exc
+    if not leader:
+        return
     lineage = {
         "model": str(model),
         "base_model": job.base_model,
