@@ -208,7 +208,8 @@ def main() -> None:
         "import logging, uvicorn; "
         "logging.getLogger('strongroom.api').setLevel(logging.WARNING); "
         "uvicorn.run('strongroom.api.app:create_app', factory=True, "
-        f"host='127.0.0.1', port={port}, workers={args.workers}, http={args.http!r}, loop={args.loop!r}, log_config=None, access_log=False)"
+        f"host='127.0.0.1', port={port}, workers={args.workers}, http={args.http!r}, loop={args.loop!r}, "
+        "log_config=None, access_log=False)"
     )
     server = subprocess.Popen([sys.executable, "-c", code], env=env)
     url = f"http://127.0.0.1:{port}"
