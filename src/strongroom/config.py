@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_ACL", "DEFAULT_HOME", "EmbedderName", "Settings"]
+__all__ = ["DEFAULT_ACL", "DEFAULT_HOME", "EmbedderName", "QueryEncoderName", "Settings"]
 
 DEFAULT_HOME = Path("~/.strongroom")
 #: Group given to documents ingested without ``--acl``, and the group of the CLI's default
@@ -25,6 +25,8 @@ DEFAULT_HOME = Path("~/.strongroom")
 DEFAULT_ACL = "public"
 
 EmbedderName = Literal["minilm", "sentence-transformers", "openai", "hash"]
+#: what embeds query text: the embedder's model, or its int8 ONNX copy (strongroom.query_encoder)
+QueryEncoderName = Literal["model", "onnx-int8"]
 
 
 class Settings(BaseSettings):

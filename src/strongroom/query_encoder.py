@@ -20,11 +20,12 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-from strongroom.embed import Embedder, SentenceTransformerEmbedder, Vectors, normalise
+from strongroom.config import QueryEncoderName
+from strongroom.embed import CachedEmbedder, Embedder, SentenceTransformerEmbedder, Vectors, normalise
 from strongroom.errors import ConfigError
 
 __all__ = ["MIN_AGREEMENT", "PROBES", "OnnxQueryEncoder", "create_query_encoder"]
@@ -163,11 +164,13 @@ class OnnxQueryEncoder:
         return normalise(vectors)
 
 
-def create_query_encoder(kind: str, embedder: Embedder, cache_dir: Path, threads: int = 1) -> Embedder:
+def create_query_encoder(kind: QueryEncoderName, embedder: Embedder, cache_dir: Path, threads: int = 1) -> Embedder:
     """The embedder for query text: ``embedder`` itself (``model``), or its int8 ONNX copy (``onnx-int8``)."""
+    if kind not in get_args(QueryEncoderName):
+        raise ConfigError(f"query_encoder must be one of {', '.join(get_args(QueryEncoderName))}, not {kind!r}")
     if kind == "model":
         return embedder
-    inner = getattr(embedder, "inner", embedder)
+    inner = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
     if not isinstance(inner, SentenceTransformerEmbedder):
         raise ConfigError("query_encoder=onnx-int8 needs a local sentence-transformers embedder (minilm or a path)")
     return OnnxQueryEncoder(inner, cache_dir, threads)

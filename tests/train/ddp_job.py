@@ -33,7 +33,6 @@ def main() -> None:
     raw = json.loads(Path(sys.argv[1]).read_text())
     sleep_s = float(raw.pop("step_sleep_s", 0.0))
     die_in_save = raw.pop("die_in_save", None)
-    stop_after = raw.pop("stop_after", None)
     config = TrainConfig(**raw)
     rank = int(os.environ.get("RANK", "0"))
     # a launch of torchrun by the test, or a restart of the workers by torchrun itself
@@ -57,7 +56,7 @@ def main() -> None:
             fh.write(f"{step}\n")
         time.sleep(sleep_s)
 
-    train_embedder(config, pairs(), on_step=on_step, stop_after=stop_after)
+    train_embedder(config, pairs(), on_step=on_step)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from strongroom.config import QueryEncoderName
+
 __all__ = ["ALLOWED_ALGORITHMS", "Role", "ServiceSettings"]
 
 Role = Literal["reader", "ingester", "admin"]
@@ -69,7 +71,7 @@ class ServiceSettings(BaseSettings):
     request_timeout_s: float = Field(
         default=60.0, gt=0, le=3600, description="Longest a request may take to start its response before a 504."
     )
-    query_encoder: Literal["model", "onnx-int8"] = Field(
+    query_encoder: QueryEncoderName = Field(
         default="model",
         description="What embeds query text: the embedder's model, or its int8 ONNX copy (2.3x less CPU per query; "
         "needs the onnx extra and a local sentence-transformers embedder). Documents always use the model.",
