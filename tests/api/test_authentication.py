@@ -192,3 +192,9 @@ def test_admins_manage_keys_over_http_and_the_secret_is_shown_once(env: Env) -> 
         assert admin.delete(f"/v1/keys/{key_id}").status_code == 404
         assert secret.split("_", 2)[2] not in admin.get("/v1/audit").text
     assert call(env, secret).status_code == 401
+
+
+def test_a_key_with_a_blank_owner_is_refused_not_a_server_error(env: Env) -> None:
+    with env.client(["admins"], sub="key-admin") as admin:
+        refused = admin.post("/v1/keys", json={"owner": " \t", "groups": ["readers"]})
+    assert refused.status_code == 422 and "owner" in refused.text

@@ -21,7 +21,7 @@ Admin = Annotated[Caller, Depends(need("admin", "keys"))]
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    owner: str = Field(min_length=1, max_length=200)
+    owner: str = Field(min_length=1, max_length=200, pattern=r"\S", description="Who answers for the key; not blank.")
     groups: list[str] = Field(min_length=1, max_length=100)
     expires_at: datetime | None = None
 
