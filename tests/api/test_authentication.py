@@ -198,3 +198,6 @@ def test_a_key_with_a_blank_owner_is_refused_not_a_server_error(env: Env) -> Non
     with env.client(["admins"], sub="key-admin") as admin:
         refused = admin.post("/v1/keys", json={"owner": " \t", "groups": ["readers"]})
     assert refused.status_code == 422 and "owner" in refused.text
+    with env.client(["admins"], sub="key-admin") as admin:
+        refused = admin.post("/v1/keys", json={"owner": "\x1f\x1c", "groups": ["readers"]})  # blank to str.strip
+    assert refused.status_code == 422 and "owner" in refused.text
