@@ -7,7 +7,10 @@ strongroom's gateway, and through LiteLLM's proxy, at 1, 10 and 50 concurrent st
 
 Modes (each request streams the same fixed reply to its end):
 
-  direct   a lean raw httpx client (raw bytes split into lines, each data line JSON-decoded)
+  direct   the leanest client: httpcore's connection pool (httpx's engine) with no client on
+           top, raw bytes split into lines, each data line JSON-decoded
+  httpx    the same loop on a raw httpx client (the floor before 2026-12-03, and the HTTP stack
+           of the official openai SDK)
   backend  strongroom's OpenAICompatible adapter alone (SSE decoding, timeouts, deltas)
   gateway  Gateway -> OpenAICompatible: routing, breaker, budgets, concurrency cap, metrics
   litellm  raw httpx stream to LiteLLM's proxy (a separate process) in front of the backend
@@ -37,6 +40,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpcore
 import httpx
 from prometheus_client import CollectorRegistry
 
@@ -175,6 +179,29 @@ async def raw_stream(client: httpx.AsyncClient, url: str, payload: bytes) -> flo
     return first
 
 
+async def core_stream(pool: httpcore.AsyncConnectionPool, url: str, payload: bytes) -> float:
+    """The leanest direct client: httpcore's pool, raw bytes split into lines, each data line decoded."""
+    start = time.perf_counter()
+    first = 0.0
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"accept-encoding", b"identity"),
+        (b"authorization", b"Bearer sk-fake-not-a-secret"),
+    ]
+    async with pool.stream("POST", url, headers=headers, content=payload) as response:
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}")
+        tail = b""
+        async for chunk in response.aiter_stream():
+            *lines, tail = (tail + chunk).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data: ") and line != b"data: [DONE]":
+                    event = json.loads(line[6:])
+                    if not first and event.get("choices") and event["choices"][0]["delta"].get("content"):
+                        first = time.perf_counter() - start
+    return first
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its descendants (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -252,6 +279,7 @@ async def run(
     # and the floor should be as lean as a client can be.
     client = httpx.AsyncClient(limits=limits, timeout=None, trust_env=False)
     clients = [client]
+    pool = httpcore.AsyncConnectionPool(max_connections=200, max_keepalive_connections=200)
     adapter = OpenAICompatible(backend_url, "bench", name="bench", max_connections=200)
     gw_backend = OpenAICompatible(backend_url, "bench", name="fake", max_connections=200)
     gateway = Gateway(
@@ -264,6 +292,9 @@ async def run(
     payload = body("bench")
 
     async def direct() -> float:
+        return await core_stream(pool, f"{backend_url}/chat/completions", payload)
+
+    async def via_httpx() -> float:
         return await raw_stream(client, f"{backend_url}/chat/completions", payload)
 
     async def through(model: Callable[[], object]) -> float:
@@ -286,7 +317,7 @@ async def run(
     async def via_gateway() -> float:
         return await through(lambda: gateway.stream(request))
 
-    modes: dict[str, Call] = {"direct": direct, "backend": backend_only, "gateway": via_gateway}
+    modes: dict[str, Call] = {"direct": direct, "httpx": via_httpx, "backend": backend_only, "gateway": via_gateway}
     if litellm_port is not None:
         litellm_url = f"http://127.0.0.1:{litellm_port}/v1/chat/completions"
         # its own pool: httpcore scans every pooled connection to place a request, so idle
@@ -329,6 +360,7 @@ async def run(
             print(json.dumps(row), flush=True)
     for c in clients:
         await c.aclose()
+    await pool.aclose()
     await adapter.aclose()
     await gateway.aclose()
     return rows
@@ -358,6 +390,13 @@ def table(rows: list[dict[str, object]], litellm_note: str) -> str:
     for r in rows:
         best[str(r["mode"])] = max(best[str(r["mode"])], f(r, "rps"))
     lines.append("max req/s: " + ", ".join(f"{m} {v:.0f}" for m, v in best.items()))
+    for c in sorted({int(str(r["concurrency"])) for r in rows}):
+        g, h = by[("gateway", c)], by[("httpx", c)]
+        lines.append(
+            f"{c} streams: against a raw httpx client the gateway adds "
+            f"{f(g, 'p50_ms') - f(h, 'p50_ms'):+.2f} ms p50, {f(g, 'p99_ms') - f(h, 'p99_ms'):+.2f} ms p99, "
+            f"{f(g, 'cpu_us_per_req') - f(h, 'cpu_us_per_req'):+.0f} µs CPU per request"
+        )
     for c in sorted({int(str(r["concurrency"])) for r in rows}):
         g, b = by[("gateway", c)], by[("backend", c)]
         lines.append(

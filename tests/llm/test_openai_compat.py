@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 
-import httpx
+import httpcore
 import pytest
 
 from strongroom.llm.errors import (
@@ -171,19 +171,23 @@ def test_idle_timeout_between_tokens(server: FakeOpenAIServer) -> None:
     assert got == ["a"]
 
 
-def slow_transport(delays: list[float]) -> httpx.MockTransport:
+class SlowTransport:
     """A transport without a socket: the backend falls back to timing each read."""
 
-    async def body() -> AsyncIterator[bytes]:
-        for i, delay in enumerate(delays):
+    def __init__(self, delays: list[float]) -> None:
+        self.delays = delays
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        for i, delay in enumerate(self.delays):
             await asyncio.sleep(delay)
             yield b'data: {"choices":[{"delta":{"content":"t%d "}}]}\n\n' % i
         yield b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        return httpcore.Response(200, headers=[(b"content-type", b"text/event-stream")], content=self._body())
 
-    return httpx.MockTransport(handler)
+    async def aclose(self) -> None:
+        pass
 
 
 @pytest.mark.parametrize(
@@ -196,7 +200,7 @@ def slow_transport(delays: list[float]) -> httpx.MockTransport:
 )
 def test_timeouts_without_a_socket_to_watch(delays: list[float], timeouts: Timeouts, phase: str) -> None:
     async def main() -> None:
-        backend = OpenAICompatible("http://x/v1", "m", timeouts=timeouts, transport=slow_transport(delays))
+        backend = OpenAICompatible("http://x/v1", "m", timeouts=timeouts, transport=SlowTransport(delays))
         async with backend:
             await complete(backend, ChatRequest.of("hi"))
 
@@ -205,7 +209,7 @@ def test_timeouts_without_a_socket_to_watch(delays: list[float], timeouts: Timeo
 
     # and without timeouts in the way the same transport answers
     async def fine() -> str:
-        async with OpenAICompatible("http://x/v1", "m", transport=slow_transport(delays)) as backend:
+        async with OpenAICompatible("http://x/v1", "m", transport=SlowTransport(delays)) as backend:
             return (await complete(backend, ChatRequest.of("hi")))[0]
 
     assert asyncio.run(fine()).startswith("t0 ")
@@ -245,3 +249,80 @@ def test_the_api_key_never_reaches_logs_or_errors(
     with pytest.raises(BackendRejected) as info:
         asyncio.run(main())
     assert SECRET not in str(info.value) and SECRET not in caplog.text
+
+
+class OneBodyTransport:
+    """A transport double that answers every request with one fixed body, in the given pieces."""
+
+    def __init__(self, *pieces: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        self.pieces = pieces
+        self.headers = [(b"content-type", b"text/event-stream"), *headers]
+        self.sent: list[httpcore.Request] = []
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        self.sent.append(request)
+        return httpcore.Response(200, headers=self.headers, content=self._body())
+
+    async def aclose(self) -> None:
+        pass
+
+
+EVENTS = b"".join(
+    b'data: {"choices":[{"delta":{"content":"%s"}}]}\n\n' % t for t in (b"Net ", b"income ", b"rose")
+) + b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+
+
+def test_events_of_one_read_reach_the_caller_as_one_delta() -> None:
+    async def main(transport: OneBodyTransport) -> list[Delta]:
+        async with OpenAICompatible("http://x/v1", "m", transport=transport) as backend:
+            return await collect(backend, ChatRequest.of("hi"))
+
+    together = asyncio.run(main(OneBodyTransport(EVENTS)))
+    assert [d.text for d in together] == ["Net income rose", ""]
+    assert together[-1].finish_reason == "stop"
+    # split anywhere, even inside an event, the caller gets the same text and nothing twice
+    pieces = [EVENTS[i : i + 7] for i in range(0, len(EVENTS), 7)]
+    split = asyncio.run(main(OneBodyTransport(*pieces)))
+    assert "".join(d.text for d in split) == "Net income rose" and len(split) > 2
+
+
+def test_a_gzip_compressed_stream_is_read_and_an_unknown_encoding_is_a_clear_error() -> None:
+    import gzip
+
+    async def main(transport: OneBodyTransport) -> str:
+        async with OpenAICompatible("http://x/v1", "m", transport=transport) as backend:
+            return (await complete(backend, ChatRequest.of("hi")))[0]
+
+    packed = gzip.compress(EVENTS)
+    gz = OneBodyTransport(packed[:20], packed[20:], headers=((b"content-encoding", b"gzip"),))
+    assert asyncio.run(main(gz)) == "Net income rose"
+    with pytest.raises(BadBackendResponse, match="compressed with 'br'.*send it uncompressed"):
+        asyncio.run(main(OneBodyTransport(EVENTS, headers=((b"content-encoding", b"br"),))))
+    with pytest.raises(BadBackendResponse, match="gzip event stream is corrupt"):
+        asyncio.run(main(OneBodyTransport(b"not gzip", headers=((b"content-encoding", b"gzip"),))))
+
+
+def test_request_headers_host_length_and_basic_auth_from_the_url() -> None:
+    transport = OneBodyTransport(EVENTS)
+
+    async def main() -> None:
+        async with OpenAICompatible("http://svc:pw@10.0.0.5:8000/v1", "m", transport=transport) as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    asyncio.run(main())
+    request = transport.sent[0]
+    headers = dict(request.headers)
+    assert headers[b"host"] == b"10.0.0.5:8000"
+    assert headers[b"authorization"] == b"Basic c3ZjOnB3"  # svc:pw
+    assert bytes(request.url.target) == b"/v1/chat/completions"
+    assert int(headers[b"content-length"]) > 0
+
+
+@pytest.mark.parametrize("url", ["ftp://host/v1", "vllm:8000/v1", ""])
+def test_a_base_url_that_is_not_http_is_refused_at_once(url: str) -> None:
+    with pytest.raises(ValueError, match="not an http"):
+        OpenAICompatible(url, "m")

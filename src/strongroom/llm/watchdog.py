@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 from typing import Any, Protocol
 
 __all__ = ["Watchdog"]
+
+_sockets: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class _Socket(Protocol):
@@ -30,7 +33,7 @@ class Watchdog:
     try:
         async for chunk in response.aiter_raw():
             dog.chunk(got_token=...)
-    except httpx.HTTPError:
+    except httpcore.ReadError:
         if dog.expired: raise BackendTimeout(dog.expired)
     finally:
         dog.cancel()
@@ -57,9 +60,20 @@ class Watchdog:
     ) -> Watchdog | None:
         """A watchdog on ``response``'s socket, or None when the transport exposes none."""
         stream = response.extensions.get("network_stream")
-        sock: Any = stream.get_extra_info("socket") if stream is not None else None
-        if not callable(getattr(sock, "shutdown", None)):  # socket.socket or asyncio's TransportSocket
+        if stream is None:
             return None
+        try:
+            sock = _sockets[stream]
+        except (KeyError, TypeError):  # TypeError: a stream that takes no weak reference
+            # anyio builds every socket attribute (a getpeername call among them) to answer
+            # this, so a pooled connection's socket is looked up once, not per request
+            sock = stream.get_extra_info("socket")
+            if not callable(getattr(sock, "shutdown", None)):  # socket.socket or asyncio's TransportSocket
+                return None
+            try:
+                _sockets[stream] = sock
+            except TypeError:
+                pass
         return cls(loop, sock, first, total, idle)
 
     def _due(self) -> float:
