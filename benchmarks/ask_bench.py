@@ -48,11 +48,18 @@ def main() -> None:
     def pct(values: list[float], q: float) -> float:
         return round(sorted(values)[min(len(values) - 1, int(q * len(values)))], 2)
 
-    print(json.dumps({
-        "questions": len(retrieval), "answered": found,
-        "retrieval_ms_p50": round(statistics.median(retrieval), 2), "retrieval_ms_p95": pct(retrieval, 0.95),
-        "generate_ms_p50": round(statistics.median(generation), 2), "generate_ms_p95": pct(generation, 0.95),
-    }))
+    print(
+        json.dumps(
+            {
+                "questions": len(retrieval),
+                "answered": found,
+                "retrieval_ms_p50": round(statistics.median(retrieval), 2),
+                "retrieval_ms_p95": pct(retrieval, 0.95),
+                "generate_ms_p50": round(statistics.median(generation), 2),
+                "generate_ms_p95": pct(generation, 0.95),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

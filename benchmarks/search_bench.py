@@ -83,13 +83,33 @@ def build(store: Any, size: int, n_queries: int, seed: int) -> tuple[Any, QueryV
         vid = f"{v:064x}"
         offsets = np.cumsum([0] + [len(t) + 1 for t in texts])
         chunks = tuple(
-            Chunk(Chunk.make_id(vid, 1, int(offsets[i]), int(offsets[i]) + len(t)), vid, i, 1, int(offsets[i]),
-                  int(offsets[i]) + len(t), t, f"synthetic document {v}")
+            Chunk(
+                Chunk.make_id(vid, 1, int(offsets[i]), int(offsets[i]) + len(t)),
+                vid,
+                i,
+                1,
+                int(offsets[i]),
+                int(offsets[i]) + len(t),
+                t,
+                f"synthetic document {v}",
+            )
             for i, t in enumerate(texts)
         )
         acl = frozenset({"desk"}) if rng.random() < 0.01 else frozenset({"public"})
-        version = DocumentVersion(vid, document_id_for(f"doc{v}"), f"doc{v}.txt", f"doc {v}", "text/plain",
-                                  "document", acl, when, when, len(page), 1, frozen_meta())
+        version = DocumentVersion(
+            vid,
+            document_id_for(f"doc{v}"),
+            f"doc{v}.txt",
+            f"doc {v}",
+            "text/plain",
+            "document",
+            acl,
+            when,
+            when,
+            len(page),
+            1,
+            frozen_meta(),
+        )
         keys = tuple(f"{vid}:{i}" for i in range(PER_VERSION))
         store.write(NewVersion(version, (Page(1, page),), chunks, vectors.astype(np.float32), keys))
         if v in query_versions:
@@ -180,9 +200,11 @@ def main() -> None:
     print("\n| backend | chunks | filter | admitted | p50 ms | p99 ms | dense recall@10 | store build s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['backend']} | {r['chunks']:,} | {r['filter']} | {r['admitted']:,} | {r['p50_ms']} | "
-              f"{r['p99_ms']} | "
-              f"{r['dense_recall_at_10']} | {r['build_s']} |")
+        print(
+            f"| {r['backend']} | {r['chunks']:,} | {r['filter']} | {r['admitted']:,} | {r['p50_ms']} | "
+            f"{r['p99_ms']} | "
+            f"{r['dense_recall_at_10']} | {r['build_s']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ def test_rrf_is_order_independent(rankings: list[list[str]]) -> None:
 
 
 @given(
-    st.lists(st.tuples(st.sampled_from("abcdefghij"), st.floats(min_value=0.01, max_value=1.0)), unique_by=lambda t: t[0]),
+    st.lists(
+        st.tuples(st.sampled_from("abcdefghij"), st.floats(min_value=0.01, max_value=1.0)), unique_by=lambda t: t[0]
+    ),
     st.integers(min_value=0, max_value=12),
     st.floats(min_value=0.1, max_value=1.0),
 )

@@ -132,7 +132,9 @@ def test_kill_9_mid_document_another_worker_finishes_it(stream: str, tmp_path: P
         stored_at_kill = [r[0] for r in db.execute("SELECT source FROM versions")]
     survivor = _worker(home, stream, "survivor")
     try:
-        _wait(lambda: not bus.pending() and bus._redis.xinfo_groups(stream)[0]["lag"] == 0, 240, "all jobs acknowledged")
+        _wait(
+            lambda: not bus.pending() and bus._redis.xinfo_groups(stream)[0]["lag"] == 0, 240, "all jobs acknowledged"
+        )
     finally:
         survivor.send_signal(signal.SIGTERM)
         _, stderr = survivor.communicate(timeout=60)

@@ -56,9 +56,7 @@ def make_pdf(
     encrypt_dict = b""
     if user_password is not None:
         owner = _rc4(hashlib.md5(_padded(owner_password)).digest()[:5], _padded(user_password))
-        key = hashlib.md5(
-            _padded(user_password) + owner + struct.pack("<i", _PERMISSIONS) + _FILE_ID
-        ).digest()[:5]
+        key = hashlib.md5(_padded(user_password) + owner + struct.pack("<i", _PERMISSIONS) + _FILE_ID).digest()[:5]
         encrypt_dict = (
             f"<< /Filter /Standard /V 1 /R 2 /Length 40 /P {_PERMISSIONS} "
             f"/O <{owner.hex()}> /U <{_rc4(key, _PAD).hex()}> >>"

@@ -72,4 +72,6 @@ def test_long_line_after_the_first_splits_at_sentence_ends() -> None:
 def test_dense_text_keeps_labels_and_prose_but_not_figures() -> None:
     text = "Operating expenses\nResearch and development $ 1,875 $ 1,618\nResearch and development $ 1,875 $ 1,618\n2023\nWe invest in research."
     chunk = Chunk("c", "v", 0, 1, 0, len(text), text, "Acme 10-Q — Results")
-    assert dense_text(chunk) == "Acme 10-Q — Results\nOperating expenses\nResearch and development\nWe invest in research."
+    assert (
+        dense_text(chunk) == "Acme 10-Q — Results\nOperating expenses\nResearch and development\nWe invest in research."
+    )

@@ -356,9 +356,7 @@ def test_bad_xlsx(data: bytes, message: str) -> None:
 def test_csv_rows_become_lines() -> None:
     data = b'Item,Q3 2022,Q3 2021\r\nTotal net sales,"82,959","81,434"\r\n,,\r\n Services ,19604.0,\r\n'
     document = parse(data, "income.csv")
-    assert document.pages[0].text == (
-        "Item | Q3 2022 | Q3 2021\nTotal net sales | 82,959 | 81,434\nServices | 19604.0"
-    )
+    assert document.pages[0].text == ("Item | Q3 2022 | Q3 2021\nTotal net sales | 82,959 | 81,434\nServices | 19604.0")
     assert dict(document.metadata) == {"table.rows": "2", "table.columns": "3"}
     assert document.media_type == "text/csv"
 
@@ -369,9 +367,7 @@ def test_csv_dialect_is_sniffed() -> None:
 
 
 def test_csv_in_windows_1252() -> None:
-    assert parse("Währung,Kurs\n€,1.08\n".encode("cp1252"), "fx.csv").pages[0].text == (
-        "Währung | Kurs\n€ | 1.08"
-    )
+    assert parse("Währung,Kurs\n€,1.08\n".encode("cp1252"), "fx.csv").pages[0].text == ("Währung | Kurs\n€ | 1.08")
 
 
 def test_csv_without_values() -> None:

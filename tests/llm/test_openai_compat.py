@@ -271,9 +271,10 @@ class OneBodyTransport:
         pass
 
 
-EVENTS = b"".join(
-    b'data: {"choices":[{"delta":{"content":"%s"}}]}\n\n' % t for t in (b"Net ", b"income ", b"rose")
-) + b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+EVENTS = (
+    b"".join(b'data: {"choices":[{"delta":{"content":"%s"}}]}\n\n' % t for t in (b"Net ", b"income ", b"rose"))
+    + b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+)
 
 
 def test_events_of_one_read_reach_the_caller_as_one_delta() -> None:
@@ -300,7 +301,7 @@ def test_a_gzip_compressed_stream_is_read_and_an_unknown_encoding_is_a_clear_err
     packed = gzip.compress(EVENTS)
     gz = OneBodyTransport(packed[:20], packed[20:], headers=((b"content-encoding", b"gzip"),))
     assert asyncio.run(main(gz)) == "Net income rose"
-    with pytest.raises(BadBackendResponse, match="compressed with 'br'.*send it uncompressed"):
+    with pytest.raises(BadBackendResponse, match=r"compressed with 'br'.*send it uncompressed"):
         asyncio.run(main(OneBodyTransport(EVENTS, headers=((b"content-encoding", b"br"),))))
     with pytest.raises(BadBackendResponse, match="gzip event stream is corrupt"):
         asyncio.run(main(OneBodyTransport(b"not gzip", headers=((b"content-encoding", b"gzip"),))))

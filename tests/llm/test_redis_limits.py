@@ -17,7 +17,9 @@ from tests.redis_service import REDIS, redis_up
 pytestmark = pytest.mark.integration
 
 if not redis_up():
-    pytest.skip(f"no Redis answering PING at {REDIS[0]}:{REDIS[1]}; start redis-server to run these", allow_module_level=True)
+    pytest.skip(
+        f"no Redis answering PING at {REDIS[0]}:{REDIS[1]}; start redis-server to run these", allow_module_level=True
+    )
 
 from strongroom.llm.redis_limits import RedisBuckets  # noqa: E402
 

@@ -348,13 +348,12 @@ def test_migrating_the_embedded_store_to_postgres_keeps_every_byte(
     assert content_digest(pg.iter_versions()) == content_digest(lite.iter_versions())
     assert check(pg.iter_versions(), embedder.dim) == []
     scope = Scope(frozenset({"desk"}))
-    assert [c for c, _ in pg.keyword_search("coupon", scope, 5)] == [c for c, _ in lite.keyword_search("coupon", scope, 5)]
+    assert [c for c, _ in pg.keyword_search("coupon", scope, 5)] == [
+        c for c, _ in lite.keyword_search("coupon", scope, 5)
+    ]
 
 
-
-def test_cli_migrates_a_store_folder_to_postgres(
-    database_url: str, tmp_path: Path, embedder: HashEmbedder
-) -> None:
+def test_cli_migrates_a_store_folder_to_postgres(database_url: str, tmp_path: Path, embedder: HashEmbedder) -> None:
     from strongroom.audit import AuditEvent, AuditLog
     from tests.test_cli import run
 

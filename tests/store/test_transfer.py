@@ -59,7 +59,9 @@ def test_the_digest_and_the_check_see_an_altered_chunk(tmp_path: Path, embedder:
 
 def test_cli_migrate_and_verify_store(tmp_path: Path, embedder: HashEmbedder) -> None:
     _deployment(tmp_path / "a", embedder).close()
-    moved = run(tmp_path / "a", "migrate", "--from", f"sqlite://{tmp_path / 'a'}", "--to", str(tmp_path / "b"), "--json")
+    moved = run(
+        tmp_path / "a", "migrate", "--from", f"sqlite://{tmp_path / 'a'}", "--to", str(tmp_path / "b"), "--json"
+    )
     assert moved.returncode == 0, moved.stderr
     assert json.loads(moved.stdout) | {"same_content": True} == json.loads(moved.stdout)
     verified = run(tmp_path / "a", "verify-store", "--against", str(tmp_path / "b"), "--json")

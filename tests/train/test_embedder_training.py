@@ -63,7 +63,9 @@ def test_pairs_from_the_store_split_by_document(tmp_path: Path, embedder: HashEm
     store.close()
 
 
-def test_cli_trains_from_the_store_and_writes_the_lineage(tiny_model: str, tmp_path: Path, embedder: HashEmbedder) -> None:
+def test_cli_trains_from_the_store_and_writes_the_lineage(
+    tiny_model: str, tmp_path: Path, embedder: HashEmbedder
+) -> None:
     import json
     import os
     import subprocess
@@ -71,7 +73,9 @@ def test_cli_trains_from_the_store_and_writes_the_lineage(tiny_model: str, tmp_p
 
     store = SqliteStore(tmp_path / "home", model_id=embedder.model_id, dim=embedder.dim)
     for i in range(10):
-        page = f"# Cash and debt\nTotal revenue {10 + i} {20 + i}\nNet income {3 + i} {4 + i}\nThe quarter was steady.\n"
+        page = (
+            f"# Cash and debt\nTotal revenue {10 + i} {20 + i}\nNet income {3 + i} {4 + i}\nThe quarter was steady.\n"
+        )
         store.write(make_version(embedder, f"report {i}.txt", [page], chunk_tokens=64))
     store.close()
     config = tmp_path / "job.json"

@@ -9,12 +9,14 @@ from pathlib import Path
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STRONGROOM_EMBEDDER": "hash", "STRONGROOM_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "strongroom.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_tables_of_a_stored_document_within_entitlements(tmp_path: Path) -> None:
     doc = tmp_path / "terms.csv"
-    doc.write_text("Field,Value\nCoupon,4.25%\nIssue price,99.412%\nNotional,\"750,000,000\"\n")
+    doc.write_text('Field,Value\nCoupon,4.25%\nIssue price,99.412%\nNotional,"750,000,000"\n')
     home = tmp_path / "home"
     assert _run(home, "ingest", str(doc), "--acl", "rates").returncode == 0
     listed = _run(home, "tables", "list", "terms.csv", "--groups", "rates", "--json")

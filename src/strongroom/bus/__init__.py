@@ -7,9 +7,11 @@ a job delivered twice stores once. After ``max_attempts`` deliveries a job goes 
 dead-letter stream with its last error, and the others go on.
 
 Backends behind :class:`Bus`: :class:`strongroom.bus.redis_streams.RedisStreamsBus` (Redis
-Streams with a consumer group). In-process ingestion (no bus) stays the embedded default.
+Streams with a consumer group) and :class:`strongroom.bus.kafka.KafkaBus` (a Kafka topic and
+consumer group, offsets committed by hand). In-process ingestion (no bus) stays the embedded
+default.
 """
 
-from strongroom.bus.base import Bus, Delivery, IngestJob, open_bus
+from strongroom.bus.base import Bus, BusUnavailable, Delivery, IngestJob, open_bus
 
-__all__ = ["Bus", "Delivery", "IngestJob", "open_bus"]
+__all__ = ["Bus", "BusUnavailable", "Delivery", "IngestJob", "open_bus"]

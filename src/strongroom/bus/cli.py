@@ -31,9 +31,8 @@ BusOpt = Annotated[
     ),
 ]
 
-def publish(
-    url: str, stream: str, files: list[Path], options: IngestOptions, roots: list[Path], as_json: bool
-) -> None:
+
+def publish(url: str, stream: str, files: list[Path], options: IngestOptions, roots: list[Path], as_json: bool) -> None:
     missing = [p for p in roots if not p.exists()]
     if missing or not files:
         raise fail(f"nothing to queue: {', '.join(map(str, missing)) or 'no files'} (check the paths)")
@@ -56,7 +55,12 @@ def publish(
 
 
 def worker_command(
-    bus: Annotated[str, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0.")],
+    bus: Annotated[
+        str,
+        typer.Option(
+            "--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0 or kafka://broker:9092."
+        ),
+    ],
     consumer: Annotated[str | None, typer.Option("--consumer", help="This worker's name (default: host-pid).")] = None,
     reclaim_idle_s: Annotated[
         float, typer.Option("--reclaim-idle-s", help="Take over a job another worker held this long without finishing.")
@@ -89,5 +93,3 @@ def worker_command(
     err.print(
         f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
     )
-
-

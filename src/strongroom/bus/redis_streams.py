@@ -17,14 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from strongroom.bus.base import Delivery, IngestJob
-from strongroom.errors import ConfigError, StrongroomError
+from strongroom.bus.base import BusUnavailable, Delivery, IngestJob
+from strongroom.errors import ConfigError
 
 __all__ = ["BusUnavailable", "RedisStreamsBus"]
-
-
-class BusUnavailable(StrongroomError):
-    """The bus cannot be reached."""
 
 
 class RedisStreamsBus:

@@ -46,6 +46,8 @@ SCHEMA_VERSION = "1"
 K1, B = 1.2, 0.75
 _MAX_TF = 65535  # the embedded index keeps term frequencies in uint16
 _WRITE_LOCK = 0x5354524F4E47  # advisory lock key: writers and deleters go one at a time
+
+
 def _utc(value: datetime) -> datetime:
     """Aware UTC; a naive time is taken as UTC (as the embedded store does)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

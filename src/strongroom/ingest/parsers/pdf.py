@@ -58,8 +58,7 @@ def parse_pdf(data: bytes, name: str) -> ParsedDocument:
         doc.close()
     if not any(page.text for page in pages):
         raise CorruptDocument(
-            f"{name}: no extractable text: scanned images need OCR first "
-            "(e.g. ocrmypdf), then ingest the OCR'd PDF"
+            f"{name}: no extractable text: scanned images need OCR first (e.g. ocrmypdf), then ingest the OCR'd PDF"
         )
     return ParsedDocument(
         pages=pages,
@@ -87,9 +86,7 @@ def _open(data: bytes, name: str) -> pdfium.PdfDocument:
                 f"{name}: PDF protected by an unsupported security handler (certificate or DRM); "
                 "ask the publisher for an unprotected copy"
             )
-        raise CorruptDocument(
-            f"{name}: damaged or truncated PDF, pdfium cannot read it; download or export it again"
-        )
+        raise CorruptDocument(f"{name}: damaged or truncated PDF, pdfium cannot read it; download or export it again")
     if pdfium_c.FPDF_GetPageCount(raw) < 1:
         pdfium_c.FPDF_CloseDocument(raw)
         raise CorruptDocument(f"{name}: PDF has zero pages; export it again with its content")

@@ -34,9 +34,7 @@ def parse_markdown(data: bytes, name: str) -> ParsedDocument:
     pages = (Page(1, text),)
     _require_text(pages, name)
     match = _MD_TITLE.search(text)
-    return ParsedDocument(
-        pages=pages, media_type="text/markdown", title=match.group(1).strip() if match else None
-    )
+    return ParsedDocument(pages=pages, media_type="text/markdown", title=match.group(1).strip() if match else None)
 
 
 def parse_csv(data: bytes, name: str) -> ParsedDocument:
@@ -54,9 +52,7 @@ def parse_csv(data: bytes, name: str) -> ParsedDocument:
             for row in csv.reader(io.StringIO(text, newline=""), _dialect(text))
         ]
     except csv.Error as exc:
-        raise CorruptDocument(
-            f"{name}: malformed CSV ({exc}); check quoting and re-export it as standard CSV"
-        ) from exc
+        raise CorruptDocument(f"{name}: malformed CSV ({exc}); check quoting and re-export it as standard CSV") from exc
     lines, columns = table_lines(rows)
     if not lines:
         raise CorruptDocument(f"{name}: empty document: the CSV file has no rows; export it again")
@@ -80,6 +76,4 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
 
 def _require_text(pages: tuple[Page, ...], name: str) -> None:
     if not any(page.text for page in pages):
-        raise CorruptDocument(
-            f"{name}: empty document: the file holds only whitespace; check it is the right file"
-        )
+        raise CorruptDocument(f"{name}: empty document: the file holds only whitespace; check it is the right file")

@@ -76,12 +76,9 @@ def parse_html(data: bytes, name: str) -> ParsedDocument:
     text = normalize_text(out.text())
     if not text:
         raise CorruptDocument(
-            f"{name}: empty document: the page has no visible text "
-            "(a script-rendered page? save the rendered HTML)"
+            f"{name}: empty document: the page has no visible text (a script-rendered page? save the rendered HTML)"
         )
-    return ParsedDocument(
-        pages=(Page(1, text),), media_type=MEDIA_TYPE, title=title or None, published_at=published_at
-    )
+    return ParsedDocument(pages=(Page(1, text),), media_type=MEDIA_TYPE, title=title or None, published_at=published_at)
 
 
 def _decode(data: bytes, name: str) -> str:
