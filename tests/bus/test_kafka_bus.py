@@ -68,7 +68,8 @@ def topic() -> Iterator[str]:
 
 
 def _bus(topic: str, **kw: float) -> KafkaBus:
-    return KafkaBus(f"kafka://{BROKER}", stream=topic, **kw)  # type: ignore[arg-type]
+    kw.setdefault("reclaim_idle_s", 6.0)  # the session timeout: a dead worker's jobs move on after it
+    return KafkaBus(f"kafka://{BROKER}", stream=topic, group=f"{topic}.workers", **kw)  # type: ignore[arg-type]
 
 
 def _job(path: Path) -> IngestJob:
@@ -132,7 +133,8 @@ def test_worker_stores_good_files_once_and_dead_letters_poison(topic: str, tmp_p
 def _worker(home: Path, topic: str, name: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "STRONGROOM_EMBEDDER": "hash"}
     cmd = [sys.executable, "-m", "strongroom.cli", "worker", "--bus", f"kafka://{BROKER}", "--stream", topic,
-           "--home", str(home), "--consumer", name, "--reclaim-idle-s", "6", "--until-idle"]  # fmt: skip
+           "--home", str(home), "--consumer", name, "--group", f"{topic}.workers", "--reclaim-idle-s", "6",
+           "--until-idle"]  # fmt: skip
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -162,6 +164,10 @@ def test_kill_9_a_worker_holding_a_job_another_worker_finishes_it(topic: str, tm
     finally:
         if doomed.poll() is None:
             doomed.kill()
+            doomed.wait(timeout=10)
+        for pipe in (doomed.stdout, doomed.stderr):
+            if pipe is not None:
+                pipe.close()
     survivor = _worker(home, topic, "survivor")
     _, stderr = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, stderr.decode()[-2000:]
@@ -178,7 +184,7 @@ _HOLD_ONE = """
 import sys, time
 from strongroom.bus.kafka import KafkaBus
 broker, topic = sys.argv[1], sys.argv[2]
-bus = KafkaBus(f"kafka://{broker}", stream=topic, reclaim_idle_s=6)
+bus = KafkaBus(f"kafka://{broker}", stream=topic, group=f"{topic}.workers", reclaim_idle_s=6)
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:
     got = bus.receive("doomed", block_s=1)

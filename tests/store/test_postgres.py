@@ -372,3 +372,60 @@ def test_cli_migrates_a_store_folder_to_postgres(database_url: str, tmp_path: Pa
     assert (result["copied"], result["audit_records"], result["same_content"], result["audit_chain_ok"]) == (
         1, 1, True, True,
     )  # fmt: skip
+
+
+def _postgresql_url(conninfo: str) -> str:
+    parts = conninfo_to_dict(conninfo)
+    return f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts.get('port', 5432)}"
+
+
+def test_a_new_database_starts_at_the_head_revision(pg: PostgresStore) -> None:
+    from strongroom.store.migrations import head_revision
+
+    assert pg.schema_revision == head_revision()
+    assert dict(pg._db.execute("SELECT key, value FROM meta").fetchall()).keys() == {"model", "dim"}
+
+
+def test_a_store_made_before_migrations_is_refused_until_upgraded_and_keeps_its_data(
+    pg: PostgresStore, database_url: str, embedder: HashEmbedder, tmp_path: Path
+) -> None:
+    """A database as the store left it before Alembic: schema "1" in meta, no alembic_version."""
+    from tests.test_cli import run
+
+    pg.write(make_version(embedder, "memo.txt", ["The liquidity coverage ratio was 131%."]))
+    pg._db.execute("DROP TABLE alembic_version")
+    pg._db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    pg.close()
+    with pytest.raises(StoreError, match=r"at revision 0001; this strongroom needs 0002.*strongroom upgrade-store"):
+        PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
+    with psycopg.connect(database_url) as db:  # the refusal changed nothing
+        assert db.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)
+
+    url = _postgresql_url(database_url)
+    upgraded = run(tmp_path / "home", "upgrade-store", "--store", url, "--json")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert json.loads(upgraded.stdout)["from"] == "0001" and json.loads(upgraded.stdout)["to"] == "0002"
+    again = run(tmp_path / "home", "upgrade-store", "--store", url)
+    assert again.returncode == 0 and "already at revision 0002" in again.stdout
+
+    store = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
+    try:
+        assert [v.name for v in store.versions()] == ["memo.txt"]
+        hits = store.keyword_search("liquidity coverage", PUBLIC, 5, "chunk")
+        assert hits
+    finally:
+        store.close()
+
+
+def test_upgrade_store_says_what_to_do_with_an_empty_database_or_no_url(server_url: str, tmp_path: Path) -> None:
+    from tests.test_cli import run
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    empty = run(tmp_path / "home", "upgrade-store", "--store", _postgresql_url(make_conninfo(server_url, dbname=name)))
+    assert empty.returncode == 2 and "holds no strongroom store" in " ".join(empty.stderr.split())
+    missing = run(tmp_path / "home", "upgrade-store")
+    said = " ".join(missing.stderr.split())
+    assert missing.returncode == 2 and "--store postgresql://" in said and "Traceback" not in said

@@ -67,6 +67,9 @@ def worker_command(
     ] = 60.0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", help="Deliveries before a job is dead-lettered.")] = 3,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when no job is waiting.")] = False,
+    group: Annotated[
+        str, typer.Option("--group", envvar="STRONGROOM_BUS_GROUP", help="The consumer group the workers share.")
+    ] = "workers",
     stream: StreamOpt = "strongroom:ingest",
     home: HomeOpt = None,
 ) -> None:
@@ -77,7 +80,7 @@ def worker_command(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        queue = open_bus(bus, stream=stream, reclaim_idle_s=reclaim_idle_s, max_attempts=max_attempts)
+        queue = open_bus(bus, stream=stream, group=group, reclaim_idle_s=reclaim_idle_s, max_attempts=max_attempts)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
     runtime = open_runtime_for(home)

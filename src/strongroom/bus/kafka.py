@@ -178,7 +178,6 @@ class KafkaBus:
                     "auto.offset.reset": "earliest",
                     "session.timeout.ms": self._session_ms,
                     "max.poll.interval.ms": self._max_poll_ms,
-                    "partition.assignment.strategy": "cooperative-sticky",
                 }
             )
             self._consumer.subscribe([self.topic])

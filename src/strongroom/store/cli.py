@@ -18,7 +18,7 @@ from strongroom.store.base import Catalog
 from strongroom.store.sqlite import SqliteStore
 from strongroom.store.transfer import content_digest, migrate, survey
 
-__all__ = ["migrate_command", "verify_store_command"]
+__all__ = ["migrate_command", "upgrade_store_command", "verify_store_command"]
 
 
 def _store_at(spec: str) -> tuple[SqliteStore, AuditLog]:
@@ -123,3 +123,34 @@ def verify_store_command(
             out.print(f"{label}: {r}", highlight=False)
     if not ok:
         raise typer.Exit(1)
+
+
+def upgrade_store_command(
+    store: Annotated[
+        str | None,
+        typer.Option("--store", envvar="STRONGROOM_STORE_URL", help="The PostgreSQL store: postgresql://user@host/db."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Migrate a PostgreSQL store's schema to this strongroom's revision (Alembic). Back the
+    database up first; workers and API replicas may stay up, as each migration is one transaction."""
+    if not store or not store.startswith(("postgresql://", "postgres://")):
+        raise fail("give the PostgreSQL store with --store postgresql://user@host/db (or STRONGROOM_STORE_URL)")
+    import psycopg
+
+    from strongroom.store.postgres import _describe, migrate_schema
+
+    try:
+        target, password = _describe(store)
+        before, after = migrate_schema(store, None, upgrade=True, target=target)
+    except psycopg.Error as exc:
+        message = str(exc).strip().replace(password, "***") if password else str(exc).strip()
+        raise fail(f"PostgreSQL at {target} failed the upgrade: {message}; nothing was changed") from exc
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        out.print_json(json.dumps({"store": target, "from": before, "to": after}))
+    elif before == after:
+        out.print(f"{target}: already at revision {after}", soft_wrap=True, highlight=False)
+    else:
+        out.print(f"{target}: upgraded from revision {before} to {after}", soft_wrap=True, highlight=False)

@@ -13,6 +13,9 @@ index inside the database, so several processes share one store and a version is
   ``ln(1 + (N - df + 0.5) / (df + 0.5))``, so both backends score alike.
 * **Dense** search is inner product (vectors are L2-normalised) over an HNSW index, with
   pgvector's iterative index scans so a filtered search keeps scanning until top-k is full.
+* **Schema** changes are Alembic revisions (:mod:`strongroom.store.migrations`): a new
+  database is created at the head revision; an existing one behind it is refused until
+  ``strongroom upgrade-store`` (or ``upgrade=True``) migrates it.
 
 >>> store = PostgresStore("postgresql://app@db/strongroom", model_id="hash-64", dim=64)  # doctest: +SKIP
 """
@@ -40,9 +43,8 @@ from strongroom.store.base import KeywordUnit, NewVersion, ScoredId
 from strongroom.store.keyword import tokenize
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "migrate_schema"]
 
-SCHEMA_VERSION = "1"
 K1, B = 1.2, 0.75
 _MAX_TF = 65535  # the embedded index keeps term frequencies in uint16
 _WRITE_LOCK = 0x5354524F4E47  # advisory lock key: writers and deleters go one at a time
@@ -89,6 +91,52 @@ def _describe(url: str) -> tuple[str, str]:
     return f"{user}{host}{port}/{parts.get('dbname') or ''}", str(parts.get("password") or "")
 
 
+def migrate_schema(url: str, dim: int | None, *, upgrade: bool, target: str = "the database") -> tuple[str | None, str]:
+    """Bring the store's schema under Alembic to the head revision, or refuse a stale one
+    (unless ``upgrade``). Returns the revision before and after. ``dim``: the vector size for
+    a new database (None: take it from the store there; an empty database is then refused)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    from strongroom.store import migrations
+
+    head = migrations.head_revision()
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(url), poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            # Two processes opening a new database at once must not both create the schema.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
+            has_store = conn.execute(text("SELECT to_regclass('meta')")).scalar() is not None
+            if dim is None:
+                if not has_store:
+                    raise StoreError(
+                        f"{target} holds no strongroom store to upgrade; strongroom creates one on first use"
+                    )
+                dim = int(conn.execute(text("SELECT value FROM meta WHERE key = 'dim'")).scalar_one())
+            # Only when missing: an administrator may have created it for a user who cannot.
+            if conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first() is None:
+                conn.execute(text("CREATE EXTENSION vector"))
+            before = current = migrations.current_revision(conn)
+            if current is None and has_store:
+                migrations.stamp(conn, migrations.BASELINE)  # made before migrations: the baseline's schema
+                before = current = migrations.BASELINE
+            if current is None or (current != head and upgrade):
+                migrations.run_upgrade(conn, dim)
+            elif current != head:
+                raise StoreError(
+                    f"the store schema in {target} is at revision {current}; this strongroom needs {head}. "
+                    "Back the database up, then run `strongroom upgrade-store --store URL`."
+                )
+            return before, head
+    except DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.Error):
+            raise exc.orig from exc  # reported like any other database error
+        raise
+    finally:
+        engine.dispose()
+
+
 class PostgresStore:
     """The Store on PostgreSQL + pgvector; the schema is created on first use.
 
@@ -97,7 +145,7 @@ class PostgresStore:
     several processes ingest into one store.
     """
 
-    def __init__(self, url: str, *, model_id: str, dim: int) -> None:
+    def __init__(self, url: str, *, model_id: str, dim: int, upgrade: bool = False) -> None:
         self.model_id = model_id
         self.dim = dim
         self._target, self._password = _describe(url)
@@ -106,6 +154,7 @@ class PostgresStore:
         self._url = url
         self._db = self._connect()
         try:
+            migrate_schema(self._url, self.dim, upgrade=upgrade, target=self._target)
             self._setup()
         except psycopg.Error as exc:
             self._db.close()
@@ -134,23 +183,21 @@ class PostgresStore:
         text = str(exc).strip()
         return text.replace(self._password, "***") if self._password else text
 
+    @property
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at."""
+        row = self._db.execute("SELECT version_num FROM alembic_version").fetchone()
+        return str(row[0]) if row else None
+
     def _setup(self) -> None:
         with self._db.transaction():
-            # Two processes opening a new database at once must not both create the schema.
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-            # Only when missing: an administrator may have created it for a user who cannot.
-            if not self._db.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
-                self._db.execute("CREATE EXTENSION vector")
-            self._db.execute(sql.schema(self.dim))
             rows: dict[str, str] = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if not rows:
                 self._db.cursor().executemany(
-                    "INSERT INTO meta VALUES (%s, %s)",
-                    [("schema", SCHEMA_VERSION), ("model", self.model_id), ("dim", str(self.dim))],
+                    "INSERT INTO meta VALUES (%s, %s)", [("model", self.model_id), ("dim", str(self.dim))]
                 )
                 return
-        if rows.get("schema") != SCHEMA_VERSION:
-            raise StoreError(f"store schema {rows.get('schema')} in {self._target} is not {SCHEMA_VERSION}; migrate it")
         if rows.get("model") != self.model_id or rows.get("dim") != str(self.dim):
             raise ConfigError(
                 f"the store in {self._target} holds vectors of model {rows.get('model')!r} ({rows.get('dim')} "
