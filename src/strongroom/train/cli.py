@@ -106,3 +106,31 @@ def train_embedder_cmd(
     }
     (model / "strongroom-lineage.json").write_text(json.dumps(lineage, indent=1))
     out.print_json(json.dumps({k: v for k, v in lineage.items() if k != "trained_on_versions"}))
+
+
+@train_app.command("generator")
+def train_generator_cmd(
+    config_file: Annotated[Path, typer.Argument(help="The job's JSON config (see GeneratorConfig).")],
+) -> None:
+    """LoRA fine-tuning of a local causal LM on instruction/answer pairs (JSONL); resumes from
+    its last checkpoint. Distributed: ``torchrun --nproc-per-node N -m strongroom.cli train generator CONFIG.json``."""
+    from strongroom.train.generator import GeneratorConfig, train_generator
+
+    try:
+        job = GeneratorConfig.model_validate_json(config_file.read_text())
+    except (OSError, ValidationError) as exc:
+        raise fail(f"cannot use {config_file}: {exc}") from exc
+    leader = os.environ.get("RANK", "0") == "0"
+    loss = TextColumn("loss {task.fields[loss]:.4f}")
+    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), loss, TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=err, disable=not leader) as bar:
+            task = bar.add_task("train", total=job.steps, loss=float("nan"))
+            adapter = train_generator(job, on_step=lambda s, loss: bar.update(task, completed=s, loss=loss))
+    except StrongroomError as exc:
+        raise fail(str(exc), code=1) from exc
+    if leader:
+        weights = sorted(adapter.glob("*.safetensors"))
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in weights)).hexdigest() if weights else None
+        out.print_json(json.dumps({"adapter": str(adapter), "base_model": job.base_model, "adapter_sha256": digest,
+                                   "strongroom_version": package_version("strongroom")}))  # fmt: skip

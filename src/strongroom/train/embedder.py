@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field
 from strongroom.errors import ConfigError
 from strongroom.train.pairs import Pair
 
-__all__ = ["TrainConfig", "is_complete", "latest_checkpoint", "train_embedder"]
+__all__ = ["CheckpointSaver", "Ranks", "TrainConfig", "is_complete", "latest_checkpoint", "resume", "train_embedder"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _distributed() -> bool:
     return bool(dist.is_available() and dist.is_initialized())
 
 
-class _Ranks:
+class Ranks:
     """This process's place in the job: one process, or a rank of a torchrun group."""
 
     def __init__(self) -> None:
@@ -157,6 +157,36 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
+def resume(checkpoints: Path, model: Any, optimizer: Any, ranks: Ranks, options: Any = None) -> int:
+    """Load the newest complete checkpoint under ``checkpoints`` into ``model`` and
+    ``optimizer`` (and this rank's RNG states); returns its step, or 0 when there is none.
+    ``options``: torch's StateDictOptions the checkpoints were saved with."""
+    import torch
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+
+    latest = latest_checkpoint(checkpoints)
+    if latest is None:
+        return 0
+    written_by = int((latest / "WORLD").read_text())
+    if written_by != ranks.world:
+        raise ConfigError(f"{latest} was written by {written_by} ranks; resume it with {written_by}")
+    model_state, optim_state = get_state_dict(model, optimizer, options=options)
+    state: dict[str, Any] = {"model": model_state, "optimizer": optim_state}
+    with _single_process_ok():
+        dcp_load(state, checkpoint_id=str(latest), no_dist=not _distributed())
+    result = set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"], options=options
+    )
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    if missing := [k for k in getattr(result, "missing_keys", ()) if k in trainable]:
+        raise ConfigError(f"{latest} lacks trained weights ({', '.join(missing[:3])}); it is not this job's checkpoint")
+    extra = torch.load(latest / f"trainer-{ranks.rank}.pt", weights_only=False)
+    _set_rng_state(extra["rng"])
+    log.info("resumed from %s (step %d)", latest, int(extra["step"]))
+    return int(extra["step"])
+
+
 def train_embedder(
     config: TrainConfig,
     pairs: Sequence[Pair],
@@ -172,12 +202,11 @@ def train_embedder(
     (time the steps waited for checkpoints)."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-    from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+    from torch.distributed.checkpoint.state_dict import get_state_dict
 
     if len(pairs) < config.batch_size:
         raise ConfigError(f"{len(pairs)} training pairs is fewer than one batch of {config.batch_size}")
-    ranks = _Ranks()
+    ranks = Ranks()
     if config.batch_size % ranks.world:
         raise ConfigError(f"batch_size {config.batch_size} does not split over {ranks.world} ranks; make it a multiple")
     torch.manual_seed(config.seed + ranks.rank)
@@ -194,24 +223,10 @@ def train_embedder(
     get_state_dict(model, optimizer)
     checkpoints = config.output_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    step = 0
-    latest = latest_checkpoint(checkpoints)
-    if latest is not None:
-        written_by = int((latest / "WORLD").read_text())
-        if written_by != ranks.world:
-            raise ConfigError(f"{latest} was written by {written_by} ranks; resume it with {written_by}")
-        model_state, optim_state = get_state_dict(model, optimizer)
-        state: dict[str, Any] = {"model": model_state, "optimizer": optim_state}
-        with _single_process_ok():
-            dcp_load(state, checkpoint_id=str(latest), no_dist=not _distributed())
-        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
-        extra = torch.load(latest / f"trainer-{ranks.rank}.pt", weights_only=False)
-        step = int(extra["step"])
-        _set_rng_state(extra["rng"])
-        log.info("resumed from %s (step %d)", latest, step)
+    step = resume(checkpoints, model, optimizer, ranks)
     per_epoch = len(pairs) // config.batch_size
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
-    saver = _Saver(checkpoints, ranks, config.keep, config.async_save and ranks.world > 1)
+    saver = CheckpointSaver(checkpoints, ranks, config.keep, config.async_save and ranks.world > 1)
     step_s = 0.0
     try:
         while step < end:
@@ -267,14 +282,15 @@ def _loss(model: Any, batch: list[Pair], scale: float) -> Any:
     return F.cross_entropy(scores, torch.arange(len(batch)))
 
 
-class _Saver:
+class CheckpointSaver:
     """Writes checkpoints (in the background when asked) and prunes old complete ones."""
 
-    def __init__(self, folder: Path, ranks: _Ranks, keep: int, background: bool) -> None:
+    def __init__(self, folder: Path, ranks: Ranks, keep: int, background: bool, options: Any = None) -> None:
         self.folder = folder
         self.ranks = ranks
         self.keep = keep
         self.background = background
+        self.options = options  # torch's StateDictOptions, e.g. to leave frozen weights out
         self.pending: Any = None
         self.blocking_s = 0.0
 
@@ -293,7 +309,7 @@ class _Saver:
             (target / "WORLD").write_text(str(self.ranks.world))
         self.ranks.barrier()
         torch.save({"step": step, "rng": _rng_state()}, target / f"trainer-{self.ranks.rank}.pt")
-        model_state, optim_state = get_state_dict(model, optimizer)
+        model_state, optim_state = get_state_dict(model, optimizer, options=self.options)
         state = {"model": model_state, "optimizer": optim_state}
         done = target / f"done-{self.ranks.rank}"
         if self.background:
