@@ -353,7 +353,9 @@ def test_migrating_the_embedded_store_to_postgres_keeps_every_byte(
     ]
 
 
-def test_cli_migrates_a_store_folder_to_postgres(database_url: str, tmp_path: Path, embedder: HashEmbedder) -> None:
+def test_cli_migrates_a_store_folder_to_postgres(
+    database_url: str, tmp_path: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from strongroom.audit import AuditEvent, AuditLog
     from tests.test_cli import run
 
@@ -372,6 +374,28 @@ def test_cli_migrates_a_store_folder_to_postgres(database_url: str, tmp_path: Pa
     assert (result["copied"], result["audit_records"], result["same_content"], result["audit_chain_ok"]) == (
         1, 1, True, True,
     )  # fmt: skip
+
+    # verify-store reads the PostgreSQL side too: same content as the pilot, both chains intact
+    checked = run(tmp_path / "pilot", "verify-store", "--against", url, "--against-home", str(tmp_path / "shared"),
+                  "--json")  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["same_content"] is True and report["against"]["versions"] == 1
+    assert report["store"]["audit_chain_ok"] is True and report["against"]["audit_chain_ok"] is True
+    # with STRONGROOM_STORE_URL, the deployment's own store is the PostgreSQL one
+    monkeypatch.setenv("STRONGROOM_STORE_URL", url)
+    env_checked = run(tmp_path / "shared", "verify-store", "--json")
+    monkeypatch.delenv("STRONGROOM_STORE_URL")
+    assert env_checked.returncode == 0, env_checked.stderr
+    assert json.loads(env_checked.stdout)["store"]["sha256"] == report["against"]["sha256"]
+    # a store that differs is caught
+    extra = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
+    extra.write(make_version(embedder, "b.txt", ["Beta margin fell."]))
+    extra.close()
+    differs = run(tmp_path / "pilot", "verify-store", "--against", url, "--json")
+    assert differs.returncode == 1 and json.loads(differs.stdout)["same_content"] is False
+    nowhere = run(tmp_path / "pilot", "verify-store", "--against", url, "--against-home", str(tmp_path / "none"))
+    assert nowhere.returncode == 2 and "no audit log under" in " ".join(nowhere.stderr.split())
 
 
 def _postgresql_url(conninfo: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from strongroom.cli_common import HomeOpt, JsonOpt, err, fail, out, settings_for
 from strongroom.errors import StrongroomError
 from strongroom.store.base import Catalog
 from strongroom.store.sqlite import SqliteStore
-from strongroom.store.transfer import content_digest, migrate, survey
+from strongroom.store.transfer import Exportable, content_digest, migrate, survey
 
 __all__ = ["migrate_command", "upgrade_store_command", "verify_store_command"]
 
@@ -84,34 +84,74 @@ def migrate_command(
         raise typer.Exit(1)
 
 
+class _Checkable(Exportable, Protocol):
+    def close(self) -> None: ...
+
+
+def _store_for_reading(
+    spec: str, audit_home: Path | None, *, audit_required: bool = True
+) -> tuple[_Checkable, AuditLog | None]:
+    """A store to check, named by a folder, ``sqlite:///folder`` or a PostgreSQL URL, and the
+    audit log beside it: the folder's own, or (PostgreSQL) the one under ``audit_home``."""
+    if not spec.startswith(("postgresql://", "postgres://")):
+        return _store_at(spec)
+    from strongroom.store.postgres import PostgresStore
+
+    catalog = audit_home / "catalog.sqlite3" if audit_home is not None else None
+    if catalog is not None and not catalog.is_file():
+        if audit_required:
+            raise fail(f"no audit log under {audit_home} (no catalog.sqlite3); give the deployment's home")
+        catalog = None
+    try:
+        store = PostgresStore.open_existing(spec)
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    return store, AuditLog(catalog) if catalog is not None else None
+
+
 def verify_store_command(
     home: HomeOpt = None,
     against: Annotated[
-        str | None, typer.Option("--against", help="Another store (folder) that must hold the same content.")
+        str | None,
+        typer.Option("--against", help="Another store (a folder or postgresql://...) that must hold the same content."),
+    ] = None,
+    against_home: Annotated[
+        Path | None,
+        typer.Option(
+            "--against-home", help="With a PostgreSQL --against: that deployment's home, for its audit chain."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a store: counts, every chunk against its page, every vector, the audit chain, and a
-    content digest (equal digests: equal content); with --against, the same for both and a comparison."""
+    content digest (equal digests: equal content); with --against, the same for both and a comparison.
+    With STRONGROOM_STORE_URL set, the store checked is that PostgreSQL one, with the home's audit log."""
+    settings = settings_for(home)
+    sides: list[tuple[str, str, Path | None]] = [("store", settings.store_url or str(settings.home), settings.home)]
+    if against:
+        sides.append(("against", against, against_home))
     results: dict[str, object] = {}
     digests: list[str] = []
     ok = True
-    for label, spec in [("store", str(settings_for(home).home)), *([("against", against)] if against else [])]:
-        store, audit = _store_at(spec)
+    for label, spec, audit_home in sides:
+        store, audit = _store_for_reading(spec, audit_home, audit_required=label == "against")
         try:
             digest, problems = survey(store.iter_versions(), store.dim)  # one pass over the store
-            chain = audit.verify()
+            chain = audit.verify() if audit is not None else None
+        except StrongroomError as exc:
+            raise fail(str(exc)) from exc
         finally:
             store.close()
-            audit.close()
-        ok = ok and not problems and chain.ok
+            if audit is not None:
+                audit.close()
+        ok = ok and not problems and (chain is None or chain.ok)
         digests.append(digest.sha256)
         results[label] = {
             **asdict(digest),
             "problems": problems[:50],
             "n_problems": len(problems),
-            "audit_chain_ok": chain.ok,
-            "audit_problems": [p.message for p in chain.problems][:50],
+            "audit_chain_ok": chain.ok if chain is not None else None,  # None: no audit log given
+            "audit_problems": [p.message for p in chain.problems][:50] if chain is not None else [],
         }
     if against:
         results["same_content"] = digests[0] == digests[1]

@@ -167,6 +167,24 @@ class PostgresStore:
             self._db.close()
             raise
 
+    @classmethod
+    def open_existing(cls, url: str) -> PostgresStore:
+        """The store in the database at ``url`` with the embedder (model id, dimension) it holds."""
+        target, password = _describe(url)
+        try:
+            with psycopg.connect(url, autocommit=True) as db:
+                if db.execute("SELECT to_regclass('meta')").fetchone() in (None, (None,)):
+                    raise StoreError(f"no strongroom store in {target} (no meta table); check the URL")
+                meta: dict[str, str] = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except psycopg.Error as exc:
+            message = str(exc).strip()
+            raise StoreError(
+                f"cannot read the store in {target}: {message.replace(password, '***') if password else message}"
+            ) from exc
+        if "model" not in meta or "dim" not in meta:
+            raise StoreError(f"the store in {target} says nothing of its embedder; is it a strongroom store?")
+        return cls(url, model_id=str(meta["model"]), dim=int(meta["dim"]))
+
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             return psycopg.connect(self._url, autocommit=True)
