@@ -30,7 +30,7 @@ import httpcore
 import httpx
 
 from strongroom.llm.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
-from strongroom.llm.sse import DONE, SSEDecoder, error_from_body, parse_chunk
+from strongroom.llm.sse import DONE, SSEDecoder, error_from_body, parse_chunk, parse_event
 from strongroom.llm.types import ChatRequest, Delta, Usage
 from strongroom.llm.watchdog import Watchdog
 
@@ -356,14 +356,18 @@ class OpenAICompatible:
                     if data == DONE:
                         ended = True
                         break
-                    delta = parse_chunk(data)
-                    if delta is None:
+                    got = parse_event(data)
+                    if type(got) is str:  # the common chunk: text and nothing else
+                        texts.append(got)
                         continue
-                    if delta.finish_reason is not None or delta.usage is not None:
-                        finish = delta.finish_reason or finish  # it goes on the last delta
-                        usage = delta.usage or usage
-                    if delta.text:
-                        texts.append(delta.text)
+                    if got is None:
+                        continue
+                    assert isinstance(got, Delta)
+                    if got.finish_reason is not None or got.usage is not None:
+                        finish = got.finish_reason or finish  # it goes on the last delta
+                        usage = got.usage or usage
+                    if got.text:
+                        texts.append(got.text)
                 if texts:
                     got_token = True
                     yield Delta(texts[0] if len(texts) == 1 else "".join(texts))

@@ -22,7 +22,7 @@ from strongroom.llm.errors import (
 )
 from strongroom.llm.types import Delta, Usage
 
-__all__ = ["DONE", "SSEDecoder", "error_from_body", "parse_chunk", "parse_usage"]
+__all__ = ["DONE", "SSEDecoder", "error_from_body", "parse_chunk", "parse_event", "parse_usage"]
 
 DONE = "[DONE]"
 
@@ -129,6 +129,13 @@ def parse_chunk(data: str) -> Delta | None:
     """Decode one ``data:`` payload (not ``[DONE]``) into a Delta, or None for a chunk
     that carries nothing (the first, role-only chunk). Raises BadBackendResponse on garbage
     and the mapped BackendError when the backend streams an error object."""
+    got = parse_event(data)
+    return Delta(got) if type(got) is str else got  # type: ignore[return-value]
+
+
+def parse_event(data: str) -> str | Delta | None:
+    """:func:`parse_chunk` for the hot loop: the common chunk (a piece of text and nothing
+    else) comes back as its text, without a Delta made for it."""
     try:
         obj = json.loads(data)
     except ValueError as exc:
@@ -140,7 +147,7 @@ def parse_chunk(data: str) -> Delta | None:
         choice = obj["choices"][0]
         content = choice["delta"]["content"]
         if type(content) is str and choice.get("finish_reason") is None and obj.get("usage") is None:
-            return Delta(content) if content else None
+            return content or None
     except (KeyError, IndexError, TypeError, AttributeError):
         pass
     return _parse_object(obj, data)

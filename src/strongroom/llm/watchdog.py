@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import weakref
 from typing import Any, Protocol
 
@@ -39,10 +40,12 @@ class Watchdog:
         dog.cancel()
     """
 
-    __slots__ = ("_first", "_handle", "_idle", "_last", "_loop", "_sock", "_total", "expired", "got_token")
+    __slots__ = ("_first", "_handle", "_idle", "_last", "_loop", "_now", "_sock", "_total", "expired", "got_token")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: _Socket, first: float, total: float, idle: float) -> None:
         self._loop = loop
+        # asyncio's own loops tell time with time.monotonic: call it directly on every read
+        self._now = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         self._sock = sock
         self._first = first
         self._total = total
@@ -84,7 +87,7 @@ class Watchdog:
     def chunk(self, *, got_token: bool) -> None:
         """Reading goes on (``got_token``: answer text has arrived): restart the idle window."""
         if got_token:
-            self._last = self._loop.time()
+            self._last = self._now()
             if not self.got_token:
                 # the first token swaps the first-token deadline for a possibly earlier one
                 self.got_token = True
