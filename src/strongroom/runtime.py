@@ -33,7 +33,9 @@ def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtim
     if settings.store_url:
         from strongroom.store.postgres import PostgresStore  # needs the postgres extra (psycopg)
 
-        store = PostgresStore(settings.store_url, model_id=embedder.model_id, dim=embedder.dim)
+        store = PostgresStore(
+            settings.store_url, model_id=embedder.model_id, dim=embedder.dim, ef_search=settings.pg_ef_search
+        )
     else:
         store = SqliteStore(settings.home, model_id=embedder.model_id, dim=embedder.dim)
     return Runtime(settings, store, embedder)

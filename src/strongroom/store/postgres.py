@@ -145,8 +145,9 @@ class PostgresStore:
     several processes ingest into one store.
     """
 
-    def __init__(self, url: str, *, model_id: str, dim: int, upgrade: bool = False) -> None:
+    def __init__(self, url: str, *, model_id: str, dim: int, upgrade: bool = False, ef_search: int = 100) -> None:
         self.model_id = model_id
+        self.ef_search = ef_search  # HNSW candidate list of a dense search (at least k; pgvector's default is 40)
         self.dim = dim
         self._target, self._password = _describe(url)
         self._lock = threading.RLock()
@@ -168,7 +169,7 @@ class PostgresStore:
             raise
 
     @classmethod
-    def open_existing(cls, url: str) -> PostgresStore:
+    def open_existing(cls, url: str, *, ef_search: int = 100) -> PostgresStore:
         """The store in the database at ``url`` with the embedder (model id, dimension) it holds."""
         target, password = _describe(url)
         try:
@@ -183,7 +184,7 @@ class PostgresStore:
             ) from exc
         if "model" not in meta or "dim" not in meta:
             raise StoreError(f"the store in {target} says nothing of its embedder; is it a strongroom store?")
-        return cls(url, model_id=str(meta["model"]), dim=int(meta["dim"]))
+        return cls(url, model_id=str(meta["model"]), dim=int(meta["dim"]), ef_search=ef_search)
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -405,7 +406,7 @@ class PostgresStore:
                 return []
             # Keep scanning the HNSW graph until k admitted rows are found (pgvector >= 0.8).
             db.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(max(40, k), 1000)),))
+            db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(max(self.ef_search, k), 1000)),))
             rows = db.execute(sql.VECTOR_SEARCH, {"q": _vector_text(q), "seqs": seqs, "k": k}).fetchall()
         return [(str(r[0]), float(r[1])) for r in rows]
 
