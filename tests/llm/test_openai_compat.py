@@ -327,3 +327,14 @@ def test_request_headers_host_length_and_basic_auth_from_the_url() -> None:
 def test_a_base_url_that_is_not_http_is_refused_at_once(url: str) -> None:
     with pytest.raises(ValueError, match="not an http"):
         OpenAICompatible(url, "m")
+
+
+def test_an_ipv6_backend_gets_a_bracketed_host_header() -> None:
+    transport = OneBodyTransport(EVENTS)
+
+    async def main() -> None:
+        async with OpenAICompatible("http://[::1]:8000/v1", "m", transport=transport) as backend:
+            await complete(backend, ChatRequest.of("hi"))
+
+    asyncio.run(main())
+    assert dict(transport.sent[0].headers)[b"host"] == b"[::1]:8000"

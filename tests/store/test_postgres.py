@@ -442,6 +442,15 @@ def test_a_store_made_before_migrations_is_refused_until_upgraded_and_keeps_its_
         store.close()
 
 
+def test_a_schema_from_a_newer_strongroom_is_refused(
+    pg: PostgresStore, database_url: str, embedder: HashEmbedder
+) -> None:
+    pg._db.execute("UPDATE alembic_version SET version_num = '9999'")
+    pg.close()
+    with pytest.raises(StoreError, match="revision 9999, which this strongroom does not know"):
+        PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim, upgrade=True)
+
+
 def test_upgrade_store_says_what_to_do_with_an_empty_database_or_no_url(server_url: str, tmp_path: Path) -> None:
     from tests.test_cli import run
 

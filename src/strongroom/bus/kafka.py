@@ -23,6 +23,7 @@ any query parameter is a librdkafka setting, and ``sasl.password`` comes from th
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from strongroom.bus.base import BusUnavailable, Delivery, IngestJob
 from strongroom.errors import ConfigError
 
 __all__ = ["KafkaBus", "kafka_settings"]
+
+log = logging.getLogger("strongroom.bus.kafka")
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _SECRET_KEYS = ("sasl.password", "ssl.key.password", "sasl.oauthbearer.client.secret")
@@ -191,8 +194,9 @@ class KafkaBus:
         try:
             self._group_consumer().commit(message=message, asynchronous=False)
         except self._kafka.KafkaException as exc:
-            # a rebalance took the partition: the new owner gets the job again, which stores once
-            raise self._unavailable("commit a job's offset", exc) from exc
+            # A rebalance took the partition (or the broker is away): the job's outcome is
+            # stored, and whoever gets the message again finds it stored and skips it.
+            log.warning("could not commit %s (%s); it will be delivered again and store once", delivery.message_id, exc)
 
     # -- the Bus protocol -------------------------------------------------------------------
 

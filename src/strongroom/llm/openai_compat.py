@@ -174,7 +174,8 @@ class OpenAICompatible:
                 f"{self._where!r} is not an http(s) URL; give the server's base URL, e.g. http://vllm:8000/v1"
             )
         self._url = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
-        host = url.raw_host if url.port is None else b"%b:%d" % (url.raw_host, url.port)
+        hostname = b"[%b]" % url.raw_host if b":" in url.raw_host else url.raw_host  # an IPv6 literal
+        host = hostname if url.port is None else b"%b:%d" % (hostname, url.port)
         # identity: a compressed event stream would be buffered
         extra = {k.lower(): v for k, v in (headers or {}).items()}
         if api_key:

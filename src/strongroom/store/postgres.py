@@ -121,6 +121,11 @@ def migrate_schema(url: str, dim: int | None, *, upgrade: bool, target: str = "t
             if current is None and has_store:
                 migrations.stamp(conn, migrations.BASELINE)  # made before migrations: the baseline's schema
                 before = current = migrations.BASELINE
+            if current is not None and not migrations.known_revision(current):
+                raise StoreError(
+                    f"the store schema in {target} is at revision {current}, which this strongroom does not know "
+                    f"(it knows up to {head}): a newer strongroom migrated it; run that version"
+                )
             if current is None or (current != head and upgrade):
                 migrations.run_upgrade(conn, dim)
             elif current != head:

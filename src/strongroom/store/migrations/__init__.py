@@ -16,7 +16,7 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["BASELINE", "current_revision", "head_revision", "run_upgrade", "stamp"]
+__all__ = ["BASELINE", "current_revision", "head_revision", "known_revision", "run_upgrade", "stamp"]
 
 BASELINE = "0001"
 
@@ -37,6 +37,17 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None, "the store's migrations have no head revision"
     return head
+
+
+def known_revision(revision: str) -> bool:
+    """Whether this code's migrations know ``revision`` (a newer strongroom may have written it)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current_revision(connection: Any) -> str | None:
