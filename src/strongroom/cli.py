@@ -38,7 +38,7 @@ from strongroom.llm_generator import LLMGenerator, open_llm_generator
 from strongroom.query_encoder import create_query_encoder
 from strongroom.rag import answer
 from strongroom.retrieve import search as hybrid_search
-from strongroom.store.cli import migrate_command, upgrade_store_command, verify_store_command
+from strongroom.store.cli import migrate_command, reembed_command, upgrade_store_command, verify_store_command
 from strongroom.train.cli import train_app
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
 from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
@@ -61,6 +61,7 @@ app.command("worker")(worker_command)
 app.command("migrate")(migrate_command)
 app.command("verify-store")(verify_store_command)
 app.command("upgrade-store")(upgrade_store_command)
+app.command("reembed")(reembed_command)
 KOpt = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")]
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="Point in time: DATE (end of that day, UTC) or ISO datetime.")

@@ -17,6 +17,7 @@ import json
 import secrets
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,3 +139,22 @@ class ApiKeyStore:
         if not key.active(datetime.now(UTC)):
             raise invalid
         return key
+
+    def export_rows(self) -> tuple[tuple[object, ...], ...]:
+        """Every key as stored (salted hashes, never a secret), for moving a deployment."""
+        with self._lock:
+            return tuple(tuple(r) for r in self._db.execute("SELECT * FROM api_keys ORDER BY id").fetchall())
+
+    def adopt(self, rows: Sequence[tuple[object, ...]]) -> int:
+        """Take another store's keys as they are (the same secrets keep working); a key
+        already here only takes over a revocation. Returns how many keys were added."""
+        added = 0
+        with self._lock, self._db:
+            for row in rows:
+                cur = self._db.execute("INSERT OR IGNORE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                added += cur.rowcount
+                if row[7] is not None:
+                    self._db.execute(
+                        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (row[7], row[0])
+                    )
+        return added

@@ -18,7 +18,7 @@ from strongroom.store.base import Catalog
 from strongroom.store.sqlite import SqliteStore
 from strongroom.store.transfer import Exportable, content_digest, migrate, survey
 
-__all__ = ["migrate_command", "upgrade_store_command", "verify_store_command"]
+__all__ = ["migrate_command", "reembed_command", "upgrade_store_command", "verify_store_command"]
 
 
 def _store_at(spec: str) -> tuple[SqliteStore, AuditLog]:
@@ -194,3 +194,123 @@ def upgrade_store_command(
         out.print(f"{target}: already at revision {after}", soft_wrap=True, highlight=False)
     else:
         out.print(f"{target}: upgraded from revision {before} to {after}", soft_wrap=True, highlight=False)
+
+
+def reembed_command(
+    to: Annotated[Path, typer.Option("--to", help="The new store's home (created; run again to catch up).")],
+    embedder: Annotated[
+        str, typer.Option("--embedder", help="The new embedder: minilm, sentence-transformers, openai.")
+    ] = "sentence-transformers",
+    embedder_model: Annotated[
+        str, typer.Option("--embedder-model", help="Its model: a local folder, e.g. a fine-tuned one.")
+    ] = "",
+    link: Annotated[
+        Path | None,
+        typer.Option("--link", help="When done, point this symlink at the new home (atomically): the switch."),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Switch the store to another embedder without downtime: copy it into a new home with every
+    chunk embedded by the new model, while the old home keeps serving; then bring over the
+    audit chain and the API keys. Run it again to take what was ingested (or audited) since,
+    and flip --link when it reports nothing left to copy. The old home stays as it was."""
+    import os
+    from datetime import UTC, datetime
+
+    from strongroom.auth.apikeys import ApiKeyStore
+    from strongroom.embed import create_embedder
+    from strongroom.store.transfer import reembed
+
+    settings = settings_for(home)
+    if settings.store_url:
+        raise fail("reembed copies an embedded store (a home folder); STRONGROOM_STORE_URL is set")
+    if to.resolve() == settings.home.resolve():
+        raise fail("--to must be a new folder, not the store's own home")
+    try:
+        target_settings = settings.model_copy(
+            update={"home": to, "embedder": embedder, "embedder_model": embedder_model}
+        )
+        target_settings = type(settings).model_validate(target_settings.model_dump())
+        new_embedder = create_embedder(target_settings)
+    except (StrongroomError, ValueError) as exc:
+        raise fail(f"cannot load the new embedder: {exc}") from exc
+    source, source_audit = _store_at(str(settings.home))
+    try:
+        if (source.model_id, source.dim) == (new_embedder.model_id, new_embedder.dim):
+            raise fail(f"the store already uses {source.model_id}; nothing to switch")
+        target = SqliteStore(to, model_id=new_embedder.model_id, dim=new_embedder.dim)
+        target_audit = AuditLog(to / "catalog.sqlite3")
+        keys_from, keys_to = ApiKeyStore(settings.home / "catalog.sqlite3"), ApiKeyStore(to / "catalog.sqlite3")
+        try:
+            with err.status("re-embedding ...") as status:
+                report = reembed(
+                    source, target, new_embedder, progress=lambda name: status.update(f"re-embedded {name}")
+                )
+            report.audit_records = target_audit.adopt(source_audit.chain())
+            keys = keys_to.adopt(keys_from.export_rows())
+            digest, problems = survey(target.iter_versions(), target.dim)
+            target.save_indexes()
+            chain_ok = target_audit.verify().ok
+        finally:
+            for closeable in (target, target_audit, keys_from, keys_to):
+                closeable.close()
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        source.close()
+        source_audit.close()
+    lineage_file = Path(embedder_model) / "strongroom-lineage.json" if embedder_model else None
+    record = {
+        "model_id": new_embedder.model_id,
+        "dim": new_embedder.dim,
+        "embedder": embedder,
+        "embedder_model": embedder_model,
+        "lineage": json.loads(lineage_file.read_text()) if lineage_file and lineage_file.is_file() else None,
+        "from_home": str(settings.home.resolve()),
+        "from_model_id": source.model_id,
+        "source_sha256": report.source_digest.sha256 if report.source_digest else None,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    (to / "embedder.json").write_text(json.dumps(record, indent=1))
+    ok = not report.problems and not problems and chain_ok and report.source_digest is not None
+    same_count = report.source_digest is not None and digest.chunks == report.source_digest.chunks
+    ok = ok and same_count and digest.versions == report.source_digest.versions  # type: ignore[union-attr]
+    if ok and link is not None:
+        staged = link.with_name(f".{link.name}.new")
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(to.resolve(), target_is_directory=True)
+        os.replace(staged, link)  # atomic: readers see the old home or the new one, never neither
+    every_problem = [*report.problems, *problems]
+    result = {
+        "copied": report.copied,
+        "already_there": report.already_there,
+        "audit_records": report.audit_records,
+        "api_keys": keys,
+        "versions": digest.versions,
+        "chunks": digest.chunks,
+        "problems": every_problem[:50],
+        "audit_chain_ok": chain_ok,
+        "linked": str(link) if ok and link is not None else None,
+        "model_id": new_embedder.model_id,
+    }
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(
+            f"re-embedded {report.copied} version(s) with {new_embedder.model_id} ({report.already_there} already "
+            f"there), {report.audit_records} audit record(s), {keys} API key(s); chunks {digest.chunks}; "
+            f"audit chain intact: {chain_ok}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        out.print(
+            f"serve it with STRONGROOM_HOME={link or to} STRONGROOM_EMBEDDER={embedder}"
+            + (f" STRONGROOM_EMBEDDER_MODEL={embedder_model}" if embedder_model else ""),
+            soft_wrap=True,
+            highlight=False,
+        )
+    if not ok:
+        for problem in every_problem[:50]:
+            err.print(f"[red]{escape(str(problem))}[/]")
+        raise typer.Exit(1)

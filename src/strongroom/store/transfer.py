@@ -5,7 +5,9 @@ timestamps) and the audit chain, verbatim; it can run again after an interruptio
 only what is missing. :func:`content_digest` hashes a store's whole content in a canonical
 order, so two stores hold the same content exactly when their digests are equal, whatever
 the backend. :func:`check` looks inside one store for what should never happen: a chunk whose
-text is not the span of its page it claims, a missing or malformed vector.
+text is not the span of its page it claims, a missing or malformed vector. :func:`reembed`
+copies a store into a new one with every chunk embedded by another model, for switching the
+embedder while the old store keeps serving.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from strongroom.audit import AuditLog
 from strongroom.store.base import NewVersion
 
-__all__ = ["Digest", "Exportable", "MigrationReport", "check", "content_digest", "migrate", "survey"]
+if TYPE_CHECKING:
+    from strongroom.embed import Embedder
+
+__all__ = ["Digest", "Exportable", "MigrationReport", "check", "content_digest", "migrate", "reembed", "survey"]
 
 
 class Exportable(Protocol):
@@ -168,4 +173,40 @@ def migrate(
     report.source_digest = digester.digest()
     if source_audit is not None and target_audit is not None:
         report.audit_records = target_audit.adopt(source_audit.chain())
+    return report
+
+
+def reembed(
+    source: Exportable,
+    target: Exportable,
+    embedder: Embedder,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> MigrationReport:
+    """Copy every version of ``source`` missing from ``target`` with its chunks embedded
+    anew by ``embedder`` (the target's model); pages, chunks, ACLs and metadata unchanged.
+    Run it again to bring over what was ingested meanwhile."""
+    from strongroom.embed import cache_key
+    from strongroom.ingest.chunking import dense_text
+
+    report = MigrationReport()
+    if (target.model_id, target.dim) != (embedder.model_id, embedder.dim):
+        report.problems.append(f"the target store holds {target.model_id}/{target.dim}, not {embedder.model_id}")
+        return report
+    digester = _Digester()
+    for new in source.iter_versions():
+        digester.add(new)
+        if target.has_version(new.version.id):
+            report.already_there += 1
+        else:
+            texts = [dense_text(c) for c in new.chunks]
+            vectors = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
+            keys = tuple(cache_key(embedder.model_id, t) for t in texts)
+            if target.write(NewVersion(new.version, new.pages, new.chunks, vectors, keys)):
+                report.copied += 1
+            else:
+                report.already_there += 1
+        if progress:
+            progress(new.version.name)
+    report.source_digest = digester.digest()
     return report
