@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,10 +156,24 @@ def start_litellm(venv: Path, backend_port: int, workdir: Path) -> tuple[subproc
 Call = Callable[[], Awaitable[float]]  # runs one request; returns time to first content (s)
 
 
-async def raw_stream(client: httpx.AsyncClient, url: str, payload: bytes) -> float:
-    """A lean direct client: raw body bytes, split into lines, each data line JSON-decoded."""
-    start = time.perf_counter()
+async def _first_content(chunks: AsyncIterator[bytes], start: float) -> float:
+    """Read an event stream to its end: raw bytes split into lines, each data line decoded;
+    returns the time from ``start`` to the first content."""
     first = 0.0
+    tail = b""
+    async for chunk in chunks:
+        *lines, tail = (tail + chunk).split(b"\n")
+        for line in lines:
+            if line.startswith(b"data: ") and line != b"data: [DONE]":
+                event = json.loads(line[6:])
+                if not first and event.get("choices") and event["choices"][0]["delta"].get("content"):
+                    first = time.perf_counter() - start
+    return first
+
+
+async def raw_stream(client: httpx.AsyncClient, url: str, payload: bytes) -> float:
+    """A lean httpx client: raw body bytes, split into lines, each data line JSON-decoded."""
+    start = time.perf_counter()
     headers = {
         "content-type": "application/json",
         "accept-encoding": "identity",
@@ -168,21 +182,12 @@ async def raw_stream(client: httpx.AsyncClient, url: str, payload: bytes) -> flo
     async with client.stream("POST", url, content=payload, headers=headers) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}: {(await response.aread())[:200]!r}")
-        tail = b""
-        async for chunk in response.aiter_raw():
-            *lines, tail = (tail + chunk).split(b"\n")
-            for line in lines:
-                if line.startswith(b"data: ") and line != b"data: [DONE]":
-                    event = json.loads(line[6:])
-                    if not first and event.get("choices") and event["choices"][0]["delta"].get("content"):
-                        first = time.perf_counter() - start
-    return first
+        return await _first_content(response.aiter_raw(), start)
 
 
 async def core_stream(pool: httpcore.AsyncConnectionPool, url: str, payload: bytes) -> float:
-    """The leanest direct client: httpcore's pool, raw bytes split into lines, each data line decoded."""
+    """The leanest direct client: httpcore's pool and the same line loop."""
     start = time.perf_counter()
-    first = 0.0
     headers = [
         (b"content-type", b"application/json"),
         (b"accept-encoding", b"identity"),
@@ -191,15 +196,7 @@ async def core_stream(pool: httpcore.AsyncConnectionPool, url: str, payload: byt
     async with pool.stream("POST", url, headers=headers, content=payload) as response:
         if response.status != 200:
             raise RuntimeError(f"{url} answered {response.status}")
-        tail = b""
-        async for chunk in response.aiter_stream():
-            *lines, tail = (tail + chunk).split(b"\n")
-            for line in lines:
-                if line.startswith(b"data: ") and line != b"data: [DONE]":
-                    event = json.loads(line[6:])
-                    if not first and event.get("choices") and event["choices"][0]["delta"].get("content"):
-                        first = time.perf_counter() - start
-    return first
+        return await _first_content(response.aiter_stream(), start)
 
 
 def tree_cpu_seconds(pid: int) -> float:

@@ -34,7 +34,7 @@ BROKER = os.environ.get("STRONGROOM_TEST_KAFKA", "")
 needs_kafka = pytest.mark.skipif(
     not BROKER,
     reason="no Kafka broker configured: set STRONGROOM_TEST_KAFKA=host:port "
-    "(scripts/kafka_dev_broker.sh start runs one); CI proves the Redis Streams bus instead",
+    "(scripts/kafka_dev_broker.sh start runs one, as .ci/run does)",
 )
 
 

@@ -36,12 +36,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from strongroom.errors import ConfigError
 from strongroom.train.pairs import Pair
 
-__all__ = ["CheckpointSaver", "Ranks", "TrainConfig", "is_complete", "latest_checkpoint", "resume", "train_embedder"]
+__all__ = [
+    "CheckpointSaver",
+    "Ranks",
+    "TrainConfig",
+    "batch_rows",
+    "is_complete",
+    "latest_checkpoint",
+    "resume",
+    "run_steps",
+    "train_embedder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +198,48 @@ def resume(checkpoints: Path, model: Any, optimizer: Any, ranks: Ranks, options:
     return int(extra["step"])
 
 
+def batch_rows(seed: int, step: int, n: int, batch_size: int) -> npt.NDArray[np.int64]:
+    """The example rows of ``step``: a seeded permutation per epoch, so the sampler is a pure
+    function of (seed, epoch) and the step alone says where it is (no sampler state to save)."""
+    epoch, position = divmod(step, n // batch_size)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def run_steps(
+    model: Any,
+    optimizer: Any,
+    ranks: Ranks,
+    saver: CheckpointSaver,
+    loss_at: Callable[[int], Any],
+    *,
+    step: int,
+    end: int,
+    steps: int,
+    every: int,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[int, float]:
+    """The job runner's loop, shared by every trainer: from ``step`` to ``end``, this rank's
+    loss, one gradient all-reduce, an optimizer step, and a checkpoint every ``every`` steps
+    and at ``steps``. Returns the step reached and the seconds spent in steps."""
+    step_s = 0.0
+    while step < end:
+        started = time.perf_counter()
+        loss = loss_at(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        ranks.average_gradients(model)
+        optimizer.step()
+        step += 1
+        if on_step:
+            on_step(step, float(loss.item()))
+        if step % every == 0 or step == steps:
+            saver.save(saver.folder / f"step-{step}", model, optimizer, step)
+        step_s += time.perf_counter() - started
+    saver.wait()
+    return step, step_s
+
+
 def train_embedder(
     config: TrainConfig,
     pairs: Sequence[Pair],
@@ -224,29 +277,18 @@ def train_embedder(
     checkpoints = config.output_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     step = resume(checkpoints, model, optimizer, ranks)
-    per_epoch = len(pairs) // config.batch_size
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
     saver = CheckpointSaver(checkpoints, ranks, config.keep, config.async_save and ranks.world > 1)
-    step_s = 0.0
+
+    def loss_at(step: int) -> Any:
+        rows = batch_rows(config.seed, step, len(pairs), config.batch_size)
+        return _loss(model, [pairs[i] for i in rows[ranks.rank :: ranks.world]], config.scale)
+
     try:
-        while step < end:
-            started = time.perf_counter()
-            epoch, position = divmod(step, per_epoch)
-            # the sampler is a pure function of (seed, epoch): the step alone says where it is
-            order = np.random.default_rng([config.seed, epoch]).permutation(len(pairs))
-            batch = [pairs[i] for i in order[position * config.batch_size : (position + 1) * config.batch_size]]
-            loss = _loss(model, batch[ranks.rank :: ranks.world], config.scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            ranks.average_gradients(model)
-            optimizer.step()
-            step += 1
-            if on_step:
-                on_step(step, float(loss.item()))
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                saver.save(checkpoints / f"step-{step}", model, optimizer, step)
-            step_s += time.perf_counter() - started
-        saver.wait()
+        step, step_s = run_steps(
+            model, optimizer, ranks, saver, loss_at, step=step, end=end, steps=config.steps,
+            every=config.checkpoint_every, on_step=on_step,
+        )  # fmt: skip
         out = config.output_dir / "model"
         if step >= config.steps and ranks.rank == 0:
             model.eval()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from strongroom.errors import ConfigError
-from strongroom.train.embedder import CheckpointSaver, Ranks, resume
+from strongroom.train.embedder import CheckpointSaver, Ranks, batch_rows, resume, run_steps
 
 __all__ = ["Example", "GeneratorConfig", "load_examples", "train_generator"]
 
@@ -176,29 +175,19 @@ def train_generator(
     checkpoints = config.output_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     step = resume(checkpoints, model, optimizer, ranks, options)
-    per_epoch = len(encoded) // config.batch_size
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
     saver = CheckpointSaver(checkpoints, ranks, config.keep, config.async_save and ranks.world > 1, options)
     out = config.output_dir / "adapter"
+
+    def loss_at(step: int) -> Any:
+        rows = batch_rows(config.seed, step, len(encoded), config.batch_size)
+        return model(**_batch([encoded[i] for i in rows[ranks.rank :: ranks.world]], pad)).loss
+
     try:
-        while step < end:
-            started = time.perf_counter()
-            epoch, position = divmod(step, per_epoch)
-            order = np.random.default_rng([config.seed, epoch]).permutation(len(encoded))
-            rows = order[position * config.batch_size : (position + 1) * config.batch_size]
-            mine = [encoded[i] for i in rows[ranks.rank :: ranks.world]]
-            loss = model(**_batch(mine, pad)).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            ranks.average_gradients(model)
-            optimizer.step()
-            step += 1
-            if on_step:
-                on_step(step, float(loss.item()))
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                saver.save(checkpoints / f"step-{step}", model, optimizer, step)
-            log.debug("step %d: %.3fs", step, time.perf_counter() - started)
-        saver.wait()
+        step, _ = run_steps(
+            model, optimizer, ranks, saver, loss_at, step=step, end=end, steps=config.steps,
+            every=config.checkpoint_every, on_step=on_step,
+        )  # fmt: skip
         if step >= config.steps and ranks.rank == 0:
             model.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
