@@ -213,8 +213,9 @@ def reembed_command(
 ) -> None:
     """Switch the store to another embedder without downtime: copy it into a new home with every
     chunk embedded by the new model, while the old home keeps serving; then bring over the
-    audit chain and the API keys. Run it again to take what was ingested (or audited) since,
-    and flip --link when it reports nothing left to copy. The old home stays as it was."""
+    audit chain and the API keys. Run it again to take what was ingested (or audited) since.
+    With --link, a run whose copy checks out points the link at the new home, atomically.
+    The old home stays as it was (the rollback)."""
     import os
     from datetime import UTC, datetime
 
