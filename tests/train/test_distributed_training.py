@@ -1,8 +1,8 @@
 """Two-process torchrun jobs on CPU (gloo): a killed worker, and a worker killed mid-save.
 
-The job is started again the way a scheduler would (a second torchrun launch): torchrun's
-own in-place restarts (``--max-restarts`` on a standalone rendezvous) hung or failed to
-reconnect gloo on this machine after a SIGKILL, so the tests do not rely on them.
+A killed worker is restarted two ways: by torchrun itself (``--max-restarts``, in place),
+and by starting the job again, as a scheduler would after torchrun gives up. Either way
+the job resumes from its last complete checkpoint and ends bitwise identical.
 """
 
 from __future__ import annotations
@@ -154,3 +154,34 @@ def test_a_worker_killed_during_an_async_save_never_resumes_from_that_checkpoint
     assert is_complete(out / "checkpoints" / f"step-{STEPS}")
     resumed = _weights(out / "model")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+@pytest.mark.timeout(600)
+def test_torchrun_restarts_a_killed_worker_in_place_and_the_job_ends_bitwise_identical(
+    tiny_model: str, tmp_path: Path, straight: dict[str, torch.Tensor]
+) -> None:
+    """``--max-restarts``: torchrun restarts both workers after a SIGKILL, without help.
+    (Each round joins the process group under its own store prefix; without it the new
+    round read the dead round's addresses from torchrun's store and gloo failed to connect.)"""
+    out = tmp_path / "elastic"
+    config = _config(tmp_path, "elastic", tiny_model, step_sleep_s=0.3)
+    job = _torchrun(config, restarts=2)
+    checkpoints = out / "checkpoints"
+    deadline = time.monotonic() + 180
+    while latest_checkpoint(checkpoints) is None or len(_steps(out, 0, 0)) < EVERY + 2:
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended or stalled before a checkpoint"
+        time.sleep(0.1)
+    victims = _workers(job.pid)
+    assert len(victims) == 2
+    killed_at = time.monotonic()
+    os.kill(victims[-1], signal.SIGKILL)
+    while not _retried(out):
+        assert job.poll() is None and time.monotonic() < deadline, "torchrun did not restart the workers"
+        time.sleep(0.1)
+    resumed_in = time.monotonic() - killed_at
+    _finish(job)  # the same torchrun: it restarted the workers itself and ended well
+    before, after = _steps(out, 0, 0), _retried(out)
+    assert (after[0] - 1) % EVERY == 0 and before[-1] - (after[0] - 1) <= EVERY
+    resumed = _weights(out / "model")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    print(f"death to first step after torchrun's restart: {resumed_in:.1f} s")

@@ -15,6 +15,8 @@ weights bitwise identical to an uninterrupted run with the same seed and world s
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes its share of every batch and the
 gradients are averaged across ranks in one all-reduce per step (gloo on CPU, NCCL on GPU).
+torchrun's in-place restarts (``--max-restarts``) resume from the last complete checkpoint:
+each restart round joins the process group under a store prefix of its own.
 Saves are asynchronous on a process group of their own (``async_save``): the step waits
 only while the state is copied, and a save still running when the next one is due is
 waited for first.
@@ -105,7 +107,24 @@ class Ranks:
         self.rank = int(os.environ.get("RANK", "0"))
         self.save_group: Any = None
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+            if restart is None:
+                dist.init_process_group(backend)
+            else:
+                # torchrun keeps one store across its in-place restarts (--max-restarts): keys
+                # a dead round left (its ranks' addresses) must not be read by the next one
+                from datetime import timedelta
+
+                from torch.distributed.distributed_c10d import PrefixStore
+
+                agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+                store = dist.TCPStore(  # type: ignore[attr-defined]
+                    os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), self.world,
+                    is_master=self.rank == 0 and not agent, timeout=timedelta(minutes=5),
+                )  # fmt: skip
+                prefixed = PrefixStore(f"strongroom/round-{restart}/", store)
+                dist.init_process_group(backend, store=prefixed, rank=self.rank, world_size=self.world)
         if self.world > 1:
             # saves get a group of their own: a background save must not share collectives with training
             self.save_group = dist.new_group(backend="gloo")
