@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from strongroom.api.cli import audit_app, keys_app, serve_command
-from strongroom.bus.cli import BusOpt, StreamOpt, publish, worker_command
+from strongroom.bus.cli import BusOpt, StreamOpt, dead_letters_command, publish, worker_command
 from strongroom.cli_common import HomeOpt, JsonOpt, err, fail, open_runtime_for, out, settings_for
 from strongroom.config import DEFAULT_ACL
 from strongroom.errors import StrongroomError
@@ -58,6 +58,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(train_app, name="train")
 app.command("worker")(worker_command)
+app.command("dead-letters")(dead_letters_command)
 app.command("migrate")(migrate_command)
 app.command("verify-store")(verify_store_command)
 app.command("upgrade-store")(upgrade_store_command)

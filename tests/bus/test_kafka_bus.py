@@ -9,6 +9,7 @@ broker and always run.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -129,6 +130,11 @@ def test_worker_stores_good_files_once_and_dead_letters_poison(topic: str, tmp_p
     assert "not an ingestion job" in dead[False]["error"] and dead[False]["attempts"] == "1"
     assert bus.outstanding() == 0
     bus.close()
+    from tests.test_cli import run
+
+    listed = run(tmp_path / "home", "dead-letters", "--bus", f"kafka://{BROKER}", "--stream", topic, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(Path(d["file"]).name for d in json.loads(listed.stdout)["dead_letters"]) == ["", "broken.pdf"]
 
 
 def _worker(home: Path, topic: str, name: str) -> subprocess.Popen[bytes]:

@@ -5,6 +5,7 @@ Skipped with a visible reason when no Redis answers locally; CI runs next to one
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -82,6 +83,13 @@ def test_worker_stores_good_files_once_and_dead_letters_poison(stream: str, tmp_
     assert "not an ingestion job" in by_kind[False]["error"]
     assert bus.pending() == []
     bus.close()
+    from tests.test_cli import run
+
+    listed = run(tmp_path / "home", "dead-letters", "--bus", URL, "--stream", stream, "--json")
+    assert listed.returncode == 0, listed.stderr
+    letters = json.loads(listed.stdout)["dead_letters"]
+    assert sorted(Path(d["file"]).name for d in letters) == ["", "broken.pdf"]
+    assert all(d["error"] for d in letters)
 
 
 def test_an_unreachable_bus_is_a_clear_error() -> None:

@@ -148,6 +148,10 @@ class Bus(Protocol):
         """The error ``retry_later`` recorded for a message, if any."""
         ...
 
+    def dead_letters(self) -> list[dict[str, str]]:
+        """Every dead letter, oldest first: the job's JSON (``job``), ``attempts`` and ``error``."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -19,7 +19,7 @@ from strongroom.cli_common import HomeOpt, err, fail, open_runtime_for, out, set
 from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import IngestOptions
 
-__all__ = ["BusOpt", "StreamOpt", "publish", "worker_command"]
+__all__ = ["BusOpt", "StreamOpt", "dead_letters_command", "publish", "worker_command"]
 
 StreamOpt = Annotated[
     str, typer.Option("--stream", envvar="STRONGROOM_BUS_STREAM", help="The job stream's name on the bus.")
@@ -96,3 +96,40 @@ def worker_command(
     err.print(
         f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
     )
+
+
+def dead_letters_command(
+    bus: Annotated[str, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0.")],
+    stream: StreamOpt = "strongroom:ingest",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the jobs that were given up on (after --max-attempts, or malformed), with their errors.
+    Queue a fixed file again with `strongroom ingest FILE --bus URL`."""
+    from rich.table import Table
+
+    try:
+        queue = open_bus(bus, stream=stream)
+        try:
+            letters = queue.dead_letters()
+        finally:
+            queue.close()
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+    rows = []
+    for letter in letters:
+        try:
+            path = str(json.loads(letter.get("job", "")).get("path", ""))
+        except (ValueError, AttributeError):
+            path = ""
+        rows.append({"file": path, "message_id": letter.get("message_id", ""), "attempts": letter.get("attempts", ""),
+                     "error": letter.get("error", "")})  # fmt: skip
+    if as_json:
+        out.print_json(json.dumps({"dead_letters": rows}))
+        return
+    if not rows:
+        out.print("no dead letters")
+        return
+    table = Table("file", "message", "attempts", "error")
+    for r in rows:
+        table.add_row(Path(r["file"]).name or "(not a job)", r["message_id"], r["attempts"], r["error"][:200])
+    out.print(table)
