@@ -91,6 +91,22 @@ def _retried(folder: Path) -> list[int]:
     return []
 
 
+def _kill_a_worker_after_a_checkpoint(job: subprocess.Popen[str], out: Path, deadline: float) -> tuple[float, Path]:
+    """Once a checkpoint is complete and training went on past it, SIGKILL one of the two
+    workers; returns when it was killed and the checkpoint there was then."""
+    checkpoints = out / "checkpoints"
+    while latest_checkpoint(checkpoints) is None or len(_steps(out, 0, 0)) < EVERY + 2:
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended or stalled before a checkpoint"
+        time.sleep(0.1)
+    victims = _workers(job.pid)
+    assert len(victims) == 2
+    saved = latest_checkpoint(checkpoints)
+    assert saved is not None
+    killed_at = time.monotonic()
+    os.kill(victims[-1], signal.SIGKILL)
+    return killed_at, saved
+
+
 @pytest.fixture(scope="module")
 def straight(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
     """The uninterrupted 2-process run every fault test must match bit for bit."""
@@ -108,17 +124,8 @@ def test_a_sigkilled_worker_is_restarted_and_the_job_ends_bitwise_identical(
     out = tmp_path / "killed"
     config = _config(tmp_path, "killed", tiny_model, step_sleep_s=0.3)
     job = _torchrun(config)
-    checkpoints = out / "checkpoints"
     deadline = time.monotonic() + 180
-    while latest_checkpoint(checkpoints) is None or len(_steps(out, 0, 0)) < EVERY + 2:
-        assert job.poll() is None and time.monotonic() < deadline, "the job ended or stalled before a checkpoint"
-        time.sleep(0.1)
-    victims = _workers(job.pid)
-    assert len(victims) == 2
-    saved = latest_checkpoint(checkpoints)
-    assert saved is not None
-    killed_at = time.monotonic()
-    os.kill(victims[-1], signal.SIGKILL)
+    killed_at, saved = _kill_a_worker_after_a_checkpoint(job, out, deadline)
     job.communicate(timeout=120)
     assert job.returncode != 0  # torchrun reports the lost worker; the scheduler starts the job again
     job = _torchrun(config, launch=1)
@@ -166,15 +173,8 @@ def test_torchrun_restarts_a_killed_worker_in_place_and_the_job_ends_bitwise_ide
     out = tmp_path / "elastic"
     config = _config(tmp_path, "elastic", tiny_model, step_sleep_s=0.3)
     job = _torchrun(config, restarts=2)
-    checkpoints = out / "checkpoints"
     deadline = time.monotonic() + 180
-    while latest_checkpoint(checkpoints) is None or len(_steps(out, 0, 0)) < EVERY + 2:
-        assert job.poll() is None and time.monotonic() < deadline, "the job ended or stalled before a checkpoint"
-        time.sleep(0.1)
-    victims = _workers(job.pid)
-    assert len(victims) == 2
-    killed_at = time.monotonic()
-    os.kill(victims[-1], signal.SIGKILL)
+    killed_at, _ = _kill_a_worker_after_a_checkpoint(job, out, deadline)
     while not _retried(out):
         assert job.poll() is None and time.monotonic() < deadline, "torchrun did not restart the workers"
         time.sleep(0.1)

@@ -229,10 +229,8 @@ def reembed_command(
     if to.resolve() == settings.home.resolve():
         raise fail("--to must be a new folder, not the store's own home")
     try:
-        target_settings = settings.model_copy(
-            update={"home": to, "embedder": embedder, "embedder_model": embedder_model}
-        )
-        target_settings = type(settings).model_validate(target_settings.model_dump())
+        update = {"home": to, "embedder": embedder, "embedder_model": embedder_model}
+        target_settings = type(settings).model_validate({**settings.model_dump(), **update})  # validated, not copied
         new_embedder = create_embedder(target_settings)
     except (StrongroomError, ValueError) as exc:
         raise fail(f"cannot load the new embedder: {exc}") from exc
@@ -274,9 +272,9 @@ def reembed_command(
         "at": datetime.now(UTC).isoformat(),
     }
     (to / "embedder.json").write_text(json.dumps(record, indent=1))
-    ok = not report.problems and not problems and chain_ok and report.source_digest is not None
-    same_count = report.source_digest is not None and digest.chunks == report.source_digest.chunks
-    ok = ok and same_count and digest.versions == report.source_digest.versions  # type: ignore[union-attr]
+    copied = report.source_digest
+    same_count = copied is not None and (digest.versions, digest.chunks) == (copied.versions, copied.chunks)
+    ok = not report.problems and not problems and chain_ok and same_count
     if ok and link is not None:
         staged = link.with_name(f".{link.name}.new")
         staged.unlink(missing_ok=True)

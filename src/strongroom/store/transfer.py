@@ -144,6 +144,28 @@ class MigrationReport:
     source_digest: Digest | None = None  # taken while copying: compare it with the target's
 
 
+def _copy_missing(
+    source: Exportable,
+    target: Exportable,
+    report: MigrationReport,
+    *,
+    convert: Callable[[NewVersion], NewVersion] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Write each version of ``source`` that ``target`` lacks (through ``convert``), counting
+    into ``report``, and take the source's content digest in the same pass."""
+    digester = _Digester()
+    for new in source.iter_versions():
+        digester.add(new)
+        if target.has_version(new.version.id) or not target.write(convert(new) if convert else new):
+            report.already_there += 1
+        else:
+            report.copied += 1
+        if progress:
+            progress(new.version.name)
+    report.source_digest = digester.digest()
+
+
 def migrate(
     source: Exportable,
     target: Exportable,
@@ -161,16 +183,7 @@ def migrate(
             "open the target with the source's embedder"
         )
         return report
-    digester = _Digester()
-    for new in source.iter_versions():
-        digester.add(new)
-        if target.has_version(new.version.id) or not target.write(new):
-            report.already_there += 1
-        else:
-            report.copied += 1
-        if progress:
-            progress(new.version.name)
-    report.source_digest = digester.digest()
+    _copy_missing(source, target, report, progress=progress)
     if source_audit is not None and target_audit is not None:
         report.audit_records = target_audit.adopt(source_audit.chain())
     return report
@@ -193,20 +206,12 @@ def reembed(
     if (target.model_id, target.dim) != (embedder.model_id, embedder.dim):
         report.problems.append(f"the target store holds {target.model_id}/{target.dim}, not {embedder.model_id}")
         return report
-    digester = _Digester()
-    for new in source.iter_versions():
-        digester.add(new)
-        if target.has_version(new.version.id):
-            report.already_there += 1
-        else:
-            texts = [dense_text(c) for c in new.chunks]
-            vectors = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
-            keys = tuple(cache_key(embedder.model_id, t) for t in texts)
-            if target.write(NewVersion(new.version, new.pages, new.chunks, vectors, keys)):
-                report.copied += 1
-            else:
-                report.already_there += 1
-        if progress:
-            progress(new.version.name)
-    report.source_digest = digester.digest()
+
+    def embedded_anew(new: NewVersion) -> NewVersion:
+        texts = [dense_text(c) for c in new.chunks]
+        vectors = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
+        keys = tuple(cache_key(embedder.model_id, t) for t in texts)
+        return NewVersion(new.version, new.pages, new.chunks, vectors, keys)
+
+    _copy_missing(source, target, report, convert=embedded_anew, progress=progress)
     return report
