@@ -3,6 +3,7 @@ strongroom's gateway, and through LiteLLM's proxy, at 1, 10 and 50 concurrent st
 
     python benchmarks/gateway_bench.py                      # ~1 minute
     python benchmarks/gateway_bench.py --duration 1 --rounds 1   # a quick look
+    python benchmarks/gateway_bench.py --token-delay 0.005       # a fast real model's pace
     LITELLM_VENV=/tmp/litellm-venv python benchmarks/gateway_bench.py
 
 Modes (each request streams the same fixed reply to its end):
@@ -15,7 +16,10 @@ Modes (each request streams the same fixed reply to its end):
   gateway  Gateway -> OpenAICompatible: routing, breaker, budgets, concurrency cap, metrics
   litellm  raw httpx stream to LiteLLM's proxy (a separate process) in front of the backend
 
-"Added latency" is a mode's percentile minus the direct percentile at the same concurrency.
+"Added latency" is a mode's percentile (or mean) minus the direct one at the same concurrency.
+With ``--token-delay 0`` the client's event loop is saturated at 10 and 50 streams, so its
+latency is queueing: the mean then follows throughput (Little's law: streams / req/s), while
+p50 and p99 also move with how fairly the loop serves the streams.
 The fake backend runs in its own process; strongroom's gateway is a library and runs in the
 client's process, while LiteLLM's proxy is an extra HTTP hop: that is the comparison a bank
 faces (embed the gateway vs. run a proxy), not a like-for-like HTTP front. Requests run in
@@ -77,9 +81,19 @@ def body(model: str) -> bytes:
 # -- processes ------------------------------------------------------------------------------
 
 
-def start_backend(tokens: int) -> tuple[subprocess.Popen[str], int]:
+def start_backend(tokens: int, token_delay: float = 0.0) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "strongroom.llm.fakeserver", "--port", "0", "--tokens", str(tokens)],
+        [
+            sys.executable,
+            "-m",
+            "strongroom.llm.fakeserver",
+            "--port",
+            "0",
+            "--tokens",
+            str(tokens),
+            "--token-delay",
+            str(token_delay),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -345,9 +359,15 @@ async def run(
                 "requests": s.requests,
                 "errors": s.errors,
                 "rps": round(s.requests / s.seconds, 1) if s.seconds else 0.0,
+                "mean_ms": round(sum(s.latencies) / max(len(s.latencies), 1) * 1e3, 3),
                 "p50_ms": round(pct(s.latencies, 0.50) * 1e3, 3),
                 "p99_ms": round(pct(s.latencies, 0.99) * 1e3, 3),
                 "ttft_p50_ms": round(pct(s.ttfts, 0.50) * 1e3, 3),
+                "added_mean_ms": round(
+                    (sum(s.latencies) / max(len(s.latencies), 1) - sum(base.latencies) / max(len(base.latencies), 1))
+                    * 1e3,
+                    3,
+                ),
                 "added_p50_ms": round((pct(s.latencies, 0.50) - pct(base.latencies, 0.50)) * 1e3, 3),
                 "added_p99_ms": round((pct(s.latencies, 0.99) - pct(base.latencies, 0.99)) * 1e3, 3),
                 "cpu_us_per_req": round(s.cpu / max(s.requests, 1) * 1e6, 1),
@@ -370,14 +390,20 @@ def table(rows: list[dict[str, object]], litellm_note: str) -> str:
         return float(str(row[key]))
 
     lines = [
-        "| streams | mode | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s | added CPU µs/req |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| streams | mode | mean ms | p50 ms | p99 ms | added mean ms | added p50 ms | added p99 ms | req/s "
+        "| added CPU µs/req |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         base = r["mode"] == "direct"
         lines.append(
-            f"| {r['concurrency']} | {r['mode']} | {f(r, 'p50_ms'):.2f} | {f(r, 'p99_ms'):.2f} | "
-            + ("— | — | " if base else f"{f(r, 'added_p50_ms'):+.2f} | {f(r, 'added_p99_ms'):+.2f} | ")
+            f"| {r['concurrency']} | {r['mode']} | {f(r, 'mean_ms'):.2f} | {f(r, 'p50_ms'):.2f} | "
+            f"{f(r, 'p99_ms'):.2f} | "
+            + (
+                "— | — | — | "
+                if base
+                else f"{f(r, 'added_mean_ms'):+.2f} | {f(r, 'added_p50_ms'):+.2f} | {f(r, 'added_p99_ms'):+.2f} | "
+            )
             + f"{f(r, 'rps'):.0f} | "
             + ("— |" if base else f"{f(r, 'added_cpu_us_per_req'):+.0f} |")
         )
@@ -426,11 +452,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds the duration is split into")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up per mode and level")
     parser.add_argument("--tokens", type=int, default=16, help="tokens in the fake backend's reply")
+    parser.add_argument(
+        "--token-delay", type=float, default=0.0,
+        help="seconds between the fake backend's tokens (0: as fast as it can, which saturates the "
+        "client's event loop so that latency measures CPU queueing; 0.005 is a fast real model's pace)",
+    )  # fmt: skip
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--litellm-venv", default=os.environ.get("LITELLM_VENV", "/tmp/litellm-venv"))
     args = parser.parse_args()
 
-    backend, port = start_backend(args.tokens)
+    backend, port = start_backend(args.tokens, args.token_delay)
     litellm_proc = None
     litellm_port = None
     venv = Path(args.litellm_venv)
@@ -450,7 +481,8 @@ def main() -> None:
         except (RuntimeError, OSError) as exc:
             note = f"litellm not measured: {exc}"
     print(json.dumps({"machine": f"{os.cpu_count()} CPU, {platform.platform()}, Python {platform.python_version()}",
-                      "note": note, "tokens_per_reply": args.tokens}), flush=True)  # fmt: skip
+                      "note": note, "tokens_per_reply": args.tokens,
+                      "token_delay_s": args.token_delay}), flush=True)  # fmt: skip
     try:
         rows = asyncio.run(run(args, port, litellm_port, litellm_proc.pid if litellm_proc else None))
     finally:

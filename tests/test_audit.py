@@ -136,3 +136,18 @@ def test_cli_verify_passes_then_reports_each_tampering(tmp_path: Path) -> None:
     assert "record 6: reordered" in bad.output
     out = runner.invoke(_cli(), ["audit", "export", "--home", str(tmp_path), "--since", "2000-01-01"])
     assert out.exit_code == 0 and len(out.output.strip().splitlines()) == 7
+
+
+def test_a_group_commit_chains_each_record_to_the_one_before(tmp_path: Path) -> None:
+    catalog = _log(tmp_path, 2)
+    log = AuditLog(catalog)
+    events = [AuditEvent(principal=f"batch{i}", groups=(), action="search", query=f"b{i}") for i in range(5)]
+    assert log.append_many(events) == [3, 4, 5, 6, 7]
+    assert log.append(AuditEvent(principal="after", groups=(), action="ask")) == 8
+    records = log.records()
+    assert [r["principal"] for r in records] == ["user0", "user1", *(f"batch{i}" for i in range(5)), "after"]
+    assert all(records[i]["prev"] == records[i - 1]["hash"] for i in range(1, len(records)))
+    assert log.verify().ok
+    log.close()
+    _tamper(catalog, "DELETE FROM audit WHERE seq = 5")
+    assert _verify(catalog) == [(6, "deleted")]

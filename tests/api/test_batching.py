@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
-from strongroom.api.batching import Precomputed, QueryBatcher
+from strongroom.api.batching import Batcher, Precomputed, QueryBatcher
 from strongroom.testing import HashEmbedder
 
 
@@ -34,3 +35,33 @@ def test_precomputed_answers_its_query_and_delegates_the_rest() -> None:
     assert np.allclose(wrapped.embed(["net sales"]), vector[None, :]) and embedder.calls == calls
     assert np.allclose(wrapped.embed(["other"]), embedder.embed(["other"]))
     assert (wrapped.model_id, wrapped.dim) == (embedder.model_id, embedder.dim)
+
+
+def test_a_batcher_shares_calls_keeps_order_and_hands_a_failure_to_its_whole_batch() -> None:
+    calls: list[list[int]] = []
+
+    def double(items: list[int]) -> list[int]:
+        calls.append(items)
+        if 13 in items:
+            raise ValueError("unlucky batch")
+        return [2 * i for i in items]
+
+    batcher: Batcher[int, int] = Batcher(double, 8, "test")
+
+    async def run() -> list[int | BaseException]:
+        return list(await asyncio.gather(*(batcher.submit(i) for i in range(30)), return_exceptions=True))
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        batcher.close()
+    failed = next(batch for batch in calls if 13 in batch)
+    for i, result in enumerate(results):
+        if i in failed:
+            assert isinstance(result, ValueError)
+        else:
+            assert result == 2 * i
+    assert [i for batch in calls for i in batch] == list(range(30))
+    assert max(len(batch) for batch in calls) <= 8 and len(calls) < 30
+    with pytest.raises(ValueError, match="at least 1"):
+        Batcher(double, 0, "test")

@@ -1,8 +1,11 @@
-"""Query embeddings off the store's thread, batched: concurrent requests share one embed call.
+"""Work off the event loop, batched: concurrent requests share one call on one thread.
 
-The store runs on one thread; embedding each query there would serialise the model too.
-:class:`QueryBatcher` gathers the queries that arrive while the embedder is busy and embeds
-them in one call on a thread of its own, and :class:`Precomputed` hands the vector to
+:class:`Batcher` is the mechanism; the service uses it for query embeddings and for audit
+appends (a group commit: one transaction for the records of concurrent requests).
+
+Query embeddings: the store runs on one thread; embedding each query there would serialise
+the model too. :class:`QueryBatcher` embeds the queries that arrive while the embedder is
+busy in one call on a thread of its own, and :class:`Precomputed` hands the vector to
 ``search`` through the ordinary :class:`~strongroom.embed.Embedder` protocol (a wrapper,
 not a change to retrieval).
 """
@@ -10,14 +13,18 @@ not a change to retrieval).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from strongroom.embed import Embedder, Vectors
 
-__all__ = ["Precomputed", "QueryBatcher"]
+__all__ = ["Batcher", "Precomputed", "QueryBatcher"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Precomputed:
@@ -36,26 +43,40 @@ class Precomputed:
         return self._inner.embed(texts)
 
 
-class QueryBatcher:
-    """Embeds queries in batches on a single embedding thread; use from the event loop only."""
+class Batcher(Generic[T, R]):
+    """Runs ``fn`` over batches of items on a thread of its own; use from the event loop only.
 
-    def __init__(self, embedder: Embedder, max_batch: int = 64) -> None:
-        self.embedder = embedder
+    Items submitted while ``fn`` is busy wait and go together into its next call (at most
+    ``max_batch``), so concurrent requests share one call, and one thread hand-off::
+
+        writer = Batcher(audit_log.append_many, 64, "audit")
+        seq = await writer.submit(event)   # returns once the event's batch is committed
+
+    ``fn`` returns one result per item, in order; if it raises, every item of that batch
+    gets the exception.
+    """
+
+    def __init__(self, fn: Callable[[list[T]], Sequence[R]], max_batch: int, name: str) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.fn = fn
         self.max_batch = max_batch
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-embed")
-        self._pending: list[tuple[str, asyncio.Future[Vectors]]] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"strongroom-{name}")
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._draining = False
+        self._task: asyncio.Task[None] | None = None
         self.batches = 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    async def embed(self, text: str) -> Vectors:
-        future: asyncio.Future[Vectors] = asyncio.get_running_loop().create_future()
-        self._pending.append((text, future))
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._task = loop.create_task(self._drain())  # held: the loop keeps only weak references
         return await future
 
     async def _drain(self) -> None:
@@ -63,17 +84,27 @@ class QueryBatcher:
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-                texts = [t for t, _ in batch]
                 try:
-                    vectors = await loop.run_in_executor(self._pool, self.embedder.embed, texts)
+                    results = await loop.run_in_executor(self._pool, self.fn, [item for item, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 self.batches += 1
-                for (_, future), vector in zip(batch, vectors, strict=True):
+                for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
-                        future.set_result(vector)
+                        future.set_result(result)
         finally:
             self._draining = False
+
+
+class QueryBatcher(Batcher[str, Vectors]):
+    """Embeds queries in batches on a single embedding thread; use from the event loop only."""
+
+    def __init__(self, embedder: Embedder, max_batch: int = 64) -> None:
+        super().__init__(embedder.embed, max_batch, "embed")  # type: ignore[arg-type]
+        self.embedder = embedder
+
+    async def embed(self, text: str) -> Vectors:
+        return await self.submit(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -61,8 +60,9 @@ def event(request: Request, caller: Caller, action: str, **fields: object) -> Au
 
 
 async def audit(request: Request, caller: Caller, action: str, **fields: object) -> None:
-    """Append an audit record for this request (off the event loop)."""
-    await asyncio.to_thread(service(request).audit.append, event(request, caller, action, **fields))
+    """Append an audit record for this request (off the event loop, committed with those of
+    concurrent requests); returns once it is committed."""
+    await service(request).audit_writer.submit(event(request, caller, action, **fields))
 
 
 def need(role: Role, action: str) -> Callable[..., Awaitable[Caller]]:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from strongroom.api.batching import Precomputed, QueryBatcher
+from strongroom.api.batching import Batcher, Precomputed, QueryBatcher
 from strongroom.api.limits import RateLimiter, RedisRateLimiter, RequestLimiter
 from strongroom.api.metrics import Metrics
 from strongroom.audit import AuditLog
@@ -94,6 +94,9 @@ class Service:
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-ingest")
         self._ingest_runtime: Runtime | None = None
         self.audit = AuditLog(settings.catalog_path)
+        # the records of concurrent requests are committed together; each request still
+        # waits for its own record to be committed before it answers
+        self.audit_writer = Batcher(self.audit.append_many, 64, "audit")
         self.keys = ApiKeyStore(settings.catalog_path)
         self.verifier = OidcVerifier(service) if service.oidc_issuer else None
         self.auth = Authenticator(service, self.keys, self.verifier)
@@ -127,6 +130,7 @@ class Service:
         self.queries.close()
         self._store_pool.submit(self.runtime.close).result()
         self._store_pool.shutdown(wait=True)
+        self.audit_writer.close()
         self.audit.close()
         self.keys.close()
         if self.verifier is not None:
