@@ -103,6 +103,47 @@ def test_api_key_store_and_authenticator(tmp_path: Path) -> None:
     keys.close()
 
 
+def test_verified_keys_are_cached_briefly_and_revocations_reach_the_cache(tmp_path: Path) -> None:
+    keys = ApiKeyStore(tmp_path / "catalog.sqlite3")
+    now = [100.0]
+    auth = Authenticator(ServiceSettings(role_groups=ROLES, api_key_cache_s=2.0), keys, None, clock=lambda: now[0])
+    key, secret = keys.create("bot", frozenset({"r"}))
+    other, other_secret = keys.create("etl", frozenset({"r"}))
+    header = f"Bearer {secret}"
+    assert auth.cached(header) is None  # never verified yet: the caller goes to authenticate()
+    caller = auth.authenticate(header)
+    assert auth.cached(header) == caller
+    assert auth.cached(f"Bearer {secret}x") is None and auth.cached(None) is None  # exact header only
+    assert all(secret not in repr(k) for k in auth._verified)  # kept as a hash, never the key
+
+    now[0] += 2.0  # trusted for api_key_cache_s, then read again
+    assert auth.cached(header) is None
+    assert auth.authenticate(header) == caller and auth.cached(header) == caller
+
+    auth.authenticate(f"Bearer {other_secret}")
+    elsewhere = ApiKeyStore(tmp_path / "catalog.sqlite3")  # another process: the CLI, say
+    assert elsewhere.revoke(other.id) and not elsewhere.revoke(other.id)
+    elsewhere.close()
+    assert auth.cached(f"Bearer {other_secret}") is None and auth.cached(header) is None  # at once, all
+    with pytest.raises(AuthenticationError):
+        auth.authenticate(f"Bearer {other_secret}")
+    assert auth.authenticate(header) == caller and auth.cached(header) == caller
+    keys.revoke(key.id)
+    assert auth.cached(header) is None
+
+    _, secret2 = keys.create("ops", frozenset({"r"}), datetime.now(UTC) + timedelta(seconds=1))
+    auth.authenticate(f"Bearer {secret2}")
+    assert auth.cached(f"Bearer {secret2}") is not None
+    now[0] += 1.0  # the key has expired (its second is up), though the cache's 2 s are not
+    assert auth.cached(f"Bearer {secret2}") is None
+
+    off = Authenticator(ServiceSettings(role_groups=ROLES, api_key_cache_s=0), keys, None)
+    _, secret3 = keys.create("nocache", frozenset({"r"}))
+    off.authenticate(f"Bearer {secret3}")
+    assert off.cached(f"Bearer {secret3}") is None
+    keys.close()
+
+
 def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
     app = typer.Typer()
     app.add_typer(keys_app, name="keys")

@@ -185,3 +185,31 @@ def test_torchrun_restarts_a_killed_worker_in_place_and_the_job_ends_bitwise_ide
     resumed = _weights(out / "model")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     print(f"death to first step after torchrun's restart: {resumed_in:.1f} s")
+
+
+@pytest.mark.timeout(600)
+def test_fsdp_shards_the_job_learns_like_ddp_and_resumes_bitwise(
+    tiny_model: str, tmp_path: Path, straight: dict[str, torch.Tensor]
+) -> None:
+    """``sharding: fsdp``: each rank holds and saves half of the state; the job learns what
+    the DDP job learns (up to the order of float sums), and a killed worker is restarted in
+    place and the job ends bitwise identical to an uninterrupted FSDP run."""
+    _finish(_torchrun(_config(tmp_path, "fsdp", tiny_model, sharding="fsdp")))
+    lineage = json.loads((tmp_path / "fsdp" / "model" / "strongroom-training.json").read_text())
+    assert (lineage["world_size"], lineage["sharding"]) == (2, "fsdp")
+    final = tmp_path / "fsdp" / "checkpoints" / f"step-{STEPS}"
+    parts = {f.name: f.stat().st_size for f in final.glob("*.distcp")}
+    assert len(parts) == 2 and min(parts.values()) > 0.3 * sum(parts.values()), parts  # each rank its shard
+    fsdp = _weights(tmp_path / "fsdp" / "model")
+    assert fsdp.keys() == straight.keys()
+    assert all(torch.allclose(straight[k], fsdp[k], atol=1e-4) for k in straight)
+
+    out = tmp_path / "fsdp-killed"
+    config = _config(tmp_path, "fsdp-killed", tiny_model, sharding="fsdp", step_sleep_s=0.3)
+    job = _torchrun(config, restarts=2)
+    _kill_a_worker_after_a_checkpoint(job, out, time.monotonic() + 180)
+    _finish(job)
+    before, after = _steps(out, 0, 0), _retried(out)
+    assert (after[0] - 1) % EVERY == 0 and before[-1] - (after[0] - 1) <= EVERY
+    resumed = _weights(out / "model")
+    assert all(torch.equal(fsdp[k], resumed[k]) for k in fsdp)

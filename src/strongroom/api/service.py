@@ -149,6 +149,9 @@ class Service:
         return Precomputed(self.runtime.embedder, query, await self.queries.embed(query))
 
     async def authenticate(self, authorization: str | None) -> Caller:
+        caller = self.auth.cached(authorization)  # a key verified moments ago: no table read, no thread
+        if caller is not None:
+            return caller
         return await asyncio.to_thread(self.auth.authenticate, authorization)
 
     # -- ingestion -------------------------------------------------------------------------

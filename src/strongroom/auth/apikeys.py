@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -64,6 +65,7 @@ class ApiKeyStore:
 
     def __init__(self, catalog: Path) -> None:
         self._lock = threading.Lock()
+        self._revoked_log = catalog.with_name(f"{catalog.name}.revocations")
         try:
             self._db = open_catalog(catalog, _SCHEMA, shared=True)
         except sqlite3.DatabaseError as exc:
@@ -109,12 +111,31 @@ class ApiKeyStore:
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; False when there is no such active key."""
+        now = datetime.now(UTC).isoformat()
         with self._lock:
             cur = self._db.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (datetime.now(UTC).isoformat(), key_id),
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id)
             )
-        return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            try:  # tells every process's cache of verified keys (Authenticator.cached) to forget
+                with self._revoked_log.open("a") as fh:
+                    fh.write(f"{now} {key_id}\n")
+            except OSError as exc:
+                raise StoreError(
+                    f"key {key_id} is revoked, but {self._revoked_log} could not be written ({exc}): running "
+                    "services may trust the key for up to STRONGROOM_API_KEY_CACHE_S more; fix the permissions"
+                ) from exc
+        return True
+
+    def revocations(self) -> tuple[int, int]:
+        """A stamp that changes whenever any process revokes a key in this catalog: the size
+        and modification time of the revocation log beside it (one ``stat``, no table read)."""
+        try:
+            st = os.stat(self._revoked_log)
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_size, st.st_mtime_ns)
 
     def check(self, presented: str) -> ApiKey:
         """The key behind ``presented``, or :class:`AuthenticationError` (same message for every failure

@@ -7,6 +7,12 @@ configured development principal (and the service warned loudly when it started)
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from strongroom.auth.apikeys import KEY_PREFIX, ApiKeyStore
 from strongroom.auth.oidc import AuthenticationError, OidcVerifier, groups_from_claims
 from strongroom.auth.principal import Caller, roles_for
@@ -16,13 +22,44 @@ from strongroom.types import Principal
 __all__ = ["Authenticator"]
 
 
-class Authenticator:
-    """Checks credentials; holds no per-request state, safe to share between threads."""
+_CACHE_MAX = 10_000
 
-    def __init__(self, settings: ServiceSettings, keys: ApiKeyStore, verifier: OidcVerifier | None) -> None:
+
+class Authenticator:
+    """Checks credentials; safe to share between threads.
+
+    API keys verified in the last ``settings.api_key_cache_s`` seconds are answered from
+    memory by :meth:`cached`, without a read of the key table: the service calls it on the
+    event loop and goes to :meth:`authenticate` (off the loop) only when it returns None.
+    Any revocation, by any process, empties it at once (see ``ApiKeyStore.revocations``),
+    and no entry outlives its key's expiry. It is keyed by a SHA-256 of the header, never
+    the key itself.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        keys: ApiKeyStore,
+        verifier: OidcVerifier | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.keys = keys
         self.verifier = verifier
+        self._clock = clock
+        # sha256(header) -> (caller, trusted until by the clock, the revocation stamp it was read under)
+        self._verified: dict[bytes, tuple[Caller, float, tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, authorization: str | None) -> Caller | None:
+        """The caller behind an API key verified recently and still unexpired, else None."""
+        if not authorization or not self.settings.api_key_cache_s:
+            return None
+        entry = self._verified.get(hashlib.sha256(authorization.encode()).digest())
+        if entry is None or self._clock() >= entry[1] or entry[2] != self.keys.revocations():
+            return None
+        return entry[0]
 
     def _caller(self, name: str, groups: frozenset[str], method: str, key_id: str = "") -> Caller:
         roles = roles_for(groups, self.settings.role_groups)
@@ -43,8 +80,19 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationError("use the Bearer scheme: 'Authorization: Bearer <token or API key>'")
         if token.startswith(KEY_PREFIX):
+            stamp = self.keys.revocations()  # before the read: a revocation during it voids the entry
             key = self.keys.check(token)
-            return self._caller(f"key:{key.owner}", key.groups, "api-key", key.id)
+            caller = self._caller(f"key:{key.owner}", key.groups, "api-key", key.id)
+            trust_s = self.settings.api_key_cache_s
+            if key.expires_at is not None:  # never past the key's own expiry
+                trust_s = min(trust_s, (key.expires_at - datetime.now(UTC)).total_seconds())
+            if trust_s > 0:
+                with self._lock:
+                    if len(self._verified) >= _CACHE_MAX:
+                        del self._verified[next(iter(self._verified))]  # the oldest
+                    digest = hashlib.sha256(authorization.encode()).digest()
+                    self._verified[digest] = (caller, self._clock() + trust_s, stamp)
+            return caller
         if self.verifier is None:
             raise AuthenticationError("bearer tokens are not accepted here: no OIDC issuer is configured")
         claims = self.verifier.verify(token)

@@ -49,6 +49,14 @@ class ServiceSettings(BaseSettings):
         },
         description="Groups granting each role; admin implies ingester implies reader.",
     )
+    api_key_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a verified API key is trusted without reading the key table again (0: "
+        "never). Revocations (by this service or `strongroom keys revoke`) apply at once; this bounds "
+        "what no revocation announces (a key table restored from a backup).",
+    )
     dev_mode: bool = Field(default=False, description="Accept unauthenticated calls as dev_principal. Never in prod.")
     dev_principal: str = "developer"
     dev_groups: list[str] = Field(default_factory=lambda: ["public", "strongroom-admins"])

@@ -14,7 +14,10 @@ weights bitwise identical to an uninterrupted run with the same seed and world s
 ``keep`` complete checkpoints are kept.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes its share of every batch and the
-gradients are averaged across ranks in one all-reduce per step (gloo on CPU, NCCL on GPU).
+gradients are averaged across ranks in one all-reduce per step (gloo on CPU, NCCL on GPU);
+with ``sharding="fsdp"`` the model is sharded instead (FSDP2: each rank holds a share of the
+weights, gradients and optimizer state, and FSDP averages the gradients). Checkpoints of a
+sharded run are sharded too, and the final model is gathered whole before it is saved.
 torchrun's in-place restarts (``--max-restarts``) resume from the last complete checkpoint:
 each restart round joins the process group under a store prefix of its own.
 Saves are asynchronous on a process group of their own (``async_save``): the step waits
@@ -35,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -49,10 +52,12 @@ __all__ = [
     "Ranks",
     "TrainConfig",
     "batch_rows",
+    "full_weights",
     "is_complete",
     "latest_checkpoint",
     "resume",
     "run_steps",
+    "shard",
     "train_embedder",
 ]
 
@@ -73,6 +78,12 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(default=50, ge=1)
     keep: int = Field(default=2, ge=1, description="Complete checkpoints to keep.")
     async_save: bool = Field(default=True, description="Write checkpoints in the background (distributed runs).")
+    sharding: Literal["ddp", "fsdp"] = Field(
+        default="ddp",
+        description="How ranks share the model: 'ddp' keeps a whole copy on each rank and averages "
+        "gradients; 'fsdp' shards weights, gradients and optimizer state over the ranks (FSDP2), "
+        "for models that do not fit one device.",
+    )
 
 
 def is_complete(folder: Path) -> bool:
@@ -106,6 +117,7 @@ class Ranks:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.save_group: Any = None
+        self.sharded = False  # set by shard(): FSDP then reduces the gradients itself
         if self.world > 1 and not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
@@ -136,7 +148,7 @@ class Ranks:
         pooler never gets a gradient) treats the first step after a restart differently,
         so a resumed run drifted from an uninterrupted one; this sum is the same every step.
         """
-        if self.world == 1:
+        if self.world == 1 or self.sharded:
             return
         import torch
         import torch.distributed as dist
@@ -163,6 +175,36 @@ class Ranks:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def shard(model: Any, ranks: Ranks) -> None:
+    """Shard ``model`` over the ranks with FSDP2: each transformer block (the classes its
+    Hugging Face model names in ``_no_split_modules``) is a unit of its own, the rest (the
+    embeddings) is the root's. A block's full weights exist only while it computes."""
+    if ranks.world == 1:
+        return
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cuda" if torch.cuda.is_available() else "cpu", (ranks.world,))
+    block_names: set[str] = set()
+    for module in model.modules():
+        block_names.update(getattr(module, "_no_split_modules", None) or ())
+    for module in model.modules():
+        if type(module).__name__ in block_names:
+            fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    ranks.sharded = True
+
+
+def full_weights(model: Any, ranks: Ranks) -> dict[str, Any] | None:
+    """The whole state dict of a sharded model on rank 0 (None on the others); every rank
+    must call it (it gathers the shards)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return state if ranks.rank == 0 else None
 
 
 @contextmanager
@@ -288,6 +330,8 @@ def train_embedder(
     model = SentenceTransformer(config.base_model, device="cpu")
     model.max_seq_length = config.max_seq_length
     model.train()
+    if config.sharding == "fsdp":
+        shard(model, ranks)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     # Give every parameter its optimizer state now (a zero-learning-rate step): parameters
     # that never get a gradient (a BERT pooler under mean pooling) would otherwise be absent
@@ -309,6 +353,12 @@ def train_embedder(
             every=config.checkpoint_every, on_step=on_step,
         )  # fmt: skip
         out = config.output_dir / "model"
+        if step >= config.steps and ranks.sharded:
+            weights = full_weights(model, ranks)  # every rank takes part in the gather
+            if weights is not None:
+                model = SentenceTransformer(config.base_model, device="cpu")  # unsharded, to save
+                model.max_seq_length = config.max_seq_length
+                model.load_state_dict(weights)
         if step >= config.steps and ranks.rank == 0:
             model.eval()
             model.save(str(out))
@@ -318,6 +368,7 @@ def train_embedder(
                         "base_model": config.base_model,
                         "steps": step,
                         "world_size": ranks.world,
+                        "sharding": config.sharding if ranks.world > 1 else "none",
                         "config": config.model_dump(mode="json"),
                     }
                 )
