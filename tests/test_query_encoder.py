@@ -53,6 +53,21 @@ def test_query_vectors_agree_with_the_full_model_and_rank_the_same(
     assert encoder.embed([]).shape == (0, minilm.dim)
 
 
+def test_the_fast_tokenizer_feeds_the_model_exactly_what_its_own_tokenizer_would(
+    minilm: SentenceTransformerEmbedder, built: tuple[Path, OnnxQueryEncoder]
+) -> None:
+    _, encoder = built
+    assert encoder._tokenizer is not None  # the bundled MiniLM takes the fast path
+    texts = ["  What was Apple's revenue in Q3 2023?  ", "CET1", "net " * 600, "ÉLAN s.a. — coupon 4.25%"]
+    via_model = minilm.model.tokenize([t.strip() for t in texts])
+    fast = encoder._tokenizer.encode_batch([t.strip() for t in texts])
+    for name, column in (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids")):
+        assert [getattr(e, column) for e in fast] == via_model[name].tolist()
+    slow = OnnxQueryEncoder.__new__(OnnxQueryEncoder)
+    slow.__dict__.update(encoder.__dict__, _tokenizer=None)  # the fallback path, same session
+    np.testing.assert_array_equal(slow.embed(texts), encoder.embed(texts))
+
+
 def test_the_build_is_kept_and_a_damaged_one_is_rebuilt(
     minilm: SentenceTransformerEmbedder, built: tuple[Path, OnnxQueryEncoder]
 ) -> None:

@@ -96,6 +96,7 @@ class OnnxQueryEncoder:
             self._build(path)
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._names = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = _fast_tokenizer(base)
         self.agreement = self._check()
         log.info("int8 query encoder %s ready (agreement with the full model: %.4f)", path.name, self.agreement)
 
@@ -158,10 +159,41 @@ class OnnxQueryEncoder:
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        features: dict[str, Any] = self._base.model.tokenize(list(texts))
-        feeds = {n: features[n].numpy().astype(np.int64) for n in _INPUTS if n in self._names}
+        if self._tokenizer is None:
+            features: dict[str, Any] = self._base.model.tokenize(list(texts))
+            feeds = {n: features[n].numpy().astype(np.int64) for n in _INPUTS if n in self._names}
+        else:
+            encodings = self._tokenizer.encode_batch([t.strip() for t in texts])
+            columns = {
+                "input_ids": [e.ids for e in encodings],
+                "attention_mask": [e.attention_mask for e in encodings],
+                "token_type_ids": [e.type_ids for e in encodings],
+            }
+            feeds = {n: np.asarray(columns[n], dtype=np.int64) for n in _INPUTS if n in self._names}
         (vectors,) = self._session.run(["embedding"], feeds)
         return normalise(vectors)
+
+
+def _fast_tokenizer(base: SentenceTransformerEmbedder) -> Any:
+    """The model's Rust tokenizer, set to truncate and pad as sentence-transformers does, or
+    None (then the model's own ``tokenize`` is used). Called directly it skips the Python
+    wrappers around it: about 0.3 ms a query, a tenth of the int8 model's time."""
+    first = base.model[0]
+    wrapper: Any = getattr(first, "tokenizer", None)
+    backend = getattr(wrapper, "backend_tokenizer", None)
+    if backend is None or getattr(first, "do_lower_case", False) or wrapper.pad_token is None:
+        return None
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(backend.to_str())  # a copy: the model's own stays as it was
+    tokenizer.enable_truncation(max_length=int(base.model.max_seq_length))
+    tokenizer.enable_padding(pad_id=int(wrapper.pad_token_id), pad_token=str(wrapper.pad_token))
+    probes = [*PROBES, "", " padded  ", "long " * 400]
+    expected = base.model.tokenize([p.strip() for p in probes])["input_ids"].tolist()
+    if [e.ids for e in tokenizer.encode_batch([p.strip() for p in probes])] != expected:
+        log.warning("the fast tokenizer path disagrees with %s's own; using the slower one", base.model_id)
+        return None
+    return tokenizer
 
 
 def create_query_encoder(kind: QueryEncoderName, embedder: Embedder, cache_dir: Path, threads: int = 1) -> Embedder:
