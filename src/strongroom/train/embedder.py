@@ -116,6 +116,11 @@ class Ranks:
 
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        # one GPU per rank when there are GPUs (NCCL), else the CPU (gloo)
+        self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+        if self.device != "cpu":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+            torch.cuda.set_device(self.device)
         self.save_group: Any = None
         self.sharded = False  # set by shard(): FSDP then reduces the gradients itself
         if self.world > 1 and not dist.is_initialized():
@@ -218,13 +223,18 @@ def _single_process_ok() -> Iterator[None]:
 def _rng_state() -> dict[str, Any]:
     import torch
 
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     import torch
 
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
 
@@ -327,7 +337,7 @@ def train_embedder(
     np.random.seed(config.seed + ranks.rank)
     random.seed(config.seed + ranks.rank)
     torch.use_deterministic_algorithms(True)
-    model = SentenceTransformer(config.base_model, device="cpu")
+    model = SentenceTransformer(config.base_model, device=ranks.device)
     model.max_seq_length = config.max_seq_length
     model.train()
     if config.sharding == "fsdp":
@@ -388,10 +398,12 @@ def _loss(model: Any, batch: list[Pair], scale: float) -> Any:
     # one forward pass for queries and passages (one padding, one graph)
     passages = [p.positive for p in batch] + [n for p in batch for n in p.negatives]
     features = model.preprocess([p.query for p in batch] + passages)
+    device = next(model.parameters()).device
+    features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     vectors = F.normalize(model(features)["sentence_embedding"], dim=-1)
     queries, passage_vectors = vectors[: len(batch)], vectors[len(batch) :]
     scores = queries @ passage_vectors.T * scale
-    return F.cross_entropy(scores, torch.arange(len(batch)))
+    return F.cross_entropy(scores, torch.arange(len(batch), device=scores.device))
 
 
 class CheckpointSaver:
