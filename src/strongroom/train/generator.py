@@ -164,6 +164,7 @@ def train_generator(
         model = get_peft_model(base, lora)
     except ValueError as exc:
         raise ConfigError(f"cannot put LoRA on {config.base_model}: {exc}; set target_modules") from exc
+    model.to(ranks.device)  # this rank's GPU when there are GPUs, else the CPU
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate)
@@ -181,7 +182,8 @@ def train_generator(
 
     def loss_at(step: int) -> Any:
         rows = batch_rows(config.seed, step, len(encoded), config.batch_size)
-        return model(**_batch([encoded[i] for i in rows[ranks.rank :: ranks.world]], pad)).loss
+        batch = _batch([encoded[i] for i in rows[ranks.rank :: ranks.world]], pad)
+        return model(**{k: v.to(ranks.device) for k, v in batch.items()}).loss
 
     try:
         step, _ = run_steps(
