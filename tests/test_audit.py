@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -151,3 +152,17 @@ def test_a_group_commit_chains_each_record_to_the_one_before(tmp_path: Path) -> 
     log.close()
     _tamper(catalog, "DELETE FROM audit WHERE seq = 5")
     assert _verify(catalog) == [(6, "deleted")]
+
+
+def test_a_stored_record_holds_exactly_the_event_s_fields(tmp_path: Path) -> None:
+    event = AuditEvent(
+        principal="key:bot", groups=("public", "readers"), action="search", auth="api-key", query="net sales",
+        filters={"k": 10, "as_of": None, "doc_types": ["10-Q"], "filters": {"ticker": "AAPL"}},
+        chunks=(("c1", "v1"), ("c2", "v2")), detail="ünïcode",
+    )  # fmt: skip
+    log = AuditLog(tmp_path / "catalog.sqlite3")
+    log.append(event)
+    (record,) = log.records()
+    log.close()
+    expected = json.loads(json.dumps(asdict(event)))
+    assert {k: v for k, v in record.items() if k not in ("seq", "at", "prev", "hash")} == expected

@@ -88,3 +88,26 @@ def test_a_question_that_names_a_document_is_answered_from_it(tmp_path: Path) ->
     assert {h.version.source for h in named} == {"Northwind 10-Q.txt"}
     unnamed = search(store, embedder, "How much was spent on research and development?", scope, 4)
     assert {h.version.source for h in unnamed} == {"Northwind 10-Q.txt", "Contoso 10-Q.txt"}
+
+
+def test_a_search_checks_the_catalog_once_and_sees_another_writer_next_time(tmp_path: Path) -> None:
+    """The embedded store pins its indexes for one search (one generation check, not one per
+    index call); the next search still sees what another process wrote in between."""
+    embedder = HashEmbedder(dim=64)
+    reader = SqliteStore(tmp_path, model_id=embedder.model_id, dim=embedder.dim)
+    writer = SqliteStore(tmp_path, model_id=embedder.model_id, dim=embedder.dim)
+    writer.write(make_version(embedder, "first.txt", ["Revenue grew in the quarter."]))
+    scope = Scope(frozenset({"public"}))
+    checks: list[str] = []
+    reader._db.set_trace_callback(lambda sql: checks.append(sql) if "'generation'" in sql else None)
+    assert {h.version.source for h in search(reader, embedder, "revenue quarter", scope, 5)} == {"first.txt"}
+    assert len(checks) == 1
+    writer.write(make_version(embedder, "second.txt", ["Revenue fell in the second quarter."]))
+    found = {h.version.source for h in search(reader, embedder, "revenue quarter", scope, 5)}
+    assert found == {"first.txt", "second.txt"} and len(checks) == 2
+    with reader.pinned(), reader.pinned():  # nested: one view
+        reader.keyword_search("revenue", scope, 5)
+        reader.vector_search(embedder.embed(["revenue"])[0], scope, 5)
+    assert len(checks) == 3
+    reader.close()
+    writer.close()

@@ -22,6 +22,7 @@ settings of :func:`search`, not constants of the algorithm.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import math
@@ -151,6 +152,12 @@ def search(
         raise QueryError("the query is empty; ask something")
     if k < 1:
         raise QueryError("k must be at least 1")
+    pin = getattr(store, "pinned", None)  # a backend may offer one view of its indexes per search
+    with pin() if pin is not None else contextlib.nullcontext():
+        return _search(store, embedder, query, scope, k, fusion)
+
+
+def _search(store: Store, embedder: Embedder, query: str, scope: Scope, k: int, fusion: Fusion) -> list[Hit]:
     n = max(fusion.candidates, k)
     found = {
         "dense": store.vector_search(embedder.embed([query])[0], scope, n),

@@ -99,6 +99,7 @@ class SqliteStore:
         self._indexes: IndexSet | None = None
         self._generation = -1
         self._table: VersionTable | None = None
+        self._pinned: tuple[IndexSet, VersionTable] | None = None
         self._version_cache: dict[int, DocumentVersion] = {}
 
     @classmethod
@@ -222,7 +223,26 @@ class SqliteStore:
     def _generation_now(self) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within this, searches see the indexes as one check of the catalog found them.
+
+        ``search`` makes four index calls, and each would otherwise ask SQLite whether
+        another process changed the store. Content stays safe: ``fetch`` still reads the
+        deleted flag from SQL.
+        """
+        if self._pinned is not None:  # nested: the outer view holds
+            yield
+            return
+        self._pinned = self._refresh()
+        try:
+            yield
+        finally:
+            self._pinned = None
+
     def _refresh(self) -> tuple[IndexSet, VersionTable]:
+        if self._pinned is not None:
+            return self._pinned
         generation = self._generation_now()
         if self._indexes is not None and self._table is not None and generation == self._generation:
             return self._indexes, self._table
