@@ -56,6 +56,7 @@ PROBES = (
 )
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_ENCODING_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}  # tokenizers'
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -164,12 +165,11 @@ class OnnxQueryEncoder:
             feeds = {n: features[n].numpy().astype(np.int64) for n in _INPUTS if n in self._names}
         else:
             encodings = self._tokenizer.encode_batch([t.strip() for t in texts])
-            columns = {
-                "input_ids": [e.ids for e in encodings],
-                "attention_mask": [e.attention_mask for e in encodings],
-                "token_type_ids": [e.type_ids for e in encodings],
+            feeds = {
+                n: np.asarray([getattr(e, _ENCODING_FIELDS[n]) for e in encodings], dtype=np.int64)
+                for n in _INPUTS
+                if n in self._names
             }
-            feeds = {n: np.asarray(columns[n], dtype=np.int64) for n in _INPUTS if n in self._names}
         (vectors,) = self._session.run(["embedding"], feeds)
         return normalise(vectors)
 
@@ -188,9 +188,9 @@ def _fast_tokenizer(base: SentenceTransformerEmbedder) -> Any:
     tokenizer = Tokenizer.from_str(backend.to_str())  # a copy: the model's own stays as it was
     tokenizer.enable_truncation(max_length=int(base.model.max_seq_length))
     tokenizer.enable_padding(pad_id=int(wrapper.pad_token_id), pad_token=str(wrapper.pad_token))
-    probes = [*PROBES, "", " padded  ", "long " * 400]
-    expected = base.model.tokenize([p.strip() for p in probes])["input_ids"].tolist()
-    if [e.ids for e in tokenizer.encode_batch([p.strip() for p in probes])] != expected:
+    probes = [p.strip() for p in (*PROBES, "", " padded  ", "long " * 400)]
+    expected = base.model.tokenize(probes)["input_ids"].tolist()
+    if [e.ids for e in tokenizer.encode_batch(probes)] != expected:
         log.warning("the fast tokenizer path disagrees with %s's own; using the slower one", base.model_id)
         return None
     return tokenizer

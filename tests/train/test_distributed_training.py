@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from strongroom.train.embedder import is_complete, latest_checkpoint
+from strongroom.train.runner import is_complete, latest_checkpoint
 
 JOB = Path(__file__).with_name("ddp_job.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +107,14 @@ def _kill_a_worker_after_a_checkpoint(job: subprocess.Popen[str], out: Path, dea
     return killed_at, saved
 
 
+def _assert_resumed_within_an_interval_to(reference: dict[str, torch.Tensor], out: Path) -> None:
+    """The retry resumed from a checkpoint at most one interval back and ended with ``reference``'s weights."""
+    before, after = _steps(out, 0, 0), _retried(out)
+    assert (after[0] - 1) % EVERY == 0 and before[-1] - (after[0] - 1) <= EVERY
+    resumed = _weights(out / "model")
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
 @pytest.fixture(scope="module")
 def straight(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
     """The uninterrupted 2-process run every fault test must match bit for bit."""
@@ -180,10 +188,7 @@ def test_torchrun_restarts_a_killed_worker_in_place_and_the_job_ends_bitwise_ide
         time.sleep(0.1)
     resumed_in = time.monotonic() - killed_at
     _finish(job)  # the same torchrun: it restarted the workers itself and ended well
-    before, after = _steps(out, 0, 0), _retried(out)
-    assert (after[0] - 1) % EVERY == 0 and before[-1] - (after[0] - 1) <= EVERY
-    resumed = _weights(out / "model")
-    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    _assert_resumed_within_an_interval_to(straight, out)
     print(f"death to first step after torchrun's restart: {resumed_in:.1f} s")
 
 
@@ -209,7 +214,4 @@ def test_fsdp_shards_the_job_learns_like_ddp_and_resumes_bitwise(
     job = _torchrun(config, restarts=2)
     _kill_a_worker_after_a_checkpoint(job, out, time.monotonic() + 180)
     _finish(job)
-    before, after = _steps(out, 0, 0), _retried(out)
-    assert (after[0] - 1) % EVERY == 0 and before[-1] - (after[0] - 1) <= EVERY
-    resumed = _weights(out / "model")
-    assert all(torch.equal(fsdp[k], resumed[k]) for k in fsdp)
+    _assert_resumed_within_an_interval_to(fsdp, out)

@@ -9,8 +9,9 @@ import torch
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
-from strongroom.train.embedder import TrainConfig, is_complete, latest_checkpoint, train_embedder
+from strongroom.train.embedder import TrainConfig, train_embedder
 from strongroom.train.pairs import make_pairs, pseudo_queries, split_of
+from strongroom.train.runner import is_complete, latest_checkpoint
 from strongroom.types import Scope
 from tests.train.ddp_job import pairs as _pairs
 

@@ -13,7 +13,7 @@ not a change to retrieval).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -56,15 +56,14 @@ class Batcher(Generic[T, R]):
     gets the exception.
     """
 
-    def __init__(self, fn: Callable[[list[T]], Sequence[R]], max_batch: int, name: str) -> None:
+    def __init__(self, fn: Callable[[list[T]], Iterable[R]], max_batch: int, name: str) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.fn = fn
         self.max_batch = max_batch
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"strongroom-{name}")
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._draining = False
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the drain running now, if any
         self.batches = 0
 
     def close(self) -> None:
@@ -74,8 +73,7 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
-        if not self._draining:
-            self._draining = True
+        if self._task is None:
             self._task = loop.create_task(self._drain())  # held: the loop keeps only weak references
         return await future
 
@@ -96,15 +94,14 @@ class Batcher(Generic[T, R]):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._draining = False
+            self._task = None
 
 
 class QueryBatcher(Batcher[str, Vectors]):
     """Embeds queries in batches on a single embedding thread; use from the event loop only."""
 
     def __init__(self, embedder: Embedder, max_batch: int = 64) -> None:
-        super().__init__(embedder.embed, max_batch, "embed")  # type: ignore[arg-type]
-        self.embedder = embedder
+        super().__init__(embedder.embed, max_batch, "embed")
 
     async def embed(self, text: str) -> Vectors:
         return await self.submit(text)

@@ -25,6 +25,10 @@ __all__ = ["Authenticator"]
 _CACHE_MAX = 10_000
 
 
+def _digest(authorization: str) -> bytes:
+    return hashlib.sha256(authorization.encode()).digest()
+
+
 class Authenticator:
     """Checks credentials; safe to share between threads.
 
@@ -56,10 +60,24 @@ class Authenticator:
         """The caller behind an API key verified recently and still unexpired, else None."""
         if not authorization or not self.settings.api_key_cache_s:
             return None
-        entry = self._verified.get(hashlib.sha256(authorization.encode()).digest())
+        entry = self._verified.get(_digest(authorization))
         if entry is None or self._clock() >= entry[1] or entry[2] != self.keys.revocations():
             return None
         return entry[0]
+
+    def _remember(
+        self, authorization: str, caller: Caller, expires_at: datetime | None, stamp: tuple[int, int]
+    ) -> None:
+        """Keep a verified key for :meth:`cached`, never past the key's own expiry."""
+        trust_s = self.settings.api_key_cache_s
+        if expires_at is not None:
+            trust_s = min(trust_s, (expires_at - datetime.now(UTC)).total_seconds())
+        if trust_s <= 0:
+            return
+        with self._lock:
+            if len(self._verified) >= _CACHE_MAX:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[_digest(authorization)] = (caller, self._clock() + trust_s, stamp)
 
     def _caller(self, name: str, groups: frozenset[str], method: str, key_id: str = "") -> Caller:
         roles = roles_for(groups, self.settings.role_groups)
@@ -83,15 +101,7 @@ class Authenticator:
             stamp = self.keys.revocations()  # before the read: a revocation during it voids the entry
             key = self.keys.check(token)
             caller = self._caller(f"key:{key.owner}", key.groups, "api-key", key.id)
-            trust_s = self.settings.api_key_cache_s
-            if key.expires_at is not None:  # never past the key's own expiry
-                trust_s = min(trust_s, (key.expires_at - datetime.now(UTC)).total_seconds())
-            if trust_s > 0:
-                with self._lock:
-                    if len(self._verified) >= _CACHE_MAX:
-                        del self._verified[next(iter(self._verified))]  # the oldest
-                    digest = hashlib.sha256(authorization.encode()).digest()
-                    self._verified[digest] = (caller, self._clock() + trust_s, stamp)
+            self._remember(authorization, caller, key.expires_at, stamp)
             return caller
         if self.verifier is None:
             raise AuthenticationError("bearer tokens are not accepted here: no OIDC issuer is configured")

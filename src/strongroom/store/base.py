@@ -43,7 +43,11 @@ class NewVersion:
 
 @runtime_checkable
 class Store(Protocol):
-    """Catalog + keyword index + vector index behind one small interface."""
+    """Catalog + keyword index + vector index behind one small interface.
+
+    A backend whose index calls each check for other writers may also offer ``pinned()``, a
+    context manager in which they share one check; ``retrieve.search`` uses it when present.
+    """
 
     def write(self, new: NewVersion) -> bool:
         """Store a version atomically. False (and no change) if that version id exists."""

@@ -178,14 +178,13 @@ def upgrade_store_command(
         raise fail("give the PostgreSQL store with --store postgresql://user@host/db (or STRONGROOM_STORE_URL)")
     import psycopg
 
-    from strongroom.store.postgres import _describe, migrate_schema
+    from strongroom.store.postgres import _describe, migrate_schema, redact
 
     try:
         target, password = _describe(store)
         before, after = migrate_schema(store, None, upgrade=True, target=target)
     except psycopg.Error as exc:
-        message = str(exc).strip().replace(password, "***") if password else str(exc).strip()
-        raise fail(f"PostgreSQL at {target} failed the upgrade: {message}; nothing was changed") from exc
+        raise fail(f"PostgreSQL at {target} failed the upgrade: {redact(exc, password)}; nothing was changed") from exc
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -240,7 +239,7 @@ def reembed_command(
             raise fail(f"the store already uses {source.model_id}; nothing to switch")
         target = SqliteStore(to, model_id=new_embedder.model_id, dim=new_embedder.dim)
         target_audit = AuditLog(to / "catalog.sqlite3")
-        keys_from, keys_to = ApiKeyStore(settings.home / "catalog.sqlite3"), ApiKeyStore(to / "catalog.sqlite3")
+        keys_from, keys_to = ApiKeyStore(settings.catalog_path), ApiKeyStore(to / "catalog.sqlite3")
         try:
             with err.status("re-embedding ...") as status:
                 report = reembed(

@@ -43,7 +43,7 @@ from strongroom.store.base import KeywordUnit, NewVersion, ScoredId
 from strongroom.store.keyword import tokenize
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
-__all__ = ["PostgresStore", "migrate_schema"]
+__all__ = ["PostgresStore", "migrate_schema", "redact"]
 
 K1, B = 1.2, 0.75
 _MAX_TF = 65535  # the embedded index keeps term frequencies in uint16
@@ -75,6 +75,12 @@ def _line_tokens(chunk: Chunk) -> list[list[str]]:
 
 def _postings(tokens: list[str]) -> list[tuple[str, int]]:
     return [(term, min(n, _MAX_TF)) for term, n in Counter(tokens).items()]
+
+
+def redact(exc: BaseException, password: str) -> str:
+    """An exception's message without the URL's password, in case a driver ever echoes it."""
+    text = str(exc).strip()
+    return text.replace(password, "***") if password else text
 
 
 def _describe(url: str) -> tuple[str, str]:
@@ -183,10 +189,7 @@ class PostgresStore:
                     raise StoreError(f"no strongroom store in {target} (no meta table); check the URL")
                 meta: dict[str, str] = dict(db.execute("SELECT key, value FROM meta").fetchall())
         except psycopg.Error as exc:
-            message = str(exc).strip()
-            raise StoreError(
-                f"cannot read the store in {target}: {message.replace(password, '***') if password else message}"
-            ) from exc
+            raise StoreError(f"cannot read the store in {target}: {redact(exc, password)}") from exc
         if "model" not in meta or "dim" not in meta:
             raise StoreError(f"the store in {target} says nothing of its embedder; is it a strongroom store?")
         return cls(url, model_id=str(meta["model"]), dim=int(meta["dim"]), ef_search=ef_search)
@@ -203,9 +206,7 @@ class PostgresStore:
     # -- setup -------------------------------------------------------------------------------
 
     def _clean(self, exc: BaseException) -> str:
-        """An exception's message without the URL's password, in case a driver ever echoes it."""
-        text = str(exc).strip()
-        return text.replace(self._password, "***") if self._password else text
+        return redact(exc, self._password)
 
     @property
     def schema_revision(self) -> str | None:

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from strongroom.errors import ConfigError
-from strongroom.train.embedder import CheckpointSaver, Ranks, batch_rows, resume, run_steps
+from strongroom.train.runner import CheckpointSaver, JobConfig, Ranks, batch_rows, resume, run_steps
 
 __all__ = ["Example", "GeneratorConfig", "load_examples", "train_generator"]
 
@@ -35,15 +35,12 @@ log = logging.getLogger(__name__)
 PROMPT = "### Instruction:\n{instruction}\n\n### Answer:\n"
 
 
-class GeneratorConfig(BaseModel):
+class GeneratorConfig(JobConfig):
     """A LoRA job, as its JSON config file holds it."""
 
     base_model: str = Field(description="A transformers causal LM folder (weights and tokenizer).")
     data: Path = Field(description="JSONL of {'instruction': ..., 'answer': ...} objects.")
-    output_dir: Path
-    seed: int = 0
     batch_size: int = Field(default=8, ge=1)
-    steps: int = Field(default=200, ge=1)
     learning_rate: float = Field(default=2e-4, gt=0)
     max_seq_length: int = Field(default=512, ge=8)
     lora_r: int = Field(default=8, ge=1)
@@ -52,9 +49,6 @@ class GeneratorConfig(BaseModel):
     target_modules: list[str] | str | None = Field(
         default=None, description='Module names to adapt, or "all-linear"; None: peft\'s default for the model.'
     )
-    checkpoint_every: int = Field(default=50, ge=1)
-    keep: int = Field(default=2, ge=1)
-    async_save: bool = True
 
 
 @dataclass(frozen=True)
