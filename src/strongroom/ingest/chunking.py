@@ -58,22 +58,17 @@ def _kind(text: str) -> LineKind:
         return "heading"
     if " | " in stripped or (stripped.startswith("|") and stripped.endswith("|")):
         return "row"  # a table row as the DOCX, HTML, XLSX, CSV and Markdown parsers render it
-    numbers = _NUMBER.findall(stripped)
-    label_words = sum(any(c.isalpha() for c in w) for w in stripped.split())
-    if (
-        len(numbers) >= 2
-        and len(stripped) < 400
-        and _NUMBER.search(stripped[-16:])
-        and not stripped.endswith((".", ",", ";"))
-        and not stripped[0].islower()  # a wrapped sentence's continuation, not a row label
-        and (label_words <= 12 or len(numbers) * 3 >= label_words)
-    ):
-        return "row"
+    # The cheap tests come first in each condition: most lines of prose fail them.
+    if len(stripped) < 400 and not stripped.endswith((".", ",", ";")) and not stripped[0].islower():
+        numbers = _NUMBER.findall(stripped)
+        if len(numbers) >= 2 and _NUMBER.search(stripped[-16:]):  # not lowercase: not a wrapped continuation
+            label_words = sum(any(c.isalpha() for c in w) for w in stripped.split())
+            if label_words <= 12 or len(numbers) * 3 >= label_words:
+                return "row"
     words = stripped.split()
-    letters = sum(c.isalpha() for c in stripped)
     if (
         0 < len(words) <= 12
-        and letters >= 0.6 * len(stripped.replace(" ", ""))
+        and sum(c.isalpha() for c in stripped) >= 0.6 * len(stripped.replace(" ", ""))
         and not stripped.endswith((".", ",", ";", ":"))
         and (stripped.isupper() or sum(w[0].isupper() for w in words if w[0].isalpha()) >= 0.7 * len(words))
     ):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -228,6 +228,10 @@ class PostgresStore:
                 f"the store in {self._target} holds vectors of model {rows.get('model')!r} ({rows.get('dim')} "
                 f"dimensions), not {self.model_id!r} ({self.dim}): use the same embedder, or another database"
             )
+        from strongroom.store import postgres_bulk  # it imports this module
+
+        if postgres_bulk.MARKER in rows:  # a bulk load died with its indexes dropped
+            postgres_bulk.recover_interrupted_load(self._db)
 
     @contextmanager
     def _tx(self, action: str) -> Iterator[psycopg.Connection[Any]]:
@@ -330,6 +334,14 @@ class PostgresStore:
             self._index(db, "chunk", chunk_rows, chunk_tokens)
             self._index(db, "line", line_rows, [tokens for _, tokens in owners])
         return True
+
+    def write_many(self, versions: Iterable[NewVersion], progress: Callable[[str], None] | None = None) -> int:
+        """Store many versions in batches by COPY (those already stored are skipped); into an
+        empty store the big indexes are built once at the end. Returns how many were written.
+        See :mod:`strongroom.store.postgres_bulk`."""
+        from strongroom.store.postgres_bulk import bulk_load
+
+        return bulk_load(self, versions, progress=progress).written
 
     @staticmethod
     def _allocate(db: psycopg.Connection[Any], table: str, n: int) -> list[int]:

@@ -153,16 +153,34 @@ def _copy_missing(
     progress: Callable[[str], None] | None = None,
 ) -> None:
     """Write each version of ``source`` that ``target`` lacks (through ``convert``), counting
-    into ``report``, and take the source's content digest in the same pass."""
+    into ``report``, and take the source's content digest in the same pass. A target that
+    writes in bulk (``write_many``: PostgreSQL) gets the versions as one stream."""
     digester = _Digester()
-    for new in source.iter_versions():
-        digester.add(new)
-        if target.has_version(new.version.id) or not target.write(convert(new) if convert else new):
-            report.already_there += 1
-        else:
-            report.copied += 1
-        if progress:
-            progress(new.version.name)
+    offered = 0
+
+    def missing() -> Iterator[NewVersion]:
+        nonlocal offered
+        for new in source.iter_versions():
+            digester.add(new)
+            if progress:
+                progress(new.version.name)
+            if target.has_version(new.version.id):
+                report.already_there += 1
+            else:
+                offered += 1
+                yield convert(new) if convert else new
+
+    write_many: Callable[[Iterable[NewVersion]], int] | None = getattr(target, "write_many", None)
+    if write_many is not None:
+        written = write_many(missing())
+        report.copied += written
+        report.already_there += offered - written
+    else:
+        for new in missing():
+            if target.write(new):
+                report.copied += 1
+            else:
+                report.already_there += 1
     report.source_digest = digester.digest()
 
 
