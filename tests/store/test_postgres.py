@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from strongroom.errors import ConfigError, StoreError
+from strongroom.store import migrations
+from strongroom.store import postgres_sql as sql
 from strongroom.store.base import KeywordUnit
 from strongroom.store.postgres import PostgresStore
 from strongroom.store.sqlite import SqliteStore
@@ -105,10 +107,20 @@ CORPUS = [
 QUERIES = ["net sales", "cash inventories", "82959 sales", "segment europe sales", "inventory outlook", "rain"]
 
 
+@pytest.mark.parametrize("order", ["chosen", "term first", "admitted first"])
 @pytest.mark.parametrize("unit", ["chunk", "line"])
 def test_bm25_scores_match_the_embedded_store(
-    pg: PostgresStore, lite: SqliteStore, embedder: HashEmbedder, unit: KeywordUnit
+    pg: PostgresStore,
+    lite: SqliteStore,
+    embedder: HashEmbedder,
+    unit: KeywordUnit,
+    order: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Whichever order the store reads the postings in, the scores are the embedded index's."""
+    if order != "chosen":
+        chosen = sql.keyword_search
+        monkeypatch.setattr(sql, "keyword_search", lambda u, _: chosen(u, order == "admitted first"))
     for source, text in CORPUS:
         new = make_version(embedder, source, [text], acl=["public"] if source != "d.txt" else ["desk"])
         pg.write(new)
@@ -366,7 +378,8 @@ def test_a_store_made_before_migrations_is_refused_until_upgraded_and_keeps_its_
     pg._db.execute("DROP TABLE alembic_version")
     pg._db.execute("INSERT INTO meta VALUES ('schema', '1')")
     pg.close()
-    with pytest.raises(StoreError, match=r"at revision 0001; this strongroom needs 0002.*strongroom upgrade-store"):
+    head = migrations.head_revision()
+    with pytest.raises(StoreError, match=rf"at revision 0001; this strongroom needs {head}.*strongroom upgrade-store"):
         PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
     with psycopg.connect(database_url) as db:  # the refusal changed nothing
         assert db.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,)
@@ -375,9 +388,11 @@ def test_a_store_made_before_migrations_is_refused_until_upgraded_and_keeps_its_
     url = _postgresql_url(database_url)
     upgraded = run(tmp_path / "home", "upgrade-store", "--store", url, "--json")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert json.loads(upgraded.stdout)["from"] == "0001" and json.loads(upgraded.stdout)["to"] == "0002"
+    assert json.loads(upgraded.stdout)["from"] == "0001" and json.loads(upgraded.stdout)["to"] == head
     again = run(tmp_path / "home", "upgrade-store", "--store", url)
-    assert again.returncode == 0 and "already at revision 0002" in again.stdout
+    assert again.returncode == 0 and f"already at revision {head}" in again.stdout
+    with psycopg.connect(database_url) as db:  # 0003: the index a scope starts from
+        assert db.execute("SELECT to_regclass('versions_acl')").fetchone() == ("versions_acl",)
 
     store = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
     try:

@@ -407,7 +407,17 @@ class PostgresStore:
             "k": k,
         }
         with self._tx("search the keyword index") as db:
-            rows = db.execute(sql.LINE_SEARCH if unit == "line" else sql.CHUNK_SEARCH, params).fetchall()
+            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for all three
+            seqs = [int(r[0]) for r in db.execute(sql.ADMITTED_SEQS, params)]
+            if not seqs:
+                return []
+            costs = db.execute(sql.KEYWORD_COSTS, params).fetchone()
+            assert costs is not None
+            units, versions, postings = (float(x or 0) for x in costs)
+            # Each order costs about one index lookup per row it touches (see postgres_sql).
+            admitted_first = len(seqs) * max(units, 1.0) / max(versions, 1.0) * len(counts) < postings
+            query = sql.keyword_search(unit, admitted_first)
+            rows = db.execute(query, {**params, "seqs": seqs}).fetchall()
         return [(str(r[0]), float(r[1])) for r in rows]
 
     def vector_search(self, vector: npt.NDArray[np.float32], scope: Scope, k: int) -> list[ScoredId]:

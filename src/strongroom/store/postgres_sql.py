@@ -9,12 +9,12 @@ from __future__ import annotations
 __all__ = [
     "ADMITTED",
     "ADMITTED_SEQS",
-    "CHUNK_SEARCH",
     "CONTRIB",
-    "LINE_SEARCH",
+    "KEYWORD_COSTS",
     "TERMS",
     "VECTOR_SEARCH",
     "VERSION_COLUMNS",
+    "keyword_search",
     "schema",
 ]
 
@@ -68,16 +68,20 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 
-# The versions a scope admits (see strongroom.store.scope for the rules), as a CTE.
+# The versions a scope admits (see strongroom.store.scope for the rules), as a CTE: those
+# knowable at T, not deleted, that the reader's groups may read (the GIN index on acl finds
+# them) and that pass the type and metadata filters, less those that a later version of the
+# same document knowable at T supersedes. Starting from the ACL keeps a restrictive scope's
+# cost in proportion to what it admits, not to the whole catalogue.
 ADMITTED = """admitted AS (
-    SELECT seq FROM (
-        SELECT DISTINCT ON (document_id) seq, acl, doc_type, metadata FROM versions
-        WHERE published_at <= %(t)s AND ingested_at <= %(t)s AND NOT deleted
-        ORDER BY document_id, published_at DESC, ingested_at DESC, seq DESC
-    ) AS current
-    WHERE acl && %(groups)s::text[]
-      AND (cardinality(%(types)s::text[]) = 0 OR doc_type = ANY(%(types)s::text[]))
-      AND metadata @> %(filters)s
+    SELECT v.seq FROM versions v
+    WHERE v.acl && %(groups)s::text[] AND NOT v.deleted AND v.published_at <= %(t)s AND v.ingested_at <= %(t)s
+      AND (cardinality(%(types)s::text[]) = 0 OR v.doc_type = ANY(%(types)s::text[]))
+      AND v.metadata @> %(filters)s
+      AND NOT EXISTS (
+        SELECT 1 FROM versions w
+        WHERE w.document_id = v.document_id AND NOT w.deleted AND w.published_at <= %(t)s AND w.ingested_at <= %(t)s
+          AND (w.published_at, w.ingested_at, w.seq) > (v.published_at, v.ingested_at, v.seq))
 )"""
 
 # Query terms with their BM25 weight (query count * idf * (k1 + 1)) and the unit's average length.
@@ -93,21 +97,46 @@ TERMS = """stats AS (
 
 CONTRIB = "q.weight * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * {length} / s.avgdl))"
 
-CHUNK_SEARCH = f"""WITH {ADMITTED}, {TERMS}
-SELECT c.id, sum({CONTRIB.format(length="c.n_terms")}) AS score
-FROM q JOIN chunk_postings p ON p.term = q.term JOIN chunks c ON c.row = p.row CROSS JOIN stats s
-WHERE c.version_seq IN (SELECT seq FROM admitted)
-GROUP BY c.row, c.id ORDER BY score DESC, c.row LIMIT %(k)s"""
+# BM25 over the admitted versions (``%(seqs)s``, from ADMITTED_SEQS), in one of two orders the
+# store picks by their cost (PostgresStore.keyword_search), since the planner cannot know it:
+# * term first: read the posting lists of the query terms, keep the rows of admitted versions
+#   (cost: the terms' document frequencies);
+# * admitted first: take the admitted versions' rows and look each query term up in the
+#   postings' primary key (cost: admitted rows times query terms), which is what a restrictive
+#   ACL wants. OFFSET 0 keeps the planner from flattening the lookup back into a join.
 
-# A chunk ranks by its best structural line.
-LINE_SEARCH = f"""WITH {ADMITTED}, {TERMS}, line_scores AS (
-    SELECT l.chunk_row, sum({CONTRIB.format(length="l.n_terms")}) AS score
-    FROM q JOIN line_postings p ON p.term = q.term JOIN lines l ON l.row = p.row CROSS JOIN stats s
-    WHERE l.version_seq IN (SELECT seq FROM admitted)
+
+def keyword_search(unit: str, admitted_first: bool) -> str:
+    """The SQL of a BM25 ``unit`` search; a line ranks its chunk by its best structural line."""
+    table, alias = ("chunks", "c") if unit == "chunk" else ("lines", "l")
+    contrib = CONTRIB.format(length=f"{alias}.n_terms")
+    if admitted_first:
+        source = (
+            f"(SELECT * FROM {table} WHERE version_seq = ANY(%(seqs)s::bigint[])) AS {alias} CROSS JOIN q "
+            f"CROSS JOIN LATERAL (SELECT tf FROM {unit}_postings WHERE term = q.term AND row = {alias}.row OFFSET 0) p"
+        )
+        where = ""
+    else:
+        source = f"q JOIN {unit}_postings p ON p.term = q.term JOIN {table} {alias} ON {alias}.row = p.row"
+        where = f"WHERE {alias}.version_seq = ANY(%(seqs)s::bigint[])"
+    if unit == "chunk":
+        return f"""WITH {TERMS}
+SELECT c.id, sum({contrib}) AS score FROM {source} CROSS JOIN stats s {where}
+GROUP BY c.row, c.id ORDER BY score DESC, c.row LIMIT %(k)s"""
+    return f"""WITH {TERMS}, line_scores AS (
+    SELECT l.chunk_row, sum({contrib}) AS score FROM {source} CROSS JOIN stats s {where}
     GROUP BY l.row, l.chunk_row
 )
 SELECT c.id, max(ls.score) AS score FROM line_scores ls JOIN chunks c ON c.row = ls.chunk_row
 GROUP BY c.row, c.id ORDER BY score DESC, c.row LIMIT %(k)s"""
+
+
+# What the store needs to pick the order: the unit's rows a version, and the postings to read.
+KEYWORD_COSTS = """SELECT
+    (SELECT n_docs FROM bm25_stats WHERE unit = %(unit)s),
+    (SELECT CASE WHEN reltuples > 0 THEN reltuples ELSE (SELECT count(*) FROM versions) END
+     FROM pg_class WHERE oid = 'versions'::regclass),
+    (SELECT coalesce(sum(df), 0) FROM bm25_df WHERE unit = %(unit)s AND term = ANY(%(terms)s::text[]))"""
 
 ADMITTED_SEQS = f"WITH {ADMITTED} SELECT seq FROM admitted"
 
