@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -154,7 +155,7 @@ bulk_load(store, versions(), batch_chunks=2)
 
 
 def test_a_load_killed_with_its_indexes_dropped_is_repaired_by_the_next_open(
-    database_url: str, embedder: HashEmbedder
+    database_url: str, embedder: HashEmbedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim).close()  # an empty store
     child = subprocess.Popen(
@@ -171,8 +172,10 @@ def test_a_load_killed_with_its_indexes_dropped_is_repaired_by_the_next_open(
         child.wait()
         assert child.stdout is not None
         child.stdout.close()
-    store = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
+    with caplog.at_level(logging.WARNING, logger="strongroom.store.postgres_bulk"):
+        store = PostgresStore(database_url, model_id=embedder.model_id, dim=embedder.dim)
     try:
+        assert "bulk load into this store was interrupted" in caplog.text
         assert DEFERRED <= _indexes(database_url) and not _marked(database_url)
         assert store.counts()["versions"] == 4  # the committed batches stay
         assert store.keyword_search("killed load", BOTH, 5)

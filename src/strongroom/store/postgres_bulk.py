@@ -22,6 +22,7 @@ Searches meanwhile stay correct (indexes only speed them up) and see whole versi
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections import Counter
@@ -38,6 +39,8 @@ from strongroom.store.keyword import tokenize
 from strongroom.store.postgres import _MAX_TF, _WRITE_LOCK, PostgresStore, _line_tokens, _utc
 
 __all__ = ["MARKER", "BulkReport", "bulk_load", "drop_indexes", "recover_interrupted_load", "restore_indexes"]
+
+log = logging.getLogger(__name__)
 
 _BULK_LOCK = _WRITE_LOCK + 1  # held (session level) by a running bulk load
 MARKER = "bulk_load_indexes_dropped"
@@ -90,15 +93,19 @@ def restore_indexes(
     was built. ``db`` is an autocommit connection; the caller holds :data:`_BULK_LOCK`."""
     db.execute("SELECT set_config('maintenance_work_mem', %s, false)", (memory,))
     built = False
-    for name, ddl in _DEFERRED:
-        if not _present(db, name):
-            if progress:
-                progress(f"building index {name}")
-            db.execute(ddl)
-            built = True
-    if built:
-        db.execute("ANALYZE")  # fresh statistics: the planner must see how many versions a scope admits
-    db.execute("DELETE FROM meta WHERE key = %s", (MARKER,))
+    try:
+        for name, ddl in _DEFERRED:
+            if not _present(db, name):
+                if progress:
+                    progress(f"building index {name}")
+                db.execute(ddl)
+                built = True
+        if built:
+            db.execute("ANALYZE")  # fresh statistics: the planner must see how many versions a scope admits
+        db.execute("DELETE FROM meta WHERE key = %s", (MARKER,))
+    finally:
+        if not db.broken:
+            db.execute("RESET maintenance_work_mem")
     return built
 
 
@@ -109,8 +116,11 @@ def recover_interrupted_load(db: psycopg.Connection[Any]) -> bool:
         return False
     if not _try_lock(db):
         return False  # the load is still running; it builds them itself
+    log.warning(
+        "a bulk load into this store was interrupted: building its missing search indexes (minutes on a large store)"
+    )
     try:
-        return restore_indexes(db)
+        return restore_indexes(db, progress=log.info)
     finally:
         db.execute("SELECT pg_advisory_unlock(%s)", (_BULK_LOCK,))
 
