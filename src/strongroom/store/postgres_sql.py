@@ -88,7 +88,7 @@ ADMITTED = """admitted AS (
 TERMS = """stats AS (
     SELECT n_docs, CASE WHEN total_len > 0 THEN total_len::float8 / n_docs ELSE 1.0 END AS avgdl
     FROM bm25_stats WHERE unit = %(unit)s
-), q AS (
+), q AS MATERIALIZED (
     SELECT d.term, qt.n * ln(1 + (s.n_docs - d.df + 0.5) / (d.df + 0.5)) * (%(k1)s + 1) AS weight
     FROM unnest(%(terms)s::text[], %(counts)s::int[]) AS qt(term, n)
     JOIN bm25_df d ON d.unit = %(unit)s AND d.term = qt.term AND d.df > 0
@@ -100,30 +100,36 @@ CONTRIB = "q.weight * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * {length} / s.
 # BM25 over the admitted versions (``%(seqs)s``, from ADMITTED_SEQS), in one of two orders the
 # store picks by their cost (PostgresStore.keyword_search), since the planner cannot know it:
 # * term first: read the posting lists of the query terms, keep the rows of admitted versions
-#   (cost: the terms' document frequencies);
-# * admitted first: take the admitted versions' rows and look each query term up in the
-#   postings' primary key (cost: admitted rows times query terms), which is what a restrictive
-#   ACL wants. OFFSET 0 keeps the planner from flattening the lookup back into a join.
+#   (cost: the terms' document frequencies, each posting a lookup of its row's version);
+# * admitted first: gather the admitted versions' rows, then walk each query term's postings
+#   in the primary key (term, row) for those rows only: one index scan a term, with the rows
+#   as an array key, which skips through the term's postings in row order. What a restrictive
+#   ACL wants (cost: about the admitted rows times the query terms, each far cheaper).
+# q is MATERIALIZED: a handful of rows, which the planner must not re-plan against bm25_df.
 
 
 def keyword_search(unit: str, admitted_first: bool) -> str:
     """The SQL of a BM25 ``unit`` search; a line ranks its chunk by its best structural line."""
     table, alias = ("chunks", "c") if unit == "chunk" else ("lines", "l")
     contrib = CONTRIB.format(length=f"{alias}.n_terms")
+    columns = "row, id, n_terms" if unit == "chunk" else "row, chunk_row, n_terms"
     if admitted_first:
+        admitted = f"SELECT {columns} FROM {table} WHERE version_seq = ANY(%(seqs)s::bigint[])"
+        ctes = f"{TERMS}, units AS MATERIALIZED ({admitted})"
         source = (
-            f"(SELECT * FROM {table} WHERE version_seq = ANY(%(seqs)s::bigint[])) AS {alias} CROSS JOIN q "
-            f"CROSS JOIN LATERAL (SELECT tf FROM {unit}_postings WHERE term = q.term AND row = {alias}.row OFFSET 0) p"
+            f"q JOIN {unit}_postings p ON p.term = q.term AND p.row = ANY(ARRAY(SELECT row FROM units)) "
+            f"JOIN units {alias} ON {alias}.row = p.row"
         )
         where = ""
     else:
+        ctes = TERMS
         source = f"q JOIN {unit}_postings p ON p.term = q.term JOIN {table} {alias} ON {alias}.row = p.row"
         where = f"WHERE {alias}.version_seq = ANY(%(seqs)s::bigint[])"
     if unit == "chunk":
-        return f"""WITH {TERMS}
+        return f"""WITH {ctes}
 SELECT c.id, sum({contrib}) AS score FROM {source} CROSS JOIN stats s {where}
 GROUP BY c.row, c.id ORDER BY score DESC, c.row LIMIT %(k)s"""
-    return f"""WITH {TERMS}, line_scores AS (
+    return f"""WITH {ctes}, line_scores AS (
     SELECT l.chunk_row, sum({contrib}) AS score FROM {source} CROSS JOIN stats s {where}
     GROUP BY l.row, l.chunk_row
 )
