@@ -178,7 +178,7 @@ def upgrade_store_command(
         raise fail("give the PostgreSQL store with --store postgresql://user@host/db (or STRONGROOM_STORE_URL)")
     import psycopg
 
-    from strongroom.store.postgres import _describe, migrate_schema, redact
+    from strongroom.store.postgres_schema import _describe, migrate_schema, redact
 
     try:
         target, password = _describe(store)

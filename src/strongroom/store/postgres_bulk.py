@@ -36,7 +36,8 @@ from psycopg.types.json import Jsonb
 from strongroom.errors import StoreError
 from strongroom.store.base import NewVersion
 from strongroom.store.keyword import tokenize
-from strongroom.store.postgres import _MAX_TF, _WRITE_LOCK, PostgresStore, _line_tokens, _utc
+from strongroom.store.postgres import _MAX_TF, PostgresStore, _line_tokens, _utc
+from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
 
 __all__ = ["MARKER", "BulkReport", "bulk_load", "drop_indexes", "recover_interrupted_load", "restore_indexes"]
 
