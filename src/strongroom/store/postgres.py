@@ -44,7 +44,7 @@ from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
 from strongroom.store.postgres_schema import _describe, migrate_schema, redact
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "allocate_rows", "index_terms"]
 
 K1, B = 1.2, 0.75
 _MAX_TF = 65535  # the embedded index keeps term frequencies in uint16
@@ -74,8 +74,39 @@ def _line_tokens(chunk: Chunk) -> list[list[str]]:
     return [tokenize(f"{chunk.context}\n{text[ln.start : ln.end]}") for ln in classify_lines(text) if ln.kind != "text"]
 
 
-def _postings(tokens: list[str]) -> list[tuple[str, int]]:
-    return [(term, min(n, _MAX_TF)) for term, n in Counter(tokens).items()]
+def allocate_rows(db: psycopg.Connection[Any], table: str, n: int) -> list[int]:
+    """``n`` new row ids of ``table``, increasing, from its identity sequence."""
+    if n == 0:
+        return []
+    rows = db.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'row')) FROM generate_series(1, %s)", (table, n)
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
+def index_terms(db: psycopg.Connection[Any], unit: KeywordUnit, rows: list[int], docs: list[list[str]]) -> None:
+    """Postings, document frequencies and totals of the new BM25 ``unit`` documents."""
+    if not rows:
+        return
+    # COPY text built directly: terms never hold a tab, newline or backslash (they are runs
+    # of letters and digits, see keyword.tokenize), so nothing needs escaping.
+    df: Counter[str] = Counter()
+    lines: list[str] = []
+    for row, tokens in zip(rows, docs, strict=True):
+        counts = Counter(tokens)
+        df.update(counts.keys())
+        lines.extend(f"{term}\t{row}\t{min(n, _MAX_TF)}\n" for term, n in counts.items())
+    with db.cursor() as cur, cur.copy(f"COPY {unit}_postings (term, row, tf) FROM STDIN") as copy:
+        copy.write("".join(lines))
+    db.execute(
+        "UPDATE bm25_stats SET n_docs = n_docs + %s, total_len = total_len + %s WHERE unit = %s",
+        (len(rows), sum(map(len, docs)), unit),
+    )
+    db.execute(
+        "INSERT INTO bm25_df (unit, term, df) SELECT %s, t, n FROM unnest(%s::text[], %s::bigint[]) AS x(t, n) "
+        "ON CONFLICT (unit, term) DO UPDATE SET df = bm25_df.df + excluded.df",
+        (unit, list(df), list(df.values())),
+    )
 
 
 class PostgresStore:
@@ -229,7 +260,7 @@ class PostgresStore:
             assert row is not None
             seq = int(row[0])
             _copy(db, "pages (version_id, page, text)", [(v.id, p.number, p.text) for p in new.pages])
-            chunk_rows = self._allocate(db, "chunks", len(new.chunks))
+            chunk_rows = allocate_rows(db, "chunks", len(new.chunks))
             _copy(
                 db,
                 "chunks (row, id, version_seq, ordinal, page, char_start, char_end, text, context, embed_key, "
@@ -255,14 +286,14 @@ class PostgresStore:
                 ],
             )
             owners = [(r, tokens) for r, lines in zip(chunk_rows, line_tokens, strict=True) for tokens in lines]
-            line_rows = self._allocate(db, "lines", len(owners))
+            line_rows = allocate_rows(db, "lines", len(owners))
             _copy(
                 db,
                 "lines (row, chunk_row, version_seq, n_terms)",
                 [(r, owner, seq, len(tokens)) for r, (owner, tokens) in zip(line_rows, owners, strict=True)],
             )
-            self._index(db, "chunk", chunk_rows, chunk_tokens)
-            self._index(db, "line", line_rows, [tokens for _, tokens in owners])
+            index_terms(db, "chunk", chunk_rows, chunk_tokens)
+            index_terms(db, "line", line_rows, [tokens for _, tokens in owners])
         return True
 
     def write_many(self, versions: Iterable[NewVersion], progress: Callable[[str], None] | None = None) -> int:
@@ -272,34 +303,6 @@ class PostgresStore:
         from strongroom.store.postgres_bulk import bulk_load
 
         return bulk_load(self, versions, progress=progress).written
-
-    @staticmethod
-    def _allocate(db: psycopg.Connection[Any], table: str, n: int) -> list[int]:
-        """``n`` new row ids of ``table``, increasing, from its identity sequence."""
-        if n == 0:
-            return []
-        rows = db.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'row')) FROM generate_series(1, %s)", (table, n)
-        ).fetchall()
-        return sorted(int(r[0]) for r in rows)
-
-    @staticmethod
-    def _index(db: psycopg.Connection[Any], unit: KeywordUnit, rows: list[int], docs: list[list[str]]) -> None:
-        """Postings, document frequencies and totals of the new BM25 ``unit`` documents."""
-        if not rows:
-            return
-        postings = [(term, row, tf) for row, tokens in zip(rows, docs, strict=True) for term, tf in _postings(tokens)]
-        _copy(db, f"{unit}_postings (term, row, tf)", postings)
-        df = Counter(term for term, _, _ in postings)
-        db.execute(
-            "UPDATE bm25_stats SET n_docs = n_docs + %s, total_len = total_len + %s WHERE unit = %s",
-            (len(rows), sum(map(len, docs)), unit),
-        )
-        db.execute(
-            "INSERT INTO bm25_df (unit, term, df) SELECT %s, t, n FROM unnest(%s::text[], %s::bigint[]) AS x(t, n) "
-            "ON CONFLICT (unit, term) DO UPDATE SET df = bm25_df.df + excluded.df",
-            (unit, list(df), list(df.values())),
-        )
 
     def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
         """The embedding cache: vectors already computed by this store's model."""

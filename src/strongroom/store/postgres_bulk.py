@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ from psycopg.types.json import Jsonb
 from strongroom.errors import StoreError
 from strongroom.store.base import NewVersion
 from strongroom.store.keyword import tokenize
-from strongroom.store.postgres import _MAX_TF, PostgresStore, _line_tokens, _utc
+from strongroom.store.postgres import PostgresStore, _line_tokens, _utc, allocate_rows, index_terms
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
 
 __all__ = ["MARKER", "BulkReport", "bulk_load", "drop_indexes", "recover_interrupted_load", "restore_indexes"]
@@ -139,17 +138,6 @@ def _batches(versions: Iterable[NewVersion], batch_chunks: int) -> Iterator[list
         yield batch
 
 
-def _postings_text(rows: list[int], docs: list[list[str]], df: Counter[str]) -> str:
-    """COPY text of ``term, row, tf`` for each document (terms never hold a tab, newline or
-    backslash: they are runs of letters and digits, see keyword.tokenize), counting ``df``."""
-    out: list[str] = []
-    for row, tokens in zip(rows, docs, strict=True):
-        counts = Counter(tokens)
-        df.update(counts.keys())
-        out.extend(f"{term}\t{row}\t{min(n, _MAX_TF)}\n" for term, n in counts.items())
-    return "".join(out)
-
-
 def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int) -> tuple[int, int]:
     """Store the versions of ``batch`` the store lacks; returns (versions written, chunks)."""
     db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
@@ -196,7 +184,7 @@ def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int)
         ).fetchall()
     )
     n_chunks = sum(len(n.chunks) for n in news)
-    chunk_rows = iter(PostgresStore._allocate(db, "chunks", n_chunks))
+    chunk_rows = iter(allocate_rows(db, "chunks", n_chunks))
     chunk_docs: list[list[str]] = []
     chunk_ids: list[int] = []
     owners: list[tuple[int, int, list[str]]] = []  # (chunk row, version seq, line terms)
@@ -225,25 +213,12 @@ def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int)
                     owners.extend((row, seq, terms) for terms in _line_tokens(c))
                     copy.write_row((row, c.id, seq, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context,
                                     key, len(tokens), head + vec.tobytes()))  # fmt: skip
-        line_rows = PostgresStore._allocate(db, "lines", len(owners))
+        line_rows = allocate_rows(db, "lines", len(owners))
         with cur.copy("COPY lines (row, chunk_row, version_seq, n_terms) FROM STDIN") as copy:
             for r, (owner, seq, terms) in zip(line_rows, owners, strict=True):
                 copy.write_row((r, owner, seq, len(terms)))
-        for unit, rows, docs in (("chunk", chunk_ids, chunk_docs), ("line", line_rows, [t for _, _, t in owners])):
-            if not rows:
-                continue
-            df: Counter[str] = Counter()
-            with cur.copy(f"COPY {unit}_postings (term, row, tf) FROM STDIN") as copy:
-                copy.write(_postings_text(rows, docs, df))
-            db.execute(
-                "UPDATE bm25_stats SET n_docs = n_docs + %s, total_len = total_len + %s WHERE unit = %s",
-                (len(rows), sum(map(len, docs)), unit),
-            )
-            db.execute(
-                "INSERT INTO bm25_df (unit, term, df) SELECT %s, t, n FROM unnest(%s::text[], %s::bigint[]) "
-                "AS x(t, n) ON CONFLICT (unit, term) DO UPDATE SET df = bm25_df.df + excluded.df",
-                (unit, list(df), list(df.values())),
-            )
+        index_terms(db, "chunk", chunk_ids, chunk_docs)
+        index_terms(db, "line", line_rows, [terms for _, _, terms in owners])
     return len(news), n_chunks
 
 
