@@ -1,9 +1,11 @@
 """Sensitive-data detection with validation, and redaction that leaves no detected secret.
 
 A regex proposes a candidate; a validator (Luhn, mod-97, SSN ranges, ABA checksum, key
-shape) or nearby context decides, and sets the confidence. A :class:`Finding` records the
-type, the page and character span, the confidence and a masked preview; it never holds
-the secret itself, so findings can be stored and logged.
+shape) or nearby context decides, and sets the confidence. Financial identifiers are in
+:mod:`identifiers`, credentials (through detect-secrets) in :mod:`credentials`; e-mail,
+phone and configured names are here. A :class:`Finding` records the type, the page and
+character span, the confidence and a masked preview; it never holds the secret itself, so
+findings can be stored and logged.
 
     >>> [f.type for f in detect_text("Card 4111 1111 1111 1111, mail a@b.com", page=1)]
     ['card', 'email']
@@ -13,13 +15,12 @@ the secret itself, so findings can be stored and logged.
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from strongroom.understand.checkdigits import aba_valid, iban_valid, luhn_valid, ssn_valid
+from strongroom.understand.credentials import credentials
+from strongroom.understand.identifiers import Raw, accounts, cards, ibans, routing_numbers, ssns
 from strongroom.understand.policy import FindingType, Policy
 
 __all__ = ["Finding", "detect_text", "find_markers", "redact_text", "redaction_marker"]
@@ -41,36 +42,20 @@ class Finding:
     preview: str
 
 
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9])|35")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-_SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
-_SSN_BARE = re.compile(r"\b(?:SSN|social security(?: number| no\.?)?)\s*[:#]?\s*(\d{9})\b", re.IGNORECASE)
-_NINE = re.compile(r"(?<![\d-])\d{9}(?![\d-])")
-_ROUTING_CONTEXT = re.compile(r"\b(?:ABA|routing|RTN|transit)\b", re.IGNORECASE)
-_ACCOUNT = re.compile(r"\b(?:account|acct\.?)\s*(?:number|no\.?|#)\s*[:#]?\s*(\d[\d -]{4,18}\d)\b", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
 _PHONE = re.compile(
     # not inside a longer run of digit groups (a card or account number), on either side
     r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
     r"(?![\w-])(?![ .]\d)"
 )
-_API_KEYS: tuple[tuple[re.Pattern[str], float], ...] = (
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), 0.95),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), 0.95),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), 0.9),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), 0.9),
-    (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}\b"), 0.95),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"), 0.85),
-)
-_GENERIC_SECRET = re.compile(
-    r"\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|password)\b\s*[:=]\s*['\"]?"
-    r"([A-Za-z0-9_\-+/=.]{16,})",
-    re.IGNORECASE,
-)
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|\Z)", re.DOTALL
-)
+# Identifier types whose other spellings (run together, lower case) are redacted with them.
+_SPELLED: frozenset[FindingType] = frozenset({"card", "iban", "ssn", "aba_routing", "account_number"})
+_SPELLING_SEPARATORS = re.compile(r"[\s.\-]+")
+_ACTION_RANK = {"flag": 0, "redact": 1, "reject": 2}
+# A redacted value is also removed where it appears elsewhere unlabelled, if it is at least this long;
+# shorter ones (a labelled four-letter password) only where a word boundary surrounds them.
+_REPEAT_ANYWHERE = 12
+_REPEAT_AS_WORD = 6
 
 
 def _mask(value: str) -> str:
@@ -78,107 +63,19 @@ def _mask(value: str) -> str:
     return "****" + compact[-4:] if len(compact) > 6 else "****"
 
 
-def _entropy(value: str) -> float:
-    counts = Counter(value)
-    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
-
-
-def _card_grouping(candidate: str) -> bool:
-    """Cards print as one run or in groups of four (Amex 4-6-5, Diners 4-6-4); a row of table figures does not."""
-    groups = [len(g) for g in re.split(r"[ -]", candidate)]
-    if len(groups) == 1:
-        return True
-    return groups in ([4, 6, 5], [4, 6, 4]) or (all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4)
-
-
-def _card_in(run: str) -> tuple[int, int] | None:
-    """The longest valid card number in a run of digit groups, aligned on group boundaries."""
-    starts = [0] + [i + 1 for i, ch in enumerate(run) if ch in " -"]
-    ends = [i for i, ch in enumerate(run) if ch in " -"] + [len(run)]
-    best: tuple[int, int] | None = None
-    for start in starts:
-        for end in ends:
-            if end <= start or (best is not None and end - start <= best[1] - best[0]):
-                continue
-            digits = re.sub(r"[ -]", "", run[start:end])
-            if not _card_grouping(run[start:end]):
-                continue
-            if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
-                best = (start, end)
-    return best
-
-
-def _cards(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
-    for m in _CARD.finditer(text):
-        if span := _card_in(m.group()):
-            yield "card", m.start() + span[0], m.start() + span[1], 0.95
-
-
-def _ibans(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
-    for m in _IBAN.finditer(text):
-        # The pattern may swallow a trailing word; try the longest valid prefix.
-        value = m.group()
-        while value:
-            if iban_valid(value):
-                yield "iban", m.start(), m.start() + len(value), 0.98
-                break
-            cut = value.rfind(" ")
-            if cut <= 4:
-                break
-            value = value[:cut]
-
-
-def _ssns(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
-    for m in _SSN.finditer(text):
-        if ssn_valid(m.group()):
-            context = text[max(0, m.start() - 40) : m.start()].lower()
-            yield "ssn", m.start(), m.end(), 0.95 if ("ssn" in context or "social security" in context) else 0.8
-    for m in _SSN_BARE.finditer(text):
-        if ssn_valid(m.group(1)):
-            yield "ssn", m.start(1), m.end(1), 0.9
-
-
-def _routing(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
-    for m in _NINE.finditer(text):
-        if aba_valid(m.group()) and _ROUTING_CONTEXT.search(text[max(0, m.start() - 60) : m.start()]):
-            yield "aba_routing", m.start(), m.end(), 0.9
-
-
-def _accounts(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
-    for m in _ACCOUNT.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group(1))
-        if 6 <= len(digits) <= 17:
-            yield "account_number", m.start(1), m.end(1), 0.75
-
-
-def _emails(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
+def _emails(text: str) -> Iterable[Raw]:
     for m in _EMAIL.finditer(text):
         yield "email", m.start(), m.end(), 0.95
 
 
-def _phones(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
+def _phones(text: str) -> Iterable[Raw]:
     for m in _PHONE.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         if 10 <= len(digits) <= 15:
             yield "phone", m.start(), m.end(), 0.8 if m.group().startswith(("+", "(")) else 0.65
 
 
-def _api_keys(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
-    for pattern, confidence in _API_KEYS:
-        for m in pattern.finditer(text):
-            yield "api_key", m.start(), m.end(), confidence
-    for m in _GENERIC_SECRET.finditer(text):
-        value = m.group(1)
-        if _entropy(value) >= 3.5 and any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
-            yield "api_key", m.start(1), m.end(1), 0.7
-
-
-def _private_keys(text: str) -> Iterable[tuple[FindingType, int, int, float]]:
-    for m in _PRIVATE_KEY.finditer(text):
-        yield "private_key", m.start(), m.end(), 0.99
-
-
-def _names(text: str, names: Sequence[str]) -> Iterable[tuple[FindingType, int, int, float]]:
+def _names(text: str, names: Sequence[str]) -> Iterable[Raw]:
     for name in names:
         if not name.strip():
             continue
@@ -188,34 +85,57 @@ def _names(text: str, names: Sequence[str]) -> Iterable[tuple[FindingType, int, 
             yield "person_name", m.start(), m.end(), 0.9 if m.group() == name else 0.75
 
 
+def _resolve(raw: list[Raw], policy: Policy) -> list[Raw]:
+    """One finding per stretch of text. The strongest candidate (the policy's harsher action first,
+    then confidence, then length) names the stretch, and the stretch covers every candidate that
+    overlaps it, so a redaction never leaves the part of a secret a weaker candidate saw."""
+    ranked = sorted(
+        (r for r in raw if r[3] >= policy.min_confidence),
+        key=lambda r: (-_ACTION_RANK[policy.action_for(r[0])], -r[3], -(r[2] - r[1]), r[1]),
+    )
+    kept: list[tuple[FindingType, float]] = []
+    spans: list[list[int]] = []
+    for kind, start, end, confidence in ranked:
+        for span in spans:
+            if start < span[1] and end > span[0]:
+                span[0], span[1] = min(span[0], start), max(span[1], end)
+                break
+        else:
+            kept.append((kind, confidence))
+            spans.append([start, end])
+    # Widened stretches may now overlap each other: merge them, the stronger one naming the result.
+    merged: list[Raw] = []
+    for (kind, confidence), (start, end) in sorted(zip(kept, spans, strict=True), key=lambda ks: ks[1][0]):
+        if merged and start < merged[-1][2]:
+            last = merged[-1]
+            merged[-1] = (last[0], last[1], max(last[2], end), last[3])
+        else:
+            merged.append((kind, start, end, confidence))
+    return merged
+
+
 def detect_text(text: str, page: int, policy: Policy | None = None) -> list[Finding]:
     """All findings on one page's text, sorted by position, at or above the policy's confidence.
 
-    Where two findings overlap, the more confident (then the longer) one wins, so an IBAN's
-    digits are not also reported as a phone number.
+    Overlapping candidates become one finding (see :func:`_resolve`), so an IBAN's digits are
+    not also reported as a phone number, and a password inside a connection string that also
+    looks like an e-mail address is redacted, not merely flagged.
     """
     policy = policy or Policy()
     raw = [
-        *_private_keys(text),
-        *_api_keys(text),
-        *_cards(text),
-        *_ibans(text),
-        *_ssns(text),
-        *_routing(text),
-        *_accounts(text),
+        *credentials(text),
+        *cards(text),
+        *ibans(text),
+        *ssns(text),
+        *routing_numbers(text),
+        *accounts(text),
         *_emails(text),
         *_phones(text),
         *_names(text, policy.person_names),
     ]
-    raw.sort(key=lambda r: (-r[3], -(r[2] - r[1]), r[1]))
-    kept: list[tuple[FindingType, int, int, float]] = []
-    for cand in raw:
-        if cand[3] < policy.min_confidence:
-            continue
-        if all(cand[2] <= k[1] or cand[1] >= k[2] for k in kept):
-            kept.append(cand)
-    kept.sort(key=lambda r: r[1])
-    return [Finding(t, page, s, e, c, _mask(text[s:e])) for t, s, e, c in kept]
+    if not raw:
+        return []
+    return [Finding(t, page, s, e, c, _mask(text[s:e])) for t, s, e, c in _resolve(raw, policy)]
 
 
 def redaction_marker(finding_type: FindingType) -> str:
@@ -223,27 +143,45 @@ def redaction_marker(finding_type: FindingType) -> str:
     return f"[REDACTED:{finding_type.upper()}]"
 
 
+def _spellings(value: str, finding_type: FindingType) -> set[str]:
+    spellings = {value.strip()}
+    if finding_type in _SPELLED:
+        spellings.add(_SPELLING_SEPARATORS.sub("", value))
+        spellings.add(_SPELLING_SEPARATORS.sub(" ", value))
+    return {s for s in spellings if len(s) >= _REPEAT_AS_WORD}
+
+
 def redact_text(text: str, findings: Sequence[Finding]) -> str:
     """``text`` with every finding replaced by its marker, and every other occurrence of a
-    redacted value too (so a secret repeated where the detector missed it is still gone).
+    redacted value too (so a secret repeated where the detector missed it is still gone):
+    in any letter case, an identifier also run together, and a value under twelve characters
+    only as a whole word (a short labelled password must not blank every word that holds it).
     """
     if not findings:
         return text
-    values = {text[f.start : f.end]: f.type for f in findings}
     pieces: list[str] = []
     pos = 0
+    repeats: dict[str, FindingType] = {}
     for f in sorted(findings, key=lambda f: f.start):
         if f.start < pos:
             continue
         pieces.append(text[pos : f.start])
         pieces.append(redaction_marker(f.type))
+        for spelling in _spellings(text[f.start : f.end], f.type):
+            repeats.setdefault(spelling.lower(), f.type)
         pos = f.end
     pieces.append(text[pos:])
     result = "".join(pieces)
-    for value, finding_type in sorted(values.items(), key=lambda kv: -len(kv[0])):
-        if value and value in result:
-            result = result.replace(value, redaction_marker(finding_type))
-    return result
+    if not repeats:
+        return result
+    alternatives = []
+    for spelling in sorted(repeats, key=len, reverse=True):
+        escaped = re.escape(spelling)
+        alternatives.append(
+            escaped if len(spelling) >= _REPEAT_ANYWHERE else rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
+        )
+    pattern = re.compile("|".join(alternatives), re.IGNORECASE)
+    return pattern.sub(lambda m: redaction_marker(repeats[m.group().lower()]), result)
 
 
 def find_markers(text: str, markers: Sequence[str]) -> list[tuple[str, int, int]]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "FINDING_TYPES",
+    "SECRET_TYPES",
     "SENSITIVITY_LEVELS",
     "Action",
     "FindingType",
@@ -36,8 +37,18 @@ FindingType = Literal[
     "phone",
     "api_key",
     "private_key",
+    "password",
+    "secret",
+    "access_token",
+    "connection_string",
+    "high_entropy",
     "person_name",
 ]
+#: The credential types: a document holding one is ``restricted`` by default, and every place
+#: it could be written (body, title, file name, metadata, query) has it redacted.
+SECRET_TYPES: frozenset[FindingType] = frozenset(
+    {"api_key", "private_key", "password", "secret", "access_token", "connection_string", "high_entropy"}
+)
 FINDING_TYPES: tuple[FindingType, ...] = get_args(FindingType)
 SENSITIVITY_LEVELS: tuple[Sensitivity, ...] = ("public", "internal", "confidential", "restricted")
 
@@ -49,6 +60,11 @@ _DEFAULT_RAISES: dict[FindingType, Sensitivity] = {
     "account_number": "confidential",
     "api_key": "restricted",
     "private_key": "restricted",
+    "password": "restricted",
+    "secret": "restricted",
+    "access_token": "restricted",
+    "connection_string": "restricted",
+    "high_entropy": "restricted",
     "person_name": "confidential",
 }
 
