@@ -1,110 +1,176 @@
-"""The audit log's hash chain: intact passes; an edit, a deletion and a reordering are pinpointed."""
+"""The audit log on SQLite: the contract and tamper matrix, the canonical format (with the
+worked example of docs/audit-format.md), legacy records, the anchor's key, the CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import rfc8785
 import typer
 from typer.testing import CliRunner
 
 from strongroom.api.cli import audit_app
-from strongroom.audit import AuditEvent, AuditLog
+from strongroom.audit import GENESIS, AuditEvent, SqliteAuditLog, open_audit_log
+from strongroom.audit.anchor import SigningKey
+from strongroom.audit.records import canonical_record, event_body, record_hash
+from strongroom.config import Settings
+from tests.audit_contract import AuditLogContract, Backend, event, filled, problems
 
 
-def _log(tmp_path: Path, n: int = 6) -> Path:
-    catalog = tmp_path / "catalog.sqlite3"
-    log = AuditLog(catalog)
-    for i in range(n):
-        log.append(
-            AuditEvent(
-                principal=f"user{i}", groups=("research",), action="search", query=f"q{i}", chunks=((f"c{i}", f"v{i}"),)
-            )
-        )
-    log.close()
-    return catalog
+def _sqlite_backend(home: Path) -> Backend:
+    settings = Settings(home=home, store_url="")
+    catalog = settings.catalog_path
+
+    def sql(statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        with sqlite3.connect(catalog) as db:
+            db.execute("DROP TRIGGER IF EXISTS audit_no_update")
+            db.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+            for statement, params in statements:
+                db.execute(statement, params)
+
+    return Backend(lambda: open_audit_log(settings), sql, "audit", home / "audit-anchor.jsonl")
 
 
-def _tamper(catalog: Path, *statements: str) -> None:
-    with sqlite3.connect(catalog) as db:
-        db.execute("DROP TRIGGER audit_no_update")
-        db.execute("DROP TRIGGER audit_no_delete")
-        for sql in statements:
-            db.execute(sql)
-
-
-def _verify(catalog: Path) -> list[tuple[int, str]]:
-    log = AuditLog(catalog)
-    try:
-        return [(p.seq, p.kind) for p in log.verify().problems]
-    finally:
-        log.close()
-
-
-def test_an_intact_log_verifies(tmp_path: Path) -> None:
-    catalog = _log(tmp_path)
-    log = AuditLog(catalog)
-    report = log.verify()
-    assert report.ok and report.records == 6
-    records = log.records()
-    assert records[0]["prev"] == "0" * 64 and records[1]["prev"] == records[0]["hash"]
-    log.close()
+class TestSqliteAuditLog(AuditLogContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Backend:
+        return _sqlite_backend(tmp_path)
 
 
 def test_the_table_refuses_updates_and_deletes(tmp_path: Path) -> None:
-    catalog = _log(tmp_path)
-    with sqlite3.connect(catalog) as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    filled(_sqlite_backend(tmp_path), 2)
+    with sqlite3.connect(tmp_path / "catalog.sqlite3") as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("UPDATE audit SET body = '{}' WHERE seq = 1")
-    with sqlite3.connect(catalog) as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with sqlite3.connect(tmp_path / "catalog.sqlite3") as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM audit WHERE seq = 1")
 
 
-def test_an_edited_record_is_pinpointed(tmp_path: Path) -> None:
-    catalog = _log(tmp_path)
+def test_deleting_a_record_and_renumbering_the_rest_is_caught_where_it_starts(tmp_path: Path) -> None:
+    backend = _sqlite_backend(tmp_path)
+    filled(backend)
+    backend.sql([("DELETE FROM audit WHERE seq = 2", ()), ("UPDATE audit SET seq = seq - 1 WHERE seq > 2", ())])
+    found = problems(backend)
+    assert found[0] == (2, "deleted") and (6, "truncated") in found
+
+
+def test_a_record_replaced_with_a_recomputed_hash_is_caught(tmp_path: Path) -> None:
+    backend = _sqlite_backend(tmp_path)
+    records = filled(backend)
+    body = records[2].body.replace('"q2"', '"q-other"')
+    digest = record_hash(2, 3, records[2].at, records[2].prev, body)
+    backend.sql([("UPDATE audit SET body = ?, hash = ? WHERE seq = 3", (body, digest))])
+    assert problems(backend) == [(3, "edited")]
+
+
+# -- the format ------------------------------------------------------------------------------
+
+WORKED_EVENT = AuditEvent(
+    principal="ana", groups=("research",), action="search", auth="oidc", request_id="req-1",
+    query="net sales [REDACTED]", filters={"k": 10, "as_of": None, "ratio": 0.5}, chunks=(("c1", "v1"),),
+    query_hmac="9f" * 32, detail="ünïcode € 😀",
+)  # fmt: skip
+WORKED_AT = "2026-01-02T03:04:05.678901+00:00"
+#: docs/audit-format.md quotes these values; a change of the format must change the doc too
+WORKED_BODY = (
+    '{"action":"search","answer_sha256":"","auth":"oidc","chunks":[["c1","v1"]],"detail":"ünïcode € 😀",'
+    '"filters":{"as_of":null,"k":10,"ratio":0.5},"generator":"","groups":["research"],"outcome":"ok",'
+    '"principal":"ana","query":"net sales [REDACTED]","query_hmac":"' + "9f" * 32 + '","request_id":"req-1",'
+    '"target":""}'
+)
+WORKED_HASH_1 = "34f5a6fbbabd35ed3fb508372d34093d422a382b3933c712422922caee8e2662"
+WORKED_HASH_2 = "765c3967e05639f1d9ecaf226f5656c064a139a7b0e089a12d4f053a60ce42b9"
+
+
+def test_the_body_is_canonical_json_of_the_event() -> None:
+    assert event_body(WORKED_EVENT).decode() == WORKED_BODY
+
+
+def test_the_record_hash_is_sha256_of_jcs_of_the_whole_record() -> None:
+    body = event_body(WORKED_EVENT)
+    whole = {"format": 2, "seq": 1, "at": WORKED_AT, "prev": GENESIS, "body": json.loads(body)}
+    assert canonical_record(1, WORKED_AT, GENESIS, body) == rfc8785.dumps(whole)
+    first = record_hash(2, 1, WORKED_AT, GENESIS, body.decode())
+    assert first == hashlib.sha256(rfc8785.dumps(whole)).hexdigest()
+    second = record_hash(2, 2, WORKED_AT, str(first), body.decode())
+    print(f"worked example: hash[1] = {first}, hash[2] = {second}")
+    assert (first, second) == (WORKED_HASH_1, WORKED_HASH_2)
+
+
+def test_odd_values_are_stored_as_json_can_hold_them() -> None:
+    odd = AuditEvent(principal="p", groups=(), action="a", filters={"nan": float("nan"), "big": 2**60, 3: datetime(2026, 1, 1)})
+    assert json.loads(event_body(odd))["filters"] == {"nan": "nan", "big": str(2**60), "3": "2026-01-01 00:00:00"}
+
+
+def _legacy_catalog(catalog: Path, n: int) -> None:
+    """A catalog as the strongroom before format 2 wrote it (no format column, format-1 hashes)."""
     with sqlite3.connect(catalog) as db:
-        body = json.loads(db.execute("SELECT body FROM audit WHERE seq = 3").fetchone()[0])
-    body["query"] = "something innocent"
-    _tamper(catalog, f"UPDATE audit SET body = '{json.dumps(body)}' WHERE seq = 3")
-    assert _verify(catalog) == [(3, "edited")]
+        db.executescript(
+            "CREATE TABLE audit (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL, "
+            "body TEXT NOT NULL);"
+        )
+        prev = GENESIS
+        for seq in range(1, n + 1):
+            body = {"principal": f"old{seq}", "groups": ["r"], "action": "search", "query": "q"}
+            at = f"2025-01-0{seq}T00:00:00+00:00"
+            text = json.dumps({"prev": prev, "at": at, **body}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)", (seq, at, prev, digest, json.dumps(body)))
+            prev = digest
 
 
-def test_a_deleted_record_is_pinpointed(tmp_path: Path) -> None:
-    catalog = _log(tmp_path)
-    _tamper(catalog, "DELETE FROM audit WHERE seq = 4")
-    assert _verify(catalog) == [(5, "deleted")]
+def test_a_legacy_catalog_is_migrated_in_place_and_keeps_verifying(tmp_path: Path) -> None:
+    backend = _sqlite_backend(tmp_path)
+    _legacy_catalog(tmp_path / "catalog.sqlite3", 3)
+    log = backend.open()
+    assert [r.format for r in log.read()] == [1, 1, 1]
+    assert [p.kind for p in log.verify(grace_s=0).problems] == ["unanchored"]  # nothing signed it yet
+    log.append(event(9))  # the first checkpoint vouches for the legacy records too
+    records = list(log.read())
+    assert [r.format for r in records] == [1, 1, 1, 2] and records[3].prev == records[2].hash
+    assert log.verify().ok
+    log.close()
+    body = json.loads(records[1].body) | {"query": "edited"}
+    backend.sql([("UPDATE audit SET body = ? WHERE seq = 2", (json.dumps(body),))])
+    assert problems(backend) == [(2, "edited")]
 
 
-def test_a_deleted_last_record_cannot_hide_behind_renumbering(tmp_path: Path) -> None:
-    catalog = _log(tmp_path)
-    _tamper(catalog, "DELETE FROM audit WHERE seq = 2", "UPDATE audit SET seq = seq - 1 WHERE seq > 2")
-    assert _verify(catalog) == [(2, "deleted")]
+def test_a_log_without_an_anchor_checks_the_chain_alone(tmp_path: Path) -> None:
+    log = SqliteAuditLog(tmp_path / "catalog.sqlite3")
+    log.append_many([event(i) for i in range(3)])
+    report = log.verify()
+    assert report.ok and report.anchored is None and report.records == 3
+    log.close()
 
 
-def test_a_reordered_record_is_pinpointed(tmp_path: Path) -> None:
-    catalog = _log(tmp_path)
-    _tamper(
-        catalog,
-        "UPDATE audit SET seq = 100 WHERE seq = 2",
-        "UPDATE audit SET seq = 2 WHERE seq = 3",
-        "UPDATE audit SET seq = 3 WHERE seq = 100",
-    )
-    problems = _verify(catalog)
-    assert problems and {kind for _, kind in problems} == {"reordered"}
-    assert {seq for seq, _ in problems} <= {2, 3, 4}
+def test_the_signing_key_is_made_private_once_and_pinning_refuses_other_keys(tmp_path: Path) -> None:
+    backend = _sqlite_backend(tmp_path)
+    assert not (tmp_path / "keys").exists()  # opening and verifying makes no key
+    assert problems(backend) == []
+    filled(backend, 2)
+    key = tmp_path / "keys" / "audit-signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+    assert SigningKey.load_or_create(key).public_key == SigningKey.load_public(key)
+    log = backend.open()
+    assert log.verify(public_keys=[SigningKey.load_public(key)]).ok
+    stranger = SigningKey.generate().public_key
+    assert {p.kind for p in log.verify(public_keys=[stranger], grace_s=0).problems} >= {"forged_checkpoint"}
+    log.close()
 
 
-def test_export_since_writes_json_lines(tmp_path: Path) -> None:
-    catalog = _log(tmp_path, 3)
-    log = AuditLog(catalog)
+def test_records_since_and_export_stream_json_lines(tmp_path: Path) -> None:
+    filled(_sqlite_backend(tmp_path), 3)
+    log = open_audit_log(Settings(home=tmp_path))
     out = tmp_path / "siem.jsonl"
-    lines = log.export(out, since=datetime.now(UTC) - timedelta(minutes=5))
-    assert len(lines) == 3 and out.read_text().count("\n") == 3
-    assert json.loads(lines[0])["principal"] == "user0"
-    assert log.export(since=datetime.now(UTC) + timedelta(minutes=5)) == []
+    assert log.export(out, since=datetime.now(UTC) - timedelta(minutes=5)) == 3
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["principal"] == "user0"
+    assert log.records(since=datetime.now(UTC) + timedelta(minutes=5)) == []
+    assert [r["seq"] for r in log.records(since=datetime.now(UTC) - timedelta(minutes=5))] == [1, 2, 3]
     log.close()
 
 
@@ -114,55 +180,26 @@ def _cli() -> typer.Typer:
     return app
 
 
-def test_cli_verify_passes_then_reports_each_tampering(tmp_path: Path) -> None:
-    catalog = _log(tmp_path, 8)
+def test_cli_verify_passes_then_reports_each_problem_where_it_is(tmp_path: Path) -> None:
+    backend = _sqlite_backend(tmp_path)
+    records = filled(backend, 8)
     runner = CliRunner()
     ok = runner.invoke(_cli(), ["audit", "verify", "--home", str(tmp_path)])
-    assert ok.exit_code == 0 and "intact: 8 records" in ok.output
-    with sqlite3.connect(catalog) as db:
-        body = json.loads(db.execute("SELECT body FROM audit WHERE seq = 2").fetchone()[0])
-    body["principal"] = "someone-else"
-    _tamper(
-        catalog,
-        f"UPDATE audit SET body = '{json.dumps(body)}' WHERE seq = 2",
-        "DELETE FROM audit WHERE seq = 4",
-        "UPDATE audit SET seq = 100 WHERE seq = 6",
-        "UPDATE audit SET seq = 6 WHERE seq = 7",
-        "UPDATE audit SET seq = 7 WHERE seq = 100",
-    )
+    assert ok.exit_code == 0 and "intact: 8 records" in ok.output and "up to record 8" in ok.output
+    body = {**records[1].event(), "principal": "someone-else"}
+    backend.sql([
+        ("UPDATE audit SET body = ? WHERE seq = 2", (json.dumps(body),)),
+        ("DELETE FROM audit WHERE seq = 4", ()),
+        ("DELETE FROM audit WHERE seq = 8", ()),
+    ])  # fmt: skip
     bad = runner.invoke(_cli(), ["audit", "verify", "--home", str(tmp_path)])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 1, bad.output
     assert "record 2: edited" in bad.output
-    assert "record 5: deleted" in bad.output
-    assert "record 6: reordered" in bad.output
+    assert "record 4: deleted" in bad.output
+    assert "record 8: truncated" in bad.output
+    as_json = runner.invoke(_cli(), ["audit", "verify", "--home", str(tmp_path), "--json"])
+    report = json.loads(as_json.output)
+    assert as_json.exit_code == 1 and report["ok"] is False and report["anchored"] == 8
+    assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(2, "edited"), (4, "deleted"), (8, "truncated")]
     out = runner.invoke(_cli(), ["audit", "export", "--home", str(tmp_path), "--since", "2000-01-01"])
-    assert out.exit_code == 0 and len(out.output.strip().splitlines()) == 7
-
-
-def test_a_group_commit_chains_each_record_to_the_one_before(tmp_path: Path) -> None:
-    catalog = _log(tmp_path, 2)
-    log = AuditLog(catalog)
-    events = [AuditEvent(principal=f"batch{i}", groups=(), action="search", query=f"b{i}") for i in range(5)]
-    assert log.append_many(events) == [3, 4, 5, 6, 7]
-    assert log.append(AuditEvent(principal="after", groups=(), action="ask")) == 8
-    records = log.records()
-    assert [r["principal"] for r in records] == ["user0", "user1", *(f"batch{i}" for i in range(5)), "after"]
-    assert all(records[i]["prev"] == records[i - 1]["hash"] for i in range(1, len(records)))
-    assert log.verify().ok
-    log.close()
-    _tamper(catalog, "DELETE FROM audit WHERE seq = 5")
-    assert _verify(catalog) == [(6, "deleted")]
-
-
-def test_a_stored_record_holds_exactly_the_event_s_fields(tmp_path: Path) -> None:
-    event = AuditEvent(
-        principal="key:bot", groups=("public", "readers"), action="search", auth="api-key", query="net sales",
-        filters={"k": 10, "as_of": None, "doc_types": ["10-Q"], "filters": {"ticker": "AAPL"}},
-        chunks=(("c1", "v1"), ("c2", "v2")), detail="ünïcode",
-    )  # fmt: skip
-    log = AuditLog(tmp_path / "catalog.sqlite3")
-    log.append(event)
-    (record,) = log.records()
-    log.close()
-    expected = json.loads(json.dumps(asdict(event)))
-    assert {k: v for k, v in record.items() if k not in ("seq", "at", "prev", "hash")} == expected
+    assert out.exit_code == 0 and len(out.output.strip().splitlines()) == 6

@@ -38,8 +38,18 @@ class Settings(BaseSettings):
     store_url: str = Field(
         default="",
         description="postgresql://user@host/db: keep documents, chunks and vectors in PostgreSQL + pgvector "
-        "instead of the embedded store under home (the audit log and API keys stay under home).",
+        "instead of the embedded store under home; the audit log and the API keys live there too.",
         repr=False,
+    )
+    audit_signing_key: Path | None = Field(
+        default=None,
+        description="Ed25519 key (PEM) that signs audit checkpoints; created 0600 on first use (default: "
+        "home/keys/audit-signing.key). In production, a secret mount on another volume, shared by replicas.",
+    )
+    audit_anchor: Path | None = Field(
+        default=None,
+        description="Append-only file of signed audit checkpoints (default: home/audit-anchor.jsonl). In "
+        "production, another volume (WORM or shipped off the host), which the database's admins cannot rewrite.",
     )
     pg_ef_search: int = Field(
         default=100,

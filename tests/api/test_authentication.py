@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from strongroom.auth import ApiKeyStore
+from strongroom.auth.apikeys import SqliteApiKeyStore
 from tests.api.conftest import Env
 from tests.auth.oidc_provider import Provider, b64
 
@@ -118,7 +118,7 @@ def test_bearer_without_token_and_other_schemes_are_rejected(env: Env) -> None:
 
 
 def test_api_keys_work_until_revoked_or_expired_and_only_hashes_are_stored(env: Env) -> None:
-    keys = ApiKeyStore(env.settings.catalog_path)
+    keys = SqliteApiKeyStore(env.settings.catalog_path)
     try:
         key, secret = keys.create("etl-bot", frozenset({"readers", "public"}))
         _expired, expired_secret = keys.create("old-bot", frozenset({"readers"}), datetime.now(UTC) - timedelta(days=1))

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from strongroom.api.cli import keys_app
 from strongroom.auth import (
-    ApiKeyStore,
     AuthenticationError,
     Authenticator,
     OidcVerifier,
@@ -21,6 +20,7 @@ from strongroom.auth import (
     groups_from_claims,
     roles_for,
 )
+from strongroom.auth.apikeys import SqliteApiKeyStore
 from tests.auth.oidc_provider import AUDIENCE, Provider, serve_provider
 
 ROLES = {"reader": ["r"], "ingester": ["i"], "admin": ["a"]}
@@ -87,7 +87,7 @@ def test_discovery_must_name_the_same_issuer(provider: Provider) -> None:
 
 
 def test_api_key_store_and_authenticator(tmp_path: Path) -> None:
-    keys = ApiKeyStore(tmp_path / "catalog.sqlite3")
+    keys = SqliteApiKeyStore(tmp_path / "catalog.sqlite3")
     auth = Authenticator(ServiceSettings(role_groups=ROLES), keys, None)
     key, secret = keys.create("bot", frozenset({"r", "research"}), datetime.now(UTC) + timedelta(days=1))
     caller = auth.authenticate(f"Bearer {secret}")
@@ -104,7 +104,7 @@ def test_api_key_store_and_authenticator(tmp_path: Path) -> None:
 
 
 def test_verified_keys_are_cached_briefly_and_revocations_reach_the_cache(tmp_path: Path) -> None:
-    keys = ApiKeyStore(tmp_path / "catalog.sqlite3")
+    keys = SqliteApiKeyStore(tmp_path / "catalog.sqlite3")
     now = [100.0]
     auth = Authenticator(ServiceSettings(role_groups=ROLES, api_key_cache_s=2.0), keys, None, clock=lambda: now[0])
     key, secret = keys.create("bot", frozenset({"r"}))
@@ -121,7 +121,7 @@ def test_verified_keys_are_cached_briefly_and_revocations_reach_the_cache(tmp_pa
     assert auth.authenticate(header) == caller and auth.cached(header) == caller
 
     auth.authenticate(f"Bearer {other_secret}")
-    elsewhere = ApiKeyStore(tmp_path / "catalog.sqlite3")  # another process: the CLI, say
+    elsewhere = SqliteApiKeyStore(tmp_path / "catalog.sqlite3")  # another process: the CLI, say
     assert elsewhere.revoke(other.id) and not elsewhere.revoke(other.id)
     elsewhere.close()
     assert auth.cached(f"Bearer {other_secret}") is None and auth.cached(header) is None  # at once, all

@@ -314,13 +314,14 @@ def test_migrating_the_embedded_store_to_postgres_keeps_every_byte(
 def test_cli_migrates_a_store_folder_to_postgres(
     database_url: str, tmp_path: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from strongroom.audit import AuditEvent, AuditLog
+    from strongroom.audit import AuditEvent, open_audit_log
+    from strongroom.config import Settings
     from tests.test_cli import run
 
     store = SqliteStore(tmp_path / "pilot", model_id=embedder.model_id, dim=embedder.dim)
     store.write(make_version(embedder, "a.txt", ["Alpha revenue rose to 10,000."]))
     store.close()
-    audit = AuditLog(tmp_path / "pilot" / "catalog.sqlite3")
+    audit = open_audit_log(Settings(home=tmp_path / "pilot", store_url=""))
     audit.append(AuditEvent(principal="ana", groups=("public",), action="search"))
     audit.close()
     parts = conninfo_to_dict(database_url)

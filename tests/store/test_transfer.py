@@ -6,7 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from strongroom.audit import AuditEvent, AuditLog
+from strongroom.audit import AuditEvent, SqliteAuditLog, open_audit_log
+from strongroom.config import Settings
 from strongroom.store.sqlite import SqliteStore
 from strongroom.store.transfer import check, content_digest, migrate
 from strongroom.testing import HashEmbedder
@@ -21,7 +22,7 @@ def _deployment(home: Path, embedder: HashEmbedder) -> SqliteStore:
     store.write(make_version(embedder, "b.txt", ["Beta coupon 4.25%."], acl=("desk",)))
     store.write(make_version(embedder, "gone.txt", ["To be deleted."]))
     store.delete_document(store.versions()[-1].document_id)
-    audit = AuditLog(home / "catalog.sqlite3")
+    audit = open_audit_log(Settings(home=home))  # anchored, as the service writes it
     for action in ("search", "ask", "documents.delete"):
         audit.append(AuditEvent(principal="ana", groups=("desk",), action=action))
     audit.close()
@@ -31,13 +32,14 @@ def _deployment(home: Path, embedder: HashEmbedder) -> SqliteStore:
 def test_migrate_copies_everything_once_and_the_digests_agree(tmp_path: Path, embedder: HashEmbedder) -> None:
     source = _deployment(tmp_path / "a", embedder)
     target = SqliteStore(tmp_path / "b", model_id=embedder.model_id, dim=embedder.dim)
-    src_audit, dst_audit = AuditLog(tmp_path / "a" / "catalog.sqlite3"), AuditLog(tmp_path / "b" / "catalog.sqlite3")
+    src_audit = SqliteAuditLog(tmp_path / "a" / "catalog.sqlite3")
+    dst_audit = SqliteAuditLog(tmp_path / "b" / "catalog.sqlite3")
     first = migrate(source, target, source_audit=src_audit, target_audit=dst_audit)
     again = migrate(source, target, source_audit=src_audit, target_audit=dst_audit)
     assert (first.copied, first.audit_records, first.problems) == (2, 3, [])  # the deleted document stays deleted
     assert (again.copied, again.already_there, again.audit_records) == (0, 2, 0)
     assert content_digest(source.iter_versions()) == content_digest(target.iter_versions())
-    assert dst_audit.verify().ok and dst_audit.chain() == src_audit.chain()
+    assert dst_audit.verify().ok and list(dst_audit.chain()) == list(src_audit.chain())
     assert check(target.iter_versions(), embedder.dim) == []
     scope = Scope(frozenset({"desk"}))
     assert target.keyword_search("coupon", scope, 5) == source.keyword_search("coupon", scope, 5)

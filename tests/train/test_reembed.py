@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.audit import AuditEvent, AuditLog
-from strongroom.auth.apikeys import ApiKeyStore
+from strongroom.audit import AuditEvent, open_audit_log
+from strongroom.auth.apikeys import SqliteApiKeyStore
+from strongroom.config import Settings
 from strongroom.store.sqlite import SqliteStore
 from tests.test_cli import run
 
 
 def _audit(home: Path, action: str) -> None:
-    log = AuditLog(home / "catalog.sqlite3")
+    log = open_audit_log(Settings(home=home))
     log.append(AuditEvent(principal="ana", groups=("desk",), action=action))
     log.close()
 
@@ -29,7 +30,7 @@ def test_reembed_copies_into_a_new_home_and_catches_up(
     (docs / "rates.md").write_text("# Rates desk\nThe 2031 senior notes pay a 4.25% coupon.\n")
     (docs / "memo.txt").write_text("Treasury memo. The liquidity coverage ratio stood at 131%.\n")
     assert run(old, "ingest", str(docs), "--acl", "desk").returncode == 0
-    keys = ApiKeyStore(old / "catalog.sqlite3")
+    keys = SqliteApiKeyStore(old / "catalog.sqlite3")
     key, secret = keys.create("svc", frozenset({"desk"}))
     keys.close()
     _audit(old, "search")
@@ -51,7 +52,7 @@ def test_reembed_copies_into_a_new_home_and_catches_up(
     found = run(link, "search", "senior notes coupon", "--groups", "desk", "--json", embedder="sentence-transformers")
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["hits"][0]["document"] == "rates.md"
-    moved_keys = ApiKeyStore(new / "catalog.sqlite3")
+    moved_keys = SqliteApiKeyStore(new / "catalog.sqlite3")
     assert moved_keys.check(secret).id == key.id
     moved_keys.close()
     # the old home is untouched and still serves with its own embedder

@@ -20,8 +20,9 @@ from typing import Annotated
 
 import typer
 
-from strongroom.audit import AuditLog
-from strongroom.auth import ApiKeyStore, ServiceSettings
+from strongroom.audit import open_audit_log
+from strongroom.auth import ServiceSettings
+from strongroom.auth.apikeys import open_key_store
 from strongroom.config import Settings
 
 __all__ = ["audit_app", "configure_logging", "keys_app", "serve_command"]
@@ -100,7 +101,7 @@ def keys_create(
     until = _when(expires, "--expires") if expires else None
     if days is not None:
         until = datetime.now(UTC) + timedelta(days=days)
-    store = ApiKeyStore(_settings(home).catalog_path)
+    store = open_key_store(_settings(home))
     try:
         key, secret = store.create(owner, members, until)
     finally:
@@ -117,7 +118,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List keys (never their secrets)."""
-    store = ApiKeyStore(_settings(home).catalog_path)
+    store = open_key_store(_settings(home))
     try:
         keys = store.list()
     finally:
@@ -146,7 +147,7 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (from keys list)")], home: HomeOpt = None
 ) -> None:
     """Revoke a key at once."""
-    store = ApiKeyStore(_settings(home).catalog_path)
+    store = open_key_store(_settings(home))
     try:
         done = store.revoke(key_id)
     finally:
@@ -158,20 +159,40 @@ def keys_revoke(
 
 
 @audit_app.command("verify")
-def audit_verify(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check the hash chain: exit 0 when intact, 1 with every edited, deleted or reordered record."""
-    log = AuditLog(_settings(home).catalog_path)
+def audit_verify(
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    anchor: Annotated[
+        list[Path] | None, typer.Option("--anchor", help="Another replica's anchor file to check against (repeat)")
+    ] = None,
+) -> None:
+    """Check the hash chain and its signed checkpoints: exit 0 when intact, 1 with every problem
+    (edited, deleted, reordered, truncated, wiped, dropped, rewritten, unanchored, forged) and its record."""
+    log = open_audit_log(_settings(home))
     try:
-        report = log.verify()
+        report = log.verify(anchors=anchor or ())
     finally:
         log.close()
+    anchored = "no anchor" if report.anchored is None else f"signed checkpoints up to record {report.anchored}"
     if as_json:
         problems = [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems]
-        typer.echo(json.dumps({"records": report.records, "ok": report.ok, "problems": problems}))
+        typer.echo(
+            json.dumps(
+                {
+                    "records": report.records,
+                    "ok": report.ok,
+                    "head": {"seq": report.head.seq, "hash": report.head.hash},
+                    "anchored": report.anchored,
+                    "checkpoints": report.checkpoints,
+                    "key_ids": list(report.key_ids),
+                    "problems": problems,
+                }
+            )
+        )
     elif report.ok:
-        typer.echo(f"audit log intact: {report.records} records")
+        typer.echo(f"audit log intact: {report.records} records; {anchored} (keys {', '.join(report.key_ids)})")
     else:
-        typer.echo(f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.records} records")
+        typer.echo(f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.records} records; {anchored}")
         for p in report.problems:
             typer.echo(f"  record {p.seq}: {p.kind}: {p.message}")
     if not report.ok:
@@ -185,13 +206,10 @@ def audit_export(
     home: HomeOpt = None,
 ) -> None:
     """Write audit records as JSON lines for a SIEM."""
-    log = AuditLog(_settings(home).catalog_path)
+    log = open_audit_log(_settings(home))
     try:
-        lines = log.export(out, _when(since, "--since") if since else None)
+        n = log.export(out if out is not None else sys.stdout, _when(since, "--since") if since else None)
     finally:
         log.close()
-    if out is None:
-        for line in lines:
-            typer.echo(line)
-    else:
-        typer.echo(f"wrote {len(lines)} records to {out}", err=True)
+    if out is not None:
+        typer.echo(f"wrote {n} records to {out}", err=True)

@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 from strongroom.api.batching import Batcher, Precomputed, QueryBatcher
 from strongroom.api.limits import RateLimiter, RedisRateLimiter, RequestLimiter
 from strongroom.api.metrics import Metrics
-from strongroom.audit import AuditLog
-from strongroom.auth import ApiKeyStore, Authenticator, Caller, OidcVerifier, ServiceSettings
+from strongroom.audit import open_audit_log
+from strongroom.auth import Authenticator, Caller, OidcVerifier, ServiceSettings
+from strongroom.auth.apikeys import open_key_store
 from strongroom.bus import Bus, IngestJob, open_bus
 from strongroom.config import Settings
 from strongroom.embed import Embedder
@@ -93,11 +94,11 @@ class Service:
         self._store_pool = store_pool
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-ingest")
         self._ingest_runtime: Runtime | None = None
-        self.audit = AuditLog(settings.catalog_path)
+        self.audit = open_audit_log(settings)  # PostgreSQL with store_url: one chain for every replica
         # the records of concurrent requests are committed together; each request still
         # waits for its own record to be committed before it answers
         self.audit_writer = Batcher(self.audit.append_many, 64, "audit")
-        self.keys = ApiKeyStore(settings.catalog_path)
+        self.keys = open_key_store(settings)
         self.verifier = OidcVerifier(service) if service.oidc_issuer else None
         self.auth = Authenticator(service, self.keys, self.verifier)
         self.limiter: RequestLimiter = (

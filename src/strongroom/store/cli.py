@@ -11,7 +11,8 @@ from typing import Annotated, Protocol
 import typer
 from rich.markup import escape
 
-from strongroom.audit import AuditLog
+from strongroom.audit import AuditLog, open_audit_log
+from strongroom.auth.apikeys import ApiKeyStore, open_key_store
 from strongroom.cli_common import HomeOpt, JsonOpt, err, fail, out, settings_for
 from strongroom.errors import StrongroomError
 from strongroom.store.base import Catalog
@@ -21,13 +22,22 @@ from strongroom.store.transfer import Exportable, content_digest, migrate, surve
 __all__ = ["migrate_command", "reembed_command", "upgrade_store_command", "verify_store_command"]
 
 
+def _audit_at(home: Path, store_url: str = "") -> AuditLog:
+    """The audit log of the deployment at ``home`` (in PostgreSQL at ``store_url`` when given), with its anchor."""
+    return open_audit_log(settings_for(home).model_copy(update={"store_url": store_url}))
+
+
+def _keys_at(home: Path, store_url: str = "") -> ApiKeyStore:
+    return open_key_store(settings_for(home).model_copy(update={"store_url": store_url}))
+
+
 def _store_at(spec: str) -> tuple[SqliteStore, AuditLog]:
     """A store named by a home folder or a ``sqlite:///path`` URL, with its audit log."""
     if spec.startswith(("postgresql://", "postgres://")):
         raise fail("a PostgreSQL store cannot be read from here yet; name a store folder (sqlite:///path)")
     home = Path(spec.removeprefix("sqlite://"))
     try:
-        return SqliteStore.open_existing(home), AuditLog(home / "catalog.sqlite3")
+        return SqliteStore.open_existing(home), _audit_at(home)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
 
@@ -39,7 +49,11 @@ def migrate_command(
     ],
     audit_home: Annotated[
         Path | None,
-        typer.Option("--audit-to", help="With a PostgreSQL target: the new deployment's home, for the audit chain."),
+        typer.Option(
+            "--audit-to",
+            help="With a PostgreSQL target: the new deployment's home (its audit anchor and signing key); the "
+            "audit chain and the API keys are copied into the database.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -50,6 +64,9 @@ def migrate_command(
     dst_home = audit_home if to_postgres else Path(target.removeprefix("sqlite://"))
     dst: Catalog | None = None
     dst_audit: AuditLog | None = None
+    src_keys: ApiKeyStore | None = None
+    dst_keys: ApiKeyStore | None = None
+    keys = 0
     try:
         if to_postgres:
             from strongroom.store.postgres import PostgresStore
@@ -58,7 +75,11 @@ def migrate_command(
         else:
             assert dst_home is not None
             dst = SqliteStore(dst_home, model_id=src.model_id, dim=src.dim)
-        dst_audit = AuditLog(dst_home / "catalog.sqlite3") if dst_home is not None else None
+        if dst_home is not None:
+            url = target if to_postgres else ""
+            dst_audit = _audit_at(dst_home, url)
+            src_keys, dst_keys = _keys_at(Path(source.removeprefix("sqlite://"))), _keys_at(dst_home, url)
+            keys = dst_keys.adopt(src_keys.export_rows())
         report = migrate(src, dst, source_audit=src_audit, target_audit=dst_audit)
         same = report.source_digest == content_digest(dst.iter_versions())
         chain_ok = dst_audit.verify().ok if dst_audit is not None else None
@@ -66,10 +87,10 @@ def migrate_command(
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
     finally:
-        for closeable in (src, src_audit, dst, dst_audit):
+        for closeable in (src, src_audit, dst, dst_audit, src_keys, dst_keys):
             if closeable is not None:
                 closeable.close()
-    result = {**asdict(report), "same_content": same, "audit_chain_ok": chain_ok}
+    result = {**asdict(report), "api_keys": keys, "same_content": same, "audit_chain_ok": chain_ok}
     if as_json:
         out.print_json(json.dumps(result))
     else:
@@ -91,22 +112,22 @@ class _Checkable(Exportable, Protocol):
 def _store_for_reading(
     spec: str, audit_home: Path | None, *, audit_required: bool = True
 ) -> tuple[_Checkable, AuditLog | None]:
-    """A store to check, named by a folder, ``sqlite:///folder`` or a PostgreSQL URL, and the
-    audit log beside it: the folder's own, or (PostgreSQL) the one under ``audit_home``."""
+    """A store to check, named by a folder, ``sqlite:///folder`` or a PostgreSQL URL, and its
+    audit log: the folder's own, or (PostgreSQL) the database's, anchored under ``audit_home``."""
     if not spec.startswith(("postgresql://", "postgres://")):
         return _store_at(spec)
+    from strongroom.audit import anchor_for
     from strongroom.store.postgres import PostgresStore
 
-    catalog = audit_home / "catalog.sqlite3" if audit_home is not None else None
-    if catalog is not None and not catalog.is_file():
+    if audit_home is not None and not anchor_for(settings_for(audit_home)).path.is_file():
         if audit_required:
-            raise fail(f"no audit log under {audit_home} (no catalog.sqlite3); give the deployment's home")
-        catalog = None
+            raise fail(f"no audit log under {audit_home} (no audit anchor there); give the deployment's home")
+        audit_home = None
     try:
         store = PostgresStore.open_existing(spec)
+        return store, _audit_at(audit_home, spec) if audit_home is not None else None
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
-    return store, AuditLog(catalog) if catalog is not None else None
 
 
 def verify_store_command(
@@ -218,7 +239,6 @@ def reembed_command(
     import os
     from datetime import UTC, datetime
 
-    from strongroom.auth.apikeys import ApiKeyStore
     from strongroom.embed import create_embedder
     from strongroom.store.transfer import reembed
 
@@ -238,8 +258,8 @@ def reembed_command(
         if (source.model_id, source.dim) == (new_embedder.model_id, new_embedder.dim):
             raise fail(f"the store already uses {source.model_id}; nothing to switch")
         target = SqliteStore(to, model_id=new_embedder.model_id, dim=new_embedder.dim)
-        target_audit = AuditLog(to / "catalog.sqlite3")
-        keys_from, keys_to = ApiKeyStore(settings.catalog_path), ApiKeyStore(to / "catalog.sqlite3")
+        target_audit = open_audit_log(target_settings)
+        keys_from, keys_to = open_key_store(settings), open_key_store(target_settings)
         try:
             with err.status("re-embedding ...") as status:
                 report = reembed(

@@ -1,0 +1,194 @@
+"""The :class:`AuditLog` protocol, what its backends share, and :func:`open_audit_log`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from strongroom.audit.anchor import Anchor, Checkpoint
+from strongroom.audit.records import FORMAT, AuditEvent, AuditHead, AuditRecord, canonical_record
+from strongroom.audit.verify import Evidence, VerifyReport, check
+
+if TYPE_CHECKING:
+    from strongroom.config import Settings
+
+__all__ = ["AuditLog", "ChainedLog", "chain_rows", "open_audit_log"]
+
+
+class AuditLog(Protocol):
+    """An append-only, hash-chained, anchored audit log; safe to share between threads.
+
+    The core is :meth:`append_many`, :meth:`read`, :meth:`head`, :meth:`verify`,
+    :meth:`chain`/:meth:`adopt` (migrations) and :meth:`close`; ``append``, ``records``
+    and ``export`` are conveniences on top.
+
+    >>> log = open_audit_log(Settings(home=Path("/tmp/sr")))  # doctest: +SKIP
+    >>> log.append_many([AuditEvent(principal="ana", groups=("research",), action="search")])  # doctest: +SKIP
+    [1]
+    >>> [r.seq for r in log.read(after_seq=0, limit=100)]  # doctest: +SKIP
+    [1]
+    """
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
+        """Append records chained in order, in one transaction, then checkpoint the head; their seqs."""
+        ...
+
+    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
+        """Records with seq > ``after_seq`` in seq order (at most ``limit``), streamed from the database."""
+        ...
+
+    def head(self) -> AuditHead:
+        """The newest record's seq and hash."""
+        ...
+
+    def verify(
+        self, *, anchors: Sequence[Path] = (), public_keys: Collection[bytes] | None = None, grace_s: float = 0.5
+    ) -> VerifyReport:
+        """Check every record and the signed checkpoints (of this log's anchor and ``anchors``);
+        every problem with its seq and kind. ``public_keys``: trust only these signing keys."""
+        ...
+
+    def chain(self) -> Iterator[AuditRecord]:
+        """Every record as stored, in seq order (streamed), for :meth:`adopt` elsewhere."""
+        ...
+
+    def adopt(self, records: Iterable[AuditRecord]) -> int:
+        """Append another log's records verbatim (same hashes); returns how many were added."""
+        ...
+
+    def close(self) -> None: ...
+
+    def append(self, event: AuditEvent) -> int: ...
+
+    def records(self, since: datetime | None = None) -> list[dict[str, object]]: ...
+
+    def export(self, out: Path | TextIO, since: datetime | None = None) -> int: ...
+
+
+def chain_rows(head: AuditHead, at: str, bodies: Sequence[bytes]) -> list[tuple[int, str, str, str, str, int]]:
+    """Rows ``(seq, at, prev, hash, body, format)`` of format-2 records chained after ``head``."""
+    import hashlib
+
+    rows = []
+    seq, prev = head
+    for body in bodies:
+        seq += 1
+        digest = hashlib.sha256(canonical_record(seq, at, prev, body)).hexdigest()
+        rows.append((seq, at, prev, digest, body.decode(), FORMAT))
+        prev = digest
+    return rows
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _utc(since: datetime) -> str:
+    return (since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)).isoformat()
+
+
+class ChainedLog:
+    """What the backends share: verification, conveniences. A backend provides ``read``,
+    ``head``, ``append_many``, ``adopt``, ``close``, ``_first_at`` and ``_table_exists``."""
+
+    anchor: Anchor | None
+
+    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
+        raise NotImplementedError
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
+        raise NotImplementedError
+
+    def _table_exists(self) -> bool:
+        raise NotImplementedError
+
+    def _first_at(self, since: str) -> int | None:
+        """The smallest seq whose ``at`` is at or after ``since`` (None: none)."""
+        raise NotImplementedError
+
+    def _stored_checkpoints(self) -> Iterator[Checkpoint]:
+        """Signed checkpoints the database keeps a copy of (replicas share them)."""
+        return iter(())
+
+    def append(self, event: AuditEvent) -> int:
+        """Append one record; returns its seq."""
+        return self.append_many([event])[0]
+
+    def chain(self) -> Iterator[AuditRecord]:
+        return self.read()
+
+    def records(self, since: datetime | None = None) -> list[dict[str, object]]:
+        """Records (oldest first) at or after ``since``, each as :meth:`AuditRecord.as_dict`.
+        Builds a list: prefer :meth:`read` for more than a page."""
+        return [r.as_dict() for r in self._since(since)]
+
+    def _since(self, since: datetime | None) -> Iterator[AuditRecord]:
+        if since is None:
+            return self.read()
+        first = self._first_at(_utc(since))
+        return iter(()) if first is None else self.read(after_seq=first - 1)
+
+    def export(self, out: Path | TextIO, since: datetime | None = None) -> int:
+        """Write records at or after ``since`` as JSON lines for a SIEM, streaming; returns how many."""
+        if isinstance(out, Path):
+            with out.open("w", encoding="utf-8") as fh:
+                return self.export(fh, since)
+        n = 0
+        for record in self._since(since):
+            out.write(json.dumps(record.as_dict(), sort_keys=True, default=str) + "\n")
+            n += 1
+        return n
+
+    def verify(
+        self,
+        *,
+        anchors: Sequence[Path] = (),
+        public_keys: Collection[bytes] | None = None,
+        grace_s: float = 0.5,
+    ) -> VerifyReport:
+        """Check every record, and the chain against the signed checkpoints of this log's anchor
+        and of ``anchors`` (other replicas' files). ``public_keys``: trust only these keys
+        (an auditor's pinned ones). Records found unanchored are checked once more after
+        ``grace_s``, in case their checkpoint was being written as the check read the anchor."""
+        report = self._verify_once(anchors, public_keys)
+        if grace_s > 0 and any(p.kind == "unanchored" for p in report.problems):
+            time.sleep(grace_s)
+            report = self._verify_once(anchors, public_keys)
+        return report
+
+    def _verify_once(self, anchors: Sequence[Path], public_keys: Collection[bytes] | None) -> VerifyReport:
+        paths = [*([self.anchor.path] if self.anchor is not None else []), *anchors]
+        if not paths:
+            return check(self.read(), None, table_exists=self._table_exists())
+        local = self.anchor.local_public_key() if self.anchor is not None and public_keys is None else None
+        evidence = Evidence(pinned=public_keys, local=local)
+        for path in paths:  # read before the records: every checkpoint then names a record already there
+            evidence.read_file(path)
+        evidence.take(self._stored_checkpoints(), "the database")
+        exists = self._table_exists()
+        return check(self.read() if exists else iter(()), evidence, table_exists=exists)
+
+
+def anchor_for(settings: Settings) -> Anchor:
+    """The anchor and signing key ``settings`` name (defaults under the home)."""
+    home = settings.home
+    return Anchor(
+        (settings.audit_anchor or home / "audit-anchor.jsonl").expanduser(),
+        (settings.audit_signing_key or home / "keys" / "audit-signing.key").expanduser(),
+    )
+
+
+def open_audit_log(settings: Settings) -> AuditLog:
+    """The deployment's audit log: in PostgreSQL when ``settings.store_url`` is set (one chain
+    for every replica), else in the catalog's SQLite file; anchored as ``settings`` say."""
+    if settings.store_url:
+        from strongroom.audit.postgres import PostgresAuditLog
+
+        return PostgresAuditLog(settings.store_url, anchor=anchor_for(settings))
+    from strongroom.audit.sqlite import SqliteAuditLog
+
+    return SqliteAuditLog(settings.catalog_path, anchor=anchor_for(settings))

@@ -1,0 +1,182 @@
+"""The audit log in the catalog's SQLite file (table ``audit``): the embedded default.
+
+Records are committed with ``synchronous=FULL`` on this connection (an ``fsync`` of the
+WAL per group commit), so a record the service acknowledged survives a power loss, and a
+checkpoint never names a record the database lost. A catalog written by an older
+strongroom gains the ``format`` column in place (its records stay format 1 and verify).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from strongroom.audit.anchor import Anchor
+from strongroom.audit.log import ChainedLog, chain_rows, now
+from strongroom.audit.records import GENESIS, AuditEvent, AuditHead, AuditRecord, event_body
+from strongroom.errors import StoreError
+from strongroom.store.sqlite import open_catalog
+
+__all__ = ["SqliteAuditLog"]
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL,
+    format INTEGER NOT NULL DEFAULT 1);
+"""
+_GUARDS = """
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+"""
+_COLUMNS = "seq, at, prev, hash, body, format"
+_PAGE = 1000
+
+
+class SqliteAuditLog(ChainedLog):
+    """The :class:`~strongroom.audit.AuditLog` in a catalog file. Without ``anchor`` it
+    writes no checkpoints and verifies the chain alone (tests, migration sources).
+
+    >>> log = SqliteAuditLog(Path("/tmp/sr/catalog.sqlite3"), anchor=Anchor(anchor_path, key_path))  # doctest: +SKIP
+    """
+
+    def __init__(self, catalog: Path, *, anchor: Anchor | None = None) -> None:
+        self.anchor = anchor
+        self._lock = threading.Lock()
+        try:
+            self._db = open_catalog(catalog, "", shared=True)
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._exists = self._table_exists()
+            if self._exists:  # a table made by an older strongroom: add the format column, in place
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(audit)")}
+                if "format" not in columns:
+                    self._db.execute("ALTER TABLE audit ADD COLUMN format INTEGER NOT NULL DEFAULT 1")
+                self._db.executescript(_GUARDS)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the audit log in {catalog}: {exc}; check the path") from exc
+        self._catalog = catalog
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        if self.anchor is not None:
+            self.anchor.close()
+
+    def _table_exists(self) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone()
+            is not None
+        )
+
+    def _create(self) -> None:
+        """Made on the first write, so that a log someone dropped reads as dropped, not as empty."""
+        if not self._exists:
+            self._db.executescript(_TABLE + _GUARDS)
+            self._exists = True
+
+    def _head(self) -> AuditHead:
+        row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return AuditHead(0, GENESIS) if row is None else AuditHead(int(row[0]), str(row[1]))
+
+    def head(self) -> AuditHead:
+        with self._lock:
+            return self._head() if self._table_exists() else AuditHead(0, GENESIS)
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
+        """Append records chained in order, in one transaction (a group commit: the service
+        writes the records of concurrent requests together), then checkpoint the head."""
+        if not events:
+            return []
+        bodies = [event_body(event) for event in events]
+        with self._lock:
+            self._create()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = chain_rows(self._head(), now(), bodies)
+                self._db.executemany(f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            if self.anchor is not None:
+                self.anchor.checkpoint(AuditHead(rows[-1][0], rows[-1][3]))
+        return [row[0] for row in rows]
+
+    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
+        """Records with seq > ``after_seq``, in seq order, a page at a time."""
+        left = limit
+        while left is None or left > 0:
+            page = _PAGE if left is None else min(_PAGE, left)
+            with self._lock:
+                if not self._table_exists():
+                    return
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, page)
+                ).fetchall()
+            for r in rows:
+                yield AuditRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]))
+            if len(rows) < page:
+                return
+            after_seq = int(rows[-1][0])
+            if left is not None:
+                left -= len(rows)
+
+    def _first_at(self, since: str) -> int | None:
+        with self._lock:
+            if not self._table_exists():
+                return None
+            # times rise with seq (one writer at a time), so the first by time is the first by seq
+            row = self._db.execute("SELECT seq FROM audit WHERE at >= ? ORDER BY at, seq LIMIT 1", (since,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def adopt(self, records: Iterable[AuditRecord]) -> int:
+        """Append another log's records verbatim (same hashes), so the chain verifies where it
+        was copied to, then checkpoint the head. Records already here (same seq and hash) are
+        skipped, so a migration can run again; a different record at a seq is an error."""
+        added = 0
+        batch: list[AuditRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) == _PAGE:
+                added += self._adopt(batch)
+                batch = []
+        added += self._adopt(batch)
+        if added and self.anchor is not None:
+            with self._lock:
+                self.anchor.checkpoint(self._head())
+        return added
+
+    def _adopt(self, batch: list[AuditRecord]) -> int:
+        if not batch:
+            return 0
+        with self._lock:
+            self._create()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                seqs = [r.seq for r in batch]
+                have = dict(
+                    self._db.execute(
+                        "SELECT seq, hash FROM audit WHERE seq BETWEEN ? AND ?", (min(seqs), max(seqs))
+                    ).fetchall()
+                )
+                new = [tuple(r) for r in batch if _unseen(r, have)]
+                self._db.executemany(f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", new)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return len(new)
+
+
+def _unseen(record: AuditRecord, have: dict[int, str]) -> bool:
+    if record.seq not in have:
+        return True
+    if have[record.seq] != record.hash:
+        raise StoreError(
+            f"the target audit log already has a different record {record.seq}; migrate into an empty store"
+        )
+    return False

@@ -1,0 +1,193 @@
+"""The contract every :class:`~strongroom.audit.AuditLog` backend passes, with the tamper
+matrix: each of eight ways of tampering with the stored log is caught, with its kind and
+the seq where it is. A backend's test subclasses :class:`AuditLogContract` and supplies a
+``backend`` fixture (a :class:`Backend`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from strongroom.audit import GENESIS, AuditEvent, AuditLog, AuditRecord
+from strongroom.audit.records import record_hash
+
+
+@dataclass
+class Backend:
+    """How a contract test reaches one backend's storage."""
+
+    open: Callable[[], AuditLog]  # a new handle on the same log, anchor and key
+    sql: Callable[[list[tuple[str, tuple[object, ...]]]], None]  # run statements with the guards off
+    table: str
+    anchor: Path
+
+
+def event(i: int) -> AuditEvent:
+    return AuditEvent(
+        principal=f"user{i}", groups=("research",), action="search", query=f"q{i}", chunks=((f"c{i}", f"v{i}"),),
+        filters={"k": 10, "ratio": 0.25, "as_of": None, "when": "2026-01-01"}, query_hmac=f"{i:064x}",
+    )  # fmt: skip
+
+
+def filled(backend: Backend, n: int = 6) -> list[AuditRecord]:
+    """``n`` records appended one at a time (a checkpoint each); the stored records."""
+    log = backend.open()
+    for i in range(n):
+        log.append(event(i))
+    records = list(log.read())
+    log.close()
+    return records
+
+
+def problems(backend: Backend) -> list[tuple[int, str]]:
+    log = backend.open()
+    try:
+        return [(p.seq, p.kind) for p in log.verify(grace_s=0).problems]
+    finally:
+        log.close()
+
+
+def _edit(b: Backend, rs: list[AuditRecord]) -> None:
+    body = {**rs[2].event(), "query": "something innocent"}
+    b.sql([(f"UPDATE {b.table} SET body = ? WHERE seq = 3", (json.dumps(body),))])
+
+
+def _delete_middle(b: Backend, rs: list[AuditRecord]) -> None:
+    b.sql([(f"DELETE FROM {b.table} WHERE seq = 4", ())])
+
+
+def _delete_newest(b: Backend, rs: list[AuditRecord]) -> None:
+    b.sql([(f"DELETE FROM {b.table} WHERE seq = 6", ())])
+
+
+def _wipe(b: Backend, rs: list[AuditRecord]) -> None:
+    b.sql([(f"DELETE FROM {b.table}", ())])
+
+
+def _drop(b: Backend, rs: list[AuditRecord]) -> None:
+    b.sql([(f"DROP TABLE {b.table}", ())])
+
+
+def _rewrite(b: Backend, rs: list[AuditRecord]) -> None:
+    """Edit record 3 and recompute its hash and every later one: a consistent forged chain."""
+    statements: list[tuple[str, tuple[object, ...]]] = []
+    prev = rs[1].hash
+    for r in rs[2:]:
+        body = r.body.replace('"q2"', '"q-innocent"') if r.seq == 3 else r.body
+        digest = record_hash(r.format, r.seq, r.at, prev, body)
+        statements.append((f"UPDATE {b.table} SET body = ?, prev = ?, hash = ? WHERE seq = ?", (body, prev, digest, r.seq)))
+        prev = str(digest)
+    b.sql(statements)
+
+
+def _forge_append(b: Backend, rs: list[AuditRecord]) -> None:
+    """A record appended by someone who knows the format but not the signing key."""
+    last = rs[-1]
+    body = rs[0].body.replace('"user0"', '"mallory"')
+    digest = record_hash(2, 7, last.at, last.hash, body)
+    b.sql([(f"INSERT INTO {b.table} (seq, at, prev, hash, body, format) VALUES (?, ?, ?, ?, ?, 2)",
+            (7, last.at, last.hash, digest, body))])  # fmt: skip
+
+
+def _reorder(b: Backend, rs: list[AuditRecord]) -> None:
+    b.sql([(f"UPDATE {b.table} SET seq = 100 WHERE seq = 2", ()),
+           (f"UPDATE {b.table} SET seq = 2 WHERE seq = 3", ()),
+           (f"UPDATE {b.table} SET seq = 3 WHERE seq = 100", ())])  # fmt: skip
+
+
+TAMPERS: list[tuple[str, Callable[[Backend, list[AuditRecord]], None], list[tuple[int, str]]]] = [
+    ("edit a record", _edit, [(3, "edited")]),
+    ("delete one in the middle", _delete_middle, [(4, "deleted")]),
+    ("delete the newest", _delete_newest, [(6, "truncated")]),
+    ("wipe every record", _wipe, [(1, "wiped")]),
+    ("drop the table", _drop, [(1, "dropped")]),
+    ("rewrite and re-hash the chain", _rewrite, [(3, "rewritten")]),
+    ("forge an appended record", _forge_append, [(7, "unanchored")]),
+    ("reorder two records", _reorder, [(2, "reordered"), (3, "reordered")]),
+]
+
+
+class AuditLogContract:
+    """Subclass with a ``backend`` fixture."""
+
+    backend_name: ClassVar[str] = ""
+
+    def test_an_intact_log_verifies_and_is_anchored(self, backend: Backend) -> None:
+        records = filled(backend)
+        log = backend.open()
+        report = log.verify()
+        log.close()
+        assert report.ok and report.records == 6 and report.anchored == 6 and report.checkpoints == 6
+        assert report.head == (6, records[-1].hash) and len(report.key_ids) == 1
+        assert records[0].prev == GENESIS and all(b.prev == a.hash for a, b in pairwise(records))
+        assert {r.format for r in records} == {2}
+
+    @pytest.mark.parametrize(("tamper", "expected"), [(t[1], t[2]) for t in TAMPERS], ids=[t[0] for t in TAMPERS])
+    def test_the_tamper_matrix(
+        self, backend: Backend, tamper: Callable[[Backend, list[AuditRecord]], None], expected: list[tuple[int, str]]
+    ) -> None:
+        tamper(backend, filled(backend))
+        assert problems(backend) == expected
+
+    def test_a_group_commit_chains_in_order_and_checkpoints_once(self, backend: Backend) -> None:
+        log = backend.open()
+        assert log.append_many([event(i) for i in range(2)]) == [1, 2]
+        assert log.append_many([event(i) for i in range(2, 7)]) == [3, 4, 5, 6, 7]
+        assert log.append_many([]) == []
+        assert [r.event()["principal"] for r in log.read()] == [f"user{i}" for i in range(7)]
+        report = log.verify()
+        log.close()
+        assert report.ok and report.checkpoints == 2 and report.anchored == 7
+
+    def test_read_pages_forward_by_seq(self, backend: Backend) -> None:
+        log = backend.open()
+        log.append_many([event(i) for i in range(2500)])
+        assert [r.seq for r in log.read(after_seq=990, limit=1100)] == list(range(991, 2091))
+        assert [r.seq for r in log.read(after_seq=2498)] == [2499, 2500]
+        assert list(log.read(after_seq=2500)) == [] and list(log.read(limit=0)) == []
+        assert log.head().seq == 2500
+        page, after, seen = 700, 0, []
+        while batch := list(log.read(after_seq=after, limit=page)):  # a SIEM paging forward
+            seen += [r.seq for r in batch]
+            after = batch[-1].seq
+        assert seen == list(range(1, 2501))
+        log.close()
+
+    def test_a_stored_record_holds_exactly_the_event_s_fields(self, backend: Backend) -> None:
+        from dataclasses import asdict
+
+        e = event(1)
+        log = backend.open()
+        log.append(e)
+        (record,) = log.records()
+        log.close()
+        expected: dict[str, Any] = json.loads(json.dumps(asdict(e)))
+        assert {k: v for k, v in record.items() if k not in ("seq", "at", "prev", "hash", "format")} == expected
+
+    def test_a_bad_checkpoint_signature_is_a_forged_anchor(self, backend: Backend) -> None:
+        filled(backend, 3)
+        lines = backend.anchor.read_text().splitlines()
+        checkpoint = json.loads(lines[-1])
+        checkpoint["hash"] = "f" * 64  # claims another head, without the key to sign it
+        backend.anchor.write_text("\n".join([*lines, json.dumps(checkpoint)]) + "\n")
+        assert (3, "forged_checkpoint") in problems(backend)
+
+    def test_adopt_copies_verbatim_and_again_adds_nothing(self, backend: Backend, tmp_path: Path) -> None:
+        from strongroom.audit import SqliteAuditLog
+
+        source = SqliteAuditLog(tmp_path / "source.sqlite3")
+        source.append_many([event(i) for i in range(5)])
+        log = backend.open()
+        assert log.adopt(source.chain()) == 5 and log.adopt(source.chain()) == 0
+        assert list(log.chain()) == list(source.chain())
+        source.append(event(5))
+        assert log.adopt(source.chain()) == 1
+        assert log.verify().ok and log.head() == source.head()
+        source.close()
+        log.close()
