@@ -1,11 +1,12 @@
-"""The ``strongroom`` command: a thin shell over the library (the HTTP API calls the same).
+"""The ``strongroom`` command: a thin shell over the application layer (``strongroom.service``),
+which the HTTP API calls too. It parses options, prints, and sets the exit status.
 
-strongroom ingest filings/ --acl research --published 2023-05-01
+strongroom ingest filings/ --acl research --published 2023-05-01 --groups research
 strongroom search "Apple total net sales" -k 5 --groups research
 strongroom ask "What was Apple's total net sales?" --as-of 2023-01-01
-strongroom ask "What was Apple's total net sales?" --model chat   # through the model gateway
+strongroom ask "What was Apple's total net sales?" --model chat   # through a model-gateway route
+strongroom acl set DOC --acl research,credit --groups research,strongroom-admins
 strongroom eval qa.jsonl -k 5 --json
-strongroom models set-route chat -d vllm-a:100 -d extractive        # see `strongroom models --help`
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import json
 import logging
 import os
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from time import perf_counter
 from typing import Annotated
 
 import typer
@@ -25,66 +26,81 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from strongroom import __version__
 from strongroom.api.cli import audit_app, keys_app, serve_command
-from strongroom.bus.cli import BusOpt, StreamOpt, dead_letters_command, publish, worker_command
-from strongroom.cli_common import HomeOpt, JsonOpt, err, fail, open_runtime_for, out, settings_for
+from strongroom.bus.cli import BusOpt, StreamOpt, dead_letters_command, worker_command
+from strongroom.cli_common import (
+    GroupsOpt,
+    HomeOpt,
+    JsonOpt,
+    UserOpt,
+    err,
+    exit_code,
+    fail,
+    open_platform_for,
+    out,
+    principal_of,
+)
 from strongroom.config import DEFAULT_ACL
 from strongroom.errors import StrongroomError
-from strongroom.evaluate import load_qa, run_eval
-from strongroom.ingest.distributed import ingest_with_ray
-from strongroom.ingest.pipeline import IngestOptions, IngestReport, discover, ingest
+from strongroom.evaluate import load_qa
+from strongroom.ingest.pipeline import IngestReport
 from strongroom.llm.cli import app as models_app
-from strongroom.llm_generator import LLMGenerator, open_llm_generator
-from strongroom.query_encoder import create_query_encoder
-from strongroom.rag import answer
-from strongroom.retrieve import search as hybrid_search
+from strongroom.service import AskRequest, DocumentsRequest, IngestRequest, Platform, SearchRequest, View
+from strongroom.service.requests import DocumentView
 from strongroom.store.cli import migrate_command, reembed_command, upgrade_store_command, verify_store_command
 from strongroom.train.cli import train_app
-from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
+from strongroom.types import Answer, DocumentVersion, Hit, Principal, frozen_meta
 from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
 
 __all__ = ["app", "main"]
 
+EVERYDAY = "Everyday"
+ADMIN = "Administration"
+OPERATE = "Operations"
+UNDERSTAND = "Document understanding and evaluation"
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"strongroom {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="strongroom: cited, entitled, point-in-time answers."
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="strongroom: cited, entitled, point-in-time answers over your documents.",
 )
-app.add_typer(models_app, name="models")
-app.add_typer(classify_app, name="classify")
-app.add_typer(termsheets_app, name="termsheets")
-app.add_typer(tables_app, name="tables")
-app.command("eval-extraction")(eval_extraction_command)
-app.command("serve")(serve_command)
-app.add_typer(keys_app, name="keys")
-app.add_typer(audit_app, name="audit")
-app.add_typer(train_app, name="train")
-app.command("worker")(worker_command)
-app.command("dead-letters")(dead_letters_command)
-app.command("migrate")(migrate_command)
-app.command("verify-store")(verify_store_command)
-app.command("upgrade-store")(upgrade_store_command)
-app.command("reembed")(reembed_command)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """strongroom: cited, entitled, point-in-time answers over your documents.
+
+    Start with `strongroom ingest FILES`, then `strongroom ask "QUESTION"`."""
+
+
 KOpt = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")]
 AsOfOpt = Annotated[
-    str | None, typer.Option("--as-of", help="Point in time: DATE (end of that day, UTC) or ISO datetime.")
+    str | None,
+    typer.Option("--as-of", help="Only what was published by then: DATE (the end of that day, UTC) or ISO datetime."),
+]
+KnownAtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--known-at",
+        help="Only what the platform held by then (ingested): DATE (end of day, UTC) or ISO datetime. "
+        "With --as-of, replays what a query saw at that time.",
+    ),
 ]
 FilterOpt = Annotated[list[str] | None, typer.Option("--filter", help="Metadata equality KEY=VALUE (repeatable).")]
 DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only these document types (repeatable).")]
-UserOpt = Annotated[str | None, typer.Option("--user", help="Principal name (default: $USER).")]
-GroupsOpt = Annotated[
-    str, typer.Option("--groups", help=f"Principal's groups, comma-separated (default: {DEFAULT_ACL}).")
-]
-
-
-def _parse_time(value: str, *, end_of_day: bool) -> datetime:
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time.min, UTC)
-            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise fail(f"{value!r} is not a date (YYYY-MM-DD) or an ISO datetime") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -97,20 +113,33 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     return pairs
 
 
-def _groups(value: str) -> frozenset[str]:
+def _groups(value: str, option: str) -> frozenset[str]:
     groups = frozenset(g.strip() for g in value.split(",") if g.strip())
     if not groups:
-        raise fail("give at least one group")
+        raise fail(f"{option}: give at least one group")
     return groups
 
 
-def _scope(groups: str, as_of: str | None, filters: list[str] | None, doc_types: list[str] | None) -> Scope:
-    principal = Principal(os.environ.get("USER", "cli"), _groups(groups))
-    return Scope.for_principal(
-        principal,
-        as_of=_parse_time(as_of, end_of_day=True) if as_of else None,
+@contextmanager
+def _platform(
+    home: Path | None, user: str | None, groups: str | None, *, create: bool = False
+) -> Iterator[tuple[Platform, Principal]]:
+    """The application layer and the CLI's principal; errors become a message and an exit status."""
+    platform = open_platform_for(home, create=create)
+    try:
+        yield platform, principal_of(platform, user, groups)
+    except StrongroomError as exc:
+        raise fail(str(exc), exit_code(exc)) from exc
+    finally:
+        platform.close()
+
+
+def _view(as_of: str | None, known_at: str | None, filters: list[str] | None, doc_types: list[str] | None) -> View:
+    return View(
+        as_of=as_of,
+        known_at=known_at,
         doc_types=frozenset(doc_types or ()),
-        filters=_pairs(filters, "--filter"),
+        filters=frozen_meta(_pairs(filters, "--filter")),
     )
 
 
@@ -121,15 +150,24 @@ class _PagesPerSecond(ProgressColumn):
         return Text(f"{pages} pages {rate:5.1f} pages/s", style="cyan")
 
 
-@app.command("ingest")
+@app.command("ingest", rich_help_panel=EVERYDAY)
 def ingest_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
     acl: Annotated[
-        str, typer.Option("--acl", help=f"Groups who may read, comma-separated (default: {DEFAULT_ACL}).")
+        str,
+        typer.Option(
+            "--acl",
+            help=f"Groups who may read, comma-separated (default: {DEFAULT_ACL}). A new version of an existing "
+            "document must keep its ACL: change that with `strongroom acl set`.",
+        ),
     ] = DEFAULT_ACL,
     published: Annotated[
         str | None,
-        typer.Option("--published", help="When it became knowable (default: document metadata, else file time)."),
+        typer.Option(
+            "--published",
+            help="When it became knowable: DATE (midnight UTC) or ISO datetime (default: document metadata, "
+            "else file time).",
+        ),
     ] = None,
     doc_type: Annotated[str | None, typer.Option("--doc-type", help="Document type (default: detected).")] = None,
     source: Annotated[
@@ -142,54 +180,47 @@ def ingest_cmd(
         str | None,
         typer.Option("--ray", help="Parse and embed on Ray: 'local', or a cluster address (ray://head:10001)."),
     ] = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest documents: parse, chunk, embed and store each version atomically.
+    """Ingest documents: parse, redact, chunk, embed and store each version atomically.
 
-    With --bus, queue one job per file for `strongroom worker` processes instead."""
-    settings = settings_for(home)
-    options = IngestOptions(
-        acl=_groups(acl),
-        published=_parse_time(published, end_of_day=False) if published else None,
+    Exit status 1 if any file failed (each is listed with its reason). With --bus, queue one
+    job per file for `strongroom worker` processes instead."""
+    request = IngestRequest(
+        paths=tuple(paths),
+        acl=_groups(acl, "--acl"),
+        published=published,
         doc_type=doc_type,
         source=source,
         meta=frozen_meta(_pairs(meta, "--meta")),
-        max_file_bytes=settings.max_file_bytes,
-        chunk_tokens=settings.chunk_tokens,
     )
-    files, _ = discover(paths)
-    if bus:
-        publish(bus, stream, files, options, paths, as_json)
-        return
-    runtime = open_runtime_for(home)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _PagesPerSecond(),
-        TimeRemainingColumn(),
-    )
-    try:
+    with _platform(home, user, groups, create=True) as (platform, principal):
+        if bus:
+            queued = platform.queue(principal, request, bus, stream)
+            if as_json:
+                out.print_json(json.dumps({"queued": queued}))
+            else:
+                where = bus.split("@")[-1]
+                out.print(f"queued {len(queued)} file(s) on {where}; `strongroom worker --bus URL` ingests them")
+            return
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _PagesPerSecond(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=err, transient=as_json, disable=not err.is_terminal and as_json) as bar:
-            task = bar.add_task("ingesting", total=len(files), pages=0)
+            task = bar.add_task("ingesting", total=None, pages=0)
 
             def advance(name: str, pages: int) -> None:
                 done = bar.tasks[task].fields["pages"] + pages
                 bar.update(task, advance=1, pages=done, description=f"ingesting {name[:40]}")
 
-            if ray_address:
-                report = ingest_with_ray(paths, runtime.store, settings, options, address=ray_address, progress=advance)
-            else:
-                report = ingest(paths, runtime.store, runtime.embedder, options, advance)
-        started = perf_counter()
-        runtime.store.save_indexes()  # build the search indexes now, not on the first query
-        report.seconds["index"] += perf_counter() - started
-        report.wall_seconds += perf_counter() - started
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        runtime.close()
+            report = platform.ingest(principal, request, advance, ray_address=ray_address)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
     else:
@@ -214,7 +245,7 @@ def _print_report(report: IngestReport) -> None:
         table.add_row(label, str(value))
     out.print(table)
     for failure in report.failures:
-        out.print(f"[red]failed[/] {failure.path}: {failure.error}", highlight=False)
+        out.print(f"[red]failed[/] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
 
 
 def _hit_json(hit: Hit) -> dict[str, object]:
@@ -232,42 +263,44 @@ def _hit_json(hit: Hit) -> dict[str, object]:
         "title": v.title,
         "doc_type": v.doc_type,
         "published_at": v.published_at.isoformat(),
+        "ingested_at": v.ingested_at.isoformat(),
         "keyword_rank": hit.keyword_rank,
         "dense_rank": hit.dense_rank,
         "text": c.text,
     }
 
 
-@app.command("search")
+@app.command("search", rich_help_panel=EVERYDAY)
 def search_cmd(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: KOpt = 10,
     as_of: AsOfOpt = None,
+    known_at: KnownAtOpt = None,
     filters: FilterOpt = None,
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
-    groups: GroupsOpt = DEFAULT_ACL,
+    groups: GroupsOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Hybrid keyword + vector search over what the principal may read."""
-    scope = _scope(groups, as_of, filters, doc_type)
-    runtime = open_runtime_for(home)
-    try:
-        hits = hybrid_search(runtime.store, runtime.embedder, query, scope, k)
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        runtime.close()
+    """Hybrid keyword + vector search over what you may read (recorded in the audit log)."""
+    view = _view(as_of, known_at, filters, doc_type)
+    with _platform(home, user, groups) as (platform, principal):
+        request = SearchRequest(
+            query=query, k=k, as_of=as_of, known_at=known_at, doc_types=view.doc_types, filters=view.filters
+        )
+        result = platform.search(principal, request)
     if as_json:
-        out.print_json(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}))
+        hits = [_hit_json(h) for h in result.hits]
+        out.print_json(json.dumps({"query": query, **result.clocks.describe(), "hits": hits}))
         return
-    if not hits:
+    if not result.hits:
         out.print("No results in the documents you may read.")
-    for i, hit in enumerate(hits, start=1):
+    for i, hit in enumerate(result.hits, start=1):
         snippet = " ".join(hit.chunk.text.split())[:240]
         out.print(
-            f"[bold]{i}.[/] {hit.version.name} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]", highlight=False
+            f"[bold]{i}.[/] {escape(hit.version.name)} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]",
+            highlight=False,
         )
         out.print(f"   {snippet}", highlight=False, markup=False)
 
@@ -312,42 +345,44 @@ def _answer_json(result: Answer) -> dict[str, object]:
     }
 
 
-@app.command("ask")
+@app.command("ask", rich_help_panel=EVERYDAY)
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The question.")],
     k: KOpt = 5,
     as_of: AsOfOpt = None,
+    known_at: KnownAtOpt = None,
     filters: FilterOpt = None,
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
-    groups: GroupsOpt = DEFAULT_ACL,
+    groups: GroupsOpt = None,
     model: Annotated[
         str | None,
         typer.Option(
             "--model",
-            help="Write the answer with this model route (see `strongroom models`); "
-            "default: the extractive generator, which needs no model.",
+            help="Write the answer with this model route (see `strongroom models`; STRONGROOM_ROUTE_GROUPS says "
+            "who may use which); default: the extractive generator, which needs no model.",
         ),
     ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer from the documents the principal may read, citing page and version."""
-    scope = _scope(groups, as_of, filters, doc_type)
-    generator = _llm_generator(home, model, user) if model else None
-    runtime = open_runtime_for(home)
-    try:
-        result = answer(question, scope, runtime.store, runtime.embedder, generator=generator, k=k)
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        runtime.close()
-        if generator is not None:
-            generator.close()
+    """Answer from the documents you may read, citing page and version (recorded in the audit log)."""
+    view = _view(as_of, known_at, filters, doc_type)
+    with _platform(home, user, groups) as (platform, principal):
+        request = AskRequest(
+            question=question,
+            k=k,
+            model=model,
+            as_of=as_of,
+            known_at=known_at,
+            doc_types=view.doc_types,
+            filters=view.filters,
+        )
+        result = platform.ask(principal, request)
     if as_json:
         out.print_json(json.dumps(_answer_json(result)))
         return
-    out.print(f"[bold]Q:[/] {question}", highlight=False)
+    out.print(f"[bold]Q:[/] {escape(question)}", highlight=False)
     meta = result.metadata
     if "fallback" in meta:
         why = escape(f"model route {model} failed, answered extractively: {meta.get('gateway_error', '')}")
@@ -375,22 +410,16 @@ def ask_cmd(
         )
 
 
-def _llm_generator(home: Path | None, route: str, user: str | None) -> LLMGenerator:
-    try:
-        return open_llm_generator(settings_for(home).home, route, user=user or os.environ.get("USER"))
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-
-
-@app.command("eval")
+@app.command("eval", rich_help_panel=UNDERSTAND)
 def eval_cmd(
     qa: Annotated[Path, typer.Argument(help="QA file (JSON lines: id, question, evidence, facts).")],
     k: KOpt = 5,
     as_of: AsOfOpt = None,
+    known_at: KnownAtOpt = None,
     filters: FilterOpt = None,
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
-    groups: GroupsOpt = DEFAULT_ACL,
+    groups: GroupsOpt = None,
     query_encoder: Annotated[
         str,
         typer.Option(
@@ -401,24 +430,14 @@ def eval_cmd(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score retrieval on a QA file against what is already ingested."""
-    scope = _scope(groups, as_of, filters, doc_type)
+    """Score retrieval on a QA file against what you may read (one audit record for the run)."""
+    view = _view(as_of, known_at, filters, doc_type)
     try:
         items = load_qa(qa)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
-    runtime = open_runtime_for(home)
-    try:
-        encoder = create_query_encoder(
-            query_encoder,  # type: ignore[arg-type]  # checked there: a clear error, not a traceback
-            runtime.embedder,
-            runtime.settings.home / "models",
-        )
-        result = run_eval(items, lambda q: hybrid_search(runtime.store, encoder, q, scope, k), k)
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        runtime.close()
+    with _platform(home, user, groups) as (platform, principal):
+        result = platform.evaluate(principal, items, k, view, query_encoder=query_encoder, name=qa.name)
     if as_json:
         out.print(json.dumps(result))
         return
@@ -428,45 +447,182 @@ def eval_cmd(
     out.print(table)
 
 
-@app.command("documents")
-def documents_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """List the stored document versions."""
-    runtime = open_runtime_for(home)
-    try:
-        versions = runtime.store.versions()
-    finally:
-        runtime.close()
-    rows = [
-        {
-            "document": v.name,
-            "document_id": v.document_id,
-            "version_id": v.id,
-            "pages": v.pages,
-            "doc_type": v.doc_type,
-            "acl": sorted(v.acl),
-            "published_at": v.published_at.isoformat(),
-            "ingested_at": v.ingested_at.isoformat(),
-        }
-        for v in versions
-    ]
+def _version_row(v: DocumentVersion) -> dict[str, object]:
+    return {
+        "document": v.name,
+        "document_id": v.document_id,
+        "version_id": v.id,
+        "title": v.title,
+        "pages": v.pages,
+        "doc_type": v.doc_type,
+        "acl": sorted(v.acl),
+        "published_at": v.published_at.isoformat(),
+        "ingested_at": v.ingested_at.isoformat(),
+        "metadata": dict(v.metadata),
+    }
+
+
+@app.command("documents", rich_help_panel=EVERYDAY)
+def documents_cmd(
+    as_of: AsOfOpt = None,
+    known_at: KnownAtOpt = None,
+    doc_type: DocTypeOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many.")] = 1000,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many first.")] = 0,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the documents you may read, each with its current version."""
+    request = DocumentsRequest(
+        as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()), limit=limit, offset=offset
+    )
+    with _platform(home, user, groups) as (platform, principal):
+        docs = platform.documents(principal, request)
+    rows = [_version_row(d.current) | {"versions": len(d.versions)} for d in docs]
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table("document", "version", "pages", "type", "acl", "published")
-    for r, v in zip(rows, versions, strict=True):
+    if not rows:
+        out.print("No documents you may read.")
+        return
+    table = Table("document", "document id", "version", "pages", "type", "acl", "published")
+    for d in docs:
+        v = d.current
         table.add_row(
-            str(r["document"]),
-            str(r["version_id"])[:12],
-            str(r["pages"]),
-            str(r["doc_type"]),
-            ",".join(sorted(v.acl)),
-            str(r["published_at"])[:10],
-        )
+            v.name, d.document_id[:12], v.id[:12], str(v.pages), v.doc_type, ",".join(sorted(v.acl)),
+            v.published_at.isoformat()[:10],
+        )  # fmt: skip
     out.print(table)
+
+
+@app.command("show", rich_help_panel=EVERYDAY)
+def show_cmd(
+    document: Annotated[str, typer.Argument(help="Document id, file name or source key (an id prefix will do).")],
+    page: Annotated[int | None, typer.Option("--page", min=1, help="Print this page's text.")] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="With --page: this version (id or prefix; default: current).")
+    ] = None,
+    as_of: AsOfOpt = None,
+    known_at: KnownAtOpt = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a document you may read: its versions, or one page's text (what a citation points into)."""
+    view = View(as_of=as_of, known_at=known_at)
+    with _platform(home, user, groups) as (platform, principal):
+        doc = platform.find_document(principal, document, view)
+        doc = platform.document(principal, doc.document_id, view)
+        if page is None:
+            _print_document(doc, as_json)
+            return
+        chosen = doc.current if version is None else _pick_version(doc, version)
+        shown = platform.page(principal, doc.document_id, chosen.id, page, view)
+    if as_json:
+        out.print_json(json.dumps({**_version_row(shown.version), "page": shown.page, "text": shown.text}))
+        return
+    out.print(f"[bold]{escape(shown.version.name)}[/] p.{shown.page} version {shown.version.id[:12]}", highlight=False)
+    out.print(shown.text, highlight=False, markup=False)
+
+
+def _pick_version(doc: DocumentView, version: str) -> DocumentVersion:
+    found = [v for v in doc.versions if v.id.startswith(version)]
+    if len(found) != 1:
+        raise fail(f"--version {version!r}: {'no' if not found else 'more than one'} version of the document matches")
+    return found[0]
+
+
+def _print_document(doc: DocumentView, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps({"document_id": doc.document_id, "source": doc.source, "title": doc.title,
+                                   "current": _version_row(doc.current),
+                                   "versions": [_version_row(v) for v in doc.versions]}))  # fmt: skip
+        return
+    out.print(f"[bold]{escape(doc.title)}[/] ({escape(doc.source)}, id {doc.document_id})", highlight=False)
+    table = Table("version", "published", "ingested", "pages", "type", "acl", "")
+    for v in doc.versions:
+        table.add_row(
+            v.id[:12], v.published_at.isoformat()[:19], v.ingested_at.isoformat()[:19], str(v.pages), v.doc_type,
+            ",".join(sorted(v.acl)), "current" if v.id == doc.current.id else "",
+        )  # fmt: skip
+    out.print(table)
+
+
+acl_app = typer.Typer(help="Who may read a document: an explicit, audited operation (admins).", no_args_is_help=True)
+app.add_typer(acl_app, name="acl", rich_help_panel=ADMIN)
+
+
+@acl_app.command("set")
+def acl_set(
+    document: Annotated[str, typer.Argument(help="Document id, file name or source key.")],
+    acl: Annotated[str, typer.Option("--acl", help="The groups who may read it from now on, comma-separated.")],
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change who may read every version of a document (needs the admin role and read access to it)."""
+    after = _groups(acl, "--acl")
+    with _platform(home, user, groups) as (platform, principal):
+        doc = platform.find_document(principal, document)
+        change = platform.set_acl(principal, doc.document_id, after)
+    if as_json:
+        out.print_json(json.dumps({"document_id": change.document_id, "before": sorted(change.before),
+                                   "after": sorted(change.after), "versions": list(change.versions)}))  # fmt: skip
+        return
+    out.print(
+        f"{escape(doc.current.name)}: readable by {','.join(sorted(change.after))} "
+        f"(was {','.join(sorted(change.before))}); {len(change.versions)} version(s)",
+        highlight=False,
+    )
+
+
+@app.command("delete", rich_help_panel=ADMIN)
+def delete_cmd(
+    document: Annotated[str, typer.Argument(help="Document id, file name or source key.")],
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a document: its pages, chunks and vectors go; the audit log keeps that it happened."""
+    with _platform(home, user, groups) as (platform, principal):
+        doc = platform.find_document(principal, document)
+        deleted = platform.delete(principal, doc.document_id)
+    if as_json:
+        out.print_json(json.dumps({"document_id": doc.document_id, "deleted_versions": deleted}))
+        return
+    out.print(f"deleted {escape(doc.current.name)} ({len(deleted)} version(s))", highlight=False)
+
+
+def _mount() -> None:
+    """The other command groups, each under its panel of `strongroom --help`."""
+    app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+    app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)
+    app.add_typer(models_app, name="models", rich_help_panel=ADMIN)
+    app.command("serve", rich_help_panel=OPERATE)(serve_command)
+    app.command("worker", rich_help_panel=OPERATE)(worker_command)
+    app.command("dead-letters", rich_help_panel=OPERATE)(dead_letters_command)
+    app.command("migrate", rich_help_panel=OPERATE)(migrate_command)
+    app.command("verify-store", rich_help_panel=OPERATE)(verify_store_command)
+    app.command("upgrade-store", rich_help_panel=OPERATE)(upgrade_store_command)
+    app.command("reembed", rich_help_panel=OPERATE)(reembed_command)
+    app.add_typer(train_app, name="train", rich_help_panel=OPERATE)
+    app.add_typer(classify_app, name="classify", rich_help_panel=UNDERSTAND)
+    app.add_typer(termsheets_app, name="termsheets", rich_help_panel=UNDERSTAND)
+    app.add_typer(tables_app, name="tables", rich_help_panel=UNDERSTAND)
+    app.command("eval-extraction", rich_help_panel=UNDERSTAND)(eval_extraction_command)
+
+
+_mount()
 
 
 def main() -> None:
     logging.basicConfig(level=os.environ.get("STRONGROOM_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    os.umask(0o077)  # what the CLI writes (catalog, indexes, exports, keys) is its owner's alone
     app()
 
 

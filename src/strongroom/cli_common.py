@@ -1,5 +1,6 @@
 """What every ``strongroom`` command shares: the consoles, the common options, settings
-that fail with a clear message, and the one way to stop with an error."""
+that fail with a clear message, the platform (the application layer) and the one way to
+stop with an error."""
 
 from __future__ import annotations
 
@@ -11,10 +12,25 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from strongroom.config import Settings
-from strongroom.errors import StrongroomError
+from strongroom.errors import ConfigError, QueryError, StrongroomError
 from strongroom.runtime import Runtime, open_runtime
+from strongroom.service import Platform
+from strongroom.types import Principal
 
-__all__ = ["HomeOpt", "JsonOpt", "err", "fail", "open_runtime_for", "out", "settings_for"]
+__all__ = [
+    "GroupsOpt",
+    "HomeOpt",
+    "JsonOpt",
+    "UserOpt",
+    "err",
+    "exit_code",
+    "fail",
+    "open_platform_for",
+    "open_runtime_for",
+    "out",
+    "principal_of",
+    "settings_for",
+]
 
 out = Console()
 err = Console(stderr=True)
@@ -23,12 +39,28 @@ HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--user", help="Who you are, for the audit log (default: STRONGROOM_CLI_USER, else $USER)."),
+]
+GroupsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--groups",
+        help="Your entitlement groups, comma-separated (default: STRONGROOM_CLI_GROUPS, else public).",
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error; raise what this returns to exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def exit_code(exc: StrongroomError) -> int:
+    """2 for a request that cannot be right (bad input, bad settings), 1 for one refused or not found."""
+    return 2 if isinstance(exc, QueryError | ConfigError) else 1
 
 
 def settings_for(home: Path | None) -> Settings:
@@ -40,8 +72,27 @@ def settings_for(home: Path | None) -> Settings:
         raise fail(f"bad configuration: {problems}") from exc
 
 
+def open_platform_for(home: Path | None, *, create: bool = False) -> Platform:
+    """The application layer over the configured store. ``create``: for commands that write
+    (ingest); read commands refuse a home that holds no store (a mistyped --home)."""
+    try:
+        return Platform.open(settings_for(home), create=create)
+    except StrongroomError as exc:
+        raise fail(str(exc)) from exc
+
+
+def principal_of(platform: Platform, user: str | None, groups: str | None) -> Principal:
+    """The CLI's principal: ``--user``/``--groups``, else the configured defaults."""
+    members = None if groups is None else [g for g in groups.split(",") if g.strip()]
+    if members is not None and not members:
+        raise fail("--groups: give at least one group")
+    return platform.principal(user, members, auth="cli")
+
+
 def open_runtime_for(home: Path | None) -> Runtime:
-    """The store and embedder the settings name; a store that cannot open is a clear error."""
+    """The store and embedder the settings name; a store that cannot open is a clear error.
+    (For operator jobs over the whole store: migration, training. Content reads go through
+    :func:`open_platform_for`.)"""
     try:
         return open_runtime(settings_for(home))
     except StrongroomError as exc:

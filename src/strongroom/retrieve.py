@@ -31,6 +31,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from strongroom.embed import Embedder
 from strongroom.errors import QueryError
 from strongroom.store.base import Store
@@ -146,21 +149,30 @@ def search(
     k: int = 10,
     *,
     fusion: Fusion = Fusion(),
+    vector: npt.NDArray[np.float32] | None = None,
 ) -> list[Hit]:
-    """The top ``k`` chunks for ``query`` that ``scope`` admits, best first."""
+    """The top ``k`` chunks for ``query`` that ``scope`` admits, best first.
+
+    ``vector``: the query's embedding when the caller computed it already (the service
+    embeds concurrent queries in batches); otherwise ``embedder`` embeds it here.
+    """
     if not query.strip():
         raise QueryError("the query is empty; ask something")
     if k < 1:
         raise QueryError("k must be at least 1")
+    if vector is None:
+        vector = embedder.embed([query])[0]
     pin = getattr(store, "pinned", None)  # a backend may offer one view of its indexes per search
     with pin() if pin is not None else contextlib.nullcontext():
-        return _search(store, embedder, query, scope, k, fusion)
+        return _search(store, vector, query, scope, k, fusion)
 
 
-def _search(store: Store, embedder: Embedder, query: str, scope: Scope, k: int, fusion: Fusion) -> list[Hit]:
+def _search(
+    store: Store, vector: npt.NDArray[np.float32], query: str, scope: Scope, k: int, fusion: Fusion
+) -> list[Hit]:
     n = max(fusion.candidates, k)
     found = {
-        "dense": store.vector_search(embedder.embed([query])[0], scope, n),
+        "dense": store.vector_search(vector, scope, n),
         "lines": store.keyword_search(query, scope, n, unit="line"),
         "chunks": store.keyword_search(query, scope, n),
     }

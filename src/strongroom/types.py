@@ -10,7 +10,8 @@ Every value here is immutable and typed; pydantic lives only at trust boundaries
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -51,6 +52,10 @@ def source_name(source: str) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def frozen_meta(items: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -135,10 +140,23 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: a name and the entitlement groups they belong to."""
+    """Who is asking: a name, the entitlement groups they belong to, the roles those groups
+    grant (``reader``, ``ingester``, ``admin``) and how they proved who they are.
+
+    ``auth`` says how the principal was established, for the audit record: ``oidc``,
+    ``api-key``, ``dev`` over HTTP; ``cli`` (self-declared with ``--user``/``--groups``);
+    ``python`` for library calls. ``key_id`` names the API key, if one was used.
+    """
 
     name: str
     groups: frozenset[str]
+    roles: frozenset[str] = frozenset()
+    auth: str = "python"
+    key_id: str = ""
+
+    def may_read(self, acl: Iterable[str]) -> bool:
+        """Whether a version with this ACL is within the principal's entitlements."""
+        return not self.groups.isdisjoint(acl)
 
 
 @dataclass(frozen=True)
@@ -146,14 +164,18 @@ class Scope:
     """What a search may see. Applied inside the index search, never after top-k.
 
     ``groups``: the principal's groups; a chunk is visible only if its version's ACL
-    intersects them. ``as_of``: only versions published and ingested by then, and per
-    document only the version current at that time. ``filters``: metadata equality.
+    intersects them. Two clocks decide which versions exist for the query:
+    ``as_of`` bounds when a version became knowable (``published_at``) and ``known_at``
+    bounds when the platform learned it (``ingested_at``); ``None`` means now, and neither
+    can pass now (a later value means now: no look-ahead). Per document only the version
+    current at those times is seen. ``filters``: metadata equality.
     """
 
     groups: frozenset[str]
     as_of: datetime | None = None
     doc_types: frozenset[str] = frozenset()
     filters: Mapping[str, str] = field(default_factory=frozen_meta)
+    known_at: datetime | None = None
 
     @classmethod
     def for_principal(
@@ -161,10 +183,19 @@ class Scope:
         principal: Principal,
         *,
         as_of: datetime | None = None,
+        known_at: datetime | None = None,
         doc_types: frozenset[str] = frozenset(),
         filters: Mapping[str, str] | None = None,
     ) -> Scope:
-        return cls(principal.groups, as_of, doc_types, frozen_meta(filters))
+        return cls(principal.groups, as_of, doc_types, frozen_meta(filters), known_at)
+
+    def instants(self, now: float | None = None) -> tuple[float, float]:
+        """The two clocks as POSIX seconds, each clamped to ``now``: (publication bound,
+        ingestion bound). Every backend filters with these, so no path can look ahead."""
+        current = time.time() if now is None else now
+        published = current if self.as_of is None else min(_aware(self.as_of).timestamp(), current)
+        ingested = current if self.known_at is None else min(_aware(self.known_at).timestamp(), current)
+        return published, ingested
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,8 @@ from strongroom.api.service import Service
 from strongroom.auth import Caller, ServiceSettings
 from strongroom.config import Settings
 from strongroom.embed import Embedder
+from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StrongroomError
+from strongroom.llm.errors import GatewayError
 
 __all__ = ["create_app"]
 
@@ -47,6 +50,18 @@ DEV_MODE_WARNING = (
 )
 
 
+def _status_of(exc: StrongroomError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, QueryError | IngestError):
+        return 422
+    if isinstance(exc, GatewayError):
+        return 503
+    return 500
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     kind = _ERROR_TYPES.get(status, "internal_error" if status >= 500 else "invalid_request")
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
@@ -67,9 +82,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await svc.limiter.aclose()
-        await asyncio.to_thread(svc.close)
+        refusals = asyncio.create_task(svc.refusals.run())
+        try:
+            yield
+        finally:
+            refusals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refusals
+            await svc.platform.aclose()
+            await svc.limiter.aclose()
+            await asyncio.to_thread(svc.close)
 
     app = FastAPI(
         title="strongroom",
@@ -89,6 +111,16 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(StrongroomError)
+    async def refused(request: Request, exc: StrongroomError) -> JSONResponse:
+        """The application layer's errors, mapped to HTTP in this one place."""
+        status = _status_of(exc)
+        if status >= 500:
+            request_id = getattr(request.state, "request_id", "")
+            log.error("operation failed", exc_info=exc, extra={"request_id": request_id})
+            return _error(status, f"internal error; quote request id {request_id} to the operator")
+        return _error(status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,7 +151,7 @@ def create_app(
             s.runtime.embedder.embed(["ready"])
 
         try:
-            await asyncio.wait_for(s.on_store(probe), timeout=10.0)
+            await asyncio.wait_for(s.platform.on_store(probe), timeout=10.0)
         except Exception as exc:
             log.warning("not ready: %s", type(exc).__name__)
             return _error(503, "not ready: the store or the embedder does not answer")

@@ -1,20 +1,25 @@
-"""Request dependencies: the service, the authenticated caller (rate-limited), roles, audit."""
+"""Request dependencies: the service and the authenticated caller (rate-limited).
+
+Authorization (roles, entitlements) is not decided here: every route hands the caller's
+principal to the application layer (:mod:`strongroom.service`), which decides and audits.
+A refused authentication is counted here and recorded in the audit log in aggregate.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
 
+from strongroom.api.refusals import credential_kind
 from strongroom.api.service import Service
-from strongroom.audit import AuditEvent
-from strongroom.auth import AuthenticationError, Caller, Role
+from strongroom.auth import AuthenticationError, Caller
 from strongroom.llm.errors import BudgetUnavailable
+from strongroom.types import Principal
 
-__all__ = ["audit", "bearer", "get_caller", "need", "service"]
+__all__ = ["Who", "bearer", "get_caller", "get_principal", "service"]
 
 #: declares the bearer scheme in the OpenAPI document; the header itself is read below
 bearer = HTTPBearer(auto_error=False, description="An OIDC access token (JWT) or a strongroom API key (sr_...).")
@@ -26,12 +31,15 @@ def service(request: Request) -> Service:
 
 
 async def get_caller(request: Request, _: Annotated[object, Depends(bearer)]) -> Caller:
-    """The authenticated caller, or 401; then the caller's rate limit, or 429."""
+    """The authenticated caller, or 401 (counted for the audit log); then its rate limit, or 429."""
     svc = service(request)
+    authorization = request.headers.get("authorization")
     try:
-        caller = await svc.authenticate(request.headers.get("authorization"))
+        caller = await svc.authenticate(authorization)
     except AuthenticationError as exc:
         svc.metrics.auth_failures.inc()
+        source = request.client.host if request.client else "unknown"
+        svc.refusals.note(str(exc), source, credential_kind(authorization))
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     request.state.principal = caller.name
     try:
@@ -48,30 +56,9 @@ async def get_caller(request: Request, _: Annotated[object, Depends(bearer)]) ->
     return caller
 
 
-def event(request: Request, caller: Caller, action: str, **fields: object) -> AuditEvent:
-    return AuditEvent(
-        principal=caller.name,
-        groups=tuple(sorted(caller.groups)),
-        action=action,
-        auth=caller.method,
-        request_id=str(getattr(request.state, "request_id", "")),
-        **fields,  # type: ignore[arg-type]
-    )
+async def get_principal(caller: Annotated[Caller, Depends(get_caller)]) -> Principal:
+    return caller.principal
 
 
-async def audit(request: Request, caller: Caller, action: str, **fields: object) -> None:
-    """Append an audit record for this request (off the event loop, committed with those of
-    concurrent requests); returns once it is committed."""
-    await service(request).audit_writer.submit(event(request, caller, action, **fields))
-
-
-def need(role: Role, action: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency: the caller, who must hold ``role`` (403 otherwise, and audited)."""
-
-    async def dependency(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-        if role not in caller.roles:
-            await audit(request, caller, action, outcome="denied", detail=f"needs role {role}")
-            raise HTTPException(403, f"this needs the {role} role; ask an administrator")
-        return caller
-
-    return dependency
+#: the caller's principal (name, groups, roles, how it authenticated), for the application layer
+Who = Annotated[Principal, Depends(get_principal)]

@@ -1,10 +1,12 @@
 """OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models``, where a model is a RAG
 pipeline over the store: existing OpenAI clients and SDKs work unchanged.
 
-The last user message is the question; the answer is written by the pipeline from what
-the caller may read. Each claim is marked ``[n]`` and the sources are listed after the
-text; the response also carries ``citations`` (an extra field SDKs keep). Streaming
-sends the same content as Server-Sent Events, citations in the last chunk.
+``model`` is ``strongroom-rag`` (retrieval + the extractive generator, no weights) or a
+model-gateway route the caller is granted (``GET /v1/models`` lists exactly those). The
+last user message is the question; the answer is written from what the caller may read,
+through the same ask operation as ``/v1/ask``. Each claim is marked ``[n]`` and the sources
+are listed after the text; the response also carries ``citations`` (an extra field SDKs
+keep). Streaming sends the same content as Server-Sent Events, citations in the last chunk.
 """
 
 from __future__ import annotations
@@ -12,27 +14,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Annotated
+from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from strongroom.api.deps import audit, need
-from strongroom.api.routes import run_answer
+from strongroom.api.deps import Who, service
 from strongroom.api.schemas import ChatRequest, CitationOut
-from strongroom.audit import answer_hash
-from strongroom.auth import Caller
-from strongroom.rag import EXTRACTIVE_VERSION
-from strongroom.types import Answer, Citation, Scope
+from strongroom.service import AskRequest
+from strongroom.types import Answer, Citation, frozen_meta
 
-__all__ = ["MODELS", "render_answer", "router"]
+__all__ = ["render_answer", "router"]
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-#: model id -> what it is; each is a RAG pipeline over the store
-MODELS: Mapping[str, str] = {"strongroom-rag": f"retrieval + {EXTRACTIVE_VERSION} generator, with citations"}
-Reader = Annotated[Caller, Depends(need("reader", "chat"))]
 
 
 def render_answer(result: Answer) -> tuple[list[str], list[Citation]]:
@@ -67,54 +61,44 @@ def _question(body: ChatRequest) -> str:
 
 
 @router.get("/models")
-async def list_models(request: Request, caller: Reader) -> dict[str, object]:
-    """The RAG pipelines, as OpenAI models."""
+async def list_models(request: Request, principal: Who) -> dict[str, object]:
+    """The ways the caller may have answers written, as OpenAI models: ``strongroom-rag``
+    (extractive) and each model route it is granted."""
+    models = await service(request).platform.models(principal)
     return {
         "object": "list",
         "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "strongroom", "description": what}
-            for name, what in MODELS.items()
+            {"id": m.name, "object": "model", "created": 0, "owned_by": "strongroom", "description": m.description}
+            for m in models
         ],
     }
 
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatRequest, request: Request, caller: Reader
+    body: ChatRequest, request: Request, principal: Who
 ) -> dict[str, object] | StreamingResponse:
     """An answer to the last user message, as an OpenAI chat completion (``stream`` for SSE)."""
-    if body.model not in MODELS:
-        raise HTTPException(404, f"model {body.model!r} does not exist; see GET /v1/models")
     question = _question(body)
-    svc = request.app.state.service
+    svc = service(request)
     if body.k > svc.config.max_k:
         raise HTTPException(422, f"k is at most {svc.config.max_k}")
-    as_of = body.as_of
-    scope = Scope.for_principal(caller.principal, as_of=as_of, filters=body.filters)
-    result = await run_answer(request, caller, question, scope, body.k)
-    pieces, citations = render_answer(result)
-    await audit(
-        request,
-        caller,
-        "chat",
-        query=question,
-        filters={
-            "model": body.model,
-            "k": body.k,
-            "as_of": as_of.isoformat() if as_of else None,
-            "filters": body.filters,
-            "stream": body.stream,
-        },
-        chunks=tuple((h.chunk.id, h.version.id) for h in result.hits),
-        generator=result.generator,
-        answer_sha256=answer_hash("".join(pieces)),
-        detail="found" if result.found else "not found",
+    ask = AskRequest(
+        question=question,
+        k=body.k,
+        model=body.model,
+        as_of=body.as_of,
+        known_at=body.known_at,
+        filters=frozen_meta(body.filters),
     )
+    result = await svc.platform.ask(principal, ask, action="chat")
+    pieces, citations = render_answer(result)
     cited = [CitationOut.of(c).model_dump() for c in citations]
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     prompt_tokens = len(question.split())
     completion_tokens = sum(len(p.split()) for p in pieces)
+    fingerprint = result.metadata.get("deployment") or result.generator
     if not body.stream:
         return {
             "id": completion_id,
@@ -130,7 +114,7 @@ async def chat_completions(
                 "total_tokens": prompt_tokens + completion_tokens,
             },
             "citations": cited,
-            "system_fingerprint": result.generator,
+            "system_fingerprint": fingerprint,
         }
 
     def chunk(delta: dict[str, str], finish: str | None = None, **extra: object) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from strongroom.types import Answer, Citation, DocumentVersion, Hit
 
 __all__ = [
+    "AclRequest",
     "AnswerOut",
     "AskRequest",
     "ChatMessage",
@@ -31,15 +32,24 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Query(_In):
-    as_of: datetime | None = Field(default=None, description="Point in time: only what was knowable then.")
+_AS_OF = (
+    "Only what was published (knowable) by then: a date (YYYY-MM-DD: the end of that day, UTC) or an ISO "
+    "datetime (no zone: UTC). Default and upper bound: now."
+)
+_KNOWN_AT = (
+    "Only what the platform held (ingested) by then, same forms; with as_of, replays what a query saw at "
+    "that time. Default and upper bound: now."
+)
+
+
+class _Clocks(_In):
+    as_of: str | None = Field(default=None, max_length=64, description=_AS_OF)
+    known_at: str | None = Field(default=None, max_length=64, description=_KNOWN_AT)
+
+
+class _Query(_Clocks):
     doc_types: list[str] = Field(default_factory=list, max_length=32)
     filters: dict[str, str] = Field(default_factory=dict, description="Metadata equality filters.")
-
-    @field_validator("as_of")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @field_validator("filters")
     @classmethod
@@ -57,6 +67,16 @@ class SearchRequest(_Query):
 class AskRequest(_Query):
     question: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=5, ge=1, le=1000)
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A model route that writes the answer (GET /v1/models lists those you may use); "
+        "default: strongroom-rag, the extractive generator.",
+    )
+
+
+class AclRequest(_In):
+    acl: list[str] = Field(min_length=1, max_length=100, description="The groups who may read the document.")
 
 
 class ErrorBody(BaseModel):
@@ -204,7 +224,7 @@ class JobFile(BaseModel):
 
 class JobOut(BaseModel):
     job_id: str
-    status: Literal["queued", "running", "retrying", "done", "failed"]
+    status: Literal["queued", "running", "retrying", "done", "failed", "interrupted"]
     started_at: datetime
     finished_at: datetime | None = None
     files: list[JobFile] = Field(default_factory=list)
@@ -224,5 +244,6 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     stream: bool = False
     k: int = Field(default=5, ge=1, le=1000)
-    as_of: datetime | None = None
+    as_of: str | None = Field(default=None, max_length=64, description=_AS_OF)
+    known_at: str | None = Field(default=None, max_length=64, description=_KNOWN_AT)
     filters: dict[str, str] = Field(default_factory=dict)

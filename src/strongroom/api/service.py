@@ -1,64 +1,64 @@
-"""What the HTTP routes stand on: the store (on one thread of its own), ingestion (on
-another), the audit log, the key table, the authenticator, limits and metrics.
+"""What the HTTP routes stand on: the application layer (driven from the event loop), the
+authenticator, limits, metrics, the ingestion of uploads, and a clean stop.
 
-The embedded store holds one SQLite connection and in-memory indexes that are not
-thread-safe, so every store call runs on a single dedicated thread; the event loop
-never blocks on it. Uploads are ingested on a second thread with a store connection of
-its own, so a long ingestion does not stall searches.
+Every route calls :class:`~strongroom.service.AsyncPlatform` with the caller's principal;
+nothing here or in a route reaches the store for content. The embedded store holds one
+SQLite connection and in-memory indexes that are not thread-safe, so every operation runs
+on a single dedicated thread; the event loop never blocks on it. Uploads are ingested on a
+second thread with a store connection of its own, so a long ingestion does not stall
+searches, and through the same ingest operation (write entitlements, audit) as the CLI.
+
+Stopping (SIGTERM): in-flight parses are killed, running jobs are marked ``interrupted``
+and their uploads removed; on the next start, jobs a killed process left ``running`` are
+marked the same way and orphaned uploads are removed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 import shutil
-import tempfile
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from queue import SimpleQueue
 
-from strongroom.api.batching import Batcher, Precomputed, QueryBatcher
 from strongroom.api.limits import RateLimiter, RedisRateLimiter, RequestLimiter
 from strongroom.api.metrics import Metrics
+from strongroom.api.refusals import RefusedLogins
 from strongroom.audit import open_audit_log
 from strongroom.auth import Authenticator, Caller, OidcVerifier, ServiceSettings
 from strongroom.auth.apikeys import open_key_store
 from strongroom.bus import Bus, IngestJob, open_bus
 from strongroom.config import Settings
-from strongroom.embed import Embedder
+from strongroom.embed import Embedder, LazyEmbedder
 from strongroom.errors import StrongroomError
-from strongroom.ingest.pipeline import IngestOptions, ingest
+from strongroom.ingest import sandbox
+from strongroom.ingest.pipeline import IngestOptions
 from strongroom.query_encoder import create_query_encoder
 from strongroom.runtime import Runtime, open_runtime
-from strongroom.types import DocumentVersion, frozen_meta
+from strongroom.service import IngestRequest
+from strongroom.service.async_platform import AsyncPlatform
+from strongroom.service.batching import Batcher, QueryBatcher
+from strongroom.service.operations import Operations
+from strongroom.service.records import REQUEST_ID, QueryRedactor, load_secret
+from strongroom.store.base import Catalog
+from strongroom.store.sqlite import private_dir
+from strongroom.types import Principal
 
-__all__ = ["Service", "UploadRequest", "current_by_document"]
+__all__ = ["Service", "UploadRequest", "safe_name"]
 
-T = TypeVar("T")
 log = logging.getLogger("strongroom.api")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-def current_by_document(versions: list[DocumentVersion]) -> dict[str, DocumentVersion]:
-    """Per document, the version a search would see now: the latest published (then ingested).
-
-    ``versions`` must be in insertion order (as :meth:`SqliteStore.versions` returns them).
-    """
-    now = datetime.now(UTC)
-    out: dict[str, DocumentVersion] = {}
-    for v in versions:
-        if v.published_at > now or v.ingested_at > now:
-            continue
-        best = out.get(v.document_id)
-        if best is None or (v.published_at, v.ingested_at) >= (best.published_at, best.ingested_at):
-            out[v.document_id] = v
-    return out
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+#: job states after which an upload's folder is no longer needed
+_SETTLED = ("done", "failed", "interrupted")
+_INTERRUPTED = "interrupted: the service stopped while ingesting it; upload it again"
 
 
 def safe_name(name: str) -> str:
@@ -69,32 +69,29 @@ def safe_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class UploadRequest:
+    job_id: str
     name: str
     data_path: Path
     acl: frozenset[str]
     source: str
-    published: datetime | None
+    published: str | None
     doc_type: str | None
     meta: dict[str, str]
+
+    @property
+    def folder(self) -> Path:
+        return self.data_path.parent
 
 
 class Service:
     """Shared state of one app. Create it with :meth:`open`, close it on shutdown."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        service: ServiceSettings,
-        runtime: Runtime,
-        store_pool: ThreadPoolExecutor,
-    ) -> None:
+    def __init__(self, settings: Settings, service: ServiceSettings, runtime: Runtime, store_pool: ThreadPoolExecutor):
         self.settings = settings
         self.config = service
         self.runtime = runtime
         self._store_pool = store_pool
-        self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-ingest")
-        self._ingest_runtime: Runtime | None = None
-        self.audit = open_audit_log(settings)  # PostgreSQL with store_url: one chain for every replica
+        self.audit = open_audit_log(settings)
         # the records of concurrent requests are committed together; each request still
         # waits for its own record to be committed before it answers
         self.audit_writer = Batcher(self.audit.append_many, 64, "audit")
@@ -113,21 +110,49 @@ class Service:
             ),
             service.query_batch_max or (4 if service.query_encoder == "onnx-int8" else 64),
         )
-        self._own_upload_dir = not service.upload_dir
-        self.upload_dir = Path(service.upload_dir or tempfile.mkdtemp(prefix="strongroom-uploads-"))
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        self.redactor = QueryRedactor(load_secret(settings.query_hash_key_path))
+        ops = Operations(settings, runtime.store, runtime.embedder, self.redactor)
+        self.platform = AsyncPlatform(
+            settings,
+            ops,
+            self.keys,
+            self.audit,
+            store_pool=store_pool,
+            audit_writer=self.audit_writer,
+            queries=self.queries,
+        )
+        self.refusals = RefusedLogins(self.audit_writer.submit, window_s=service.auth_refusal_window_s)
+        self.upload_dir = private_dir(Path(service.upload_dir) if service.upload_dir else settings.home / "uploads")
         self.bus: Bus | None = open_bus(service.bus_url, stream=service.bus_stream) if service.bus_url else None
+        # uploads are ingested one at a time on a daemon thread: a stop never waits for one
+        self._uploads: SimpleQueue[tuple[UploadRequest, Principal, str, asyncio.Future[None]] | None] = SimpleQueue()
+        self._ingest_runtime: Runtime | None = None
+        self._stopping = threading.Event()
+        self._running: dict[str, UploadRequest] = {}
+        self._lock = threading.Lock()
+        self._ingester = threading.Thread(target=self._ingest_loop, name="strongroom-ingest", daemon=True)
+        self._ingester.start()
 
     @classmethod
     def open(cls, settings: Settings, service: ServiceSettings, embedder: Embedder | None = None) -> Service:
+        private_dir(settings.home)
         pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-store")
-        runtime = pool.submit(open_runtime, settings, embedder).result()
-        return cls(settings, service, runtime, pool)
+        runtime = pool.submit(open_runtime, settings, embedder or LazyEmbedder(settings)).result()
+        svc = cls(settings, service, runtime, pool)
+        pool.submit(svc.recover).result()
+        return svc
 
     def close(self) -> None:
-        if self._ingest_runtime is not None:
-            self._ingest_pool.submit(self._ingest_runtime.close).result()
-        self._ingest_pool.shutdown(wait=True)
+        """Stop: kill in-flight parses, mark running jobs interrupted, remove their uploads."""
+        self._stopping.set()
+        sandbox.stop_parses()
+        with self._lock:
+            interrupted = list(self._running.values())
+        for upload in interrupted:
+            why = [{"name": upload.name, "status": "failed", "error": _INTERRUPTED}]
+            self._store_pool.submit(self._settle, self.runtime.store, upload, "interrupted", why).result()
+        self._uploads.put(None)
+        self._ingester.join(timeout=5)  # a daemon: if it is mid-write, its transaction is rolled back at exit
         self.queries.close()
         self._store_pool.submit(self.runtime.close).result()
         self._store_pool.shutdown(wait=True)
@@ -138,16 +163,25 @@ class Service:
             self.verifier.close()
         if self.bus is not None:
             self.bus.close()
-        if self._own_upload_dir:
-            shutil.rmtree(self.upload_dir, ignore_errors=True)
 
-    async def on_store(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the store's thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._store_pool, functools.partial(fn, *args))
-
-    async def query_embedder(self, query: str) -> Embedder:
-        """The embedder to search ``query`` with: its vector is computed (batched) off the store's thread."""
-        return Precomputed(self.runtime.embedder, query, await self.queries.embed(query))
+    def recover(self) -> None:
+        """At start-up: jobs a killed process left running are marked interrupted, and upload
+        folders no queued job needs any more are removed."""
+        store = self.runtime.store
+        for folder in sorted(self.upload_dir.iterdir()) if self.upload_dir.is_dir() else []:
+            if not folder.is_dir() or not _JOB_ID.match(folder.name):
+                continue
+            row = store.get_job(folder.name)
+            request = row.get("request") if row else None
+            via_bus = isinstance(request, dict) and request.get("via") == "bus"
+            status = str(row["status"]) if row else ""
+            if row is not None and status in ("queued", "retrying", "running") and via_bus:
+                continue  # a worker will ingest it (or is): it needs the file
+            if row is not None and status == "running" and isinstance(request, dict):
+                files = [{"name": str(f), "status": "failed", "error": _INTERRUPTED} for f in request.get("files", [])]
+                store.record_job(folder.name, _started(row), "interrupted", request, {"files": files})
+                log.warning("job %s was interrupted by a stop; marked interrupted", folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
 
     async def authenticate(self, authorization: str | None) -> Caller:
         caller = self.auth.cached(authorization)  # a key verified moments ago: no table read, no thread
@@ -157,73 +191,123 @@ class Service:
 
     # -- ingestion -------------------------------------------------------------------------
 
-    def submit_upload(self, caller: Caller, upload: UploadRequest) -> tuple[str, asyncio.Future[None]]:
-        """Record a running job and start ingesting on the ingestion thread."""
+    def new_upload(self, name: str, **fields: object) -> UploadRequest:
+        """Where an upload's bytes go: a folder of its own, named by its job id."""
         job_id = uuid.uuid4().hex
+        clean = safe_name(name)
+        return UploadRequest(job_id=job_id, name=clean, data_path=self.upload_dir / job_id / clean, **fields)  # type: ignore[arg-type]
+
+    def submit_upload(self, principal: Principal, upload: UploadRequest) -> asyncio.Future[None]:
+        """Record the job and ingest it (on the ingestion thread) or queue it on the bus."""
         started = datetime.now(UTC)
         request: dict[str, object] = {
             "files": [upload.name],
             "acl": sorted(upload.acl),
             "source": upload.source,
-            "submitted_by": caller.name,
+            "submitted_by": principal.name,
             "doc_type": upload.doc_type,
-            "published": upload.published.isoformat() if upload.published else None,
+            "published": upload.published,
         }
         loop = asyncio.get_running_loop()
         if self.bus is not None:
-            future = loop.run_in_executor(self._store_pool, self._enqueue, self.bus, job_id, started, request, upload)
-        else:
-            future = loop.run_in_executor(self._ingest_pool, self._ingest, job_id, started, request, upload)
-        return job_id, future
+            return loop.run_in_executor(self._store_pool, self._enqueue, self.bus, principal, started, request, upload)
+        future: asyncio.Future[None] = loop.create_future()
+        self._store_pool.submit(self.runtime.store.record_job, upload.job_id, started, "running", request).result()
+        with self._lock:
+            self._running[upload.job_id] = upload
+        self._uploads.put((upload, principal, REQUEST_ID.get(), future))
+        return future
 
-    def _enqueue(self, bus: Bus, job_id: str, started: datetime, request: dict[str, object], up: UploadRequest) -> None:
+    def _enqueue(
+        self, bus: Bus, principal: Principal, started: datetime, request: dict[str, object], up: UploadRequest
+    ) -> None:
         """Record the job as queued, then publish it for the workers (they finish the record)."""
-        self.runtime.store.record_job(job_id, started, "queued", {**request, "via": "bus"})
-        folder = up.data_path.parent
-        job = IngestJob.for_file(up.data_path, self._options(up), [folder], id=job_id, delete_after=True)
+        self.runtime.store.record_job(up.job_id, started, "queued", {**request, "via": "bus"})
+        options = IngestOptions(acl=up.acl, doc_type=up.doc_type, source=up.source, meta=up.meta)
+        job = IngestJob.for_file(
+            up.data_path, options, [up.folder], id=up.job_id, delete_after=True, principal=principal
+        )
+        if up.published:
+            job = IngestJob(**{**job.__dict__, "published": up.published})
         try:
             bus.publish(job)
         except StrongroomError as exc:
             failed = {"name": up.name, "status": "failed", "error": f"not queued: {exc}"}
-            self.runtime.store.record_job(job_id, started, "failed", request, {"files": [failed]})
-            shutil.rmtree(up.data_path.parent, ignore_errors=True)
+            self.runtime.store.record_job(up.job_id, started, "failed", request, {"files": [failed]})
+            shutil.rmtree(up.folder, ignore_errors=True)
 
     async def finished(self, job_id: str, poll_s: float = 0.2) -> None:
-        """Wait until a queued job is done or failed (the request timeout bounds the wait)."""
+        """Wait until a queued job is settled (the request timeout bounds the wait)."""
         while True:
-            row = await self.on_store(self.runtime.store.get_job, job_id)
-            if row is None or row["status"] in ("done", "failed"):
+            row = await self.platform.on_store(self.runtime.store.get_job, job_id)
+            if row is None or row["status"] in _SETTLED:
                 return
             await asyncio.sleep(poll_s)
 
-    def _options(self, upload: UploadRequest) -> IngestOptions:
-        return IngestOptions(
+    def _ingest_loop(self) -> None:
+        while (item := self._uploads.get()) is not None:
+            upload, principal, request_id, future = item
+            token = REQUEST_ID.set(request_id)
+            try:
+                self._ingest(upload, principal)
+            except Exception:
+                log.exception("ingestion job %s failed", upload.job_id)
+            finally:
+                REQUEST_ID.reset(token)
+                with self._lock:
+                    self._running.pop(upload.job_id, None)
+                future.get_loop().call_soon_threadsafe(_resolve, future)
+        if self._ingest_runtime is not None:
+            self._ingest_runtime.close()
+
+    def _ingest(self, upload: UploadRequest, principal: Principal) -> None:
+        if self._ingest_runtime is None:
+            self._ingest_runtime = open_runtime(self.settings, self.runtime.embedder)
+        store = self._ingest_runtime.store
+        ops = Operations(self.settings, store, self.runtime.embedder, self.redactor)
+        request = IngestRequest(
+            paths=(upload.folder,),
             acl=upload.acl,
             published=upload.published,
             doc_type=upload.doc_type,
             source=upload.source,
-            meta=frozen_meta(upload.meta),
-            max_file_bytes=min(self.settings.max_file_bytes, self.config.max_upload_bytes),
-            chunk_tokens=self.settings.chunk_tokens,
+            meta=upload.meta,
         )
-
-    def _ingest(self, job_id: str, started: datetime, request: dict[str, object], upload: UploadRequest) -> None:
-        if self._ingest_runtime is None:
-            self._ingest_runtime = open_runtime(self.settings, self.runtime.embedder)
-        store = self._ingest_runtime.store
-        store.record_job(job_id, started, "running", request)
-        folder = upload.data_path.parent
         try:
-            report = ingest([folder], store, self.runtime.embedder, self._options(upload))
-            files = [f.job_entry(folder) for f in report.files]
+            outcome = ops.ingest(principal, request, job_id=upload.job_id)
+            if self._stopping.is_set():
+                return  # close() marked the job interrupted
+            self.audit.append_many(list(outcome.events))
+            if outcome.error is not None:
+                files = [{"name": upload.name, "status": "failed", "error": str(outcome.error)}]
+                self._settle(store, upload, "failed", files)
+                return
+            report = outcome.result()
             self.metrics.ingest_pages.inc(report.pages)
             self.metrics.ingest_chunks.inc(report.chunks)
             self.metrics.ingest_failures.inc(len(report.failures))
-            status = "done" if report.ok else "failed"
-            store.record_job(job_id, started, status, request, {"files": files})
+            entries = [f.job_entry(upload.folder) for f in report.files]
+            self._settle(store, upload, "done" if report.ok else "failed", entries)
         except Exception as exc:
-            log.exception("ingestion job %s failed", job_id)
+            log.exception("ingestion job %s failed", upload.job_id)
             files = [{"name": upload.name, "status": "failed", "error": f"internal error: {type(exc).__name__}"}]
-            store.record_job(job_id, started, "failed", request, {"files": files})
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            self._settle(store, upload, "failed", files)
+
+    def _settle(
+        self, store: Catalog, upload: UploadRequest, status: str, files: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Record a job's end (on ``store``'s own thread) and remove its upload."""
+        row = store.get_job(upload.job_id)
+        request = row["request"] if row and isinstance(row.get("request"), dict) else {"files": [upload.name]}
+        started = _started(row) if row else datetime.now(UTC)
+        store.record_job(upload.job_id, started, status, request, {"files": [dict(f) for f in files]})  # type: ignore[arg-type]
+        shutil.rmtree(upload.folder, ignore_errors=True)
+
+
+def _started(row: dict[str, object]) -> datetime:
+    return datetime.fromisoformat(str(row["started_at"]))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -81,11 +81,12 @@ class Authenticator:
 
     def _caller(self, name: str, groups: frozenset[str], method: str, key_id: str = "") -> Caller:
         roles = roles_for(groups, self.settings.role_groups)
+        principal = Principal(name, groups, frozenset(roles), method, key_id)
         if method == "api-key":
-            return Caller(Principal(name, groups), roles, "api-key", key_id)
+            return Caller(principal, roles, "api-key", key_id)
         if method == "dev":
-            return Caller(Principal(name, groups), roles, "dev")
-        return Caller(Principal(name, groups), roles, "oidc")
+            return Caller(principal, roles, "dev")
+        return Caller(principal, roles, "oidc")
 
     def authenticate(self, authorization: str | None) -> Caller:
         """The caller behind an ``Authorization`` header value, or :class:`AuthenticationError`."""

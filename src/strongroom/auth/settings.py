@@ -93,4 +93,14 @@ class ServiceSettings(BaseSettings):
         "(batches amortise its cost), 4 for onnx-int8 (no batch gain; small batches keep retrieval fed).",
     )
     max_k: int = Field(default=50, ge=1, le=1000)
+    auth_refusal_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Refused logins are written to the audit log as one record per reason, client and "
+        "credential kind per this many seconds (a flood costs a few records, never one per request).",
+    )
+    shutdown_grace_s: float = Field(
+        default=20.0, gt=0, le=600, description="On SIGTERM, how long in-flight requests may finish before the stop."
+    )
     metrics_public: bool = Field(default=True, description="Serve /metrics without authentication.")

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from strongroom.errors import ConfigError, StrongroomError
 from strongroom.ingest.pipeline import IngestOptions
-from strongroom.types import frozen_meta
+from strongroom.types import Principal, frozen_meta
 
 __all__ = ["Bus", "BusUnavailable", "Delivery", "IngestJob", "open_bus"]
 
@@ -34,6 +34,9 @@ class IngestJob:
     roots: tuple[str, ...] = ()
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     delete_after: bool = False  # an upload's private copy: the worker removes its folder when done
+    #: who submitted it: the worker writes with this principal's write entitlements
+    principal: str = ""
+    groups: tuple[str, ...] = ()
 
     @classmethod
     def for_file(
@@ -44,6 +47,7 @@ class IngestJob:
         *,
         id: str | None = None,
         delete_after: bool = False,
+        principal: Principal | None = None,
     ) -> IngestJob:
         return cls(
             path=str(path.resolve()),
@@ -55,6 +59,8 @@ class IngestJob:
             roots=tuple(str(r.resolve()) for r in roots),
             id=id or uuid.uuid4().hex,
             delete_after=delete_after,
+            principal=principal.name if principal else "",
+            groups=tuple(sorted(principal.groups)) if principal else (),
         )
 
     def options(self, base: IngestOptions) -> IngestOptions:
@@ -82,6 +88,8 @@ class IngestJob:
                 "meta": dict(self.meta),
                 "roots": list(self.roots),
                 "delete_after": self.delete_after,
+                "principal": self.principal,
+                "groups": list(self.groups),
             }
         )
 
@@ -100,6 +108,8 @@ class IngestJob:
                 roots=tuple(str(r) for r in obj.get("roots") or ()),
                 id=str(obj["id"]),
                 delete_after=bool(obj.get("delete_after", False)),
+                principal=str(obj.get("principal") or ""),
+                groups=tuple(str(g) for g in obj.get("groups") or ()),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not an ingestion job: {exc}") from exc

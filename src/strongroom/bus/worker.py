@@ -18,6 +18,8 @@ from strongroom.bus.base import Bus, Delivery, IngestJob
 from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import FileResult, IngestOptions, ingest
 from strongroom.runtime import Runtime
+from strongroom.service.writes import EntitledTarget
+from strongroom.types import Principal
 
 __all__ = ["handle", "run_worker"]
 
@@ -31,7 +33,12 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery) 
         bus.dead_letter(delivery, f"not an ingestion job (malformed message {delivery.raw[:200]!r})")
         return "dead"
     started = datetime.now(UTC)
-    request: dict[str, object] = {"files": [Path(job.path).name], "acl": list(job.acl), "via": "bus"}
+    request: dict[str, object] = {
+        "files": [Path(job.path).name],
+        "acl": list(job.acl),
+        "via": "bus",
+        "submitted_by": job.principal,
+    }
     if delivery.attempt > bus.max_attempts:  # workers died on it each time: it never reached retry_later
         reason = f"gave up after {delivery.attempt - 1} deliveries: " + (
             bus.last_error(delivery.message_id) or "the worker handling it stopped (killed or crashed) each time"
@@ -40,13 +47,22 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery) 
         bus.dead_letter(delivery, reason)
         _clean_up(job)
         return "dead"
+    if not job.principal or not job.groups:
+        reason = "the job names no principal (queued by an older strongroom?); queue the file again"
+        runtime.store.record_job(job.id, started, "failed", request, {"files": [_failed(job, reason)]})
+        bus.dead_letter(delivery, reason)
+        _clean_up(job)
+        return "dead"
     runtime.store.record_job(job.id, started, "running", request)
+    options = job.options(base)
+    # the submitter's write entitlements, exactly as for an ingestion in process
+    writer = Principal(job.principal, frozenset(job.groups), frozenset({"reader", "ingester"}), "bus")
     try:
         report = ingest(
             [Path(job.path)],
-            runtime.store,
+            EntitledTarget(runtime.store, writer, options.acl),
             runtime.embedder,
-            job.options(base),
+            options,
             roots=[Path(r) for r in job.roots] or None,
             job_id=job.id,
         )

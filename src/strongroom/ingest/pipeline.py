@@ -28,10 +28,12 @@ from strongroom.embed import CachedEmbedder, Embedder, cache_key
 from strongroom.errors import IngestError, TooLarge, UnsupportedFormat
 from strongroom.ingest.chunking import chunk_pages, dense_text, make_chunks
 from strongroom.ingest.describe import describe
-from strongroom.ingest.parsers import parse, supported_suffixes
+from strongroom.ingest.parsers import supported_suffixes
+from strongroom.ingest.sandbox import ParseLimits, parse_bounded
 from strongroom.store.base import NewVersion
 from strongroom.types import DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
 from strongroom.understand import Policy, understand
+from strongroom.understand.redaction import redact_source
 
 __all__ = [
     "FileResult",
@@ -68,6 +70,7 @@ class IngestOptions:
     max_file_bytes: int = 200 * 1024 * 1024
     chunk_tokens: int = 400
     policy: Policy = field(default_factory=Policy)
+    parse_limits: ParseLimits = field(default_factory=ParseLimits)  # time, memory, zip expansion
 
 
 @dataclass
@@ -164,14 +167,18 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[FileResult]]:
 
 
 def _source_key(path: Path, options: IngestOptions, roots: Sequence[Path]) -> str:
+    """The document's key, with any secret in the path (a password in a file name) redacted the
+    same way every time, so re-ingesting the file still finds its document."""
     resolved = path.resolve()
+    key = resolved.as_posix()
     if options.source:
+        key = f"{options.source}/{path.name}"
         for root in roots:
             root = root.resolve()
             if root.is_dir() and resolved.is_relative_to(root):
-                return f"{options.source}/{resolved.relative_to(root).as_posix()}"
-        return f"{options.source}/{path.name}"
-    return resolved.as_posix()
+                key = f"{options.source}/{resolved.relative_to(root).as_posix()}"
+                break
+    return redact_source(key, options.policy)
 
 
 ProgressFn = Callable[[str, int], None]
@@ -224,9 +231,13 @@ def _ingest_one(
 def write_version(store: IngestTarget, path: Path, new: NewVersion, seconds: dict[str, float]) -> FileResult:
     """Store a prepared version atomically; a version someone stored meanwhile is a duplicate."""
     started = time.perf_counter()
-    written = store.write(new)
-    seconds["index"] += time.perf_counter() - started
     v = new.version
+    try:
+        written = store.write(new)
+    except IngestError as exc:  # a write the target refused (e.g. not entitled): this file only
+        return FileResult(str(path), "failed", v.id, error=str(exc), document_id=v.document_id)
+    finally:
+        seconds["index"] += time.perf_counter() - started
     if not written:  # another process stored the same bytes meanwhile
         return FileResult(str(path), "duplicate", v.id, document_id=v.document_id)
     return FileResult(str(path), "ingested", v.id, len(new.pages), len(new.chunks), document_id=v.document_id)
@@ -272,12 +283,12 @@ def prepare_version(
         document_id = document_id_for(source)
         if store is not None and store.has_version(version_id):
             return FileResult(str(path), "duplicate", version_id, document_id=document_id)
-        parsed = parse(data, path.name)
+        parsed = parse_bounded(data, path.name, options.parse_limits)  # a child process under limits
         lap("parse")
-        understood = understand(parsed, path.name, options.policy)  # DocumentRejected is an IngestError
-        parsed = understood.parsed(parsed)  # redacted pages and title: nothing below sees a redacted secret
+        understood = understand(parsed, path.name, options.policy, meta=options.meta)  # DocumentRejected: IngestError
+        parsed = understood.parsed(parsed)  # redacted pages, title, metadata: nothing below sees a redacted secret
         lap("understand")
-        title = describe(parsed, path.name)
+        title = describe(parsed, understood.name)  # the file name with its secrets redacted
         spans = chunk_pages(parsed.pages, options.chunk_tokens)
         if not spans:
             raise IngestError("no text to index after chunking; is the document empty?")
@@ -287,9 +298,9 @@ def prepare_version(
         keys = tuple(cache_key(embedder.model_id, t) for t in embed_texts)
         vectors = embedder.embed(embed_texts)
         lap("embed")
-        meta = dict(parsed.metadata) | understood.metadata() | dict(options.meta)
+        meta = dict(parsed.metadata) | understood.metadata() | dict(understood.user_metadata)
         if options.source:
-            meta["source"] = options.source
+            meta["source"] = redact_source(options.source, options.policy)
         published = options.published or parsed.published_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
         version = DocumentVersion(
             id=version_id,

@@ -22,9 +22,12 @@ import numpy.typing as npt
 
 from strongroom.types import Chunk, DocumentVersion, Page, Scope
 
-__all__ = ["Catalog", "KeywordUnit", "NewVersion", "ScoredId", "Store"]
+__all__ = ["TOMBSTONE", "Catalog", "KeywordUnit", "NewVersion", "ScoredId", "Store"]
 
 ScoredId = tuple[str, float]
+#: when deleted bytes are ingested again, the deleted version's row keeps its history under
+#: the id ``id + TOMBSTONE + seq``, so the new version can take the content-addressed id
+TOMBSTONE = ":deleted:"
 #: ``chunk``: BM25 over whole chunks. ``line``: BM25 over each chunk's table rows and
 #: headings (with the chunk's context); a chunk ranks by its best line.
 KeywordUnit = Literal["chunk", "line"]
@@ -74,11 +77,35 @@ class Store(Protocol):
 class Catalog(Store, Protocol):
     """A Store with the catalog around it, as ingestion, the CLI and the API use it."""
 
-    def has_version(self, version_id: str) -> bool: ...
-    def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]: ...
-    def versions(self, document_id: str | None = None) -> list[DocumentVersion]: ...
-    def page_text(self, version_id: str, page: int) -> str | None: ...
-    def counts(self) -> dict[str, int]: ...
+    def has_version(self, version_id: str) -> bool:
+        """Whether a live (not deleted) version has this id."""
+        ...
+
+    def version(self, version_id: str) -> DocumentVersion | None:
+        """The live version with this id, or None."""
+        ...
+
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """The embedding cache: vectors this store's model already computed, by cache key."""
+        ...
+
+    def versions(self, document_id: str | None = None) -> list[DocumentVersion]:
+        """Live versions (of one document, or all), oldest write first. Not filtered by
+        entitlement or time: the application layer decides what a principal sees."""
+        ...
+
+    def page_text(self, version_id: str, page: int) -> str | None:
+        """The stored text of one page, or None."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """How many documents, versions, chunks and pages the store holds."""
+        ...
+
+    def set_acl(self, document_id: str, acl: frozenset[str]) -> list[str]:
+        """Set who may read every live version of a document; returns the version ids changed."""
+        ...
+
     def record_job(
         self,
         job_id: str,

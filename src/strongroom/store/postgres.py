@@ -38,7 +38,7 @@ from psycopg.types.json import Jsonb
 from strongroom.errors import ConfigError, StoreError
 from strongroom.ingest.chunking import classify_lines
 from strongroom.store import postgres_sql as sql
-from strongroom.store.base import KeywordUnit, NewVersion, ScoredId
+from strongroom.store.base import TOMBSTONE, KeywordUnit, NewVersion, ScoredId
 from strongroom.store.keyword import tokenize
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
 from strongroom.store.postgres_schema import _describe, migrate_schema, redact
@@ -124,6 +124,7 @@ class PostgresStore:
         self._target, self._password = _describe(url)
         self._lock = threading.RLock()
         self._version_cache: dict[int, DocumentVersion] = {}
+        self._acl_epoch = ""
         self._url = url
         self._db = self._connect()
         try:
@@ -220,8 +221,16 @@ class PostgresStore:
     # -- writing -----------------------------------------------------------------------------
 
     def has_version(self, version_id: str) -> bool:
+        """Whether a live (not deleted) version has this id: deleted bytes may be ingested again."""
+        return self.version(version_id) is not None
+
+    def version(self, version_id: str) -> DocumentVersion | None:
+        """The live version with this id, or None."""
         with self._tx("look up a version") as db:
-            return db.execute("SELECT 1 FROM versions WHERE id = %s", (version_id,)).fetchone() is not None
+            row = db.execute(
+                f"SELECT {sql.VERSION_COLUMNS} FROM versions WHERE id = %s AND NOT deleted", (version_id,)
+            ).fetchone()
+        return None if row is None else _version(row)
 
     def write(self, new: NewVersion) -> bool:
         """Store a version, its pages, chunks, vectors and postings in one transaction."""
@@ -232,8 +241,10 @@ class PostgresStore:
         line_tokens = [_line_tokens(c) for c in new.chunks]
         with self._tx(f"store {v.source}; nothing of this version was kept") as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-            if db.execute("SELECT 1 FROM versions WHERE id = %s", (v.id,)).fetchone():
+            if db.execute("SELECT 1 FROM versions WHERE id = %s AND NOT deleted", (v.id,)).fetchone():
                 return False
+            # the same bytes were deleted before: keep that history under a tombstone id
+            db.execute(f"UPDATE versions SET id = id || '{TOMBSTONE}' || seq WHERE id = %s AND deleted", (v.id,))
             db.execute(
                 "INSERT INTO documents VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 (v.document_id, v.source, _utc(v.ingested_at)),
@@ -319,8 +330,10 @@ class PostgresStore:
 
     @staticmethod
     def _scope_params(scope: Scope) -> dict[str, object]:
+        published, ingested = scope.instants()  # both clamped to now: no look-ahead
         return {
-            "t": _utc(scope.as_of) if scope.as_of is not None else datetime.now(UTC),
+            "tp": datetime.fromtimestamp(published, UTC),
+            "ti": datetime.fromtimestamp(ingested, UTC),
             "groups": sorted(scope.groups),
             "types": sorted(scope.doc_types),
             "filters": Jsonb(dict(scope.filters)),
@@ -393,8 +406,15 @@ class PostgresStore:
         return {str(r[0]): versions[int(r[-1])] for r in rows}
 
     def _versions_by_seq(self, db: psycopg.Connection[Any], seqs: set[int]) -> dict[int, DocumentVersion]:
-        """Versions by seq, from a cache: a version row never changes once written (deletion
-        only sets a flag, which every query that returns content checks itself)."""
+        """Versions by seq, from a cache: a version's content never changes once written
+        (deletion only sets a flag, which every query that returns content checks itself);
+        its ACL may (``set_acl``, by any process), so the cache is dropped when the ACL
+        epoch in ``meta`` moves."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'acl_epoch'").fetchone()
+        epoch = str(row[0]) if row else "0"
+        if epoch != self._acl_epoch:
+            self._version_cache.clear()
+            self._acl_epoch = epoch
         missing = [s for s in seqs if s not in self._version_cache]
         if missing:
             for row in db.execute(f"SELECT {sql.VERSION_COLUMNS} FROM versions WHERE seq = ANY(%s)", (missing,)):
@@ -461,7 +481,7 @@ class PostgresStore:
         report: dict[str, object] | None = None,
     ) -> None:
         """Create or update an ingestion job's row (status, request, final report)."""
-        finished = datetime.now(UTC) if status in ("done", "failed") else None
+        finished = datetime.now(UTC) if status in ("done", "failed", "interrupted") else None
         with self._tx("record a job") as db:
             db.execute(
                 "INSERT INTO jobs VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
@@ -485,6 +505,24 @@ class PostgresStore:
             "request": row[4],
             "report": row[5] or None,
         }
+
+    def set_acl(self, document_id: str, acl: frozenset[str]) -> list[str]:
+        """Set who may read every live version of a document; returns the version ids changed.
+        Every process's cached versions are dropped (the ACL epoch in ``meta`` moves)."""
+        if not acl:
+            raise StoreError("an ACL needs at least one group")
+        with self._tx(f"change the ACL of {document_id}; nothing was changed") as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            rows = db.execute(
+                "UPDATE versions SET acl = %s WHERE document_id = %s AND NOT deleted RETURNING seq, id",
+                (sorted(acl), document_id),
+            ).fetchall()
+            db.execute(
+                "INSERT INTO meta VALUES ('acl_epoch', '1') ON CONFLICT (key) "
+                "DO UPDATE SET value = (meta.value::bigint + 1)::text"
+            )
+            self._version_cache.clear()
+        return [str(r[1]) for r in sorted(rows)]
 
     def delete_document(self, document_id: str) -> list[str]:
         """Delete a document: its chunks' text, vectors, postings and pages go; its versions

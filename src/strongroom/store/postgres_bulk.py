@@ -33,7 +33,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from strongroom.errors import StoreError
-from strongroom.store.base import NewVersion
+from strongroom.store.base import TOMBSTONE, NewVersion
 from strongroom.store.keyword import tokenize
 from strongroom.store.postgres import PostgresStore, _line_tokens, _utc, allocate_rows, index_terms
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
@@ -141,9 +141,9 @@ def _batches(versions: Iterable[NewVersion], batch_chunks: int) -> Iterator[list
 def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int) -> tuple[int, int]:
     """Store the versions of ``batch`` the store lacks; returns (versions written, chunks)."""
     db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-    present = {
-        str(r[0]) for r in db.execute("SELECT id FROM versions WHERE id = ANY(%s)", ([n.version.id for n in batch],))
-    }
+    ids = [n.version.id for n in batch]
+    present = {str(r[0]) for r in db.execute("SELECT id FROM versions WHERE id = ANY(%s) AND NOT deleted", (ids,))}
+    db.execute(f"UPDATE versions SET id = id || '{TOMBSTONE}' || seq WHERE id = ANY(%s) AND deleted", (ids,))
     fresh: dict[str, NewVersion] = {}
     for new in batch:
         if new.vectors.shape != (len(new.chunks), dim) or len(new.embed_keys) != len(new.chunks):

@@ -75,12 +75,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 # cost in proportion to what it admits, not to the whole catalogue.
 ADMITTED = """admitted AS (
     SELECT v.seq FROM versions v
-    WHERE v.acl && %(groups)s::text[] AND NOT v.deleted AND v.published_at <= %(t)s AND v.ingested_at <= %(t)s
+    WHERE v.acl && %(groups)s::text[] AND NOT v.deleted AND v.published_at <= %(tp)s AND v.ingested_at <= %(ti)s
       AND (cardinality(%(types)s::text[]) = 0 OR v.doc_type = ANY(%(types)s::text[]))
       AND v.metadata @> %(filters)s
       AND NOT EXISTS (
         SELECT 1 FROM versions w
-        WHERE w.document_id = v.document_id AND NOT w.deleted AND w.published_at <= %(t)s AND w.ingested_at <= %(t)s
+        WHERE w.document_id = v.document_id AND NOT w.deleted AND w.published_at <= %(tp)s AND w.ingested_at <= %(ti)s
           AND (w.published_at, w.ingested_at, w.seq) > (v.published_at, v.ingested_at, v.seq))
 )"""
 

@@ -3,9 +3,10 @@
 Decided per version (few) and spread to chunks (many) with one gather, so the mask is
 cheap enough to compute inside every search. The rules, in order:
 
-1. A version is *knowable* at T when ``published_at <= T`` and ``ingested_at <= T``
-   (T is ``as_of``, or now) and it is not deleted.
-2. Per document, the *current* version at T is the knowable one with the latest
+1. A version is *knowable* when ``published_at <= as_of`` and ``ingested_at <= known_at``
+   (each clock is now when not given, and never later than now: see ``Scope.instants``)
+   and it is not deleted.
+2. Per document, the *current* version is the knowable one with the latest
    ``published_at`` (then ``ingested_at``, then insertion order). Older ones are hidden.
 3. The current version is admitted only if its ACL intersects the principal's groups.
    A caller never falls back to an older version it may read: that version is superseded.
@@ -88,9 +89,9 @@ class VersionTable:
         """Positions in this table of the given version seqs (which must exist)."""
         return np.searchsorted(self.seqs, seqs).astype(np.int64)
 
-    def version_mask(self, scope: Scope) -> BoolArray:
-        t = scope.as_of.timestamp() if scope.as_of is not None else time.time()
-        knowable = (self.published <= t) & (self.ingested <= t) & ~self.deleted
+    def version_mask(self, scope: Scope, now: float | None = None) -> BoolArray:
+        published, ingested = scope.instants(now)
+        knowable = (self.published <= published) & (self.ingested <= ingested) & ~self.deleted
         ok = current_versions(self.doc, self.published, self.ingested, knowable)
         entitled = np.array([bool(s & scope.groups) for s in self.acl_sets], dtype=bool)
         ok &= entitled[self.acl_set]
@@ -102,11 +103,12 @@ class VersionTable:
 
     def chunk_mask(self, scope: Scope, chunk_version: npt.NDArray[np.int64]) -> BoolArray:
         """The admitted chunk rows; cached per scope (the table is rebuilt on every write)."""
-        t = scope.as_of.timestamp() if scope.as_of is not None else float(int(time.time()))
-        key = (scope.groups, t, scope.doc_types, tuple(sorted(scope.filters.items())), len(chunk_version))
+        now = float(int(time.time()))  # "now" moves by the second, so a mask is reused within one
+        clocks = scope.instants(now)
+        key = (scope.groups, clocks, scope.doc_types, tuple(sorted(scope.filters.items())), len(chunk_version))
         mask = self._masks.get(key)
         if mask is None:
-            mask = self.version_mask(scope)[chunk_version] if len(self.seqs) else np.zeros(0, dtype=bool)
+            mask = self.version_mask(scope, now)[chunk_version] if len(self.seqs) else np.zeros(0, dtype=bool)
             self._masks[key] = mask
             if len(self._masks) > 32:
                 self._masks.popitem(last=False)

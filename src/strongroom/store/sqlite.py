@@ -12,6 +12,7 @@ Chunk rows only ever grow, so bringing an index up to date is an append.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -24,12 +25,12 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.errors import ConfigError, StoreError
-from strongroom.store.base import KeywordUnit, NewVersion, ScoredId
+from strongroom.store.base import TOMBSTONE, KeywordUnit, NewVersion, ScoredId
 from strongroom.store.scope import VersionTable
 from strongroom.store.snapshot import IndexSet
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
-__all__ = ["SqliteStore", "open_catalog"]
+__all__ = ["SqliteStore", "open_catalog", "private_dir"]
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -64,13 +65,26 @@ def open_catalog(path: Path, schema: str, *, shared: bool = False) -> sqlite3.Co
     """A connection to the catalog file with the settings every user of it needs (WAL,
     autocommit, a long busy timeout), its ``schema`` created. ``shared``: usable from
     several threads (the caller serialises access). Raises ``sqlite3.DatabaseError``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    if not path.exists():  # created owner-only: the catalog holds documents, keys and the audit log
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=not shared)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(schema)
     return db
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) owner-only (0700) if missing; an existing folder is
+    left as its owner set it. A path that exists but is not a folder is a clear error."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a file, not a folder; point --home / STRONGROOM_HOME at a folder")
+    if not path.is_dir():
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    return path
 
 
 def _ts(value: datetime) -> float:
@@ -101,6 +115,7 @@ class SqliteStore:
         self._table: VersionTable | None = None
         self._pinned: tuple[IndexSet, VersionTable] | None = None
         self._version_cache: dict[int, DocumentVersion] = {}
+        self._cache_generation = -1
 
     @classmethod
     def open_existing(cls, home: Path) -> SqliteStore:
@@ -152,7 +167,13 @@ class SqliteStore:
     # -- writing -----------------------------------------------------------------------------
 
     def has_version(self, version_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM versions WHERE id = ?", (version_id,)).fetchone() is not None
+        """Whether a live (not deleted) version has this id: deleted bytes may be ingested again."""
+        return self.version(version_id) is not None
+
+    def version(self, version_id: str) -> DocumentVersion | None:
+        """The live version with this id, or None."""
+        row = self._db.execute("SELECT * FROM versions WHERE id = ? AND deleted = 0", (version_id,)).fetchone()
+        return None if row is None else _version(row)
 
     def write(self, new: NewVersion) -> bool:
         """Store a version, its pages, chunks and vectors in one transaction."""
@@ -161,8 +182,10 @@ class SqliteStore:
             raise StoreError(f"{len(new.chunks)} chunks but vectors of shape {new.vectors.shape}")
         try:
             with self._tx() as db:
-                if db.execute("SELECT 1 FROM versions WHERE id = ?", (v.id,)).fetchone():
+                if db.execute("SELECT 1 FROM versions WHERE id = ? AND deleted = 0", (v.id,)).fetchone():
                     return False
+                # the same bytes were deleted before: keep that history under a tombstone id
+                db.execute(f"UPDATE versions SET id = id || '{TOMBSTONE}' || seq WHERE id = ? AND deleted = 1", (v.id,))
                 db.execute(
                     "INSERT OR IGNORE INTO documents VALUES (?, ?, ?)", (v.document_id, v.source, _ts(v.ingested_at))
                 )
@@ -240,6 +263,15 @@ class SqliteStore:
         finally:
             self._pinned = None
 
+    def _sync_versions(self) -> None:
+        """Forget cached versions when the catalog changed (another process may have set an ACL)."""
+        if self._pinned is not None:  # a search already checked, moments ago
+            return
+        generation = self._generation_now()
+        if generation != self._cache_generation:
+            self._version_cache.clear()
+            self._cache_generation = generation
+
     def _refresh(self) -> tuple[IndexSet, VersionTable]:
         if self._pinned is not None:
             return self._pinned
@@ -249,6 +281,8 @@ class SqliteStore:
         if self._indexes is None:
             self._indexes = IndexSet.load_or_create(self.home / "index", self.model_id, self.dim)
         self._table = VersionTable.load(self._db)
+        self._version_cache.clear()  # an ACL may have changed (set_acl): versions are read again
+        self._cache_generation = generation
         if self._indexes.catch_up(self._db, self._table):
             self._indexes.build()
         self._generation = generation
@@ -274,6 +308,7 @@ class SqliteStore:
         return [(indexes.chunk_ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
 
     def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
+        self._sync_versions()
         rows = self._live_chunks(chunk_ids, "c.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context")
         versions = self._versions_by_seq({int(r[7]) for r in rows})
         found: dict[str, tuple[Chunk, DocumentVersion]] = {}
@@ -373,7 +408,7 @@ class SqliteStore:
         report: dict[str, object] | None = None,
     ) -> None:
         """Create or update an ingestion job's row (status, request, final report)."""
-        finished = _ts(datetime.now(UTC)) if status in ("done", "failed") else None
+        finished = _ts(datetime.now(UTC)) if status in ("done", "failed", "interrupted") else None
         with self._tx() as db:
             db.execute(
                 "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
@@ -396,6 +431,29 @@ class SqliteStore:
             "request": json.loads(row[4]),
             "report": json.loads(row[5]) if row[5] else None,
         }
+
+    def set_acl(self, document_id: str, acl: frozenset[str]) -> list[str]:
+        """Set who may read every live version of a document; returns the version ids changed.
+        Searches see the new ACL at once (the version table is reloaded on the next search)."""
+        if not acl:
+            raise StoreError("an ACL needs at least one group")
+        try:
+            with self._tx() as db:
+                ids = [
+                    str(r[0])
+                    for r in db.execute(
+                        "SELECT id FROM versions WHERE document_id = ? AND deleted = 0 ORDER BY seq", (document_id,)
+                    )
+                ]
+                db.execute(
+                    "UPDATE versions SET acl = ? WHERE document_id = ? AND deleted = 0",
+                    (json.dumps(sorted(acl)), document_id),
+                )
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"could not change the ACL of {document_id}: {exc}; nothing was changed") from exc
+        self._version_cache.clear()
+        return ids
 
     def delete_document(self, document_id: str) -> list[str]:
         """Delete a document: its chunks' text, vectors and pages go; its versions stay, marked

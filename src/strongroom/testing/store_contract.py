@@ -95,12 +95,27 @@ class StoreContract:
         assert texts(PUBLIC) == {"Guidance: revenue of 200."}
         assert texts(Scope(frozenset({"public"}), as_of=datetime(2023, 1, 1, tzinfo=UTC))) == set()
 
-    def test_as_of_respects_ingestion_time(self, store: Store, embedder: Embedder) -> None:
+    def test_two_clocks_publication_and_ingestion(self, store: Store, embedder: Embedder) -> None:
         late = make_version(embedder, "late.txt", ["Backfilled revenue note."], published=T0, ingested=T1)
         store.write(late)
-        mid = Scope(frozenset({"public"}), as_of=datetime(2024, 3, 1, tzinfo=UTC))
-        assert store.keyword_search("backfilled revenue", mid, 5) == []
+        mid = datetime(2024, 3, 1, tzinfo=UTC)
+        # a back-test: published by mid, whenever it was loaded
+        assert len(store.keyword_search("backfilled revenue", Scope(frozenset({"public"}), as_of=mid), 5)) == 1
+        # an audit replay: what the platform held at mid (it learned of the note only at T1)
+        replay = Scope(frozenset({"public"}), as_of=mid, known_at=mid)
+        assert store.keyword_search("backfilled revenue", replay, 5) == []
+        assert store.keyword_search("backfilled revenue", Scope(frozenset({"public"}), known_at=mid), 5) == []
         assert len(store.keyword_search("backfilled revenue", PUBLIC, 5)) == 1
+
+    def test_no_clock_can_pass_now(self, store: Store, embedder: Embedder) -> None:
+        future = datetime(2030, 1, 1, tzinfo=UTC)
+        store.write(make_version(embedder, "plan.txt", ["Guidance: revenue of 100."], published=T0))
+        store.write(make_version(embedder, "plan.txt", ["Guidance: revenue of 900."], published=future, ingested=T1))
+        far = datetime(2999, 1, 1, tzinfo=UTC)
+        for scope in (PUBLIC, Scope(frozenset({"public"}), as_of=far, known_at=far)):
+            ids = [c for c, _ in store.keyword_search("guidance revenue", scope, 10)]
+            ids += [c for c, _ in store.vector_search(embedder.embed(["guidance revenue"])[0], scope, 10)]
+            assert {c.text for c, _ in store.fetch(ids)} == {"Guidance: revenue of 100."}
 
     def test_filters_and_doc_types(self, store: Store, embedder: Embedder) -> None:
         store.write(

@@ -5,42 +5,22 @@ appends (a group commit: one transaction for the records of concurrent requests)
 
 Query embeddings: the store runs on one thread; embedding each query there would serialise
 the model too. :class:`QueryBatcher` embeds the queries that arrive while the embedder is
-busy in one call on a thread of its own, and :class:`Precomputed` hands the vector to
-``search`` through the ordinary :class:`~strongroom.embed.Embedder` protocol (a wrapper,
-not a change to retrieval).
+busy in one call on a thread of its own, and the vector goes to ``retrieve.search``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-import numpy as np
-
 from strongroom.embed import Embedder, Vectors
 
-__all__ = ["Batcher", "Precomputed", "QueryBatcher"]
+__all__ = ["Batcher", "QueryBatcher"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class Precomputed:
-    """An :class:`Embedder` that answers its one query from a vector computed beforehand."""
-
-    def __init__(self, inner: Embedder, text: str, vector: Vectors) -> None:
-        self.model_id = inner.model_id
-        self.dim = inner.dim
-        self._inner = inner
-        self._text = text
-        self._vector = vector
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        if list(texts) == [self._text]:
-            return np.asarray(self._vector, dtype=np.float32).reshape(1, -1)
-        return self._inner.embed(texts)
 
 
 class Batcher(Generic[T, R]):

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from strongroom.api.batching import Batcher, Precomputed, QueryBatcher
+from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.testing import HashEmbedder
 
 
@@ -25,16 +25,6 @@ def test_concurrent_queries_share_batches_and_get_their_own_vectors() -> None:
         batcher.close()
     assert np.allclose(np.stack(vectors), embedder.embed(texts))
     assert batcher.batches < len(texts)
-
-
-def test_precomputed_answers_its_query_and_delegates_the_rest() -> None:
-    embedder = HashEmbedder(32)
-    vector = embedder.embed(["net sales"])[0]
-    wrapped = Precomputed(embedder, "net sales", vector)
-    calls = embedder.calls
-    assert np.allclose(wrapped.embed(["net sales"]), vector[None, :]) and embedder.calls == calls
-    assert np.allclose(wrapped.embed(["other"]), embedder.embed(["other"]))
-    assert (wrapped.model_id, wrapped.dim) == (embedder.model_id, embedder.dim)
 
 
 def test_a_batcher_shares_calls_keeps_order_and_hands_a_failure_to_its_whole_batch() -> None:

@@ -1,0 +1,222 @@
+"""The application layer for the HTTP service: the same operations, driven from an event loop.
+
+The operations (:class:`~strongroom.service.operations.Operations`) run on the store's own
+thread (the embedded store is not thread-safe), query embeddings are computed in batches on
+a thread of their own, and each operation's audit records are committed together with those
+of concurrent requests (a group commit); every request still waits for its own records to be
+committed before it answers. Answers through a model-gateway route are written on the event
+loop by the gateway (async streams), after retrieval on the store thread.
+
+    platform = AsyncPlatform(settings, ops, keys, audit, store_pool=pool, audit_writer=writer, queries=batcher)
+    hits = (await platform.search(principal, SearchRequest(query="net sales"))).hits
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.audit import AuditEvent, AuditLog, AuditRecord
+from strongroom.auth.apikeys import ApiKey, ApiKeyStore
+from strongroom.config import Settings
+from strongroom.errors import StrongroomError
+from strongroom.llm.gateway import Gateway
+from strongroom.llm.routes import RouteStore
+from strongroom.rag import ExtractiveGenerator
+from strongroom.service.batching import Batcher, QueryBatcher
+from strongroom.service.operations import Operations, Outcome, Retrieved
+from strongroom.service.platform import EXTRACTIVE_MODEL, models_for, route_allowed
+from strongroom.service.requests import (
+    AclChange,
+    AskRequest,
+    DocumentsRequest,
+    DocumentView,
+    KeyCreated,
+    PageView,
+    RouteView,
+    SearchRequest,
+    SearchResult,
+    View,
+)
+from strongroom.types import Answer, Principal
+
+__all__ = ["AsyncPlatform"]
+
+T = TypeVar("T")
+Vector = npt.NDArray[np.float32]
+
+
+class AsyncPlatform:
+    """strongroom's operations for an asyncio server. Use from the event loop only."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ops: Operations,
+        keys: ApiKeyStore,
+        audit: AuditLog,
+        *,
+        store_pool: Executor,
+        audit_writer: Batcher[AuditEvent, int],
+        queries: QueryBatcher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ops = ops
+        self.keys = keys
+        self.audit = audit
+        self._store_pool = store_pool
+        self._audit_writer = audit_writer
+        self._queries = queries
+        self._routes = RouteStore(settings.home)
+        self._extractive = ExtractiveGenerator()
+        self._gateway: Gateway | None = None
+
+    async def aclose(self) -> None:
+        if self._gateway is not None:
+            await self._gateway.aclose()
+
+    # -- the drivers' plumbing ---------------------------------------------------------------
+
+    async def on_store(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the store's thread, in this request's context (its request id)."""
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
+
+    async def _done(self, outcome: Outcome[T]) -> T:
+        if outcome.events:
+            await asyncio.gather(*(self._audit_writer.submit(e) for e in outcome.events))
+        return outcome.result()
+
+    async def _vector(self, text: str) -> Vector | None:
+        if self._queries is None or not text.strip():
+            return None
+        return await self._queries.embed(text)
+
+    def _route_allowed(self, principal: Principal, route: str) -> bool:
+        return route_allowed(self.settings, principal, route) and self._routes.get(route) is not None
+
+    def _gateway_for_routes(self) -> Gateway:
+        if self._gateway is None:
+            from strongroom.llm.deployments import open_gateway
+            from strongroom.llm_generator import extractive_deployment
+
+            self._gateway = open_gateway(self.settings.home, extra=[extractive_deployment(self._extractive)])
+        return self._gateway
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def search(self, principal: Principal, request: SearchRequest) -> SearchResult:
+        vector = await self._vector(request.query)
+        return await self._done(await self.on_store(self.ops.search, principal, request, vector))
+
+    async def ask(self, principal: Principal, request: AskRequest, *, action: str = "ask") -> Answer:
+        """An answer with citations; ``request.model``: a route the principal is granted, or
+        ``strongroom-rag``/None for the extractive generator."""
+        model = None if request.model in (None, EXTRACTIVE_MODEL) else request.model
+        request = AskRequest(**{**request.__dict__, "model": model})
+        vector = await self._vector(request.question)
+
+        def retrieve() -> tuple[Outcome[Retrieved], Answer | None]:
+            allowed = functools.partial(self._route_allowed, principal)
+            found = self.ops.retrieve(principal, request, vector, route_allowed=allowed, action=action)
+            if found.error is not None or model is not None:
+                return found, None
+            assert found.value is not None
+            return found, self._extractive.generate(request.question, found.value.hits)
+
+        found, answer = await self.on_store(retrieve)
+        retrieved = await self._done(found)
+        if answer is None:
+            from strongroom.llm_generator import LLMGenerator
+
+            assert model is not None
+            generator = LLMGenerator(
+                self._gateway_for_routes(), model, user=principal.name, extractive=self._extractive
+            )
+            answer = await generator.agenerate(request.question, retrieved.hits)
+        return await self._done(self.ops.answered(principal, request, retrieved, answer, action=action))
+
+    async def models(self, principal: Principal) -> list[RouteView]:
+        self.ops.require(principal, "reader")
+        return await asyncio.to_thread(models_for, self.settings, principal, self._routes)
+
+    async def documents(self, principal: Principal, request: DocumentsRequest) -> list[DocumentView]:
+        return await self._done(await self.on_store(self.ops.documents, principal, request))
+
+    async def document(self, principal: Principal, document_id: str, view: View) -> DocumentView:
+        return await self._done(await self.on_store(self.ops.document, principal, document_id, view))
+
+    async def page(self, principal: Principal, document_id: str, version_id: str, page: int, view: View) -> PageView:
+        return await self._done(await self.on_store(self.ops.page, principal, document_id, version_id, page, view))
+
+    async def job(self, principal: Principal, job_id: str) -> dict[str, object]:
+        return await self._done(await self.on_store(self.ops.job, principal, job_id))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def delete(self, principal: Principal, document_id: str) -> list[str]:
+        return await self._done(await self.on_store(self.ops.delete, principal, document_id))
+
+    async def set_acl(self, principal: Principal, document_id: str, acl: Iterable[str]) -> AclChange:
+        return await self._done(await self.on_store(self.ops.set_acl, principal, document_id, frozenset(acl)))
+
+    # -- keys and audit ----------------------------------------------------------------------
+
+    async def create_key(
+        self, principal: Principal, owner: str, groups: Iterable[str], *, expires_at: datetime | None, days: int | None
+    ) -> KeyCreated:
+        call = functools.partial(
+            self.ops.create_key, principal, self.keys, owner, list(groups), days=days, expires_at=expires_at
+        )
+        return await self._done(await asyncio.to_thread(call))
+
+    async def list_keys(self, principal: Principal) -> list[ApiKey]:
+        return await self._done(await asyncio.to_thread(self.ops.audited, principal, "keys.list", self.keys.list))
+
+    async def revoke_key(self, principal: Principal, key_id: str) -> str:
+        return await self._done(await asyncio.to_thread(self.ops.revoke_key, principal, self.keys, key_id))
+
+    async def audit_records(
+        self, principal: Principal, after_seq: int, limit: int, *, page: int = 500
+    ) -> AsyncIterator[AuditRecord]:
+        """Records with seq > ``after_seq``, oldest first, at most ``limit`` (admins). The check
+        and its own record happen before the first record is read; records stream in pages,
+        so a large read never sits in memory."""
+        filters = {"after_seq": after_seq, "limit": limit}
+        await self._done(self.ops.audited(principal, "audit.read", lambda: None, filters=filters))
+        return self._stream(after_seq, limit, page)
+
+    async def _stream(self, after_seq: int, limit: int, page: int) -> AsyncIterator[AuditRecord]:
+        left, last = limit, after_seq
+        while left > 0:
+            size = min(page, left)
+            batch = await asyncio.to_thread(self._page, last, size)
+            for record in batch:
+                yield record
+            if len(batch) < size:
+                return
+            left -= len(batch)
+            last = batch[-1].seq
+
+    def _page(self, after_seq: int, size: int) -> list[AuditRecord]:
+        return list(self.audit.read(after_seq, size))
+
+    async def record(
+        self, principal: Principal, action: str, error: StrongroomError | None = None, **fields: object
+    ) -> None:
+        """Audit something the HTTP layer itself saw happen for ``principal`` (e.g. an upload received)."""
+        if error is not None:
+            outcome: Outcome[None] = self.ops._failed(principal, action, error, **fields)
+        else:
+            outcome = Outcome(None, None, (self.ops._event(principal, action, **fields),))
+        if outcome.events:
+            await asyncio.gather(*(self._audit_writer.submit(e) for e in outcome.events))

@@ -1,0 +1,485 @@
+"""The policy core of every operation: roles, clocks, scope, entitlements, audit records.
+
+Each operation is a plain function of a :class:`~strongroom.types.Principal` and a typed
+request that returns an :class:`Outcome`: the result (or the error) together with the audit
+records it calls for. It does the store I/O an operation needs and nothing else; the two
+drivers around it (:class:`~strongroom.service.platform.Platform` for the CLI and Python,
+:class:`~strongroom.service.async_platform.AsyncPlatform` for HTTP) run it where the store
+may be used, write its records (one by one, or committed with those of concurrent requests)
+and hand the result back. So a rule written here holds on every entry point, and no entry
+point builds a scope, parses a time or writes an audit record itself.
+
+Refusals are uniform: a document, version, page, job or key the principal may not see is
+:class:`~strongroom.errors.NotFound`, exactly as one that does not exist.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from strongroom.audit import AuditEvent, answer_hash
+from strongroom.auth.apikeys import ApiKeyStore
+from strongroom.config import Settings
+from strongroom.embed import Embedder
+from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
+from strongroom.ingest.parsers import supported_suffixes
+from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover, ingest
+from strongroom.retrieve import search as hybrid_search
+from strongroom.service.clock import Clocks, parse_instant
+from strongroom.service.records import QueryRedactor, chunk_refs, event
+from strongroom.service.requests import (
+    AclChange,
+    AskRequest,
+    DocumentsRequest,
+    DocumentView,
+    IngestRequest,
+    KeyCreated,
+    PageView,
+    SearchRequest,
+    SearchResult,
+    View,
+)
+from strongroom.service.visibility import pending_or_current, visible_documents
+from strongroom.service.writes import EntitledTarget
+from strongroom.store.base import Catalog
+from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
+
+__all__ = ["Operations", "Outcome", "Retrieved"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """What an operation produced (or the error it ended with) and the records to audit."""
+
+    value: T | None
+    error: StrongroomError | None
+    events: tuple[AuditEvent, ...]
+
+    def result(self) -> T:
+        """The value; or the operation's error, raised (after the driver audited it)."""
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """The first half of an ask: what the principal may read for the question."""
+
+    scope: Scope
+    clocks: Clocks
+    hits: tuple[Hit, ...]
+
+
+def _outcome_word(exc: StrongroomError) -> str:
+    if isinstance(exc, NotFound):
+        return "not_found"
+    if isinstance(exc, PermissionDenied):
+        return "denied"
+    return "error"
+
+
+class Operations:
+    """Every operation of strongroom over one store. Not thread-safe: call it from the
+    thread that owns the store (the drivers do)."""
+
+    def __init__(self, settings: Settings, store: Catalog, embedder: Embedder, redactor: QueryRedactor) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.redactor = redactor
+
+    # -- shared pieces ---------------------------------------------------------------------
+
+    def _event(self, principal: Principal, action: str, **fields: object) -> AuditEvent:
+        return event(principal, action, self.redactor, **fields)  # type: ignore[arg-type]
+
+    def _failed(self, principal: Principal, action: str, exc: StrongroomError, **fields: object) -> Outcome[T]:
+        record = self._event(principal, action, outcome=_outcome_word(exc), detail=str(exc)[:500], **fields)
+        return Outcome(None, exc, (record,))
+
+    def _run(
+        self,
+        principal: Principal,
+        action: str,
+        fields: dict[str, object],
+        body: Callable[[], tuple[T, dict[str, object]]],
+    ) -> Outcome[T]:
+        """Run ``body`` (which returns the value and the record's extra fields), auditing
+        its outcome either way."""
+        try:
+            value, extra = body()
+        except StrongroomError as exc:
+            return self._failed(principal, action, exc, **fields)
+        return Outcome(value, None, (self._event(principal, action, **{**fields, **extra}),))
+
+    @staticmethod
+    def require(principal: Principal, role: str) -> None:
+        if role not in principal.roles:
+            raise PermissionDenied(f"this needs the {role} role; ask an administrator")
+
+    @staticmethod
+    def scope(principal: Principal, view: View) -> tuple[Scope, Clocks]:
+        """The one place a scope is built: groups, both clocks (clamped) and filters."""
+        clocks = Clocks.parse(view.as_of, view.known_at)
+        now = clocks.now or datetime.now(UTC)
+        # a clock at or past now is now: leave it unset, so the store applies its own now
+        as_of = clocks.as_of if clocks.as_of is not None and clocks.as_of < now else None
+        known_at = clocks.known_at if clocks.known_at is not None and clocks.known_at < now else None
+        if len(view.filters) > 32 or len(view.doc_types) > 32:
+            raise QueryError("at most 32 filters and 32 document types")
+        scope = Scope.for_principal(
+            principal, as_of=as_of, known_at=known_at, doc_types=view.doc_types, filters=view.filters
+        )
+        return scope, clocks
+
+    @staticmethod
+    def _filters(view: View, clocks: Clocks | None = None, **more: object) -> dict[str, object]:
+        out: dict[str, object] = {
+            **(clocks.describe() if clocks else {"as_of": str(view.as_of or ""), "known_at": str(view.known_at or "")}),
+            "doc_types": sorted(view.doc_types),
+            "filters": dict(view.filters),
+        }
+        return {**out, **more}
+
+    @staticmethod
+    def _entitled(principal: Principal, hits: Iterable[Hit]) -> tuple[Hit, ...]:
+        out = tuple(hits)
+        # the store filtered by entitlement inside the index; this is a second lock on the same door
+        if any(not principal.may_read(h.version.acl) for h in out):
+            raise StoreError("internal error: the store returned a passage outside the caller's entitlements")
+        return out
+
+    def _visible(self, principal: Principal, view: View) -> tuple[dict[str, DocumentView], Clocks]:
+        scope, clocks = self.scope(principal, view)
+        seen = visible_documents(self.store.versions(), scope)
+        return {d: DocumentView(d, v.current, v.history) for d, v in seen.items()}, clocks
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def search(
+        self, principal: Principal, request: SearchRequest, vector: npt.NDArray[np.float32] | None = None
+    ) -> Outcome[SearchResult]:
+        """The top ``k`` passages the principal may read at the request's clocks."""
+        fields: dict[str, object] = {"query": request.query, "filters": self._filters(request, k=request.k)}
+
+        def body() -> tuple[SearchResult, dict[str, object]]:
+            self.require(principal, "reader")
+            scope, clocks = self.scope(principal, request)
+            fields["filters"] = self._filters(request, clocks, k=request.k)
+            found = hybrid_search(self.store, self.embedder, request.query, scope, request.k, vector=vector)
+            hits = self._entitled(principal, found)
+            return SearchResult(hits, clocks), {"chunks": chunk_refs(hits)}
+
+        return self._run(principal, "search", fields, body)
+
+    def retrieve(
+        self,
+        principal: Principal,
+        request: AskRequest,
+        vector: npt.NDArray[np.float32] | None = None,
+        *,
+        route_allowed: Callable[[str], bool] | None = None,
+        action: str = "ask",
+    ) -> Outcome[Retrieved]:
+        """The first half of an ask: role, route, scope and the passages. Audited only if it
+        fails (:meth:`answered` records the whole ask)."""
+        filters = self._filters(request, k=request.k, model=request.model)
+        try:
+            self.require(principal, "reader")
+            if request.model is not None and not (route_allowed and route_allowed(request.model)):
+                raise NotFound(f"no model route {request.model!r} that you may use; see `strongroom models list`")
+            scope, clocks = self.scope(principal, request)
+            found = hybrid_search(self.store, self.embedder, request.question, scope, request.k, vector=vector)
+            hits = self._entitled(principal, found)
+        except StrongroomError as exc:
+            return self._failed(principal, action, exc, query=request.question, filters=filters)
+        return Outcome(Retrieved(scope, clocks, hits), None, ())
+
+    def answered(
+        self, principal: Principal, request: AskRequest, retrieved: Retrieved, answer: Answer, *, action: str = "ask"
+    ) -> Outcome[Answer]:
+        """The second half of an ask: the answer checked against the entitlements, and the record
+        (model actually used after any failover, prompt template version, answer hash)."""
+        filters = self._filters(request, retrieved.clocks, k=request.k, model=request.model)
+        try:
+            self._entitled(principal, answer.hits)
+            cited = {c.version_id for c in answer.citations}
+            if not cited <= {h.version.id for h in retrieved.hits}:
+                raise StoreError("internal error: the answer cites a version that was not retrieved")
+        except StrongroomError as exc:
+            return self._failed(principal, action, exc, query=request.question, filters=filters)
+        meta = dict(answer.metadata)
+        generator = meta.get("deployment") or answer.generator
+        record = self._event(
+            principal,
+            action,
+            query=request.question,
+            filters={**filters, "answered_by": {k: v for k, v in meta.items() if k != "gateway_error"}},
+            chunks=chunk_refs(retrieved.hits),
+            generator=generator,
+            answer_sha256=answer_hash(answer.text),
+            detail="found" if answer.found else "not found",
+        )
+        return Outcome(answer, None, (record,))
+
+    def documents(self, principal: Principal, request: DocumentsRequest) -> Outcome[list[DocumentView]]:
+        """The documents whose current version the principal may read, by source."""
+
+        def body() -> tuple[list[DocumentView], dict[str, object]]:
+            self.require(principal, "reader")
+            if not 1 <= request.limit <= 1000 or request.offset < 0:
+                raise QueryError("limit is 1 to 1000 and offset at least 0")
+            seen, clocks = self._visible(principal, request)
+            ordered = sorted(seen.values(), key=lambda d: (d.source, d.document_id))
+            page = ordered[request.offset : request.offset + request.limit]
+            filters = self._filters(request, clocks, limit=request.limit, offset=request.offset)
+            return page, {"filters": filters, "detail": f"{len(page)} documents"}
+
+        return self._run(principal, "documents.list", {"filters": self._filters(request)}, body)
+
+    def document(self, principal: Principal, document_id: str, view: View) -> Outcome[DocumentView]:
+        """One document and its versions the principal may read (NotFound if none)."""
+
+        def body() -> tuple[DocumentView, dict[str, object]]:
+            self.require(principal, "reader")
+            seen, clocks = self._visible(principal, view)
+            if document_id not in seen:
+                raise NotFound("no such document")
+            return seen[document_id], {"filters": self._filters(view, clocks)}
+
+        return self._run(principal, "documents.get", {"target": document_id}, body)
+
+    def page(self, principal: Principal, document_id: str, version_id: str, page: int, view: View) -> Outcome[PageView]:
+        """The text of one page of one version the principal may see at the view's clocks."""
+
+        def body() -> tuple[PageView, dict[str, object]]:
+            self.require(principal, "reader")
+            seen, clocks = self._visible(principal, view)
+            doc = seen.get(document_id)
+            version = next((v for v in doc.versions if v.id == version_id), None) if doc else None
+            text = self.store.page_text(version_id, page) if version is not None else None
+            if version is None or text is None:
+                raise NotFound("no such document")
+            return PageView(document_id, version, page, text), {"filters": self._filters(view, clocks)}
+
+        return self._run(principal, "documents.page", {"target": f"{document_id}/{version_id}/{page}"}, body)
+
+    def job(self, principal: Principal, job_id: str) -> Outcome[dict[str, object]]:
+        """An ingestion job: for the principal who submitted it, or an admin."""
+
+        def body() -> tuple[dict[str, object], dict[str, object]]:
+            self.require(principal, "ingester")
+            row = self.store.get_job(job_id)
+            request = row.get("request") if row else None
+            if row is None or not isinstance(request, dict):
+                raise NotFound("no such job")
+            if request.get("submitted_by") != principal.name and "admin" not in principal.roles:
+                raise NotFound("no such job")
+            return row, {}
+
+        return self._run(principal, "jobs.get", {"target": job_id}, body)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        principal: Principal,
+        request: IngestRequest,
+        progress: ProgressFn | None = None,
+        *,
+        job_id: str | None = None,
+        ingest_with: Callable[[EntitledTarget, IngestOptions], IngestReport] | None = None,
+    ) -> Outcome[IngestReport]:
+        """Ingest files as ``principal``: every write goes through its write entitlements.
+
+        ``ingest_with``: another way to run the pipeline over the entitled target (Ray)."""
+        fields: dict[str, object] = {
+            "filters": {"acl": sorted(request.acl), "source": request.source, "doc_type": request.doc_type},
+            "target": job_id or "",
+        }
+        targets: list[EntitledTarget] = []
+
+        def body() -> tuple[IngestReport, dict[str, object]]:
+            self.require(principal, "ingester")
+            if not request.acl:
+                raise QueryError("acl: give at least one group")
+            files, missing = discover(request.paths)
+            if not files and not missing:
+                raise IngestError(
+                    f"nothing to ingest: {', '.join(str(p) for p in request.paths)} holds no files "
+                    f"(supported: {', '.join(sorted(supported_suffixes()))})"
+                )
+            options = IngestOptions(
+                acl=request.acl,
+                published=parse_instant(request.published, "published", bare_date="start"),
+                doc_type=request.doc_type,
+                source=request.source,
+                meta=frozen_meta(request.meta),
+                max_file_bytes=self.settings.max_file_bytes,
+                chunk_tokens=self.settings.chunk_tokens,
+            )
+            target = EntitledTarget(self.store, principal, request.acl)
+            targets.append(target)
+            if ingest_with is not None:
+                report = ingest_with(target, options)
+            else:
+                roots = list(request.roots) if request.roots is not None else None
+                report = ingest(
+                    list(request.paths), target, self.embedder, options, progress, roots=roots, job_id=job_id
+                )
+            summary = (
+                f"{report.ingested} ingested, {report.duplicates} duplicates, {len(report.failures)} failed"
+                f" of {len(report.files)} files"
+            )
+            versions = tuple((f.document_id, f.version_id) for f in report.files if f.status == "ingested")
+            return report, {"target": job_id or report.job_id, "chunks": versions, "detail": summary}
+
+        outcome = self._run(principal, "ingest", fields, body)
+        refused = tuple(
+            self._event(
+                principal,
+                "documents.write",
+                outcome="denied",
+                target=d.document_id,
+                detail=f"version {d.version_id}: {d.reason}",
+            )
+            for target in targets
+            for d in target.denials
+        )
+        return replace(outcome, events=outcome.events + refused)
+
+    def _writable(self, principal: Principal, document_id: str) -> list[str]:
+        """The ACL the principal must hold to change a document (NotFound if it may not)."""
+        live = self.store.versions(document_id)
+        ahead = pending_or_current(live, time.time())
+        if not ahead or not all(principal.may_read(v.acl) for v in ahead):
+            raise NotFound("no such document")
+        return sorted(ahead[-1].acl)
+
+    def delete(self, principal: Principal, document_id: str) -> Outcome[list[str]]:
+        """Delete a document (admins): its pages, chunks and vectors go; the record stays."""
+
+        def body() -> tuple[list[str], dict[str, object]]:
+            self.require(principal, "admin")
+            self._writable(principal, document_id)
+            deleted = self.store.delete_document(document_id)
+            return deleted, {"detail": f"versions {','.join(deleted)}"}
+
+        return self._run(principal, "documents.delete", {"target": document_id}, body)
+
+    def set_acl(self, principal: Principal, document_id: str, acl: frozenset[str]) -> Outcome[AclChange]:
+        """Change who may read a document (admins who may read it), recorded with before and after."""
+        after = frozenset(g.strip() for g in acl if g.strip())
+
+        def body() -> tuple[AclChange, dict[str, object]]:
+            self.require(principal, "admin")
+            if not after:
+                raise QueryError("acl: give at least one group")
+            before = frozenset(self._writable(principal, document_id))
+            changed = self.store.set_acl(document_id, after)
+            change = AclChange(document_id, before, after, tuple(changed))
+            detail = f"acl {','.join(sorted(before))} -> {','.join(sorted(after))}"
+            filters = {"before": sorted(before), "after": sorted(after), "versions": list(changed)}
+            return change, {"filters": filters, "detail": detail}
+
+        return self._run(principal, "acl.set", {"target": document_id, "filters": {"after": sorted(after)}}, body)
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def key_expiry(self, days: int | None, expires_at: datetime | None, no_expiry: bool) -> datetime | None:
+        """When a new key expires: the default lifetime unless told, never past the maximum,
+        never-expiring only where configuration allows it."""
+        s = self.settings
+        now = datetime.now(UTC)
+        if no_expiry:
+            if not s.key_allow_no_expiry:
+                raise PermissionDenied(
+                    "keys that never expire are not allowed here (STRONGROOM_KEY_ALLOW_NO_EXPIRY); give --days"
+                )
+            return None
+        if expires_at is not None and days is not None:
+            raise QueryError("give an expiry date or a number of days, not both")
+        until = expires_at if expires_at is not None else now + timedelta(days=days or s.key_default_days)
+        until = until if until.tzinfo else until.replace(tzinfo=UTC)
+        if until <= now:
+            raise QueryError("the expiry is in the past")
+        if until > now + timedelta(days=s.key_max_days):
+            raise QueryError(f"a key may live at most {s.key_max_days} days (STRONGROOM_KEY_MAX_DAYS)")
+        return until
+
+    def grantable(self, principal: Principal, groups: frozenset[str]) -> None:
+        """A key may carry only groups its creator holds, or those configuration allows."""
+        extra = groups - principal.groups - frozenset(self.settings.key_grantable_groups)
+        if extra:
+            raise PermissionDenied(
+                f"you may not grant groups you do not hold: {', '.join(sorted(extra))} "
+                "(or list them in STRONGROOM_KEY_GRANTABLE_GROUPS)"
+            )
+
+    def create_key(
+        self,
+        principal: Principal,
+        keys: ApiKeyStore,
+        owner: str,
+        groups: Iterable[str],
+        *,
+        days: int | None = None,
+        expires_at: datetime | None = None,
+        no_expiry: bool = False,
+    ) -> Outcome[KeyCreated]:
+        """A new API key (admins): only groups the creator holds (or configuration allows), and
+        an expiry (default ``key_default_days``, at most ``key_max_days``). Thread-safe."""
+        members = frozenset(g.strip() for g in groups if g.strip())
+        fields: dict[str, object] = {"filters": {"owner": owner, "groups": sorted(members)}}
+
+        def body() -> tuple[KeyCreated, dict[str, object]]:
+            self.require(principal, "admin")
+            if not members:
+                raise QueryError("give the key at least one group")
+            if not owner.strip():
+                raise QueryError("give the key an owner")
+            self.grantable(principal, members)
+            until = self.key_expiry(days, expires_at, no_expiry)
+            key, secret = keys.create(owner, members, until)
+            expiry = until.isoformat() if until else "never"
+            return KeyCreated(key.id, key.owner, key.groups, key.expires_at, secret), {
+                "target": key.id,
+                "detail": f"expires {expiry}",
+            }
+
+        return self._run(principal, "keys.create", fields, body)
+
+    def revoke_key(self, principal: Principal, keys: ApiKeyStore, key_id: str) -> Outcome[str]:
+        """Revoke a key at once (admins). Thread-safe."""
+
+        def body() -> tuple[str, dict[str, object]]:
+            self.require(principal, "admin")
+            if not keys.revoke(key_id):
+                raise NotFound(f"no active key {key_id!r}; see `strongroom keys list`")
+            return key_id, {}
+
+        return self._run(principal, "keys.revoke", {"target": key_id}, body)
+
+    def audited(
+        self, principal: Principal, action: str, fn: Callable[[], U], *, role: str = "admin", **fields: object
+    ) -> Outcome[U]:
+        """Run ``fn`` (keys, audit reads, queueing, evaluation) for a principal with ``role``,
+        with its record."""
+
+        def body() -> tuple[U, dict[str, object]]:
+            self.require(principal, role)
+            return fn(), {}
+
+        return self._run(principal, action, dict(fields), body)

@@ -1,0 +1,334 @@
+"""The application layer for the CLI and Python programs: every operation, with policy and audit.
+
+:class:`Platform` opens the configured store (loading the embedding model only when an
+operation embeds), the audit log and the key table, and runs each operation of
+:class:`~strongroom.service.operations.Operations` for a :class:`~strongroom.types.Principal`,
+writing its audit records before it returns. The HTTP service uses the same operations
+through :class:`~strongroom.service.async_platform.AsyncPlatform`.
+
+    >>> from strongroom import Settings, Principal
+    >>> from strongroom.service import Platform, SearchRequest, AskRequest
+    >>> with Platform.open(Settings(home=Path("~/.strongroom"))) as platform:      # doctest: +SKIP
+    ...     ana = platform.principal("ana", ["public", "research"])
+    ...     hits = platform.search(ana, SearchRequest(query="total net sales", as_of="2023-06-30")).hits
+    ...     answer = platform.ask(ana, AskRequest(question="What were Apple's total net sales?"))
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TypeVar
+
+from strongroom.audit import VerifyReport, open_audit_log
+from strongroom.auth.apikeys import ApiKey, open_key_store
+from strongroom.config import Settings
+from strongroom.embed import Embedder, LazyEmbedder
+from strongroom.errors import IngestError, NotFound, StoreError
+from strongroom.evaluate import QAItem, run_eval
+from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
+from strongroom.llm.routes import RouteStore
+from strongroom.query_encoder import create_query_encoder
+from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
+from strongroom.retrieve import search as hybrid_search
+from strongroom.runtime import Runtime, open_runtime
+from strongroom.service.clock import parse_instant
+from strongroom.service.operations import Operations, Outcome
+from strongroom.service.records import QueryRedactor, load_secret
+from strongroom.service.requests import (
+    AclChange,
+    AskRequest,
+    DocumentsRequest,
+    DocumentView,
+    IngestRequest,
+    KeyCreated,
+    PageView,
+    RouteView,
+    SearchRequest,
+    SearchResult,
+    View,
+)
+from strongroom.service.writes import EntitledTarget
+from strongroom.store.sqlite import private_dir
+from strongroom.types import Answer, Principal
+
+__all__ = ["EXTRACTIVE_MODEL", "Platform", "models_for", "route_allowed"]
+
+T = TypeVar("T")
+#: the model name of the extractive generator (no weights), always available
+EXTRACTIVE_MODEL = "strongroom-rag"
+
+
+def route_allowed(settings: Settings, principal: Principal, route: str) -> bool:
+    """Whether ``principal`` may have answers written by gateway route ``route``: its groups
+    meet the route's entry in ``route_groups`` (or the ``*`` entry). Deny by default."""
+    granted = settings.route_groups.get(route, settings.route_groups.get("*", []))
+    return not principal.groups.isdisjoint(granted)
+
+
+class Platform:
+    """strongroom's operations over one home (and store), for one process."""
+
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        private_dir(settings.home)
+        self.audit = open_audit_log(settings)
+        self.keys = open_key_store(settings)
+        redactor = QueryRedactor(load_secret(settings.query_hash_key_path))
+        self.ops = Operations(settings, runtime.store, runtime.embedder, redactor)
+
+    @classmethod
+    def open(
+        cls, settings: Settings | None = None, *, embedder: Embedder | None = None, create: bool = True
+    ) -> Platform:
+        """The platform over the configured store. ``create=False``: refuse a home that
+        holds no store yet (a mistyped --home), rather than making an empty one."""
+        settings = settings or Settings()
+        home = settings.home
+        if home.exists() and not home.is_dir():
+            raise StoreError(f"--home {home} is a file, not a folder; point it at a strongroom home folder")
+        if not create and not settings.store_url and not settings.catalog_path.is_file():
+            raise StoreError(
+                f"no strongroom store under {home}: check --home / STRONGROOM_HOME, or ingest something first "
+                f"(strongroom ingest FILES --home {home})"
+            )
+        private_dir(home)
+        runtime = open_runtime(settings, embedder or LazyEmbedder(settings))
+        try:
+            return cls(settings, runtime)
+        except BaseException:
+            runtime.close()
+            raise
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.audit.close()
+        self.keys.close()
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def principal(
+        self, name: str | None = None, groups: Iterable[str] | None = None, *, auth: str = "python"
+    ) -> Principal:
+        """A local principal (the CLI's, or a program's): ``name`` (default: the configured
+        CLI user, else the OS user), ``groups`` (default: the configured CLI groups), and the
+        roles configured for local use (``cli_roles``)."""
+        s = self.settings
+        who = name or s.cli_user or os.environ.get("USER") or getpass.getuser()
+        members = frozenset(g.strip() for g in (groups if groups is not None else s.cli_groups) if g.strip())
+        return Principal(who, members, frozenset(s.cli_roles), auth)
+
+    def _done(self, outcome: Outcome[T]) -> T:
+        if outcome.events:
+            self.audit.append_many(list(outcome.events))
+        return outcome.result()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def search(self, principal: Principal, request: SearchRequest) -> SearchResult:
+        """The top ``request.k`` passages ``principal`` may read, at the request's clocks."""
+        return self._done(self.ops.search(principal, request))
+
+    def ask(self, principal: Principal, request: AskRequest) -> Answer:
+        """An answer with citations from what ``principal`` may read; ``request.model`` names a
+        gateway route (or ``strongroom-rag``/None for the extractive generator)."""
+        model = None if request.model in (None, EXTRACTIVE_MODEL) else request.model
+        request = AskRequest(**{**request.__dict__, "model": model})
+        retrieved = self._done(
+            self.ops.retrieve(principal, request, route_allowed=lambda r: self._route_exists(principal, r))
+        )
+        generator: Generator = ExtractiveGenerator()
+        if model is not None:
+            from strongroom.llm_generator import open_llm_generator
+
+            generator = open_llm_generator(self.settings.home, model, user=principal.name)
+        try:
+            answer = generator.generate(request.question, retrieved.hits)
+        finally:
+            close = getattr(generator, "close", None)
+            if close is not None:
+                close()
+        return self._done(self.ops.answered(principal, request, retrieved, answer))
+
+    def _route_exists(self, principal: Principal, route: str) -> bool:
+        return route_allowed(self.settings, principal, route) and RouteStore(self.settings.home).get(route) is not None
+
+    def models(self, principal: Principal) -> list[RouteView]:
+        """The ways ``principal`` may have answers written: the extractive generator and the
+        gateway routes it is granted."""
+        self.ops.require(principal, "reader")
+        return models_for(self.settings, principal, RouteStore(self.settings.home))
+
+    def documents(self, principal: Principal, request: DocumentsRequest | None = None) -> list[DocumentView]:
+        return self._done(self.ops.documents(principal, request or DocumentsRequest()))
+
+    def document(self, principal: Principal, document_id: str, view: View | None = None) -> DocumentView:
+        return self._done(self.ops.document(principal, document_id, view or View()))
+
+    def page(
+        self, principal: Principal, document_id: str, version_id: str, page: int, view: View | None = None
+    ) -> PageView:
+        return self._done(self.ops.page(principal, document_id, version_id, page, view or View()))
+
+    def find_document(self, principal: Principal, name: str, view: View | None = None) -> DocumentView:
+        """A document ``principal`` may read, named by id, version id (or a prefix of either of
+        at least 8 characters), source key or file name."""
+        docs = self.documents(principal, DocumentsRequest(**{**(view or View()).__dict__, "limit": 1000}))
+        exact = [d for d in docs if name in (d.document_id, d.source, d.current.name)]
+        prefix = [
+            d
+            for d in docs
+            if len(name) >= 8 and (d.document_id.startswith(name) or any(v.id.startswith(name) for v in d.versions))
+        ]
+        found = exact or prefix
+        if len(found) != 1:
+            raise NotFound(
+                f"no document {name!r} that you may read" if not found else f"{name!r} names {len(found)} documents"
+            )
+        return found[0]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        principal: Principal,
+        request: IngestRequest,
+        progress: ProgressFn | None = None,
+        *,
+        job_id: str | None = None,
+        ray_address: str | None = None,
+    ) -> IngestReport:
+        """Ingest as ``principal`` (write entitlements apply per file); then snapshot the indexes."""
+        runner: Callable[[EntitledTarget, IngestOptions], IngestReport] | None = None
+        if ray_address:
+            from strongroom.ingest.distributed import ingest_with_ray
+
+            def runner(target: EntitledTarget, options: IngestOptions) -> IngestReport:
+                return ingest_with_ray(
+                    list(request.paths), target, self.settings, options, address=ray_address, progress=progress
+                )
+
+        report = self._done(self.ops.ingest(principal, request, progress, job_id=job_id, ingest_with=runner))
+        if report.ingested:
+            self.runtime.store.save_indexes()  # build the search indexes now, not on the first query
+        return report
+
+    def queue(self, principal: Principal, request: IngestRequest, bus_url: str, stream: str) -> list[dict[str, str]]:
+        """Queue one ingestion job per file on a bus for ``strongroom worker`` processes, which
+        write with ``principal``'s write entitlements."""
+        from strongroom.bus import IngestJob, open_bus
+
+        def publish() -> list[dict[str, str]]:
+            files, missing = discover(request.paths)
+            if missing or not files:
+                what = ", ".join(f.path for f in missing) or "no files"
+                raise IngestError(f"nothing to queue: {what} (check the paths)")
+            options = IngestOptions(
+                acl=request.acl,
+                published=parse_instant(request.published, "published", bare_date="start"),
+                doc_type=request.doc_type,
+                source=request.source,
+                meta=request.meta,
+            )
+            bus = open_bus(bus_url, stream=stream)
+            try:
+                return [
+                    {"file": str(f), "job_id": job.id, "message_id": bus.publish(job)}
+                    for f in files
+                    for job in [IngestJob.for_file(f, options, list(request.paths), principal=principal)]
+                ]
+            finally:
+                bus.close()
+
+        fields = {"acl": sorted(request.acl), "source": request.source, "bus": bus_url.split("@")[-1]}
+        return self._done(self.ops.audited(principal, "ingest.queue", publish, role="ingester", filters=fields))
+
+    def evaluate(
+        self,
+        principal: Principal,
+        items: Sequence[QAItem],
+        k: int,
+        view: View | None = None,
+        *,
+        query_encoder: str = "model",
+        name: str = "",
+    ) -> dict[str, object]:
+        """Retrieval quality on a QA set over what ``principal`` may read (metrics only; one record)."""
+        scope, clocks = self.ops.scope(principal, view or View())
+
+        def run() -> dict[str, object]:
+            encoder = create_query_encoder(
+                query_encoder,  # type: ignore[arg-type]  # checked there: a clear error, not a traceback
+                self.runtime.embedder,
+                self.settings.home / "models",
+            )
+            return run_eval(items, lambda q: hybrid_search(self.runtime.store, encoder, q, scope, k), k)
+
+        filters = {**clocks.describe(), "k": k, "questions": len(items)}
+        return self._done(self.ops.audited(principal, "eval", run, role="reader", target=name, filters=filters))
+
+    def delete(self, principal: Principal, document_id: str) -> list[str]:
+        """Delete a document (admins); the same bytes may be ingested again later."""
+        return self._done(self.ops.delete(principal, document_id))
+
+    def set_acl(self, principal: Principal, document_id: str, acl: Iterable[str]) -> AclChange:
+        """Change who may read a document (admins who may read it); audited before and after."""
+        return self._done(self.ops.set_acl(principal, document_id, frozenset(acl)))
+
+    # -- keys and audit ----------------------------------------------------------------------
+
+    def create_key(
+        self,
+        principal: Principal,
+        owner: str,
+        groups: Iterable[str],
+        *,
+        days: int | None = None,
+        expires_at: datetime | None = None,
+        no_expiry: bool = False,
+    ) -> KeyCreated:
+        """A new API key (admins): only groups the creator holds (or configuration allows), and
+        an expiry (default ``key_default_days``, at most ``key_max_days``)."""
+        return self._done(
+            self.ops.create_key(
+                principal, self.keys, owner, groups, days=days, expires_at=expires_at, no_expiry=no_expiry
+            )
+        )
+
+    def list_keys(self, principal: Principal) -> list[ApiKey]:
+        return self._done(self.ops.audited(principal, "keys.list", self.keys.list))
+
+    def revoke_key(self, principal: Principal, key_id: str) -> None:
+        """Revoke a key at once (admins)."""
+        self._done(self.ops.revoke_key(principal, self.keys, key_id))
+
+    def audit_records(self, principal: Principal, since: datetime | None = None) -> Iterator[dict[str, object]]:
+        """Audit records (admins), oldest first, at or after ``since``."""
+        records = self._done(
+            self.ops.audited(principal, "audit.read", lambda: self.audit.records(since), filters={"since": str(since)})
+        )
+        return iter(records)
+
+    def verify_audit(self, principal: Principal) -> VerifyReport:
+        """Check the audit chain (admins); the report says where it breaks."""
+        return self._done(self.ops.audited(principal, "audit.verify", self.audit.verify))
+
+
+def models_for(settings: Settings, principal: Principal, routes: RouteStore) -> list[RouteView]:
+    """The extractive generator, then each gateway route ``principal`` is granted."""
+    out = [RouteView(EXTRACTIVE_MODEL, f"retrieval + {EXTRACTIVE_VERSION} generator, with citations (no model)")]
+    for name in routes.names():
+        route = routes.get(name)
+        if route is not None and route_allowed(settings, principal, name):
+            out.append(RouteView(name, f"retrieval + gateway route {name} v{route.version}", route.version))
+    return out

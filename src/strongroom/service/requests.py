@@ -1,0 +1,139 @@
+"""The typed requests and results of the application layer's operations.
+
+Entry points build these from what they parsed (CLI options, HTTP bodies, Python calls);
+times stay as the caller gave them (a string, a datetime or None) and are parsed once, by
+the operation (:mod:`strongroom.service.clock`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from strongroom.config import DEFAULT_ACL
+from strongroom.service.clock import Clocks, TimeInput
+from strongroom.types import DocumentVersion, Hit, frozen_meta
+
+__all__ = [
+    "AclChange",
+    "AskRequest",
+    "DocumentView",
+    "DocumentsRequest",
+    "IngestRequest",
+    "KeyCreated",
+    "PageView",
+    "RouteView",
+    "SearchRequest",
+    "SearchResult",
+    "View",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class View:
+    """The two clocks and the filters every read takes."""
+
+    as_of: TimeInput = None
+    known_at: TimeInput = None
+    doc_types: frozenset[str] = frozenset()
+    filters: Mapping[str, str] = field(default_factory=frozen_meta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchRequest(View):
+    query: str = ""
+    k: int = 10
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: tuple[Hit, ...]
+    clocks: Clocks
+
+
+@dataclass(frozen=True, kw_only=True)
+class AskRequest(View):
+    """A question; ``model`` names a gateway route to write the answer (None: the
+    extractive generator, which needs no model)."""
+
+    question: str = ""
+    k: int = 5
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentsRequest(View):
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A document as the principal sees it at the query's clocks: its current version and
+    the versions of it the principal may read, newest first."""
+
+    document_id: str
+    current: DocumentVersion
+    versions: tuple[DocumentVersion, ...]
+
+    @property
+    def source(self) -> str:
+        return self.current.source
+
+    @property
+    def title(self) -> str:
+        return self.current.title
+
+
+@dataclass(frozen=True)
+class PageView:
+    document_id: str
+    version: DocumentVersion
+    page: int
+    text: str
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """Files or folders to ingest. ``acl``: who may read them (for a new version of an
+    existing document it must be the document's ACL: see ``acl set``). ``published``: when
+    they became knowable (a bare date is that midnight, UTC; default: the document's own
+    metadata, else the file time). ``roots``: the folders ``source`` keys are relative to."""
+
+    paths: tuple[Path, ...]
+    acl: frozenset[str] = frozenset({DEFAULT_ACL})
+    published: TimeInput = None
+    doc_type: str | None = None
+    source: str | None = None
+    meta: Mapping[str, str] = field(default_factory=frozen_meta)
+    roots: tuple[Path, ...] | None = None
+
+
+@dataclass(frozen=True)
+class AclChange:
+    document_id: str
+    before: frozenset[str]
+    after: frozenset[str]
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KeyCreated:
+    """A new API key: its id, owner, groups and expiry, and the secret, shown this once."""
+
+    id: str
+    owner: str
+    groups: frozenset[str]
+    expires_at: datetime | None
+    secret: str
+
+
+@dataclass(frozen=True)
+class RouteView:
+    """A way to have an answer written, as ``/v1/models`` lists it."""
+
+    name: str
+    description: str
+    version: int | None = None

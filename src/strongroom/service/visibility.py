@@ -1,0 +1,75 @@
+"""Which documents and versions a scope sees on the catalog paths (lists, versions, pages).
+
+The same rules as the index search (:mod:`strongroom.store.scope`), over a list of versions:
+
+1. A version is knowable when ``published_at <= as_of`` and ``ingested_at <= known_at``
+   (both clamped to now).
+2. Per document, the current version is the knowable one with the latest ``published_at``
+   (then ``ingested_at``, then the later write).
+3. A document is visible only if the principal may read its current version; it then sees
+   the knowable versions it may read, newest first. It never falls back to an older
+   version it may read when the current one is closed to it.
+
+Pure: a property test holds it to the index search's answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from strongroom.types import DocumentVersion, Scope
+
+__all__ = ["Visible", "pending_or_current", "visible_documents"]
+
+
+@dataclass(frozen=True)
+class Visible:
+    """One document as a scope sees it: its current version and the history it may read."""
+
+    current: DocumentVersion
+    history: tuple[DocumentVersion, ...]
+
+
+def _order(item: tuple[int, DocumentVersion]) -> tuple[float, float, int]:
+    i, v = item
+    return (v.published_at.timestamp(), v.ingested_at.timestamp(), i)
+
+
+def visible_documents(
+    versions: Sequence[DocumentVersion], scope: Scope, now: float | None = None
+) -> dict[str, Visible]:
+    """Per document id, what ``scope`` sees. ``versions``: live versions in write order."""
+    published, ingested = scope.instants(now)
+    by_doc: dict[str, list[tuple[int, DocumentVersion]]] = {}
+    for i, v in enumerate(versions):
+        if v.published_at.timestamp() <= published and v.ingested_at.timestamp() <= ingested:
+            by_doc.setdefault(v.document_id, []).append((i, v))
+    out: dict[str, Visible] = {}
+    for document_id, knowable in by_doc.items():
+        knowable.sort(key=_order, reverse=True)
+        current = knowable[0][1]
+        if scope.groups.isdisjoint(current.acl):
+            continue
+        if scope.doc_types and current.doc_type not in scope.doc_types:
+            continue
+        if any(current.metadata.get(key) != value for key, value in scope.filters.items()):
+            continue
+        history = tuple(v for _, v in knowable if not scope.groups.isdisjoint(v.acl))
+        out[document_id] = Visible(current, history)
+    return out
+
+
+def pending_or_current(versions: Sequence[DocumentVersion], now: float) -> list[DocumentVersion]:
+    """The versions of one document that are current now or will be (published later, so
+    they supersede it when their time comes): whoever writes to the document must be
+    entitled to all of them."""
+    if not versions:
+        return []
+    ordered = sorted(enumerate(versions), key=_order, reverse=True)
+    out: list[DocumentVersion] = []
+    for _, v in ordered:
+        out.append(v)
+        if v.published_at.timestamp() <= now:  # the current one: older versions are superseded
+            break
+    return out
