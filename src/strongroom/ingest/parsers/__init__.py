@@ -12,7 +12,11 @@
 The page text is canonical: chunks are exact substrings of it and citations point into it.
 Bad input raises :class:`~strongroom.errors.UnsupportedFormat` or
 :class:`~strongroom.errors.CorruptDocument` (both :class:`~strongroom.errors.IngestError`)
-with a message that says what to do; parsers never log document text.
+with a message that says what to do; parsers never log document text. A zip package over
+the :class:`~strongroom.ingest.parsers.limits.ParseLimits` raises
+:class:`~strongroom.errors.TooLarge` before it is opened. :func:`parse` runs in the calling
+process: for untrusted files use :func:`strongroom.ingest.sandbox.parse_bounded`, which
+also bounds time and memory.
 
     >>> doc = parse(b"# Q3 results\\n\\nRevenue rose 4%.", "q3.md")
     >>> doc.title, doc.pages[0].number
@@ -25,13 +29,14 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from strongroom.errors import CorruptDocument, UnsupportedFormat
+from strongroom.ingest.parsers.limits import ZIP_SUFFIXES, ParseLimits, check_zip
 from strongroom.ingest.parsers.office import parse_docx, parse_xlsx
 from strongroom.ingest.parsers.pdf import parse_pdf
 from strongroom.ingest.parsers.text import parse_csv, parse_markdown, parse_txt
 from strongroom.ingest.parsers.web import parse_html
 from strongroom.types import ParsedDocument
 
-__all__ = ["parse", "supported_suffixes"]
+__all__ = ["ParseLimits", "parse", "supported_suffixes"]
 
 _PARSERS: dict[str, Callable[[bytes, str], ParsedDocument]] = {
     ".pdf": parse_pdf,
@@ -51,15 +56,18 @@ def supported_suffixes() -> frozenset[str]:
     return frozenset(_PARSERS)
 
 
-def parse(data: bytes, name: str) -> ParsedDocument:
+def parse(data: bytes, name: str, limits: ParseLimits | None = None) -> ParsedDocument:
     """Extract the text of one file, choosing the parser by the suffix of ``name``.
 
     ``name`` is the file name (a path is fine); its suffix is matched case-insensitively and
     the name appears in error messages. The bytes must match the suffix: a ``.pdf`` must
     carry a PDF header and a ``.docx``/``.xlsx`` must be a zip package.
 
-    Raises :class:`UnsupportedFormat` for a suffix no parser handles, and
-    :class:`CorruptDocument` for bytes that are damaged, encrypted, empty or hold no text.
+    Raises :class:`UnsupportedFormat` for a suffix no parser handles,
+    :class:`CorruptDocument` for bytes that are damaged, encrypted, empty or hold no text,
+    and :class:`TooLarge` for a zip package that would expand past ``limits`` (default:
+    :class:`ParseLimits`' defaults). Time and memory are not bounded here: see
+    :func:`strongroom.ingest.sandbox.parse_bounded`.
 
     >>> parse(b"a,b\\n1,2\\n", "t.csv").pages[0].text
     'a | b\\n1 | 2'
@@ -74,6 +82,8 @@ def parse(data: bytes, name: str) -> ParsedDocument:
         )
     if not data.strip():
         raise CorruptDocument(f"{name}: empty document: the file is empty; export or download it again")
+    if suffix in ZIP_SUFFIXES:
+        check_zip(data, name, limits or ParseLimits())
     document = parser(data, name)
     if not any(page.text.strip() for page in document.pages):
         raise CorruptDocument(f"{name}: empty document: no text could be extracted; check the file")

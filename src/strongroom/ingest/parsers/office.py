@@ -44,7 +44,7 @@ def parse_docx(data: bytes, name: str) -> ParsedDocument:
         props = document.core_properties
         title, created = props.title, props.created
         meta = {"docx.author": props.author, "docx.subject": props.subject, "docx.keywords": props.keywords}
-    except IngestError:
+    except (IngestError, MemoryError):  # a MemoryError is the sandbox's to report
         raise
     except Exception as exc:  # python-docx and lxml raise a zoo of types on damaged packages
         raise CorruptDocument(
@@ -83,7 +83,7 @@ def parse_xlsx(data: bytes, name: str) -> ParsedDocument:
             title, created = workbook.properties.title, workbook.properties.created
         finally:
             workbook.close()
-    except IngestError:
+    except (IngestError, MemoryError):  # a MemoryError is the sandbox's to report
         raise
     except Exception as exc:  # openpyxl, zipfile and lxml raise many types on damaged packages
         raise CorruptDocument(

@@ -14,7 +14,8 @@ from strongroom.errors import CorruptDocument
 from strongroom.ingest.parsers._common import decode_text, normalize_text, table_lines
 from strongroom.types import Page, ParsedDocument, frozen_meta
 
-_SNIFF_CHARS = 64 * 1024
+# csv.Sniffer's quote regex is quadratic in the sample: 64 KiB of ,"a took 22 s, 8 KiB takes 0.4 s.
+_SNIFF_CHARS = 8 * 1024
 _MD_TITLE = re.compile(r"^# +(.+?)(?: +#+)?$", re.MULTILINE)
 
 
@@ -40,7 +41,7 @@ def parse_markdown(data: bytes, name: str) -> ParsedDocument:
 def parse_csv(data: bytes, name: str) -> ParsedDocument:
     """Parse CSV as one page: the header line once, then one ``a | b | c`` line per row.
 
-    The dialect (comma, semicolon, tab or pipe) is sniffed from the first 64 KiB; metadata
+    The dialect (comma, semicolon, tab or pipe) is sniffed from the first 8 KiB; metadata
     ``table.rows`` (data rows, header excluded) and ``table.columns`` describe the table.
     """
     text = decode_text(data, name)
