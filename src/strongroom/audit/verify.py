@@ -157,11 +157,16 @@ class Evidence:
         return tuple(sorted(self._keys))
 
     def sorted(self) -> tuple[list[int], list[str]]:
-        """The valid checkpoints' seqs and hashes, by seq."""
+        """The distinct valid checkpoints' seqs and hashes, by seq (the same one in two anchors counts once)."""
         seqs = np.frombuffer(self._seqs.tobytes(), dtype=np.int64) if self._seqs else np.zeros(0, np.int64)
-        order = np.argsort(seqs, kind="stable")
-        digests = [self._digests[32 * i : 32 * i + 32].hex() for i in order.tolist()]
-        return seqs[order].tolist(), digests
+        out_seqs: list[int] = []
+        out_hashes: list[str] = []
+        for i in np.argsort(seqs, kind="stable").tolist():
+            seq, digest = int(seqs[i]), self._digests[32 * i : 32 * i + 32].hex()
+            if not (out_seqs and out_seqs[-1] == seq and digest in out_hashes[-4:]):
+                out_seqs.append(seq)
+                out_hashes.append(digest)
+        return out_seqs, out_hashes
 
 
 class _Walk:
