@@ -173,6 +173,7 @@ _KEYWORD_PATTERNS: tuple[tuple[re.Pattern[str], int], ...] = tuple(
     }.items()
 )
 _KEYWORD_HINTS = ("key", "pass", "pwd", "secret", "contrase")
+_ASSIGNS = re.compile(r"[:=(\"'`]")
 _PASSWORD_WORDS = re.compile(r"pass|pwd|contrase", re.IGNORECASE)
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=")
 
@@ -285,6 +286,8 @@ def _labelled(text: str) -> Iterable[Raw]:
         line_end = text.find("\n", line_start)
         line_end = len(text) if line_end < 0 else line_end
         line = text[line_start:line_end]
+        if not _ASSIGNS.search(line):  # every keyword form assigns (:, =, :=, =>), quotes or calls
+            continue
         for pattern, group in _KEYWORD_PATTERNS:
             for m in pattern.finditer(line):
                 value = m.group(group)
@@ -306,22 +309,41 @@ def _entropy(text: str) -> Iterable[Raw]:
                 yield "high_entropy", m.start(2), m.end(2), confidence
 
 
+def _hint_pattern(hints: _Hints) -> re.Pattern[str]:
+    return hints if isinstance(hints, re.Pattern) else re.compile("|".join(re.escape(h) for h in hints))
+
+
+def _grouped_by_hint() -> tuple[tuple[re.Pattern[str], tuple[_Pattern, ...]], ...]:
+    """The patterns grouped by hint, so that each hint is looked for once per text."""
+    groups: dict[str, tuple[re.Pattern[str], list[_Pattern]]] = {}
+    for entry in _PATTERNS:
+        hint = _hint_pattern(entry[3])
+        groups.setdefault(hint.pattern, (hint, []))[1].append(entry)
+    return tuple((hint, tuple(entries)) for hint, entries in groups.values())
+
+
+_BY_HINT = _grouped_by_hint()
+
+
 def credentials(text: str) -> Iterable[Raw]:
     """Every credential in ``text`` as ``(type, start, end, confidence)``; overlaps are left to the caller."""
     lowered = text.lower()
-    for pattern, kind, confidence, hints in _PATTERNS:
-        if isinstance(hints, re.Pattern) and not hints.search(lowered):
+    for hint, entries in _BY_HINT:
+        if hint.search(lowered) is None:
             continue
-        if isinstance(hints, tuple) and not any(h in lowered for h in hints):
-            continue
-        for m in pattern.finditer(text):
-            if pattern in _JWT and not JwtTokenDetector.is_formally_valid(m.group()):
-                continue
-            start, end = _trimmed(text, *_group_span(m))
-            if kind in ("api_key", "access_token"):
-                end = _to_token_end(text, end)
-            if end > start:
-                yield kind, start, end, confidence
+        for pattern, kind, confidence, _ in entries:
+            yield from _matches(text, pattern, kind, confidence)
     yield from _labelled(text)
     yield from _entropy(text)
     yield from private_keys(text)
+
+
+def _matches(text: str, pattern: re.Pattern[str], kind: FindingType, confidence: float) -> Iterable[Raw]:
+    for m in pattern.finditer(text):
+        if pattern in _JWT and not JwtTokenDetector.is_formally_valid(m.group()):
+            continue
+        start, end = _trimmed(text, *_group_span(m))
+        if kind in ("api_key", "access_token"):
+            end = _to_token_end(text, end)
+        if end > start:
+            yield kind, start, end, confidence

@@ -56,7 +56,8 @@ def _separators(run: str) -> tuple[set[str], int]:
 def _grouped(groups: list[int]) -> bool:
     if len(groups) == 1:
         return True
-    return groups in ([4, 6, 5], [4, 6, 4]) or (all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4)
+    # 4-6-5 (Amex), 4-6-4 (Diners), 8-8 (a wrapped run whose line break became a space), or fours
+    return groups in ([4, 6, 5], [4, 6, 4], [8, 8]) or (all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4)
 
 
 def _card_grouping(candidate: str) -> bool:

@@ -172,7 +172,9 @@ def redact_text(text: str, findings: Sequence[Finding]) -> str:
         pos = f.end
     pieces.append(text[pos:])
     result = "".join(pieces)
-    if not repeats:
+    lowered = result.lower()
+    repeats = {spelling: kind for spelling, kind in repeats.items() if spelling in lowered}
+    if not repeats:  # the common case: no value occurs again, and no pattern need be built
         return result
     alternatives = []
     for spelling in sorted(repeats, key=len, reverse=True):
