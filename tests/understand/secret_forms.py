@@ -108,7 +108,10 @@ def forms(tag: str) -> list[SecretForm]:
         SecretForm("ini_password", f"[database]\npassword = ini{t}Pass", (f"ini{t}Pass",), "password"),
         SecretForm("symbol_password", f"password: !{t}$ecret", (f"!{t}$ecret",), "password"),
         SecretForm(
-            "bearer", f"Authorization: Bearer {t}abcdef0123456789abcdef", (f"{t}abcdef0123456789abcdef",), "access_token"
+            "bearer",
+            f"Authorization: Bearer {t}abcdef0123456789abcdef",
+            (f"{t}abcdef0123456789abcdef",),
+            "access_token",
         ),
         SecretForm("jwt", _jwt(t), (_jwt(t), _jwt(t).rsplit(".", 1)[1]), "access_token"),
         SecretForm(
@@ -168,19 +171,14 @@ def forms(tag: str) -> list[SecretForm]:
         ),
         SecretForm("iban_lower", "iban " + _grouped(iban.lower(), " "), (iban,), "iban"),
         SecretForm("iban_compact", f"IBAN {iban}", (iban,), "iban"),
-        SecretForm(
-            "iban_odd_spacing", f"{iban[:2]} {iban[2:4]} {iban[4:8]} {iban[8:14]} {iban[14:]}", (iban,), "iban"
-        ),
+        SecretForm("iban_odd_spacing", f"{iban[:2]} {iban[2:4]} {iban[4:8]} {iban[8:14]} {iban[14:]}", (iban,), "iban"),
         SecretForm("iban_wrapped", "IBAN " + _wrapped(_grouped(iban, " ")), (iban,), "iban", False),
         SecretForm("card_dots", "card " + _grouped(card, "."), (card,), "card"),
         SecretForm("card_spaces", "card " + _grouped(card, " "), (card,), "card"),
         SecretForm("card_wrapped", "card " + card[:8] + "\n" + card[8:], (card,), "card", False),
         SecretForm("ssn_spaces", f"SSN {ssn[:3]} {ssn[3:5]} {ssn[5:]}", (ssn,), "ssn"),
         SecretForm("ssn_dots", f"SSN: {ssn[:3]}.{ssn[3:5]}.{ssn[5:]}", (ssn,), "ssn"),
-        *(
-            SecretForm(f"pem_{kind.lower()}", block, body, "private_key", False)
-            for kind, (block, body) in pem.items()
-        ),
+        *(SecretForm(f"pem_{kind.lower()}", block, body, "private_key", False) for kind, (block, body) in pem.items()),
     ]
     # A form whose secret is its whole token lists it here.
     return [f if f.secrets else SecretForm(f.name, f.text, (f.text,), f.kind, f.file_name_ok) for f in made]
