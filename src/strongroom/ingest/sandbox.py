@@ -330,13 +330,28 @@ def _child_main(conn: Connection, name: str, limits: ParseLimits) -> None:
 
 
 def _bound(limits: ParseLimits) -> None:
-    if _LIBC is not None and hasattr(signal, "SIGKILL"):
+    if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the forkserver
+    _release_the_forkserver()
     cpu = math.ceil(limits.timeout_s) + 1  # a backstop: the parent kills at timeout_s wall time
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 2))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU and crashes leave no core file
     limit = _address_space() + limits.memory_mb * MB
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _release_the_forkserver() -> None:
+    """Close this child's copy of the pipe that keeps the forkserver alive.
+
+    The forkserver exits when the process that started it dies, that is when every copy of
+    that pipe's write end is closed; multiprocessing hands one to each child, so a child
+    still parsing would keep the forkserver alive, and with it itself (PR_SET_PDEATHSIG).
+    """
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):
+        os.close(fd)
+        setattr(server, "_forkserver_alive_fd", None)  # noqa: B010 - a private attribute
 
 
 def _address_space() -> int:
