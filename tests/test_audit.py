@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import rfc8785
 import typer
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from strongroom.api.cli import audit_app
 from strongroom.audit import GENESIS, AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.audit.anchor import SigningKey
-from strongroom.audit.records import canonical_record, event_body, record_hash
+from strongroom.audit.records import canonical_json, canonical_record, event_body, record_hash
 from strongroom.config import Settings
 from tests.audit_contract import AuditLogContract, Backend, event, filled, problems
 
@@ -99,6 +101,23 @@ def test_the_record_hash_is_sha256_of_jcs_of_the_whole_record() -> None:
     second = record_hash(2, 2, WORKED_AT, str(first), body.decode())
     print(f"worked example: hash[1] = {first}, hash[2] = {second}")
     assert (first, second) == (WORKED_HASH_1, WORKED_HASH_2)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_json, groups=st.lists(st.text(max_size=5), max_size=3), detail=st.text())
+def test_the_fast_canonical_form_is_rfc8785(value: object, groups: list[str], detail: str) -> None:
+    """JCS through Python's json where that writes the same bytes, the rfc8785 package elsewhere."""
+    assume(all(not 0xD800 <= ord(c) <= 0xDFFF for c in detail + "".join(groups)))
+    assert canonical_json(value) == rfc8785.dumps(value)
+    e = AuditEvent(principal="p", groups=tuple(groups), action="a", filters={"v": value}, detail=detail)
+    assert event_body(e) == rfc8785.dumps(json.loads(event_body(e), parse_int=float))  # JSON numbers: doubles
 
 
 def test_odd_values_are_stored_as_json_can_hold_them() -> None:
@@ -203,3 +222,35 @@ def test_cli_verify_passes_then_reports_each_problem_where_it_is(tmp_path: Path)
     assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(2, "edited"), (4, "deleted"), (8, "truncated")]
     out = runner.invoke(_cli(), ["audit", "export", "--home", str(tmp_path), "--since", "2000-01-01"])
     assert out.exit_code == 0 and len(out.output.strip().splitlines()) == 6
+
+
+WORKED_SEED = bytes(range(32))  # the worked example's Ed25519 private key (never use it for real)
+WORKED_KEY_ID = "56475aa75463474c"
+WORKED_SIG = "+/FYPmjlw4VY0ZOj9ud4XHI/wK6S/u7eFNqCTnG8iR0qvfgIWprgNducdt/fw1d00r46pndIHUrrjbQAdpCNCQ=="
+
+
+def test_the_worked_checkpoint_signature() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from strongroom.audit.anchor import Checkpoint, verify_checkpoint
+
+    key = SigningKey(Ed25519PrivateKey.from_private_bytes(WORKED_SEED))
+    assert key.key_id == WORKED_KEY_ID
+    unsigned = Checkpoint(2, WORKED_HASH_2, "2026-01-02T03:04:05.700000+00:00", key.key_id)
+    assert unsigned.message() == (
+        b'{"at":"2026-01-02T03:04:05.700000+00:00","hash":"' + WORKED_HASH_2.encode() + b'",'
+        b'"key_id":"56475aa75463474c","seq":2,"type":"checkpoint"}'
+    )
+    import base64
+
+    assert base64.b64encode(key.sign(unsigned.message())).decode() == WORKED_SIG  # Ed25519 is deterministic
+    signed = Checkpoint(2, WORKED_HASH_2, unsigned.at, key.key_id, WORKED_SIG)
+    assert verify_checkpoint(signed, key.public_key)
+    assert not verify_checkpoint(Checkpoint(3, WORKED_HASH_2, unsigned.at, key.key_id, WORKED_SIG), key.public_key)
+
+
+def test_the_format_doc_quotes_the_pinned_values() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "audit-format.md").read_text()
+    assert WORKED_BODY in doc.splitlines() and len(WORKED_BODY.encode()) == 363
+    for value in (WORKED_AT, WORKED_HASH_1, WORKED_HASH_2, WORKED_KEY_ID, WORKED_SIG):
+        assert value in doc
