@@ -114,3 +114,41 @@ def test_term_sheet_fields_become_metadata() -> None:
     assert meta["ts.isin"] == sheet.truth["isin"]
     assert meta["ts.maturity_date"] == sheet.truth["maturity_date"]
     assert all(isinstance(v, str) for v in meta.values())
+
+
+def test_the_name_title_metadata_and_batch_meta_are_redacted_too() -> None:
+    doc = ParsedDocument(
+        (Page(1, "Quarterly board pack."),),
+        "application/pdf",
+        title="Access for the board: password: Tr0ub4dorX",
+        metadata={"pdf.subject": f"Refund to card {CARD}", "pdf.keywords": f"ops; {KEY}", "pdf.author": "Ops desk"},
+    )
+    u = understand(doc, "db_password=hunter2x.pdf", meta={"db_password": "MetaPw77", "desk": "rates"})
+    stored = u.parsed(doc)
+    assert u.name == "db_password=[REDACTED:PASSWORD].pdf"
+    assert stored.title == "Access for the board: password: [REDACTED:PASSWORD]"
+    assert dict(stored.metadata) == {
+        "pdf.author": "Ops desk",
+        "pdf.keywords": "ops; [REDACTED:API_KEY]",
+        "pdf.subject": "Refund to card [REDACTED:CARD]",
+    }
+    assert dict(u.user_metadata) == {"db_password": "[REDACTED:PASSWORD]", "desk": "rates"}
+    assert u.finding_counts() == {"password": 3, "card": 1, "api_key": 1}
+    assert all(f.page == 0 for f in u.findings)
+    assert u.sensitivity == "restricted" and u.metadata()["redacted"] == "5"
+
+
+def test_a_rejected_document_is_named_without_the_secret_in_its_file_name() -> None:
+    with pytest.raises(DocumentRejected) as info:
+        understand(_doc(LETTER), "passwd=hunter2x.txt", Policy(actions={"card": "reject"}))
+    assert "hunter2x" not in str(info.value) and "passwd=[REDACTED:PASSWORD].txt" in str(info.value)
+
+
+def test_a_public_filing_keeps_its_metadata() -> None:
+    meta = {
+        "pdf.subject": "Form 10-Q filed on 2023-08-04 for the period ending 2023-07-01",
+        "pdf.keywords": "0000320193-23-000077; ; 10-Q",
+    }
+    doc = ParsedDocument((Page(1, "FORM 10-Q"),), "application/pdf", metadata=meta)
+    u = understand(doc, "2023 Q3 AAPL.pdf")
+    assert dict(u.parsed(doc).metadata) == meta and u.name == "2023 Q3 AAPL.pdf" and not u.findings

@@ -78,8 +78,9 @@ def test_redaction_never_leaves_a_detected_secret(parts: list[tuple[str, str]], 
     text = "".join(f"{noise}\n{CONTEXT.get(kind, '')}{secrets[kind]}\n" for noise, kind in parts) + tail
     findings = detect_text(text, 1, POLICY)
     redacted = redact_text(text, findings)
-    for f in findings:
-        assert text[f.start : f.end] not in redacted
+    for f in findings:  # a value under six characters is only removed where it was found (see redact_text)
+        value = text[f.start : f.end]
+        assert len(value.strip()) < 6 or value.strip() not in redacted
     for kind in {kind for _, kind in parts}:
         assert secrets[kind] not in redacted, kind
         assert f"[REDACTED:{kind.upper()}]" in redacted

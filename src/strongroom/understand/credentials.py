@@ -10,6 +10,10 @@ a block cut by a page break), ``Authorization: Bearer`` values, Azure SAS signat
 labelled AWS secret access keys without quotes, current Slack/GitHub/Stripe/Google token
 prefixes, and labelled passwords that start with a symbol.
 
+Text already redacted reaches these detectors with each ``[REDACTED:TYPE]`` marker masked as
+``[#####]`` (see :func:`strongroom.understand.pii.detect_text`), so a marker is never read as
+a label or a value and redacting twice changes nothing.
+
 Limits, so that filings do not light up: the entropy plugins see quoted strings only (an
 unquoted hash, CUSIP or accession number in an exhibit list is not a credential), of at
 least 20 characters, above detect-secrets' own limits (4.5 bits base64, 3.0 bits hex).
@@ -156,7 +160,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
         # A labelled password whose value detect-secrets' keyword patterns refuse (it starts with a
         # symbol) or whose label it does not list (pass, pw, passphrase, passcode, PIN).
         r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:pass(?:word|wd|phrase|code)?|pwd|pw|pin)(?:[_-][A-Za-z0-9]+)*"
-        r"[\"'\]]{0,2}[ \t]*(?::=|=>|=|:)[ \t]*(?:([\"'`])(?!\[REDACTED:)([^\"'`\n]+)\1|(?!\[REDACTED:)([^\s\"'`]+))",
+        r"[\"'\]]{0,2}[ \t]*(?::=|=>|=|:)[ \t]*(?:([\"'`])(?!\[#)([^\"'`\n]+)\1|(?!\[#)([^\s\"'`]+))",
         "password",
         0.85,
         _hint(r"(?:pass|pw|pin)[a-z0-9_-]*[\"'\]]{0,2}[ \t]*[:=]"),
@@ -291,7 +295,7 @@ def _labelled(text: str) -> Iterable[Raw]:
         for pattern, group in _KEYWORD_PATTERNS:
             for m in pattern.finditer(line):
                 value = m.group(group)
-                if not value or value.startswith("[REDACTED:"):
+                if not value:
                     continue
                 kind: FindingType = "password" if _PASSWORD_WORDS.search(m.group()) else "secret"
                 start, end = _trimmed(line, *m.span(group))

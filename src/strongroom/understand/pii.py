@@ -48,6 +48,7 @@ _PHONE = re.compile(
     r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
     r"(?![\w-])(?![ .]\d)"
 )
+_MARKER = re.compile(r"\[REDACTED:[A-Z_]+\]")
 # Identifier types whose other spellings (run together, lower case) are redacted with them.
 _SPELLED: frozenset[FindingType] = frozenset({"card", "iban", "ssn", "aba_routing", "account_number"})
 _SPELLING_SEPARATORS = re.compile(r"[\s.\-]+")
@@ -119,9 +120,12 @@ def detect_text(text: str, page: int, policy: Policy | None = None) -> list[Find
 
     Overlapping candidates become one finding (see :func:`_resolve`), so an IBAN's digits are
     not also reported as a phone number, and a password inside a connection string that also
-    looks like an e-mail address is redacted, not merely flagged.
+    looks like an e-mail address is redacted, not merely flagged. Redaction markers already in
+    the text are never findings, nor labels of one: redacting redacted text changes nothing.
     """
     policy = policy or Policy()
+    if "[REDACTED:" in text:  # mask markers, same length: "PASSWORD]: x" inside one is no label
+        text = _MARKER.sub(lambda m: "[" + "#" * (len(m.group()) - 2) + "]", text)
     raw = [
         *credentials(text),
         *cards(text),
