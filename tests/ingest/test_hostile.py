@@ -389,3 +389,25 @@ def test_limits_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     limits = ParseLimits.from_settings(Settings(parse_memory_mb=512, zip_max_bytes=10 * MB))
     assert (limits.zip_max_ratio, limits.timeout_s, limits.memory_mb, limits.zip_max_bytes) == (50, 5, 512, 10 * MB)
     assert not limits.in_process
+
+
+@pytest.mark.integration
+def test_ray_workers_refuse_hostile_files_one_by_one(tmp_path: Path, docx_bomb: bytes, wide_sheet: bytes) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'ray[data]'")
+    from strongroom.ingest.distributed import ingest_with_ray
+    from strongroom.runtime import open_runtime
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bomb.docx").write_bytes(docx_bomb)
+    (docs / "wide.xlsx").write_bytes(wide_sheet)
+    (docs / "rates.md").write_text("# Rates\nThe 2031 notes pay a 4.25% coupon.\n")
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    runtime = open_runtime(settings)
+    try:
+        report = ingest_with_ray([docs], runtime.store, settings, IngestOptions(parse_limits=SLOW), workers=2)
+    finally:
+        runtime.close()
+    assert report.ingested == 1
+    failed = {Path(f.path).name: f.error for f in report.failures}
+    assert "zip bomb" in failed["bomb.docx"] and "parsing took over 2 s" in failed["wide.xlsx"]

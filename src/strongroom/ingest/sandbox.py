@@ -185,7 +185,8 @@ class _Children:
     """The children in flight. One per process: the forkserver is per process too."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: stop_parses() may run in a signal handler on a thread that holds it.
+        self._lock = threading.RLock()
         self._running: dict[int, _Child] = {}
         self._refusing = False
         self._context: ForkServerContext | None = None
@@ -212,6 +213,9 @@ class _Children:
                 process.start()
                 child = _Child(process)
                 self._running[id(child)] = child
+                if self._refusing:  # stop_parses() ran meanwhile, in a signal handler on this thread
+                    child.stopped = True
+                    process.kill()
         except BaseException:
             ours.close()
             raise
@@ -271,7 +275,7 @@ class _Children:
 
     def forget(self) -> None:
         """In a process forked from this one: no children, and a lock nobody holds."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._running = {}
 
 
