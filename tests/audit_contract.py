@@ -191,3 +191,13 @@ class AuditLogContract:
         assert log.verify().ok and log.head() == source.head()
         source.close()
         log.close()
+
+    def test_a_table_dropped_while_running_is_made_again_and_the_drop_is_reported(self, backend: Backend) -> None:
+        log = backend.open()
+        for i in range(3):
+            log.append(event(i))
+        backend.sql([(f"DROP TABLE {backend.table}", ())])
+        assert log.append(event(9)) == 1  # the service keeps auditing, on a new chain
+        found = {(p.seq, p.kind) for p in log.verify(grace_s=0).problems}
+        log.close()
+        assert {(1, "rewritten"), (2, "truncated")} <= found

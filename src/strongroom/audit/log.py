@@ -93,7 +93,7 @@ def _utc(since: datetime) -> str:
 
 class ChainedLog:
     """What the backends share: verification, conveniences. A backend provides ``read``,
-    ``head``, ``append_many``, ``adopt``, ``close``, ``_first_at`` and ``_table_exists``."""
+    ``head``, ``append_many``, ``adopt``, ``close``, ``_first_at`` and ``_exists_now``."""
 
     anchor: Anchor | None
 
@@ -103,7 +103,8 @@ class ChainedLog:
     def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
         raise NotImplementedError
 
-    def _table_exists(self) -> bool:
+    def _exists_now(self) -> bool:
+        """Whether the table is there (under the backend's lock)."""
         raise NotImplementedError
 
     def _first_at(self, since: str) -> int | None:
@@ -163,13 +164,13 @@ class ChainedLog:
     def _verify_once(self, anchors: Sequence[Path], public_keys: Collection[bytes] | None) -> VerifyReport:
         paths = [*([self.anchor.path] if self.anchor is not None else []), *anchors]
         if not paths:
-            return check(self.read(), None, table_exists=self._table_exists())
+            return check(self.read(), None, table_exists=self._exists_now())
         local = self.anchor.local_public_key() if self.anchor is not None and public_keys is None else None
         evidence = Evidence(pinned=public_keys, local=local)
         for path in paths:  # read before the records: every checkpoint then names a record already there
             evidence.read_file(path)
         evidence.take(self._stored_checkpoints(), "the database")
-        exists = self._table_exists()
+        exists = self._exists_now()
         return check(self.read() if exists else iter(()), evidence, table_exists=exists)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
 from strongroom.audit.anchor import Anchor, Checkpoint
 from strongroom.audit.log import ChainedLog, chain_rows
@@ -98,6 +99,9 @@ class PostgresAuditLog(ChainedLog):
         row = self._db.execute("SELECT to_regclass('audit_log') IS NOT NULL").fetchone()
         return bool(row and row[0])
 
+    def _exists_now(self) -> bool:
+        return bool(self._run("read", lambda db: self._table_exists()))
+
     def _create(self, *, force: bool = False) -> None:
         if self._exists and not force:
             return
@@ -122,6 +126,13 @@ class PostgresAuditLog(ChainedLog):
         bodies = [event_body(event) for event in events]
 
         def append(db: psycopg.Connection[Any]) -> tuple[list[int], Checkpoint | None]:
+            try:
+                return attempt(db)
+            except psycopg.errors.UndefinedTable:  # dropped while we ran: made again, verify tells
+                self._exists = False
+                return attempt(db)
+
+        def attempt(db: psycopg.Connection[Any]) -> tuple[list[int], Checkpoint | None]:
             self._create()
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))

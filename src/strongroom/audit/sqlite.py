@@ -72,9 +72,14 @@ class SqliteAuditLog(ChainedLog):
             is not None
         )
 
+    def _exists_now(self) -> bool:
+        with self._lock:
+            return self._table_exists()
+
     def _create(self) -> None:
-        """Made on the first write, so that a log someone dropped reads as dropped, not as empty."""
-        if not self._exists:
+        """Made on the first write, so that a log someone dropped reads as dropped, not as empty
+        (and made again if someone drops it while we run: verify tells from the checkpoints)."""
+        if not self._exists or not self._table_exists():
             self._db.executescript(_TABLE + _GUARDS)
             self._exists = True
 
