@@ -11,11 +11,15 @@ import pytest
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 
 
-def run(home: Path, *args: str, embedder: str = "hash") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STRONGROOM_EMBEDDER": embedder, "STRONGROOM_HOME": str(home)}
+def run(home: Path, *args: str, embedder: str = "hash", **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STRONGROOM_EMBEDDER": embedder, "STRONGROOM_HOME": str(home), **env_extra}
     return subprocess.run(
         [sys.executable, "-m", "strongroom.cli", *args], env=env, capture_output=True, text=True, timeout=600
     )
+
+
+#: every route may be used by the group public (the CLI's default principal)
+GRANTED = {"STRONGROOM_ROUTE_GROUPS": json.dumps({"*": ["public"]})}
 
 
 @pytest.fixture
@@ -76,11 +80,17 @@ def test_ingest_search_ask_eval_documents(tmp_path: Path, corpus: Path) -> None:
     assert scores["doc_hit_at_1"] == 1.0 and scores["fact_recall_at_1"] == 1.0 and scores["page_recall_at_1"] == 1.0
     assert scores["n"] == 1 and scores["mrr"] == 1.0 and "search_ms_p50" in scores
 
-    listed = json.loads(run(home, "documents", "--json").stdout)
+    assert json.loads(run(home, "documents", "--json").stdout) == []  # public may read neither
+    listed = json.loads(run(home, "documents", "--groups", "rates", "--json").stdout)
     assert {d["document"] for d in listed} == {"desk.md", "q1.txt"}
 
-    again = json.loads(run(home, "ingest", str(corpus), "--json").stdout)
+    again = json.loads(run(home, "ingest", str(corpus), "--acl", "rates", "--groups", "rates", "--json").stdout)
     assert again["duplicates"] == 2 and again["ingested"] == 0
+    # the same bytes by someone who may not read them, or under another ACL: refused, never a silent no-op
+    outsider = run(home, "ingest", str(corpus), "--json")
+    assert outsider.returncode == 1 and json.loads(outsider.stdout)["failed"] == 2
+    relabel = run(home, "ingest", str(corpus), "--acl", "public", "--groups", "rates", "--json")
+    assert relabel.returncode == 1 and "strongroom acl set" in relabel.stdout
 
 
 def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corpus: Path) -> None:
@@ -93,7 +103,10 @@ def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corp
         assert added.returncode == 0 and routed.returncode == 0, added.stderr + routed.stderr
 
         server.script(Reply.stream("Quarterly revenue was 1,234 million [1]."))
-        asked = run(home, "ask", "What was quarterly revenue?", "--model", "chat", "--json")
+        # routes are granted to groups (deny by default): nobody may use "chat" yet
+        refused = run(home, "ask", "What was quarterly revenue?", "--model", "chat")
+        assert refused.returncode == 1 and "no model route 'chat' that you may use" in refused.stderr
+        asked = run(home, "ask", "What was quarterly revenue?", "--model", "chat", "--json", **GRANTED)
         assert asked.returncode == 0, asked.stderr
         data = json.loads(asked.stdout)
         assert data["found"] and data["generator"] == "llm" and data["answer"] == "Quarterly revenue was 1,234 million."
@@ -109,7 +122,7 @@ def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corp
         assert "[1] q1.txt, page 1" in prompt and prompt.endswith("Question: What was quarterly revenue?")
 
         # the backend is down (500s): the route falls back to the extractive deployment
-        down = run(home, "ask", "What was quarterly revenue?", "--model", "chat")
+        down = run(home, "ask", "What was quarterly revenue?", "--model", "chat", **GRANTED)
         assert down.returncode == 0, down.stderr
         assert "1,234 million" in down.stdout and "q1.txt p.1" in down.stdout
         assert "route chat v1 answered by extractive (failed over from fake-vllm); prompt extractive-v1" in " ".join(
@@ -117,12 +130,14 @@ def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corp
         )
         # v2 has no extractive last resort: the whole gateway call fails and `ask` says so
         assert run(home, "models", "set-route", "chat", "-d", "fake-vllm:100").returncode == 0
-        failed = json.loads(run(home, "ask", "What was quarterly revenue?", "--model", "chat", "--json").stdout)
+        failed = json.loads(
+            run(home, "ask", "What was quarterly revenue?", "--model", "chat", "--json", **GRANTED).stdout
+        )
         assert failed["found"] and failed["generator"] == "extractive-v1"
         assert failed["metadata"]["fallback"] == "gateway-error" and failed["metadata"]["route_version"] == ""
 
-    unknown = run(home, "ask", "What was quarterly revenue?", "--model", "nope")
-    assert unknown.returncode == 2 and "no model route named 'nope'" in unknown.stderr
+    unknown = run(home, "ask", "What was quarterly revenue?", "--model", "nope", **GRANTED)
+    assert unknown.returncode == 1 and "no model route 'nope' that you may use" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
 
@@ -136,7 +151,8 @@ def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corp
         (["ingest", "/no/such/path"], "no such file"),
     ],
 )
-def test_bad_input_gets_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_gets_a_clear_error(tmp_path: Path, corpus: Path, args: list[str], message: str) -> None:
+    assert run(tmp_path / "home", "ingest", str(corpus)).returncode == 0
     result = run(tmp_path / "home", *args)
     assert result.returncode != 0
     assert message in result.stderr + result.stdout

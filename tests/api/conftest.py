@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,14 @@ class Env:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def audit_records(client: httpx.Client, after_seq: int = 0, limit: int = 100_000) -> list[dict[str, Any]]:
+    """The audit log as an admin reads it over HTTP: JSON lines, paged forward by seq."""
+    r = client.get("/v1/audit", params={"after_seq": after_seq, "limit": limit})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in r.text.splitlines() if line]
 
 
 def service_settings(provider: Provider, **overrides: object) -> ServiceSettings:

@@ -181,9 +181,15 @@ def test_request_logs_are_json_with_a_request_id_and_no_secrets(env: Env) -> Non
 def test_admins_manage_keys_over_http_and_the_secret_is_shown_once(env: Env) -> None:
     with env.client(["readers"], sub="not-admin") as c:
         assert c.post("/v1/keys", json={"owner": "x", "groups": ["readers"]}).status_code == 403
-    with env.client(["admins"], sub="key-admin") as admin:
+    with env.client(["admins", "readers", "public"], sub="key-admin") as admin:
+        # a key may carry only groups its creator holds
+        beyond = admin.post("/v1/keys", json={"owner": "report-bot", "groups": ["readers", "legal"]})
+        assert beyond.status_code == 403 and "legal" in beyond.text
+        forever = admin.post("/v1/keys", json={"owner": "report-bot", "groups": ["readers"], "days": 400})
+        assert forever.status_code == 422
         made = admin.post("/v1/keys", json={"owner": "report-bot", "groups": ["readers", "public"]})
         assert made.status_code == 201
+        assert made.json()["expires_at"] is not None  # keys expire by default
         secret, key_id = made.json()["key"], made.json()["id"]
         assert call(env, secret).status_code == 200
         listed = admin.get("/v1/keys")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from tests.api.conftest import Env
+from tests.api.conftest import Env, audit_records
 
 REPORT = (
     b"Quasar holdings annual review\n\n"
@@ -25,7 +25,7 @@ def test_upload_ingests_and_the_job_reports_per_file(env: Env) -> None:
     job = _upload(
         env, ["ingesters", "research"], "quasar.txt", REPORT, "research", source="uploads/q1", meta='{"ticker": "QSR"}'
     )
-    assert job["status"] == "done"
+    assert job["status"] == "done", job["files"][0]["error"]
     (file,) = job["files"]
     assert file["status"] == "ingested" and file["chunks"] >= 1 and file["name"] == "quasar.txt"
     with env.client(["readers", "research"]) as c:
@@ -76,7 +76,7 @@ def test_delete_removes_chunks_pages_and_vectors_and_is_audited(env: Env) -> Non
         assert c.delete(f"/v1/documents/{doc_id}").status_code == 404
         assert c.get(f"/v1/documents/{doc_id}").status_code == 404
         assert "vortex" not in c.post("/v1/search", json={"query": "vortex settlement"}).text.lower()
-        records = c.get("/v1/audit").json()["records"]
+        records = audit_records(c)
     assert any(x["action"] == "documents.delete" and x["target"] == doc_id and x["outcome"] == "ok" for x in records)
     with sqlite3.connect(env.settings.catalog_path) as db:
         assert db.execute("SELECT COUNT(*) FROM pages WHERE version_id = ?", (version_id,)).fetchone()[0] == 0

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.api.conftest import DOCS, ENTITLEMENTS, Env
+from tests.api.conftest import DOCS, ENTITLEMENTS, Env, audit_records
 
 SUBSETS = [list(c) for n in range(len(ENTITLEMENTS) + 1) for c in itertools.combinations(ENTITLEMENTS, n)]
 QUESTIONS = ["revenue net sales", "What was the quarterly revenue?", *[f"{m} margin" for m in DOCS]]
@@ -78,7 +78,7 @@ def test_the_audit_record_names_what_was_returned(env: Env) -> None:
         r = c.post("/v1/ask", json={"question": "zephyr revenue", "filters": {"source": "corpus"}})
     assert r.status_code == 200 and r.json()["found"]
     with env.client(["admins"], sub="admin") as c:
-        records = c.get("/v1/audit").json()["records"]
+        records = audit_records(c)
     mine = [x for x in records if x["principal"] == "auditor-check"][-1]
     assert mine["action"] == "ask" and mine["outcome"] == "ok"
     assert mine["groups"] == ["readers", "research"]

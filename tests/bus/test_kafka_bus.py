@@ -31,6 +31,10 @@ from strongroom.errors import ConfigError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
+from strongroom.types import Principal
+
+#: who queued the jobs: the worker writes with this principal's write entitlements
+WRITER = Principal("etl", frozenset({"public"}))
 
 BROKER = os.environ.get("STRONGROOM_TEST_KAFKA", "")
 needs_kafka = pytest.mark.skipif(
@@ -75,7 +79,7 @@ def _bus(topic: str, **kw: float) -> KafkaBus:
 
 
 def _job(path: Path) -> IngestJob:
-    return IngestJob.for_file(path, IngestOptions(), [path.parent])
+    return IngestJob.for_file(path, IngestOptions(), [path.parent], principal=WRITER)
 
 
 @needs_kafka

@@ -25,7 +25,11 @@ from strongroom.errors import ConfigError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
+from strongroom.types import Principal
 from tests.redis_service import REDIS_URL, needs_redis
+
+#: who queued the jobs: the worker writes with this principal's write entitlements
+WRITER = Principal("etl", frozenset({"public"}))
 
 URL = REDIS_URL
 SEC10Q = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "sec10q" / "docs"
@@ -39,7 +43,7 @@ def _bus(stream: str, **kw: float) -> RedisStreamsBus:
 
 
 def _job(path: Path) -> IngestJob:
-    return IngestJob.for_file(path, IngestOptions(), [path.parent])
+    return IngestJob.for_file(path, IngestOptions(), [path.parent], principal=WRITER)
 
 
 def test_a_job_a_worker_left_unacknowledged_is_reclaimed_by_another(stream: str, tmp_path: Path) -> None:
@@ -122,7 +126,7 @@ def test_kill_9_mid_document_another_worker_finishes_it(stream: str, tmp_path: P
     home = tmp_path / "home"
     bus = _bus(stream, reclaim_idle_s=2)
     for f in files:
-        bus.publish(IngestJob.for_file(f, IngestOptions(), [SEC10Q]))
+        bus.publish(IngestJob.for_file(f, IngestOptions(), [SEC10Q], principal=WRITER))
     doomed = _worker(home, stream, "doomed")
     try:
         _wait(lambda: any(p["consumer"] == "doomed" for p in bus.pending()), 120, "the first worker to take a job")

@@ -248,7 +248,7 @@ async def get_job(job_id: str, request: Request, principal: Who) -> JobOut:
 async def read_audit(
     request: Request,
     principal: Who,
-    after_seq: Annotated[int, Query(ge=0, description="Records after this sequence number (0: from the first).")] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**62, description="Records after this seq (0: from the first).")] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> StreamingResponse:
     """Audit records (admins) with ``seq > after_seq``, oldest first, as JSON lines, streamed.

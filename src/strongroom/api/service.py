@@ -145,7 +145,9 @@ class Service:
     def close(self) -> None:
         """Stop: kill in-flight parses, mark running jobs interrupted, remove their uploads."""
         self._stopping.set()
-        sandbox.stop_parses()
+        # kill the parse in flight (the ingestion thread stops taking uploads on its own; other
+        # apps in this process, as in tests, go on parsing)
+        sandbox.stop_parses(refuse_new=False)
         with self._lock:
             interrupted = list(self._running.values())
         for upload in interrupted:
@@ -261,6 +263,8 @@ class Service:
             self._ingest_runtime.close()
 
     def _ingest(self, upload: UploadRequest, principal: Principal) -> None:
+        if self._stopping.is_set():
+            return  # close() marks it interrupted
         if self._ingest_runtime is None:
             self._ingest_runtime = open_runtime(self.settings, self.runtime.embedder)
         store = self._ingest_runtime.store

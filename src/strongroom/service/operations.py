@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -69,8 +69,7 @@ class Outcome(Generic[T]):
         """The value; or the operation's error, raised (after the driver audited it)."""
         if self.error is not None:
             raise self.error
-        assert self.value is not None
-        return self.value
+        return cast(T, self.value)
 
 
 @dataclass(frozen=True)

@@ -103,12 +103,13 @@ class VersionTable:
 
     def chunk_mask(self, scope: Scope, chunk_version: npt.NDArray[np.int64]) -> BoolArray:
         """The admitted chunk rows; cached per scope (the table is rebuilt on every write)."""
-        now = float(int(time.time()))  # "now" moves by the second, so a mask is reused within one
-        clocks = scope.instants(now)
+        # cached by the second: a mask made now serves the rest of this second (every write
+        # makes a new table, so what a write adds is seen at once)
+        clocks = scope.instants(float(int(time.time())))
         key = (scope.groups, clocks, scope.doc_types, tuple(sorted(scope.filters.items())), len(chunk_version))
         mask = self._masks.get(key)
         if mask is None:
-            mask = self.version_mask(scope, now)[chunk_version] if len(self.seqs) else np.zeros(0, dtype=bool)
+            mask = self.version_mask(scope)[chunk_version] if len(self.seqs) else np.zeros(0, dtype=bool)
             self._masks[key] = mask
             if len(self._masks) > 32:
                 self._masks.popitem(last=False)
