@@ -15,13 +15,15 @@ over 60 s" or "parsing needed over 1024 MB", ``CorruptDocument`` for a parser cr
 
 Children come from a :mod:`multiprocessing` forkserver that has imported the parsers
 once, so a parse costs a fork (about 10 ms), not an interpreter start, and the calling
-process (threads, torch, faiss) is never forked. The forkserver is reaped by, and exits
-with, the process that started it, and each child dies with the forkserver, so no child
-outlives its process; it also stops on its own once its CPU time passes the limit.
+process (threads, torch, faiss) is never forked. The forkserver exits when the process
+that started it dies (each child closes its copy of the pipe that tells it so), each
+child dies with the forkserver (PR_SET_PDEATHSIG), and the forkserver reaps its children:
+no child outlives its process or lingers as a zombie, and none writes a file. A child also
+stops on its own once its CPU time passes the limit.
 
     >>> parse_bounded(data, "q3.docx", ParseLimits(timeout_s=30))  # doctest: +SKIP
     ParsedDocument(...)
-    >>> stop_parses()  # on SIGTERM: kill the parses in flight, refuse new ones  # doctest: +SKIP
+    >>> stop_parses()  # doctest: +SKIP  (on SIGTERM: kill the parses in flight, refuse new ones)
     1
 """
 
@@ -37,6 +39,7 @@ import resource
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
@@ -309,15 +312,21 @@ def _proc_peak_rss_mb(pid: int | None) -> float | None:
 
 # -- the child --------------------------------------------------------------------------------
 
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - no C library to call (not Linux)
-    _LIBC = None
+
+def _prctl() -> Any:
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    except OSError:  # pragma: no cover - no C library to load
+        return None
+
+
+_PRCTL = _prctl()  # Linux only; elsewhere children rely on the CPU limit and the pipe's EOF
 
 
 def _child_main(conn: Connection, name: str, limits: ParseLimits) -> None:
     """Runs in the child: bound itself, read the bytes, parse, answer in JSON, exit at once."""
     _bound(limits)
+    warnings.simplefilter("ignore")  # library warnings would print once per file: each child is new
     reply: dict[str, Any]
     try:
         reply = {"document": _encode(parse(conn.recv_bytes(), name, limits))}
@@ -334,8 +343,8 @@ def _child_main(conn: Connection, name: str, limits: ParseLimits) -> None:
 
 
 def _bound(limits: ParseLimits) -> None:
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the forkserver
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the forkserver
     _release_the_forkserver()
     cpu = math.ceil(limits.timeout_s) + 1  # a backstop: the parent kills at timeout_s wall time
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 2))
