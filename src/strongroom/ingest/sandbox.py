@@ -213,7 +213,13 @@ class _Children:
                     raise _stopped(name)
                 process = _Process(target=_child_main, args=(theirs, name, limits), name="strongroom-parse")
                 process.daemon = True  # killed by multiprocessing's exit handler too
-                process.start()
+                try:
+                    process.start()
+                except OSError as exc:  # the host, not the file: out of processes, memory or fds
+                    raise IngestError(
+                        f"{name}: could not start a parser process ({exc.strerror or exc}); "
+                        "check the host's process, memory and open-file limits, then ingest again"
+                    ) from exc
                 child = _Child(process)
                 self._running[id(child)] = child
                 if self._refusing:  # stop_parses() ran meanwhile, in a signal handler on this thread
