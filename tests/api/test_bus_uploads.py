@@ -12,7 +12,6 @@ from strongroom.api import create_app
 from strongroom.bus.redis_streams import RedisStreamsBus
 from strongroom.bus.worker import run_worker
 from strongroom.config import Settings
-from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
 from tests.api.conftest import service_settings
@@ -42,7 +41,7 @@ def test_an_upload_is_queued_then_a_worker_ingests_it(tmp_path: Path, provider: 
         def work() -> None:  # a worker on the same host, sharing the upload folder and the store
             runtime = open_runtime(settings, HashEmbedder(64))
             try:
-                run_worker(bus, runtime, IngestOptions(), "w1", stop=stop, block_s=0.2)
+                run_worker(bus, runtime, "w1", stop=stop, block_s=0.2)
             finally:
                 runtime.close()
 

@@ -74,7 +74,7 @@ def test_worker_stores_good_files_once_and_dead_letters_poison(stream: str, tmp_
     bus._redis.xadd(stream, {"job": "{not json"})  # a malformed message is poison too
     runtime = open_runtime(Settings(home=tmp_path / "home", embedder="hash"), HashEmbedder(64))
     try:
-        counts = run_worker(bus, runtime, IngestOptions(), "w1", block_s=0.5, until_idle=True)
+        counts = run_worker(bus, runtime, "w1", block_s=0.5, until_idle=True)
         versions = runtime.store.versions()
     finally:
         runtime.close()

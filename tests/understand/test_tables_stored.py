@@ -31,4 +31,4 @@ def test_tables_of_a_stored_document_within_entitlements(tmp_path: Path) -> None
     assert coupon["page"] == page["page"] == 1
     # a caller outside the ACL learns nothing, not even that the document exists
     denied = _run(home, "tables", "list", "terms.csv")
-    assert denied.returncode != 0 and "no stored document" in denied.stderr
+    assert denied.returncode != 0 and "no document 'terms.csv' that you may read" in denied.stderr

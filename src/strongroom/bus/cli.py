@@ -1,5 +1,6 @@
-"""CLI pieces of the ingestion bus, mounted by :mod:`strongroom.cli`: ``ingest --bus``
-queues one job per file (:func:`publish`); ``strongroom worker`` consumes them."""
+"""CLI pieces of the ingestion bus, mounted by :mod:`strongroom.cli`: ``strongroom worker``
+consumes the jobs ``ingest --bus`` queues (``Platform.queue``), and ``dead-letters`` lists
+the ones given up on."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from typing import Annotated
 
 import typer
 
-from strongroom.bus.base import IngestJob, open_bus
+from strongroom.audit import open_audit_log
+from strongroom.bus.base import open_bus
 from strongroom.bus.worker import run_worker
 from strongroom.cli_common import HomeOpt, err, fail, open_runtime_for, out, settings_for
 from strongroom.errors import StrongroomError
-from strongroom.ingest.pipeline import IngestOptions
 
-__all__ = ["BusOpt", "StreamOpt", "dead_letters_command", "publish", "worker_command"]
+__all__ = ["BusOpt", "StreamOpt", "dead_letters_command", "worker_command"]
 
 StreamOpt = Annotated[
     str, typer.Option("--stream", envvar="STRONGROOM_BUS_STREAM", help="The job stream's name on the bus.")
@@ -30,28 +31,6 @@ BusOpt = Annotated[
         "--bus", envvar="STRONGROOM_BUS_URL", help="Queue jobs on this bus (redis://host:6379/0) for workers."
     ),
 ]
-
-
-def publish(url: str, stream: str, files: list[Path], options: IngestOptions, roots: list[Path], as_json: bool) -> None:
-    missing = [p for p in roots if not p.exists()]
-    if missing or not files:
-        raise fail(f"nothing to queue: {', '.join(map(str, missing)) or 'no files'} (check the paths)")
-    try:
-        queue = open_bus(url, stream=stream)
-        try:
-            queued = [
-                {"file": str(f), "job_id": job.id, "message_id": queue.publish(job)}
-                for f in files
-                for job in [IngestJob.for_file(f, options, roots)]
-            ]
-        finally:
-            queue.close()
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-    if as_json:
-        out.print_json(json.dumps({"queued": queued}))
-        return
-    out.print(f"queued {len(queued)} file(s) on {url.split('@')[-1]}; `strongroom worker --bus URL` ingests them")
 
 
 def worker_command(
@@ -84,15 +63,16 @@ def worker_command(
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
     runtime = open_runtime_for(home)
-    base = IngestOptions(max_file_bytes=settings.max_file_bytes, chunk_tokens=settings.chunk_tokens)
+    audit = open_audit_log(settings)
     err.print(f"worker {name} consuming {bus.split('@')[-1]}")
     try:
-        counts = run_worker(queue, runtime, base, name, stop=stop, until_idle=until_idle)
+        counts = run_worker(queue, runtime, name, audit=audit, stop=stop, until_idle=until_idle)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
     finally:
         queue.close()
         runtime.close()
+        audit.close()
     err.print(
         f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
     )

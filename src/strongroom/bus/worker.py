@@ -14,11 +14,14 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from strongroom.audit import AuditLog
 from strongroom.bus.base import Bus, Delivery, IngestJob
 from strongroom.errors import StrongroomError
-from strongroom.ingest.pipeline import FileResult, IngestOptions, ingest
+from strongroom.ingest.pipeline import FileResult
 from strongroom.runtime import Runtime
-from strongroom.service.writes import EntitledTarget
+from strongroom.service.operations import Operations
+from strongroom.service.records import QueryRedactor, load_secret
+from strongroom.service.requests import IngestRequest
 from strongroom.types import Principal
 
 __all__ = ["handle", "run_worker"]
@@ -26,8 +29,12 @@ __all__ = ["handle", "run_worker"]
 log = logging.getLogger("strongroom.worker")
 
 
-def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery) -> str:
-    """Process one delivery; returns what became of it: ``done``, ``retry`` or ``dead``."""
+def handle(bus: Bus, runtime: Runtime, delivery: Delivery, audit: AuditLog | None = None) -> str:
+    """Process one delivery; returns what became of it: ``done``, ``retry`` or ``dead``.
+
+    The file is ingested through the application layer's ingest operation as the principal
+    who queued it (its write entitlements apply, exactly as in process), and the operation's
+    audit records go to ``audit``."""
     job = delivery.job
     if job is None:
         bus.dead_letter(delivery, f"not an ingestion job (malformed message {delivery.raw[:200]!r})")
@@ -43,29 +50,28 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery) 
         reason = f"gave up after {delivery.attempt - 1} deliveries: " + (
             bus.last_error(delivery.message_id) or "the worker handling it stopped (killed or crashed) each time"
         )
-        runtime.store.record_job(job.id, started, "failed", request, {"files": [_failed(job, reason)]})
-        bus.dead_letter(delivery, reason)
-        _clean_up(job)
-        return "dead"
+        return _give_up(bus, runtime, delivery, job, started, request, reason)
     if not job.principal or not job.groups:
         reason = "the job names no principal (queued by an older strongroom?); queue the file again"
-        runtime.store.record_job(job.id, started, "failed", request, {"files": [_failed(job, reason)]})
-        bus.dead_letter(delivery, reason)
-        _clean_up(job)
-        return "dead"
+        return _give_up(bus, runtime, delivery, job, started, request, reason)
     runtime.store.record_job(job.id, started, "running", request)
-    options = job.options(base)
-    # the submitter's write entitlements, exactly as for an ingestion in process
     writer = Principal(job.principal, frozenset(job.groups), frozenset({"reader", "ingester"}), "bus")
+    wanted = IngestRequest(
+        paths=(Path(job.path),),
+        acl=frozenset(job.acl),
+        published=job.published,
+        doc_type=job.doc_type,
+        source=job.source,
+        meta=job.meta,
+        roots=tuple(Path(r) for r in job.roots) or None,
+    )
+    redactor = QueryRedactor(load_secret(runtime.settings.query_hash_key_path))
+    ops = Operations(runtime.settings, runtime.store, runtime.embedder, redactor)
+    outcome = ops.ingest(writer, wanted, job_id=job.id)
+    if audit is not None and outcome.events:
+        audit.append_many(list(outcome.events))
     try:
-        report = ingest(
-            [Path(job.path)],
-            EntitledTarget(runtime.store, writer, options.acl),
-            runtime.embedder,
-            options,
-            roots=[Path(r) for r in job.roots] or None,
-            job_id=job.id,
-        )
+        report = outcome.result()
         error = report.failures[0].error if report.failures else ""
         files = [_file(job, f) for f in report.files]
         summary: dict[str, object] = {"files": files, "totals": report.as_dict(), "attempt": delivery.attempt}
@@ -86,6 +92,21 @@ def handle(bus: Bus, runtime: Runtime, base: IngestOptions, delivery: Delivery) 
     return "retry"
 
 
+def _give_up(
+    bus: Bus,
+    runtime: Runtime,
+    delivery: Delivery,
+    job: IngestJob,
+    started: datetime,
+    request: dict[str, object],
+    reason: str,
+) -> str:
+    runtime.store.record_job(job.id, started, "failed", request, {"files": [_failed(job, reason)]})
+    bus.dead_letter(delivery, reason)
+    _clean_up(job)
+    return "dead"
+
+
 def _file(job: IngestJob, result: FileResult) -> dict[str, object]:
     return result.job_entry(Path(job.path).parent)
 
@@ -102,9 +123,9 @@ def _clean_up(job: IngestJob) -> None:
 def run_worker(
     bus: Bus,
     runtime: Runtime,
-    base: IngestOptions,
     consumer: str,
     *,
+    audit: AuditLog | None = None,
     stop: threading.Event | None = None,
     block_s: float = 2.0,
     until_idle: bool = False,
@@ -119,7 +140,7 @@ def run_worker(
             if until_idle and bus.outstanding() == 0:
                 break
             continue
-        outcome = handle(bus, runtime, base, delivery)
+        outcome = handle(bus, runtime, delivery, audit)
         counts[outcome] += 1
         log.info("job %s: %s (attempt %d)", delivery.message_id, outcome, delivery.attempt)
     return counts

@@ -38,15 +38,19 @@ termsheets_app = typer.Typer(help="Term sheets: extract, list and show their fie
 tables_app = typer.Typer(help="Tables as data: header, rows and cells with page and position.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-GroupsOpt = Annotated[str, typer.Option("--groups", help="Your groups, comma-separated (stored documents).")]
+GroupsOpt = Annotated[
+    str | None,
+    typer.Option("--groups", help="Your groups, comma-separated (default: STRONGROOM_CLI_GROUPS, else public)."),
+]
+UserOpt = Annotated[str | None, typer.Option("--user", help="Who you are, for the audit log (default: $USER).")]
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
 ]
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -197,47 +201,41 @@ def termsheets_extract(
             )
 
 
-def _term_sheets(home: Path | None) -> list[DocumentVersion]:
-    from strongroom.runtime import open_runtime
+def _term_sheets(home: Path | None, user: str | None, groups: str | None) -> list[DocumentVersion]:
+    """The current versions of the stored term sheets you may read (through the application layer)."""
+    from strongroom.cli_common import exit_code, open_platform_for, principal_of
+    from strongroom.service import DocumentsRequest
 
+    platform = open_platform_for(home)
     try:
-        runtime = open_runtime(Settings(home=home) if home else Settings())
+        docs = platform.documents(principal_of(platform, user, groups), DocumentsRequest(limit=1000))
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    try:
-        versions = runtime.store.versions()
+        raise _fail(str(exc), exit_code(exc)) from exc
     finally:
-        runtime.close()
+        platform.close()
+    versions = [d.current for d in docs]
     return [v for v in versions if v.doc_type == "term_sheet" or any(k.startswith("ts.") for k in v.metadata)]
 
 
-def _document(target: str, home: Path | None, groups: str) -> ParsedDocument:
-    """A file, or a stored document (file name, document id or version id prefix) the groups
-    may read, rebuilt from its stored page text, so cell offsets match its citations."""
+def _document(target: str, home: Path | None, user: str | None, groups: str | None) -> ParsedDocument:
+    """A file, or a stored document (file name, document id or version id prefix) you may
+    read, rebuilt from its stored page text, so cell offsets match its citations."""
     if Path(target).is_file():
         return _parse(_files([Path(target)])[0])
-    from strongroom.runtime import open_runtime
+    from strongroom.cli_common import exit_code, open_platform_for, principal_of
 
-    allowed = frozenset(g.strip() for g in groups.split(",") if g.strip())
+    platform = open_platform_for(home)
     try:
-        runtime = open_runtime(Settings(home=home) if home else Settings())
+        principal = principal_of(platform, user, groups)
+        doc = platform.find_document(principal, target)
+        version = doc.current
+        pages = tuple(
+            Page(n, platform.page(principal, doc.document_id, version.id, n).text) for n in range(1, version.pages + 1)
+        )
     except StrongroomError as exc:
-        raise _fail(str(exc)) from exc
-    try:
-        matches = [
-            v
-            for v in runtime.store.versions()
-            if (target in (v.name, v.source) or v.document_id.startswith(target) or v.id.startswith(target))
-            and v.acl & allowed
-        ]
-        if not matches:
-            raise _fail(f"{target}: no such file, and no stored document by that name or id that you may read")
-        if len({v.document_id for v in matches}) > 1:
-            raise _fail(f"{target} names {len(matches)} documents; give a document or version id")
-        version = max(matches, key=lambda v: (v.published_at, v.ingested_at))
-        pages = tuple(Page(n, runtime.store.page_text(version.id, n) or "") for n in range(1, version.pages + 1))
+        raise _fail(f"{target}: no such file, and {exc}", exit_code(exc)) from exc
     finally:
-        runtime.close()
+        platform.close()
     return ParsedDocument(pages, version.media_type, title=version.title)
 
 
@@ -252,15 +250,17 @@ def termsheets_list(
     maturing_before: Annotated[
         str | None, typer.Option("--maturing-before", help="Only those maturing before DATE (YYYY-MM-DD).")
     ] = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List stored term sheets with their main fields."""
+    """List the stored term sheets you may read, with their main fields."""
     try:
         before = date.fromisoformat(maturing_before) if maturing_before else None
     except ValueError as exc:
         raise _fail(f"{maturing_before!r} is not a date (YYYY-MM-DD)") from exc
     rows = []
-    for v in _term_sheets(home):
+    for v in _term_sheets(home, user, groups):
         fields = _ts_fields(v)
         if underlying and underlying.lower() not in fields.get("underlying", "").lower().split("; "):
             continue
@@ -280,10 +280,12 @@ def termsheets_list(
 def termsheets_show(
     doc: Annotated[str, typer.Argument(help="Document name or version id (a prefix is enough).")],
     home: HomeOpt = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the stored fields of one term sheet."""
-    matches = [v for v in _term_sheets(home) if v.name == doc or v.id.startswith(doc)]
+    """Show the stored fields of one term sheet you may read."""
+    matches = [v for v in _term_sheets(home, user, groups) if v.name == doc or v.id.startswith(doc)]
     if not matches:
         raise _fail(f"no term sheet named {doc!r}; see 'strongroom termsheets list'")
     version = matches[-1]
@@ -331,11 +333,12 @@ def eval_extraction_command(
 def tables_list(
     target: Annotated[str, typer.Argument(help="A document file, or a stored document's name or id.")],
     home: HomeOpt = None,
-    groups: GroupsOpt = "public",
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the tables in a document: index, page, kind, size and first row."""
-    tables = extract_tables(_document(target, home, groups))
+    tables = extract_tables(_document(target, home, user, groups))
     rows = [
         {
             "index": i,
@@ -359,11 +362,12 @@ def tables_show(
     target: Annotated[str, typer.Argument(help="A document file, or a stored document's name or id.")],
     index: Annotated[int, typer.Option("--index", min=0, help="Which table (see 'tables list').")] = 0,
     home: HomeOpt = None,
-    groups: GroupsOpt = "public",
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one table: header, rows, and (with --json) each cell's page, span and figure."""
-    tables = extract_tables(_document(target, home, groups))
+    tables = extract_tables(_document(target, home, user, groups))
     if index >= len(tables):
         raise _fail(f"{target} has {len(tables)} tables; pick --index below that")
     table = tables[index]
