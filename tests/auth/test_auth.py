@@ -149,9 +149,17 @@ def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
     app.add_typer(keys_app, name="keys")
     runner = CliRunner()
     home = ["--home", str(tmp_path)]
-    made = runner.invoke(
-        app, ["keys", "create", "--owner", "etl", "--groups", "r,research", "--days", "30", "--json", *home]
+    beyond = runner.invoke(app, ["keys", "create", "--owner", "etl", "--grant", "r,research", "--groups", "r", *home])
+    assert beyond.exit_code == 1 and "research" in beyond.output  # a group the creator does not hold
+    forever = runner.invoke(
+        app, ["keys", "create", "--owner", "etl", "--grant", "r", "--groups", "r", "--no-expiry", *home]
     )
+    assert forever.exit_code == 1 and "never expire" in forever.output
+    made = runner.invoke(
+        app,
+        ["keys", "create", "--owner", "etl", "--grant", "r,research", "--groups", "r,research", "--days", "30",
+         "--json", *home],
+    )  # fmt: skip
     assert made.exit_code == 0, made.output
     created = json.loads(made.output)
     assert created["key"].startswith("sr_") and created["groups"] == ["r", "research"]

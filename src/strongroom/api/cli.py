@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +24,10 @@ import typer
 
 from strongroom.audit import open_audit_log
 from strongroom.auth import ServiceSettings
-from strongroom.auth.apikeys import open_key_store
 from strongroom.config import Settings
+from strongroom.errors import StrongroomError
+from strongroom.service import Platform
+from strongroom.types import Principal
 
 __all__ = ["audit_app", "configure_logging", "keys_app", "serve_command"]
 
@@ -81,48 +85,90 @@ def serve_command(
             "no OIDC issuer configured (STRONGROOM_OIDC_ISSUER): only API keys are accepted"
         )
     app = create_app(_settings(home), service)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(service.shutdown_grace_s),  # SIGTERM: in-flight requests get this long
+    )
+
+
+@contextmanager
+def _admin(
+    home: Path | None, user: str | None, groups: str | None, *, create: bool = False
+) -> Iterator[tuple[Platform, Principal]]:
+    """The application layer and the CLI's principal (keys and audit reads need the admin role).
+    ``create``: a first key may be made before anything is ingested."""
+    from strongroom.cli_common import exit_code, fail, open_platform_for, principal_of
+
+    platform = open_platform_for(home, create=create)
+    try:
+        yield platform, principal_of(platform, user, groups)
+    except StrongroomError as exc:
+        raise fail(str(exc), exit_code(exc)) from exc
+    finally:
+        platform.close()
+
+
+UserOpt = Annotated[str | None, typer.Option("--user", help="Who you are, for the audit log (default: $USER).")]
+GroupsOpt = Annotated[
+    str | None,
+    typer.Option("--groups", help="Your groups (default: STRONGROOM_CLI_GROUPS, else public)."),
+]
 
 
 @keys_app.command("create")
 def keys_create(
     owner: Annotated[str, typer.Option(help="Who answers for the key (a person or a service)")],
-    groups: Annotated[str, typer.Option(help="Comma-separated groups: entitlements and roles")],
+    grant: Annotated[
+        str,
+        typer.Option(
+            "--grant",
+            help="Comma-separated groups the key carries (entitlements and roles): only groups you hold, "
+            "or those STRONGROOM_KEY_GRANTABLE_GROUPS allows",
+        ),
+    ],
     expires: Annotated[str | None, typer.Option(help="Expiry, ISO date or datetime")] = None,
-    days: Annotated[int | None, typer.Option(help="Expire after this many days")] = None,
+    days: Annotated[
+        int | None, typer.Option(help="Expire after this many days (default STRONGROOM_KEY_DEFAULT_DAYS, 90)")
+    ] = None,
+    no_expiry: Annotated[
+        bool, typer.Option("--no-expiry", help="Never expire (only where STRONGROOM_KEY_ALLOW_NO_EXPIRY is set)")
+    ] = False,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     home: HomeOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Create a key. The secret is printed once; only its hash is stored."""
-    members = frozenset(g.strip() for g in groups.split(",") if g.strip())
-    if not members:
-        typer.echo("error: give at least one group", err=True)
-        raise typer.Exit(2)
+    """Create a key (admins). The secret is printed once; only its hash is stored."""
+    members = [g for g in grant.split(",") if g.strip()]
     until = _when(expires, "--expires") if expires else None
-    if days is not None:
-        until = datetime.now(UTC) + timedelta(days=days)
-    store = open_key_store(_settings(home))
-    try:
-        key, secret = store.create(owner, members, until)
-    finally:
-        store.close()
+    with _admin(home, user, groups, create=True) as (platform, principal):
+        key = platform.create_key(principal, owner, members, days=days, expires_at=until, no_expiry=no_expiry)
+    expiry = key.expires_at.isoformat() if key.expires_at else None
     if as_json:
-        typer.echo(json.dumps({"id": key.id, "owner": key.owner, "groups": sorted(key.groups), "key": secret}))
+        typer.echo(json.dumps({"id": key.id, "owner": key.owner, "groups": sorted(key.groups), "expires_at": expiry,
+                               "key": key.secret}))  # fmt: skip
         return
-    typer.echo(f"created key {key.id} for {owner} (groups: {', '.join(sorted(members))})")
-    typer.echo(f"expires: {until.isoformat() if until else 'never'}")
+    typer.echo(f"created key {key.id} for {owner} (groups: {', '.join(sorted(key.groups))})")
+    typer.echo(f"expires: {expiry or 'never'}")
     typer.echo("key (shown once; store it in a secret manager):", err=True)
-    typer.echo(secret)
+    typer.echo(key.secret)
 
 
 @keys_app.command("list")
-def keys_list(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List keys (never their secrets)."""
-    store = open_key_store(_settings(home))
-    try:
-        keys = store.list()
-    finally:
-        store.close()
+def keys_list(
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List keys (admins; never their secrets)."""
+    with _admin(home, user, groups) as (platform, principal):
+        keys = platform.list_keys(principal)
     now = datetime.now(UTC)
     rows = [
         {
@@ -144,17 +190,14 @@ def keys_list(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--jso
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id (from keys list)")], home: HomeOpt = None
+    key_id: Annotated[str, typer.Argument(help="The key id (from keys list)")],
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
+    home: HomeOpt = None,
 ) -> None:
-    """Revoke a key at once."""
-    store = open_key_store(_settings(home))
-    try:
-        done = store.revoke(key_id)
-    finally:
-        store.close()
-    if not done:
-        typer.echo(f"error: no active key {key_id!r}; see 'strongroom keys list'", err=True)
-        raise typer.Exit(1)
+    """Revoke a key at once (admins)."""
+    with _admin(home, user, groups) as (platform, principal):
+        platform.revoke_key(principal, key_id)
     typer.echo(f"revoked {key_id}")
 
 
@@ -203,13 +246,13 @@ def audit_verify(
 def audit_export(
     since: Annotated[str | None, typer.Option(help="Only records at or after (ISO date or datetime)")] = None,
     out: Annotated[Path | None, typer.Option(help="Write JSON lines here (default: stdout)")] = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Write audit records as JSON lines for a SIEM."""
-    log = open_audit_log(_settings(home))
-    try:
-        n = log.export(out if out is not None else sys.stdout, _when(since, "--since") if since else None)
-    finally:
-        log.close()
+    """Write audit records as JSON lines for a SIEM (admins; the export itself is audited)."""
+    start = _when(since, "--since") if since else None
+    with _admin(home, user, groups) as (platform, principal):
+        n = platform.export_audit(principal, out if out is not None else sys.stdout, start)
     if out is not None:
         typer.echo(f"wrote {n} records to {out}", err=True)

@@ -20,8 +20,9 @@ import getpass
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from strongroom.audit import VerifyReport, open_audit_log
 from strongroom.auth.apikeys import ApiKey, open_key_store
@@ -318,6 +319,13 @@ class Platform:
             self.ops.audited(principal, "audit.read", lambda: self.audit.records(since), filters={"since": str(since)})
         )
         return iter(records)
+
+    def export_audit(self, principal: Principal, out: Path | TextIO, since: datetime | None = None) -> int:
+        """Write audit records (admins) as JSON lines to ``out``, streamed; returns how many."""
+        filters = {"since": since.isoformat() if since else None}
+        return self._done(
+            self.ops.audited(principal, "audit.export", lambda: self.audit.export(out, since), filters=filters)
+        )
 
     def verify_audit(self, principal: Principal) -> VerifyReport:
         """Check the audit chain (admins); the report says where it breaks."""
