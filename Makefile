@@ -23,15 +23,18 @@ demo: install
 	@if [ -d "$(SAMPLE)" ]; then \
 	  $(SR) ingest "$(SAMPLE)/2023 Q2 AAPL.pdf" "$(SAMPLE)/2023 Q3 AAPL.pdf" "$(SAMPLE)/2023 Q3 NVDA.pdf" --home $(DEMO_HOME); \
 	else echo "($(SAMPLE) not found: ingesting the bundled examples only)"; fi
-	$(SR) ingest examples/research --acl research --source examples --home $(DEMO_HOME)
+	$(SR) ingest examples/research --acl research --source examples --groups research --home $(DEMO_HOME)
 	$(SR) ask "What were Apple's total net sales in the quarter ended July 1, 2023?" --home $(DEMO_HOME)
 	$(SR) ask "What was NVIDIA's revenue for the third quarter of fiscal 2024?" --home $(DEMO_HOME)
 	@echo "--- the rates desk note is restricted to the group 'research':"
 	$(SR) ask "What is the coupon and issue price of the Example Bank senior notes?" --home $(DEMO_HOME)
 	$(SR) ask "What is the coupon and issue price of the Example Bank senior notes?" --groups public,research --home $(DEMO_HOME)
-	@echo "--- as of 2023-06-30 nothing here was knowable yet (it was ingested today): no look-ahead"
+	@echo "--- a back-test as of 2023-06-30: only what was published by then (the Q2 filing), no look-ahead"
 	$(SR) search "Apple total net sales" -k 3 --as-of 2023-06-30 --home $(DEMO_HOME)
-	$(SR) search "Apple total net sales" -k 3 --home $(DEMO_HOME)
+	@echo "--- what the platform itself held on 2023-06-30 (an audit replay): nothing, it was ingested today"
+	$(SR) search "Apple total net sales" -k 3 --as-of 2023-06-30 --known-at 2023-06-30 --home $(DEMO_HOME)
+	@echo "--- every question above is in the signed, hash-chained audit log:"
+	$(SR) audit verify --home $(DEMO_HOME)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
