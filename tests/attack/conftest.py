@@ -116,9 +116,9 @@ def _umask_022() -> None:
     os.umask(0o022)  # a common default: the CLI must make its files private itself
 
 
-def cli(home: Path | None, *args: str, embedder: str = "hash", python_flags: Sequence[str] = (), **env_extra: str) -> (
-    subprocess.CompletedProcess[str]
-):
+def cli(
+    home: Path | None, *args: str, embedder: str = "hash", python_flags: Sequence[str] = (), **env_extra: str
+) -> subprocess.CompletedProcess[str]:
     """``python -m strongroom.cli ARGS`` with ``STRONGROOM_HOME`` (unless None) and the hash embedder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
     env.update({"STRONGROOM_EMBEDDER": embedder, "COLUMNS": "200", **env_extra})
@@ -141,7 +141,9 @@ def cli_json(home: Path | None, *args: str, **env_extra: str) -> Any:
     return json.loads(done.stdout)
 
 
-def cli_many(calls: dict[str, Callable[[], subprocess.CompletedProcess[str]]]) -> dict[str, subprocess.CompletedProcess[str]]:
+def cli_many(
+    calls: dict[str, Callable[[], subprocess.CompletedProcess[str]]],
+) -> dict[str, subprocess.CompletedProcess[str]]:
     """Run independent CLI calls two at a time (each is mostly interpreter start-up)."""
     with ThreadPoolExecutor(2) as pool:
         futures = {name: pool.submit(call) for name, call in calls.items()}

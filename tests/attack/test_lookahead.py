@@ -15,7 +15,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,7 +96,11 @@ def _post(corpus: Corpus, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _no_future(response: dict[str, Any] | list[Any]) -> None:
-    shown = {k: v for k, v in response.items() if k not in ("question", "query")} if isinstance(response, dict) else response
+    shown = (
+        {k: v for k, v in response.items() if k not in ("question", "query")}
+        if isinstance(response, dict)
+        else response
+    )
     text = json.dumps(shown)  # the question itself names the future word
     assert FUTURE_WORD not in text, f"a version published in the future came back: {text[:600]}"
     assert sha(V2) not in text and sha(MEMO_V2) not in text
@@ -113,7 +116,9 @@ def test_http_search_never_returns_a_version_published_in_the_future(corpus: Cor
 
 @pytest.mark.parametrize("clocks", CLOCKS, ids=CLOCK_IDS)
 def test_http_ask_never_answers_from_a_version_published_in_the_future(corpus: Corpus, clocks: dict[str, str]) -> None:
-    answer = _post(corpus, "/v1/ask", {"question": f"What does the {FUTURE_WORD} merger do to revenue guidance?", **clocks})
+    answer = _post(
+        corpus, "/v1/ask", {"question": f"What does the {FUTURE_WORD} merger do to revenue guidance?", **clocks}
+    )
     _no_future(answer)
 
 
@@ -210,7 +215,9 @@ def test_cli_never_returns_a_version_published_in_the_future(
     assert sha(V1) in json.dumps(found) or case == "ask 2999"  # what is current now is still there
 
 
-def test_cli_a_bare_date_means_the_same_instant_as_over_http(cli_runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+def test_cli_a_bare_date_means_the_same_instant_as_over_http(
+    cli_runs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
     on_the_day = {h["version_id"] for h in _out(cli_runs, "noon on the day")["hits"]}
     day_before = {h["version_id"] for h in _out(cli_runs, "noon the day before")["hits"]}
     assert sha(NOON) in on_the_day and sha(NOON) not in day_before
