@@ -85,7 +85,7 @@ def _free_port() -> int:
 
 def prepare(home: Path, embedder: str) -> tuple[list[str], str]:
     """Ingest the corpus (once) and make an API key; returns the questions and the key."""
-    from strongroom.auth import ApiKeyStore
+    from strongroom.auth.apikeys import open_key_store
     from strongroom.config import Settings
     from strongroom.ingest.pipeline import IngestOptions, ingest
     from strongroom.runtime import open_runtime
@@ -119,7 +119,7 @@ def prepare(home: Path, embedder: str) -> tuple[list[str], str]:
         questions = [json.loads(line)["question"] for line in (CORPUS / "qa.jsonl").read_text().splitlines() if line]
     else:
         questions = ["net sales", "operating income", "risk factors", "quarterly report"]
-    keys = ApiKeyStore(settings.catalog_path)
+    keys = open_key_store(settings)
     _, secret = keys.create("load-bench", frozenset({"readers", "public"}))
     keys.close()
     return questions, secret
