@@ -13,7 +13,7 @@
 
 Prints JSON lines and a Markdown table. A benchmark, not a test.
 
-    python benchmarks/hostile_bench.py [--rounds 5] [--before]
+    python benchmarks/hostile_bench.py [--rounds 5] [--before] [--part overhead|attacks]
 """
 
 from __future__ import annotations
@@ -208,16 +208,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--before", action="store_true", help="also parse the attack in-process, without limits")
-    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--part", choices=("all", "overhead", "attacks"), default="all")
     parser.add_argument("--one", nargs=3, metavar=("PATH", "NAME", "LIMITS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         one(*args.one)
         return
-    summary = None if args.skip_overhead else overhead(args.rounds)
+    summary = overhead(args.rounds) if args.part in ("all", "overhead") else None
     if summary:
         print(json.dumps(summary), flush=True)
-    rows = attacks(args.before)
+    rows = attacks(args.before) if args.part in ("all", "attacks") else []
     if summary:
         print("\n| sec10q filings | in-process | sandbox | overhead |\n|---|---|---|---|")
         print(
@@ -230,8 +230,9 @@ def main() -> None:
             f"{summary['tiny_file_in_process_ms']} ms in-process; first parse (forkserver start): "
             f"{summary['forkserver_start_ms']} ms."
         )
-    print("\n| case | size | limits | time to answer | child peak RSS | caller peak RSS | answer |")
-    print("|---|---|---|---|---|---|---|")
+    if rows:
+        print("\n| case | size | limits | time to answer | child peak RSS | caller peak RSS | answer |")
+        print("|---|---|---|---|---|---|---|")
     for row in rows:
         child = f"{row['child_peak_mb']} MB" if row.get("child_peak_mb") else "-"
         print(
