@@ -12,19 +12,17 @@ The request id is taken from :data:`REQUEST_ID`, which the HTTP service sets per
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from hashlib import sha256
 from pathlib import Path
 
 from strongroom.audit import AuditEvent
 from strongroom.errors import ConfigError
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Hit, Principal
-from strongroom.understand.pii import detect_text, redact_text
+from strongroom.understand.redaction import query_digest, redact_query
 
 __all__ = ["REQUEST_ID", "QueryRedactor", "chunk_refs", "event", "load_secret"]
 
@@ -62,9 +60,8 @@ class QueryRedactor:
         """(redacted text, HMAC-SHA256 of the original); ("", "") for no text."""
         if not text:
             return "", ""
-        digest = hmac.new(self._key, text.encode(), sha256).hexdigest()
-        findings = detect_text(text, 0)
-        return (redact_text(text, findings) if findings else text), digest
+        redacted, _ = redact_query(text)
+        return redacted, query_digest(text, self._key)
 
 
 def chunk_refs(hits: Sequence[Hit]) -> tuple[tuple[str, str], ...]:
