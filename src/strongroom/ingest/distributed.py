@@ -101,7 +101,12 @@ def ingest_with_ray(
         except OSError:
             todo.append(str(f))  # the worker reports the read error the same way
             continue
-        if store.has_version(version_id):
+        try:
+            known = store.has_version(version_id)
+        except IngestError as exc:  # the target refuses these bytes (e.g. stored under another ACL)
+            report.files.append(FileResult(str(f), "failed", version_id, error=str(exc)))
+            continue
+        if known:
             report.files.append(FileResult(str(f), "duplicate", version_id))
             if progress:
                 progress(f.name, 0)
