@@ -12,8 +12,8 @@
 The page text is canonical: chunks are exact substrings of it and citations point into it.
 Bad input raises :class:`~strongroom.errors.UnsupportedFormat` or
 :class:`~strongroom.errors.CorruptDocument` (both :class:`~strongroom.errors.IngestError`)
-with a message that says what to do; parsers never log document text. A zip package over
-the :class:`~strongroom.ingest.parsers.limits.ParseLimits` raises
+with a message that says what to do; parsers never log document text. A zip package (of
+any suffix) over the :class:`~strongroom.ingest.parsers.limits.ParseLimits` raises
 :class:`~strongroom.errors.TooLarge` before it is opened. :func:`parse` runs in the calling
 process: for untrusted files use :func:`strongroom.ingest.sandbox.parse_bounded`, which
 also bounds time and memory.
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from strongroom.errors import CorruptDocument, UnsupportedFormat
-from strongroom.ingest.parsers.limits import ZIP_SUFFIXES, ParseLimits, check_zip
+from strongroom.ingest.parsers.limits import ParseLimits, check_zip
 from strongroom.ingest.parsers.office import parse_docx, parse_xlsx
 from strongroom.ingest.parsers.pdf import parse_pdf
 from strongroom.ingest.parsers.text import parse_csv, parse_markdown, parse_txt
@@ -82,8 +82,7 @@ def parse(data: bytes, name: str, limits: ParseLimits | None = None) -> ParsedDo
         )
     if not data.strip():
         raise CorruptDocument(f"{name}: empty document: the file is empty; export or download it again")
-    if suffix in ZIP_SUFFIXES:
-        check_zip(data, name, limits or ParseLimits())
+    check_zip(data, name, limits or ParseLimits())  # any zip, whatever its suffix says
     document = parser(data, name)
     if not any(page.text.strip() for page in document.pages):
         raise CorruptDocument(f"{name}: empty document: no text could be extracted; check the file")

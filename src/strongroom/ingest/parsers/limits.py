@@ -1,7 +1,7 @@
 """Limits on the work one file may cause, and the zip checks made before a package is opened.
 
-A zip-based document (``.docx``, ``.xlsx``) is checked from its central directory before
-any parser sees it: member count, each member's and the total expanded size, the
+A zip package (``.docx``, ``.xlsx``, or any file that starts like a zip) is checked from
+its central directory before any parser sees it: member count, each member's and the total expanded size, the
 compression ratio and the compression method; and no XML part may declare a DTD (the
 billion-laughs entity bomb needs one, and Office never writes one). A header that understates a member's size
 gets no further: :mod:`zipfile`, which python-docx and openpyxl read through, stops a
@@ -29,11 +29,9 @@ from strongroom.errors import CorruptDocument, TooLarge
 if TYPE_CHECKING:
     from strongroom.config import Settings
 
-__all__ = ["MB", "ZIP_SUFFIXES", "ParseLimits", "check_zip", "format_bytes", "is_memory_error"]
+__all__ = ["MB", "ParseLimits", "check_zip", "format_bytes", "is_memory_error"]
 
 MB = 1024 * 1024
-#: Suffixes whose files are zip packages; :func:`check_zip` runs on each before parsing.
-ZIP_SUFFIXES = frozenset({".docx", ".xlsx"})
 #: A member (or a whole package) expanding to less than this is never refused for its ratio:
 #: a few MB of XML are harmless however well they compress (5,000 identical paragraphs
 #: in Word compress 200:1).
