@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -31,10 +31,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def _serve(home: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+def _serve(home: Path) -> AbstractContextManager[tuple[subprocess.Popen[bytes], str]]:
     env = {**os.environ, "STRONGROOM_EMBEDDER": "hash", "STRONGROOM_SHUTDOWN_GRACE_S": str(GRACE_S)}
+    return _serve_with(home, env)
+
+
+@contextmanager
+def _serve_with(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``strongroom serve --dev`` on a free port in its own process, until the block ends."""
+    port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "strongroom.cli", "serve", "--dev", "--home", str(home), "--port", str(port)],
         env=env,
