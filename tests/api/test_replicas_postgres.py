@@ -60,7 +60,7 @@ def test_two_replicas_append_one_chain(tmp_path: Path, server_url: str) -> None:
             key = made["key"]
             assert c.post(f"{url_b}/v1/search", json={"query": "revenue"}, headers=_bearer(key)).status_code == 200
             assert c.delete(f"{url_a}/v1/keys/{made['id']}").status_code == 200
-            assert c.post(f"{url_b}/v1/search", json={"query": "revenue"}, headers=_bearer(key)).status_code == 201
+            assert c.post(f"{url_b}/v1/search", json={"query": "revenue"}, headers=_bearer(key)).status_code == 401
             records = [json.loads(line) for line in c.get(f"{url_b}/v1/audit?limit=100000").text.splitlines()]
 
     seqs = [r["seq"] for r in records]
