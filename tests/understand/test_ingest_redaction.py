@@ -189,3 +189,16 @@ def test_reingesting_a_file_with_a_secret_in_its_name_finds_the_same_document(tm
         assert all("hunter2Twice" not in v.title for v in versions)
     finally:
         runtime.close()
+
+
+def test_a_failure_reason_names_the_file_with_its_secret_redacted(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "passwd=hunter2Bad.pdf").write_bytes(b"<html>not a pdf</html>")
+    runtime = open_runtime(Settings(home=tmp_path / "home", embedder="hash"), HashEmbedder(64))
+    try:
+        (failure,) = ingest([docs], runtime.store, runtime.embedder, IngestOptions()).failures
+    finally:
+        runtime.close()
+    assert "hunter2Bad" not in failure.error
+    assert failure.error.startswith("passwd=[REDACTED:PASSWORD].pdf: not a PDF")

@@ -33,7 +33,7 @@ from strongroom.ingest.sandbox import ParseLimits, parse_bounded
 from strongroom.store.base import NewVersion
 from strongroom.types import DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
 from strongroom.understand import Policy, understand
-from strongroom.understand.redaction import redact_source
+from strongroom.understand.redaction import redact_name, redact_source
 
 __all__ = [
     "FileResult",
@@ -317,7 +317,8 @@ def prepare_version(
             metadata=frozen_meta(meta),
         )
         return NewVersion(version, parsed.pages, chunks, vectors, keys)
-    except IngestError as exc:
-        return FileResult(str(path), "failed", error=str(exc))
+    except IngestError as exc:  # parsers name the file: the reason shows it with its secrets redacted
+        reason = str(exc).replace(path.name, redact_name(path.name, options.policy)[0])
+        return FileResult(str(path), "failed", error=reason)
     except OSError as exc:
         return FileResult(str(path), "failed", error=f"cannot read the file: {exc.strerror or exc}; check permissions")

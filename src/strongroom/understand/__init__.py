@@ -2,7 +2,11 @@
 
 understand(parsed, name, policy) -> Understanding
   ├── classify        rule-based type + confidence (classify.py), trainable option (trainable.py)
-  ├── pii             validated sensitive-data findings, redaction, MNPI markers (pii.py)
+  ├── pii             validated sensitive-data findings, redaction, MNPI markers (pii.py):
+  │     identifiers   cards, IBANs, SSNs, ABA in any spelling, decided by check digits
+  │     credentials   keys, tokens, passwords, connection strings (detect-secrets plugins)
+  ├── redaction       the same for file names, source keys, metadata, and queries
+  │                   (redact_query, query_digest for the audit log)
   ├── policy          flag / redact / reject, sensitivity rules, ACL groups (policy.py)
   └── termsheet       typed term-sheet fields with spans (termsheet.py)
 synth / evaluate      a seeded synthetic term-sheet corpus and field-level scoring
@@ -14,6 +18,7 @@ from strongroom.understand.classify import Classification, classify
 from strongroom.understand.core import DocumentRejected, Understanding, understand
 from strongroom.understand.pii import Finding, detect_text, redact_text
 from strongroom.understand.policy import Policy
+from strongroom.understand.redaction import query_digest, redact_query
 from strongroom.understand.termsheet import Amount, TermSheetField, extract_termsheet
 
 __all__ = [
@@ -27,6 +32,8 @@ __all__ = [
     "classify",
     "detect_text",
     "extract_termsheet",
+    "query_digest",
+    "redact_query",
     "redact_text",
     "understand",
 ]
