@@ -71,6 +71,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="rich",
+    # an unexpected error prints a plain traceback, never the locals (they may hold document text or keys)
+    pretty_exceptions_show_locals=False,
     help="strongroom: cited, entitled, point-in-time answers over your documents.",
 )
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -44,6 +45,30 @@ HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+UserOpt = Annotated[str | None, typer.Option("--user", help="Who you are, for the audit log (default: $USER).")]
+GroupsOpt = Annotated[str | None, typer.Option("--groups", help="Your groups (default: STRONGROOM_CLI_GROUPS).")]
+T = TypeVar("T")
+
+
+def _audited(
+    home: Path | None,
+    user: str | None,
+    groups: str | None,
+    action: str,
+    target: str,
+    change: Callable[[], T],
+    detail: str,
+) -> T:
+    """Make a change to what answers through the application layer (admins; an audit record)."""
+    from strongroom.cli_common import open_platform_for, principal_of
+
+    platform = open_platform_for(home, create=True)
+    try:
+        return platform.change_models(principal_of(platform, user, groups), action, target, change, detail)
+    finally:
+        platform.close()
 
 
 def _home(home: Path | None) -> Path:
@@ -146,14 +171,18 @@ def set_route(
         typer.Option("--deployment", "-d", help="NAME[:WEIGHT], repeat in failover order; no weight = fallback only."),
     ],
     note: Annotated[str, typer.Option("--note", help="Why this version exists.")] = "",
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Create a new version of route NAME and make it active."""
+    """Create a new version of route NAME and make it active (admins; audited)."""
     root = _home(home)
     targets = [parse_target(d) for d in deployment]
     try:
         known = set(load_deployments(root)) | set(BUILT_IN)
-        route = RouteStore(root).set_route(name, targets, note=note)
+        detail = f"{', '.join(f'{t.deployment}:{t.weight:g}' for t in targets)}; {note}"
+        route = _audited(home, user, groups, "models.set-route", name, lambda: RouteStore(root).set_route(
+            name, targets, note=note), detail)  # fmt: skip
     except StrongroomError as exc:
         raise _fail(exc) from exc
     out.print(f"route {name}: v{route.version} active: {_targets(route)}", highlight=False)
@@ -170,11 +199,16 @@ def set_route(
 def rollback(
     name: str,
     to: Annotated[int | None, typer.Option("--to", min=1, help="Version to activate (default: the previous).")] = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Re-activate the previous version of route NAME (instant; a second rollback undoes it)."""
+    """Re-activate the previous version of route NAME (instant; a second rollback undoes it; admins; audited)."""
     try:
-        route = RouteStore(_home(home)).rollback(name, to=to)
+        root = _home(home)
+        route = _audited(
+            home, user, groups, "models.rollback", name, lambda: RouteStore(root).rollback(name, to=to), f"to {to}"
+        )
     except StrongroomError as exc:
         raise _fail(exc) from exc
     out.print(f"route {name}: rolled back to v{route.version}: {_targets(route)}", highlight=False)
@@ -192,9 +226,11 @@ def set_deployment(
     ] = None,
     path: Annotated[str | None, typer.Option("--path", help="Local transformers model directory.")] = None,
     max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", min=1)] = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Add or replace deployment NAME (the routes refer to it by name)."""
+    """Add or replace deployment NAME (the routes refer to it by name; admins; audited)."""
     try:
         spec = DeploymentSpec.model_validate(
             {"backend": backend, "url": url, "model": model, "api_key_env": api_key_env,
@@ -204,7 +240,9 @@ def set_deployment(
         err.print(f"[bold red]error:[/] invalid deployment {name!r}: {exc}", highlight=False)
         raise typer.Exit(1) from exc
     try:
-        save_deployment(_home(home), name, spec)
+        root = _home(home)
+        detail = f"{backend} {url or path or ''} {model or ''}".strip()
+        _audited(home, user, groups, "models.set-deployment", name, lambda: save_deployment(root, name, spec), detail)
     except StrongroomError as exc:
         raise _fail(exc) from exc
     out.print(f"deployment {name}: {backend} saved", highlight=False)

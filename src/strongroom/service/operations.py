@@ -105,7 +105,7 @@ class Operations:
         return event(principal, action, self.redactor, **fields)  # type: ignore[arg-type]
 
     def _failed(self, principal: Principal, action: str, exc: StrongroomError, **fields: object) -> Outcome[T]:
-        record = self._event(principal, action, outcome=_outcome_word(exc), detail=str(exc)[:500], **fields)
+        record = self._event(principal, action, **{**fields, "outcome": _outcome_word(exc), "detail": str(exc)[:500]})
         return Outcome(None, exc, (record,))
 
     def _run(

@@ -278,6 +278,13 @@ class Platform:
         filters = {**clocks.describe(), "k": k, "questions": len(items)}
         return self._done(self.ops.audited(principal, "eval", run, role="reader", target=name, filters=filters))
 
+    def change_models(
+        self, principal: Principal, action: str, target: str, change: Callable[[], T], detail: str = ""
+    ) -> T:
+        """Change what answers (a model route or deployment: ``models.set-route``,
+        ``models.rollback``, ``models.set-deployment``): admins only, audited."""
+        return self._done(self.ops.audited(principal, action, change, target=target, detail=detail))
+
     def delete(self, principal: Principal, document_id: str) -> list[str]:
         """Delete a document (admins); the same bytes may be ingested again later."""
         return self._done(self.ops.delete(principal, document_id))
