@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def _write_corpus(folder: Path) -> dict[str, list[SecretForm]]:
     """Every file of the corpus; returns the seeded forms by place."""
     seeded: dict[str, list[SecretForm]] = {}
 
-    def seed(place: str) -> list[SecretForm]:  # a four-letter place names the tag of its secrets
-        seeded[place] = forms(place.title())
+    def seed(place: str) -> list[SecretForm]:
+        seeded[place] = forms(_tag(place))
         return seeded[place]
 
     body = seed("btxt")
@@ -93,18 +94,44 @@ def _write_corpus(folder: Path) -> dict[str, list[SecretForm]]:
     return seeded
 
 
-def _leaks(home: Path, seeded: dict[str, list[SecretForm]]) -> list[tuple[str, str, str, str]]:
-    blobs = {path: path.read_bytes() for path in home.rglob("*") if path.is_file()}
-    assert blobs, "nothing was written under the home folder"
-    found = []
+def _tag(place: str) -> str:
+    """The tag of a place's secrets. It appears inside their values and nowhere else, so finding it
+    at all means a piece of a secret was kept (a keyword index stores a value as its tokens)."""
+    return f"Zq{place.title()}7"
+
+
+def _needles(seeded: dict[str, list[SecretForm]]) -> dict[bytes, tuple[str, str]]:
+    """Lower-cased strings to look for, each naming the place and form it came from: every spelling
+    of every value, every run of six or more letters and digits in it (a keyword index keeps a value
+    as its tokens), and each place's tag."""
+    needles: dict[bytes, tuple[str, str]] = {}
     for place, fs in seeded.items():
+        texts = {(_tag(place), "tag")}
         for form in fs:
             for secret in form.secrets:
-                for spelling in spellings(secret):
-                    for path, blob in blobs.items():
-                        if spelling.encode() in blob:
-                            found.append((place, form.name, spelling, path.name))
-    return found
+                texts |= {(s, form.name) for s in spellings(secret)}
+                texts |= {(run, form.name) for run in re.findall(r"[A-Za-z0-9]{6,}", secret)}
+        for text, name in texts:
+            needles.setdefault(text.lower().encode(), (place, name))
+    return needles
+
+
+def _haystack(path: Path) -> bytes:
+    """The file lower-cased, and again without its NUL bytes: SQLite keeps UTF-8, while the index
+    snapshots keep numpy unicode arrays (UTF-32), whose ASCII text is UTF-8 once the NULs are gone."""
+    data = path.read_bytes().lower()
+    return data + b"\n" + data.replace(b"\x00", b"")
+
+
+def _leaks(home: Path, seeded: dict[str, list[SecretForm]]) -> list[tuple[str, str, str, str]]:
+    blobs = {path: _haystack(path) for path in home.rglob("*") if path.is_file()}
+    assert blobs, "nothing was written under the home folder"
+    return [
+        (place, name, needle.decode(), path.name)
+        for needle, (place, name) in _needles(seeded).items()
+        for path, blob in blobs.items()
+        if needle in blob
+    ]
 
 
 def test_no_seeded_secret_is_anywhere_under_the_home_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -114,8 +141,8 @@ def test_no_seeded_secret_is_anywhere_under_the_home_folder(tmp_path: Path, capl
     batch = tmp_path / "batch"
     batch.mkdir()
     (batch / "plain.txt").write_text("A note with nothing secret in it.")
-    meta_forms = seeded["meta"] = forms("Meta")
-    meta = {f"note.{f.name}": f.one_line() for f in meta_forms}
+    meta_forms = seeded["meta"] = forms(_tag("meta"))
+    meta = {f"note{i}": f.one_line() for i, f in enumerate(meta_forms)}
     meta["db_password"] = "MetaLabelled77"  # a value only its key makes a password
     seeded["meta"].append(SecretForm("meta_key", "db_password=MetaLabelled77", ("MetaLabelled77",), "password"))
     seeded["source"] = [SecretForm("source", "s3://svc:SrcPass77@bucket", ("SrcPass77",), "password")]
@@ -141,6 +168,7 @@ def test_no_seeded_secret_is_anywhere_under_the_home_folder(tmp_path: Path, capl
         assert "[REDACTED:PASSWORD]" in (runtime.store.page_text(body.id, 1) or "")
         assert "passwd=[REDACTED:PASSWORD].txt" in by_name  # a redacted file name keeps its extension
         runtime.store.save_indexes()
+        assert _leaks(home, seeded) == []  # the catalog, its WAL and the index snapshots, while open
     finally:
         runtime.close()
 
