@@ -87,7 +87,10 @@ class Settings(BaseSettings):
     # -- hostile input: each file is parsed in a child process under these (strongroom.ingest.sandbox) --
     parse_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Wall-clock limit to parse one file.")
     parse_memory_mb: int = Field(
-        default=1024, ge=64, description="Memory one file's parser may take (address space above its start)."
+        default=384,
+        ge=64,
+        description="Memory one file's parser may take (address space above its start; the 10-Q filings "
+        "peak at about 75 MB, a 200-page DOCX at 95 MB). Raise it for unusually large documents.",
     )
     zip_max_bytes: int = Field(
         default=500 * 1024 * 1024, ge=1, description="A .docx/.xlsx expanding past this in total is refused."

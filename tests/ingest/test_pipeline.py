@@ -56,6 +56,8 @@ def test_mixed_batch_with_bad_files_keeps_going(tmp_path: Path, embedder: HashEm
 def test_new_bytes_make_a_new_version_and_old_stays_for_as_of(tmp_path: Path, embedder: HashEmbedder) -> None:
     doc = tmp_path / "guidance.txt"
     store = _store(tmp_path / "home", embedder)
+    before = datetime.now(UTC)
+    time.sleep(0.01)
     doc.write_text("Full-year guidance: revenue of 100.")
     ingest([doc], store, embedder, IngestOptions(published=datetime(2024, 1, 1, tzinfo=UTC)))
     between = datetime.now(UTC)
@@ -70,11 +72,13 @@ def test_new_bytes_make_a_new_version_and_old_stays_for_as_of(tmp_path: Path, em
         return store.fetch([cid])[0][0].text
 
     assert text(PUBLIC).endswith("140.")
-    assert text(Scope(frozenset({"public"}), as_of=between)).endswith("100.")
+    # what the platform held between the two ingestions (an audit replay)
+    assert text(Scope(frozenset({"public"}), known_at=between)).endswith("100.")
+    # a back-test: published by February 2024, whenever it was loaded
+    feb = datetime(2024, 2, 1, tzinfo=UTC)
+    assert text(Scope(frozenset({"public"}), as_of=feb)).endswith("100.")
     # no look-ahead: before either was ingested, nothing is visible
-    assert (
-        store.keyword_search("guidance", Scope(frozenset({"public"}), as_of=datetime(2024, 2, 1, tzinfo=UTC)), 5) == []
-    )
+    assert store.keyword_search("guidance", Scope(frozenset({"public"}), as_of=feb, known_at=before), 5) == []
 
 
 def test_options_are_recorded(tmp_path: Path, embedder: HashEmbedder) -> None:

@@ -30,6 +30,7 @@ from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
 from strongroom.ingest.parsers import supported_suffixes
+from strongroom.ingest.parsers.limits import ParseLimits
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover, ingest
 from strongroom.retrieve import search as hybrid_search
 from strongroom.service.clock import Clocks, parse_instant
@@ -328,6 +329,7 @@ class Operations:
                 meta=frozen_meta(request.meta),
                 max_file_bytes=self.settings.max_file_bytes,
                 chunk_tokens=self.settings.chunk_tokens,
+                parse_limits=ParseLimits.from_settings(self.settings),
             )
             target = EntitledTarget(self.store, principal, request.acl)
             targets.append(target)

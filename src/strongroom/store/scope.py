@@ -20,6 +20,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -103,13 +104,29 @@ class VersionTable:
 
     def chunk_mask(self, scope: Scope, chunk_version: npt.NDArray[np.int64]) -> BoolArray:
         """The admitted chunk rows; cached per scope (the table is rebuilt on every write)."""
-        # cached by the second: a mask made now serves the rest of this second (every write
-        # makes a new table, so what a write adds is seen at once)
-        clocks = scope.instants(float(int(time.time())))
-        key = (scope.groups, clocks, scope.doc_types, tuple(sorted(scope.filters.items())), len(chunk_version))
+        # A clock left at now is cached by the second: a mask made now serves the rest of this
+        # second (every write makes a new table, so what a write adds is seen at once). A clock
+        # in the past is part of the key as given.
+        now = time.time()
+
+        def clock(value: datetime | None) -> float | None:
+            if value is None:
+                return None
+            moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+            return None if moment >= now else moment
+
+        key = (
+            scope.groups,
+            clock(scope.as_of),
+            clock(scope.known_at),
+            float(int(now)),
+            scope.doc_types,
+            tuple(sorted(scope.filters.items())),
+            len(chunk_version),
+        )
         mask = self._masks.get(key)
         if mask is None:
-            mask = self.version_mask(scope)[chunk_version] if len(self.seqs) else np.zeros(0, dtype=bool)
+            mask = self.version_mask(scope, now)[chunk_version] if len(self.seqs) else np.zeros(0, dtype=bool)
             self._masks[key] = mask
             if len(self._masks) > 32:
                 self._masks.popitem(last=False)

@@ -59,7 +59,7 @@ class ParseLimits:
     """
 
     timeout_s: float = 60.0
-    memory_mb: int = 1024
+    memory_mb: int = 384
     zip_max_bytes: int = 500 * MB
     zip_max_member_bytes: int = 250 * MB
     zip_max_ratio: float = 200.0
