@@ -20,7 +20,7 @@ import typer
 
 from strongroom.config import Settings
 from strongroom.errors import StrongroomError
-from strongroom.ingest.parsers import parse, supported_suffixes
+from strongroom.ingest.parsers import supported_suffixes
 from strongroom.types import DocumentVersion, Page, ParsedDocument
 from strongroom.understand.classify import DOC_TYPES, classify, confusion_matrix
 from strongroom.understand.core import understand
@@ -66,8 +66,11 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 def _parse(path: Path) -> ParsedDocument:
+    """A file parsed as ingestion parses it: in a child process under the time and memory limits."""
+    from strongroom.ingest.sandbox import parse_bounded
+
     try:
-        return parse(path.read_bytes(), path.name)
+        return parse_bounded(path.read_bytes(), path.name)
     except StrongroomError as exc:
         raise _fail(str(exc)) from exc
 
