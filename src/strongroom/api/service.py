@@ -50,6 +50,7 @@ from strongroom.service.records import REQUEST_ID, QueryRedactor, load_secret
 from strongroom.store.base import Catalog
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Principal
+from strongroom.understand.redaction import redact_name
 
 __all__ = ["Service", "UploadRequest", "safe_name"]
 
@@ -196,7 +197,7 @@ class Service:
     def new_upload(self, name: str, **fields: object) -> UploadRequest:
         """Where an upload's bytes go: a folder of its own, named by its job id."""
         job_id = uuid.uuid4().hex
-        clean = safe_name(name)
+        clean = safe_name(redact_name(name)[0])  # redacted first: cleaning would break "password: x" apart
         return UploadRequest(job_id=job_id, name=clean, data_path=self.upload_dir / job_id / clean, **fields)  # type: ignore[arg-type]
 
     def submit_upload(self, principal: Principal, upload: UploadRequest) -> asyncio.Future[None]:
