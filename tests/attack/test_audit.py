@@ -213,3 +213,12 @@ def test_http_audit_pages_forward_by_seq_without_skipping(server: Server) -> Non
         rest = audit_page(siem, after)
     seen += [r["seq"] for r in rest]
     assert seen == list(range(1, seen[-1] + 1))  # in order, none skipped, none twice
+
+
+def test_http_only_admins_read_the_audit_log(server: Server) -> None:
+    """The log holds everyone's queries: a reader or an ingester gets 403, and nothing of it."""
+    for groups in (["desk", "readers"], ["desk", "ingesters"]):
+        with server.client(groups, sub="nosy") as c:
+            r = c.get("/v1/audit", params={"after_seq": 0})
+        assert r.status_code == 403, r.text[:300]
+        assert "falcon" not in r.text and '"seq"' not in r.text
