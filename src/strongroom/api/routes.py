@@ -39,6 +39,7 @@ from strongroom.service import AskRequest as Ask
 from strongroom.service import DocumentsRequest, DocumentView, View, parse_instant
 from strongroom.service import SearchRequest as Search
 from strongroom.types import frozen_meta
+from strongroom.understand.redaction import redact_name
 
 __all__ = ["router"]
 
@@ -200,7 +201,9 @@ async def upload_document(
         parse_instant(published, "published", bare_date="start")
     except QueryError as exc:
         raise HTTPException(422, str(exc)) from exc
-    namespace = "/".join(safe_name(p) for p in source.split("/") if p.strip()) or "upload"
+    # redacted before it is cleaned (cleaning would break "password: x" apart): the namespace goes into the
+    # source key, the job record and the audit log
+    namespace = "/".join(safe_name(redact_name(p)[0]) for p in source.split("/") if p.strip()) or "upload"
     upload = svc.new_upload(
         file.filename or "upload",
         acl=_acl(acl),
