@@ -14,6 +14,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,12 @@ TAMPERS: dict[str, tuple[Callable[[Path], int], str]] = {
 def verified(cli_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, Any]]:
     """``strongroom audit verify`` on an untouched copy of the home and on one copy per tampering."""
     where: dict[str, tuple[int, Path]] = {}
-    for name, (tamper, _) in [("intact", (lambda home: 0, "")), *TAMPERS.items()]:
+    untouched: tuple[Callable[[Path], int], str] = (lambda home: 0, "")
+    for name, (tamper, _) in [("intact", untouched), *TAMPERS.items()]:
         copy = tmp_path_factory.mktemp("tampered") / "home"
         shutil.copytree(cli_home, copy)
         where[name] = (tamper(copy), copy)
-    runs = cli_many({name: (lambda home=home: cli(home, "audit", "verify")) for name, (_, home) in where.items()})
+    runs = cli_many({name: partial(cli, home, "audit", "verify") for name, (_, home) in where.items()})
     return {name: (where[name][0], runs[name]) for name in where}
 
 

@@ -14,6 +14,7 @@ import json
 import re
 import stat
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         return cli(None, *args, "--home", str(root / f"hmoe-{name.replace(' ', '-')}"))
 
     first = cli_many({
-        **{f"file {name}": (lambda a=args: on_file(a)) for name, args in ON_A_FILE.items()},
-        **{f"mistyped {name}": (lambda n=name, a=args: mistyped(n, a)) for name, args in MISTYPED.items()},
+        **{f"file {name}": partial(on_file, args) for name, args in ON_A_FILE.items()},
+        **{f"mistyped {name}": partial(mistyped, name, args) for name, args in MISTYPED.items()},
         "empty folder": lambda: cli(home.with_name("empty-home"), "ingest", str(empty)),
         "first ingest": lambda: cli(home, "ingest", str(docs), "--acl", "rates", "--groups", "rates"),
         # a home made with the real default embedder, without embedding anything (the file is refused)
@@ -73,7 +74,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     importtime = ("-X", "importtime")
     second = cli_many({
         "search as": lambda: cli(home, "search", "coupon", "--user", "xavier", "--groups", "rates", "--json"),
-        **{f"no model {name}": (lambda a=args: cli(model_home, *a, embedder="minilm", python_flags=importtime))
+        **{f"no model {name}": partial(cli, model_home, *args, embedder="minilm", python_flags=importtime)
            for name, args in NO_MODEL.items()},
     })  # fmt: skip
     return {**first, **second, "root": root, "home": home, "modes": modes, "records": audit_export(home)}

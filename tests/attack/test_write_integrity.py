@@ -64,8 +64,10 @@ def test_http_an_ingester_of_another_group_cannot_replace_a_deals_document(
     (it would become current in 2030) or earlier, it must be refused and change nothing."""
     name = f"plan-{published or 'now'}.txt"
     original = _deals_doc(server, name, f"Deals plan {published}: the kiwi acquisition closes in May.\n")
-    form = {"acl": "public", "source": "desk", **({"published": published} if published else {})}
-    job = server.upload(PUBLIC_INGESTER, name, f"Hijack {published}: the mango offer.\n".encode(), sub="pat", **form)
+    hijack = f"Hijack {published}: the mango offer.\n".encode()
+    job = server.upload(
+        PUBLIC_INGESTER, name, hijack, sub="pat", acl="public", source="desk", published=published or ""
+    )
     assert job["status"] == "failed" and job["files"][0]["status"] == "failed", job
     refusal = json.dumps(job)
     assert "kiwi" not in refusal and "deals" not in refusal  # nothing about the document leaks to the writer
