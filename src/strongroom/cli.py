@@ -42,7 +42,7 @@ from strongroom.cli_common import (
     principal_of,
 )
 from strongroom.config import DEFAULT_ACL
-from strongroom.errors import StrongroomError
+from strongroom.errors import NotFound, StrongroomError
 from strongroom.evaluate import load_qa
 from strongroom.ingest.pipeline import IngestReport
 from strongroom.llm.cli import app as models_app
@@ -569,14 +569,15 @@ def acl_set(
     """Change who may read every version of a document (needs the admin role and read access to it)."""
     after = _groups(acl, "--acl")
     with _platform(home, user, groups) as (platform, principal):
-        doc = platform.find_document(principal, document)
-        change = platform.set_acl(principal, doc.document_id, after)
+        change = platform.set_acl(principal, _document_id(platform, principal, document), after)
+        doc = platform.document(principal, change.document_id) if principal.may_read(after) else None
     if as_json:
         out.print_json(json.dumps({"document_id": change.document_id, "before": sorted(change.before),
                                    "after": sorted(change.after), "versions": list(change.versions)}))  # fmt: skip
         return
+    name = doc.current.name if doc else change.document_id
     out.print(
-        f"{escape(doc.current.name)}: readable by {','.join(sorted(change.after))} "
+        f"{escape(name)}: readable by {','.join(sorted(change.after))} "
         f"(was {','.join(sorted(change.before))}); {len(change.versions)} version(s)",
         highlight=False,
     )
@@ -592,12 +593,21 @@ def delete_cmd(
 ) -> None:
     """Delete a document: its pages, chunks and vectors go; the audit log keeps that it happened."""
     with _platform(home, user, groups) as (platform, principal):
-        doc = platform.find_document(principal, document)
-        deleted = platform.delete(principal, doc.document_id)
+        document_id = _document_id(platform, principal, document)
+        deleted = platform.delete(principal, document_id)
     if as_json:
-        out.print_json(json.dumps({"document_id": doc.document_id, "deleted_versions": deleted}))
+        out.print_json(json.dumps({"document_id": document_id, "deleted_versions": deleted}))
         return
-    out.print(f"deleted {escape(doc.current.name)} ({len(deleted)} version(s))", highlight=False)
+    out.print(f"deleted {escape(document)} ({len(deleted)} version(s))", highlight=False)
+
+
+def _document_id(platform: Platform, principal: Principal, name: str) -> str:
+    """The id of the document ``name`` names, for a write; a name that finds nothing is passed on
+    as given, so the operation itself refuses it (and its audit record says so)."""
+    try:
+        return platform.find_document(principal, name).document_id
+    except NotFound:
+        return name
 
 
 def _mount() -> None:

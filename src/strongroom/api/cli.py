@@ -25,7 +25,7 @@ import typer
 from strongroom.audit import open_audit_log
 from strongroom.auth import ServiceSettings
 from strongroom.config import Settings
-from strongroom.errors import StrongroomError
+from strongroom.errors import StoreError, StrongroomError
 from strongroom.service import Platform
 from strongroom.types import Principal
 
@@ -211,11 +211,21 @@ def audit_verify(
 ) -> None:
     """Check the hash chain and its signed checkpoints: exit 0 when intact, 1 with every problem
     (edited, deleted, reordered, truncated, wiped, dropped, rewritten, unanchored, forged) and its record."""
-    log = open_audit_log(_settings(home))
+    from strongroom.cli_common import exit_code, fail, settings_for
+
+    settings = settings_for(home)
     try:
-        report = log.verify(anchors=anchor or ())
-    finally:
-        log.close()
+        if settings.home.exists() and not settings.home.is_dir():
+            raise StoreError(f"--home {settings.home} is a file, not a folder; point it at a strongroom home folder")
+        if not settings.store_url and not settings.catalog_path.is_file():
+            raise StoreError(f"no strongroom store under {settings.home}: check --home / STRONGROOM_HOME")
+        log = open_audit_log(settings)
+        try:
+            report = log.verify(anchors=anchor or ())
+        finally:
+            log.close()
+    except StrongroomError as exc:
+        raise fail(str(exc), exit_code(exc)) from exc
     anchored = "no anchor" if report.anchored is None else f"signed checkpoints up to record {report.anchored}"
     if as_json:
         problems = [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems]
