@@ -19,6 +19,7 @@ moment a version was ingested through the platform (which uses the real clock).
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -110,10 +111,27 @@ class MVersion:
     ingested: datetime
     seq: int
     deleted: bool = False
+    doc_type: str = "document"  # make_version's; an ingested version's is what the store says
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def order(self) -> tuple[datetime, datetime, int]:
         return (self.published, self.ingested, self.seq)
+
+
+#: how a query may narrow what it sees: a document type, or a metadata filter (ingested
+#: versions carry ``source: prop``, versions written through the store no metadata)
+NARROW: dict[str, tuple[frozenset[str], dict[str, str]]] = {
+    "": (frozenset(), {}),
+    "document": (frozenset({"document"}), {}),
+    "other": (frozenset({"other", "report"}), {}),
+    "ingested": (frozenset(), {"source": SOURCE}),
+}
+
+
+def matches(v: MVersion, narrow: str) -> bool:
+    doc_types, filters = NARROW[narrow]
+    return (not doc_types or v.doc_type in doc_types) and all(v.metadata.get(k) == x for k, x in filters.items())
 
 
 @dataclass
@@ -189,10 +207,13 @@ class Model:
         *,
         clamp: bool = True,
         fallback: bool = False,
+        narrow: str = "",
     ) -> dict[str, Seen]:
         """Per document id: what ``groups`` sees at the two clocks, each clamped to now.
         (``clamp=False`` and ``fallback``: what a look-ahead, or a fallback to an older version
-        the principal may read, would show, to tell whether a query could catch one.)"""
+        the principal may read, would show, to tell whether a query could catch one.)
+        ``narrow``: the document type or metadata filter (see :class:`Query`), applied to the
+        current version (a document whose current version does not match is not seen)."""
         now = datetime.now(UTC)
         published = min(as_of or now, now) if clamp else as_of or now
         ingested = min(known_at or now, now) if clamp else known_at or now
@@ -207,7 +228,7 @@ class Model:
                 key=lambda v: v.order,
                 reverse=True,
             )
-            if knowable and groups & knowable[0].acl:
+            if knowable and groups & knowable[0].acl and matches(knowable[0], narrow):
                 out[doc_id(doc)] = Seen(knowable[0], [v for v in knowable if groups & v.acl])
         return out
 
@@ -407,9 +428,10 @@ class History:
             assert stored.published_at == self.day(op.published)
             self.model.add(
                 MVersion(
-                    version_id, op.doc, op.variant, (text,), acl, stored.published_at, stored.ingested_at, self.seq
+                    version_id, op.doc, op.variant, (text,), acl, stored.published_at, stored.ingested_at, self.seq,
+                    doc_type=stored.doc_type, metadata=dict(stored.metadata),
                 )
-            )
+            )  # fmt: skip
             return
         assert snapshot(self.store) == before, f"{op} ({expected}) changed the store"
         if expected != "duplicate":
@@ -514,6 +536,7 @@ class Query:
     as_of: Clock
     known_at: Clock
     reads: int | None = None
+    narrow: str = ""  # a key of NARROW
 
     def groups_in(self, model: Model) -> frozenset[str]:
         live = model.live()
@@ -527,7 +550,14 @@ reader_groups_st = st.one_of(
     st.frozensets(st.sampled_from(GROUPS), min_size=1, max_size=2),
     st.frozensets(st.sampled_from(GROUPS), max_size=4),
 )
-query_st = st.builds(Query, reader_groups_st, clock_st, clock_st, st.none() | st.integers(0, 11))
+query_st = st.builds(
+    Query,
+    reader_groups_st,
+    clock_st,
+    clock_st,
+    st.none() | st.integers(0, 11),
+    st.sampled_from(["", "", "", *NARROW]),
+)
 #: every group, now and in the far future: whatever a history left visible, these see, and
 #: anything published or learned later is what a look-ahead would show them
 EVERYONE_NOW = Query(frozenset(GROUPS), Clock("none"), Clock("none"))
@@ -551,18 +581,28 @@ def check_every_path(platform: Platform, model: Model, query: Query, t0: datetim
     groups = query.groups_in(model)
     who = Principal("reader", groups, frozenset({"reader"}))
     as_of, known_at = query.as_of.value(t0), query.known_at.value(t0)
-    view = View(as_of=as_of, known_at=known_at)
-    expected = model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0))
+    doc_types, filters = NARROW[query.narrow]
+    lens = {"as_of": as_of, "known_at": known_at, "doc_types": doc_types, "filters": frozen_meta(filters)}
+    view = View(**lens)
+    expected = model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), narrow=query.narrow)
     currents = {seen.current.id: seen.current for seen in expected.values()}
     event(f"visible documents: {len(expected)}")
-    if model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), clamp=False) != expected:
+    if (
+        model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), clamp=False, narrow=query.narrow)
+        != expected
+    ):
         event("a look-ahead would show more")
-    if model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), fallback=True) != expected:
+    if (
+        model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), fallback=True, narrow=query.narrow)
+        != expected
+    ):
         event("a fallback to an older readable version would show more")
-    what = f"{sorted(groups)} as_of={as_of} known_at={known_at}"
+    if query.narrow and model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0)) != expected:
+        event(f"narrowed to {query.narrow!r}: less is seen")
+    what = f"{sorted(groups)} as_of={as_of} known_at={known_at} narrow={query.narrow!r}"
 
     # documents and document: exactly the admitted documents, current version and history
-    listed = platform.documents(who, DocumentsRequest(as_of=as_of, known_at=known_at, limit=1000))
+    listed = platform.documents(who, DocumentsRequest(**lens, limit=1000))
     for d in listed:
         seen = expected.get(d.document_id)
         assert seen is not None, f"{what}: documents listed {d.source}, not admitted"
@@ -600,7 +640,7 @@ def check_every_path(platform: Platform, model: Model, query: Query, t0: datetim
             platform.page(who, other, version_id, 1, view)
 
     # search: a common phrase finds every admitted document's current version, and only those
-    hits = platform.search(who, SearchRequest(query="harbor ledger", k=50, as_of=as_of, known_at=known_at)).hits
+    hits = platform.search(who, SearchRequest(query="harbor ledger", k=50, **lens)).hits
     check_hit_versions(f"{what} search", [h.version for h in hits], currents)
     assert {h.version.id for h in hits} == set(currents), f"{what}: search misses an admitted document"
     for h in hits:
@@ -608,13 +648,13 @@ def check_every_path(platform: Platform, model: Model, query: Query, t0: datetim
     markers = dict.fromkeys(marker(v.doc, v.variant) for v in model.versions)
     for word in markers:
         owner = next((v for v in currents.values() if marker(v.doc, v.variant) == word), None)
-        hits = platform.search(who, SearchRequest(query=word, k=3, as_of=as_of, known_at=known_at)).hits
+        hits = platform.search(who, SearchRequest(query=word, k=3, **lens)).hits
         check_hit_versions(f"{what} search {word}", [h.version for h in hits], currents)
         if owner is not None:
             assert any(h.version.id == owner.id and word in h.chunk.text for h in hits), f"{what}: {word} not found"
         else:
             assert not any(word in h.chunk.text for h in hits), f"{what}: search {word} leaked"
-        answer = platform.ask(who, AskRequest(question=word, k=3, as_of=as_of, known_at=known_at))
+        answer = platform.ask(who, AskRequest(question=word, k=3, **lens))
         check_hit_versions(f"{what} ask {word}", [h.version for h in answer.hits], currents)
         cited = [currents.get(c.version_id) for c in answer.citations]
         assert all(cited), f"{what}: ask {word} cites a version not admitted"
@@ -760,51 +800,33 @@ def table_of(rows: list[Row], versions: list[DocumentVersion]) -> VersionTable:
     )
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    rows=st.lists(row_st, max_size=16),
-    groups=st.frozensets(st.sampled_from(FEW_GROUPS), max_size=2),
-    as_of=instant_st,
-    known_at=instant_st,
-    doc_types=st.sampled_from([frozenset(), frozenset(), frozenset({"report"}), frozenset({"report", "memo"})]),
-    filters=st.sampled_from([{}, {}, {"desk": "rates"}]),
-    now_day=st.integers(2, 6),
+@dataclass(frozen=True)
+class Lens:
+    """The clocks and filters of a scope (the groups: every subset of FEW_GROUPS)."""
+
+    as_of: datetime | None
+    known_at: datetime | None
+    doc_types: frozenset[str]
+    filters: dict[str, str]
+
+
+lens_st = st.builds(
+    Lens,
+    instant_st,
+    instant_st,
+    st.sampled_from([frozenset(), frozenset(), frozenset({"report"}), frozenset({"report", "memo"})]),
+    st.sampled_from([{}, {}, {"desk": "rates"}]),
 )
-def test_catalog_paths_and_the_index_mask_admit_the_same_versions(
-    rows: list[Row],
-    groups: frozenset[str],
-    as_of: datetime | None,
-    known_at: datetime | None,
-    doc_types: frozenset[str],
-    filters: dict[str, str],
-    now_day: int,
-) -> None:
-    """``visible_documents`` (lists, versions, pages) and ``VersionTable`` (the index search
-    mask) admit the same current versions as the model, on random version tables with ties,
-    deletions, future versions, document types and metadata filters."""
-    note(f"rows: {rows!r}")
-    versions = [
-        DocumentVersion(
-            id=f"v{i}", document_id=f"d{r.doc}", source=f"d{r.doc}", title="", media_type="text/plain",
-            doc_type=r.doc_type, acl=r.acl, published_at=datetime.fromtimestamp(EPOCH + r.published * 86400, UTC),
-            ingested_at=datetime.fromtimestamp(EPOCH + r.ingested * 86400, UTC), size=1, pages=1,
-            metadata=frozen_meta({"desk": r.desk}),
-        )
-        for i, r in enumerate(rows)
-    ]  # fmt: skip
-    now = EPOCH + now_day * 86400 + 1800
-    scope = Scope(groups, as_of=as_of, doc_types=doc_types, filters=frozen_meta(filters), known_at=known_at)
-    live = [v for v, r in zip(versions, rows, strict=True) if not r.deleted]
+GROUP_SETS = [frozenset(c) for n in range(len(FEW_GROUPS) + 1) for c in itertools.combinations(FEW_GROUPS, n)]
 
-    mask = table_of(rows, versions).version_mask(scope, now)
-    by_index = {versions[i].id for i in np.flatnonzero(mask)}
-    by_catalog = visible_documents(live, scope, now)
 
-    # the model: knowable at the clamped clocks, latest (published, ingested, write order) per
-    # document, then the principal's groups, the document type and the filters on that one
-    bound_p = min(as_of.timestamp() if as_of else now, now)
-    bound_i = min(known_at.timestamp() if known_at else now, now)
-    expected: dict[str, tuple[str, list[str]]] = {}
+def model_admits(live: list[DocumentVersion], scope: Scope, now: float) -> dict[str, tuple[str, list[str]]]:
+    """Per document: the current version and the history the scope admits, written plainly:
+    knowable at the clamped clocks, latest by (published, ingested, write order) per document,
+    then the groups, the document type and the filters on that one (never a fallback)."""
+    bound_p = min(scope.as_of.timestamp() if scope.as_of else now, now)
+    bound_i = min(scope.known_at.timestamp() if scope.known_at else now, now)
+    out: dict[str, tuple[str, list[str]]] = {}
     for d in {v.document_id for v in live}:
         knowable = [
             (v.published_at, v.ingested_at, i, v)
@@ -815,12 +837,43 @@ def test_catalog_paths_and_the_index_mask_admit_the_same_versions(
             continue
         knowable.sort(key=lambda item: item[:3], reverse=True)
         current = knowable[0][3]
-        if groups & current.acl and (not doc_types or current.doc_type in doc_types):
-            if all(current.metadata.get(k) == value for k, value in filters.items()):
-                expected[d] = (current.id, [v.id for *_, v in knowable if groups & v.acl])
+        if not scope.groups & current.acl or (scope.doc_types and current.doc_type not in scope.doc_types):
+            continue
+        if all(current.metadata.get(k) == value for k, value in scope.filters.items()):
+            out[d] = (current.id, [v.id for *_, v in knowable if scope.groups & v.acl])
+    return out
 
-    assert by_index == {c for c, _ in expected.values()}
-    assert {d: (s.current.id, [v.id for v in s.history]) for d, s in by_catalog.items()} == expected
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(row_st, max_size=16), lenses=st.lists(lens_st, min_size=1, max_size=4), now_day=st.integers(2, 6))
+def test_catalog_paths_and_the_index_mask_admit_the_same_versions(
+    rows: list[Row], lenses: list[Lens], now_day: int
+) -> None:
+    """``visible_documents`` (lists, versions, pages) and ``VersionTable`` (the index search
+    mask) admit the same current versions as the model, on random version tables with ties,
+    deletions, future versions, document types and metadata filters, for every set of groups."""
+    note(f"rows: {rows!r}\nlenses: {lenses!r}")
+    versions = [
+        DocumentVersion(
+            id=f"v{i}", document_id=f"d{r.doc}", source=f"d{r.doc}", title="", media_type="text/plain",
+            doc_type=r.doc_type, acl=r.acl, published_at=datetime.fromtimestamp(EPOCH + r.published * 86400, UTC),
+            ingested_at=datetime.fromtimestamp(EPOCH + r.ingested * 86400, UTC), size=1, pages=1,
+            metadata=frozen_meta({"desk": r.desk}),
+        )
+        for i, r in enumerate(rows)
+    ]  # fmt: skip
+    now = EPOCH + now_day * 86400 + 1800
+    live = [v for v, r in zip(versions, rows, strict=True) if not r.deleted]
+    table = table_of(rows, versions)
+    for lens in lenses:
+        for groups in GROUP_SETS:
+            scope = Scope(groups, lens.as_of, lens.doc_types, frozen_meta(lens.filters), lens.known_at)
+            expected = model_admits(live, scope, now)
+            by_index = {versions[i].id for i in np.flatnonzero(table.version_mask(scope, now))}
+            by_catalog = visible_documents(live, scope, now)
+            assert by_index == {c for c, _ in expected.values()}, f"the index mask, {scope}"
+            got = {d: (s.current.id, [v.id for v in s.history]) for d, s in by_catalog.items()}
+            assert got == expected, f"the catalog paths, {scope}"
 
 
 @dataclass(frozen=True)
