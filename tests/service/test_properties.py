@@ -409,7 +409,8 @@ class History:
         version_id = sha256_hex(text.encode())
         expected, why = self.model.ingest_outcome(op.who, op.doc, version_id, acl, now)
         redo = any(v.id == version_id and v.deleted for v in self.model.versions)
-        self.event(f"ingest: {expected} {why}{'(deleted bytes again)' if redo and expected == 'ingested' else ''}")
+        again = "(deleted bytes again)" if redo and expected == "ingested" else ""
+        self.event(" ".join(w for w in ("ingest:", expected, why, again) if w))
         before, seq = snapshot(self.store), audit_seq(self.platform.audit)
         request = IngestRequest(paths=(path,), acl=acl, source=SOURCE, published=self.day(op.published))
         started = datetime.now(UTC)
@@ -420,6 +421,8 @@ class History:
         else:
             assert len(report.files) == 1, report.files
             status = {"failed": "denied"}.get(report.files[0].status, report.files[0].status)
+            error = report.files[0].error
+            assert status != "denied" or "refused" in error or "acl set" in error, f"{op}: failed, {error}"
         assert status == expected, f"{op}: the platform said {status}, the model {expected}"
         if expected == "ingested":
             stored = self.store.version(version_id)
@@ -894,18 +897,25 @@ store_op_st: st.SearchStrategy[StoreOp] = st.one_of(
 
 
 @pytest.mark.integration
-@settings(PROPERTIES, max_examples=15)
+@settings(PROPERTIES, max_examples=25)
 @given(ops=st.lists(store_op_st, min_size=3, max_size=12), queries=st.lists(query_st, min_size=1, max_size=4))
 def test_postgres_and_the_embedded_store_agree_on_both_clocks(
     postgres_url: str, ops: list[StoreOp], queries: list[Query]
 ) -> None:
     """The same history written to PostgreSQL and to the embedded store: both admit exactly
-    the model's versions at random (as_of, known_at), in the index search and on the catalog
-    paths, after deletions and ACL changes."""
+    the model's versions (with their ACLs as they are now) at random (as_of, known_at), in the
+    index search and on the catalog paths, after deletions and ACL changes; and so does a
+    second connection to each (another process, a replica) that kept reading meanwhile."""
     note(f"history: {ops!r}\nqueries: {queries!r}")
-    pg = PostgresStore(store_fixtures.fresh_database(postgres_url), model_id=EMBEDDER.model_id, dim=EMBEDDER.dim)
+    url = store_fixtures.fresh_database(postgres_url)
     with tempfile.TemporaryDirectory(prefix="sr-props-", dir=SCRATCH) as tmp:
+        pg = PostgresStore(url, model_id=EMBEDDER.model_id, dim=EMBEDDER.dim)
         lite = SqliteStore(Path(tmp), model_id=EMBEDDER.model_id, dim=EMBEDDER.dim)
+        replicas = [
+            PostgresStore(url, model_id=EMBEDDER.model_id, dim=EMBEDDER.dim),
+            SqliteStore(Path(tmp), model_id=EMBEDDER.model_id, dim=EMBEDDER.dim),
+        ]
+        everyone = Scope(frozenset(GROUPS))
         try:
             t0, model = start(), Model()
             for seq, op in enumerate(ops):
@@ -931,28 +941,32 @@ def test_postgres_and_the_embedded_store_agree_on_both_clocks(
                     assert set(pg.delete_document(doc_id(op.doc))) == set(lite.delete_document(doc_id(op.doc))) == gone
                     for v in model.live(op.doc):
                         v.deleted = True
+                for replica in replicas:  # reads between writes: what they cache must not go stale
+                    replica.versions_of([c for c, _ in replica.keyword_search("harbor ledger", everyone, 1000)])
 
             def catalog(store: Catalog) -> list[tuple[object, ...]]:
                 return [(v.id, sorted(v.acl), v.published_at, v.ingested_at) for v in store.versions()]
 
-            assert catalog(pg) == catalog(lite)
+            assert catalog(pg) == catalog(lite) == catalog(replicas[0]) == catalog(replicas[1])
             vector = EMBEDDER.embed(["harbor ledger"])[0]
             for query in [*queries, EVERYONE_NOW, EVERYONE_FAR]:
                 as_of, known_at = query.as_of.instant(t0), query.known_at.instant(t0)
                 groups = query.groups_in(model)
                 scope = Scope(groups, as_of=as_of, known_at=known_at)
                 expected = model.view(groups, as_of, known_at)
-                currents = {seen.current.id for seen in expected.values()}
+                currents = {seen.current.id: seen.current.acl for seen in expected.values()}
                 event(f"postgres: visible documents: {len(expected)}")
-                for store in (pg, lite):
+                for store in (pg, lite, *replicas):
+                    what = f"{type(store).__name__} {query}"
                     found = [c for c, _ in store.keyword_search("harbor ledger", scope, 1000)]
-                    assert {v.id for v in store.versions_of(found).values()} == currents, f"{store}: {query}"
+                    assert {v.id: v.acl for v in store.versions_of(found).values()} == currents, what
                     near = [c for c, _ in store.vector_search(vector, scope, 1000)]
-                    assert {v.id for v in store.versions_of(near).values()} == currents, f"{store}: {query}"
+                    assert {v.id: v.acl for v in store.versions_of(near).values()} == currents, what
+                    assert {v.id: v.acl for _, v in store.fetch(found)} == currents, what
                     seen = visible_documents(store.versions(), scope)
                     assert {d: [v.id for v in s.history] for d, s in seen.items()} == {
                         d: [v.id for v in s.history] for d, s in expected.items()
-                    }
+                    }, what
         finally:
-            pg.close()
-            lite.close()
+            for store in (pg, lite, *replicas):
+                store.close()

@@ -1,40 +1,50 @@
 """The properties of ``test_properties`` over real HTTP: no read endpoint leaks, and
 everything admitted is found.
 
-One store holds a rich, fixed history (built through the application layer beside the
-reference model, so each write is checked as it happens: refused writes change nothing and
+One store holds a rich, fixed history, built through the application layer beside the
+reference model (so each write is checked as it happens: refused writes change nothing and
 are audited; deleted bytes are ingested again; versions are published and learned at
-different times, some in the future). A real uvicorn server serves it, and a real OIDC
-provider mints tokens with any groups. Hypothesis chooses the caller's groups, both clocks
-(as datetimes, ISO text, bare dates, the far future or absent) and the questions, and every
-read endpoint must return exactly what the model admits.
+different times, some in the future). Its second half is written by another process while
+a real uvicorn server, already warm, serves the store: the server must see each write, ACL
+change and deletion at once. A real OIDC provider mints tokens with any groups. Hypothesis
+chooses the caller's groups, both clocks (datetimes, ISO text, bare dates, the far future or
+absent), a document type or metadata filter and the questions, and every read endpoint must
+return exactly what the model admits.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import event, given, note
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 from strongroom.api import create_app
 from strongroom.config import Settings
 from strongroom.service import Platform
 from strongroom.testing import HashEmbedder
+from strongroom.types import sha256_hex
 from tests.api.conftest import service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import Provider, serve_provider
 from tests.service.test_properties import (
     EVERY_ROLE,
     EVERY_WRITE,
+    GROUPS,
+    NARROW,
     OPS,
     PROPERTIES,
+    SCRATCH,
+    Again,
+    Delete,
     History,
     Ingest,
     L,
@@ -43,9 +53,11 @@ from tests.service.test_properties import (
     P,
     Query,
     R,
+    SetAcl,
     Who,
     Write,
     doc_id,
+    ingested_text,
     marker,
     query_st,
     start,
@@ -54,18 +66,24 @@ from tests.service.test_properties import (
 pytestmark = pytest.mark.integration
 
 DEALS = frozenset({"deals"})
-#: alder and birch: every kind of write; cedar, dogwood, elm, fir: the two clocks and the future
-HISTORY = [
+#: written before the server starts: every kind of write (alder, birch), the two clocks (cedar)
+BEFORE = [
     *EVERY_WRITE,
     Write("cedar", "amber", P, -400, -400),
     Write("cedar", "cobalt", P, -30, -3),  # published a month ago, learned three days ago
     Write("cedar", "indigo", R, -10, -10),  # the current one: public readers lose cedar
+]
+#: written by another process while the server runs (it must see each change at once)
+WHILE_SERVING = [
     Ingest(Who(P | R, EVERY_ROLE), "dogwood", "amber", P, 1),  # published tomorrow
     Ingest(Who(P, EVERY_ROLE), "dogwood", "cobalt", None, -1),
     Write("elm", "amber", L, -1, 30),  # learned next month
     Write("elm", "cobalt", OPS | L, -400, -30),
     Write("fir", "amber", DEALS, -200, -200),
     Ingest(Who(P, EVERY_ROLE), "fir", "cobalt", DEALS, -1),  # refused: public may not read fir
+    SetAcl(Who(frozenset(), EVERY_ROLE, "all"), 2, P | DEALS),  # cedar: now public and deals
+    Delete(Who(frozenset(), EVERY_ROLE, "all"), 0),  # alder, deleted once more
+    Again(Who(R, EVERY_ROLE), 0, -1, deleted=True),  # and its bytes ingested once more
 ]
 DOCUMENTS = ("alder", "birch", "cedar", "dogwood", "elm", "fir")
 
@@ -82,25 +100,51 @@ class Served:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
+def _warm_up(served: Served) -> None:
+    """Read as a few callers, so the server holds indexes, masks and versions in memory
+    before another process changes the store under it."""
+    for groups in (frozenset(GROUPS), P, R | OPS):
+        with served.client(groups) as c:
+            for clocks in ({}, {"as_of": (served.t0 - timedelta(days=20)).isoformat()}):
+                assert c.post("/v1/search", json={"query": "harbor ledger", "k": 50, **clocks}).status_code == 200
+                assert c.get("/v1/documents", params=clocks).status_code == 200
+                for v in served.model.live():
+                    c.get(f"/v1/documents/{doc_id(v.doc)}/versions/{v.id}/pages/1", params=clocks)
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    home, files = tmp_path_factory.mktemp("prop-home"), tmp_path_factory.mktemp("prop-files")
-    settings = Settings(home=home, embedder="hash")
-    with Platform.open(settings, embedder=HashEmbedder(64)) as platform:
-        history = History(platform, files, start(), events=False)
-        for op in HISTORY:
-            history.run(op)
-    model = history.model
-    # as rich as it says: deleted bytes ingested again, published and learned in the future, learned late
-    assert {v.doc for v in model.live()} == set(DOCUMENTS)
-    assert any(v.deleted for v in model.versions) and len({v.id for v in model.versions}) < len(model.versions)
-    t0 = history.t0
-    assert any(v.published > t0 for v in model.live()) and any(v.ingested > t0 for v in model.live())
-    assert any(v.published < v.ingested < t0 - timedelta(days=1) for v in model.live())
-    with serve_provider() as provider:
-        app = create_app(settings, service_settings(provider), embedder=HashEmbedder(64))
-        with live_server(app) as url:
-            yield Served(url, provider, model, history.t0)
+def served() -> Iterator[Served]:
+    with tempfile.TemporaryDirectory(prefix="sr-props-http-", dir=SCRATCH) as tmp:
+        home, files = Path(tmp) / "home", Path(tmp) / "files"
+        files.mkdir()
+        settings = Settings(home=home, embedder="hash")
+        with Platform.open(settings, embedder=HashEmbedder(64)) as platform:
+            history = History(platform, files, start(), events=False)
+            for op in BEFORE:
+                history.run(op)
+        with serve_provider() as provider:
+            app = create_app(settings, service_settings(provider), embedder=HashEmbedder(64))
+            with live_server(app) as url:
+                live = Served(url, provider, history.model, history.t0)
+                _warm_up(live)
+                with Platform.open(settings, embedder=HashEmbedder(64)) as other:
+                    history.platform, history.store = other, other.runtime.store  # type: ignore[assignment]
+                    for op in WHILE_SERVING:
+                        history.run(op)
+                model, t0 = history.model, history.t0
+                # as rich as it says: deleted bytes ingested again (twice), an ACL changed while
+                # serving, versions published and learned in the future, and learned late
+                assert {v.doc for v in model.live()} == set(DOCUMENTS)
+                assert sum(v.deleted for v in model.versions if v.doc == "alder" and len(v.pages) == 1) == 2
+                assert model.live_id(ingested_version("alder", "amber")) is not None
+                assert all(v.acl == P | DEALS for v in model.live("cedar"))
+                assert any(v.published > t0 for v in model.live()) and any(v.ingested > t0 for v in model.live())
+                assert any(v.published < v.ingested < t0 - timedelta(days=1) for v in model.live())
+                yield live
+
+
+def ingested_version(doc: str, variant: str) -> str:
+    return sha256_hex(ingested_text(doc, variant).encode())
 
 
 def _clocks(query: Query, t0: datetime) -> dict[str, str]:
@@ -108,7 +152,7 @@ def _clocks(query: Query, t0: datetime) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _chat(client: httpx.Client, question: str, clocks: dict[str, str], stream: bool) -> tuple[str, list[Any]]:
+def _chat(client: httpx.Client, question: str, clocks: dict[str, Any], stream: bool) -> tuple[str, list[Any]]:
     body = {"model": "strongroom-rag", "stream": stream, "k": 3, "messages": [{"role": "user", "content": question}]}
     r = client.post("/v1/chat/completions", json={**body, **clocks})
     assert r.status_code == 200, r.text
@@ -131,7 +175,7 @@ def _admitted(what: str, version_id: str, acl: list[str] | None, currents: dict[
     return allowed
 
 
-@PROPERTIES
+@settings(PROPERTIES, max_examples=60)
 @given(query=query_st, words=st.lists(st.sampled_from(DOCUMENTS), max_size=3, unique=True), stream=st.booleans())
 def test_no_endpoint_leaks_and_everything_admitted_is_found(
     served: Served, query: Query, words: list[str], stream: bool
@@ -179,7 +223,17 @@ def test_no_endpoint_leaks_and_everything_admitted_is_found(
                     assert r.status_code == 404, f"{what}: page {page} of {doc} version {version_id[:12]} leaked"
                     assert r.json() == missing.json()
 
-        r = c.post("/v1/search", json={"query": "harbor ledger", "k": 50, **clocks})
+        # the POST endpoints narrow by document type and metadata too (chat: metadata only)
+        doc_types, filters = NARROW[query.narrow]
+        narrowed = model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), narrow=query.narrow)
+        currents = {seen.current.id: seen.current for seen in narrowed.values()}
+        lens = {**clocks, "doc_types": sorted(doc_types), "filters": filters}
+        chat_narrow = "" if doc_types else query.narrow
+        chatted = model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), narrow=chat_narrow)
+        chat_currents = {seen.current.id: seen.current for seen in chatted.values()}
+        what = f"{what} narrow={query.narrow!r}"
+
+        r = c.post("/v1/search", json={"query": "harbor ledger", "k": 50, **lens})
         assert r.status_code == 200, r.text
         hits = r.json()["hits"]
         for h in hits:
@@ -189,23 +243,24 @@ def test_no_endpoint_leaks_and_everything_admitted_is_found(
 
         for word in dict.fromkeys(marker(doc, variant) for doc in words for variant in ("amber", "cobalt", "indigo")):
             owner = next((v for v in currents.values() if marker(v.doc, v.variant) == word), None)
-            r = c.post("/v1/search", json={"query": word, "k": 3, **clocks})
+            r = c.post("/v1/search", json={"query": word, "k": 3, **lens})
             assert r.status_code == 200, r.text
             for h in r.json()["hits"]:
                 _admitted(f"{what} search {word}", h["version_id"], None, currents)
             texts = [h["text"] for h in r.json()["hits"] if owner and h["version_id"] == owner.id]
             assert (owner is not None) == any(word in t for t in texts), f"{what}: search {word}"
 
-            r = c.post("/v1/ask", json={"question": word, "k": 3, **clocks})
+            r = c.post("/v1/ask", json={"question": word, "k": 3, **lens})
             assert r.status_code == 200, r.text
             answer = r.json()
             for cited in answer["citations"]:
                 _admitted(f"{what} ask {word}", cited["version_id"], None, currents)
             assert (owner is not None) == (word in answer["answer"]), f"{what}: ask {word}"
 
-            text, citations = _chat(c, word, clocks, stream)
+            owner = next((v for v in chat_currents.values() if marker(v.doc, v.variant) == word), None)
+            text, citations = _chat(c, word, {**clocks, "filters": filters}, stream)
             for cited in citations:
-                _admitted(f"{what} chat {word}", cited["version_id"], None, currents)
+                _admitted(f"{what} chat {word}", cited["version_id"], None, chat_currents)
             assert (owner is not None) == (word in text), f"{what}: chat {word} (stream={stream})"
             if owner is not None:
                 assert owner.id in {cited["version_id"] for cited in citations}
