@@ -74,9 +74,8 @@ def main() -> None:
                 pages = [" ".join(rng.choice(WORDS, 60)) + f" doc{i}" for _ in range(5)]
                 store.write(make_version(embedder, f"corpus/doc{i}.txt", pages, acl=[groups[i % len(groups)]]))
             store.save_indexes()
-            print(
-                f"store: {args.docs} documents, {store.counts()['chunks']} chunks in {time.perf_counter() - started:.0f} s"
-            )
+            built = time.perf_counter() - started
+            print(f"store: {args.docs} documents, {store.counts()['chunks']} chunks in {built:.0f} s")
 
             principal = platform.principal("bench", ["public", "research"], auth="python")
             scope = Scope.for_principal(principal)
@@ -103,14 +102,12 @@ def main() -> None:
     print(f"{args.queries} searches, k={args.k}, interleaved; milliseconds")
     print(f"{'arm':<10} {'p50':>8} {'p90':>8} {'p99':>8}")
     for name, values in arms.items():
-        print(
-            f"{name:<10} {statistics.median(values):8.3f} {_percentile(values, 0.9):8.3f} {_percentile(values, 0.99):8.3f}"
-        )
+        p50, p90, p99 = statistics.median(values), _percentile(values, 0.9), _percentile(values, 0.99)
+        print(f"{name:<10} {p50:8.3f} {p90:8.3f} {p99:8.3f}")
     for name in ("operation", "platform"):
         extra = [a - b for a, b in zip(arms[name], arms["direct"], strict=True)]
-        print(
-            f"{name} - direct, per question: median {statistics.median(extra):.3f} ms, p90 {_percentile(extra, 0.9):.3f} ms"
-        )
+        median, p90 = statistics.median(extra), _percentile(extra, 0.9)
+        print(f"{name} - direct, per question: median {median:.3f} ms, p90 {p90:.3f} ms")
 
 
 if __name__ == "__main__":
