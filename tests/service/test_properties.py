@@ -723,6 +723,7 @@ CLOCKS = [
     Write("alder", "amber", P, -400, -400),
     Write("alder", "cobalt", P, -30, -3),  # published a month ago, learned three days ago
     Write("alder", "indigo", R, -10, -10),  # the current one: public readers lose alder
+    Ingest(Who(P | R, EVERY_ROLE), "alder", "amber", R, -5),  # ingested: not a "document" (its type)
     Ingest(Who(P | R, EVERY_ROLE), "birch", "amber", P, 1),  # published tomorrow
     Ingest(Who(P, EVERY_ROLE), "birch", "cobalt", None, -1),
     Write("birch", "indigo", R, 30, -1),  # to be published next month, for research only
@@ -740,6 +741,7 @@ CLOCKS = [
         Query(P, Clock("none"), Clock("datetime", -5)),
         Query(P, Clock("far"), Clock("far")),
         Query(R, Clock("date", -5), Clock("datetime", -1 / 24)),
+        Query(R, Clock("none"), Clock("none"), narrow="document"),  # alder's current is not one
     ],
 )
 @given(ops=st.lists(op_st, min_size=4, max_size=12), queries=st.lists(query_st, min_size=2, max_size=3))

@@ -71,7 +71,8 @@ BEFORE = [
     *EVERY_WRITE,
     Write("cedar", "amber", P, -400, -400),
     Write("cedar", "cobalt", P, -30, -3),  # published a month ago, learned three days ago
-    Write("cedar", "indigo", R, -10, -10),  # the current one: public readers lose cedar
+    Write("cedar", "indigo", R, -10, -10),  # public readers lose cedar
+    Ingest(Who(R, EVERY_ROLE), "cedar", "amber", R, -5),  # the current one, and not a "document"
 ]
 #: written by another process while the server runs (it must see each change at once)
 WHILE_SERVING = [
@@ -81,7 +82,7 @@ WHILE_SERVING = [
     Write("elm", "cobalt", OPS | L, -400, -30),
     Write("fir", "amber", DEALS, -200, -200),
     Ingest(Who(P, EVERY_ROLE), "fir", "cobalt", DEALS, -1),  # refused: public may not read fir
-    SetAcl(Who(frozenset(), EVERY_ROLE, "all"), 2, P | DEALS),  # cedar: now public and deals
+    SetAcl(Who(frozenset(), EVERY_ROLE, "all"), 3, P | DEALS),  # dogwood: now public and deals
     Delete(Who(frozenset(), EVERY_ROLE, "all"), 0),  # alder, deleted once more
     Again(Who(R, EVERY_ROLE), 0, -1, deleted=True),  # and its bytes ingested once more
 ]
@@ -137,7 +138,7 @@ def served() -> Iterator[Served]:
                 assert {v.doc for v in model.live()} == set(DOCUMENTS)
                 assert sum(v.deleted for v in model.versions if v.doc == "alder" and len(v.pages) == 1) == 2
                 assert model.live_id(ingested_version("alder", "amber")) is not None
-                assert all(v.acl == P | DEALS for v in model.live("cedar"))
+                assert all(v.acl == P | DEALS for v in model.live("dogwood"))
                 assert any(v.published > t0 for v in model.live()) and any(v.ingested > t0 for v in model.live())
                 assert any(v.published < v.ingested < t0 - timedelta(days=1) for v in model.live())
                 yield live
