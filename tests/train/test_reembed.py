@@ -49,15 +49,10 @@ def test_reembed_copies_into_a_new_home_and_catches_up(
     switched = SqliteStore.open_existing(new)
     assert switched.dim == 32 and sorted(v.name for v in switched.versions()) == ["memo.txt", "rates.md"]
     switched.close()
-    monkeypatch.setenv("STRONGROOM_EMBEDDER_MODEL", tiny_model)
-    found = run(link, "search", "senior notes coupon", "--groups", "desk", "--json", embedder="sentence-transformers")
-    assert found.returncode == 0, found.stderr
-    assert json.loads(found.stdout)["hits"][0]["document"] == "rates.md"
     moved_keys = SqliteApiKeyStore(new / "catalog.sqlite3")
     assert moved_keys.check(secret).id == key.id
     moved_keys.close()
     # the old home is untouched and still serves with its own embedder
-    monkeypatch.delenv("STRONGROOM_EMBEDDER_MODEL")
     assert run(old, "search", "liquidity coverage", "--groups", "desk").returncode == 0
     assert SqliteStore.open_existing(old).dim != 32
 
@@ -71,6 +66,17 @@ def test_reembed_copies_into_a_new_home_and_catches_up(
     # audit records since: the search of the old home above, the late ingestion and the ask
     assert (report["copied"], report["already_there"], report["audit_records"], report["api_keys"]) == (1, 2, 3, 0)
     assert report["versions"] == 3
+
+    # the services roll onto the link: the new home serves with the new embedder (and audits
+    # on its own chain from here, which is why it takes no more from the old home verbatim)
+    monkeypatch.setenv("STRONGROOM_EMBEDDER_MODEL", tiny_model)
+    found = run(link, "search", "senior notes coupon", "--groups", "desk", "--json", embedder="sentence-transformers")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["hits"][0]["document"] == "rates.md"
+    monkeypatch.delenv("STRONGROOM_EMBEDDER_MODEL")
+    assert run(old, "search", "leverage ratio", "--groups", "desk").returncode == 0
+    forked = run(old, *args, "--json")
+    assert forked.returncode != 0 and "audit" in forked.stderr
 
 
 def test_reembed_refuses_what_it_cannot_do(tiny_model: str, tmp_path: Path) -> None:
