@@ -82,7 +82,7 @@ WHILE_SERVING = [
     Write("elm", "cobalt", OPS | L, -400, -30),
     Write("fir", "amber", DEALS, -200, -200),
     Ingest(Who(P, EVERY_ROLE), "fir", "cobalt", DEALS, -1),  # refused: public may not read fir
-    SetAcl(Who(frozenset(), EVERY_ROLE, "all"), 3, P | DEALS),  # dogwood: now public and deals
+    SetAcl(Who(frozenset(), EVERY_ROLE, "all"), 1, P | DEALS),  # birch, which the server has read
     Delete(Who(frozenset(), EVERY_ROLE, "all"), 0),  # alder, deleted once more
     Again(Who(R, EVERY_ROLE), 0, -1, deleted=True),  # and its bytes ingested once more
 ]
@@ -138,7 +138,7 @@ def served() -> Iterator[Served]:
                 assert {v.doc for v in model.live()} == set(DOCUMENTS)
                 assert sum(v.deleted for v in model.versions if v.doc == "alder" and len(v.pages) == 1) == 2
                 assert model.live_id(ingested_version("alder", "amber")) is not None
-                assert all(v.acl == P | DEALS for v in model.live("dogwood"))
+                assert all(v.acl == P | DEALS for v in model.live("birch"))
                 assert any(v.published > t0 for v in model.live()) and any(v.ingested > t0 for v in model.live())
                 assert any(v.published < v.ingested < t0 - timedelta(days=1) for v in model.live())
                 yield live
@@ -234,13 +234,19 @@ def test_no_endpoint_leaks_and_everything_admitted_is_found(
         chat_currents = {seen.current.id: seen.current for seen in chatted.values()}
         what = f"{what} narrow={query.narrow!r}"
 
-        r = c.post("/v1/search", json={"query": "harbor ledger", "k": 50, **lens})
-        assert r.status_code == 200, r.text
-        hits = r.json()["hits"]
-        for h in hits:
-            version = _admitted(f"{what} search", h["version_id"], None, currents)
-            assert h["text"] in version.pages[h["page"] - 1]
-        assert {h["version_id"] for h in hits} == set(currents), f"{what}: search misses an admitted document"
+        for narrow, (types, metadata) in NARROW.items():  # every narrowing: the current version decides
+            seen_by = model.view(groups, query.as_of.instant(t0), query.known_at.instant(t0), narrow=narrow)
+            r = c.post(
+                "/v1/search",
+                json={"query": "harbor ledger", "k": 50, "doc_types": sorted(types), "filters": metadata, **clocks},
+            )
+            assert r.status_code == 200, r.text
+            hits = r.json()["hits"]
+            admitted = {seen.current.id: seen.current for seen in seen_by.values()}
+            for h in hits:
+                version = _admitted(f"{what} search narrowed to {narrow!r}", h["version_id"], None, admitted)
+                assert h["text"] in version.pages[h["page"] - 1]
+            assert {h["version_id"] for h in hits} == set(admitted), f"{what} {narrow!r}: search misses a document"
 
         for word in dict.fromkeys(marker(doc, variant) for doc in words for variant in ("amber", "cobalt", "indigo")):
             owner = next((v for v in currents.values() if marker(v.doc, v.variant) == word), None)
