@@ -35,32 +35,36 @@ from strongroom.types import sha256_hex
 from tests.api.conftest import service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import Provider, serve_provider
-from tests.service.test_properties import (
+from tests.service.rules_history import (
+    History,
+    Query,
+    query_st,
+    start,
+)
+from tests.service.rules_model import (
     EVERY_ROLE,
-    EVERY_WRITE,
     GROUPS,
     NARROW,
-    OPS,
     PROPERTIES,
     SCRATCH,
     Again,
     Delete,
-    History,
     Ingest,
-    L,
     Model,
     MVersion,
-    P,
-    Query,
-    R,
     SetAcl,
     Who,
     Write,
     doc_id,
     ingested_text,
     marker,
-    query_st,
-    start,
+)
+from tests.service.test_properties import (
+    EVERY_WRITE,
+    OPS,
+    L,
+    P,
+    R,
 )
 
 pytestmark = pytest.mark.integration
