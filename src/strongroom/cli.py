@@ -15,8 +15,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -35,11 +33,9 @@ from strongroom.cli_common import (
     JsonOpt,
     UserOpt,
     err,
-    exit_code,
     fail,
-    open_platform_for,
     out,
-    principal_of,
+    platform_session,
 )
 from strongroom.config import DEFAULT_ACL
 from strongroom.errors import NotFound, StrongroomError
@@ -122,20 +118,6 @@ def _groups(value: str, option: str) -> frozenset[str]:
     return groups
 
 
-@contextmanager
-def _platform(
-    home: Path | None, user: str | None, groups: str | None, *, create: bool = False
-) -> Iterator[tuple[Platform, Principal]]:
-    """The application layer and the CLI's principal; errors become a message and an exit status."""
-    platform = open_platform_for(home, create=create)
-    try:
-        yield platform, principal_of(platform, user, groups)
-    except StrongroomError as exc:
-        raise fail(str(exc), exit_code(exc)) from exc
-    finally:
-        platform.close()
-
-
 def _view(as_of: str | None, known_at: str | None, filters: list[str] | None, doc_types: list[str] | None) -> View:
     return View(
         as_of=as_of,
@@ -199,7 +181,7 @@ def ingest_cmd(
         source=source,
         meta=frozen_meta(_pairs(meta, "--meta")),
     )
-    with _platform(home, user, groups, create=True) as (platform, principal):
+    with platform_session(home, user, groups, create=True) as (platform, principal):
         if bus:
             queued = platform.queue(principal, request, bus, stream)
             if as_json:
@@ -287,7 +269,7 @@ def search_cmd(
 ) -> None:
     """Hybrid keyword + vector search over what you may read (recorded in the audit log)."""
     view = _view(as_of, known_at, filters, doc_type)
-    with _platform(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         request = SearchRequest(
             query=query, k=k, as_of=as_of, known_at=known_at, doc_types=view.doc_types, filters=view.filters
         )
@@ -370,7 +352,7 @@ def ask_cmd(
 ) -> None:
     """Answer from the documents you may read, citing page and version (recorded in the audit log)."""
     view = _view(as_of, known_at, filters, doc_type)
-    with _platform(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         request = AskRequest(
             question=question,
             k=k,
@@ -438,7 +420,7 @@ def eval_cmd(
         items = load_qa(qa)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
-    with _platform(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         result = platform.evaluate(principal, items, k, view, query_encoder=query_encoder, name=qa.name)
     if as_json:
         out.print(json.dumps(result))
@@ -480,7 +462,7 @@ def documents_cmd(
     request = DocumentsRequest(
         as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()), limit=limit, offset=offset
     )
-    with _platform(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         docs = platform.documents(principal, request)
     rows = [_version_row(d.current) | {"versions": len(d.versions)} for d in docs]
     if as_json:
@@ -515,7 +497,7 @@ def show_cmd(
 ) -> None:
     """Show a document you may read: its versions, or one page's text (what a citation points into)."""
     view = View(as_of=as_of, known_at=known_at)
-    with _platform(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         doc = platform.find_document(principal, document, view)
         doc = platform.document(principal, doc.document_id, view)
         if page is None:
@@ -568,7 +550,7 @@ def acl_set(
 ) -> None:
     """Change who may read every version of a document (needs the admin role and read access to it)."""
     after = _groups(acl, "--acl")
-    with _platform(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         change = platform.set_acl(principal, _document_id(platform, principal, document), after)
         doc = platform.document(principal, change.document_id) if principal.may_read(after) else None
     if as_json:
@@ -592,7 +574,7 @@ def delete_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a document: its pages, chunks and vectors go; the audit log keeps that it happened."""
-    with _platform(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         document_id = _document_id(platform, principal, document)
         deleted = platform.delete(principal, document_id)
     if as_json:

@@ -4,6 +4,8 @@ stop with an error."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +30,7 @@ __all__ = [
     "open_platform_for",
     "open_runtime_for",
     "out",
+    "platform_session",
     "principal_of",
     "settings_for",
 ]
@@ -79,6 +82,22 @@ def open_platform_for(home: Path | None, *, create: bool = False) -> Platform:
         return Platform.open(settings_for(home), create=create)
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
+
+
+@contextmanager
+def platform_session(
+    home: Path | None, user: str | None, groups: str | None, *, create: bool = False
+) -> Iterator[tuple[Platform, Principal]]:
+    """The application layer and the CLI's principal for one command; its errors become a
+    message and an exit status. ``create``: for commands that may start a home (ingest, a
+    first key, a first model route); read commands refuse a home that holds no store."""
+    platform = open_platform_for(home, create=create)
+    try:
+        yield platform, principal_of(platform, user, groups)
+    except StrongroomError as exc:
+        raise fail(str(exc), exit_code(exc)) from exc
+    finally:
+        platform.close()
 
 
 def principal_of(platform: Platform, user: str | None, groups: str | None) -> Principal:

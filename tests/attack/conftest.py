@@ -23,14 +23,11 @@ import httpx
 import pytest
 
 from strongroom.api import create_app
-from strongroom.auth import ServiceSettings
 from strongroom.config import Settings
 from strongroom.testing import HashEmbedder
+from tests.api.conftest import service_settings
 from tests.api.live import live_server
-from tests.auth.oidc_provider import AUDIENCE, Provider, serve_provider
-
-#: role groups as the API tests use them; entitlement groups are everything else
-ROLE_GROUPS = {"reader": ["readers"], "ingester": ["ingesters"], "admin": ["admins"]}
+from tests.auth.oidc_provider import Provider, serve_provider
 
 
 @pytest.fixture(scope="session")
@@ -39,18 +36,6 @@ def provider() -> Iterator[Provider]:
         yield p
 
 
-def service_settings(provider: Provider, **overrides: object) -> ServiceSettings:
-    values: dict[str, object] = {
-        "oidc_issuer": provider.issuer,
-        "oidc_audience": AUDIENCE,
-        "oidc_leeway_s": 5,
-        "oidc_jwks_min_refresh_s": 0,
-        "role_groups": ROLE_GROUPS,
-        "rate_per_s": 100_000,
-        "rate_burst": 100_000,
-    }
-    values.update(overrides)
-    return ServiceSettings(**values)  # type: ignore[arg-type]
 
 
 @dataclass

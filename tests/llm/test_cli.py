@@ -45,11 +45,11 @@ def test_home_defaults_to_strongroom_home(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_errors_exit_non_zero_with_a_message(tmp_path: Path) -> None:
     code, out = run("rollback", "nope", home=tmp_path)
-    assert code == 1 and "no route named 'nope'" in out
+    assert code == 2 and "no route named 'nope'" in out  # bad input: 2, as every command
     code, out = run("show", "nope", home=tmp_path)
-    assert code == 1
+    assert code == 2
     code, out = run("set-route", "chat", "-d", "a:-3", home=tmp_path)
-    assert code == 1 and "invalid route" in out
+    assert code == 2 and "invalid route" in out
 
 
 def test_set_deployment_stores_the_key_variable_never_a_key(tmp_path: Path) -> None:
@@ -63,6 +63,6 @@ def test_set_deployment_stores_the_key_variable_never_a_key(tmp_path: Path) -> N
     code, out = run("list", "--json", home=tmp_path)
     assert json.loads(out)["deployments"]["vllm-a"]["url"] == "http://gpu1:8000/v1"
     code, out = run("set-deployment", "x", "--backend", "openai-compatible", home=tmp_path)
-    assert code == 1 and "needs url and model" in out
+    assert code == 2 and "needs url and model" in out
     code, out = run("set-deployment", "x", "--backend", "magic", home=tmp_path)
-    assert code == 1
+    assert code == 2

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -24,10 +22,9 @@ import typer
 
 from strongroom.audit import open_audit_log
 from strongroom.auth import ServiceSettings
+from strongroom.cli_common import GroupsOpt, UserOpt, exit_code, fail, platform_session, settings_for
 from strongroom.config import Settings
 from strongroom.errors import StoreError, StrongroomError
-from strongroom.service import Platform
-from strongroom.types import Principal
 
 __all__ = ["audit_app", "configure_logging", "keys_app", "serve_command"]
 
@@ -96,30 +93,6 @@ def serve_command(
     )
 
 
-@contextmanager
-def _admin(
-    home: Path | None, user: str | None, groups: str | None, *, create: bool = False
-) -> Iterator[tuple[Platform, Principal]]:
-    """The application layer and the CLI's principal (keys and audit reads need the admin role).
-    ``create``: a first key may be made before anything is ingested."""
-    from strongroom.cli_common import exit_code, fail, open_platform_for, principal_of
-
-    platform = open_platform_for(home, create=create)
-    try:
-        yield platform, principal_of(platform, user, groups)
-    except StrongroomError as exc:
-        raise fail(str(exc), exit_code(exc)) from exc
-    finally:
-        platform.close()
-
-
-UserOpt = Annotated[str | None, typer.Option("--user", help="Who you are, for the audit log (default: $USER).")]
-GroupsOpt = Annotated[
-    str | None,
-    typer.Option("--groups", help="Your groups (default: STRONGROOM_CLI_GROUPS, else public)."),
-]
-
-
 @keys_app.command("create")
 def keys_create(
     owner: Annotated[str, typer.Option(help="Who answers for the key (a person or a service)")],
@@ -146,7 +119,7 @@ def keys_create(
     """Create a key (admins). The secret is printed once; only its hash is stored."""
     members = [g for g in grant.split(",") if g.strip()]
     until = _when(expires, "--expires") if expires else None
-    with _admin(home, user, groups, create=True) as (platform, principal):
+    with platform_session(home, user, groups, create=True) as (platform, principal):
         key = platform.create_key(principal, owner, members, days=days, expires_at=until, no_expiry=no_expiry)
     expiry = key.expires_at.isoformat() if key.expires_at else None
     if as_json:
@@ -167,7 +140,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List keys (admins; never their secrets)."""
-    with _admin(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         keys = platform.list_keys(principal)
     now = datetime.now(UTC)
     rows = [
@@ -196,7 +169,7 @@ def keys_revoke(
     home: HomeOpt = None,
 ) -> None:
     """Revoke a key at once (admins)."""
-    with _admin(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         platform.revoke_key(principal, key_id)
     typer.echo(f"revoked {key_id}")
 
@@ -211,8 +184,6 @@ def audit_verify(
 ) -> None:
     """Check the hash chain and its signed checkpoints: exit 0 when intact, 1 with every problem
     (edited, deleted, reordered, truncated, wiped, dropped, rewritten, unanchored, forged) and its record."""
-    from strongroom.cli_common import exit_code, fail, settings_for
-
     settings = settings_for(home)
     try:
         if settings.home.exists() and not settings.home.is_dir():
@@ -262,7 +233,7 @@ def audit_export(
 ) -> None:
     """Write audit records as JSON lines for a SIEM (admins; the export itself is audited)."""
     start = _when(since, "--since") if since else None
-    with _admin(home, user, groups) as (platform, principal):
+    with platform_session(home, user, groups) as (platform, principal):
         n = platform.export_audit(principal, out if out is not None else sys.stdout, start)
     if out is not None:
         typer.echo(f"wrote {n} records to {out}", err=True)

@@ -87,17 +87,36 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+#: records read per query when streaming the log
+PAGE = 1000
+
+
 def _utc(since: datetime) -> str:
     return (since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)).isoformat()
 
 
 class ChainedLog:
-    """What the backends share: verification, conveniences. A backend provides ``read``,
-    ``head``, ``append_many``, ``adopt``, ``close``, ``_first_at`` and ``_exists_now``."""
+    """What the backends share: reading by pages, verification, conveniences. A backend provides
+    ``_page``, ``head``, ``append_many``, ``adopt``, ``close``, ``_first_at`` and ``_exists_now``."""
 
     anchor: Anchor | None
 
     def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
+        """Records with seq > ``after_seq``, in seq order, at most ``limit``, a page at a time
+        (never the whole log in memory)."""
+        left = limit
+        while left is None or left > 0:
+            size = PAGE if left is None else min(PAGE, left)
+            records = self._page(after_seq, size)
+            yield from records
+            if len(records) < size:
+                return
+            after_seq = records[-1].seq
+            if left is not None:
+                left -= len(records)
+
+    def _page(self, after_seq: int, size: int) -> list[AuditRecord]:
+        """Up to ``size`` records with seq > ``after_seq``, in seq order (none if there is no table)."""
         raise NotImplementedError
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[int]:

@@ -25,7 +25,7 @@ from strongroom.audit.anchor import Anchor, Checkpoint
 from strongroom.audit.log import ChainedLog, chain_rows
 from strongroom.audit.records import GENESIS, AuditEvent, AuditHead, AuditRecord, event_body
 from strongroom.errors import StoreError
-from strongroom.store.postgres_schema import _describe, redact
+from strongroom.store.postgres_schema import _describe, connect, redact
 
 __all__ = ["AUDIT_LOCK", "PostgresAuditLog"]
 
@@ -69,13 +69,7 @@ class PostgresAuditLog(ChainedLog):
             self._create(force=True)  # the guards, in case someone dropped them
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self._url, autocommit=True)
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {self._target} for the audit log: {redact(exc, self._password)}; "
-                "check the server and STRONGROOM_STORE_URL"
-            ) from exc
+        return connect(self._url, purpose=" for the audit log")
 
     def _run(self, action: str, fn: Any) -> Any:
         """``fn(db)`` under the lock, reconnecting once when the connection broke."""
@@ -162,27 +156,16 @@ class PostgresAuditLog(ChainedLog):
         )
         return cp
 
-    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
-        """Records with seq > ``after_seq``, in seq order, a page at a time."""
-        left = limit
-        while left is None or left > 0:
-            page = _PAGE if left is None else min(_PAGE, left)
+    def _page(self, after_seq: int, size: int) -> list[AuditRecord]:
+        def fetch(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            if not self._table_exists():
+                return []
+            return db.execute(
+                f"SELECT {_COLUMNS} FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s", (after_seq, size)
+            ).fetchall()
 
-            def fetch(db: psycopg.Connection[Any], after: int = after_seq, n: int = page) -> list[tuple[Any, ...]]:
-                if not self._table_exists():
-                    return []
-                return db.execute(
-                    f"SELECT {_COLUMNS} FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s", (after, n)
-                ).fetchall()
-
-            rows: list[tuple[Any, ...]] = self._run("read", fetch)
-            for r in rows:
-                yield AuditRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]))
-            if len(rows) < page:
-                return
-            after_seq = int(rows[-1][0])
-            if left is not None:
-                left -= len(rows)
+        rows: list[tuple[Any, ...]] = self._run("read", fetch)
+        return [AuditRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5])) for r in rows]
 
     def _first_at(self, since: str) -> int | None:
         def first(db: psycopg.Connection[Any]) -> int | None:

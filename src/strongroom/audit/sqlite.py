@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from strongroom.audit.anchor import Anchor
@@ -111,24 +111,14 @@ class SqliteAuditLog(ChainedLog):
                 self.anchor.checkpoint(AuditHead(rows[-1][0], rows[-1][3]))
         return [row[0] for row in rows]
 
-    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
-        """Records with seq > ``after_seq``, in seq order, a page at a time."""
-        left = limit
-        while left is None or left > 0:
-            page = _PAGE if left is None else min(_PAGE, left)
-            with self._lock:
-                if not self._table_exists():
-                    return
-                rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, page)
-                ).fetchall()
-            for r in rows:
-                yield AuditRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]))
-            if len(rows) < page:
-                return
-            after_seq = int(rows[-1][0])
-            if left is not None:
-                left -= len(rows)
+    def _page(self, after_seq: int, size: int) -> list[AuditRecord]:
+        with self._lock:
+            if not self._table_exists():
+                return []
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, size)
+            ).fetchall()
+        return [AuditRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5])) for r in rows]
 
     def _first_at(self, since: str) -> int | None:
         with self._lock:

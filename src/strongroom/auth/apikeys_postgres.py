@@ -30,7 +30,7 @@ from strongroom.auth.apikeys import (
     parse_presented,
 )
 from strongroom.errors import StoreError
-from strongroom.store.postgres_schema import _describe, redact
+from strongroom.store.postgres_schema import _describe, connect, redact
 
 __all__ = ["CHANNEL", "PostgresApiKeyStore"]
 
@@ -74,13 +74,7 @@ class PostgresApiKeyStore:
         return redact(exc, self._password)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self._url, autocommit=True)
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {self._target} for the API keys: {self._clean(exc)}; "
-                "check the server and STRONGROOM_STORE_URL"
-            ) from exc
+        return connect(self._url, purpose=" for the API keys")
 
     def _listen(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self._url, autocommit=True)

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from strongroom.cli_common import GroupsOpt, UserOpt, exit_code
 from strongroom.errors import StrongroomError
 from strongroom.llm.deployments import BACKENDS, DeploymentSpec, load_deployments, save_deployment
 from strongroom.llm.routes import RouteStore, parse_target
@@ -47,8 +48,6 @@ HomeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-UserOpt = Annotated[str | None, typer.Option("--user", help="Who you are, for the audit log (default: $USER).")]
-GroupsOpt = Annotated[str | None, typer.Option("--groups", help="Your groups (default: STRONGROOM_CLI_GROUPS).")]
 T = TypeVar("T")
 
 
@@ -62,13 +61,10 @@ def _audited(
     detail: str,
 ) -> T:
     """Make a change to what answers through the application layer (admins; an audit record)."""
-    from strongroom.cli_common import open_platform_for, principal_of
+    from strongroom.cli_common import platform_session
 
-    platform = open_platform_for(home, create=True)
-    try:
-        return platform.change_models(principal_of(platform, user, groups), action, target, change, detail)
-    finally:
-        platform.close()
+    with platform_session(home, user, groups, create=True) as (platform, principal):
+        return platform.change_models(principal, action, target, change, detail)
 
 
 def _home(home: Path | None) -> Path:
@@ -78,8 +74,9 @@ def _home(home: Path | None) -> Path:
 
 
 def _fail(exc: StrongroomError) -> typer.Exit:
+    """An error and the CLI's exit status for it (2: bad input or settings; 1: refused)."""
     err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(1)
+    return typer.Exit(exit_code(exc))
 
 
 def _targets(route: Route) -> str:
@@ -238,7 +235,7 @@ def set_deployment(
         )  # fmt: skip
     except ValueError as exc:
         err.print(f"[bold red]error:[/] invalid deployment {name!r}: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2) from exc
     try:
         root = _home(home)
         detail = f"{backend} {url or path or ''} {model or ''}".strip()

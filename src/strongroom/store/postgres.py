@@ -41,7 +41,7 @@ from strongroom.store import postgres_sql as sql
 from strongroom.store.base import TOMBSTONE, KeywordUnit, NewVersion, ScoredId
 from strongroom.store.keyword import tokenize
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
-from strongroom.store.postgres_schema import _describe, migrate_schema, redact
+from strongroom.store.postgres_schema import _describe, connect, migrate_schema, redact
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
 __all__ = ["PostgresStore", "allocate_rows", "index_terms"]
@@ -157,13 +157,7 @@ class PostgresStore:
         return cls(url, model_id=str(meta["model"]), dim=int(meta["dim"]), ef_search=ef_search)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self._url, autocommit=True)
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {self._target}: {self._clean(exc)}. "
-                "Check that the server is running and the store URL (host, port, user, database) is right."
-            ) from exc
+        return connect(self._url)
 
     # -- setup -------------------------------------------------------------------------------
 

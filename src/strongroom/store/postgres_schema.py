@@ -4,6 +4,8 @@ stale one refused until an operator upgrades it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
@@ -18,6 +20,19 @@ def redact(exc: BaseException, password: str) -> str:
     """An exception's message without the URL's password, in case a driver ever echoes it."""
     text = str(exc).strip()
     return text.replace(password, "***") if password else text
+
+
+def connect(url: str, *, purpose: str = "") -> psycopg.Connection[Any]:
+    """An autocommit connection to ``url``; a failure is a StoreError that names the server (never
+    the password) and what the connection was for (``purpose``: e.g. " for the audit log")."""
+    target, password = _describe(url)
+    try:
+        return psycopg.connect(url, autocommit=True)
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"cannot connect to PostgreSQL at {target}{purpose}: {redact(exc, password)}. Check that the server "
+            "is running and the store URL (STRONGROOM_STORE_URL: host, port, user, database) is right."
+        ) from exc
 
 
 def _describe(url: str) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from strongroom.cli_common import GroupsOpt, UserOpt
 from strongroom.config import Settings
 from strongroom.errors import StrongroomError
 from strongroom.ingest.parsers import supported_suffixes
@@ -38,11 +39,6 @@ termsheets_app = typer.Typer(help="Term sheets: extract, list and show their fie
 tables_app = typer.Typer(help="Tables as data: header, rows and cells with page and position.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-GroupsOpt = Annotated[
-    str | None,
-    typer.Option("--groups", help="Your groups, comma-separated (default: STRONGROOM_CLI_GROUPS, else public)."),
-]
-UserOpt = Annotated[str | None, typer.Option("--user", help="Who you are, for the audit log (default: $USER).")]
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
 ]
@@ -206,16 +202,11 @@ def termsheets_extract(
 
 def _term_sheets(home: Path | None, user: str | None, groups: str | None) -> list[DocumentVersion]:
     """The current versions of the stored term sheets you may read (through the application layer)."""
-    from strongroom.cli_common import exit_code, open_platform_for, principal_of
+    from strongroom.cli_common import platform_session
     from strongroom.service import DocumentsRequest
 
-    platform = open_platform_for(home)
-    try:
-        docs = platform.documents(principal_of(platform, user, groups), DocumentsRequest(limit=1000))
-    except StrongroomError as exc:
-        raise _fail(str(exc), exit_code(exc)) from exc
-    finally:
-        platform.close()
+    with platform_session(home, user, groups) as (platform, principal):
+        docs = platform.documents(principal, DocumentsRequest(limit=1000))
     versions = [d.current for d in docs]
     return [v for v in versions if v.doc_type == "term_sheet" or any(k.startswith("ts.") for k in v.metadata)]
 
@@ -225,20 +216,17 @@ def _document(target: str, home: Path | None, user: str | None, groups: str | No
     read, rebuilt from its stored page text, so cell offsets match its citations."""
     if Path(target).is_file():
         return _parse(_files([Path(target)])[0])
-    from strongroom.cli_common import exit_code, open_platform_for, principal_of
+    from strongroom.cli_common import exit_code, platform_session
 
-    platform = open_platform_for(home)
-    try:
-        principal = principal_of(platform, user, groups)
-        doc = platform.find_document(principal, target)
+    with platform_session(home, user, groups) as (platform, principal):
+        try:
+            doc = platform.find_document(principal, target)
+        except StrongroomError as exc:
+            raise _fail(f"{target}: no such file, and {exc}", exit_code(exc)) from exc
         version = doc.current
         pages = tuple(
             Page(n, platform.page(principal, doc.document_id, version.id, n).text) for n in range(1, version.pages + 1)
         )
-    except StrongroomError as exc:
-        raise _fail(f"{target}: no such file, and {exc}", exit_code(exc)) from exc
-    finally:
-        platform.close()
     return ParsedDocument(pages, version.media_type, title=version.title)
 
 
