@@ -81,7 +81,9 @@ def _rewrite(b: Backend, rs: list[AuditRecord]) -> None:
     for r in rs[2:]:
         body = r.body.replace('"q2"', '"q-innocent"') if r.seq == 3 else r.body
         digest = record_hash(r.format, r.seq, r.at, prev, body)
-        statements.append((f"UPDATE {b.table} SET body = ?, prev = ?, hash = ? WHERE seq = ?", (body, prev, digest, r.seq)))
+        statements.append(
+            (f"UPDATE {b.table} SET body = ?, prev = ?, hash = ? WHERE seq = ?", (body, prev, digest, r.seq))
+        )
         prev = str(digest)
     b.sql(statements)
 
@@ -177,6 +179,31 @@ class AuditLogContract:
         checkpoint["hash"] = "f" * 64  # claims another head, without the key to sign it
         backend.anchor.write_text("\n".join([*lines, json.dumps(checkpoint)]) + "\n")
         assert (3, "forged_checkpoint") in problems(backend)
+
+    def test_a_key_line_someone_appends_does_not_vouch_for_their_forgery(self, backend: Backend) -> None:
+        """Write access to the database and append access to the anchor, but not the deployment's
+        key: the forger appends a record, its own key line, and a checkpoint it signed."""
+        import base64
+        from datetime import UTC, datetime
+
+        from strongroom.audit.anchor import Checkpoint, SigningKey
+
+        last = filled(backend, 3)[-1]
+        body = last.body.replace('"user2"', '"mallory"')
+        digest = record_hash(2, 4, last.at, last.hash, body)
+        backend.sql([(f"INSERT INTO {backend.table} (seq, at, prev, hash, body, format) VALUES (?, ?, ?, ?, ?, 2)",
+                      (4, last.at, last.hash, digest, body))])  # fmt: skip
+        mallory = SigningKey.generate()
+        unsigned = Checkpoint(4, digest, datetime.now(UTC).isoformat(), mallory.key_id)
+        signed = Checkpoint(
+            4, digest, unsigned.at, mallory.key_id, base64.b64encode(mallory.sign(unsigned.message())).decode()
+        )
+        key_line = {"type": "key", "alg": "Ed25519", "at": unsigned.at, "key_id": mallory.key_id,
+                    "public_key": base64.b64encode(mallory.public_key).decode()}  # fmt: skip
+        with backend.anchor.open("ab") as fh:
+            fh.write(json.dumps(key_line).encode() + b"\n" + signed.line())
+        found = problems(backend)
+        assert found and {seq for seq, _ in found} == {4}, found  # caught, at the forged record
 
     def test_adopt_copies_verbatim_and_again_adds_nothing(self, backend: Backend, tmp_path: Path) -> None:
         from strongroom.audit import SqliteAuditLog

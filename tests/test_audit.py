@@ -254,3 +254,26 @@ def test_the_format_doc_quotes_the_pinned_values() -> None:
     assert WORKED_BODY in doc.splitlines() and len(WORKED_BODY.encode()) == 363
     for value in (WORKED_AT, WORKED_HASH_1, WORKED_HASH_2, WORKED_KEY_ID, WORKED_SIG):
         assert value in doc
+
+
+def test_a_configured_signing_key_that_goes_missing_is_never_replaced(tmp_path: Path) -> None:
+    """A secret mount that failed after the deployment signed: audited operations stop, rather
+    than signing with a new key that would make the old checkpoints look forged."""
+    from strongroom.audit import open_audit_log
+    from strongroom.config import Settings
+    from strongroom.errors import ConfigError
+
+    key = tmp_path / "secrets" / "audit-signing.key"
+    settings = Settings(home=tmp_path / "home", audit_signing_key=key)
+    log = open_audit_log(settings)
+    log.append(AuditEvent(principal="ana", groups=("research",), action="search"))  # first start: made
+    log.close()
+    assert key.is_file()
+    key.unlink()
+    log = open_audit_log(settings)
+    try:
+        with pytest.raises(ConfigError, match="is missing"):
+            log.append(AuditEvent(principal="ana", groups=("research",), action="search"))
+    finally:
+        log.close()
+    assert not key.exists()

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from strongroom.config import Settings
@@ -73,6 +74,11 @@ def settings_for(home: Path | None) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(f"STRONGROOM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise fail(f"bad configuration: {problems}") from exc
+    except SettingsError as exc:  # a list or mapping setting that is not JSON
+        raise fail(
+            f"bad configuration: {exc}; list and mapping settings are JSON, e.g. "
+            "STRONGROOM_CLI_GROUPS='[\"public\", \"research\"]'"
+        ) from exc
 
 
 def open_platform_for(home: Path | None, *, create: bool = False) -> Platform:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_ACL", "DEFAULT_HOME", "EmbedderName", "QueryEncoderName", "Settings"]
@@ -130,6 +130,15 @@ class Settings(BaseSettings):
         description="Secret for the keyed hash of each query in the audit log (default HOME/keys/query-hmac.key, "
         "created 0600). Keep it outside the catalog.",
     )
+
+    @model_validator(mode="after")
+    def _key_lifetimes(self) -> Settings:
+        if self.key_default_days > self.key_max_days:
+            raise ValueError(
+                f"key_default_days ({self.key_default_days}) is over key_max_days ({self.key_max_days}): "
+                "no key could be made without --days"
+            )
+        return self
 
     @field_validator("store_url")
     @classmethod

@@ -11,8 +11,10 @@ hash chain and writes JSON lines for a SIEM.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from strongroom.audit import open_audit_log
 from strongroom.auth import ServiceSettings
 from strongroom.cli_common import GroupsOpt, UserOpt, exit_code, fail, platform_session, settings_for
 from strongroom.config import Settings
-from strongroom.errors import StoreError, StrongroomError
+from strongroom.errors import StrongroomError
 
 __all__ = ["audit_app", "configure_logging", "keys_app", "serve_command"]
 
@@ -89,7 +91,7 @@ def serve_command(
         log_config=None,
         access_log=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=int(service.shutdown_grace_s),  # SIGTERM: in-flight requests get this long
+        timeout_graceful_shutdown=math.ceil(service.shutdown_grace_s),  # SIGTERM: in-flight requests get this long
     )
 
 
@@ -106,7 +108,8 @@ def keys_create(
     ],
     expires: Annotated[str | None, typer.Option(help="Expiry, ISO date or datetime")] = None,
     days: Annotated[
-        int | None, typer.Option(help="Expire after this many days (default STRONGROOM_KEY_DEFAULT_DAYS, 90)")
+        int | None,
+        typer.Option(min=1, help="Expire after this many days (default STRONGROOM_KEY_DEFAULT_DAYS, 90)"),
     ] = None,
     no_expiry: Annotated[
         bool, typer.Option("--no-expiry", help="Never expire (only where STRONGROOM_KEY_ALLOW_NO_EXPIRY is set)")
@@ -181,18 +184,27 @@ def audit_verify(
     anchor: Annotated[
         list[Path] | None, typer.Option("--anchor", help="Another replica's anchor file to check against (repeat)")
     ] = None,
+    trust_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-key",
+            help="A public signing key to trust (base64 of the raw 32-byte Ed25519 key; repeat). Default: the "
+            "deployment's own key, when its key file is here; else the keys the anchor files declare.",
+        ),
+    ] = None,
 ) -> None:
     """Check the hash chain and its signed checkpoints: exit 0 when intact, 1 with every problem
     (edited, deleted, reordered, truncated, wiped, dropped, rewritten, unanchored, forged) and its record."""
     settings = settings_for(home)
     try:
         if settings.home.exists() and not settings.home.is_dir():
-            raise StoreError(f"--home {settings.home} is a file, not a folder; point it at a strongroom home folder")
+            raise fail(f"--home {settings.home} is a file, not a folder; point it at a strongroom home folder")
         if not settings.store_url and not settings.catalog_path.is_file():
-            raise StoreError(f"no strongroom store under {settings.home}: check --home / STRONGROOM_HOME")
+            raise fail(f"no strongroom store under {settings.home}: check --home / STRONGROOM_HOME")
+        trusted = [_public_key(k) for k in trust_key] if trust_key else None
         log = open_audit_log(settings)
         try:
-            report = log.verify(anchors=anchor or ())
+            report = log.verify(anchors=anchor or (), public_keys=trusted)
         finally:
             log.close()
     except StrongroomError as exc:
@@ -221,6 +233,16 @@ def audit_verify(
             typer.echo(f"  record {p.seq}: {p.kind}: {p.message}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _public_key(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise fail(f"--trust-key: {text!r} is not base64") from exc
+    if len(raw) != 32:
+        raise fail(f"--trust-key: an Ed25519 public key is 32 bytes, not {len(raw)}")
+    return raw
 
 
 @audit_app.command("export")

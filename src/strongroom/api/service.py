@@ -280,9 +280,9 @@ class Service:
         )
         try:
             outcome = ops.ingest(principal, request, job_id=upload.job_id)
+            self.audit.append_many(list(outcome.events))  # what was written is audited, stop or not
             if self._stopping.is_set():
                 return  # close() marked the job interrupted
-            self.audit.append_many(list(outcome.events))
             if outcome.error is not None:
                 files = [{"name": upload.name, "status": "failed", "error": str(outcome.error)}]
                 self._settle(store, upload, "failed", files)

@@ -218,18 +218,36 @@ class Anchor:
     creates a key.
     """
 
-    def __init__(self, path: Path, key_path: Path, *, key: SigningKey | None = None) -> None:
+    def __init__(
+        self, path: Path, key_path: Path, *, key: SigningKey | None = None, create_key: bool = True
+    ) -> None:
         self.path = path
         self.key_path = key_path
         self._key = key
+        self._create_key = create_key
         self._fd: int | None = None
         self._lock = threading.Lock()
 
     @property
     def key(self) -> SigningKey:
         if self._key is None:
+            if not self._create_key and not self.key_path.exists() and self._has_signed():
+                # a configured key that is missing after it signed this anchor (a secret mount
+                # that failed): never sign with a new one. A first start makes it.
+                raise ConfigError(
+                    f"the audit signing key {self.key_path} (STRONGROOM_AUDIT_SIGNING_KEY) is missing; "
+                    "mount or restore it, or unset the variable to use a key under the home folder"
+                )
             self._key = SigningKey.load_or_create(self.key_path)
         return self._key
+
+    def _has_signed(self) -> bool:
+        """Whether this anchor file already holds a checkpoint."""
+        try:
+            with self.path.open("rb") as fh:
+                return any(b'"checkpoint"' in line for line in fh)
+        except FileNotFoundError:
+            return False
 
     def local_public_key(self) -> bytes | None:
         """This deployment's public key, when its key file exists (verification pins it)."""

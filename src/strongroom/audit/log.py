@@ -185,7 +185,10 @@ class ChainedLog:
         if not paths:
             return check(self.read(), None, table_exists=self._exists_now())
         local = self.anchor.local_public_key() if self.anchor is not None and public_keys is None else None
-        evidence = Evidence(pinned=public_keys, local=local)
+        # with this deployment's key at hand, trust it alone: a key line someone appended to an
+        # anchor file must not vouch for checkpoints it signed itself
+        pinned = public_keys if public_keys is not None else ([local] if local is not None else None)
+        evidence = Evidence(pinned=pinned, local=None)
         for path in paths:  # read before the records: every checkpoint then names a record already there
             evidence.read_file(path)
         evidence.take(self._stored_checkpoints(), "the database")
@@ -199,6 +202,7 @@ def anchor_for(settings: Settings) -> Anchor:
     return Anchor(
         (settings.audit_anchor or home / "audit-anchor.jsonl").expanduser(),
         (settings.audit_signing_key or home / "keys" / "audit-signing.key").expanduser(),
+        create_key=settings.audit_signing_key is None,  # a key the settings name must exist
     )
 
 

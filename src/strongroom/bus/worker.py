@@ -23,6 +23,7 @@ from strongroom.service.operations import Operations
 from strongroom.service.records import QueryRedactor, load_secret
 from strongroom.service.requests import IngestRequest
 from strongroom.types import Principal
+from strongroom.understand.redaction import redact_name
 
 __all__ = ["handle", "run_worker"]
 
@@ -41,7 +42,7 @@ def handle(bus: Bus, runtime: Runtime, delivery: Delivery, audit: AuditLog | Non
         return "dead"
     started = datetime.now(UTC)
     request: dict[str, object] = {
-        "files": [Path(job.path).name],
+        "files": [redact_name(Path(job.path).name)[0]],  # the job record keeps no secret a file name held
         "acl": list(job.acl),
         "via": "bus",
         "submitted_by": job.principal,

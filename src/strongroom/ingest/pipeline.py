@@ -86,14 +86,16 @@ class FileResult:
     def job_entry(self, private: Path) -> dict[str, object]:
         """This outcome as a job report shows it: by file name, with the folder the file
         waited in (``private``, an upload's temporary copy) hidden from error messages."""
+        name = Path(self.path).name
+        redacted = redact_name(name)[0]
         return {
-            "name": Path(self.path).name,
+            "name": redacted,  # the job record keeps no secret a file name held
             "status": self.status,
             "version_id": self.version_id,
             "document_id": self.document_id,
             "pages": self.pages,
             "chunks": self.chunks,
-            "error": self.error.replace(str(private), "<upload>"),
+            "error": self.error.replace(str(private), "<upload>").replace(name, redacted),
         }
 
 

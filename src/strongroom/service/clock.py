@@ -44,7 +44,7 @@ def parse_instant(value: TimeInput, name: str, *, bare_date: str = "end") -> dat
     else:
         text = value.strip()
         try:
-            if len(text) == 10:
+            if "T" not in text and " " not in text and ":" not in text:  # a date: 2023-06-30 or 20230630
                 return _day(date.fromisoformat(text), bare_date)
             moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
         except ValueError as exc:

@@ -51,6 +51,7 @@ from strongroom.service.visibility import pending_or_current, visible_documents
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.base import Catalog
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
+from strongroom.understand.redaction import redact_value
 
 __all__ = ["Operations", "Outcome", "Retrieved"]
 
@@ -80,6 +81,11 @@ class Retrieved:
     scope: Scope
     clocks: Clocks
     hits: tuple[Hit, ...]
+
+
+def _clean(text: str) -> str:
+    """A value a caller typed (a filter, a source label), as the audit log may keep it."""
+    return redact_value(text)[0] if text else text
 
 
 def _outcome_word(exc: StrongroomError) -> str:
@@ -148,8 +154,9 @@ class Operations:
     def _filters(view: View, clocks: Clocks | None = None, **more: object) -> dict[str, object]:
         out: dict[str, object] = {
             **(clocks.describe() if clocks else {"as_of": str(view.as_of or ""), "known_at": str(view.known_at or "")}),
-            "doc_types": sorted(view.doc_types),
-            "filters": dict(view.filters),
+            # what the caller typed is kept as the audit log keeps a query: without secrets
+            "doc_types": sorted(_clean(t) for t in view.doc_types),
+            "filters": {_clean(k): _clean(v) for k, v in view.filters.items()},
         }
         return {**out, **more}
 
@@ -199,7 +206,10 @@ class Operations:
         try:
             self.require(principal, "reader")
             if request.model is not None and not (route_allowed and route_allowed(request.model)):
-                raise NotFound(f"no model route {request.model!r} that you may use; see `strongroom models list`")
+                raise NotFound(
+                    f"no model route {request.model!r} that you may use (GET /v1/models lists yours); "
+                    "an administrator grants routes in STRONGROOM_ROUTE_GROUPS"
+                )
             scope, clocks = self.scope(principal, request)
             found = hybrid_search(self.store, self.embedder, request.question, scope, request.k, vector=vector)
             hits = self._entitled(principal, found)
@@ -261,6 +271,29 @@ class Operations:
 
         return self._run(principal, "documents.get", {"target": document_id}, body)
 
+    def find_document(self, principal: Principal, name: str, view: View) -> Outcome[DocumentView]:
+        """The one document ``principal`` may read that ``name`` names: its id, a version's id (or
+        a prefix of either, at least 8 characters), its source key or its file name."""
+
+        def body() -> tuple[DocumentView, dict[str, object]]:
+            self.require(principal, "reader")
+            seen, clocks = self._visible(principal, view)
+            exact = [d for d in seen.values() if name in (d.document_id, d.source, d.current.name)]
+            found = exact or [
+                d
+                for d in seen.values()
+                if len(name) >= 8 and (d.document_id.startswith(name) or any(v.id.startswith(name) for v in d.versions))
+            ]
+            if len(found) != 1:
+                raise NotFound(
+                    f"no document {name!r} that you may read"
+                    if not found
+                    else f"{name!r} names {len(found)} documents; give a document id"
+                )
+            return found[0], {"target": found[0].document_id, "filters": self._filters(view, clocks)}
+
+        return self._run(principal, "documents.find", {"target": name}, body)
+
     def page(self, principal: Principal, document_id: str, version_id: str, page: int, view: View) -> Outcome[PageView]:
         """The text of one page of one version the principal may see at the view's clocks."""
 
@@ -306,7 +339,11 @@ class Operations:
 
         ``ingest_with``: another way to run the pipeline over the entitled target (Ray)."""
         fields: dict[str, object] = {
-            "filters": {"acl": sorted(request.acl), "source": request.source, "doc_type": request.doc_type},
+            "filters": {
+                "acl": sorted(request.acl),
+                "source": _clean(request.source or "") or None,
+                "doc_type": _clean(request.doc_type or "") or None,
+            },
             "target": job_id or "",
         }
         targets: list[EntitledTarget] = []
@@ -412,7 +449,9 @@ class Operations:
             return None
         if expires_at is not None and days is not None:
             raise QueryError("give an expiry date or a number of days, not both")
-        until = expires_at if expires_at is not None else now + timedelta(days=days or s.key_default_days)
+        if days is not None and days < 1:
+            raise QueryError("a key lives at least 1 day")
+        until = expires_at if expires_at is not None else now + timedelta(days=days if days else s.key_default_days)
         until = until if until.tzinfo else until.replace(tzinfo=UTC)
         if until <= now:
             raise QueryError("the expiry is in the past")

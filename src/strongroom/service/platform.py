@@ -28,7 +28,7 @@ from strongroom.audit import VerifyReport, open_audit_log
 from strongroom.auth.apikeys import ApiKey, open_key_store
 from strongroom.config import Settings
 from strongroom.embed import Embedder, LazyEmbedder
-from strongroom.errors import IngestError, NotFound, StoreError
+from strongroom.errors import IngestError, StoreError
 from strongroom.evaluate import QAItem, run_eval
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
 from strongroom.llm.routes import RouteStore
@@ -55,6 +55,7 @@ from strongroom.service.requests import (
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Answer, Principal
+from strongroom.understand.redaction import redact_value
 
 __all__ = ["EXTRACTIVE_MODEL", "Platform", "models_for", "route_allowed"]
 
@@ -184,19 +185,7 @@ class Platform:
     def find_document(self, principal: Principal, name: str, view: View | None = None) -> DocumentView:
         """A document ``principal`` may read, named by id, version id (or a prefix of either of
         at least 8 characters), source key or file name."""
-        docs = self.documents(principal, DocumentsRequest(**{**(view or View()).__dict__, "limit": 1000}))
-        exact = [d for d in docs if name in (d.document_id, d.source, d.current.name)]
-        prefix = [
-            d
-            for d in docs
-            if len(name) >= 8 and (d.document_id.startswith(name) or any(v.id.startswith(name) for v in d.versions))
-        ]
-        found = exact or prefix
-        if len(found) != 1:
-            raise NotFound(
-                f"no document {name!r} that you may read" if not found else f"{name!r} names {len(found)} documents"
-            )
-        return found[0]
+        return self._done(self.ops.find_document(principal, name, view or View()))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -251,7 +240,8 @@ class Platform:
             finally:
                 bus.close()
 
-        fields = {"acl": sorted(request.acl), "source": request.source, "bus": bus_url.split("@")[-1]}
+        source = redact_value(request.source)[0] if request.source else None
+        fields = {"acl": sorted(request.acl), "source": source, "bus": bus_url.split("@")[-1]}
         return self._done(self.ops.audited(principal, "ingest.queue", publish, role="ingester", filters=fields))
 
     def evaluate(

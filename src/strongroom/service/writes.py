@@ -10,7 +10,7 @@ refuses, per file (the batch goes on):
 * a version whose ACL differs from the document's current one: who may read a document
   changes only through ``strongroom acl set`` (an audited admin operation). A version the
   sensitive-data policy restricted (MNPI markers: ``acl_added`` in its metadata) is the
-  exception: the policy may always narrow;
+  exception, as long as its ACL holds nothing but the document's groups and the policy's;
 * the same bytes again with another ACL: never a silent no-op.
 
 >>> target = EntitledTarget(store, principal, requested_acl=frozenset({"research"}))  # doctest: +SKIP
@@ -43,6 +43,13 @@ NOT_YOURS = (
 
 def _acl_words(acl: frozenset[str]) -> str:
     return ",".join(sorted(acl))
+
+
+def _policy_narrowed(version: DocumentVersion, current: frozenset[str]) -> bool:
+    """Whether the sensitive-data policy, not the writer, set this version apart: its ACL holds
+    only the document's current groups and the groups the policy added (MNPI markers)."""
+    added = frozenset(g for g in version.metadata.get("acl_added", "").split(",") if g)
+    return bool(added) and version.acl <= current | added
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,8 @@ class EntitledTarget:
                 "another ACL",
                 f"these bytes are already stored (version {existing.id[:12]} of {existing.name}), readable by "
                 f"{_acl_words(existing.acl)}, not {_acl_words(self.requested_acl)}; to change who may read it "
-                f"run `strongroom acl set {existing.document_id} --acl {_acl_words(self.requested_acl)}`",
+                f"run `strongroom acl set {existing.document_id} --acl {_acl_words(self.requested_acl)}` "
+                "as an admin who may read it",
             )
         return True
 
@@ -95,13 +103,14 @@ class EntitledTarget:
             if not all(self.principal.may_read(w.acl) for w in ahead):
                 raise self._deny(v, "not entitled", NOT_YOURS)
             current = next((w for w in ahead if w.published_at.timestamp() <= time.time()), ahead[-1])
-            if v.acl != current.acl and "acl_added" not in v.metadata:
+            if v.acl != current.acl and not _policy_narrowed(v, current.acl):
                 raise self._deny(
                     v,
                     "another ACL",
                     f"{v.name} is readable by {_acl_words(current.acl)}; this version would be readable by "
                     f"{_acl_words(v.acl)}. Ingest it with --acl {_acl_words(current.acl)}, or change who may "
-                    f"read the document first: `strongroom acl set {v.document_id} --acl {_acl_words(v.acl)}`",
+                    f"read the document first: `strongroom acl set {v.document_id} --acl {_acl_words(v.acl)}` "
+                    "(as an admin who may read it)",
                 )
         return self.store.write(new)
 

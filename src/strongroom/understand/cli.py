@@ -63,10 +63,18 @@ def _files(paths: list[Path]) -> list[Path]:
 
 def _parse(path: Path) -> ParsedDocument:
     """A file parsed as ingestion parses it: in a child process under the time and memory limits."""
+    from strongroom.cli_common import settings_for
+    from strongroom.ingest.parsers.limits import ParseLimits
     from strongroom.ingest.sandbox import parse_bounded
 
+    settings = settings_for(None)
     try:
-        return parse_bounded(path.read_bytes(), path.name)
+        size = path.stat().st_size
+        if size > settings.max_file_bytes:
+            raise _fail(f"{path}: {size:,} bytes is over the {settings.max_file_bytes:,}-byte limit")
+        return parse_bounded(path.read_bytes(), path.name, ParseLimits.from_settings(settings))
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read it: {exc.strerror or exc}") from exc
     except StrongroomError as exc:
         raise _fail(str(exc)) from exc
 
