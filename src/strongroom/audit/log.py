@@ -96,8 +96,9 @@ def _utc(since: datetime) -> str:
 
 
 class ChainedLog:
-    """What the backends share: reading by pages, verification, conveniences. A backend provides
-    ``_page``, ``head``, ``append_many``, ``adopt``, ``close``, ``_first_at`` and ``_exists_now``."""
+    """What the backends share: reading by pages, adopting in batches, verification,
+    conveniences. A backend provides ``_page``, ``_adopt``, ``_checkpoint_head``, ``head``,
+    ``append_many``, ``close``, ``_first_at`` and ``_exists_now``."""
 
     anchor: Anchor | None
 
@@ -114,6 +115,30 @@ class ChainedLog:
             after_seq = records[-1].seq
             if left is not None:
                 left -= len(records)
+
+    def adopt(self, records: Iterable[AuditRecord]) -> int:
+        """Append another log's records verbatim (same hashes), so the chain verifies where it
+        was copied to, then checkpoint the head. Records already here (same seq and hash) are
+        skipped, so a migration can run again; a different record at a seq is an error."""
+        added = 0
+        batch: list[AuditRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) == PAGE:
+                added += self._adopt(batch)
+                batch = []
+        added += self._adopt(batch)
+        if added and self.anchor is not None:
+            self._checkpoint_head()
+        return added
+
+    def _adopt(self, batch: list[AuditRecord]) -> int:
+        """Append one batch of another log's records verbatim; how many were new."""
+        raise NotImplementedError
+
+    def _checkpoint_head(self) -> None:
+        """Sign the head and append the checkpoint to the anchor."""
+        raise NotImplementedError
 
     def _page(self, after_seq: int, size: int) -> list[AuditRecord]:
         """Up to ``size`` records with seq > ``after_seq``, in seq order (none if there is no table)."""

@@ -15,14 +15,14 @@ UPDATE, DELETE and TRUNCATE on them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 import psycopg.errors
 
 from strongroom.audit.anchor import Anchor, Checkpoint
-from strongroom.audit.log import ChainedLog, chain_rows
+from strongroom.audit.log import PAGE, ChainedLog, chain_rows
 from strongroom.audit.records import GENESIS, AuditEvent, AuditHead, AuditRecord, event_body
 from strongroom.errors import StoreError
 from strongroom.store.postgres_schema import _describe, connect, redact
@@ -48,7 +48,6 @@ CREATE OR REPLACE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE 
     FOR EACH ROW EXECUTE FUNCTION strongroom_audit_append_only();
 """
 _COLUMNS = "seq, at, prev, hash, body, format"
-_PAGE = 1000
 
 
 class PostgresAuditLog(ChainedLog):
@@ -185,38 +184,27 @@ class PostgresAuditLog(ChainedLog):
                     return []
                 return db.execute(
                     "SELECT n, seq, hash, at, key_id, sig FROM audit_checkpoints WHERE n > %s ORDER BY n LIMIT %s",
-                    (a, _PAGE * 10),
+                    (a, PAGE * 10),
                 ).fetchall()
 
             rows: list[tuple[Any, ...]] = self._run("read", fetch)
             for r in rows:
                 yield Checkpoint(int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
-            if len(rows) < _PAGE * 10:
+            if len(rows) < PAGE * 10:
                 return
             after = int(rows[-1][0])
 
-    def adopt(self, records: Iterable[AuditRecord]) -> int:
-        """Append another log's records verbatim (same hashes), then checkpoint the head; records
-        already here (same seq and hash) are skipped, a different record at a seq is an error."""
-        added = 0
-        batch: list[AuditRecord] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) == _PAGE:
-                added += self._adopt(batch)
-                batch = []
-        added += self._adopt(batch)
-        if added and self.anchor is not None:
+    def _checkpoint_head(self) -> None:
+        assert self.anchor is not None
 
-            def checkpoint(db: psycopg.Connection[Any]) -> Checkpoint | None:
-                with db.transaction():
-                    db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
-                    return self._checkpoint(db, self._head(db))
+        def checkpoint(db: psycopg.Connection[Any]) -> Checkpoint | None:
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+                return self._checkpoint(db, self._head(db))
 
-            cp: Checkpoint | None = self._run("checkpoint", checkpoint)
-            if cp is not None:
-                self.anchor.write(cp)
-        return added
+        cp: Checkpoint | None = self._run("checkpoint", checkpoint)
+        if cp is not None:
+            self.anchor.write(cp)
 
     def _adopt(self, batch: list[AuditRecord]) -> int:
         if not batch:

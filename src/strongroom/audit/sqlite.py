@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from strongroom.audit.anchor import Anchor
@@ -34,7 +34,6 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 """
 _COLUMNS = "seq, at, prev, hash, body, format"
-_PAGE = 1000
 
 
 class SqliteAuditLog(ChainedLog):
@@ -128,22 +127,10 @@ class SqliteAuditLog(ChainedLog):
             row = self._db.execute("SELECT seq FROM audit WHERE at >= ? ORDER BY at, seq LIMIT 1", (since,)).fetchone()
         return None if row is None else int(row[0])
 
-    def adopt(self, records: Iterable[AuditRecord]) -> int:
-        """Append another log's records verbatim (same hashes), so the chain verifies where it
-        was copied to, then checkpoint the head. Records already here (same seq and hash) are
-        skipped, so a migration can run again; a different record at a seq is an error."""
-        added = 0
-        batch: list[AuditRecord] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) == _PAGE:
-                added += self._adopt(batch)
-                batch = []
-        added += self._adopt(batch)
-        if added and self.anchor is not None:
-            with self._lock:
-                self.anchor.checkpoint(self._head())
-        return added
+    def _checkpoint_head(self) -> None:
+        assert self.anchor is not None
+        with self._lock:
+            self.anchor.checkpoint(self._head())
 
     def _adopt(self, batch: list[AuditRecord]) -> int:
         if not batch:
