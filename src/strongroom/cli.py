@@ -28,25 +28,29 @@ from strongroom import __version__
 from strongroom.api.cli import audit_app, keys_app, serve_command
 from strongroom.bus.cli import BusOpt, StreamOpt, dead_letters_command, worker_command
 from strongroom.cli_common import (
+    AsOfOpt,
+    DocTypeOpt,
     GroupsOpt,
     HomeOpt,
     JsonOpt,
+    KnownAtOpt,
     UserOpt,
     err,
     fail,
     out,
+    parse_groups,
     platform_session,
 )
+from strongroom.cli_documents import acl_app, delete_cmd, documents_cmd, show_cmd
 from strongroom.config import DEFAULT_ACL
-from strongroom.errors import NotFound, StrongroomError
+from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa
 from strongroom.ingest.pipeline import IngestReport
 from strongroom.llm.cli import app as models_app
-from strongroom.service import AskRequest, DocumentsRequest, IngestRequest, Platform, SearchRequest, View
-from strongroom.service.requests import DocumentView
+from strongroom.service import AskRequest, IngestRequest, SearchRequest, View
 from strongroom.store.cli import migrate_command, reembed_command, upgrade_store_command, verify_store_command
 from strongroom.train.cli import train_app
-from strongroom.types import Answer, DocumentVersion, Hit, Principal, frozen_meta
+from strongroom.types import Answer, Hit, frozen_meta
 from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
 
 __all__ = ["app", "main"]
@@ -85,20 +89,7 @@ def _main(
 
 
 KOpt = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")]
-AsOfOpt = Annotated[
-    str | None,
-    typer.Option("--as-of", help="Only what was published by then: DATE (the end of that day, UTC) or ISO datetime."),
-]
-KnownAtOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--known-at",
-        help="Only what the platform held by then (ingested): DATE (end of day, UTC) or ISO datetime. "
-        "With --as-of, replays what a query saw at that time.",
-    ),
-]
 FilterOpt = Annotated[list[str] | None, typer.Option("--filter", help="Metadata equality KEY=VALUE (repeatable).")]
-DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only these document types (repeatable).")]
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -109,13 +100,6 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
             raise fail(f"{option} takes KEY=VALUE, got {item!r}")
         pairs[key.strip()] = value.strip()
     return pairs
-
-
-def _groups(value: str, option: str) -> frozenset[str]:
-    groups = frozenset(g.strip() for g in value.split(",") if g.strip())
-    if not groups:
-        raise fail(f"{option}: give at least one group")
-    return groups
 
 
 def _view(as_of: str | None, known_at: str | None, filters: list[str] | None, doc_types: list[str] | None) -> View:
@@ -175,7 +159,7 @@ def ingest_cmd(
     job per file for `strongroom worker` processes instead."""
     request = IngestRequest(
         paths=tuple(paths),
-        acl=_groups(acl, "--acl"),
+        acl=parse_groups(acl, "--acl"),
         published=published,
         doc_type=doc_type,
         source=source,
@@ -431,169 +415,12 @@ def eval_cmd(
     out.print(table)
 
 
-def _version_row(v: DocumentVersion) -> dict[str, object]:
-    return {
-        "document": v.name,
-        "document_id": v.document_id,
-        "version_id": v.id,
-        "title": v.title,
-        "pages": v.pages,
-        "doc_type": v.doc_type,
-        "acl": sorted(v.acl),
-        "published_at": v.published_at.isoformat(),
-        "ingested_at": v.ingested_at.isoformat(),
-        "metadata": dict(v.metadata),
-    }
-
-
-@app.command("documents", rich_help_panel=EVERYDAY)
-def documents_cmd(
-    as_of: AsOfOpt = None,
-    known_at: KnownAtOpt = None,
-    doc_type: DocTypeOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many.")] = 1000,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many first.")] = 0,
-    user: UserOpt = None,
-    groups: GroupsOpt = None,
-    home: HomeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """List the documents you may read, each with its current version."""
-    request = DocumentsRequest(
-        as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()), limit=limit, offset=offset
-    )
-    with platform_session(home, user, groups) as (platform, principal):
-        docs = platform.documents(principal, request)
-    rows = [_version_row(d.current) | {"versions": len(d.versions)} for d in docs]
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    if not rows:
-        out.print("No documents you may read.")
-        return
-    table = Table("document", "document id", "version", "pages", "type", "acl", "published")
-    for d in docs:
-        v = d.current
-        table.add_row(
-            v.name, d.document_id[:12], v.id[:12], str(v.pages), v.doc_type, ",".join(sorted(v.acl)),
-            v.published_at.isoformat()[:10],
-        )  # fmt: skip
-    out.print(table)
-
-
-@app.command("show", rich_help_panel=EVERYDAY)
-def show_cmd(
-    document: Annotated[str, typer.Argument(help="Document id, file name or source key (an id prefix will do).")],
-    page: Annotated[int | None, typer.Option("--page", min=1, help="Print this page's text.")] = None,
-    version: Annotated[
-        str | None, typer.Option("--version", help="With --page: this version (id or prefix; default: current).")
-    ] = None,
-    as_of: AsOfOpt = None,
-    known_at: KnownAtOpt = None,
-    user: UserOpt = None,
-    groups: GroupsOpt = None,
-    home: HomeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show a document you may read: its versions, or one page's text (what a citation points into)."""
-    view = View(as_of=as_of, known_at=known_at)
-    with platform_session(home, user, groups) as (platform, principal):
-        doc = platform.find_document(principal, document, view)
-        doc = platform.document(principal, doc.document_id, view)
-        if page is None:
-            _print_document(doc, as_json)
-            return
-        chosen = doc.current if version is None else _pick_version(doc, version)
-        shown = platform.page(principal, doc.document_id, chosen.id, page, view)
-    if as_json:
-        out.print_json(json.dumps({**_version_row(shown.version), "page": shown.page, "text": shown.text}))
-        return
-    out.print(f"[bold]{escape(shown.version.name)}[/] p.{shown.page} version {shown.version.id[:12]}", highlight=False)
-    out.print(shown.text, highlight=False, markup=False)
-
-
-def _pick_version(doc: DocumentView, version: str) -> DocumentVersion:
-    found = [v for v in doc.versions if v.id.startswith(version)]
-    if len(found) != 1:
-        raise fail(f"--version {version!r}: {'no' if not found else 'more than one'} version of the document matches")
-    return found[0]
-
-
-def _print_document(doc: DocumentView, as_json: bool) -> None:
-    if as_json:
-        out.print_json(json.dumps({"document_id": doc.document_id, "source": doc.source, "title": doc.title,
-                                   "current": _version_row(doc.current),
-                                   "versions": [_version_row(v) for v in doc.versions]}))  # fmt: skip
-        return
-    out.print(f"[bold]{escape(doc.title)}[/] ({escape(doc.source)}, id {doc.document_id})", highlight=False)
-    table = Table("version", "published", "ingested", "pages", "type", "acl", "")
-    for v in doc.versions:
-        table.add_row(
-            v.id[:12], v.published_at.isoformat()[:19], v.ingested_at.isoformat()[:19], str(v.pages), v.doc_type,
-            ",".join(sorted(v.acl)), "current" if v.id == doc.current.id else "",
-        )  # fmt: skip
-    out.print(table)
-
-
-acl_app = typer.Typer(help="Who may read a document: an explicit, audited operation (admins).", no_args_is_help=True)
-app.add_typer(acl_app, name="acl", rich_help_panel=ADMIN)
-
-
-@acl_app.command("set")
-def acl_set(
-    document: Annotated[str, typer.Argument(help="Document id, file name or source key.")],
-    acl: Annotated[str, typer.Option("--acl", help="The groups who may read it from now on, comma-separated.")],
-    user: UserOpt = None,
-    groups: GroupsOpt = None,
-    home: HomeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change who may read every version of a document (needs the admin role and read access to it)."""
-    after = _groups(acl, "--acl")
-    with platform_session(home, user, groups) as (platform, principal):
-        change = platform.set_acl(principal, _document_id(platform, principal, document), after)
-        doc = platform.document(principal, change.document_id) if principal.may_read(after) else None
-    if as_json:
-        out.print_json(json.dumps({"document_id": change.document_id, "before": sorted(change.before),
-                                   "after": sorted(change.after), "versions": list(change.versions)}))  # fmt: skip
-        return
-    name = doc.current.name if doc else change.document_id
-    out.print(
-        f"{escape(name)}: readable by {','.join(sorted(change.after))} "
-        f"(was {','.join(sorted(change.before))}); {len(change.versions)} version(s)",
-        highlight=False,
-    )
-
-
-@app.command("delete", rich_help_panel=ADMIN)
-def delete_cmd(
-    document: Annotated[str, typer.Argument(help="Document id, file name or source key.")],
-    user: UserOpt = None,
-    groups: GroupsOpt = None,
-    home: HomeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Delete a document: its pages, chunks and vectors go; the audit log keeps that it happened."""
-    with platform_session(home, user, groups) as (platform, principal):
-        document_id = _document_id(platform, principal, document)
-        deleted = platform.delete(principal, document_id)
-    if as_json:
-        out.print_json(json.dumps({"document_id": document_id, "deleted_versions": deleted}))
-        return
-    out.print(f"deleted {escape(document)} ({len(deleted)} version(s))", highlight=False)
-
-
-def _document_id(platform: Platform, principal: Principal, name: str) -> str:
-    """The id of the document ``name`` names, for a write; a name that finds nothing is passed on
-    as given, so the operation itself refuses it (and its audit record says so)."""
-    try:
-        return platform.find_document(principal, name).document_id
-    except NotFound:
-        return name
-
-
 def _mount() -> None:
-    """The other command groups, each under its panel of `strongroom --help`."""
+    """The other commands and groups, each under its panel of `strongroom --help`."""
+    app.command("documents", rich_help_panel=EVERYDAY)(documents_cmd)
+    app.command("show", rich_help_panel=EVERYDAY)(show_cmd)
+    app.add_typer(acl_app, name="acl", rich_help_panel=ADMIN)
+    app.command("delete", rich_help_panel=ADMIN)(delete_cmd)
     app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
     app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)
     app.add_typer(models_app, name="models", rich_help_panel=ADMIN)

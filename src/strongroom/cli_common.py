@@ -21,9 +21,12 @@ from strongroom.service import Platform
 from strongroom.types import Principal
 
 __all__ = [
+    "AsOfOpt",
+    "DocTypeOpt",
     "GroupsOpt",
     "HomeOpt",
     "JsonOpt",
+    "KnownAtOpt",
     "UserOpt",
     "err",
     "exit_code",
@@ -31,6 +34,7 @@ __all__ = [
     "open_platform_for",
     "open_runtime_for",
     "out",
+    "parse_groups",
     "platform_session",
     "principal_of",
     "settings_for",
@@ -56,6 +60,29 @@ GroupsOpt = Annotated[
 ]
 
 
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Only what was published by then: DATE (the end of that day, UTC) or ISO datetime."),
+]
+KnownAtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--known-at",
+        help="Only what the platform held by then (ingested): DATE (end of day, UTC) or ISO datetime. "
+        "With --as-of, replays what a query saw at that time.",
+    ),
+]
+DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only these document types (repeatable).")]
+
+
+def parse_groups(value: str, option: str) -> frozenset[str]:
+    """Comma-separated groups, at least one."""
+    groups = frozenset(g.strip() for g in value.split(",") if g.strip())
+    if not groups:
+        raise fail(f"{option}: give at least one group")
+    return groups
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as an error; raise what this returns to exit with ``code``."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
@@ -77,7 +104,7 @@ def settings_for(home: Path | None) -> Settings:
     except SettingsError as exc:  # a list or mapping setting that is not JSON
         raise fail(
             f"bad configuration: {exc}; list and mapping settings are JSON, e.g. "
-            "STRONGROOM_CLI_GROUPS='[\"public\", \"research\"]'"
+            'STRONGROOM_CLI_GROUPS=\'["public", "research"]\''
         ) from exc
 
 

@@ -26,7 +26,8 @@ from strongroom.audit import open_audit_log
 from strongroom.auth import ServiceSettings
 from strongroom.cli_common import GroupsOpt, UserOpt, exit_code, fail, platform_session, settings_for
 from strongroom.config import Settings
-from strongroom.errors import StrongroomError
+from strongroom.errors import StoreError, StrongroomError
+from strongroom.service.platform import check_home
 
 __all__ = ["audit_app", "configure_logging", "keys_app", "serve_command"]
 
@@ -197,10 +198,10 @@ def audit_verify(
     (edited, deleted, reordered, truncated, wiped, dropped, rewritten, unanchored, forged) and its record."""
     settings = settings_for(home)
     try:
-        if settings.home.exists() and not settings.home.is_dir():
-            raise fail(f"--home {settings.home} is a file, not a folder; point it at a strongroom home folder")
-        if not settings.store_url and not settings.catalog_path.is_file():
-            raise fail(f"no strongroom store under {settings.home}: check --home / STRONGROOM_HOME")
+        check_home(settings, create=False)
+    except StoreError as exc:
+        raise fail(str(exc)) from exc  # as every read command: a mistyped --home is a usage error
+    try:
         trusted = [_public_key(k) for k in trust_key] if trust_key else None
         log = open_audit_log(settings)
         try:

@@ -194,9 +194,7 @@ async def upload_document(
     """Upload one document and ingest it as the caller (its write entitlements apply); returns
     the ingestion job (finished when ``wait``)."""
     svc = service(request)
-    if "ingester" not in principal.roles:  # refuse before reading the body; the layer checks again
-        await svc.platform.record(principal, "documents.upload", outcome="denied", detail="needs role ingester")
-        raise HTTPException(403, "this needs the ingester role; ask an administrator")
+    await svc.platform.require(principal, "ingester", "documents.upload")  # before the body is read
     try:
         parse_instant(published, "published", bare_date="start")
     except QueryError as exc:

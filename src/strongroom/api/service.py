@@ -36,7 +36,7 @@ from strongroom.auth import Authenticator, Caller, OidcVerifier, ServiceSettings
 from strongroom.auth.apikeys import open_key_store
 from strongroom.bus import Bus, IngestJob, open_bus
 from strongroom.config import Settings
-from strongroom.embed import Embedder, LazyEmbedder
+from strongroom.embed import Embedder
 from strongroom.errors import StrongroomError
 from strongroom.ingest import sandbox
 from strongroom.ingest.pipeline import IngestOptions
@@ -46,7 +46,7 @@ from strongroom.service import IngestRequest
 from strongroom.service.async_platform import AsyncPlatform
 from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.service.operations import Operations
-from strongroom.service.records import REQUEST_ID, QueryRedactor, load_secret
+from strongroom.service.records import REQUEST_ID, QueryRedactor
 from strongroom.store.base import Catalog
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Principal
@@ -111,7 +111,7 @@ class Service:
             ),
             service.query_batch_max or (4 if service.query_encoder == "onnx-int8" else 64),
         )
-        self.redactor = QueryRedactor(load_secret(settings.query_hash_key_path))
+        self.redactor = QueryRedactor.for_settings(settings)
         ops = Operations(settings, runtime.store, runtime.embedder, self.redactor)
         self.platform = AsyncPlatform(
             settings,
@@ -128,6 +128,7 @@ class Service:
         # uploads are ingested one at a time on a daemon thread: a stop never waits for one
         self._uploads: SimpleQueue[tuple[UploadRequest, Principal, str, asyncio.Future[None]] | None] = SimpleQueue()
         self._ingest_runtime: Runtime | None = None
+        self._ingest_ops: Operations
         self._stopping = threading.Event()
         self._running: dict[str, UploadRequest] = {}
         self._lock = threading.Lock()
@@ -138,7 +139,7 @@ class Service:
     def open(cls, settings: Settings, service: ServiceSettings, embedder: Embedder | None = None) -> Service:
         private_dir(settings.home)
         pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-store")
-        runtime = pool.submit(open_runtime, settings, embedder or LazyEmbedder(settings)).result()
+        runtime = pool.submit(open_runtime, settings, embedder).result()  # the service loads its model at start-up
         svc = cls(settings, service, runtime, pool)
         pool.submit(svc.recover).result()
         return svc
@@ -194,11 +195,20 @@ class Service:
 
     # -- ingestion -------------------------------------------------------------------------
 
-    def new_upload(self, name: str, **fields: object) -> UploadRequest:
+    def new_upload(
+        self,
+        name: str,
+        *,
+        acl: frozenset[str],
+        source: str,
+        published: str | None,
+        doc_type: str | None,
+        meta: dict[str, str],
+    ) -> UploadRequest:
         """Where an upload's bytes go: a folder of its own, named by its job id."""
         job_id = uuid.uuid4().hex
         clean = safe_name(redact_name(name)[0])  # redacted first: cleaning would break "password: x" apart
-        return UploadRequest(job_id=job_id, name=clean, data_path=self.upload_dir / job_id / clean, **fields)  # type: ignore[arg-type]
+        return UploadRequest(job_id, clean, self.upload_dir / job_id / clean, acl, source, published, doc_type, meta)
 
     def submit_upload(self, principal: Principal, upload: UploadRequest) -> asyncio.Future[None]:
         """Record the job and ingest it (on the ingestion thread) or queue it on the bus."""
@@ -266,10 +276,13 @@ class Service:
     def _ingest(self, upload: UploadRequest, principal: Principal) -> None:
         if self._stopping.is_set():
             return  # close() marks it interrupted
-        if self._ingest_runtime is None:
+        if self._ingest_runtime is None:  # the ingestion thread's own store connection, opened on first use
             self._ingest_runtime = open_runtime(self.settings, self.runtime.embedder)
+            self._ingest_ops = Operations(
+                self.settings, self._ingest_runtime.store, self.runtime.embedder, self.redactor
+            )
         store = self._ingest_runtime.store
-        ops = Operations(self.settings, store, self.runtime.embedder, self.redactor)
+        ops = self._ingest_ops
         request = IngestRequest(
             paths=(upload.folder,),
             acl=upload.acl,

@@ -20,7 +20,7 @@ from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import FileResult
 from strongroom.runtime import Runtime
 from strongroom.service.operations import Operations
-from strongroom.service.records import QueryRedactor, load_secret
+from strongroom.service.records import QueryRedactor
 from strongroom.service.requests import IngestRequest
 from strongroom.types import Principal
 from strongroom.understand.redaction import redact_name
@@ -30,7 +30,9 @@ __all__ = ["handle", "run_worker"]
 log = logging.getLogger("strongroom.worker")
 
 
-def handle(bus: Bus, runtime: Runtime, delivery: Delivery, audit: AuditLog | None = None) -> str:
+def handle(
+    bus: Bus, runtime: Runtime, delivery: Delivery, audit: AuditLog | None = None, ops: Operations | None = None
+) -> str:
     """Process one delivery; returns what became of it: ``done``, ``retry`` or ``dead``.
 
     The file is ingested through the application layer's ingest operation as the principal
@@ -66,8 +68,9 @@ def handle(bus: Bus, runtime: Runtime, delivery: Delivery, audit: AuditLog | Non
         meta=job.meta,
         roots=tuple(Path(r) for r in job.roots) or None,
     )
-    redactor = QueryRedactor(load_secret(runtime.settings.query_hash_key_path))
-    ops = Operations(runtime.settings, runtime.store, runtime.embedder, redactor)
+    ops = ops or Operations(
+        runtime.settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(runtime.settings)
+    )
     outcome = ops.ingest(writer, wanted, job_id=job.id)
     if audit is not None and outcome.events:
         audit.append_many(list(outcome.events))
@@ -91,6 +94,11 @@ def handle(bus: Bus, runtime: Runtime, delivery: Delivery, audit: AuditLog | Non
     runtime.store.record_job(job.id, started, "retrying", request, summary)
     bus.retry_later(delivery, error)
     return "retry"
+
+
+def _operations(runtime: Runtime) -> Operations:
+    """The application layer's operations over the worker's store."""
+    return Operations(runtime.settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(runtime.settings))
 
 
 def _give_up(
@@ -135,13 +143,14 @@ def run_worker(
     none new, none held, none due for a retry)."""
     stop = stop or threading.Event()
     counts = {"done": 0, "retry": 0, "dead": 0}
+    ops = _operations(runtime)
     while not stop.is_set():
         delivery = bus.receive(consumer, block_s)
         if delivery is None:
             if until_idle and bus.outstanding() == 0:
                 break
             continue
-        outcome = handle(bus, runtime, delivery, audit)
+        outcome = handle(bus, runtime, delivery, audit, ops)
         counts[outcome] += 1
         log.info("job %s: %s (attempt %d)", delivery.message_id, outcome, delivery.attempt)
     return counts

@@ -27,13 +27,12 @@ import numpy.typing as npt
 from strongroom.audit import AuditEvent, AuditLog, AuditRecord
 from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
-from strongroom.errors import StrongroomError
 from strongroom.llm.gateway import Gateway
 from strongroom.llm.routes import RouteStore
 from strongroom.rag import ExtractiveGenerator
 from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.service.operations import Operations, Outcome, Retrieved
-from strongroom.service.platform import EXTRACTIVE_MODEL, models_for, route_allowed
+from strongroom.service.platform import models_for, route_usable
 from strongroom.service.requests import (
     AclChange,
     AskRequest,
@@ -101,9 +100,6 @@ class AsyncPlatform:
             return None
         return await self._queries.embed(text)
 
-    def _route_allowed(self, principal: Principal, route: str) -> bool:
-        return route_allowed(self.settings, principal, route) and self._routes.get(route) is not None
-
     def _gateway_for_routes(self) -> Gateway:
         if self._gateway is None:
             from strongroom.llm.deployments import open_gateway
@@ -121,12 +117,11 @@ class AsyncPlatform:
     async def ask(self, principal: Principal, request: AskRequest, *, action: str = "ask") -> Answer:
         """An answer with citations; ``request.model``: a route the principal is granted, or
         ``strongroom-rag``/None for the extractive generator."""
-        model = None if request.model in (None, EXTRACTIVE_MODEL) else request.model
-        request = AskRequest(**{**request.__dict__, "model": model})
+        model = request.route
         vector = await self._vector(request.question)
 
         def retrieve() -> tuple[Outcome[Retrieved], Answer | None]:
-            allowed = functools.partial(self._route_allowed, principal)
+            allowed = functools.partial(route_usable, self.settings, self._routes, principal)
             found = self.ops.retrieve(principal, request, vector, route_allowed=allowed, action=action)
             if found.error is not None or model is not None:
                 return found, None
@@ -210,13 +205,10 @@ class AsyncPlatform:
     def _page(self, after_seq: int, size: int) -> list[AuditRecord]:
         return list(self.audit.read(after_seq, size))
 
-    async def record(
-        self, principal: Principal, action: str, error: StrongroomError | None = None, **fields: object
-    ) -> None:
-        """Audit something the HTTP layer itself saw happen for ``principal`` (e.g. an upload received)."""
-        if error is not None:
-            outcome: Outcome[None] = self.ops._failed(principal, action, error, **fields)
-        else:
-            outcome = Outcome(None, None, (self.ops._event(principal, action, **fields),))
-        if outcome.events:
-            await asyncio.gather(*(self._audit_writer.submit(e) for e in outcome.events))
+    async def require(self, principal: Principal, role: str, action: str) -> None:
+        """Refuse (audited) a principal without ``role`` before a route does costly work."""
+        await self._done(self.ops.permitted(principal, role, action))
+
+    async def record(self, principal: Principal, action: str, **fields: object) -> None:
+        """Audit something the HTTP layer itself saw happen for ``principal`` (an upload received)."""
+        await self._done(Outcome(None, None, (self.ops.record(principal, action, **fields),)))

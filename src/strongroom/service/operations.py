@@ -47,7 +47,7 @@ from strongroom.service.requests import (
     SearchResult,
     View,
 )
-from strongroom.service.visibility import pending_or_current, visible_documents
+from strongroom.service.visibility import governing, visible_documents
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.base import Catalog
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
@@ -81,6 +81,7 @@ class Retrieved:
     scope: Scope
     clocks: Clocks
     hits: tuple[Hit, ...]
+    filters: dict[str, object]  # as the ask's record keeps them
 
 
 def _clean(text: str) -> str:
@@ -108,11 +109,12 @@ class Operations:
 
     # -- shared pieces ---------------------------------------------------------------------
 
-    def _event(self, principal: Principal, action: str, **fields: object) -> AuditEvent:
+    def record(self, principal: Principal, action: str, **fields: object) -> AuditEvent:
+        """One audit record of ``principal`` doing ``action`` (the query redacted, with its HMAC)."""
         return event(principal, action, self.redactor, **fields)  # type: ignore[arg-type]
 
     def _failed(self, principal: Principal, action: str, exc: StrongroomError, **fields: object) -> Outcome[T]:
-        record = self._event(principal, action, **{**fields, "outcome": _outcome_word(exc), "detail": str(exc)[:500]})
+        record = self.record(principal, action, **{**fields, "outcome": _outcome_word(exc), "detail": str(exc)[:500]})
         return Outcome(None, exc, (record,))
 
     def _run(
@@ -128,12 +130,21 @@ class Operations:
             value, extra = body()
         except StrongroomError as exc:
             return self._failed(principal, action, exc, **fields)
-        return Outcome(value, None, (self._event(principal, action, **{**fields, **extra}),))
+        return Outcome(value, None, (self.record(principal, action, **{**fields, **extra}),))
 
     @staticmethod
     def require(principal: Principal, role: str) -> None:
         if role not in principal.roles:
             raise PermissionDenied(f"this needs the {role} role; ask an administrator")
+
+    def permitted(self, principal: Principal, role: str, action: str) -> Outcome[None]:
+        """Whether ``principal`` holds ``role`` for ``action``, before any work: a refusal is
+        audited, a permission is not (the operation that follows records itself)."""
+        try:
+            self.require(principal, role)
+        except PermissionDenied as exc:
+            return self._failed(principal, action, exc)
+        return Outcome(None, None, ())
 
     @staticmethod
     def scope(principal: Principal, view: View) -> tuple[Scope, Clocks]:
@@ -151,14 +162,20 @@ class Operations:
         return scope, clocks
 
     @staticmethod
-    def _filters(view: View, clocks: Clocks | None = None, **more: object) -> dict[str, object]:
-        out: dict[str, object] = {
-            **(clocks.describe() if clocks else {"as_of": str(view.as_of or ""), "known_at": str(view.known_at or "")}),
-            # what the caller typed is kept as the audit log keeps a query: without secrets
+    def _typed(view: View) -> dict[str, object]:
+        """The types and filters a caller typed, as the audit log keeps a query: without secrets."""
+        return {
             "doc_types": sorted(_clean(t) for t in view.doc_types),
             "filters": {_clean(k): _clean(v) for k, v in view.filters.items()},
         }
-        return {**out, **more}
+
+    @staticmethod
+    def _filters(
+        view: View, typed: dict[str, object], clocks: Clocks | None = None, **more: object
+    ) -> dict[str, object]:
+        """A record's filters: both clocks (as asked and as applied, once parsed), ``typed``, ``more``."""
+        asked = {"as_of": str(view.as_of or ""), "known_at": str(view.known_at or "")}
+        return {**(clocks.describe() if clocks else asked), **typed, **more}
 
     @staticmethod
     def _entitled(principal: Principal, hits: Iterable[Hit]) -> tuple[Hit, ...]:
@@ -168,9 +185,12 @@ class Operations:
             raise StoreError("internal error: the store returned a passage outside the caller's entitlements")
         return out
 
-    def _visible(self, principal: Principal, view: View) -> tuple[dict[str, DocumentView], Clocks]:
+    def _visible(
+        self, principal: Principal, view: View, document_id: str | None = None
+    ) -> tuple[dict[str, DocumentView], Clocks]:
+        """What ``principal`` sees of every document, or of one (only its versions are read)."""
         scope, clocks = self.scope(principal, view)
-        seen = visible_documents(self.store.versions(), scope)
+        seen = visible_documents(self.store.versions(document_id), scope)
         return {d: DocumentView(d, v.current, v.history) for d, v in seen.items()}, clocks
 
     # -- reading ---------------------------------------------------------------------------
@@ -179,12 +199,13 @@ class Operations:
         self, principal: Principal, request: SearchRequest, vector: npt.NDArray[np.float32] | None = None
     ) -> Outcome[SearchResult]:
         """The top ``k`` passages the principal may read at the request's clocks."""
-        fields: dict[str, object] = {"query": request.query, "filters": self._filters(request, k=request.k)}
+        typed = self._typed(request)
+        fields: dict[str, object] = {"query": request.query, "filters": self._filters(request, typed, k=request.k)}
 
         def body() -> tuple[SearchResult, dict[str, object]]:
             self.require(principal, "reader")
             scope, clocks = self.scope(principal, request)
-            fields["filters"] = self._filters(request, clocks, k=request.k)
+            fields["filters"] = self._filters(request, typed, clocks, k=request.k)
             found = hybrid_search(self.store, self.embedder, request.query, scope, request.k, vector=vector)
             hits = self._entitled(principal, found)
             return SearchResult(hits, clocks), {"chunks": chunk_refs(hits)}
@@ -202,12 +223,14 @@ class Operations:
     ) -> Outcome[Retrieved]:
         """The first half of an ask: role, route, scope and the passages. Audited only if it
         fails (:meth:`answered` records the whole ask)."""
-        filters = self._filters(request, k=request.k, model=request.model)
+        typed = self._typed(request)
+        route = request.route
+        filters = self._filters(request, typed, k=request.k, model=route)
         try:
             self.require(principal, "reader")
-            if request.model is not None and not (route_allowed and route_allowed(request.model)):
+            if route is not None and not (route_allowed and route_allowed(route)):
                 raise NotFound(
-                    f"no model route {request.model!r} that you may use (GET /v1/models lists yours); "
+                    f"no model route {route!r} that you may use (GET /v1/models lists yours); "
                     "an administrator grants routes in STRONGROOM_ROUTE_GROUPS"
                 )
             scope, clocks = self.scope(principal, request)
@@ -215,14 +238,15 @@ class Operations:
             hits = self._entitled(principal, found)
         except StrongroomError as exc:
             return self._failed(principal, action, exc, query=request.question, filters=filters)
-        return Outcome(Retrieved(scope, clocks, hits), None, ())
+        filters = self._filters(request, typed, clocks, k=request.k, model=route)
+        return Outcome(Retrieved(scope, clocks, hits, filters), None, ())
 
     def answered(
         self, principal: Principal, request: AskRequest, retrieved: Retrieved, answer: Answer, *, action: str = "ask"
     ) -> Outcome[Answer]:
         """The second half of an ask: the answer checked against the entitlements, and the record
         (model actually used after any failover, prompt template version, answer hash)."""
-        filters = self._filters(request, retrieved.clocks, k=request.k, model=request.model)
+        filters = retrieved.filters
         try:
             self._entitled(principal, answer.hits)
             cited = {c.version_id for c in answer.citations}
@@ -232,7 +256,7 @@ class Operations:
             return self._failed(principal, action, exc, query=request.question, filters=filters)
         meta = dict(answer.metadata)
         generator = meta.get("deployment") or answer.generator
-        record = self._event(
+        record = self.record(
             principal,
             action,
             query=request.question,
@@ -254,20 +278,21 @@ class Operations:
             seen, clocks = self._visible(principal, request)
             ordered = sorted(seen.values(), key=lambda d: (d.source, d.document_id))
             page = ordered[request.offset : request.offset + request.limit]
-            filters = self._filters(request, clocks, limit=request.limit, offset=request.offset)
+            filters = self._filters(request, typed, clocks, limit=request.limit, offset=request.offset)
             return page, {"filters": filters, "detail": f"{len(page)} documents"}
 
-        return self._run(principal, "documents.list", {"filters": self._filters(request)}, body)
+        typed = self._typed(request)
+        return self._run(principal, "documents.list", {"filters": self._filters(request, typed)}, body)
 
     def document(self, principal: Principal, document_id: str, view: View) -> Outcome[DocumentView]:
         """One document and its versions the principal may read (NotFound if none)."""
 
         def body() -> tuple[DocumentView, dict[str, object]]:
             self.require(principal, "reader")
-            seen, clocks = self._visible(principal, view)
+            seen, clocks = self._visible(principal, view, document_id)
             if document_id not in seen:
                 raise NotFound("no such document")
-            return seen[document_id], {"filters": self._filters(view, clocks)}
+            return seen[document_id], {"filters": self._filters(view, self._typed(view), clocks)}
 
         return self._run(principal, "documents.get", {"target": document_id}, body)
 
@@ -290,7 +315,7 @@ class Operations:
                     if not found
                     else f"{name!r} names {len(found)} documents; give a document id"
                 )
-            return found[0], {"target": found[0].document_id, "filters": self._filters(view, clocks)}
+            return found[0], {"target": found[0].document_id, "filters": self._filters(view, self._typed(view), clocks)}
 
         return self._run(principal, "documents.find", {"target": name}, body)
 
@@ -299,13 +324,15 @@ class Operations:
 
         def body() -> tuple[PageView, dict[str, object]]:
             self.require(principal, "reader")
-            seen, clocks = self._visible(principal, view)
+            seen, clocks = self._visible(principal, view, document_id)
             doc = seen.get(document_id)
             version = next((v for v in doc.versions if v.id == version_id), None) if doc else None
             text = self.store.page_text(version_id, page) if version is not None else None
             if version is None or text is None:
                 raise NotFound("no such document")
-            return PageView(document_id, version, page, text), {"filters": self._filters(view, clocks)}
+            return PageView(document_id, version, page, text), {
+                "filters": self._filters(view, self._typed(view), clocks)
+            }
 
         return self._run(principal, "documents.page", {"target": f"{document_id}/{version_id}/{page}"}, body)
 
@@ -386,7 +413,7 @@ class Operations:
 
         outcome = self._run(principal, "ingest", fields, body)
         refused = tuple(
-            self._event(
+            self.record(
                 principal,
                 "documents.write",
                 outcome="denied",
@@ -398,13 +425,12 @@ class Operations:
         )
         return replace(outcome, events=outcome.events + refused)
 
-    def _writable(self, principal: Principal, document_id: str) -> list[str]:
-        """The ACL the principal must hold to change a document (NotFound if it may not)."""
-        live = self.store.versions(document_id)
-        ahead = pending_or_current(live, time.time())
-        if not ahead or not all(principal.may_read(v.acl) for v in ahead):
+    def _writable(self, principal: Principal, document_id: str) -> frozenset[str]:
+        """The ACL of a document the principal may change (NotFound if it may not)."""
+        current = governing(self.store.versions(document_id), principal.groups, time.time())
+        if current is None:
             raise NotFound("no such document")
-        return sorted(ahead[-1].acl)
+        return current.acl
 
     def delete(self, principal: Principal, document_id: str) -> Outcome[list[str]]:
         """Delete a document (admins): its pages, chunks and vectors go; the record stays."""
@@ -425,7 +451,7 @@ class Operations:
             self.require(principal, "admin")
             if not after:
                 raise QueryError("acl: give at least one group")
-            before = frozenset(self._writable(principal, document_id))
+            before = self._writable(principal, document_id)
             changed = self.store.set_acl(document_id, after)
             change = AclChange(document_id, before, after, tuple(changed))
             detail = f"acl {','.join(sorted(before))} -> {','.join(sorted(after))}"

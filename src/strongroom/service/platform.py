@@ -16,6 +16,7 @@ through :class:`~strongroom.service.async_platform.AsyncPlatform`.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,8 +39,9 @@ from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.service.clock import parse_instant
 from strongroom.service.operations import Operations, Outcome
-from strongroom.service.records import QueryRedactor, load_secret
+from strongroom.service.records import QueryRedactor
 from strongroom.service.requests import (
+    EXTRACTIVE_MODEL,
     AclChange,
     AskRequest,
     DocumentsRequest,
@@ -57,11 +59,9 @@ from strongroom.store.sqlite import private_dir
 from strongroom.types import Answer, Principal
 from strongroom.understand.redaction import redact_value
 
-__all__ = ["EXTRACTIVE_MODEL", "Platform", "models_for", "route_allowed"]
+__all__ = ["EXTRACTIVE_MODEL", "Platform", "check_home", "models_for", "route_allowed", "route_usable"]
 
 T = TypeVar("T")
-#: the model name of the extractive generator (no weights), always available
-EXTRACTIVE_MODEL = "strongroom-rag"
 
 
 def route_allowed(settings: Settings, principal: Principal, route: str) -> bool:
@@ -69,6 +69,25 @@ def route_allowed(settings: Settings, principal: Principal, route: str) -> bool:
     meet the route's entry in ``route_groups`` (or the ``*`` entry). Deny by default."""
     granted = settings.route_groups.get(route, settings.route_groups.get("*", []))
     return not principal.groups.isdisjoint(granted)
+
+
+def check_home(settings: Settings, *, create: bool) -> None:
+    """Refuse a home that is a file, and (``create=False``) one that holds no store: a mistyped
+    --home is an error, never a new empty store."""
+    home = settings.home
+    if home.exists() and not home.is_dir():
+        raise StoreError(f"--home {home} is a file, not a folder; point it at a strongroom home folder")
+    if not create and not settings.store_url and not settings.catalog_path.is_file():
+        raise StoreError(
+            f"no strongroom store under {home}: check --home / STRONGROOM_HOME, or ingest something first "
+            f"(strongroom ingest FILES --home {home})"
+        )
+
+
+def route_usable(settings: Settings, routes: RouteStore, principal: Principal, route: str) -> bool:
+    """Whether route ``route`` exists and ``principal`` is granted it (the two look the same
+    from outside: a route not granted is as absent as one that does not exist)."""
+    return route_allowed(settings, principal, route) and routes.get(route) is not None
 
 
 class Platform:
@@ -80,8 +99,8 @@ class Platform:
         private_dir(settings.home)
         self.audit = open_audit_log(settings)
         self.keys = open_key_store(settings)
-        redactor = QueryRedactor(load_secret(settings.query_hash_key_path))
-        self.ops = Operations(settings, runtime.store, runtime.embedder, redactor)
+        self.routes = RouteStore(settings.home)
+        self.ops = Operations(settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(settings))
 
     @classmethod
     def open(
@@ -90,15 +109,7 @@ class Platform:
         """The platform over the configured store. ``create=False``: refuse a home that
         holds no store yet (a mistyped --home), rather than making an empty one."""
         settings = settings or Settings()
-        home = settings.home
-        if home.exists() and not home.is_dir():
-            raise StoreError(f"--home {home} is a file, not a folder; point it at a strongroom home folder")
-        if not create and not settings.store_url and not settings.catalog_path.is_file():
-            raise StoreError(
-                f"no strongroom store under {home}: check --home / STRONGROOM_HOME, or ingest something first "
-                f"(strongroom ingest FILES --home {home})"
-            )
-        private_dir(home)
+        check_home(settings, create=create)
         runtime = open_runtime(settings, embedder or LazyEmbedder(settings))
         try:
             return cls(settings, runtime)
@@ -144,16 +155,13 @@ class Platform:
     def ask(self, principal: Principal, request: AskRequest) -> Answer:
         """An answer with citations from what ``principal`` may read; ``request.model`` names a
         gateway route (or ``strongroom-rag``/None for the extractive generator)."""
-        model = None if request.model in (None, EXTRACTIVE_MODEL) else request.model
-        request = AskRequest(**{**request.__dict__, "model": model})
-        retrieved = self._done(
-            self.ops.retrieve(principal, request, route_allowed=lambda r: self._route_exists(principal, r))
-        )
+        usable = functools.partial(route_usable, self.settings, self.routes, principal)
+        retrieved = self._done(self.ops.retrieve(principal, request, route_allowed=usable))
         generator: Generator = ExtractiveGenerator()
-        if model is not None:
+        if request.route is not None:
             from strongroom.llm_generator import open_llm_generator
 
-            generator = open_llm_generator(self.settings.home, model, user=principal.name)
+            generator = open_llm_generator(self.settings.home, request.route, user=principal.name)
         try:
             answer = generator.generate(request.question, retrieved.hits)
         finally:
@@ -162,14 +170,11 @@ class Platform:
                 close()
         return self._done(self.ops.answered(principal, request, retrieved, answer))
 
-    def _route_exists(self, principal: Principal, route: str) -> bool:
-        return route_allowed(self.settings, principal, route) and RouteStore(self.settings.home).get(route) is not None
-
     def models(self, principal: Principal) -> list[RouteView]:
         """The ways ``principal`` may have answers written: the extractive generator and the
         gateway routes it is granted."""
         self.ops.require(principal, "reader")
-        return models_for(self.settings, principal, RouteStore(self.settings.home))
+        return models_for(self.settings, principal, self.routes)
 
     def documents(self, principal: Principal, request: DocumentsRequest | None = None) -> list[DocumentView]:
         return self._done(self.ops.documents(principal, request or DocumentsRequest()))

@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from strongroom.audit import AuditEvent
+from strongroom.config import Settings
 from strongroom.errors import ConfigError
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Hit, Principal
@@ -55,6 +56,11 @@ class QueryRedactor:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> QueryRedactor:
+        """The redactor with the deployment's query key (``Settings.query_hash_key``, made if missing)."""
+        return cls(load_secret(settings.query_hash_key_path))
 
     def redact(self, text: str) -> tuple[str, str]:
         """(redacted text, HMAC-SHA256 of the original); ("", "") for no text."""

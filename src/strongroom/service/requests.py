@@ -17,6 +17,7 @@ from strongroom.service.clock import Clocks, TimeInput
 from strongroom.types import DocumentVersion, Hit, frozen_meta
 
 __all__ = [
+    "EXTRACTIVE_MODEL",
     "AclChange",
     "AskRequest",
     "DocumentView",
@@ -53,14 +54,23 @@ class SearchResult:
     clocks: Clocks
 
 
+#: the model name of the extractive generator (no weights), always available
+EXTRACTIVE_MODEL = "strongroom-rag"
+
+
 @dataclass(frozen=True, kw_only=True)
 class AskRequest(View):
-    """A question; ``model`` names a gateway route to write the answer (None: the
-    extractive generator, which needs no model)."""
+    """A question; ``model`` names a gateway route to write the answer (None or
+    ``strongroom-rag``: the extractive generator, which needs no model)."""
 
     question: str = ""
     k: int = 5
     model: str | None = None
+
+    @property
+    def route(self) -> str | None:
+        """The gateway route that writes the answer; None for the extractive generator."""
+        return None if self.model in (None, EXTRACTIVE_MODEL) else self.model
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from strongroom.types import DocumentVersion, Scope
 
-__all__ = ["Visible", "pending_or_current", "visible_documents"]
+__all__ = ["Visible", "governing", "visible_documents"]
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,15 @@ def visible_documents(
     return out
 
 
-def pending_or_current(versions: Sequence[DocumentVersion], now: float) -> list[DocumentVersion]:
-    """The versions of one document that are current now or will be (published later, so
-    they supersede it when their time comes): whoever writes to the document must be
-    entitled to all of them."""
-    if not versions:
-        return []
+def governing(versions: Sequence[DocumentVersion], groups: frozenset[str], now: float) -> DocumentVersion | None:
+    """The version whose ACL governs a write to a document: its current version at ``now`` (or,
+    when every version is still to come, the first of them), provided ``groups`` may read it and
+    every version published to supersede it. None when there is no version or ``groups`` may not
+    read them all: whoever writes to a document must be entitled to what it is and will be."""
     ordered = sorted(enumerate(versions), key=_order, reverse=True)
-    out: list[DocumentVersion] = []
     for _, v in ordered:
-        out.append(v)
+        if groups.isdisjoint(v.acl):
+            return None
         if v.published_at.timestamp() <= now:  # the current one: older versions are superseded
-            break
-    return out
+            return v
+    return ordered[-1][1] if ordered else None

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.errors import WriteDenied
-from strongroom.service.visibility import pending_or_current
+from strongroom.service.visibility import governing
 from strongroom.store.base import Catalog, NewVersion
 from strongroom.types import DocumentVersion, Principal
 
@@ -99,10 +99,9 @@ class EntitledTarget:
         v = new.version
         live = self.store.versions(v.document_id)
         if live:
-            ahead = pending_or_current(live, time.time())
-            if not all(self.principal.may_read(w.acl) for w in ahead):
+            current = governing(live, self.principal.groups, time.time())
+            if current is None:
                 raise self._deny(v, "not entitled", NOT_YOURS)
-            current = next((w for w in ahead if w.published_at.timestamp() <= time.time()), ahead[-1])
             if v.acl != current.acl and not _policy_narrowed(v, current.acl):
                 raise self._deny(
                     v,
