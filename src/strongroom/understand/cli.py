@@ -11,6 +11,7 @@ strongroom eval-extraction DIR             per-field precision and recall
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date
 from pathlib import Path
@@ -61,13 +62,20 @@ def _files(paths: list[Path]) -> list[Path]:
     return found
 
 
+@functools.cache
+def _settings() -> Settings:
+    """The settings, read once per command (a folder of files is parsed file by file)."""
+    from strongroom.cli_common import settings_for
+
+    return settings_for(None)
+
+
 def _parse(path: Path) -> ParsedDocument:
     """A file parsed as ingestion parses it: in a child process under the time and memory limits."""
-    from strongroom.cli_common import settings_for
     from strongroom.ingest.parsers.limits import ParseLimits
     from strongroom.ingest.sandbox import parse_bounded
 
-    settings = settings_for(None)
+    settings = _settings()
     try:
         size = path.stat().st_size
         if size > settings.max_file_bytes:
