@@ -85,7 +85,7 @@ def _free_port() -> int:
 
 def prepare(home: Path, embedder: str) -> tuple[list[str], str]:
     """Ingest the corpus (once) and make an API key; returns the questions and the key."""
-    from strongroom.auth.apikeys import open_key_store
+    from strongroom.auth import open_key_store
     from strongroom.config import Settings
     from strongroom.ingest.pipeline import IngestOptions, ingest
     from strongroom.runtime import open_runtime

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from strongroom.ingest.chunking import chunk_pages
 from strongroom.ingest.parsers import parse
+from strongroom.ingest.understand.classify import DOC_TYPES, classify, confusion_matrix
+from strongroom.ingest.understand.core import understand
+from strongroom.ingest.understand.evaluate import score
+from strongroom.ingest.understand.policy import Policy
+from strongroom.ingest.understand.synth import FORMATS, LAYOUTS, write_corpus
+from strongroom.ingest.understand.termsheet import extract_termsheet
 from strongroom.types import ParsedDocument
-from strongroom.understand.classify import DOC_TYPES, classify, confusion_matrix
-from strongroom.understand.core import understand
-from strongroom.understand.evaluate import score
-from strongroom.understand.policy import Policy
-from strongroom.understand.synth import FORMATS, LAYOUTS, write_corpus
-from strongroom.understand.termsheet import extract_termsheet
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"

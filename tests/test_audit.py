@@ -16,10 +16,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from strongroom.api.cli import audit_app
 from strongroom.audit import GENESIS, AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.audit.anchor import SigningKey
 from strongroom.audit.records import canonical_json, canonical_record, event_body, record_hash
+from strongroom.cli.serve import audit_app
 from strongroom.config import Settings
 from tests.audit_contract import AuditLogContract, Backend, event, filled, problems
 
@@ -104,7 +104,11 @@ def test_the_record_hash_is_sha256_of_jcs_of_the_whole_record() -> None:
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=12,
 )
@@ -121,7 +125,9 @@ def test_the_fast_canonical_form_is_rfc8785(value: object, groups: list[str], de
 
 
 def test_odd_values_are_stored_as_json_can_hold_them() -> None:
-    odd = AuditEvent(principal="p", groups=(), action="a", filters={"nan": float("nan"), "big": 2**60, 3: datetime(2026, 1, 1)})
+    odd = AuditEvent(
+        principal="p", groups=(), action="a", filters={"nan": float("nan"), "big": 2**60, 3: datetime(2026, 1, 1)}
+    )
     assert json.loads(event_body(odd))["filters"] == {"nan": "nan", "big": str(2**60), "3": "2026-01-01 00:00:00"}
 
 
@@ -136,7 +142,9 @@ def _legacy_catalog(catalog: Path, n: int) -> None:
         for seq in range(1, n + 1):
             body = {"principal": f"old{seq}", "groups": ["r"], "action": "search", "query": "q"}
             at = f"2025-01-0{seq}T00:00:00+00:00"
-            text = json.dumps({"prev": prev, "at": at, **body}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(
+                {"prev": prev, "at": at, **body}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
             digest = hashlib.sha256(text.encode()).hexdigest()
             db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)", (seq, at, prev, digest, json.dumps(body)))
             prev = digest

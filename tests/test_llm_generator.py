@@ -24,14 +24,14 @@ from strongroom.llm import (
     Target,
 )
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
-from strongroom.llm_generator import (
+from strongroom.rag import NOT_FOUND, ExtractiveGenerator
+from strongroom.rag.llm import (
     PROMPT_TEMPLATE_VERSION,
     LLMGenerator,
     extractive_deployment,
     open_llm_generator,
     parse_claims,
 )
-from strongroom.rag import NOT_FOUND, ExtractiveGenerator
 from strongroom.types import Chunk, DocumentVersion, Hit
 
 REVENUE = "Quarterly revenue was 1,234 million, up 5%. Costs were flat."

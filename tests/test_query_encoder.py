@@ -9,8 +9,8 @@ import pytest
 
 from strongroom.config import Settings
 from strongroom.embed import CachedEmbedder, SentenceTransformerEmbedder, create_embedder
+from strongroom.embed.query_encoder import MIN_AGREEMENT, OnnxQueryEncoder, create_query_encoder
 from strongroom.errors import ConfigError
-from strongroom.query_encoder import MIN_AGREEMENT, OnnxQueryEncoder, create_query_encoder
 from strongroom.testing import HashEmbedder
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")

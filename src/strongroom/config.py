@@ -33,7 +33,7 @@ def _every_role() -> list[RoleName]:
     return ["reader", "ingester", "admin"]
 
 
-#: what embeds query text: the embedder's model, or its int8 ONNX copy (strongroom.query_encoder)
+#: what embeds query text: the embedder's model, or its int8 ONNX copy (strongroom.embed.query_encoder)
 QueryEncoderName = Literal["model", "onnx-int8"]
 
 

@@ -37,7 +37,7 @@ import numpy.typing as npt
 from strongroom.embed import Embedder
 from strongroom.errors import QueryError
 from strongroom.store.base import Store
-from strongroom.store.keyword import tokenize
+from strongroom.text import tokenize
 from strongroom.types import Hit, Scope
 
 __all__ = ["RRF_K", "Fusion", "diversify", "rrf", "search"]

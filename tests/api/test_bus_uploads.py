@@ -10,9 +10,9 @@ import pytest
 
 from strongroom.api import create_app
 from strongroom.bus.redis_streams import RedisStreamsBus
-from strongroom.bus.worker import run_worker
 from strongroom.config import Settings
 from strongroom.runtime import open_runtime
+from strongroom.service.worker import run_worker
 from strongroom.testing import HashEmbedder
 from tests.api.conftest import service_settings
 from tests.api.live import live_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from strongroom.api.cli import audit_app, keys_app, serve_command
+from strongroom.cli.serve import audit_app, keys_app, serve_command
 
 
 def _app() -> typer.Typer:

@@ -16,7 +16,7 @@ from strongroom.config import Settings
 from strongroom.ingest.pipeline import IngestOptions, ingest
 from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
-from strongroom.llm.routes import RouteStore, parse_target
+from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
 from tests.api.conftest import audit_records, service_settings

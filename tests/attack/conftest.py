@@ -36,8 +36,6 @@ def provider() -> Iterator[Provider]:
         yield p
 
 
-
-
 @dataclass
 class Server:
     """A running strongroom service and a way to call it as anyone."""

@@ -11,16 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from strongroom.api.cli import keys_app
-from strongroom.auth import (
-    AuthenticationError,
-    Authenticator,
-    OidcVerifier,
-    ServiceSettings,
-    groups_from_claims,
-    roles_for,
-)
+from strongroom.auth import Authenticator, OidcVerifier, ServiceSettings, groups_from_claims, roles_for
 from strongroom.auth.apikeys import SqliteApiKeyStore
+from strongroom.cli.serve import keys_app
+from strongroom.errors import AuthenticationError
 from tests.auth.oidc_provider import AUDIENCE, Provider, serve_provider
 
 ROLES = {"reader": ["r"], "ingester": ["i"], "admin": ["a"]}

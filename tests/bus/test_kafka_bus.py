@@ -23,13 +23,13 @@ import pytest
 
 pytest.importorskip("confluent_kafka", reason="the Kafka bus needs confluent-kafka: pip install 'strongroom[kafka]'")
 
-from strongroom.bus import BusUnavailable, IngestJob, open_bus
+from strongroom.bus import IngestJob, open_bus
 from strongroom.bus.kafka import KafkaBus, kafka_settings
-from strongroom.bus.worker import run_worker
 from strongroom.config import Settings
-from strongroom.errors import ConfigError
+from strongroom.errors import BusUnavailable, ConfigError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
+from strongroom.service.worker import run_worker
 from strongroom.testing import HashEmbedder
 from strongroom.types import Principal
 

@@ -19,11 +19,11 @@ import pytest
 
 from strongroom.bus import IngestJob
 from strongroom.bus.redis_streams import BusUnavailable, RedisStreamsBus
-from strongroom.bus.worker import run_worker
 from strongroom.config import Settings
 from strongroom.errors import ConfigError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
+from strongroom.service.worker import run_worker
 from strongroom.testing import HashEmbedder
 from strongroom.types import Principal
 from tests.redis_service import REDIS_URL, needs_redis

@@ -5,7 +5,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strongroom.ingest.chunking import chunk_pages, classify_lines, dense_text, estimate_tokens
+from strongroom.ingest.chunking import chunk_pages
+from strongroom.text import classify_lines, dense_text, estimate_tokens
 from strongroom.types import Chunk, Page
 
 TABLE = "\n".join(f"Line item {i} {i * 1000:,} {i * 1100:,} {i * 1200:,}" for i in range(1, 9))

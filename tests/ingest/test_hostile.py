@@ -22,18 +22,11 @@ from pathlib import Path
 import pytest
 
 from strongroom.config import Settings
-from strongroom.errors import CorruptDocument, IngestError, TooLarge
+from strongroom.errors import CorruptDocument, IngestError, ParseStopped, TooLarge
 from strongroom.ingest.parsers import parse
 from strongroom.ingest.parsers.limits import MB, ParseLimits, check_zip
 from strongroom.ingest.pipeline import IngestOptions, ingest
-from strongroom.ingest.sandbox import (
-    ParseStopped,
-    parse_bounded,
-    resume_parses,
-    run_parse,
-    running_parses,
-    stop_parses,
-)
+from strongroom.ingest.sandbox import parse_bounded, resume_parses, run_parse, running_parses, stop_parses
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from tests.ingest import hostile_files as hostile

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from strongroom.llm.cli import app
+from strongroom.cli.models import app
 from strongroom.llm.deployments import load_deployments
 
 runner = CliRunner()

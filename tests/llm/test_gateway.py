@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from strongroom.llm.breaker import BreakerPolicy, BreakerState
-from strongroom.llm.errors import (
+from strongroom.errors import (
     NoDeploymentAvailable,
     StreamInterrupted,
     UnknownRoute,
 )
+from strongroom.llm.breaker import BreakerPolicy, BreakerState
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.gateway import Deployment, Gateway
 from strongroom.llm.openai_compat import OpenAICompatible, _retry_after

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from strongroom.llm.errors import BudgetExceeded, PromptTooLarge
+from strongroom.errors import BudgetExceeded, PromptTooLarge
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.limits import Budget, InProcessBuckets, Limits, Rate
 from strongroom.llm.types import ChatResult

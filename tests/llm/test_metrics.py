@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from strongroom.errors import BudgetExceeded
 from strongroom.llm.breaker import BreakerPolicy
-from strongroom.llm.errors import BudgetExceeded
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.limits import Budget, Limits, Rate
 from strongroom.llm.metrics import GatewayMetrics

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import httpcore
 import pytest
 
-from strongroom.llm.errors import (
+from strongroom.errors import (
     BackendError,
     BackendRejected,
     BackendTimeout,

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from strongroom.llm.errors import BudgetExceeded, BudgetUnavailable
+from strongroom.errors import BudgetExceeded, BudgetUnavailable
 from strongroom.llm.limits import Budget, Limits, Rate
 from tests.llm.helpers import ask, function, gateway
 from tests.redis_service import REDIS, redis_up

@@ -12,7 +12,7 @@ import pytest
 from strongroom.errors import ConfigError
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.gateway import Gateway
-from strongroom.llm.routes import RouteStore, parse_target
+from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.llm.routing import Target
 from strongroom.llm.types import ChatResult
 from tests.llm.helpers import FAST_RETRY, ask, function, http

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strongroom.llm.errors import BackendRejected, BackendUnavailable, BadBackendResponse, RateLimited
+from strongroom.errors import BackendRejected, BackendUnavailable, BadBackendResponse, RateLimited
 from strongroom.llm.sse import DONE, SSEDecoder, parse_chunk
 from strongroom.llm.types import Delta, Usage
 

@@ -18,8 +18,7 @@ import pytest
 
 from strongroom.audit import open_audit_log
 from strongroom.audit.postgres import PostgresAuditLog
-from strongroom.auth import Authenticator, ServiceSettings
-from strongroom.auth.apikeys import open_key_store
+from strongroom.auth import Authenticator, ServiceSettings, open_key_store
 from strongroom.auth.apikeys_postgres import PostgresApiKeyStore
 from strongroom.config import Settings
 from tests.audit_contract import AuditLogContract, Backend
@@ -227,7 +226,7 @@ def test_a_lost_listener_voids_the_cache_and_comes_back(keys_url: str) -> None:
 
 
 def test_migrate_to_postgres_copies_the_chain_and_the_keys(keys_url: str, tmp_path: Path) -> None:
-    from strongroom.store.cli import _audit_at, _keys_at
+    from strongroom.cli.store import _audit_at, _keys_at
 
     pilot = tmp_path / "pilot"
     log = open_audit_log(Settings(home=pilot, store_url=""))

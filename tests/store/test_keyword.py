@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strongroom.errors import StoreError
-from strongroom.store.keyword import KeywordIndex, tokenize
+from strongroom.store.keyword import KeywordIndex
+from strongroom.text import tokenize
 
 DOCS = [
     "Net interest income rose 12% on higher loan balances.",

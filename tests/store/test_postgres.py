@@ -294,7 +294,7 @@ def test_the_cli_ingests_searches_and_answers_on_postgres(
 def test_migrating_the_embedded_store_to_postgres_keeps_every_byte(
     pg: PostgresStore, lite: SqliteStore, embedder: HashEmbedder
 ) -> None:
-    from strongroom.store.transfer import check, content_digest, migrate
+    from strongroom.service.transfer import check, content_digest, migrate
 
     odd = datetime(2026, 12, 3, 9, 41, 17, 987654, tzinfo=UTC)  # microseconds survive both encodings
     lite.write(make_version(embedder, "a.txt", ["Alpha revenue rose to 10,000.", "Alpha margin fell."], ingested=odd))

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from strongroom.errors import StoreError
+from strongroom.service.transfer import content_digest
 from strongroom.store.base import NewVersion
 from strongroom.store.postgres import PostgresStore
 from strongroom.store.postgres_bulk import MARKER, bulk_load, drop_indexes, recover_interrupted_load
-from strongroom.store.transfer import content_digest
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
 from strongroom.types import Scope

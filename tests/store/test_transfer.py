@@ -8,8 +8,8 @@ from pathlib import Path
 
 from strongroom.audit import AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.config import Settings
+from strongroom.service.transfer import check, content_digest, migrate
 from strongroom.store.sqlite import SqliteStore
-from strongroom.store.transfer import check, content_digest, migrate
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
 from strongroom.types import Scope

@@ -14,8 +14,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from strongroom.understand.checkdigits import luhn_check_digit
-from strongroom.understand.policy import FindingType
+from strongroom.ingest.understand.checkdigits import luhn_check_digit
+from strongroom.ingest.understand.policy import FindingType
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strongroom.understand.checkdigits import (
+from strongroom.ingest.understand.checkdigits import (
     aba_valid,
     cusip_check_digit,
     cusip_valid,

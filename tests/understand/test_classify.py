@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from strongroom.ingest.parsers import parse
+from strongroom.ingest.understand.classify import DOC_TYPES, classify, classify_text, confusion_matrix
+from strongroom.ingest.understand.core import understand
+from strongroom.ingest.understand.synth import generate
 from strongroom.types import Page, ParsedDocument
-from strongroom.understand.classify import DOC_TYPES, classify, classify_text, confusion_matrix
-from strongroom.understand.core import understand
-from strongroom.understand.synth import generate
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 SEC10Q = SHARED / "sec10q" / "docs"

@@ -7,8 +7,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from strongroom.understand.cli import classify_app, eval_extraction_command, termsheets_app
-from strongroom.understand.synth import write_corpus
+from strongroom.cli.understand import classify_app, eval_extraction_command, termsheets_app
+from strongroom.ingest.understand.synth import write_corpus
 
 runner = CliRunner()
 

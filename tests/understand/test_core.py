@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from strongroom.errors import IngestError
+from strongroom.errors import DocumentRejected, IngestError
 from strongroom.ingest.chunking import chunk_pages
 from strongroom.ingest.parsers import parse
+from strongroom.ingest.understand import Policy, understand
+from strongroom.ingest.understand.synth import generate
 from strongroom.types import Page, ParsedDocument
-from strongroom.understand import DocumentRejected, Policy, understand
-from strongroom.understand.synth import generate
 
 CARD = "4111 1111 1111 1111"
 IBAN = "GB82 WEST 1234 5698 7654 32"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from strongroom.understand.credentials import credentials, private_keys
-from strongroom.understand.pii import detect_text, redact_text
-from strongroom.understand.policy import SECRET_TYPES, Policy
+from strongroom.ingest.understand.credentials import credentials, private_keys
+from strongroom.ingest.understand.pii import detect_text, redact_text
+from strongroom.ingest.understand.policy import SECRET_TYPES, Policy
 from tests.understand.secret_forms import forms, spellings
 
 FORMS = {f.name: f for f in forms("Unit")}

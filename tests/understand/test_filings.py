@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from strongroom.ingest.parsers import parse
-from strongroom.understand import understand
-from strongroom.understand.pii import detect_text
+from strongroom.ingest.understand import understand
+from strongroom.ingest.understand.pii import detect_text
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strongroom.understand.checkdigits import IBAN_LENGTHS, luhn_check_digit
-from strongroom.understand.identifiers import cards, ibans, ssns
-from strongroom.understand.pii import detect_text, redact_text
+from strongroom.ingest.understand.checkdigits import IBAN_LENGTHS, luhn_check_digit
+from strongroom.ingest.understand.identifiers import cards, ibans, ssns
+from strongroom.ingest.understand.pii import detect_text, redact_text
 from tests.understand.secret_forms import iban_number
 
 # Words around a value: never digits or letters glued to it, so they cannot change what it is.

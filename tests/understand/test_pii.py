@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strongroom.understand.checkdigits import luhn_check_digit
-from strongroom.understand.pii import detect_text, find_markers, redact_text
-from strongroom.understand.policy import Policy
+from strongroom.ingest.understand.checkdigits import luhn_check_digit
+from strongroom.ingest.understand.pii import detect_text, find_markers, redact_text
+from strongroom.ingest.understand.policy import Policy
 
 SECRETS = {
     "card": "4111 1111 1111 1111",

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strongroom.errors import ConfigError
-from strongroom.understand.policy import Policy
-from strongroom.understand.redaction import (
+from strongroom.ingest.understand.policy import Policy
+from strongroom.ingest.understand.redaction import (
     query_digest,
     redact_metadata,
     redact_name,

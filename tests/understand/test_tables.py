@@ -7,10 +7,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from strongroom.cli.understand import tables_app
 from strongroom.ingest.parsers import parse
+from strongroom.ingest.understand.tables import extract_tables, parse_figure
 from strongroom.types import Page, ParsedDocument
-from strongroom.understand.cli import tables_app
-from strongroom.understand.tables import extract_tables, parse_figure
 
 STATEMENT = """CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS
 Three Months Ended Nine Months Ended

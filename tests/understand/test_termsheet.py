@@ -6,10 +6,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from strongroom.ingest.parsers import parse
+from strongroom.ingest.understand.evaluate import evaluate_directory, score
+from strongroom.ingest.understand.synth import generate, write_corpus
+from strongroom.ingest.understand.termsheet import Amount, extract_termsheet, fields_as_metadata
 from strongroom.types import Page, ParsedDocument
-from strongroom.understand.evaluate import evaluate_directory, score
-from strongroom.understand.synth import generate, write_corpus
-from strongroom.understand.termsheet import Amount, extract_termsheet, fields_as_metadata
 
 SHEET = """INDICATIVE TERM SHEET: PHOENIX AUTOCALLABLE NOTES
 Issuer | Goldman Sachs International

@@ -7,9 +7,9 @@ import pytest
 
 from strongroom.errors import ConfigError
 from strongroom.ingest.parsers import parse
+from strongroom.ingest.understand.synth import generate
+from strongroom.ingest.understand.trainable import LogisticClassifier, document_text
 from strongroom.testing import HashEmbedder
-from strongroom.understand.synth import generate
-from strongroom.understand.trainable import LogisticClassifier, document_text
 
 NOTES = [
     "Dear client, thank you for your letter about the account. Kind regards, the desk",

@@ -26,8 +26,7 @@ from strongroom.api.service import Service
 from strongroom.auth import Caller, ServiceSettings
 from strongroom.config import Settings
 from strongroom.embed import Embedder
-from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StrongroomError
-from strongroom.llm.errors import GatewayError
+from strongroom.errors import GatewayError, IngestError, NotFound, PermissionDenied, QueryError, StrongroomError
 
 __all__ = ["create_app"]
 

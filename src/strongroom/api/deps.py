@@ -15,8 +15,8 @@ from fastapi.security import HTTPBearer
 
 from strongroom.api.refusals import credential_kind
 from strongroom.api.service import Service
-from strongroom.auth import AuthenticationError, Caller
-from strongroom.llm.errors import BudgetUnavailable
+from strongroom.auth import Caller
+from strongroom.errors import AuthenticationError, BudgetUnavailable
 from strongroom.types import Principal
 
 __all__ = ["Who", "bearer", "get_caller", "get_principal", "service"]

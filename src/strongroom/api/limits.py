@@ -25,7 +25,7 @@ class RequestLimiter(Protocol):
     async def acquire(self, key: str) -> float:
         """Take a token for ``key``: 0.0 when granted, else the seconds until one is free.
 
-        Raises :class:`strongroom.llm.errors.BudgetUnavailable` when the shared store is down.
+        Raises :class:`strongroom.errors.BudgetUnavailable` when the shared store is down.
         """
         ...
 

@@ -35,11 +35,11 @@ from strongroom.api.schemas import (
 from strongroom.api.service import Service, safe_name
 from strongroom.config import DEFAULT_ACL
 from strongroom.errors import QueryError
+from strongroom.ingest.understand.redaction import redact_name
 from strongroom.service import AskRequest as Ask
 from strongroom.service import DocumentsRequest, DocumentView, View, parse_instant
 from strongroom.service import SearchRequest as Search
 from strongroom.types import frozen_meta
-from strongroom.understand.redaction import redact_name
 
 __all__ = ["router"]
 

@@ -32,15 +32,15 @@ from strongroom.api.limits import RateLimiter, RedisRateLimiter, RequestLimiter
 from strongroom.api.metrics import Metrics
 from strongroom.api.refusals import RefusedLogins
 from strongroom.audit import open_audit_log
-from strongroom.auth import Authenticator, Caller, OidcVerifier, ServiceSettings
-from strongroom.auth.apikeys import open_key_store
+from strongroom.auth import Authenticator, Caller, OidcVerifier, ServiceSettings, open_key_store
 from strongroom.bus import Bus, IngestJob, open_bus
 from strongroom.config import Settings
 from strongroom.embed import Embedder
+from strongroom.embed.query_encoder import create_query_encoder
 from strongroom.errors import StrongroomError
 from strongroom.ingest import sandbox
 from strongroom.ingest.pipeline import IngestOptions
-from strongroom.query_encoder import create_query_encoder
+from strongroom.ingest.understand.redaction import redact_name
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.service import IngestRequest
 from strongroom.service.async_platform import AsyncPlatform
@@ -50,7 +50,6 @@ from strongroom.service.records import REQUEST_ID, QueryRedactor
 from strongroom.store.base import Catalog
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Principal
-from strongroom.understand.redaction import redact_name
 
 __all__ = ["Service", "UploadRequest", "safe_name"]
 

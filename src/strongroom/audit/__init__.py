@@ -21,10 +21,11 @@ chain for every replica, appends serialised by an advisory lock). Get one with
 """
 
 from strongroom.audit.anchor import Anchor, Checkpoint, SigningKey
-from strongroom.audit.log import AuditLog, anchor_for, open_audit_log
+from strongroom.audit.log import AuditLog, anchor_for
 from strongroom.audit.records import FORMAT, GENESIS, AuditEvent, AuditHead, AuditRecord, answer_hash
 from strongroom.audit.sqlite import SqliteAuditLog
 from strongroom.audit.verify import AuditProblem, ProblemKind, VerifyReport
+from strongroom.config import Settings
 
 __all__ = [
     "FORMAT",
@@ -44,3 +45,13 @@ __all__ = [
     "answer_hash",
     "open_audit_log",
 ]
+
+
+def open_audit_log(settings: Settings) -> AuditLog:
+    """The deployment's audit log: in PostgreSQL when ``settings.store_url`` is set (one chain
+    for every replica), else in the catalog's SQLite file; anchored as ``settings`` say."""
+    if settings.store_url:
+        from strongroom.audit.postgres import PostgresAuditLog  # psycopg: the optional [postgres] extra
+
+        return PostgresAuditLog(settings.store_url, anchor=anchor_for(settings))
+    return SqliteAuditLog(settings.catalog_path, anchor=anchor_for(settings))

@@ -218,9 +218,7 @@ class Anchor:
     creates a key.
     """
 
-    def __init__(
-        self, path: Path, key_path: Path, *, key: SigningKey | None = None, create_key: bool = True
-    ) -> None:
+    def __init__(self, path: Path, key_path: Path, *, key: SigningKey | None = None, create_key: bool = True) -> None:
         self.path = path
         self.key_path = key_path
         self._key = key

@@ -16,7 +16,7 @@ from strongroom.audit.verify import Evidence, VerifyReport, check
 if TYPE_CHECKING:
     from strongroom.config import Settings
 
-__all__ = ["AuditLog", "ChainedLog", "chain_rows", "open_audit_log"]
+__all__ = ["AuditLog", "ChainedLog", "chain_rows"]
 
 
 class AuditLog(Protocol):
@@ -229,15 +229,3 @@ def anchor_for(settings: Settings) -> Anchor:
         (settings.audit_signing_key or home / "keys" / "audit-signing.key").expanduser(),
         create_key=settings.audit_signing_key is None,  # a key the settings name must exist
     )
-
-
-def open_audit_log(settings: Settings) -> AuditLog:
-    """The deployment's audit log: in PostgreSQL when ``settings.store_url`` is set (one chain
-    for every replica), else in the catalog's SQLite file; anchored as ``settings`` say."""
-    if settings.store_url:
-        from strongroom.audit.postgres import PostgresAuditLog
-
-        return PostgresAuditLog(settings.store_url, anchor=anchor_for(settings))
-    from strongroom.audit.sqlite import SqliteAuditLog
-
-    return SqliteAuditLog(settings.catalog_path, anchor=anchor_for(settings))

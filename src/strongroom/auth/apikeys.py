@@ -27,14 +27,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from strongroom.auth.oidc import AuthenticationError
-from strongroom.errors import StoreError
+from strongroom.errors import AuthenticationError, StoreError
 from strongroom.store.sqlite import open_catalog
 
 if TYPE_CHECKING:
-    from strongroom.config import Settings
+    pass
 
-__all__ = ["KEY_PREFIX", "ApiKey", "ApiKeyStore", "KeyRow", "SqliteApiKeyStore", "open_key_store"]
+__all__ = [
+    "KEY_PREFIX",
+    "ApiKey",
+    "ApiKeyStore",
+    "KeyRow",
+    "SqliteApiKeyStore",
+]
 
 KEY_PREFIX = "sr_"
 _SCHEMA = """
@@ -231,13 +236,3 @@ class SqliteApiKeyStore:
                         "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (row[7], row[0])
                     )
         return added
-
-
-def open_key_store(settings: Settings) -> ApiKeyStore:
-    """The deployment's key store: PostgreSQL when ``settings.store_url`` is set (shared by every
-    replica), else the catalog's SQLite file."""
-    if settings.store_url:
-        from strongroom.auth.apikeys_postgres import PostgresApiKeyStore
-
-        return PostgresApiKeyStore(settings.store_url)
-    return SqliteApiKeyStore(settings.catalog_path)

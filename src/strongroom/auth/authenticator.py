@@ -14,9 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from strongroom.auth.apikeys import KEY_PREFIX, ApiKeyStore
-from strongroom.auth.oidc import AuthenticationError, OidcVerifier, groups_from_claims
+from strongroom.auth.oidc import OidcVerifier, groups_from_claims
 from strongroom.auth.principal import Caller, roles_for
 from strongroom.auth.settings import ServiceSettings
+from strongroom.errors import AuthenticationError
 from strongroom.types import Principal
 
 __all__ = ["Authenticator"]

@@ -22,15 +22,11 @@ import jwt
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from strongroom.auth.settings import ALLOWED_ALGORITHMS, ServiceSettings
-from strongroom.errors import StrongroomError
+from strongroom.errors import AuthenticationError, StrongroomError
 
-__all__ = ["AuthenticationError", "OidcVerifier", "groups_from_claims"]
+__all__ = ["OidcVerifier", "groups_from_claims"]
 
 _KTY_FOR_ALG = {"RS256": "RSA", "ES256": "EC"}
-
-
-class AuthenticationError(StrongroomError):
-    """The caller's credentials were missing or invalid (HTTP 401). The message is safe to show."""
 
 
 def groups_from_claims(claims: Mapping[str, Any], claim: str) -> frozenset[str]:

@@ -12,6 +12,22 @@ consumer group, offsets committed by hand). In-process ingestion (no bus) stays 
 default.
 """
 
-from strongroom.bus.base import Bus, BusUnavailable, Delivery, IngestJob, open_bus
+from strongroom.bus.base import Bus, Delivery, IngestJob
+from strongroom.errors import BusUnavailable, ConfigError
 
 __all__ = ["Bus", "BusUnavailable", "Delivery", "IngestJob", "open_bus"]
+
+
+def open_bus(url: str, **options: float | str) -> Bus:
+    """A bus from its URL: ``redis://host:6379/0`` (Redis Streams) or ``kafka://broker:9092`` (Kafka)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from strongroom.bus.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(url, **options)  # type: ignore[arg-type]
+    if url.startswith("kafka://"):
+        from strongroom.bus.kafka import KafkaBus
+
+        return KafkaBus(url, **options)  # type: ignore[arg-type]
+    raise ConfigError(
+        f"unknown bus {url.split('://')[0]!r}; use redis://host:6379/0 (Redis Streams) or kafka://broker:9092 (Kafka)"
+    )

@@ -10,15 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from strongroom.errors import ConfigError, StrongroomError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.types import Principal, frozen_meta
 
-__all__ = ["Bus", "BusUnavailable", "Delivery", "IngestJob", "open_bus"]
-
-
-class BusUnavailable(StrongroomError):
-    """The bus cannot be reached."""
+__all__ = ["Bus", "Delivery", "IngestJob"]
 
 
 @dataclass(frozen=True)
@@ -163,18 +158,3 @@ class Bus(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_bus(url: str, **options: float | str) -> Bus:
-    """A bus from its URL: ``redis://host:6379/0`` (Redis Streams) or ``kafka://broker:9092`` (Kafka)."""
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from strongroom.bus.redis_streams import RedisStreamsBus
-
-        return RedisStreamsBus(url, **options)  # type: ignore[arg-type]
-    if url.startswith("kafka://"):
-        from strongroom.bus.kafka import KafkaBus
-
-        return KafkaBus(url, **options)  # type: ignore[arg-type]
-    raise ConfigError(
-        f"unknown bus {url.split('://')[0]!r}; use redis://host:6379/0 (Redis Streams) or kafka://broker:9092 (Kafka)"
-    )

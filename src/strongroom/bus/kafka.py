@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from strongroom.bus.base import BusUnavailable, Delivery, IngestJob
-from strongroom.errors import ConfigError
+from strongroom.bus.base import Delivery, IngestJob
+from strongroom.errors import BusUnavailable, ConfigError
 
 __all__ = ["KafkaBus", "kafka_settings"]
 

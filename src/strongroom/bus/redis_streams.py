@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from strongroom.bus.base import BusUnavailable, Delivery, IngestJob
-from strongroom.errors import ConfigError
+from strongroom.bus.base import Delivery, IngestJob
+from strongroom.errors import BusUnavailable, ConfigError
 
 __all__ = ["BusUnavailable", "RedisStreamsBus"]
 

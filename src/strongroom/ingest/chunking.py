@@ -5,7 +5,7 @@ into chunks of at most ``max_tokens`` estimated tokens; a chunk breaks before a 
 keeps a table's rows together when the table fits in one chunk, and never crosses a page,
 so every chunk is an exact ``[start:end]`` span of one page's text.
 
->>> from strongroom.types import Chunk, Page
+>>> from strongroom.types import Page
 >>> spans = chunk_pages([Page(1, "# Results\\nRevenue 10 20\\nCosts 5 6")], max_tokens=50)
 >>> [(s.page, s.heading) for s in spans]
 [(1, 'Results')]
@@ -16,30 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
+from strongroom.text import Line, classify_lines, estimate_tokens
 from strongroom.types import Chunk, Page
 
-__all__ = ["Line", "Span", "chunk_pages", "classify_lines", "dense_text", "estimate_tokens", "make_chunks", "row_label"]
+__all__ = ["Span", "chunk_pages", "make_chunks"]
 
-LineKind = Literal["heading", "row", "text"]
-
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-_NUMBER = re.compile(r"(?<![\w.])\(?\$?\d[\d,]*(?:\.\d+)?%?\)?(?![\w])")
 _SENTENCE_END = re.compile(r"(?<=[.;:!?])\s+")
-
-
-def estimate_tokens(text: str) -> int:
-    """A fast estimate of word-piece tokens: words, punctuation, long words count twice."""
-    return sum(2 if len(t) > 8 else 1 for t in _TOKEN.findall(text))
-
-
-@dataclass(frozen=True)
-class Line:
-    start: int
-    end: int
-    kind: LineKind
-    tokens: int
 
 
 @dataclass(frozen=True)
@@ -50,45 +33,6 @@ class Span:
     start: int
     end: int
     heading: str
-
-
-def _kind(text: str) -> LineKind:
-    stripped = text.strip()
-    if stripped.startswith("#"):
-        return "heading"
-    if " | " in stripped or (stripped.startswith("|") and stripped.endswith("|")):
-        return "row"  # a table row as the DOCX, HTML, XLSX, CSV and Markdown parsers render it
-    # The cheap tests come first in each condition: most lines of prose fail them.
-    if len(stripped) < 400 and not stripped.endswith((".", ",", ";")) and not stripped[0].islower():
-        numbers = _NUMBER.findall(stripped)
-        if len(numbers) >= 2 and _NUMBER.search(stripped[-16:]):  # not lowercase: not a wrapped continuation
-            label_words = sum(any(c.isalpha() for c in w) for w in stripped.split())
-            if label_words <= 12 or len(numbers) * 3 >= label_words:
-                return "row"
-    words = stripped.split()
-    if (
-        0 < len(words) <= 12
-        and sum(c.isalpha() for c in stripped) >= 0.6 * len(stripped.replace(" ", ""))
-        and not stripped.endswith((".", ",", ";", ":"))
-        and (stripped.isupper() or sum(w[0].isupper() for w in words if w[0].isalpha()) >= 0.7 * len(words))
-    ):
-        return "heading"
-    return "text"
-
-
-def classify_lines(text: str) -> list[Line]:
-    """Non-blank lines of ``text`` with their offsets, kind and token estimate."""
-    lines: list[Line] = []
-    pos = 0
-    for raw in text.split("\n"):
-        start, end = pos, pos + len(raw)
-        pos = end + 1
-        body = raw.strip()
-        if not body:
-            continue
-        lead = len(raw) - len(raw.lstrip())
-        lines.append(Line(start + lead, start + lead + len(body), _kind(body), estimate_tokens(body)))
-    return lines
 
 
 def _split_long(text: str, start: int, end: int, max_tokens: int) -> Iterator[tuple[int, int]]:
@@ -216,32 +160,3 @@ def chunk_pages(pages: Iterable[Page], max_tokens: int = 200) -> list[Span]:
         page_spans, heading = chunk_page(page, max_tokens, heading)
         spans.extend(page_spans)
     return spans
-
-
-def row_label(row: str) -> str:
-    """A table row without its figures: "Research and development $ 1,875 $ 1,618" ->
-    "Research and development"."""
-    return " ".join(_NUMBER.sub(" ", row).replace("$", " ").replace("|", " ").split())
-
-
-def dense_text(chunk: Chunk) -> str:
-    """What the embedder reads for a chunk: its context, then its text with table rows cut
-    down to their labels.
-
-    A sentence embedding of "Research and development 2,040 1,987 3,999" is mostly noise
-    from the figures, and a table of such rows drowns its labels, so prose outranks the
-    table that actually holds the answer. Figures stay in the keyword indexes, which match
-    them exactly; repeated labels are kept once, lines without a letter not at all.
-    """
-    out = [chunk.context]
-    seen: set[str] = set()
-    for line in classify_lines(chunk.text):
-        body = chunk.text[line.start : line.end]
-        if line.kind == "row":
-            body = row_label(body)
-            if body in seen:
-                continue
-            seen.add(body)
-        if any(c.isalpha() for c in body):  # a bare page number or year says nothing
-            out.append(body)
-    return "\n".join(out)

@@ -26,14 +26,15 @@ import numpy.typing as npt
 from strongroom.config import DEFAULT_ACL
 from strongroom.embed import CachedEmbedder, Embedder, cache_key
 from strongroom.errors import IngestError, TooLarge, UnsupportedFormat
-from strongroom.ingest.chunking import chunk_pages, dense_text, make_chunks
+from strongroom.ingest.chunking import chunk_pages, make_chunks
 from strongroom.ingest.describe import describe
 from strongroom.ingest.parsers import supported_suffixes
 from strongroom.ingest.sandbox import ParseLimits, parse_bounded
+from strongroom.ingest.understand import Policy, understand
+from strongroom.ingest.understand.redaction import redact_name, redact_source
 from strongroom.store.base import NewVersion
+from strongroom.text import dense_text
 from strongroom.types import DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
-from strongroom.understand import Policy, understand
-from strongroom.understand.redaction import redact_name, redact_source
 
 __all__ = [
     "FileResult",

@@ -48,7 +48,7 @@ from multiprocessing.context import ForkServerContext, ForkServerProcess, set_sp
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from strongroom.errors import CorruptDocument, IngestError, TooLarge, UnsupportedFormat
+from strongroom.errors import CorruptDocument, IngestError, ParseStopped, TooLarge, UnsupportedFormat
 from strongroom.ingest.parsers import parse
 from strongroom.ingest.parsers.limits import MB, ParseLimits, is_memory_error
 from strongroom.types import Page, ParsedDocument, frozen_meta
@@ -56,7 +56,6 @@ from strongroom.types import Page, ParsedDocument, frozen_meta
 __all__ = [
     "ParseLimits",
     "ParseOutcome",
-    "ParseStopped",
     "parse_bounded",
     "resume_parses",
     "run_parse",
@@ -69,11 +68,6 @@ _ERRORS: dict[str, type[IngestError]] = {
     cls.__name__: cls for cls in (IngestError, UnsupportedFormat, CorruptDocument, TooLarge)
 }
 _EXIT_GRACE_S = 2.0  # a child that has answered exits at once; one that does not is killed
-
-
-class ParseStopped(IngestError):
-    """Parsing was stopped by :func:`stop_parses` (the process is shutting down): the file
-    is not bad, it should be ingested again."""
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from strongroom.llm.deployments import DeploymentSpec, build_deployment, open_gateway
-from strongroom.llm.errors import (
+from strongroom.errors import (
     BackendError,
     BackendRejected,
     BackendTimeout,
@@ -39,13 +37,15 @@ from strongroom.llm.errors import (
     StreamInterrupted,
     UnknownRoute,
 )
+from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from strongroom.llm.deployments import DeploymentSpec, build_deployment, open_gateway
 from strongroom.llm.function import FunctionModel
 from strongroom.llm.gateway import Deployment, Gateway, GatewayStream
 from strongroom.llm.limits import BucketStore, Budget, InProcessBuckets, Limits, Rate
 from strongroom.llm.metrics import GatewayMetrics
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.protocol import ChatModel, complete
-from strongroom.llm.routes import RouteStore
+from strongroom.llm.route_config import RouteStore
 from strongroom.llm.routing import RetryPolicy, Route, RouteSource, StaticRoutes, Target
 from strongroom.llm.types import ChatMessage, ChatRequest, ChatResult, Delta, Failover, Usage
 

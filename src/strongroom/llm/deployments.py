@@ -30,7 +30,7 @@ from strongroom.llm.limits import BucketStore, Limits
 from strongroom.llm.metrics import GatewayMetrics
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.protocol import ChatModel
-from strongroom.llm.routes import NAME_PATTERN, RouteStore, first_error
+from strongroom.llm.route_config import NAME_PATTERN, RouteStore, first_error
 
 __all__ = ["DeploymentSpec", "build_deployment", "load_deployments", "open_gateway", "save_deployment"]
 

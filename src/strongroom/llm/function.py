@@ -10,7 +10,7 @@ import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from strongroom.llm.errors import BackendUnavailable, GatewayError
+from strongroom.errors import BackendUnavailable, GatewayError
 from strongroom.llm.types import ChatRequest, Delta
 
 __all__ = ["FunctionModel"]

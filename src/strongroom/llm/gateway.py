@@ -22,8 +22,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from strongroom.llm.errors import (
+from strongroom.errors import (
     BackendError,
     BackendUnavailable,
     ContinuationMismatch,
@@ -33,6 +32,7 @@ from strongroom.llm.errors import (
     StreamInterrupted,
     UnknownRoute,
 )
+from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from strongroom.llm.limits import BucketStore, Budgets, Limits, check_request
 from strongroom.llm.protocol import ChatModel, aclose
 from strongroom.llm.routing import RetryPolicy, Route, RouteSource, draw_for, failover_order

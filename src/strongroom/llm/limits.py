@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from strongroom.llm.errors import BudgetExceeded, PromptTooLarge
+from strongroom.errors import BudgetExceeded, PromptTooLarge
 from strongroom.llm.types import ChatRequest, prompt_tokens_estimate
 
 __all__ = [

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from strongroom.llm.errors import BackendUnavailable
+from strongroom.errors import BackendUnavailable
 from strongroom.llm.types import ChatMessage, ChatRequest, Delta, Usage
 
 __all__ = ["LocalModel"]

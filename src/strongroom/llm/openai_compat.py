@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from strongroom.llm.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
+from strongroom.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from strongroom.llm.sse import DONE, SSEDecoder, error_from_body, parse_chunk, parse_event
 from strongroom.llm.types import ChatRequest, Delta, Usage
 from strongroom.llm.watchdog import Watchdog

@@ -2,7 +2,7 @@
 
 A backend yields :class:`~strongroom.llm.types.Delta` values as text arrives; the last one
 carries ``finish_reason`` and, when the backend reports it, ``usage``. Backends raise only
-:class:`~strongroom.llm.errors.BackendError` subclasses. Accumulating, counting tokens,
+:class:`~strongroom.errors.BackendError` subclasses. Accumulating, counting tokens,
 metering and logging are the gateway's job, not the backend's.
 """
 

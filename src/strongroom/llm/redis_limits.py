@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from strongroom.errors import ConfigError
-from strongroom.llm.errors import BudgetUnavailable
+from strongroom.errors import BudgetUnavailable, ConfigError
 from strongroom.llm.limits import Rate
 
 __all__ = ["RedisBuckets"]

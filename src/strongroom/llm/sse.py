@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strongroom.llm.errors import (
+from strongroom.errors import (
     BackendError,
     BackendRejected,
     BackendUnavailable,

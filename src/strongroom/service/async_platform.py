@@ -28,7 +28,7 @@ from strongroom.audit import AuditEvent, AuditLog, AuditRecord
 from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
 from strongroom.llm.gateway import Gateway
-from strongroom.llm.routes import RouteStore
+from strongroom.llm.route_config import RouteStore
 from strongroom.rag import ExtractiveGenerator
 from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.service.operations import Operations, Outcome, Retrieved
@@ -103,7 +103,7 @@ class AsyncPlatform:
     def _gateway_for_routes(self) -> Gateway:
         if self._gateway is None:
             from strongroom.llm.deployments import open_gateway
-            from strongroom.llm_generator import extractive_deployment
+            from strongroom.rag.llm import extractive_deployment
 
             self._gateway = open_gateway(self.settings.home, extra=[extractive_deployment(self._extractive)])
         return self._gateway
@@ -131,7 +131,7 @@ class AsyncPlatform:
         found, answer = await self.on_store(retrieve)
         retrieved = await self._done(found)
         if answer is None:
-            from strongroom.llm_generator import LLMGenerator
+            from strongroom.rag.llm import LLMGenerator
 
             assert model is not None
             generator = LLMGenerator(

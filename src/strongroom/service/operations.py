@@ -32,6 +32,7 @@ from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryErro
 from strongroom.ingest.parsers import supported_suffixes
 from strongroom.ingest.parsers.limits import ParseLimits
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover, ingest
+from strongroom.ingest.understand.redaction import redact_value
 from strongroom.retrieve import search as hybrid_search
 from strongroom.service.clock import Clocks, parse_instant
 from strongroom.service.records import QueryRedactor, chunk_refs, event
@@ -51,7 +52,6 @@ from strongroom.service.visibility import governing, visible_documents
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.base import Catalog
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
-from strongroom.understand.redaction import redact_value
 
 __all__ = ["Operations", "Outcome", "Retrieved"]
 

@@ -26,14 +26,16 @@ from types import TracebackType
 from typing import TextIO, TypeVar
 
 from strongroom.audit import VerifyReport, open_audit_log
-from strongroom.auth.apikeys import ApiKey, open_key_store
+from strongroom.auth import open_key_store
+from strongroom.auth.apikeys import ApiKey
 from strongroom.config import Settings
 from strongroom.embed import Embedder, LazyEmbedder
+from strongroom.embed.query_encoder import create_query_encoder
 from strongroom.errors import IngestError, StoreError
 from strongroom.evaluate import QAItem, run_eval
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
-from strongroom.llm.routes import RouteStore
-from strongroom.query_encoder import create_query_encoder
+from strongroom.ingest.understand.redaction import redact_value
+from strongroom.llm.route_config import RouteStore
 from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
@@ -57,7 +59,6 @@ from strongroom.service.requests import (
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Answer, Principal
-from strongroom.understand.redaction import redact_value
 
 __all__ = ["EXTRACTIVE_MODEL", "Platform", "check_home", "models_for", "route_allowed", "route_usable"]
 
@@ -159,7 +160,7 @@ class Platform:
         retrieved = self._done(self.ops.retrieve(principal, request, route_allowed=usable))
         generator: Generator = ExtractiveGenerator()
         if request.route is not None:
-            from strongroom.llm_generator import open_llm_generator
+            from strongroom.rag.llm import open_llm_generator
 
             generator = open_llm_generator(self.settings.home, request.route, user=principal.name)
         try:

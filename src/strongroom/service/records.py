@@ -21,9 +21,9 @@ from pathlib import Path
 from strongroom.audit import AuditEvent
 from strongroom.config import Settings
 from strongroom.errors import ConfigError
+from strongroom.ingest.understand.redaction import query_digest, redact_query
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Hit, Principal
-from strongroom.understand.redaction import query_digest, redact_query
 
 __all__ = ["REQUEST_ID", "QueryRedactor", "chunk_refs", "event", "load_secret"]
 

@@ -14,7 +14,6 @@ publishes a new immutable snapshot, so a search never sees a half-applied add.
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +24,6 @@ from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import Stemmer
 
 from strongroom.store.vectors import (
     Mask,
@@ -37,6 +35,7 @@ from strongroom.store.vectors import (
     top_k,
     write_npz,
 )
+from strongroom.text import tokenize
 
 __all__ = ["KeywordIndex", "tokenize"]
 
@@ -46,53 +45,6 @@ _Triples = tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.ui
 _FORMAT = 1
 _BATCH = 4096  # documents tokenized and counted per step
 _MAX_TF = np.iinfo(np.uint16).max
-
-# A number keeps its thousands separators and decimals ("82,959", "1.20", and "1.20" out of
-# "1.20x"); any other run of letters and digits is a word ("q3", "fy2023").
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
-
-_STOPWORDS = frozenset(
-    """a about after again all am an and any are as at be because been before being both but
-    by can could did do does doing during each few for from further had has have having he her
-    here hers him his how i if in into is it its itself just me more most my no nor not of off
-    on once only or other our ours out own s same she should so some such t than that the their
-    theirs them then there these they this those through to too very was we were what when where
-    which while who whom why will with would you your yours""".split()
-)
-
-_CACHE_SIZE = 500_000
-_local = threading.local()  # Stemmer objects are not thread-safe: one stemmer and cache per thread
-
-
-def _term_cache() -> dict[str, str]:
-    """Per-thread map from a lowercased word to its term ("" for a stopword)."""
-    cache: dict[str, str] | None = getattr(_local, "cache", None)
-    if cache is None or len(cache) > _CACHE_SIZE:
-        cache = _local.cache = dict.fromkeys(_STOPWORDS, "")
-        _local.stemmer = Stemmer.Stemmer("english")
-    return cache
-
-
-def tokenize(text: str) -> list[str]:
-    """Index terms of ``text``: lowercased, stopwords dropped, words stemmed, numbers kept whole.
-
-    A number with thousands separators is emitted twice, as written and as digits only, so a
-    query for ``82959`` finds ``82,959``. Word order is kept; the extra number forms come last.
-
-    >>> tokenize("Revenues were (2,028) million, up 1.20%")
-    ['revenu', '2,028', 'million', 'up', '1.20', '2028']
-    """
-    words = _TOKEN.findall(text.lower())
-    cache = _term_cache()
-    terms = list(map(cache.get, words))
-    if None in terms:  # words not seen before: stem them in one call (digit strings pass unchanged)
-        missing = list(dict.fromkeys(w for w, t in zip(words, terms, strict=True) if t is None))
-        cache.update(zip(missing, _local.stemmer.stemWords(missing), strict=True))
-        terms = list(map(cache.__getitem__, words))
-    out = [t for t in terms if t]
-    if "," in text:
-        out.extend(w.replace(",", "") for w in words if "," in w)  # only numbers hold a comma
-    return out
 
 
 @dataclass(frozen=True)

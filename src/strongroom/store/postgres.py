@@ -36,77 +36,18 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from strongroom.errors import ConfigError, StoreError
-from strongroom.ingest.chunking import classify_lines
 from strongroom.store import postgres_sql as sql
 from strongroom.store.base import TOMBSTONE, KeywordUnit, NewVersion, ScoredId
-from strongroom.store.keyword import tokenize
+from strongroom.store.postgres_rows import allocate_rows, copy_rows, index_terms, line_terms, utc, vector_text
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
 from strongroom.store.postgres_schema import _describe, connect, migrate_schema, redact
+from strongroom.text import tokenize
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
-__all__ = ["PostgresStore", "allocate_rows", "index_terms"]
+__all__ = ["PostgresStore"]
 
 K1, B = 1.2, 0.75
-_MAX_TF = 65535  # the embedded index keeps term frequencies in uint16
 _TERM_FIRST_COST = 7  # a posting read term first, in admitted-first lookups (measured; see keyword_search)
-
-
-def _utc(value: datetime) -> datetime:
-    """Aware UTC; a naive time is taken as UTC (as the embedded store does)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _vector_text(values: npt.NDArray[np.float32]) -> str:
-    # nine significant digits round-trip a float32 exactly
-    return "[" + ",".join(f"{x:.9g}" for x in values.tolist()) + "]"
-
-
-def _copy(db: psycopg.Connection[Any], target: str, rows: Sequence[tuple[object, ...]]) -> None:
-    """Bulk-insert ``rows`` into ``target`` (``table (columns)``) with COPY."""
-    with db.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _line_tokens(chunk: Chunk) -> list[list[str]]:
-    """Terms of each structural line (table row, heading) of a chunk, with its context."""
-    text = chunk.text
-    return [tokenize(f"{chunk.context}\n{text[ln.start : ln.end]}") for ln in classify_lines(text) if ln.kind != "text"]
-
-
-def allocate_rows(db: psycopg.Connection[Any], table: str, n: int) -> list[int]:
-    """``n`` new row ids of ``table``, increasing, from its identity sequence."""
-    if n == 0:
-        return []
-    rows = db.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'row')) FROM generate_series(1, %s)", (table, n)
-    ).fetchall()
-    return sorted(int(r[0]) for r in rows)
-
-
-def index_terms(db: psycopg.Connection[Any], unit: KeywordUnit, rows: list[int], docs: list[list[str]]) -> None:
-    """Postings, document frequencies and totals of the new BM25 ``unit`` documents."""
-    if not rows:
-        return
-    # COPY text built directly: terms never hold a tab, newline or backslash (they are runs
-    # of letters and digits, see keyword.tokenize), so nothing needs escaping.
-    df: Counter[str] = Counter()
-    lines: list[str] = []
-    for row, tokens in zip(rows, docs, strict=True):
-        counts = Counter(tokens)
-        df.update(counts.keys())
-        lines.extend(f"{term}\t{row}\t{min(n, _MAX_TF)}\n" for term, n in counts.items())
-    with db.cursor() as cur, cur.copy(f"COPY {unit}_postings (term, row, tf) FROM STDIN") as copy:
-        copy.write("".join(lines))
-    db.execute(
-        "UPDATE bm25_stats SET n_docs = n_docs + %s, total_len = total_len + %s WHERE unit = %s",
-        (len(rows), sum(map(len, docs)), unit),
-    )
-    db.execute(
-        "INSERT INTO bm25_df (unit, term, df) SELECT %s, t, n FROM unnest(%s::text[], %s::bigint[]) AS x(t, n) "
-        "ON CONFLICT (unit, term) DO UPDATE SET df = bm25_df.df + excluded.df",
-        (unit, list(df), list(df.values())),
-    )
 
 
 class PostgresStore:
@@ -155,6 +96,11 @@ class PostgresStore:
         if "model" not in meta or "dim" not in meta:
             raise StoreError(f"the store in {target} says nothing of its embedder; is it a strongroom store?")
         return cls(url, model_id=str(meta["model"]), dim=int(meta["dim"]), ef_search=ef_search)
+
+    @property
+    def url(self) -> str:
+        """The database this store connects to (as configured: it may hold a password)."""
+        return self._url
 
     def _connect(self) -> psycopg.Connection[Any]:
         return connect(self._url)
@@ -232,7 +178,7 @@ class PostgresStore:
         if new.vectors.shape != (len(new.chunks), self.dim) or len(new.embed_keys) != len(new.chunks):
             raise StoreError(f"{len(new.chunks)} chunks but vectors of shape {new.vectors.shape}")
         chunk_tokens = [tokenize(f"{c.context}\n{c.text}") for c in new.chunks]
-        line_tokens = [_line_tokens(c) for c in new.chunks]
+        line_tokens = [line_terms(c) for c in new.chunks]
         with self._tx(f"store {v.source}; nothing of this version was kept") as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             if db.execute("SELECT 1 FROM versions WHERE id = %s AND NOT deleted", (v.id,)).fetchone():
@@ -241,7 +187,7 @@ class PostgresStore:
             db.execute(f"UPDATE versions SET id = id || '{TOMBSTONE}' || seq WHERE id = %s AND deleted", (v.id,))
             db.execute(
                 "INSERT INTO documents VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (v.document_id, v.source, _utc(v.ingested_at)),
+                (v.document_id, v.source, utc(v.ingested_at)),
             )
             row = db.execute(
                 "INSERT INTO versions (id, document_id, source, title, media_type, doc_type, acl, published_at, "
@@ -255,8 +201,8 @@ class PostgresStore:
                     v.media_type,
                     v.doc_type,
                     sorted(v.acl),
-                    _utc(v.published_at),
-                    _utc(v.ingested_at),
+                    utc(v.published_at),
+                    utc(v.ingested_at),
                     v.size,
                     v.pages,
                     Jsonb(dict(v.metadata)),
@@ -264,9 +210,9 @@ class PostgresStore:
             ).fetchone()
             assert row is not None
             seq = int(row[0])
-            _copy(db, "pages (version_id, page, text)", [(v.id, p.number, p.text) for p in new.pages])
+            copy_rows(db, "pages (version_id, page, text)", [(v.id, p.number, p.text) for p in new.pages])
             chunk_rows = allocate_rows(db, "chunks", len(new.chunks))
-            _copy(
+            copy_rows(
                 db,
                 "chunks (row, id, version_seq, ordinal, page, char_start, char_end, text, context, embed_key, "
                 "n_terms, embedding)",
@@ -283,7 +229,7 @@ class PostgresStore:
                         c.context,
                         key,
                         len(tokens),
-                        _vector_text(vec),
+                        vector_text(vec),
                     )
                     for r, c, key, tokens, vec in zip(
                         chunk_rows, new.chunks, new.embed_keys, chunk_tokens, new.vectors, strict=True
@@ -292,7 +238,7 @@ class PostgresStore:
             )
             owners = [(r, tokens) for r, lines in zip(chunk_rows, line_tokens, strict=True) for tokens in lines]
             line_rows = allocate_rows(db, "lines", len(owners))
-            _copy(
+            copy_rows(
                 db,
                 "lines (row, chunk_row, version_seq, n_terms)",
                 [(r, owner, seq, len(tokens)) for r, (owner, tokens) in zip(line_rows, owners, strict=True)],
@@ -380,7 +326,7 @@ class PostgresStore:
             # Keep scanning the HNSW graph until k admitted rows are found (pgvector >= 0.8).
             db.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
             db.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(max(self.ef_search, k), 1000)),))
-            rows = db.execute(sql.VECTOR_SEARCH, {"q": _vector_text(q), "seqs": seqs, "k": k}).fetchall()
+            rows = db.execute(sql.VECTOR_SEARCH, {"q": vector_text(q), "seqs": seqs, "k": k}).fetchall()
         return [(str(r[0]), float(r[1])) for r in rows]
 
     def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
@@ -480,7 +426,7 @@ class PostgresStore:
             db.execute(
                 "INSERT INTO jobs VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
                 "finished_at = excluded.finished_at, status = excluded.status, report = excluded.report",
-                (job_id, _utc(started), finished, status, Jsonb(request), Jsonb(report) if report else None),
+                (job_id, utc(started), finished, status, Jsonb(request), Jsonb(report) if report else None),
             )
 
     def get_job(self, job_id: str) -> dict[str, object] | None:
@@ -493,8 +439,8 @@ class PostgresStore:
             return None
         return {
             "id": row[0],
-            "started_at": _utc(row[1]).isoformat(),
-            "finished_at": None if row[2] is None else _utc(row[2]).isoformat(),
+            "started_at": utc(row[1]).isoformat(),
+            "finished_at": None if row[2] is None else utc(row[2]).isoformat(),
             "status": row[3],
             "request": row[4],
             "report": row[5] or None,
@@ -577,8 +523,8 @@ def _version(row: Sequence[Any]) -> DocumentVersion:
         media_type=str(row[5]),
         doc_type=str(row[6]),
         acl=frozenset(row[7]),
-        published_at=_utc(row[8]),
-        ingested_at=_utc(row[9]),
+        published_at=utc(row[8]),
+        ingested_at=utc(row[9]),
         size=int(row[10]),
         pages=int(row[11]),
         metadata=frozen_meta(row[12] if isinstance(row[12], dict) else json.loads(row[12])),

@@ -27,18 +27,26 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from strongroom.errors import StoreError
 from strongroom.store.base import TOMBSTONE, NewVersion
-from strongroom.store.keyword import tokenize
-from strongroom.store.postgres import PostgresStore, _line_tokens, _utc, allocate_rows, index_terms
+from strongroom.store.postgres_rows import allocate_rows, index_terms, line_terms, utc
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
+from strongroom.text import tokenize
 
-__all__ = ["MARKER", "BulkReport", "bulk_load", "drop_indexes", "recover_interrupted_load", "restore_indexes"]
+__all__ = [
+    "MARKER",
+    "BulkReport",
+    "BulkTarget",
+    "bulk_load",
+    "drop_indexes",
+    "recover_interrupted_load",
+    "restore_indexes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,15 @@ _DEFERRED = (
 
 
 _CHUNK_TYPES = ("int8", "text", "int8", "int4", "int4", "int4", "int4", "text", "text", "text", "int4", "bytea")
+
+
+class BulkTarget(Protocol):
+    """Where a bulk load writes: a PostgreSQL store's URL and embedding dimension."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
 
 
 @dataclass
@@ -161,7 +178,7 @@ def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int)
         (
             [n.version.document_id for n in news],
             [n.version.source for n in news],
-            [_utc(n.version.ingested_at) for n in news],
+            [utc(n.version.ingested_at) for n in news],
         ),
     )
     db.execute(
@@ -174,7 +191,7 @@ def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int)
             v = n.version
             copy.write_row(
                 (i, v.id, v.document_id, v.source, v.title, v.media_type, v.doc_type, sorted(v.acl),
-                 _utc(v.published_at), _utc(v.ingested_at), v.size, v.pages, Jsonb(dict(v.metadata)))
+                 utc(v.published_at), utc(v.ingested_at), v.size, v.pages, Jsonb(dict(v.metadata)))
             )  # fmt: skip
     seqs = dict(
         db.execute(
@@ -210,7 +227,7 @@ def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int)
                     tokens = tokenize(f"{c.context}\n{c.text}")
                     chunk_ids.append(row)
                     chunk_docs.append(tokens)
-                    owners.extend((row, seq, terms) for terms in _line_tokens(c))
+                    owners.extend((row, seq, terms) for terms in line_terms(c))
                     copy.write_row((row, c.id, seq, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context,
                                     key, len(tokens), head + vec.tobytes()))  # fmt: skip
         line_rows = allocate_rows(db, "lines", len(owners))
@@ -223,7 +240,7 @@ def _write_batch(db: psycopg.Connection[Any], batch: list[NewVersion], dim: int)
 
 
 def bulk_load(
-    store: PostgresStore,
+    store: BulkTarget,
     versions: Iterable[NewVersion],
     *,
     batch_chunks: int = 20_000,
@@ -239,7 +256,7 @@ def bulk_load(
     wants about 2 GB to be built in memory). ``progress`` gets a line per batch and per index.
     """
     report = BulkReport()
-    with psycopg.connect(store._url, autocommit=True) as db:
+    with psycopg.connect(store.url, autocommit=True) as db:
         if not _try_lock(db):
             raise StoreError("another bulk load is running on this store; wait for it to finish, then retry")
         try:

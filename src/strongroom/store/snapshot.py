@@ -21,10 +21,10 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.errors import StoreError
-from strongroom.ingest.chunking import classify_lines
 from strongroom.store.keyword import KeywordIndex
 from strongroom.store.scope import VersionTable
 from strongroom.store.vectors import VectorIndex
+from strongroom.text import classify_lines
 
 __all__ = ["IndexSet"]
 

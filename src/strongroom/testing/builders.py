@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from strongroom.embed import Embedder, cache_key
-from strongroom.ingest.chunking import chunk_pages, dense_text, make_chunks
+from strongroom.ingest.chunking import chunk_pages, make_chunks
 from strongroom.store.base import NewVersion
+from strongroom.text import dense_text
 from strongroom.types import DocumentVersion, Page, document_id_for, frozen_meta, sha256_hex
 
 __all__ = ["make_version"]

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from strongroom.ingest.chunking import classify_lines, dense_text, row_label
 from strongroom.store.base import NewVersion, Store
+from strongroom.text import classify_lines, dense_text, row_label
 from strongroom.types import Chunk, Scope
 
 __all__ = ["Pair", "make_pairs", "pseudo_queries", "split_of"]

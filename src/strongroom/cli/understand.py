@@ -19,19 +19,19 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli_common import GroupsOpt, UserOpt
+from strongroom.cli.common import GroupsOpt, UserOpt
 from strongroom.config import Settings
 from strongroom.errors import StrongroomError
 from strongroom.ingest.parsers import supported_suffixes
+from strongroom.ingest.understand.classify import DOC_TYPES, classify, confusion_matrix
+from strongroom.ingest.understand.core import understand
+from strongroom.ingest.understand.evaluate import evaluate_directory
+from strongroom.ingest.understand.policy import Policy
+from strongroom.ingest.understand.synth import write_corpus
+from strongroom.ingest.understand.tables import extract_tables
+from strongroom.ingest.understand.termsheet import extract_termsheet
+from strongroom.ingest.understand.trainable import LogisticClassifier, document_text
 from strongroom.types import DocumentVersion, Page, ParsedDocument
-from strongroom.understand.classify import DOC_TYPES, classify, confusion_matrix
-from strongroom.understand.core import understand
-from strongroom.understand.evaluate import evaluate_directory
-from strongroom.understand.policy import Policy
-from strongroom.understand.synth import write_corpus
-from strongroom.understand.tables import extract_tables
-from strongroom.understand.termsheet import extract_termsheet
-from strongroom.understand.trainable import LogisticClassifier, document_text
 
 __all__ = ["classify_app", "eval_extraction_command", "tables_app", "termsheets_app"]
 
@@ -65,7 +65,7 @@ def _files(paths: list[Path]) -> list[Path]:
 @functools.cache
 def _settings() -> Settings:
     """The settings, read once per command (a folder of files is parsed file by file)."""
-    from strongroom.cli_common import settings_for
+    from strongroom.cli.common import settings_for
 
     return settings_for(None)
 
@@ -218,7 +218,7 @@ def termsheets_extract(
 
 def _term_sheets(home: Path | None, user: str | None, groups: str | None) -> list[DocumentVersion]:
     """The current versions of the stored term sheets you may read (through the application layer)."""
-    from strongroom.cli_common import platform_session
+    from strongroom.cli.common import platform_session
     from strongroom.service import DocumentsRequest
 
     with platform_session(home, user, groups) as (platform, principal):
@@ -232,7 +232,7 @@ def _document(target: str, home: Path | None, user: str | None, groups: str | No
     read, rebuilt from its stored page text, so cell offsets match its citations."""
     if Path(target).is_file():
         return _parse(_files([Path(target)])[0])
-    from strongroom.cli_common import exit_code, platform_session
+    from strongroom.cli.common import exit_code, platform_session
 
     with platform_session(home, user, groups) as (platform, principal):
         try:

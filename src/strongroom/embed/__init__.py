@@ -4,74 +4,42 @@ The protocol is two attributes and one method; the backends are a closed registr
 by :class:`~strongroom.config.Settings`. ``CachedEmbedder`` wraps any embedder so that the
 same text is never embedded twice by the same model (the store keeps the cache).
 
->>> from strongroom.testing import HashEmbedder
+>>> from strongroom.embed import HashEmbedder
 >>> HashEmbedder(dim=8).embed(["net sales"]).shape
 (1, 8)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import httpx
 import numpy as np
 import numpy.typing as npt
 
 from strongroom.config import Settings
+from strongroom.embed.base import Embedder, EmbeddingCache, Vectors, cache_key, normalise
+from strongroom.embed.hashing import HashEmbedder
 from strongroom.errors import ConfigError, EmbeddingError
 
 __all__ = [
     "CachedEmbedder",
     "Embedder",
     "EmbeddingCache",
+    "HashEmbedder",
     "LazyEmbedder",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
+    "Vectors",
     "bundled_model_path",
     "cache_key",
     "create_embedder",
     "normalise",
 ]
-
-Vectors = npt.NDArray[np.float32]
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Maps texts to an ``(n, dim)`` float32 array of unit vectors.
-
-    ``model_id`` names the model and its version; vectors of different ids never mix.
-    """
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    def embed(self, texts: Sequence[str]) -> Vectors: ...
-
-
-class EmbeddingCache(Protocol):
-    """Where vectors are remembered by ``cache_key`` (the store implements it)."""
-
-    def get_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
-
-
-def cache_key(model_id: str, text: str) -> str:
-    return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
-
-
-def normalise(vectors: npt.NDArray[np.floating]) -> Vectors:
-    out = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    result: Vectors = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
-    return result
 
 
 class SentenceTransformerEmbedder:
@@ -245,8 +213,6 @@ def _describe(settings: Settings) -> tuple[str | None, int | None]:
     if settings.embedder == "openai" and settings.embedder_model:
         return f"openai:{settings.embedder_model}", settings.embedder_dim
     if settings.embedder == "hash":
-        from strongroom.testing import HashEmbedder
-
         probe = HashEmbedder()
         return probe.model_id, probe.dim
     return None, None
@@ -271,6 +237,4 @@ def create_embedder(settings: Settings) -> Embedder:
         return OpenAIEmbedder(
             settings.embedder_url, settings.embedder_model, api_key=settings.embedder_api_key, dim=settings.embedder_dim
         )
-    from strongroom.testing import HashEmbedder
-
     return HashEmbedder()

@@ -15,10 +15,10 @@ from typing import Annotated
 import typer
 
 from strongroom.audit import open_audit_log
-from strongroom.bus.base import open_bus
-from strongroom.bus.worker import run_worker
-from strongroom.cli_common import HomeOpt, err, fail, open_runtime_for, out, settings_for
+from strongroom.bus import open_bus
+from strongroom.cli.common import HomeOpt, err, fail, open_runtime_for, out, settings_for
 from strongroom.errors import StrongroomError
+from strongroom.service.worker import run_worker
 
 __all__ = ["BusOpt", "StreamOpt", "dead_letters_command", "worker_command"]
 

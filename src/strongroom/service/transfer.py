@@ -218,7 +218,7 @@ def reembed(
     anew by ``embedder`` (the target's model); pages, chunks, ACLs and metadata unchanged.
     Run it again to bring over what was ingested meanwhile."""
     from strongroom.embed import cache_key
-    from strongroom.ingest.chunking import dense_text
+    from strongroom.text import dense_text
 
     report = MigrationReport()
     if (target.model_id, target.dim) != (embedder.model_id, embedder.dim):

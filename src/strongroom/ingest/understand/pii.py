@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from strongroom.understand.credentials import credentials
-from strongroom.understand.identifiers import Raw, accounts, cards, ibans, routing_numbers, ssns
-from strongroom.understand.policy import FindingType, Policy
+from strongroom.ingest.understand.credentials import credentials
+from strongroom.ingest.understand.identifiers import Raw, accounts, cards, ibans, routing_numbers, ssns
+from strongroom.ingest.understand.policy import FindingType, Policy
 
 __all__ = ["Finding", "detect_text", "find_markers", "redact_text", "redaction_marker"]
 

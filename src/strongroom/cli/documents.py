@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from strongroom.cli_common import (
+from strongroom.cli.common import (
     AsOfOpt,
     DocTypeOpt,
     GroupsOpt,

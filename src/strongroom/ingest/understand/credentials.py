@@ -11,7 +11,7 @@ labelled AWS secret access keys without quotes, current Slack/GitHub/Stripe/Goog
 prefixes, and labelled passwords that start with a symbol.
 
 Text already redacted reaches these detectors with each ``[REDACTED:TYPE]`` marker masked as
-``[#####]`` (see :func:`strongroom.understand.pii.detect_text`), so a marker is never read as
+``[#####]`` (see :func:`strongroom.ingest.understand.pii.detect_text`), so a marker is never read as
 a label or a value and redacting twice changes nothing.
 
 Limits, so that filings do not light up: the entropy plugins see quoted strings only (an
@@ -61,8 +61,8 @@ from detect_secrets.plugins.stripe import StripeDetector
 from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 from detect_secrets.plugins.twilio import TwilioKeyDetector
 
-from strongroom.understand.identifiers import Raw
-from strongroom.understand.policy import FindingType
+from strongroom.ingest.understand.identifiers import Raw
+from strongroom.ingest.understand.policy import FindingType
 
 __all__ = ["MIN_ENTROPY_LENGTH", "credentials", "private_keys"]
 

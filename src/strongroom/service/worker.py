@@ -18,12 +18,12 @@ from strongroom.audit import AuditLog
 from strongroom.bus.base import Bus, Delivery, IngestJob
 from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import FileResult
+from strongroom.ingest.understand.redaction import redact_name
 from strongroom.runtime import Runtime
 from strongroom.service.operations import Operations
 from strongroom.service.records import QueryRedactor
 from strongroom.service.requests import IngestRequest
 from strongroom.types import Principal
-from strongroom.understand.redaction import redact_name
 
 __all__ = ["handle", "run_worker"]
 

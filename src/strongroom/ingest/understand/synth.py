@@ -2,7 +2,7 @@
 
 ``generate(n, seed)`` returns :class:`SyntheticTermSheet` values: the file bytes in one of
 several layouts (two-column table, bullet list, prose) and formats (PDF, DOCX, HTML, TXT)
-and the ground-truth fields as canonical strings (see :mod:`strongroom.understand.termsheet`).
+and the ground-truth fields as canonical strings (see :mod:`strongroom.ingest.understand.termsheet`).
 The same ``n`` and ``seed`` always give the same bytes.
 
     >>> sheets = generate(2, seed=7)
@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
 
-from strongroom.understand.checkdigits import cusip_check_digit, isin_check_digit
+from strongroom.ingest.understand.checkdigits import cusip_check_digit, isin_check_digit
 
 __all__ = ["FORMATS", "LAYOUTS", "PRODUCTS", "SyntheticTermSheet", "generate", "pdf_bytes", "write_corpus"]
 

@@ -22,10 +22,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from strongroom.cli_common import GroupsOpt, UserOpt, exit_code
+from strongroom.cli.common import GroupsOpt, UserOpt, exit_code
 from strongroom.errors import StrongroomError
 from strongroom.llm.deployments import BACKENDS, DeploymentSpec, load_deployments, save_deployment
-from strongroom.llm.routes import RouteStore, parse_target
+from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.llm.routing import Route
 
 __all__ = ["app"]
@@ -61,7 +61,7 @@ def _audited(
     detail: str,
 ) -> T:
     """Make a change to what answers through the application layer (admins; an audit record)."""
-    from strongroom.cli_common import platform_session
+    from strongroom.cli.common import platform_session
 
     with platform_session(home, user, groups, create=True) as (platform, principal):
         return platform.change_models(principal, action, target, change, detail)

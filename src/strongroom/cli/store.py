@@ -12,12 +12,13 @@ import typer
 from rich.markup import escape
 
 from strongroom.audit import AuditLog, open_audit_log
-from strongroom.auth.apikeys import ApiKeyStore, open_key_store
-from strongroom.cli_common import HomeOpt, JsonOpt, err, fail, out, settings_for
+from strongroom.auth import open_key_store
+from strongroom.auth.apikeys import ApiKeyStore
+from strongroom.cli.common import HomeOpt, JsonOpt, err, fail, out, settings_for
 from strongroom.errors import StrongroomError
+from strongroom.service.transfer import Exportable, content_digest, migrate, survey
 from strongroom.store.base import Catalog
 from strongroom.store.sqlite import SqliteStore
-from strongroom.store.transfer import Exportable, content_digest, migrate, survey
 
 __all__ = ["migrate_command", "reembed_command", "upgrade_store_command", "verify_store_command"]
 
@@ -240,7 +241,7 @@ def reembed_command(
     from datetime import UTC, datetime
 
     from strongroom.embed import create_embedder
-    from strongroom.store.transfer import reembed
+    from strongroom.service.transfer import reembed
 
     settings = settings_for(home)
     if settings.store_url:

@@ -14,12 +14,13 @@ synth / evaluate      a seeded synthetic term-sheet corpus and field-level scori
 
 from __future__ import annotations
 
-from strongroom.understand.classify import Classification, classify
-from strongroom.understand.core import DocumentRejected, Understanding, understand
-from strongroom.understand.pii import Finding, detect_text, redact_text
-from strongroom.understand.policy import Policy
-from strongroom.understand.redaction import query_digest, redact_query
-from strongroom.understand.termsheet import Amount, TermSheetField, extract_termsheet
+from strongroom.errors import DocumentRejected
+from strongroom.ingest.understand.classify import Classification, classify
+from strongroom.ingest.understand.core import Understanding, understand
+from strongroom.ingest.understand.pii import Finding, detect_text, redact_text
+from strongroom.ingest.understand.policy import Policy
+from strongroom.ingest.understand.redaction import query_digest, redact_query
+from strongroom.ingest.understand.termsheet import Amount, TermSheetField, extract_termsheet
 
 __all__ = [
     "Amount",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from strongroom.ingest.understand.checkdigits import cusip_valid, isin_valid
 from strongroom.types import ParsedDocument
-from strongroom.understand.checkdigits import cusip_valid, isin_valid
 
 __all__ = ["FIELDS", "Amount", "FieldValue", "TermSheetField", "extract_termsheet", "fields_as_metadata"]
 

@@ -24,7 +24,7 @@ import typer
 
 from strongroom.audit import open_audit_log
 from strongroom.auth import ServiceSettings
-from strongroom.cli_common import GroupsOpt, UserOpt, exit_code, fail, platform_session, settings_for
+from strongroom.cli.common import GroupsOpt, UserOpt, exit_code, fail, platform_session, settings_for
 from strongroom.config import Settings
 from strongroom.errors import StoreError, StrongroomError
 from strongroom.service.platform import check_home

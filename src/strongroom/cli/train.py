@@ -13,12 +13,12 @@ import typer
 from pydantic import Field, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from strongroom.cli_common import err, fail, out, settings_for
+from strongroom.cli.common import err, fail, out, settings_for
 from strongroom.config import DEFAULT_ACL
 from strongroom.embed import bundled_model_path
 from strongroom.errors import StrongroomError
+from strongroom.service.transfer import content_digest
 from strongroom.store.sqlite import SqliteStore
-from strongroom.store.transfer import content_digest
 from strongroom.train.embedder import TrainConfig, train_embedder
 from strongroom.train.pairs import make_pairs, split_of
 from strongroom.types import Scope

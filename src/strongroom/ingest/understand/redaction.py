@@ -2,7 +2,7 @@
 
 A secret is as readable in a file name, a PDF's Subject or a search query as in the body,
 and each of them reaches the catalog, the keyword indexes, the audit log or a listing. The
-same detectors (:func:`strongroom.understand.pii.detect_text`) run on each, and whatever the
+same detectors (:func:`strongroom.ingest.understand.pii.detect_text`) run on each, and whatever the
 policy does not merely ``flag`` is replaced by its marker. Every function is deterministic:
 the same input always gives the same output, so a re-ingested file keeps its document.
 
@@ -21,8 +21,8 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 
 from strongroom.errors import ConfigError
-from strongroom.understand.pii import Finding, detect_text, redact_text
-from strongroom.understand.policy import Policy
+from strongroom.ingest.understand.pii import Finding, detect_text, redact_text
+from strongroom.ingest.understand.policy import Policy
 
 __all__ = [
     "query_digest",

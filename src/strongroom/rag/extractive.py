@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from strongroom.embed import Embedder
-from strongroom.ingest.chunking import classify_lines
 from strongroom.retrieve import search
 from strongroom.store.base import Store
-from strongroom.store.keyword import tokenize
+from strongroom.text import classify_lines, tokenize
 from strongroom.types import Answer, Citation, Claim, Hit, Scope, frozen_meta
 
 __all__ = ["EXTRACTIVE_VERSION", "NOT_FOUND", "ExtractiveGenerator", "Generator", "answer", "cite"]

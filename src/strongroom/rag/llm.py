@@ -26,13 +26,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
-from strongroom.errors import ConfigError
+from strongroom.errors import BackendRejected, ConfigError, GatewayError, NoDeploymentAvailable
 from strongroom.llm.deployments import open_gateway
-from strongroom.llm.errors import BackendRejected, GatewayError, NoDeploymentAvailable
 from strongroom.llm.function import FunctionModel
 from strongroom.llm.gateway import Deployment, Gateway
 from strongroom.llm.types import ChatMessage, ChatRequest, ChatResult
-from strongroom.rag import NOT_FOUND, ExtractiveGenerator, Generator, cite
+from strongroom.rag.extractive import NOT_FOUND, ExtractiveGenerator, Generator, cite
 from strongroom.types import Answer, Claim, Hit, frozen_meta
 
 __all__ = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from strongroom.ingest.parsers import parse
-from strongroom.understand.termsheet import extract_termsheet
+from strongroom.ingest.understand.termsheet import extract_termsheet
 
 __all__ = ["ExtractionScore", "FieldScore", "evaluate_directory", "score"]
 

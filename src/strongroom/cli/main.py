@@ -25,9 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 from strongroom import __version__
-from strongroom.api.cli import audit_app, keys_app, serve_command
-from strongroom.bus.cli import BusOpt, StreamOpt, dead_letters_command, worker_command
-from strongroom.cli_common import (
+from strongroom.cli.bus import BusOpt, StreamOpt, dead_letters_command, worker_command
+from strongroom.cli.common import (
     AsOfOpt,
     DocTypeOpt,
     GroupsOpt,
@@ -41,17 +40,18 @@ from strongroom.cli_common import (
     parse_groups,
     platform_session,
 )
-from strongroom.cli_documents import acl_app, delete_cmd, documents_cmd, show_cmd
+from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cmd
+from strongroom.cli.models import app as models_app
+from strongroom.cli.serve import audit_app, keys_app, serve_command
+from strongroom.cli.store import migrate_command, reembed_command, upgrade_store_command, verify_store_command
+from strongroom.cli.train import train_app
+from strongroom.cli.understand import classify_app, eval_extraction_command, tables_app, termsheets_app
 from strongroom.config import DEFAULT_ACL
 from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa
 from strongroom.ingest.pipeline import IngestReport
-from strongroom.llm.cli import app as models_app
 from strongroom.service import AskRequest, IngestRequest, SearchRequest, View
-from strongroom.store.cli import migrate_command, reembed_command, upgrade_store_command, verify_store_command
-from strongroom.train.cli import train_app
 from strongroom.types import Answer, Hit, frozen_meta
-from strongroom.understand.cli import classify_app, eval_extraction_command, tables_app, termsheets_app
 
 __all__ = ["app", "main"]
 

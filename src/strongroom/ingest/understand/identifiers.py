@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from strongroom.understand.checkdigits import IBAN_LENGTHS, aba_valid, iban_valid, luhn_valid, ssn_valid
-from strongroom.understand.policy import FindingType
+from strongroom.ingest.understand.checkdigits import IBAN_LENGTHS, aba_valid, iban_valid, luhn_valid, ssn_valid
+from strongroom.ingest.understand.policy import FindingType
 
 __all__ = ["Raw", "accounts", "cards", "ibans", "routing_numbers", "ssns"]
 

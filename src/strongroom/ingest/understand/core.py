@@ -25,22 +25,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from strongroom.errors import IngestError
+from strongroom.errors import DocumentRejected
+from strongroom.ingest.understand.classify import Classification, classify
+from strongroom.ingest.understand.pii import Finding, detect_text, find_markers, redact_text
+from strongroom.ingest.understand.policy import Policy, Sensitivity, max_sensitivity
+from strongroom.ingest.understand.redaction import redact_metadata, redact_name, redact_value
+from strongroom.ingest.understand.termsheet import TermSheetField, extract_termsheet, fields_as_metadata
 from strongroom.types import Page, ParsedDocument, frozen_meta
-from strongroom.understand.classify import Classification, classify
-from strongroom.understand.pii import Finding, detect_text, find_markers, redact_text
-from strongroom.understand.policy import Policy, Sensitivity, max_sensitivity
-from strongroom.understand.redaction import redact_metadata, redact_name, redact_value
-from strongroom.understand.termsheet import TermSheetField, extract_termsheet, fields_as_metadata
 
-__all__ = ["DocumentRejected", "Understanding", "understand"]
-
-
-class DocumentRejected(IngestError):
-    """The policy refuses this document (for example it holds a payment card number).
-
-    The message names the finding types and counts, never the values.
-    """
+__all__ = ["Understanding", "understand"]
 
 
 @dataclass(frozen=True)
