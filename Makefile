@@ -39,6 +39,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the layers and no cycles (pyproject.toml, docs/architecture.md)
 
 test: lint
 	$(BIN)/python -m pytest -q
