@@ -4,7 +4,8 @@ stop with an error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.table import Table
 
 from strongroom.config import Settings
 from strongroom.errors import ConfigError, QueryError, StrongroomError
@@ -28,6 +30,7 @@ __all__ = [
     "JsonOpt",
     "KnownAtOpt",
     "UserOpt",
+    "emit",
     "err",
     "exit_code",
     "fail",
@@ -149,3 +152,34 @@ def open_runtime_for(home: Path | None) -> Runtime:
         return open_runtime(settings_for(home))
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
+
+
+def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: bool, *, title: str = "") -> None:
+    """Print records as JSON (``--json``: one document, for scripts) or as a table.
+
+    A mapping prints as one JSON object, or as a two-column table of its fields; a list of
+    records as a JSON array, or a table with a column per key of the first record. Values
+    print as they are; nested ones as compact JSON.
+    """
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    if isinstance(rows, Mapping):
+        rows = [{"field": k, "value": v} for k, v in rows.items()]
+    if not rows:
+        out.print(f"(no {title or 'rows'})")
+        return
+    table = Table(title=title or None)
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in rows[0]))
+    out.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value, default=str, separators=(",", ":"))
