@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from strongroom.config import Settings
@@ -171,7 +172,7 @@ def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: b
         return
     table = Table(title=title or None)
     for column in rows[0]:
-        table.add_column(column)
+        table.add_column(escape(column))
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in rows[0]))
     out.print(table)
@@ -180,6 +181,5 @@ def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: b
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    if isinstance(value, str | int | float):
-        return str(value)
-    return json.dumps(value, default=str, separators=(",", ":"))
+    text = str(value) if isinstance(value, str | int | float) else json.dumps(value, default=str, separators=(",", ":"))
+    return escape(text)  # a document's title or a user's input is never rich markup
