@@ -4,7 +4,7 @@ One store, one process, the same questions with the same query vectors (embedded
 beforehand), three arms interleaved question by question so the machine's drift hits all
 three alike:
 
-* ``direct``: ``retrieve.search(store, embedder, q, scope, k, vector=v)``, the scope built by hand;
+* ``direct``: ``retrieve.search(store, v, q, scope, k)``, the scope built by hand;
 * ``operation``: ``Operations.search(principal, SearchRequest(...), vector=v)``: roles, clock
   parsing and clamping, scope, the entitlement re-check, the redacted query and its keyed
   hash, the audit record built (what the HTTP service runs on its store thread; the record is
@@ -83,7 +83,7 @@ def main() -> None:
             vectors = embedder.embed(questions)
             arms: dict[str, list[float]] = {"direct": [], "operation": [], "platform": []}
             for q, v in zip(questions[:20], vectors[:20], strict=True):  # warm the indexes and caches
-                search(store, embedder, q, scope, args.k, vector=v)
+                search(store, v, q, scope, args.k)
                 platform.ops.search(principal, SearchRequest(query=q, k=args.k), vector=v)
             for i, (q, v) in enumerate(zip(questions, vectors, strict=True)):
                 request = SearchRequest(query=q, k=args.k)
@@ -91,7 +91,7 @@ def main() -> None:
                 for arm in ("direct", "operation") if i % 2 == 0 else ("operation", "direct"):
                     t0 = time.perf_counter()
                     if arm == "direct":
-                        direct = search(store, embedder, q, scope, args.k, vector=v)
+                        direct = search(store, v, q, scope, args.k)
                     else:
                         outcome = platform.ops.search(principal, request, vector=v)
                     arms[arm].append((time.perf_counter() - t0) * 1000)

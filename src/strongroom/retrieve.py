@@ -36,13 +36,15 @@ import numpy.typing as npt
 
 from strongroom.embed import Embedder
 from strongroom.errors import QueryError
-from strongroom.store.base import Store
+from strongroom.store.base import Index, Pinnable
 from strongroom.text import tokenize
 from strongroom.types import Hit, Scope
 
-__all__ = ["RRF_K", "Fusion", "diversify", "rrf", "search"]
+__all__ = ["RRF_K", "Fusion", "QueryVector", "diversify", "rrf", "search"]
 
 RRF_K = 60
+#: a query's embedding, shape (dim,)
+QueryVector = npt.NDArray[np.float32]
 
 _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _QUARTER = re.compile(r"\b(first|second|third|fourth)\s+(?:fiscal\s+)?quarter\b", re.IGNORECASE)
@@ -142,33 +144,30 @@ class Fusion:
 
 
 def search(
-    store: Store,
-    embedder: Embedder,
+    index: Index,
+    encoder: Embedder | QueryVector,
     query: str,
     scope: Scope,
     k: int = 10,
     *,
     fusion: Fusion = Fusion(),
-    vector: npt.NDArray[np.float32] | None = None,
 ) -> list[Hit]:
     """The top ``k`` chunks for ``query`` that ``scope`` admits, best first.
 
-    ``vector``: the query's embedding when the caller computed it already (the service
-    embeds concurrent queries in batches); otherwise ``embedder`` embeds it here.
+    ``encoder``: the embedder that embeds ``query`` here, or the query's vector when the
+    caller computed it already (the service embeds concurrent queries in batches).
     """
     if not query.strip():
         raise QueryError("the query is empty; ask something")
     if k < 1:
         raise QueryError("k must be at least 1")
-    if vector is None:
-        vector = embedder.embed([query])[0]
-    pin = getattr(store, "pinned", None)  # a backend may offer one view of its indexes per search
-    with pin() if pin is not None else contextlib.nullcontext():
-        return _search(store, vector, query, scope, k, fusion)
+    vector = encoder if isinstance(encoder, np.ndarray) else encoder.embed([query])[0]
+    with index.pinned() if isinstance(index, Pinnable) else contextlib.nullcontext():
+        return _search(index, vector, query, scope, k, fusion)
 
 
 def _search(
-    store: Store, vector: npt.NDArray[np.float32], query: str, scope: Scope, k: int, fusion: Fusion
+    store: Index, vector: npt.NDArray[np.float32], query: str, scope: Scope, k: int, fusion: Fusion
 ) -> list[Hit]:
     n = max(fusion.candidates, k)
     found = {

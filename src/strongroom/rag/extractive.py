@@ -19,7 +19,7 @@ from typing import Protocol
 
 from strongroom.embed import Embedder
 from strongroom.retrieve import search
-from strongroom.store.base import Store
+from strongroom.store.base import Index
 from strongroom.text import classify_lines, tokenize
 from strongroom.types import Answer, Citation, Claim, Hit, Scope, frozen_meta
 
@@ -151,7 +151,7 @@ class ExtractiveGenerator:
 def answer(
     question: str,
     scope: Scope,
-    store: Store,
+    store: Index,
     embedder: Embedder,
     generator: Generator | None = None,
     k: int = 5,

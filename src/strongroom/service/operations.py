@@ -206,7 +206,9 @@ class Operations:
             self.require(principal, "reader")
             scope, clocks = self.scope(principal, request)
             fields["filters"] = self._filters(request, typed, clocks, k=request.k)
-            found = hybrid_search(self.store, self.embedder, request.query, scope, request.k, vector=vector)
+            found = hybrid_search(
+                self.store, self.embedder if vector is None else vector, request.query, scope, request.k
+            )
             hits = self._entitled(principal, found)
             return SearchResult(hits, clocks), {"chunks": chunk_refs(hits)}
 
@@ -234,7 +236,9 @@ class Operations:
                     "an administrator grants routes in STRONGROOM_ROUTE_GROUPS"
                 )
             scope, clocks = self.scope(principal, request)
-            found = hybrid_search(self.store, self.embedder, request.question, scope, request.k, vector=vector)
+            found = hybrid_search(
+                self.store, self.embedder if vector is None else vector, request.question, scope, request.k
+            )
             hits = self._entitled(principal, found)
         except StrongroomError as exc:
             return self._failed(principal, action, exc, query=request.question, filters=filters)

@@ -1,8 +1,19 @@
-"""The Store protocol: what retrieval and ingestion need from any backend.
+"""What any store backend offers, as small protocols each reader takes only what it needs.
 
-Four methods. Everything a search may see is decided by a :class:`~strongroom.types.Scope`
-*inside* the backend's search (entitlements and as-of are pre-filters, never post-filters),
-and a version is written atomically with its pages, chunks and vectors.
+    Index          keyword_search, vector_search, fetch, versions_of   retrieval's reads
+    Writable       write, get_vectors                                  ingestion's writes
+    Store          Index + Writable                                    retrieval and ingestion
+    VersionCatalog has_version, version, versions, page_text           the catalog's reads
+    Curation       set_acl, delete_document                            governed changes
+    JobLog         record_job, get_job                                 ingestion jobs
+    Lifecycle      counts, save_indexes, close                         operating the store
+    Catalog        all of the above: what a backend class implements
+    Pinnable       pinned                                              optional: one index check per search
+
+Everything a search may see is decided by a :class:`~strongroom.types.Scope` *inside* the
+backend's search (entitlements and as-of are pre-filters, never post-filters), and a version
+is written atomically with its pages, chunks and vectors. Every backend passes
+:class:`strongroom.testing.store_contract.StoreContract`.
 
 >>> from strongroom.store.sqlite import SqliteStore
 >>> store = SqliteStore.open(Path("/tmp/sr-doc"), dim=64)   # doctest: +SKIP
@@ -13,6 +24,7 @@ and a version is written atomically with its pages, chunks and vectors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -22,7 +34,21 @@ import numpy.typing as npt
 
 from strongroom.types import Chunk, DocumentVersion, Page, Scope
 
-__all__ = ["TOMBSTONE", "Catalog", "KeywordUnit", "NewVersion", "ScoredId", "Store"]
+__all__ = [
+    "TOMBSTONE",
+    "Catalog",
+    "Curation",
+    "Index",
+    "JobLog",
+    "KeywordUnit",
+    "Lifecycle",
+    "NewVersion",
+    "Pinnable",
+    "ScoredId",
+    "Store",
+    "VersionCatalog",
+    "Writable",
+]
 
 ScoredId = tuple[str, float]
 #: when deleted bytes are ingested again, the deleted version's row keeps its history under
@@ -45,16 +71,12 @@ class NewVersion:
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Catalog + keyword index + vector index behind one small interface.
+class Index(Protocol):
+    """What retrieval reads: the two rankings a Scope filters, and the chunks they name.
 
-    A backend whose index calls each check for other writers may also offer ``pinned()``, a
-    context manager in which they share one check; ``retrieve.search`` uses it when present.
+    >>> ids = [cid for cid, _ in index.keyword_search("net sales", scope, k=5)]  # doctest: +SKIP
+    >>> [(chunk.page, version.title) for chunk, version in index.fetch(ids)]     # doctest: +SKIP
     """
-
-    def write(self, new: NewVersion) -> bool:
-        """Store a version atomically. False (and no change) if that version id exists."""
-        ...
 
     def keyword_search(self, text: str, scope: Scope, k: int, unit: KeywordUnit = "chunk") -> list[ScoredId]:
         """Best ``k`` chunk ids by BM25 among the chunks ``scope`` admits, at the given unit."""
@@ -65,7 +87,7 @@ class Store(Protocol):
         ...
 
     def fetch(self, chunk_ids: Sequence[str]) -> list[tuple[Chunk, DocumentVersion]]:
-        """Chunks with their versions, in the order asked; unknown ids are left out."""
+        """Chunks with their versions, in the order asked; unknown or deleted ids are left out."""
         ...
 
     def versions_of(self, chunk_ids: Sequence[str]) -> dict[str, DocumentVersion]:
@@ -74,8 +96,28 @@ class Store(Protocol):
 
 
 @runtime_checkable
-class Catalog(Store, Protocol):
-    """A Store with the catalog around it, as ingestion, the CLI and the API use it."""
+class Writable(Protocol):
+    """What ingestion writes: whole versions, reusing vectors the store already computed."""
+
+    def write(self, new: NewVersion) -> bool:
+        """Store a version atomically. False (and no change) if that version id exists."""
+        ...
+
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """The embedding cache: vectors this store's model already computed, by cache key
+        (see :func:`strongroom.embed.cache_key`); keys it does not hold are left out."""
+        ...
+
+
+@runtime_checkable
+class Store(Index, Writable, Protocol):
+    """An index a version can be written to: what retrieval and ingestion need together."""
+
+
+@runtime_checkable
+class VersionCatalog(Protocol):
+    """The catalog's reads. Not filtered by entitlement or time: the application layer
+    (:mod:`strongroom.service.visibility`) decides what a principal sees."""
 
     def has_version(self, version_id: str) -> bool:
         """Whether a live (not deleted) version has this id."""
@@ -85,26 +127,32 @@ class Catalog(Store, Protocol):
         """The live version with this id, or None."""
         ...
 
-    def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
-        """The embedding cache: vectors this store's model already computed, by cache key."""
-        ...
-
     def versions(self, document_id: str | None = None) -> list[DocumentVersion]:
-        """Live versions (of one document, or all), oldest write first. Not filtered by
-        entitlement or time: the application layer decides what a principal sees."""
+        """Live versions (of one document, or all), oldest write first."""
         ...
 
     def page_text(self, version_id: str, page: int) -> str | None:
-        """The stored text of one page, or None."""
+        """The stored text of one page of a live version, or None."""
         ...
 
-    def counts(self) -> dict[str, int]:
-        """How many documents, versions, chunks and pages the store holds."""
-        ...
+
+@runtime_checkable
+class Curation(Protocol):
+    """Governed changes to what is stored; the application layer checks who may make them."""
 
     def set_acl(self, document_id: str, acl: frozenset[str]) -> list[str]:
         """Set who may read every live version of a document; returns the version ids changed."""
         ...
+
+    def delete_document(self, document_id: str) -> list[str]:
+        """Delete every live version of a document from every index at once (its history
+        stays under tombstone ids, see :data:`TOMBSTONE`); returns the version ids deleted."""
+        ...
+
+
+@runtime_checkable
+class JobLog(Protocol):
+    """Ingestion jobs: what was asked, when, and how it went."""
 
     def record_job(
         self,
@@ -113,8 +161,44 @@ class Catalog(Store, Protocol):
         status: str,
         request: dict[str, object],
         report: dict[str, object] | None = None,
-    ) -> None: ...
-    def get_job(self, job_id: str) -> dict[str, object] | None: ...
-    def delete_document(self, document_id: str) -> list[str]: ...
-    def save_indexes(self) -> None: ...
-    def close(self) -> None: ...
+    ) -> None:
+        """Create or update a job: its status (queued, running, done, failed...), the request
+        as submitted and, when it ends, its report."""
+        ...
+
+    def get_job(self, job_id: str) -> dict[str, object] | None:
+        """A job's ``id``, ``started``, ``status``, ``request`` and ``report``, or None."""
+        ...
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Operating a store: what it holds, persisting its in-memory indexes, closing it."""
+
+    def counts(self) -> dict[str, int]:
+        """How many documents, versions, chunks and pages the store holds."""
+        ...
+
+    def save_indexes(self) -> None:
+        """Persist in-memory indexes (a no-op where every index lives in the database)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; the store is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class Catalog(Store, VersionCatalog, Curation, JobLog, Lifecycle, Protocol):
+    """Every part together: what a backend class implements, and what the application layer,
+    the API and operator commands hold."""
+
+
+@runtime_checkable
+class Pinnable(Protocol):
+    """Optional: a backend whose index calls each check for other writers may offer one view
+    of its indexes for a whole search; :func:`strongroom.retrieve.search` uses it."""
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Within this, index calls share one check of the catalog."""
+        ...

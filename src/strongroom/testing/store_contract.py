@@ -1,4 +1,6 @@
-"""The Store contract: every backend's test subclasses :class:`StoreContract`.
+"""The store contract: every backend's test subclasses :class:`StoreContract`, which checks
+each protocol of :mod:`strongroom.store.base` (the index, writes, the catalog's reads,
+curation, jobs and lifecycle).
 
 A backend test supplies two fixtures, ``store`` (empty, ready) and ``embedder``::
 
@@ -11,9 +13,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from strongroom.embed import Embedder
+from strongroom.embed import Embedder, cache_key
 from strongroom.retrieve import search
-from strongroom.store.base import Store
+from strongroom.store.base import Catalog, Store
 from strongroom.testing.builders import make_version
 from strongroom.types import Scope
 
@@ -25,7 +27,7 @@ T1 = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 class StoreContract:
-    """Behaviour every Store must have. Tests only use the protocol's four methods."""
+    """Behaviour every backend must have, through the protocols only."""
 
     def test_write_is_idempotent(self, store: Store, embedder: Embedder) -> None:
         new = make_version(embedder, "a.txt", ["Revenue grew to 10,000 in the quarter."])
@@ -147,3 +149,72 @@ class StoreContract:
         assert all(store.fetch([c])[0][1].source != "secret.txt" for c, _ in rest)
         board = store.keyword_search("inventories", Scope(frozenset({"board"})), 5, unit="line")
         assert [store.fetch([c])[0][1].source for c, _ in board] == ["secret.txt"]
+
+    # -- the catalog's parts (VersionCatalog, Writable.get_vectors, Curation, JobLog, Lifecycle)
+
+    def test_the_catalog_reads_what_was_written(self, store: Catalog, embedder: Embedder) -> None:
+        assert isinstance(store, Catalog)
+        new = make_version(embedder, "q2.txt", ["Net sales were 81,797 million.", "Page two: cash 5,519."])
+        assert not store.has_version(new.version.id) and store.version(new.version.id) is None
+        store.write(new)
+        assert store.has_version(new.version.id)
+        assert store.version(new.version.id) == new.version
+        assert store.versions() == [new.version] == store.versions(new.version.document_id)
+        assert store.versions("no-such-document") == []
+        assert store.page_text(new.version.id, 2) == "Page two: cash 5,519."
+        assert store.page_text(new.version.id, 3) is None and store.page_text("nope", 1) is None
+        assert store.counts()["versions"] == 1 and store.counts()["pages"] == 2
+
+    def test_versions_are_listed_oldest_write_first(self, store: Catalog, embedder: Embedder) -> None:
+        first = make_version(embedder, "n.txt", ["first"], published=T0)
+        second = make_version(embedder, "n.txt", ["second"], published=T1)
+        store.write(first)
+        store.write(second)
+        assert [v.id for v in store.versions(first.version.document_id)] == [first.version.id, second.version.id]
+
+    def test_the_embedding_cache_returns_what_was_written(self, store: Catalog, embedder: Embedder) -> None:
+        new = make_version(embedder, "c.txt", ["Operating income rose."])
+        store.write(new)
+        cached = store.get_vectors([*new.embed_keys, cache_key(embedder.model_id, "never embedded")])
+        assert set(cached) == set(new.embed_keys)
+        for key, vector in zip(new.embed_keys, new.vectors, strict=True):
+            assert cached[key].tolist() == vector.tolist()
+
+    def test_set_acl_changes_who_finds_the_document(self, store: Catalog, embedder: Embedder) -> None:
+        new = make_version(embedder, "memo.txt", ["Coupon 4.25% senior notes."])
+        store.write(new)
+        assert store.set_acl(new.version.document_id, frozenset({"credit"})) == [new.version.id]
+        assert store.keyword_search("coupon", PUBLIC, 5) == []
+        assert store.keyword_search("coupon", Scope(frozenset({"credit"})), 5)
+        assert store.set_acl("no-such-document", frozenset({"credit"})) == []
+
+    def test_a_deleted_document_is_gone_from_every_read(self, store: Catalog, embedder: Embedder) -> None:
+        new = make_version(embedder, "gone.txt", ["Goodwill impairment of 4,430."])
+        kept = make_version(embedder, "kept.txt", ["Goodwill unchanged."])
+        store.write(new)
+        store.write(kept)
+        chunk_ids = [c.id for c in new.chunks]
+        assert store.delete_document(new.version.document_id) == [new.version.id]
+        assert not store.has_version(new.version.id) and store.version(new.version.id) is None
+        assert [v.id for v in store.versions()] == [kept.version.id]
+        assert store.fetch(chunk_ids) == [] and store.page_text(new.version.id, 1) is None
+        found = [c for c, _ in store.keyword_search("goodwill", PUBLIC, 5)]
+        found += [c for c, _ in store.vector_search(embedder.embed(["goodwill impairment"])[0], PUBLIC, 5)]
+        assert found and not set(found) & set(chunk_ids)
+        assert store.delete_document(new.version.document_id) == []
+        assert store.write(new)  # the same bytes may come back: the deleted row keeps its history elsewhere
+
+    def test_jobs_are_recorded_and_updated(self, store: Catalog, embedder: Embedder) -> None:
+        assert store.get_job("j1") is None
+        store.record_job("j1", T0, "running", {"files": 2})
+        store.record_job("j1", T0, "done", {"files": 2}, {"stored": 2})
+        job = store.get_job("j1")
+        assert job is not None
+        assert (job["status"], job["request"], job["report"]) == ("done", {"files": 2}, {"stored": 2})
+
+    def test_save_indexes_keeps_everything_searchable(self, store: Catalog, embedder: Embedder) -> None:
+        store.write(make_version(embedder, "s.txt", ["Research and development 1,875."]))
+        store.save_indexes()
+        assert [v.source for _, v in store.fetch([c for c, _ in store.keyword_search("research", PUBLIC, 1)])] == [
+            "s.txt"
+        ]
