@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import strongroom.audit as audit_log
 from strongroom.audit import AuditEvent, open_audit_log
 from strongroom.config import Settings
 
@@ -80,7 +81,7 @@ def main() -> None:
         log = open_audit_log(Settings(home=root / f"new-{batch}", store_url=""))
         if args.no_fsync:
             log._db.execute("PRAGMA synchronous=NORMAL")  # type: ignore[attr-defined]
-        log.append(_event(0))  # the key is made and the anchor opened once, not per batch
+        audit_log.append(log, _event(0))  # the key is made and the anchor opened once, not per batch
         now = _time(log, _event, batch, args.batches)
         log.close()
 

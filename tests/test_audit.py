@@ -16,12 +16,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import strongroom.audit as audit_log
 from strongroom.audit import GENESIS, AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.audit.anchor import SigningKey
 from strongroom.audit.records import canonical_json, canonical_record, event_body, record_hash
 from strongroom.cli.serve import audit_app
 from strongroom.config import Settings
-from tests.audit_contract import AuditLogContract, Backend, event, filled, problems
+from strongroom.testing.audit_contract import AuditLogContract, Backend, event, filled, problems
 
 
 def _sqlite_backend(home: Path) -> Backend:
@@ -156,7 +157,7 @@ def test_a_legacy_catalog_is_migrated_in_place_and_keeps_verifying(tmp_path: Pat
     log = backend.open()
     assert [r.format for r in log.read()] == [1, 1, 1]
     assert [p.kind for p in log.verify(grace_s=0).problems] == ["unanchored"]  # nothing signed it yet
-    log.append(event(9))  # the first checkpoint vouches for the legacy records too
+    audit_log.append(log, event(9))  # the first checkpoint vouches for the legacy records too
     records = list(log.read())
     assert [r.format for r in records] == [1, 1, 1, 2] and records[3].prev == records[2].hash
     assert log.verify().ok
@@ -193,11 +194,11 @@ def test_records_since_and_export_stream_json_lines(tmp_path: Path) -> None:
     filled(_sqlite_backend(tmp_path), 3)
     log = open_audit_log(Settings(home=tmp_path))
     out = tmp_path / "siem.jsonl"
-    assert log.export(out, since=datetime.now(UTC) - timedelta(minutes=5)) == 3
+    assert audit_log.export(log, out, since=datetime.now(UTC) - timedelta(minutes=5)) == 3
     lines = out.read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["principal"] == "user0"
-    assert log.records(since=datetime.now(UTC) + timedelta(minutes=5)) == []
-    assert [r["seq"] for r in log.records(since=datetime.now(UTC) - timedelta(minutes=5))] == [1, 2, 3]
+    assert audit_log.records(log, since=datetime.now(UTC) + timedelta(minutes=5)) == []
+    assert [r["seq"] for r in audit_log.records(log, since=datetime.now(UTC) - timedelta(minutes=5))] == [1, 2, 3]
     log.close()
 
 
@@ -274,14 +275,14 @@ def test_a_configured_signing_key_that_goes_missing_is_never_replaced(tmp_path: 
     key = tmp_path / "secrets" / "audit-signing.key"
     settings = Settings(home=tmp_path / "home", audit_signing_key=key)
     log = open_audit_log(settings)
-    log.append(AuditEvent(principal="ana", groups=("research",), action="search"))  # first start: made
+    audit_log.append(log, AuditEvent(principal="ana", groups=("research",), action="search"))  # first start: made
     log.close()
     assert key.is_file()
     key.unlink()
     log = open_audit_log(settings)
     try:
         with pytest.raises(ConfigError, match="is missing"):
-            log.append(AuditEvent(principal="ana", groups=("research",), action="search"))
+            audit_log.append(log, AuditEvent(principal="ana", groups=("research",), action="search"))
     finally:
         log.close()
     assert not key.exists()

@@ -21,7 +21,7 @@ from strongroom.audit.postgres import PostgresAuditLog
 from strongroom.auth import Authenticator, ServiceSettings, open_key_store
 from strongroom.auth.apikeys_postgres import PostgresApiKeyStore
 from strongroom.config import Settings
-from tests.audit_contract import AuditLogContract, Backend
+from strongroom.testing.audit_contract import AuditLogContract, Backend
 
 pytestmark = pytest.mark.integration
 

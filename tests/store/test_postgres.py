@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+import strongroom.audit as audit_log
 from strongroom.errors import ConfigError, StoreError
 from strongroom.store import migrations
 from strongroom.store import postgres_sql as sql
@@ -322,7 +323,7 @@ def test_cli_migrates_a_store_folder_to_postgres(
     store.write(make_version(embedder, "a.txt", ["Alpha revenue rose to 10,000."]))
     store.close()
     audit = open_audit_log(Settings(home=tmp_path / "pilot", store_url=""))
-    audit.append(AuditEvent(principal="ana", groups=("public",), action="search"))
+    audit_log.append(audit, AuditEvent(principal="ana", groups=("public",), action="search"))
     audit.close()
     parts = conninfo_to_dict(database_url)
     url = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts.get('port', 5432)}"

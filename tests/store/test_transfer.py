@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import strongroom.audit as audit_log
 from strongroom.audit import AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.config import Settings
 from strongroom.service.transfer import check, content_digest, migrate
@@ -24,7 +25,7 @@ def _deployment(home: Path, embedder: HashEmbedder) -> SqliteStore:
     store.delete_document(store.versions()[-1].document_id)
     audit = open_audit_log(Settings(home=home))  # anchored, as the service writes it
     for action in ("search", "ask", "documents.delete"):
-        audit.append(AuditEvent(principal="ana", groups=("desk",), action=action))
+        audit_log.append(audit, AuditEvent(principal="ana", groups=("desk",), action=action))
     audit.close()
     return store
 

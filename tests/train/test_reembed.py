@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import strongroom.audit as audit_log
 from strongroom.audit import AuditEvent, open_audit_log
 from strongroom.auth.apikeys import SqliteApiKeyStore
 from strongroom.config import Settings
@@ -17,7 +18,7 @@ from tests.test_cli import run
 
 def _audit(home: Path, action: str) -> None:
     log = open_audit_log(Settings(home=home))
-    log.append(AuditEvent(principal="ana", groups=("desk",), action=action))
+    audit_log.append(log, AuditEvent(principal="ana", groups=("desk",), action=action))
     log.close()
 
 

@@ -21,7 +21,7 @@ chain for every replica, appends serialised by an advisory lock). Get one with
 """
 
 from strongroom.audit.anchor import Anchor, Checkpoint, SigningKey
-from strongroom.audit.log import AuditLog, anchor_for
+from strongroom.audit.log import AuditBackend, AuditLog, anchor_for, append, export, records
 from strongroom.audit.records import FORMAT, GENESIS, AuditEvent, AuditHead, AuditRecord, answer_hash
 from strongroom.audit.sqlite import SqliteAuditLog
 from strongroom.audit.verify import AuditProblem, ProblemKind, VerifyReport
@@ -31,6 +31,7 @@ __all__ = [
     "FORMAT",
     "GENESIS",
     "Anchor",
+    "AuditBackend",
     "AuditEvent",
     "AuditHead",
     "AuditLog",
@@ -43,11 +44,14 @@ __all__ = [
     "VerifyReport",
     "anchor_for",
     "answer_hash",
+    "append",
+    "export",
     "open_audit_log",
+    "records",
 ]
 
 
-def open_audit_log(settings: Settings) -> AuditLog:
+def open_audit_log(settings: Settings) -> AuditBackend:
     """The deployment's audit log: in PostgreSQL when ``settings.store_url`` is set (one chain
     for every replica), else in the catalog's SQLite file; anchored as ``settings`` say."""
     if settings.store_url:

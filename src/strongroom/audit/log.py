@@ -1,4 +1,4 @@
-"""The :class:`AuditLog` protocol, what its backends share, and :func:`open_audit_log`."""
+"""The :class:`AuditLog` protocol, the conveniences around it, and what its backends share."""
 
 from __future__ import annotations
 
@@ -16,19 +16,18 @@ from strongroom.audit.verify import Evidence, VerifyReport, check
 if TYPE_CHECKING:
     from strongroom.config import Settings
 
-__all__ = ["AuditLog", "ChainedLog", "chain_rows"]
+__all__ = ["AuditBackend", "AuditLog", "ChainedLog", "append", "chain_rows", "export", "records"]
 
 
 class AuditLog(Protocol):
     """An append-only, hash-chained, anchored audit log; safe to share between threads.
 
-    The core is :meth:`append_many`, :meth:`read`, :meth:`head`, :meth:`verify`,
-    :meth:`chain`/:meth:`adopt` (migrations) and :meth:`close`; ``append``, ``records``
-    and ``export`` are conveniences on top.
+    Four methods and ``close``; :func:`append`, :func:`records` and :func:`export` are
+    conveniences around them, and :class:`AuditBackend` adds what a migration needs.
 
     >>> log = open_audit_log(Settings(home=Path("/tmp/sr")))  # doctest: +SKIP
-    >>> log.append_many([AuditEvent(principal="ana", groups=("research",), action="search")])  # doctest: +SKIP
-    [1]
+    >>> append(log, AuditEvent(principal="ana", groups=("research",), action="search"))  # doctest: +SKIP
+    1
     >>> [r.seq for r in log.read(after_seq=0, limit=100)]  # doctest: +SKIP
     [1]
     """
@@ -37,8 +36,11 @@ class AuditLog(Protocol):
         """Append records chained in order, in one transaction, then checkpoint the head; their seqs."""
         ...
 
-    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
-        """Records with seq > ``after_seq`` in seq order (at most ``limit``), streamed from the database."""
+    def read(
+        self, after_seq: int = 0, limit: int | None = None, *, since: datetime | None = None
+    ) -> Iterator[AuditRecord]:
+        """Records with seq > ``after_seq`` (and written at or after ``since``) in seq order, at
+        most ``limit``, streamed from the database."""
         ...
 
     def head(self) -> AuditHead:
@@ -52,6 +54,14 @@ class AuditLog(Protocol):
         every problem with its seq and kind. ``public_keys``: trust only these signing keys."""
         ...
 
+    def close(self) -> None:
+        """Release the connection; the log is not used afterwards."""
+        ...
+
+
+class AuditBackend(AuditLog, Protocol):
+    """An audit log another one can be copied into, verbatim (moving a deployment)."""
+
     def chain(self) -> Iterator[AuditRecord]:
         """Every record as stored, in seq order (streamed), for :meth:`adopt` elsewhere."""
         ...
@@ -60,13 +70,28 @@ class AuditLog(Protocol):
         """Append another log's records verbatim (same hashes); returns how many were added."""
         ...
 
-    def close(self) -> None: ...
 
-    def append(self, event: AuditEvent) -> int: ...
+def append(log: AuditLog, event: AuditEvent) -> int:
+    """Append one record; returns its seq."""
+    return log.append_many([event])[0]
 
-    def records(self, since: datetime | None = None) -> list[dict[str, object]]: ...
 
-    def export(self, out: Path | TextIO, since: datetime | None = None) -> int: ...
+def records(log: AuditLog, since: datetime | None = None) -> list[dict[str, object]]:
+    """Records (oldest first) written at or after ``since``, each as :meth:`AuditRecord.as_dict`.
+    Builds a list: prefer ``log.read`` for more than a page."""
+    return [r.as_dict() for r in log.read(since=since)]
+
+
+def export(log: AuditLog, out: Path | TextIO, since: datetime | None = None) -> int:
+    """Write records written at or after ``since`` as JSON lines for a SIEM, streaming; how many."""
+    if isinstance(out, Path):
+        with out.open("w", encoding="utf-8") as fh:
+            return export(log, fh, since)
+    n = 0
+    for record in log.read(since=since):
+        out.write(json.dumps(record.as_dict(), sort_keys=True, default=str) + "\n")
+        n += 1
+    return n
 
 
 def chain_rows(head: AuditHead, at: str, bodies: Sequence[bytes]) -> list[tuple[int, str, str, str, str, int]]:
@@ -102,9 +127,16 @@ class ChainedLog:
 
     anchor: Anchor | None
 
-    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
-        """Records with seq > ``after_seq``, in seq order, at most ``limit``, a page at a time
-        (never the whole log in memory)."""
+    def read(
+        self, after_seq: int = 0, limit: int | None = None, *, since: datetime | None = None
+    ) -> Iterator[AuditRecord]:
+        """Records with seq > ``after_seq`` (and written at or after ``since``), in seq order, at
+        most ``limit``, a page at a time (never the whole log in memory)."""
+        if since is not None:
+            first = self._first_at(_utc(since))
+            if first is None:
+                return
+            after_seq = max(after_seq, first - 1)
         left = limit
         while left is None or left > 0:
             size = PAGE if left is None else min(PAGE, left)
@@ -159,34 +191,9 @@ class ChainedLog:
         """Signed checkpoints the database keeps a copy of (replicas share them)."""
         return iter(())
 
-    def append(self, event: AuditEvent) -> int:
-        """Append one record; returns its seq."""
-        return self.append_many([event])[0]
-
     def chain(self) -> Iterator[AuditRecord]:
+        """Every record as stored, in seq order (streamed)."""
         return self.read()
-
-    def records(self, since: datetime | None = None) -> list[dict[str, object]]:
-        """Records (oldest first) at or after ``since``, each as :meth:`AuditRecord.as_dict`.
-        Builds a list: prefer :meth:`read` for more than a page."""
-        return [r.as_dict() for r in self._since(since)]
-
-    def _since(self, since: datetime | None) -> Iterator[AuditRecord]:
-        if since is None:
-            return self.read()
-        first = self._first_at(_utc(since))
-        return iter(()) if first is None else self.read(after_seq=first - 1)
-
-    def export(self, out: Path | TextIO, since: datetime | None = None) -> int:
-        """Write records at or after ``since`` as JSON lines for a SIEM, streaming; returns how many."""
-        if isinstance(out, Path):
-            with out.open("w", encoding="utf-8") as fh:
-                return self.export(fh, since)
-        n = 0
-        for record in self._since(since):
-            out.write(json.dumps(record.as_dict(), sort_keys=True, default=str) + "\n")
-            n += 1
-        return n
 
     def verify(
         self,

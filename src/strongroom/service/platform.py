@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO, TypeVar
 
+from strongroom import audit
 from strongroom.audit import VerifyReport, open_audit_log
 from strongroom.auth import open_key_store
 from strongroom.auth.apikeys import ApiKey
@@ -319,7 +320,9 @@ class Platform:
     def audit_records(self, principal: Principal, since: datetime | None = None) -> Iterator[dict[str, object]]:
         """Audit records (admins), oldest first, at or after ``since``."""
         records = self._done(
-            self.ops.audited(principal, "audit.read", lambda: self.audit.records(since), filters={"since": str(since)})
+            self.ops.audited(
+                principal, "audit.read", lambda: audit.records(self.audit, since), filters={"since": str(since)}
+            )
         )
         return iter(records)
 
@@ -327,7 +330,7 @@ class Platform:
         """Write audit records (admins) as JSON lines to ``out``, streamed; returns how many."""
         filters = {"since": since.isoformat() if since else None}
         return self._done(
-            self.ops.audited(principal, "audit.export", lambda: self.audit.export(out, since), filters=filters)
+            self.ops.audited(principal, "audit.export", lambda: audit.export(self.audit, out, since), filters=filters)
         )
 
     def verify_audit(self, principal: Principal) -> VerifyReport:
