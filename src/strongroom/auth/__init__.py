@@ -4,7 +4,7 @@ The default is deny: a request without valid credentials is refused, unless the 
 was started in an explicit development mode (which logs a loud warning).
 """
 
-from strongroom.auth.apikeys import ApiKey, ApiKeyStore, SqliteApiKeyStore
+from strongroom.auth.apikeys import ApiKey, ApiKeyStore, KeyBackend, SqliteApiKeyStore
 from strongroom.auth.authenticator import Authenticator
 from strongroom.auth.oidc import OidcVerifier, groups_from_claims
 from strongroom.auth.principal import ROLE_ORDER, Caller, roles_for
@@ -20,6 +20,7 @@ __all__ = [
     "AuthenticationError",
     "Authenticator",
     "Caller",
+    "KeyBackend",
     "OidcVerifier",
     "Role",
     "ServiceSettings",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-def open_key_store(settings: Settings) -> ApiKeyStore:
+def open_key_store(settings: Settings) -> KeyBackend:
     """The deployment's key store: PostgreSQL when ``settings.store_url`` is set (shared by every
     replica), else the catalog's SQLite file."""
     if settings.store_url:

@@ -37,6 +37,7 @@ __all__ = [
     "KEY_PREFIX",
     "ApiKey",
     "ApiKeyStore",
+    "KeyBackend",
     "KeyRow",
     "SqliteApiKeyStore",
 ]
@@ -69,26 +70,40 @@ class ApiKey:
 class ApiKeyStore(Protocol):
     """Create, list, revoke and check API keys; safe to share between threads.
 
-    :meth:`revocations` is a stamp that changes whenever any process (on PostgreSQL: any
-    host) revokes a key, cheap enough to read on every request (the authenticator's cache
-    of verified keys is voided when it changes).
+    >>> key, secret = keys.create("etl-bot", frozenset({"research"}))  # doctest: +SKIP
+    >>> keys.check(secret).owner                                       # doctest: +SKIP
+    'etl-bot'
     """
 
     def create(self, owner: str, groups: frozenset[str], expires_at: datetime | None = None) -> tuple[ApiKey, str]:
         """A new key and its full secret string, which is shown once and not kept."""
         ...
 
-    def list(self) -> list[ApiKey]: ...
+    def list(self) -> list[ApiKey]:
+        """Every key, revoked and expired ones too (never a secret)."""
+        ...
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; False when there is no such active key."""
         ...
 
     def check(self, presented: str) -> ApiKey:
-        """The key behind ``presented``, or :class:`AuthenticationError`."""
+        """The active key behind ``presented``, or :class:`~strongroom.errors.AuthenticationError`."""
         ...
 
-    def revocations(self) -> tuple[int, int]: ...
+
+class KeyBackend(ApiKeyStore, Protocol):
+    """A key store as a deployment holds it: with a revocation stamp every replica can read
+    and with its rows movable to another backend.
+
+    :meth:`revocations` is a stamp that changes whenever any process (on PostgreSQL: any
+    host) revokes a key, cheap enough to read on every request (the authenticator's cache
+    of verified keys is voided when it changes).
+    """
+
+    def revocations(self) -> tuple[int, int]:
+        """A stamp that changes whenever any process revokes a key."""
+        ...
 
     def export_rows(self) -> tuple[KeyRow, ...]:
         """Every key as stored (salted hashes, never a secret), for moving a deployment."""
@@ -98,7 +113,9 @@ class ApiKeyStore(Protocol):
         """Take another store's keys as they are; a key already here only takes over a revocation."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the connection (and, on PostgreSQL, the revocation listener)."""
+        ...
 
 
 def _digest(salt: bytes, secret: str) -> bytes:

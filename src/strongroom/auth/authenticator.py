@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from strongroom.auth.apikeys import KEY_PREFIX, ApiKeyStore
+from strongroom.auth.apikeys import KEY_PREFIX, KeyBackend
 from strongroom.auth.oidc import OidcVerifier, groups_from_claims
 from strongroom.auth.principal import Caller, roles_for
 from strongroom.auth.settings import ServiceSettings
@@ -36,7 +36,7 @@ class Authenticator:
     API keys verified in the last ``settings.api_key_cache_s`` seconds are answered from
     memory by :meth:`cached`, without a read of the key table: the service calls it on the
     event loop and goes to :meth:`authenticate` (off the loop) only when it returns None.
-    Any revocation, by any process, empties it at once (see ``ApiKeyStore.revocations``),
+    Any revocation, by any process, empties it at once (see ``KeyBackend.revocations``),
     and no entry outlives its key's expiry. It is keyed by a SHA-256 of the header, never
     the key itself.
     """
@@ -44,7 +44,7 @@ class Authenticator:
     def __init__(
         self,
         settings: ServiceSettings,
-        keys: ApiKeyStore,
+        keys: KeyBackend,
         verifier: OidcVerifier | None,
         *,
         clock: Callable[[], float] = time.monotonic,
