@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from strongroom.errors import ConfigError, StoreError
 
-__all__ = ["WRITE_LOCK", "migrate_schema", "redact"]
+__all__ = ["WRITE_LOCK", "migrate_schema", "redact", "upgrade_schema"]
 
 WRITE_LOCK = 0x5354524F4E47  # advisory lock key: writers, deleters and migrations go one at a time
 
@@ -98,3 +98,17 @@ def migrate_schema(url: str, dim: int | None, *, upgrade: bool, target: str = "t
         raise
     finally:
         engine.dispose()
+
+
+def upgrade_schema(url: str) -> tuple[str, str | None, str]:
+    """Migrate the store at ``url`` to the head revision (``strongroom upgrade-store``): the
+    store as messages name it (never with its password), and the revisions before and after.
+    Each migration is one transaction, so a failure changes nothing."""
+    target, password = _describe(url)
+    try:
+        before, after = migrate_schema(url, None, upgrade=True, target=target)
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"PostgreSQL at {target} failed the upgrade: {redact(exc, password)}; nothing was changed"
+        ) from exc
+    return target, before, after
