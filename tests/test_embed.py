@@ -10,13 +10,22 @@ import numpy as np
 import pytest
 
 from strongroom.config import Settings
-from strongroom.embed import CachedEmbedder, OpenAIEmbedder, cache_key, create_embedder
+from strongroom.embed import (
+    CachedEmbedder,
+    LazyEmbedder,
+    OpenAIEmbedder,
+    SentenceTransformerEmbedder,
+    cache_key,
+    create_embedder,
+)
 from strongroom.errors import ConfigError, EmbeddingError
-from strongroom.testing import HashEmbedder
+from strongroom.testing import EmbedderContract, HashEmbedder
+from strongroom.testing.embedder_contract import NOTHING_TO_EMBED, TEXTS
 
 
 class _Embeddings(BaseHTTPRequestHandler):
-    """A tiny OpenAI-compatible /v1/embeddings server: vector i = [len(text), i, 1]."""
+    """A tiny OpenAI-compatible /v1/embeddings server: vector i = [len(text), i, 1], or for a
+    model named ``hash-<dim>`` the HashEmbedder's vector (un-normalised: the client scales it)."""
 
     seen_auth: typing.ClassVar[list[str]] = []
 
@@ -27,7 +36,11 @@ class _Embeddings(BaseHTTPRequestHandler):
             self.send_response(500)
             self.end_headers()
             return
-        data = [{"index": i, "embedding": [float(len(t)), float(i), 1.0]} for i, t in enumerate(body["input"])]
+        if body["model"].startswith("hash-"):
+            vectors = 3.0 * HashEmbedder(dim=int(body["model"].removeprefix("hash-"))).embed(body["input"])
+            data = [{"index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
+        else:
+            data = [{"index": i, "embedding": [float(len(t)), float(i), 1.0]} for i, t in enumerate(body["input"])]
         payload = json.dumps({"data": list(reversed(data)), "model": body["model"]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -42,7 +55,7 @@ class _Embeddings(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Embeddings)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
@@ -94,3 +107,73 @@ def test_bundled_model_id_records_its_window() -> None:
     assert Settings().embed_max_seq_length == 512
     with pytest.raises(ConfigError, match="embedder_model"):
         create_embedder(Settings(embedder="sentence-transformers"))
+
+
+class TestHashEmbedder(EmbedderContract):
+    similarity = "words"
+
+    @pytest.fixture
+    def embedder(self) -> HashEmbedder:
+        return HashEmbedder(dim=64)
+
+
+class TestLazyEmbedder(EmbedderContract):
+    similarity = "words"
+
+    @pytest.fixture
+    def embedder(self) -> LazyEmbedder:
+        return LazyEmbedder(Settings(embedder="hash"))
+
+
+class TestCachedEmbedder(EmbedderContract):
+    """Over a cache that holds half the texts the contract embeds: hits and misses mix in a batch."""
+
+    similarity = "words"
+
+    @pytest.fixture
+    def embedder(self) -> CachedEmbedder:
+        inner = HashEmbedder(dim=32)
+        cache = _DictCache()
+        held = [*TEXTS[::2], *NOTHING_TO_EMBED[::2]]
+        cache.vectors.update({cache_key(inner.model_id, t): v for t, v in zip(held, inner.embed(held), strict=True)})
+        return CachedEmbedder(inner, cache)
+
+
+@pytest.mark.integration
+class TestOpenAIEmbedder(EmbedderContract):
+    """Over real HTTP, against the test server serving HashEmbedder vectors (so they mean words)."""
+
+    similarity = "words"
+
+    @pytest.fixture
+    def embedder(self, server: str) -> OpenAIEmbedder:
+        return OpenAIEmbedder(server, "hash-64", dim=64)
+
+
+@pytest.fixture(scope="module")
+def minilm() -> SentenceTransformerEmbedder:
+    embedder = create_embedder(Settings(embedder="minilm"))
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    return embedder
+
+
+@pytest.mark.slow
+class TestSentenceTransformerEmbedder(EmbedderContract):
+    """The bundled all-MiniLM-L6-v2, loaded offline."""
+
+    similarity = "meaning"
+
+    @pytest.fixture
+    def embedder(self, minilm: SentenceTransformerEmbedder) -> SentenceTransformerEmbedder:
+        return minilm
+
+
+@pytest.mark.slow
+def test_a_lazy_bundled_embedder_knows_the_loaded_models_id_and_dim_before_loading_it(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    lazy = LazyEmbedder(Settings(embedder="minilm"))
+    described = lazy.model_id, lazy.dim
+    assert not lazy.loaded
+    assert lazy.embed(["net sales"]).shape == (1, minilm.dim)
+    assert lazy.loaded and described == (lazy.model_id, lazy.dim) == (minilm.model_id, minilm.dim)

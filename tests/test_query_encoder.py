@@ -11,7 +11,7 @@ from strongroom.config import Settings
 from strongroom.embed import CachedEmbedder, SentenceTransformerEmbedder, create_embedder
 from strongroom.embed.query_encoder import MIN_AGREEMENT, OnnxQueryEncoder, create_query_encoder
 from strongroom.errors import ConfigError
-from strongroom.testing import HashEmbedder
+from strongroom.testing import EmbedderContract, HashEmbedder
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
@@ -29,6 +29,19 @@ def built(
 ) -> tuple[Path, OnnxQueryEncoder]:
     cache = tmp_path_factory.mktemp("models")
     return cache, OnnxQueryEncoder(minilm, cache)
+
+
+@pytest.mark.slow
+class TestOnnxQueryEncoder(EmbedderContract):
+    """Its activations are quantized per batch, so a text's vector moves a little with the
+    other texts of its batch (cosine distance about 0.01 on the contract's texts)."""
+
+    similarity = "meaning"
+    tolerance = 0.03
+
+    @pytest.fixture
+    def embedder(self, built: tuple[Path, OnnxQueryEncoder]) -> OnnxQueryEncoder:
+        return built[1]
 
 
 def test_query_vectors_agree_with_the_full_model_and_rank_the_same(

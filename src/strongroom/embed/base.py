@@ -16,9 +16,17 @@ Vectors = npt.NDArray[np.float32]
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Maps texts to an ``(n, dim)`` float32 array of unit vectors.
+    """Maps texts to an ``(n, dim)`` float32 array of unit vectors, one row per text, in order.
 
-    ``model_id`` names the model and its version; vectors of different ids never mix.
+    ``model_id`` names the model and its version; vectors of different ids never mix. A row
+    may be all zeros only for a text with nothing to embed (``""``, punctuation), where a
+    model without a vocabulary for it has no direction to give. The same text gets the same
+    vector whatever else is in the batch (to rounding; an int8 model's to about 1%), an
+    empty batch gives ``(0, dim)``, and text over the model's window is truncated, not refused.
+    :class:`strongroom.testing.embedder_contract.EmbedderContract` checks all of this::
+
+        vectors = embedder.embed(["net sales", "dividend per share"])
+        vectors.shape == (2, embedder.dim)
     """
 
     @property

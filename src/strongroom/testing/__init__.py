@@ -1,12 +1,17 @@
 """Fakes and contract suites for tests: real objects with deterministic edges, used instead
 of mocks, and the behaviour every backend of a protocol must show.
 
-:class:`HashEmbedder` (from :mod:`strongroom.embed.hashing`, where the ``hash`` setting
-finds it) embeds without weights; :mod:`.store_contract` is the Store contract.
+Fakes: :class:`HashEmbedder` (from :mod:`strongroom.embed.hashing`, where the ``hash``
+setting finds it) embeds without weights.
+
+Contracts, one per protocol; a backend's test subclasses one and supplies its fixture:
+:class:`EmbedderContract` (fixture ``embedder``) and, in :mod:`.store_contract`, the Store
+contract.
 """
 
 from __future__ import annotations
 
 from strongroom.embed.hashing import HashEmbedder
+from strongroom.testing.embedder_contract import EmbedderContract
 
-__all__ = ["HashEmbedder"]
+__all__ = ["EmbedderContract", "HashEmbedder"]
