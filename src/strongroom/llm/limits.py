@@ -116,7 +116,7 @@ def check_request(request: ChatRequest, limits: Limits) -> tuple[int, int | None
 
 
 class BucketStore(Protocol):
-    """Token buckets by key. One method, atomic per call.
+    """Token buckets by key: ``take``, atomic per call, and ``aclose``.
 
     store = InProcessBuckets()
     wait = await store.take("principal:alice:req", 1, Rate(10, per_s=60))
@@ -131,6 +131,10 @@ class BucketStore(Protocol):
         ``force`` always takes, going negative if need be; a negative ``cost`` refunds
         (never above capacity).
         """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the store is not used afterwards."""
         ...
 
 
@@ -160,6 +164,9 @@ class InProcessBuckets:
             return 0.0
         bucket[0] = tokens
         return wait_for(tokens, cost, rate)
+
+    async def aclose(self) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
