@@ -31,13 +31,12 @@ from strongroom.ingest.pipeline import (
     FileResult,
     IngestOptions,
     IngestReport,
-    IngestTarget,
     ProgressFn,
     discover,
     prepare_version,
     write_version,
 )
-from strongroom.store.base import NewVersion
+from strongroom.store.base import NewVersion, Writable
 from strongroom.types import sha256_hex
 
 __all__ = ["ingest_with_ray"]
@@ -72,7 +71,7 @@ class _Prepare:
 
 def ingest_with_ray(
     paths: Sequence[Path],
-    store: IngestTarget,
+    store: Writable,
     settings: Settings,
     options: IngestOptions,
     *,

@@ -18,10 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import Literal
 
 from strongroom.config import DEFAULT_ACL
 from strongroom.embed import CachedEmbedder, Embedder, cache_key
@@ -32,7 +29,7 @@ from strongroom.ingest.parsers import supported_suffixes
 from strongroom.ingest.sandbox import ParseLimits, parse_bounded
 from strongroom.ingest.understand import Policy, understand
 from strongroom.ingest.understand.redaction import redact_name, redact_source
-from strongroom.store.base import NewVersion
+from strongroom.store.base import NewVersion, Writable
 from strongroom.text import dense_text
 from strongroom.types import DocumentVersion, document_id_for, frozen_meta, sha256_hex, utcnow
 
@@ -40,7 +37,6 @@ __all__ = [
     "FileResult",
     "IngestOptions",
     "IngestReport",
-    "IngestTarget",
     "discover",
     "ingest",
     "prepare_version",
@@ -49,14 +45,6 @@ __all__ = [
 
 Stage = Literal["read", "parse", "understand", "chunk", "embed", "index"]
 STAGES: tuple[Stage, ...] = ("read", "parse", "understand", "chunk", "embed", "index")
-
-
-class IngestTarget(Protocol):
-    """What ingestion needs from a store beyond searching."""
-
-    def has_version(self, version_id: str) -> bool: ...
-    def write(self, new: NewVersion) -> bool: ...
-    def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]: ...
 
 
 @dataclass(frozen=True)
@@ -189,7 +177,7 @@ ProgressFn = Callable[[str, int], None]
 
 def ingest(
     paths: Sequence[Path],
-    store: IngestTarget,
+    store: Writable,
     embedder: Embedder,
     options: IngestOptions,
     progress: ProgressFn | None = None,
@@ -219,7 +207,7 @@ def ingest(
 
 def _ingest_one(
     path: Path,
-    store: IngestTarget,
+    store: Writable,
     embedder: CachedEmbedder,
     options: IngestOptions,
     roots: Sequence[Path],
@@ -231,7 +219,7 @@ def _ingest_one(
     return write_version(store, path, prepared, report.seconds)
 
 
-def write_version(store: IngestTarget, path: Path, new: NewVersion, seconds: dict[str, float]) -> FileResult:
+def write_version(store: Writable, path: Path, new: NewVersion, seconds: dict[str, float]) -> FileResult:
     """Store a prepared version atomically; a version someone stored meanwhile is a duplicate."""
     started = time.perf_counter()
     v = new.version
@@ -248,7 +236,7 @@ def write_version(store: IngestTarget, path: Path, new: NewVersion, seconds: dic
 
 def prepare_version(
     path: Path,
-    store: IngestTarget | None,
+    store: Writable | None,
     embedder: Embedder,
     options: IngestOptions,
     roots: Sequence[Path],

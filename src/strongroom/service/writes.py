@@ -1,7 +1,7 @@
 """Write entitlements, as a wrapper around the store that ingestion writes through.
 
 Ingestion (the CLI, uploads, bus workers, Ray) writes versions through an
-:class:`EntitledTarget`, which implements the same ``IngestTarget`` protocol as a store and
+:class:`EntitledTarget`, which implements the same ``Writable`` protocol as a store and
 refuses, per file (the batch goes on):
 
 * a new version of an existing document, unless the writer may read the document's
@@ -63,7 +63,7 @@ class Denial:
 
 @dataclass
 class EntitledTarget:
-    """An ``IngestTarget`` that applies the write rules of the principal ``principal``.
+    """A :class:`~strongroom.store.base.Writable` that applies the write rules of the principal ``principal``.
 
     ``requested_acl``: the ACL the batch asked for (``--acl``); identical bytes already
     stored under another ACL are refused with the command that changes an ACL.

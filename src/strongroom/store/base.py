@@ -1,9 +1,9 @@
 """What any store backend offers, as small protocols each reader takes only what it needs.
 
     Index          keyword_search, vector_search, fetch, versions_of   retrieval's reads
-    Writable       write, get_vectors                                  ingestion's writes
+    Writable       write, has_version, get_vectors                     ingestion's writes
     Store          Index + Writable                                    retrieval and ingestion
-    VersionCatalog has_version, version, versions, page_text           the catalog's reads
+    VersionCatalog version, versions, page_text                        the catalog's reads
     Curation       set_acl, delete_document                            governed changes
     JobLog         record_job, get_job                                 ingestion jobs
     Lifecycle      counts, save_indexes, close                         operating the store
@@ -97,10 +97,14 @@ class Index(Protocol):
 
 @runtime_checkable
 class Writable(Protocol):
-    """What ingestion writes: whole versions, reusing vectors the store already computed."""
+    """What ingestion writes: whole versions, once each, reusing vectors the store already computed."""
 
     def write(self, new: NewVersion) -> bool:
         """Store a version atomically. False (and no change) if that version id exists."""
+        ...
+
+    def has_version(self, version_id: str) -> bool:
+        """Whether a live (not deleted) version has this id (ingestion skips what is stored)."""
         ...
 
     def get_vectors(self, keys: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
@@ -118,10 +122,6 @@ class Store(Index, Writable, Protocol):
 class VersionCatalog(Protocol):
     """The catalog's reads. Not filtered by entitlement or time: the application layer
     (:mod:`strongroom.service.visibility`) decides what a principal sees."""
-
-    def has_version(self, version_id: str) -> bool:
-        """Whether a live (not deleted) version has this id."""
-        ...
 
     def version(self, version_id: str) -> DocumentVersion | None:
         """The live version with this id, or None."""
