@@ -226,14 +226,13 @@ def test_a_lost_listener_voids_the_cache_and_comes_back(keys_url: str) -> None:
 
 
 def test_migrate_to_postgres_copies_the_chain_and_the_keys(keys_url: str, tmp_path: Path) -> None:
-    from strongroom.cli.store import _audit_at, _keys_at
-
     pilot = tmp_path / "pilot"
     log = open_audit_log(Settings(home=pilot, store_url=""))
     log.append_many(log_events(4))
     keys = open_key_store(Settings(home=pilot, store_url=""))
     _, secret = keys.create("svc", frozenset({"r"}))
-    target, target_keys = _audit_at(tmp_path / "shared", keys_url), _keys_at(tmp_path / "shared", keys_url)
+    shared = Settings(home=tmp_path / "shared", store_url=keys_url)
+    target, target_keys = open_audit_log(shared), open_key_store(shared)
     assert target.adopt(log.chain()) == 4 and target_keys.adopt(keys.export_rows()) == 1
     assert target.verify().ok and target_keys.check(secret).owner == "svc"
     assert json.loads(json.dumps([r.hash for r in target.read()])) == [r.hash for r in log.read()]
