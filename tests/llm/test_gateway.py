@@ -18,8 +18,13 @@ from strongroom.errors import (
 from strongroom.llm.breaker import BreakerPolicy, BreakerState
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.gateway import Deployment, Gateway
+from strongroom.llm.limits import Limits
 from strongroom.llm.openai_compat import OpenAICompatible, _retry_after
-from strongroom.llm.types import ChatResult, Delta
+from strongroom.llm.protocol import ChatModel, aclose
+from strongroom.llm.routing import Route, StaticRoutes, Target
+from strongroom.llm.types import ChatRequest, ChatResult, Delta
+from strongroom.testing import ChatModelContract, ScriptedChatModel
+from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
 from tests.llm.conftest import FakeClock
 from tests.llm.helpers import ask, function, gateway, http
 
@@ -50,6 +55,42 @@ def stream_text(gw: Gateway, got: list[Delta], **kw: object) -> None:
             await gw.aclose()
 
     asyncio.run(main())
+
+
+def _one_deployment(model: ScriptedChatModel, limits: Limits | None = None) -> Gateway:
+    """A gateway whose route ``default`` (the name a bare ChatRequest asks for) has one
+    deployment, capped at two calls in flight."""
+    route = Route("default", 1, (Target("scripted", 1),))
+    deployment = Deployment("scripted", model, max_concurrency=2)
+    return Gateway(StaticRoutes([route]), [deployment], limits=limits or Limits())
+
+
+class TestGateway(ChatModelContract):
+    """The gateway is a ChatModel too; it refuses what its own limits refuse (here, any prompt)."""
+
+    @pytest.fixture
+    def chat_model(self) -> ChatModelFactory:
+        def make(*script: Script) -> ChatModel:
+            if any(isinstance(entry, Refusal) for entry in script):
+                return _one_deployment(ScriptedChatModel(), Limits(max_prompt_tokens=1))
+            texts = [entry for entry in script if isinstance(entry, str)]
+            return _one_deployment(ScriptedChatModel(texts[:-1], default=texts[-1]))
+
+        return make
+
+
+def test_a_stream_closed_early_closes_the_deployments_stream() -> None:
+    model = ScriptedChatModel(default="one two three four")
+    gw = _one_deployment(model)
+
+    async def main() -> tuple[int, int]:
+        stream = gw.stream(ChatRequest.of("hi"))
+        await anext(stream)
+        streaming = model.open_streams
+        await aclose(stream)
+        return streaming, model.open_streams
+
+    assert asyncio.run(main()) == (1, 0) and len(model.requests) == 1
 
 
 def test_answers_from_the_first_deployment_and_records_the_route_version(server: FakeOpenAIServer) -> None:

@@ -5,10 +5,30 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from strongroom.llm.gateway import Deployment
 from strongroom.llm.local import LocalModel
+from strongroom.llm.protocol import ChatModel
 from strongroom.llm.types import ChatResult, Delta
+from strongroom.testing import ChatModelContract
+from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
 from tests.llm.helpers import ask, function, gateway
+
+
+class TestLocalModel(ChatModelContract):
+    """The tiny random-weight model says what its weights say; a refusal is a directory it cannot load."""
+
+    scripted = False
+
+    @pytest.fixture
+    def chat_model(self, tiny_model_dir: Path, tmp_path: Path) -> ChatModelFactory:
+        def make(*script: Script) -> ChatModel:
+            if any(isinstance(entry, Refusal) for entry in script):
+                return LocalModel(tmp_path / "no-model-here", name="missing")
+            return LocalModel(tiny_model_dir, name="tiny", max_new_tokens=12)
+
+        return make
 
 
 def test_local_model_streams_through_the_gateway(tiny_model_dir: Path) -> None:

@@ -20,8 +20,10 @@ from strongroom.errors import (
 )
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
-from strongroom.llm.protocol import complete
+from strongroom.llm.protocol import ChatModel, complete
 from strongroom.llm.types import ChatRequest, Delta, Usage
+from strongroom.testing import ChatModelContract
+from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +32,23 @@ SECRET = "sk-test-very-secret-0123456789"
 
 async def collect(backend: OpenAICompatible, request: ChatRequest) -> list[Delta]:
     return [d async for d in backend.stream(request)]
+
+
+class TestOpenAICompatible(ChatModelContract):
+    """Over real HTTP against the scripted server, with a pool of two connections (so that
+    streams closed early and not released would leave the next call waiting, then timing out)."""
+
+    @pytest.fixture
+    def chat_model(self, make_server: Callable[..., FakeOpenAIServer]) -> ChatModelFactory:
+        def reply(entry: Script) -> Reply:
+            return Reply.error(400, entry.message) if isinstance(entry, Refusal) else Reply.stream(entry)
+
+        def make(*script: Script) -> ChatModel:
+            server = make_server(reply(script[-1]))
+            server.script(*map(reply, script[:-1]))
+            return OpenAICompatible(server.url, "contract", max_connections=2, timeouts=Timeouts(first_token=5))
+
+        return make
 
 
 def test_streams_text_and_the_servers_usage(server: FakeOpenAIServer) -> None:

@@ -30,7 +30,8 @@ class FunctionModel:
         gateway.register(Deployment("extractive", model))
 
     An exception from ``fn`` becomes :class:`BackendUnavailable` so the gateway can fail
-    over; a :class:`GatewayError` passes through as it is.
+    over; a :class:`GatewayError` passes through as it is. It reports no usage (the gateway
+    estimates it). To script a model in tests, use :class:`strongroom.testing.ScriptedChatModel`.
     """
 
     def __init__(self, fn: Callable[[ChatRequest], str | Awaitable[str]], *, name: str = "function") -> None:

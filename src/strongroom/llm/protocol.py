@@ -31,6 +31,8 @@ class ChatModel(Protocol):
 
     Callers that stop early should close the iterator (``contextlib.aclosing``) so the
     backend releases its connection or worker thread at once.
+    :class:`strongroom.testing.chat_contract.ChatModelContract` checks every backend, and
+    :class:`strongroom.testing.ScriptedChatModel` is the fake to test callers with.
     """
 
     def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:

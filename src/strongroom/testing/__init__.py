@@ -2,16 +2,20 @@
 of mocks, and the behaviour every backend of a protocol must show.
 
 Fakes: :class:`HashEmbedder` (from :mod:`strongroom.embed.hashing`, where the ``hash``
-setting finds it) embeds without weights.
+setting finds it) embeds without weights; :class:`ScriptedChatModel` answers from a script
+of texts and errors.
 
 Contracts, one per protocol; a backend's test subclasses one and supplies its fixture:
-:class:`EmbedderContract` (fixture ``embedder``) and, in :mod:`.store_contract`, the Store
-contract.
+:class:`EmbedderContract` (fixture ``embedder``), :class:`ChatModelContract` (fixture
+``chat_model``, a factory told what the model should say) and, in :mod:`.store_contract`,
+the Store contract.
 """
 
 from __future__ import annotations
 
 from strongroom.embed.hashing import HashEmbedder
+from strongroom.testing.chat import ScriptedChatModel
+from strongroom.testing.chat_contract import ChatModelContract
 from strongroom.testing.embedder_contract import EmbedderContract
 
-__all__ = ["EmbedderContract", "HashEmbedder"]
+__all__ = ["ChatModelContract", "EmbedderContract", "HashEmbedder", "ScriptedChatModel"]

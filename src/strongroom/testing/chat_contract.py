@@ -1,0 +1,194 @@
+"""The ChatModel contract: every chat backend's test subclasses :class:`ChatModelContract`.
+
+A backend test supplies one fixture, ``chat_model``: a factory that builds the backend
+told what to say. ``chat_model(*script)`` returns a model that answers its n-th request
+with ``script[n]``, and every request after the script's end with its last entry; a
+:class:`Refusal` entry makes it refuse that request, as a server answering 400 or a
+function that raises would::
+
+    class TestScriptedChatModel(ChatModelContract):
+        @pytest.fixture
+        def chat_model(self) -> ChatModelFactory:
+            def make(*script: Script) -> ChatModel:
+                replies = [BackendRejected(s.message) if isinstance(s, Refusal) else s for s in script]
+                return ScriptedChatModel(replies[:-1], default=replies[-1])
+            return make
+
+A fixture that can bound what a model holds (connections, concurrent calls) should bound
+it at two: two streams at once must fit, and three that closing failed to release must not.
+A model with an ``aclose()`` coroutine (a connection pool, a worker thread) is closed at the
+end of each test, on the test's event loop. Otherwise the contract only calls ``stream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, TypeVar
+
+from strongroom.errors import BackendError, RequestRejected
+from strongroom.llm.protocol import ChatModel, aclose, complete
+from strongroom.llm.types import ChatRequest, Delta
+
+__all__ = ["ChatModelContract", "ChatModelFactory", "Refusal", "Script"]
+
+T = TypeVar("T")
+
+#: how long any one test may take on its event loop before it counts as hung
+TIMEOUT_S = 60.0
+
+REQUEST = ChatRequest.of("What was the CET1 ratio at the end of the quarter?", max_tokens=16)
+REPLY = "The CET1 ratio was 14.2% at the end of the quarter."
+OTHER = ChatRequest.of("Who audits the bank?", max_tokens=16)
+OTHER_REPLY = "The bank is audited by a Big Four firm."
+LONG_REPLY = " ".join(["Net interest income rose while credit losses fell."] * 40)
+#: streams closed early in a row: more than a fixture's bound, so a leak shows
+EARLY_CLOSES = 3
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A script entry: refuse this request as malformed."""
+
+    message: str = "scripted refusal: the request is malformed"
+
+
+Script = str | Refusal
+
+
+class ChatModelFactory(Protocol):
+    """Build the backend under test, answering its requests with ``script``, in order."""
+
+    def __call__(self, *script: Script) -> ChatModel: ...
+
+
+async def _deltas(model: ChatModel, request: ChatRequest) -> list[Delta]:
+    stream = model.stream(request)
+    try:
+        return [delta async for delta in stream]
+    finally:
+        await aclose(stream)
+
+
+def _text(deltas: list[Delta]) -> str:
+    return "".join(d.text for d in deltas)
+
+
+class ChatModelContract:
+    """Behaviour every ChatModel must have.
+
+    ``scripted`` is False for a backend that says what its weights say (a local model): it
+    is told nothing, and the contract checks that it answers, not what. ``reports_usage`` is
+    False for a backend that reports no usage (the gateway then estimates it).
+    """
+
+    scripted: ClassVar[bool] = True
+    reports_usage: ClassVar[bool] = True
+
+    def run(self, model: ChatModel, body: Callable[[], Awaitable[T]]) -> T:
+        """Run ``body`` on a fresh event loop, then close ``model`` if it holds resources."""
+
+        async def main() -> T:
+            try:
+                async with asyncio.timeout(TIMEOUT_S):
+                    return await body()
+            finally:
+                close = getattr(model, "aclose", None)
+                if close is not None:
+                    await close()
+
+        return asyncio.run(main())
+
+    def check_reply(self, text: str, script: str) -> None:
+        if self.scripted:
+            assert text == script
+        else:
+            assert text.strip(), "the model answered nothing"
+
+    def test_the_deltas_add_up_to_the_reply(self, chat_model: ChatModelFactory) -> None:
+        model = chat_model(REPLY)
+        deltas = self.run(model, lambda: _deltas(model, REQUEST))
+        assert deltas and all(isinstance(d, Delta) and isinstance(d.text, str) for d in deltas)
+        self.check_reply(_text(deltas), REPLY)
+
+    def test_only_the_last_delta_finishes_and_carries_usage(self, chat_model: ChatModelFactory) -> None:
+        model = chat_model(REPLY)
+        *body, last = self.run(model, lambda: _deltas(model, REQUEST))
+        assert isinstance(last.finish_reason, str) and last.finish_reason
+        assert all(d.finish_reason is None and d.usage is None for d in body)
+
+    def test_usage_is_sane(self, chat_model: ChatModelFactory) -> None:
+        if not self.reports_usage:
+            import pytest
+
+            pytest.skip(f"{type(self).__name__}: the backend reports no usage")
+        model = chat_model(REPLY)
+        deltas = self.run(model, lambda: _deltas(model, REQUEST))
+        usage = deltas[-1].usage
+        assert usage is not None, "the last delta carries no usage"
+        prompt_chars = sum(len(m.content) for m in REQUEST.messages)
+        assert 1 <= usage.prompt_tokens <= 4 * prompt_chars
+        assert REQUEST.max_tokens is not None and 1 <= usage.completion_tokens <= REQUEST.max_tokens
+        assert usage.completion_tokens <= len(_text(deltas))  # no token is shorter than a character
+        assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+    def test_closing_a_stream_early_releases_it(self, chat_model: ChatModelFactory) -> None:
+        model = chat_model(*[LONG_REPLY] * EARLY_CLOSES, REPLY)
+
+        async def body() -> str:
+            unstarted = model.stream(REQUEST)
+            await aclose(unstarted)  # a stream closed before it started costs nothing
+            for _ in range(EARLY_CLOSES):
+                stream = model.stream(REQUEST)
+                assert callable(getattr(stream, "aclose", None)), "the stream cannot be closed"
+                await anext(stream)
+                await aclose(stream)
+                try:
+                    await anext(stream)
+                except StopAsyncIteration:
+                    pass
+                else:
+                    raise AssertionError("a closed stream went on yielding")
+            text, _, _ = await complete(model, REQUEST)  # what they held is free for the next call
+            gc.collect()
+            return text
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            text = self.run(model, body)
+            gc.collect()
+        leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning | RuntimeWarning)]
+        assert leaks == []
+        self.check_reply(text, REPLY)
+
+    def test_a_refused_request_raises_a_gateway_error_not_a_library_one(self, chat_model: ChatModelFactory) -> None:
+        """A backend raises a BackendError, which the gateway can fail over on; the gateway
+        raises RequestRejected for a request its own rules refuse."""
+        import pytest
+
+        model = chat_model(Refusal())
+        with pytest.raises((BackendError, RequestRejected)) as refused:
+            self.run(model, lambda: _deltas(model, REQUEST))
+        assert str(refused.value).strip()
+
+    def test_two_streams_at_once_keep_their_own_answers(self, chat_model: ChatModelFactory) -> None:
+        model = chat_model(REPLY, OTHER_REPLY)
+
+        async def body() -> tuple[list[Delta], list[Delta], list[list[Delta]]]:
+            first = model.stream(REQUEST)
+            try:
+                head = [await anext(first)]
+                second = await _deltas(model, OTHER)  # runs to its end while the first is open
+                first_deltas = head + [delta async for delta in first]
+            finally:
+                await aclose(first)
+            together = await asyncio.gather(_deltas(model, OTHER), _deltas(model, OTHER))
+            return first_deltas, second, list(together)
+
+        first, second, together = self.run(model, body)
+        for deltas, script in ((first, REPLY), (second, OTHER_REPLY), *((d, OTHER_REPLY) for d in together)):
+            assert [d.finish_reason is not None for d in deltas].count(True) == 1 and deltas[-1].finish_reason
+            self.check_reply(_text(deltas), script)
