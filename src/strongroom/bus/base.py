@@ -1,127 +1,108 @@
-"""The bus protocol and the job it carries."""
+"""The bus protocol and the values that cross it.
+
+A worker's loop over any backend::
+
+    while (delivery := bus.receive("worker-1", block_s=2.0)) is not None:
+        try:
+            ingest(delivery.job)
+        except Exception as exc:
+            bus.settle(delivery, Outcome.retry(str(exc)))
+        else:
+            bus.settle(delivery, Outcome.done())
+"""
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
-from strongroom.ingest.pipeline import IngestOptions
-from strongroom.types import Principal, frozen_meta
+from strongroom.bus.job import IngestJob
+from strongroom.types import frozen_meta
 
-__all__ = ["Bus", "Delivery", "IngestJob"]
+__all__ = ["Backlog", "Bus", "DeadLetter", "Delivery", "Outcome", "parse_job"]
 
 
-@dataclass(frozen=True)
-class IngestJob:
-    """One file to ingest with its options. ``roots``: what ``source`` keys are relative to."""
-
-    path: str
-    acl: tuple[str, ...]
-    published: str | None = None
-    doc_type: str | None = None
-    source: str | None = None
-    meta: Mapping[str, str] = field(default_factory=frozen_meta)
-    roots: tuple[str, ...] = ()
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    delete_after: bool = False  # an upload's private copy: the worker removes its folder when done
-    #: who submitted it: the worker writes with this principal's write entitlements
-    principal: str = ""
-    groups: tuple[str, ...] = ()
-
-    @classmethod
-    def for_file(
-        cls,
-        path: Path,
-        options: IngestOptions,
-        roots: Sequence[Path],
-        *,
-        id: str | None = None,
-        delete_after: bool = False,
-        principal: Principal | None = None,
-    ) -> IngestJob:
-        return cls(
-            path=str(path.resolve()),
-            acl=tuple(sorted(options.acl)),
-            published=options.published.isoformat() if options.published else None,
-            doc_type=options.doc_type,
-            source=options.source,
-            meta=frozen_meta(options.meta),
-            roots=tuple(str(r.resolve()) for r in roots),
-            id=id or uuid.uuid4().hex,
-            delete_after=delete_after,
-            principal=principal.name if principal else "",
-            groups=tuple(sorted(principal.groups)) if principal else (),
-        )
-
-    def options(self, base: IngestOptions) -> IngestOptions:
-        """``base`` (the worker's limits and chunking) with this job's document options."""
-        return IngestOptions(
-            acl=frozenset(self.acl),
-            published=datetime.fromisoformat(self.published) if self.published else None,
-            doc_type=self.doc_type,
-            source=self.source,
-            meta=frozen_meta(self.meta),
-            max_file_bytes=base.max_file_bytes,
-            chunk_tokens=base.chunk_tokens,
-            policy=base.policy,
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "path": self.path,
-                "acl": list(self.acl),
-                "published": self.published,
-                "doc_type": self.doc_type,
-                "source": self.source,
-                "meta": dict(self.meta),
-                "roots": list(self.roots),
-                "delete_after": self.delete_after,
-                "principal": self.principal,
-                "groups": list(self.groups),
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> IngestJob:
-        """A job from its JSON; anything malformed is a ValueError (the message is poison)."""
-        try:
-            obj = json.loads(text)
-            return cls(
-                path=str(obj["path"]),
-                acl=tuple(str(g) for g in obj["acl"]),
-                published=obj.get("published"),
-                doc_type=obj.get("doc_type"),
-                source=obj.get("source"),
-                meta=frozen_meta({str(k): str(v) for k, v in (obj.get("meta") or {}).items()}),
-                roots=tuple(str(r) for r in obj.get("roots") or ()),
-                id=str(obj["id"]),
-                delete_after=bool(obj.get("delete_after", False)),
-                principal=str(obj.get("principal") or ""),
-                groups=tuple(str(g) for g in obj.get("groups") or ()),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not an ingestion job: {exc}") from exc
+def parse_job(raw: str) -> IngestJob | None:
+    """The job a message holds, or None when it holds none (poison: it goes to the dead letters)."""
+    try:
+        return IngestJob.from_json(raw)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """A job as a worker received it. ``attempt`` is 1 on the first delivery."""
+    """A message as a consumer received it. ``attempt`` is 1 on the first delivery;
+    ``last_error`` is what the attempt before this one settled with, if it failed."""
 
     message_id: str
     job: IngestJob | None  # None: the message was not a job (it goes to the dead letters)
     attempt: int
     raw: str = ""
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a delivery: ``done`` (settled for good), ``retry`` (deliver it again
+    later, remembering ``error``) or ``dead`` (give up: keep it with ``error`` in the dead
+    letters). Build one with :meth:`done`, :meth:`retry` or :meth:`dead`."""
+
+    kind: Literal["done", "retry", "dead"]
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("done", "retry", "dead"):
+            raise ValueError(f"an outcome is done, retry or dead, not {self.kind!r}")
+
+    @classmethod
+    def done(cls) -> Outcome:
+        return cls("done")
+
+    @classmethod
+    def retry(cls, error: str) -> Outcome:
+        return cls("retry", error[:2000])
+
+    @classmethod
+    def dead(cls, error: str) -> Outcome:
+        return cls("dead", error[:2000])
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message given up on: what was published (``raw``), its id, the deliveries it had
+    and the error it was given up with."""
+
+    message_id: str
+    raw: str
+    attempts: int
+    error: str
+
+    @property
+    def job(self) -> IngestJob | None:
+        return parse_job(self.raw)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What a stream holds now. ``outstanding``: messages not yet settled (waiting for a
+    first delivery, held by a consumer, or due for a retry); ``dead_letters``: oldest first;
+    ``last_errors``: message id -> the error of its last failed attempt, for outstanding
+    messages that failed at least once."""
+
+    outstanding: int
+    dead_letters: tuple[DeadLetter, ...] = ()
+    last_errors: Mapping[str, str] = field(default_factory=frozen_meta)
 
 
 class Bus(Protocol):
-    """At-least-once delivery of ingestion jobs to a group of workers."""
+    """At-least-once delivery of ingestion jobs to a group of consumers (workers).
+
+    A message stays outstanding until a consumer settles it; one whose consumer died
+    unsettled is delivered again (to any consumer of the group) after the backend's
+    reclaim time. ``max_attempts`` is how many deliveries a job gets before the worker
+    gives up on it."""
 
     max_attempts: int
 
@@ -130,31 +111,16 @@ class Bus(Protocol):
         ...
 
     def receive(self, consumer: str, block_s: float) -> Delivery | None:
-        """The next job for ``consumer``: first one a dead worker left behind, else a new one."""
+        """The next message for ``consumer`` (one a dead consumer left behind, a retry or a
+        new one), waiting up to ``block_s`` for one; None if none came."""
         ...
 
-    def ack(self, delivery: Delivery) -> None:
-        """The job is done (its version is stored, or it was a duplicate)."""
+    def settle(self, delivery: Delivery, outcome: Outcome) -> None:
+        """Say what became of a delivery: done, retry later, or dead-letter (see :class:`Outcome`)."""
         ...
 
-    def retry_later(self, delivery: Delivery, error: str) -> None:
-        """The job failed this time: keep it pending, to be delivered again."""
-        ...
-
-    def dead_letter(self, delivery: Delivery, error: str) -> None:
-        """Give up on the job: move it with its error to the dead letters, and ack it."""
-        ...
-
-    def outstanding(self) -> int:
-        """Jobs not yet acknowledged: waiting for a first delivery, held, or due for a retry."""
-        ...
-
-    def last_error(self, message_id: str) -> str | None:
-        """The error ``retry_later`` recorded for a message, if any."""
-        ...
-
-    def dead_letters(self) -> list[dict[str, str]]:
-        """Every dead letter, oldest first: the job's JSON (``job``), ``attempts`` and ``error``."""
+    def backlog(self) -> Backlog:
+        """The stream's outstanding count, dead letters and the errors of jobs due for a retry."""
         ...
 
     def close(self) -> None: ...

@@ -2,14 +2,17 @@
 
 - ``publish``: produce the job's JSON (key: the job id) with ``acks=all`` and idempotence,
   and wait for the broker's acknowledgement, so a queued job survives a broker restart.
-- ``receive``: poll the group's next message. Offsets are committed by hand, only in
-  ``ack``, ``retry_later`` and ``dead_letter``: a worker that dies mid-job leaves its
-  offset uncommitted, the group hands the partition to another worker after the session
-  timeout, and that worker gets the job again. Versions are content-addressed, so a job
-  that was stored just before the kill is found and skipped, never written twice.
-- ``retry_later``: produce a copy of the job with ``attempt + 1`` and the error in its
-  headers, then commit the original. ``dead_letter``: produce the job with its error to
-  ``<topic>.dead``, then commit.
+- ``receive``: poll the group's next message. Offsets are committed by hand, only when a
+  delivery is settled: a worker that dies mid-job leaves its offset uncommitted, the group
+  hands the partition to another worker after the session timeout, and that worker gets
+  the job again. Versions are content-addressed, so a job that was stored just before the
+  kill is found and skipped, never written twice.
+- ``settle``: done commits the offset. Retry produces a copy of the job with ``attempt + 1``
+  and the error in its headers, then commits the original. Dead produces the job with its
+  error to ``<topic>.dead``, then commits.
+- ``backlog``: the group's lag (messages past its committed offsets), the dead-letter
+  topic, and the error headers of the retries in the lag, read by a consumer that never
+  joins the group.
 
 Kafka does not count deliveries the way Redis Streams does: a job whose processing kills
 the worker process each time is delivered again with the same attempt number. Failures
@@ -26,12 +29,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from strongroom.bus.base import Delivery, IngestJob
+from strongroom.bus.base import Backlog, DeadLetter, Delivery, Outcome, parse_job
+from strongroom.bus.job import IngestJob
 from strongroom.errors import BusUnavailable, ConfigError
+from strongroom.types import frozen_meta
 
 __all__ = ["KafkaBus", "kafka_settings"]
 
@@ -109,7 +115,6 @@ class KafkaBus:
         )
         self._consumer: Any = None
         self._held: dict[str, Any] = {}  # message id -> the message, until it is committed
-        self._errors: dict[str, str] = {}  # message id -> the error of the attempt before it
         self._check_reachable()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -188,7 +193,6 @@ class KafkaBus:
 
     def _commit(self, delivery: Delivery) -> None:
         message = self._held.pop(delivery.message_id, None)
-        self._errors.pop(delivery.message_id, None)
         if message is None:
             raise ConfigError(f"message {delivery.message_id} was not received by this bus (or is settled already)")
         try:
@@ -203,6 +207,10 @@ class KafkaBus:
     def publish(self, job: IngestJob) -> str:
         return self._produce(self.topic, job.id, job.to_json(), {"attempt": "1"})
 
+    def publish_raw(self, text: str) -> str:
+        """Queue a message as it is, job or not (tools and tests use it for poison)."""
+        return self._produce(self.topic, uuid.uuid4().hex, text, {"attempt": "1"})
+
     def receive(self, consumer: str, block_s: float) -> Delivery | None:
         group = self._group_consumer()
         try:
@@ -215,97 +223,107 @@ class KafkaBus:
             if message.error().code() == self._kafka.KafkaError._PARTITION_EOF:
                 return None
             raise self._unavailable("deliver a message", message.error())
-        message_id = f"{message.topic()}/{message.partition()}/{message.offset()}"
+        message_id = _message_id(message)
         headers = message.headers()
         raw = (message.value() or b"").decode("utf-8", "replace")
         try:
             attempt = max(1, int(_header(headers, "attempt") or "1"))
         except ValueError:
             attempt = 1
-        if error := _header(headers, "error"):
-            self._errors[message_id] = error
-        try:
-            job: IngestJob | None = IngestJob.from_json(raw)
-        except ValueError:
-            job = None
         self._held[message_id] = message
-        return Delivery(message_id, job, attempt, raw)
+        return Delivery(message_id, parse_job(raw), attempt, raw, _header(headers, "error"))
 
-    def ack(self, delivery: Delivery) -> None:
-        self._commit(delivery)
-
-    def retry_later(self, delivery: Delivery, error: str) -> None:
+    def settle(self, delivery: Delivery, outcome: Outcome) -> None:
         key = delivery.job.id if delivery.job else delivery.message_id
-        headers = {"attempt": str(delivery.attempt + 1), "error": error[:2000], "first_id": delivery.message_id}
-        self._produce(self.topic, key, delivery.raw, headers)
+        if outcome.kind == "retry":
+            headers = {"attempt": str(delivery.attempt + 1), "error": outcome.error, "first_id": delivery.message_id}
+            self._produce(self.topic, key, delivery.raw, headers)
+        elif outcome.kind == "dead":
+            headers = {"message_id": delivery.message_id, "attempts": str(delivery.attempt), "error": outcome.error}
+            self._produce(self.dead, key, delivery.raw, headers)
         self._commit(delivery)
 
-    def last_error(self, message_id: str) -> str | None:
-        return self._errors.get(message_id)
+    def backlog(self) -> Backlog:
+        """The group's lag, every dead letter, and the errors of retries not yet committed.
 
-    def dead_letter(self, delivery: Delivery, error: str) -> None:
-        key = delivery.job.id if delivery.job else delivery.message_id
-        headers = {"message_id": delivery.message_id, "attempts": str(delivery.attempt), "error": error[:2000]}
-        self._produce(self.dead, key, delivery.raw, headers)
-        self._commit(delivery)
-
-    def dead_letters(self) -> list[dict[str, str]]:
-        """Every dead letter (job JSON, message id, attempts, error), oldest first."""
-        return [
-            {"job": value, **{k: v.decode("utf-8", "replace") for k, v in headers if v is not None}}
-            for value, headers in self._read_all(self.dead)
-        ]
-
-    def _read_all(self, topic: str) -> list[tuple[str, list[tuple[str, bytes | None]]]]:
-        """Every message of ``topic`` from its start, without joining the group."""
+        Read by a consumer of its own that asks for the group's committed offsets and reads
+        from them by hand: it never joins the group, so the workers see no rebalance."""
         kafka = self._kafka
         reader = kafka.Consumer(
-            {**self._settings, "group.id": f"{self.group}.reader", "enable.auto.commit": False,
-             "enable.partition.eof": True}
-        )  # fmt: skip
+            {**self._settings, "group.id": self.group, "enable.auto.commit": False, "enable.partition.eof": True}
+        )
         try:
-            meta = reader.list_topics(topic, timeout=self.timeout_s).topics.get(topic)
-            if meta is None or meta.error is not None:
-                return []
-            parts = [kafka.TopicPartition(topic, p, kafka.OFFSET_BEGINNING) for p in meta.partitions]
-            reader.assign(parts)
-            ends = 0
-            found: list[tuple[str, list[tuple[str, bytes | None]]]] = []
-            while ends < len(parts):
-                message = reader.poll(self.timeout_s)
-                if message is None:
-                    break
-                if message.error() is not None:
-                    if message.error().code() == kafka.KafkaError._PARTITION_EOF:
-                        ends += 1
-                        continue
-                    raise self._unavailable("read the dead letters", message.error())
-                found.append(((message.value() or b"").decode("utf-8", "replace"), message.headers() or []))
-            return found
+            outstanding, parts = 0, []
+            for topic in (self.topic, self.dead):
+                meta = reader.list_topics(topic, timeout=self.timeout_s).topics.get(topic)
+                if meta is None or meta.error is not None:
+                    continue
+                if topic == self.dead:
+                    parts += [kafka.TopicPartition(topic, p, kafka.OFFSET_BEGINNING) for p in meta.partitions]
+                    continue
+                committed = reader.committed([kafka.TopicPartition(topic, p) for p in meta.partitions],
+                                             timeout=self.timeout_s)  # fmt: skip
+                for tp in committed:
+                    low, high = reader.get_watermark_offsets(tp, timeout=self.timeout_s, cached=False)
+                    start = tp.offset if tp.offset >= 0 else low
+                    outstanding += high - start
+                    if high > start:  # the unsettled messages: the retries among them carry their errors
+                        parts.append(kafka.TopicPartition(topic, tp.partition, start))
+            messages = self._read(reader, parts)
         except kafka.KafkaException as exc:
-            raise self._unavailable("read the dead letters", exc) from exc
+            raise self._unavailable("read the backlog", exc) from exc
         finally:
             reader.close()
+        dead, errors = [], {}
+        for message in messages:
+            headers = message.headers()
+            if message.topic() == self.dead:
+                dead.append(
+                    DeadLetter(
+                        _header(headers, "message_id") or _message_id(message),
+                        (message.value() or b"").decode("utf-8", "replace"),
+                        _int(_header(headers, "attempts")),
+                        _header(headers, "error") or "",
+                    )
+                )
+            elif error := _header(headers, "error"):
+                errors[_message_id(message)] = error
+        return Backlog(outstanding, tuple(dead), frozen_meta(errors))
 
-    def outstanding(self) -> int:
-        """Messages on the topic the group has not committed past (new, held or retried)."""
+    def _read(self, reader: Any, parts: list[Any]) -> list[Any]:
+        """Every message of ``parts`` (partitions with a start offset) up to its end, oldest first."""
+        if not parts:
+            return []
         kafka = self._kafka
-        group = self._group_consumer()
-        try:
-            meta = group.list_topics(self.topic, timeout=self.timeout_s).topics.get(self.topic)
-            if meta is None or meta.error is not None:
-                return 0
-            parts = [kafka.TopicPartition(self.topic, p) for p in meta.partitions]
-            total = 0
-            for tp in group.committed(parts, timeout=self.timeout_s):
-                low, high = group.get_watermark_offsets(tp, timeout=self.timeout_s, cached=False)
-                total += high - (tp.offset if tp.offset >= 0 else low)
-            return total
-        except kafka.KafkaException as exc:
-            raise self._unavailable("count outstanding jobs", exc) from exc
+        reader.assign(parts)
+        ends = 0
+        found: list[Any] = []
+        while ends < len(parts):
+            message = reader.poll(self.timeout_s)
+            if message is None:
+                break
+            if message.error() is not None:
+                if message.error().code() == kafka.KafkaError._PARTITION_EOF:
+                    ends += 1
+                    continue
+                raise self._unavailable("read the backlog", message.error())
+            found.append(message)
+        found.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
+        return found
 
     def close(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             consumer.close()  # leaves the group at once: held jobs go to the other workers now
         self._producer.flush(self.timeout_s)
+
+
+def _message_id(message: Any) -> str:
+    return f"{message.topic()}/{message.partition()}/{message.offset()}"
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

@@ -6,24 +6,29 @@
   else ``XREADGROUP >`` a new one. Redis counts deliveries per entry: that count is the
   attempt number, so an entry that kills every worker that takes it still reaches
   ``max_attempts`` and goes to the dead letters instead of looping forever.
-- ``ack``: ``XACK`` after the version is stored. ``dead_letter``: ``XADD`` to
-  ``<stream>:dead`` with the error, then ``XACK``, in one transaction.
+- ``settle``: done is ``XACK`` after the version is stored; dead is ``XADD`` to
+  ``<stream>:dead`` with the error, then ``XACK``, in one transaction; retry leaves the
+  entry pending (it is claimed again after ``reclaim_idle_s``) and records its error.
 
 The last error of a job that waits for its retry is kept in the hash ``<stream>:errors``,
-so its dead letter says why it failed and not only that it failed.
+so its next delivery and its dead letter say why it failed and not only that it failed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from strongroom.bus.base import Delivery, IngestJob
+from strongroom.bus.base import Backlog, DeadLetter, Delivery, Outcome, parse_job
+from strongroom.bus.job import IngestJob
 from strongroom.errors import BusUnavailable, ConfigError
+from strongroom.types import frozen_meta
 
 __all__ = ["BusUnavailable", "RedisStreamsBus"]
 
 
 class RedisStreamsBus:
+    """The :class:`strongroom.bus.Bus` protocol on a Redis Stream (see the module's notes)."""
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",
@@ -67,8 +72,14 @@ class RedisStreamsBus:
             if "BUSYGROUP" not in str(exc):  # the group exists already: fine
                 raise
 
+    # -- the Bus protocol -------------------------------------------------------------------
+
     def publish(self, job: IngestJob) -> str:
-        return str(self._call(self._redis.xadd, self.stream, {"job": job.to_json()}))
+        return self.publish_raw(job.to_json())
+
+    def publish_raw(self, text: str) -> str:
+        """Queue a message as it is, job or not (tools and tests use it for poison)."""
+        return str(self._call(self._redis.xadd, self.stream, {"job": text}))
 
     def receive(self, consumer: str, block_s: float) -> Delivery | None:
         return self._call(self._receive, consumer, block_s)  # type: ignore[no-any-return]
@@ -81,71 +92,74 @@ class RedisStreamsBus:
             message_id, fields = claimed[0]
             pending = self._redis.xpending_range(self.stream, self.group, message_id, message_id, 1)
             attempt = int(pending[0]["times_delivered"]) if pending else 1
-            return self._delivery(message_id, fields, attempt)
+            return self._delivery(message_id, fields, attempt, self._redis.hget(self.errors, message_id))
         got = self._redis.xreadgroup(
             self.group, consumer, {self.stream: ">"}, count=1, block=max(1, int(block_s * 1000))
         )
         if not got:
             return None
         message_id, fields = got[0][1][0]
-        return self._delivery(message_id, fields, 1)
+        return self._delivery(message_id, fields, 1, None)
 
     @staticmethod
-    def _delivery(message_id: str, fields: dict[str, str] | None, attempt: int) -> Delivery:
+    def _delivery(message_id: str, fields: dict[str, str] | None, attempt: int, error: str | None) -> Delivery:
         raw = (fields or {}).get("job", "")
-        try:
-            job: IngestJob | None = IngestJob.from_json(raw)
-        except ValueError:
-            job = None
-        return Delivery(message_id, job, attempt, raw)
+        return Delivery(message_id, parse_job(raw), attempt, raw, error)
 
-    def ack(self, delivery: Delivery) -> None:
+    def settle(self, delivery: Delivery, outcome: Outcome) -> None:
+        if outcome.kind == "retry":
+            self._call(self._redis.hset, self.errors, delivery.message_id, outcome.error)
+            return
+
         def run() -> None:
             with self._redis.pipeline(transaction=True) as tx:
+                if outcome.kind == "dead":
+                    tx.xadd(
+                        self.dead,
+                        {
+                            "job": delivery.raw,
+                            "message_id": delivery.message_id,
+                            "attempts": str(delivery.attempt),
+                            "error": outcome.error,
+                        },
+                    )
                 tx.xack(self.stream, self.group, delivery.message_id)
                 tx.hdel(self.errors, delivery.message_id)
                 tx.execute()
 
         self._call(run)
 
-    def retry_later(self, delivery: Delivery, error: str) -> None:
-        self._call(self._redis.hset, self.errors, delivery.message_id, error[:2000])
+    def backlog(self) -> Backlog:
+        return self._call(self._backlog)  # type: ignore[no-any-return]
 
-    def last_error(self, message_id: str) -> str | None:
-        value = self._call(self._redis.hget, self.errors, message_id)
-        return str(value) if value is not None else None
-
-    def dead_letter(self, delivery: Delivery, error: str) -> None:
-        def run() -> None:
-            with self._redis.pipeline(transaction=True) as tx:
-                tx.xadd(
-                    self.dead,
-                    {
-                        "job": delivery.raw,
-                        "message_id": delivery.message_id,
-                        "attempts": str(delivery.attempt),
-                        "error": error[:2000],
-                    },
-                )
-                tx.xack(self.stream, self.group, delivery.message_id)
-                tx.hdel(self.errors, delivery.message_id)
-                tx.execute()
-
-        self._call(run)
-
-    def dead_letters(self) -> list[dict[str, str]]:
-        """Every dead letter (job JSON, message id, attempts, error), oldest first."""
-        return [dict(fields) for _, fields in self._call(self._redis.xrange, self.dead)]
-
-    def outstanding(self) -> int:
-        for group in self._call(self._redis.xinfo_groups, self.stream):
+    def _backlog(self) -> Backlog:
+        outstanding = 0
+        for group in self._redis.xinfo_groups(self.stream):
             if group["name"] == self.group:
-                return int(group["pending"]) + int(group["lag"] or 0)
-        return 0
+                outstanding = int(group["pending"]) + int(group["lag"] or 0)
+        dead = tuple(
+            DeadLetter(
+                fields.get("message_id", entry_id),
+                fields.get("job", ""),
+                _int(fields.get("attempts")),
+                fields.get("error", ""),
+            )
+            for entry_id, fields in self._redis.xrange(self.dead)
+        )
+        return Backlog(outstanding, dead, frozen_meta(self._redis.hgetall(self.errors)))
+
+    def close(self) -> None:
+        self._redis.close()
+
+    # -- Redis only ---------------------------------------------------------------------------
 
     def pending(self) -> list[dict[str, Any]]:
         """Entries delivered and not yet acknowledged: id, consumer, idle ms, deliveries."""
         return list(self._call(self._redis.xpending_range, self.stream, self.group, "-", "+", 1000))
 
-    def close(self) -> None:
-        self._redis.close()
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

@@ -16,7 +16,7 @@ import typer
 
 from strongroom.audit import open_audit_log
 from strongroom.bus import open_bus
-from strongroom.cli.common import HomeOpt, err, fail, open_runtime_for, out, settings_for
+from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, fail, open_runtime_for, settings_for
 from strongroom.errors import StrongroomError
 from strongroom.service.worker import run_worker
 
@@ -28,7 +28,9 @@ StreamOpt = Annotated[
 BusOpt = Annotated[
     str | None,
     typer.Option(
-        "--bus", envvar="STRONGROOM_BUS_URL", help="Queue jobs on this bus (redis://host:6379/0) for workers."
+        "--bus",
+        envvar="STRONGROOM_BUS_URL",
+        help="Queue jobs for workers on this bus: redis://host:6379/0 or kafka://broker:9092.",
     ),
 ]
 
@@ -37,7 +39,9 @@ def worker_command(
     bus: Annotated[
         str,
         typer.Option(
-            "--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0 or kafka://broker:9092."
+            "--bus",
+            envvar="STRONGROOM_BUS_URL",
+            help="The bus: redis://host:6379/0 or kafka://broker:9092.",
         ),
     ],
     consumer: Annotated[str | None, typer.Option("--consumer", help="This worker's name (default: host-pid).")] = None,
@@ -79,37 +83,45 @@ def worker_command(
 
 
 def dead_letters_command(
-    bus: Annotated[str, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help="The bus, e.g. redis://host:6379/0.")],
+    bus: Annotated[
+        str,
+        typer.Option(
+            "--bus",
+            envvar="STRONGROOM_BUS_URL",
+            help="The bus, e.g. redis://host:6379/0 or kafka://broker:9092.",
+        ),
+    ],
     stream: StreamOpt = "strongroom:ingest",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the jobs that were given up on (after --max-attempts, or malformed), with their errors.
     Queue a fixed file again with `strongroom ingest FILE --bus URL`."""
-    from rich.table import Table
-
     try:
         queue = open_bus(bus, stream=stream)
         try:
-            letters = queue.dead_letters()
+            letters = queue.backlog().dead_letters
         finally:
             queue.close()
     except StrongroomError as exc:
         raise fail(str(exc)) from exc
-    rows = []
-    for letter in letters:
-        try:
-            path = str(json.loads(letter.get("job", "")).get("path", ""))
-        except (ValueError, AttributeError):
-            path = ""
-        rows.append({"file": path, "message_id": letter.get("message_id", ""), "attempts": letter.get("attempts", ""),
-                     "error": letter.get("error", "")})  # fmt: skip
     if as_json:
-        out.print_json(json.dumps({"dead_letters": rows}))
+        rows = [
+            {"file": _path(d.raw), "message_id": d.message_id, "attempts": d.attempts, "error": d.error}
+            for d in letters
+        ]
+        emit({"dead_letters": rows}, True)
         return
-    if not rows:
-        out.print("no dead letters")
-        return
-    table = Table("file", "message", "attempts", "error")
-    for r in rows:
-        table.add_row(Path(r["file"]).name or "(not a job)", r["message_id"], r["attempts"], r["error"][:200])
-    out.print(table)
+    shown = [
+        {"file": Path(_path(d.raw)).name or "(not a job)", "message": d.message_id, "attempts": d.attempts,
+         "error": d.error[:200]}
+        for d in letters
+    ]  # fmt: skip
+    emit(shown, False, title="dead letters")
+
+
+def _path(raw: str) -> str:
+    """The file a dead letter names, even when the rest of the job is malformed; else ''."""
+    try:
+        return str(json.loads(raw).get("path", ""))
+    except (ValueError, AttributeError):
+        return ""

@@ -1,7 +1,7 @@
-"""The ingestion worker: take a job from the bus, store its version, then acknowledge it.
+"""The ingestion worker: take a job from the bus, store its version, then settle it as done.
 
-Acknowledging only after the store's atomic write is what makes a kill -9 safe: the job
-stays pending, another worker reclaims it, and since a version's id is the hash of its
+Settling only after the store's atomic write is what makes a kill -9 safe: the job stays
+outstanding, another worker takes it over, and since a version's id is the hash of its
 bytes, a version stored just before the kill is found and skipped (a duplicate), never
 written twice.
 """
@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from strongroom.audit import AuditLog
-from strongroom.bus.base import Bus, Delivery, IngestJob
+from strongroom.bus.base import Bus, Delivery, Outcome
+from strongroom.bus.job import IngestJob
 from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import FileResult
 from strongroom.ingest.understand.redaction import redact_name
@@ -40,7 +41,7 @@ def handle(
     audit records go to ``audit``."""
     job = delivery.job
     if job is None:
-        bus.dead_letter(delivery, f"not an ingestion job (malformed message {delivery.raw[:200]!r})")
+        bus.settle(delivery, Outcome.dead(f"not an ingestion job (malformed message {delivery.raw[:200]!r})"))
         return "dead"
     started = datetime.now(UTC)
     request: dict[str, object] = {
@@ -49,9 +50,9 @@ def handle(
         "via": "bus",
         "submitted_by": job.principal,
     }
-    if delivery.attempt > bus.max_attempts:  # workers died on it each time: it never reached retry_later
+    if delivery.attempt > bus.max_attempts:  # workers died on it each time: it never reached a retry
         reason = f"gave up after {delivery.attempt - 1} deliveries: " + (
-            bus.last_error(delivery.message_id) or "the worker handling it stopped (killed or crashed) each time"
+            delivery.last_error or "the worker handling it stopped (killed or crashed) each time"
         )
         return _give_up(bus, runtime, delivery, job, started, request, reason)
     if not job.principal or not job.groups:
@@ -83,16 +84,16 @@ def handle(
         error, summary = str(exc), {"files": [_failed(job, str(exc))], "attempt": delivery.attempt}
     if not error:
         runtime.store.record_job(job.id, started, "done", request, summary)
-        bus.ack(delivery)
+        bus.settle(delivery, Outcome.done())
         _clean_up(job)
         return "done"
     if delivery.attempt >= bus.max_attempts:
         runtime.store.record_job(job.id, started, "failed", request, summary)
-        bus.dead_letter(delivery, error)
+        bus.settle(delivery, Outcome.dead(error))
         _clean_up(job)
         return "dead"
     runtime.store.record_job(job.id, started, "retrying", request, summary)
-    bus.retry_later(delivery, error)
+    bus.settle(delivery, Outcome.retry(error))
     return "retry"
 
 
@@ -111,7 +112,7 @@ def _give_up(
     reason: str,
 ) -> str:
     runtime.store.record_job(job.id, started, "failed", request, {"files": [_failed(job, reason)]})
-    bus.dead_letter(delivery, reason)
+    bus.settle(delivery, Outcome.dead(reason))
     _clean_up(job)
     return "dead"
 
@@ -147,7 +148,7 @@ def run_worker(
     while not stop.is_set():
         delivery = bus.receive(consumer, block_s)
         if delivery is None:
-            if until_idle and bus.outstanding() == 0:
+            if until_idle and bus.backlog().outstanding == 0:
                 break
             continue
         outcome = handle(bus, runtime, delivery, audit, ops)
