@@ -1,4 +1,5 @@
-"""Uploads queued on a real Redis bus and ingested by a worker, over real HTTP."""
+"""Uploads queued on a bus (a real Redis, and the SQLite-file bus) and ingested by a worker,
+over real HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 
 from strongroom.api import create_app
-from strongroom.bus.redis_streams import RedisStreamsBus
+from strongroom.bus import Bus, open_bus
 from strongroom.config import Settings
 from strongroom.runtime import open_runtime
 from strongroom.service.worker import run_worker
@@ -20,13 +21,22 @@ from tests.auth.oidc_provider import Provider
 from tests.redis_service import REDIS_URL, needs_redis
 
 URL = REDIS_URL
-pytestmark = [pytest.mark.integration, needs_redis]
 
 
+@pytest.mark.integration
+@needs_redis
 def test_an_upload_is_queued_then_a_worker_ingests_it(tmp_path: Path, provider: Provider, stream: str) -> None:
+    _upload_then_work(tmp_path, provider, URL, stream)
+
+
+def test_an_upload_is_queued_on_the_sqlite_bus_then_a_worker_ingests_it(tmp_path: Path, provider: Provider) -> None:
+    _upload_then_work(tmp_path, provider, f"sqlite://{tmp_path}/bus.sqlite3", "strongroom:ingest")
+
+
+def _upload_then_work(tmp_path: Path, provider: Provider, bus_url: str, stream: str) -> None:
     settings = Settings(home=tmp_path / "home", embedder="hash")
     uploads = tmp_path / "shared-uploads"
-    config = service_settings(provider, bus_url=URL, bus_stream=stream, upload_dir=str(uploads))
+    config = service_settings(provider, bus_url=bus_url, bus_stream=stream, upload_dir=str(uploads))
     app = create_app(settings, config, embedder=HashEmbedder(64))
     token = provider.token(sub="ina", groups=["ingesters", "desk"])
     note = b"Rates desk note. The 2031 senior notes pay a 4.25% coupon, issued at 99.412."
@@ -35,7 +45,7 @@ def test_an_upload_is_queued_then_a_worker_ingests_it(tmp_path: Path, provider: 
         assert queued.status_code == 202 and queued.json()["status"] == "queued"
         assert c.get("/v1/documents").json()["documents"] == []  # nothing is ingested without a worker
 
-        bus = RedisStreamsBus(URL, stream=stream, reclaim_idle_s=5)
+        bus: Bus = open_bus(bus_url, stream=stream, reclaim_idle_s=5)
         stop = threading.Event()
 
         def work() -> None:  # a worker on the same host, sharing the upload folder and the store

@@ -7,9 +7,10 @@ content-addressed, so a job delivered twice stores once. After ``max_attempts`` 
 a job goes to the dead letters with its last error, and the others go on.
 
 The :class:`Bus` protocol is four calls (``publish``, ``receive``, ``settle``, ``backlog``)
-and ``close``. Its backends: :class:`strongroom.bus.redis_streams.RedisStreamsBus` (Redis
-Streams with a consumer group) and :class:`strongroom.bus.kafka.KafkaBus` (a Kafka topic and
-consumer group, offsets committed by hand). In-process ingestion (no bus) stays
+and ``close``. Its backends: :class:`strongroom.bus.local.SqliteBus` (a SQLite file, for
+workers on one host and for tests), :class:`strongroom.bus.redis_streams.RedisStreamsBus`
+(Redis Streams with a consumer group) and :class:`strongroom.bus.kafka.KafkaBus` (a Kafka
+topic and consumer group, offsets committed by hand). In-process ingestion (no bus) stays
 the embedded default. :mod:`strongroom.testing.bus_contract` is what every backend must do.
 """
 
@@ -19,15 +20,23 @@ from strongroom.errors import BusUnavailable, ConfigError
 
 __all__ = ["Backlog", "Bus", "BusUnavailable", "DeadLetter", "Delivery", "IngestJob", "Outcome", "open_bus"]
 
-_KINDS = "use redis://host:6379/0 (Redis Streams) or kafka://broker:9092 (Kafka)"
+_KINDS = (
+    "use sqlite:///path/to/bus.sqlite3 (a file, workers on one host), redis://host:6379/0 (Redis Streams) "
+    "or kafka://broker:9092 (Kafka)"
+)
 
 
 def open_bus(url: str, **options: float | str) -> Bus:
-    """A bus from its URL: ``redis://host:6379/0`` or ``kafka://broker:9092``. ``options``:
-    the backend's ``stream``, ``group``, ``reclaim_idle_s`` and ``max_attempts``.
+    """A bus from its URL: ``sqlite:///path/bus.sqlite3``, ``redis://host:6379/0`` or
+    ``kafka://broker:9092``. ``options``: the backend's ``stream``, ``group``,
+    ``reclaim_idle_s`` and ``max_attempts``.
 
-    >>> bus = open_bus("redis://redis:6379/0", stream="strongroom:ingest")  # doctest: +SKIP
+    >>> bus = open_bus("sqlite:///srv/strongroom/bus.sqlite3", stream="strongroom:ingest")  # doctest: +SKIP
     """
+    if url.startswith("sqlite://"):
+        from strongroom.bus.local import SqliteBus
+
+        return SqliteBus(url, **options)  # type: ignore[arg-type]
     if url.startswith(("redis://", "rediss://", "unix://")):
         from strongroom.bus.redis_streams import RedisStreamsBus
 

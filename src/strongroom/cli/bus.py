@@ -30,7 +30,7 @@ BusOpt = Annotated[
     typer.Option(
         "--bus",
         envvar="STRONGROOM_BUS_URL",
-        help="Queue jobs for workers on this bus: redis://host:6379/0 or kafka://broker:9092.",
+        help="Queue jobs for workers on this bus: sqlite:///path/bus.sqlite3, redis://host:6379/0, kafka://broker:9092.",
     ),
 ]
 
@@ -41,7 +41,7 @@ def worker_command(
         typer.Option(
             "--bus",
             envvar="STRONGROOM_BUS_URL",
-            help="The bus: redis://host:6379/0 or kafka://broker:9092.",
+            help="The bus: sqlite:///path/bus.sqlite3, redis://host:6379/0 or kafka://broker:9092.",
         ),
     ],
     consumer: Annotated[str | None, typer.Option("--consumer", help="This worker's name (default: host-pid).")] = None,
@@ -88,7 +88,7 @@ def dead_letters_command(
         typer.Option(
             "--bus",
             envvar="STRONGROOM_BUS_URL",
-            help="The bus, e.g. redis://host:6379/0 or kafka://broker:9092.",
+            help="The bus, e.g. sqlite:///path/bus.sqlite3 or redis://host:6379/0.",
         ),
     ],
     stream: StreamOpt = "strongroom:ingest",

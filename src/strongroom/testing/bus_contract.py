@@ -6,12 +6,12 @@ of one group); each test's names are its own. A bus it opens holds its jobs for 
 reclaim time (a second or so, or the backend's least), and it also takes a message as it
 is (``publish_raw``), so the tests can send what is not a job::
 
-    class TestRedisStreamsBus(BusContract):
+    class TestSqliteBus(BusContract):
         @pytest.fixture
-        def bus(self):
+        def bus(self, tmp_path):
             def make(stream="jobs", *, max_attempts=3):
-                return RedisStreamsBus(URL, stream=f"test:{stream}", reclaim_idle_s=0.5,
-                                       max_attempts=max_attempts)
+                return SqliteBus(f"sqlite://{tmp_path}/bus.sqlite3", stream=stream,
+                                 reclaim_idle_s=0.5, max_attempts=max_attempts)
             return make
 
 A backend that cannot count the deliveries of a consumer that died (Kafka) sets
