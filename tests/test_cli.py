@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from strongroom.cli import app
 from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 
 
@@ -175,3 +178,46 @@ def test_real_embedder_on_a_real_filing(tmp_path: Path, sec10q: Path) -> None:
     assert asked["found"]
     quotes = " ".join(c["citations"][0]["quote"] for c in asked["claims"])
     assert "81,797" in quotes  # total net sales, quarter ended July 1, 2023
+
+
+def test_every_command_that_lists_or_changes_documents_or_keys_prints_json(tmp_path: Path, corpus: Path) -> None:
+    """In-process (CliRunner): show, acl set, delete and keys print one JSON document with --json."""
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(app, [*args, "--home", str(tmp_path / "home")], env={"STRONGROOM_EMBEDDER": "hash"})
+
+    def cli(*args: str) -> Any:
+        done = invoke(*args)
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    cli("ingest", str(corpus), "--acl", "rates", "--groups", "rates", "--json")
+    shown = cli("show", "desk.md", "--groups", "rates", "--json")
+    assert shown["current"]["document"] == "desk.md" and len(shown["versions"]) == 1
+    version = shown["current"]["version_id"]
+    page = cli("show", "desk.md", "--page", "1", "--version", version[:12], "--groups", "rates", "--json")
+    assert page["version_id"] == version and "4.25%" in page["text"]
+    bad = invoke("show", "desk.md", "--page", "1", "--version", "zzz", "--groups", "rates")
+    assert bad.exit_code == 2 and "no version of the document matches" in bad.output
+    changed = cli("acl", "set", "desk.md", "--acl", "rates,credit", "--groups", "rates", "--json")
+    assert (
+        changed["before"] == ["rates"] and changed["after"] == ["credit", "rates"] and changed["versions"] == [version]
+    )
+    key = cli("keys", "create", "--owner", "bot", "--grant", "rates", "--groups", "rates", "--json")
+    assert cli("keys", "revoke", key["id"], "--json") == {"revoked": key["id"]}
+    assert [k["status"] for k in cli("keys", "list", "--json")] == ["revoked"]
+    deleted = cli("delete", "desk.md", "--groups", "rates", "--json")
+    assert deleted == {"document_id": shown["document_id"], "deleted_versions": [version]}
+    assert [d["document"] for d in cli("documents", "--groups", "rates", "--json")] == ["q1.txt"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STRONGROOM_EMBEDDER": "nope"}, "STRONGROOM_EMBEDDER"),
+        ({"STRONGROOM_CLI_GROUPS": "public,research"}, "list and mapping settings are JSON"),
+    ],
+)
+def test_bad_settings_are_a_clear_error_with_exit_2(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    done = CliRunner().invoke(app, ["documents", "--home", str(tmp_path)], env=env)
+    assert done.exit_code == 2 and message in " ".join(done.output.split()), done.output

@@ -14,10 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-__all__ = ["DEFAULT_ACL", "DEFAULT_HOME", "EmbedderName", "QueryEncoderName", "Settings"]
+from strongroom.errors import ConfigError
+
+__all__ = ["DEFAULT_ACL", "DEFAULT_HOME", "EmbedderName", "QueryEncoderName", "Settings", "load_settings"]
 
 DEFAULT_HOME = Path("~/.strongroom")
 #: Group given to documents ingested without ``--acl``, and the group of the CLI's default
@@ -172,3 +174,18 @@ class Settings(BaseSettings):
     @property
     def query_hash_key_path(self) -> Path:
         return self.query_hash_key or self.keys_dir / "query-hmac.key"
+
+
+def load_settings(home: Path | None = None) -> Settings:
+    """The settings from the environment, ``home`` over ``STRONGROOM_HOME``; a bad value is a
+    :class:`ConfigError` naming each variable and what is wrong with it."""
+    try:
+        return Settings(home=home) if home else Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"STRONGROOM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"bad configuration: {problems}") from exc
+    except SettingsError as exc:  # a list or mapping setting that is not JSON
+        raise ConfigError(
+            f"bad configuration: {exc}; list and mapping settings are JSON, e.g. "
+            'STRONGROOM_CLI_GROUPS=\'["public", "research"]\''
+        ) from exc

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from strongroom.config import Settings
+from strongroom.config import Settings, load_settings
 from strongroom.errors import ConfigError, QueryError, StrongroomError
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.service import Platform
+from strongroom.service.requests import parse_groups
 from strongroom.types import Principal
 
 __all__ = [
@@ -34,13 +33,12 @@ __all__ = [
     "emit",
     "err",
     "exit_code",
+    "exits_on_error",
     "fail",
-    "open_platform_for",
     "open_runtime_for",
     "out",
-    "parse_groups",
     "platform_session",
-    "principal_of",
+    "say",
     "settings_for",
 ]
 
@@ -79,17 +77,9 @@ KnownAtOpt = Annotated[
 DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only these document types (repeatable).")]
 
 
-def parse_groups(value: str, option: str) -> frozenset[str]:
-    """Comma-separated groups, at least one."""
-    groups = frozenset(g.strip() for g in value.split(",") if g.strip())
-    if not groups:
-        raise fail(f"{option}: give at least one group")
-    return groups
-
-
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``message`` as an error; raise what this returns to exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print ``message`` (plain text, never markup) as an error; raise what this returns to exit with ``code``."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, emoji=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -99,60 +89,51 @@ def exit_code(exc: StrongroomError) -> int:
 
 
 def settings_for(home: Path | None) -> Settings:
-    """The settings (``--home`` over the environment); a bad value is a clear error."""
-    try:
-        return Settings(home=home) if home else Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"STRONGROOM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise fail(f"bad configuration: {problems}") from exc
-    except SettingsError as exc:  # a list or mapping setting that is not JSON
-        raise fail(
-            f"bad configuration: {exc}; list and mapping settings are JSON, e.g. "
-            'STRONGROOM_CLI_GROUPS=\'["public", "research"]\''
-        ) from exc
+    """The settings (``--home`` over the environment); a bad value is a clear error (exit 2)."""
+    with exits_on_error(2):
+        return load_settings(home)
 
 
-def open_platform_for(home: Path | None, *, create: bool = False) -> Platform:
-    """The application layer over the configured store. ``create``: for commands that write
-    (ingest); read commands refuse a home that holds no store (a mistyped --home)."""
+@contextmanager
+def exits_on_error(code: int | None = None) -> Iterator[None]:
+    """A library error raised inside becomes its message and an exit status: ``code``, else
+    :func:`exit_code`'s."""
     try:
-        return Platform.open(settings_for(home), create=create)
+        yield
     except StrongroomError as exc:
-        raise fail(str(exc)) from exc
+        raise fail(str(exc), code or exit_code(exc)) from exc
 
 
 @contextmanager
 def platform_session(
     home: Path | None, user: str | None, groups: str | None, *, create: bool = False
 ) -> Iterator[tuple[Platform, Principal]]:
-    """The application layer and the CLI's principal for one command; its errors become a
-    message and an exit status. ``create``: for commands that may start a home (ingest, a
-    first key, a first model route); read commands refuse a home that holds no store."""
-    platform = open_platform_for(home, create=create)
+    """The application layer and the CLI's principal (``--user``/``--groups``, else the
+    configured defaults) for one command; its errors become a message and an exit status.
+    ``create``: for commands that may start a home (ingest, a first key, a first model route);
+    read commands refuse a home that holds no store (a mistyped --home: exit 2)."""
+    with exits_on_error(2):
+        platform = Platform.open(settings_for(home), create=create)
     try:
-        yield platform, principal_of(platform, user, groups)
-    except StrongroomError as exc:
-        raise fail(str(exc), exit_code(exc)) from exc
+        with exits_on_error():
+            members = None if groups is None else parse_groups(groups, "--groups")
+            yield platform, platform.principal(user, members, auth="cli")
     finally:
         platform.close()
-
-
-def principal_of(platform: Platform, user: str | None, groups: str | None) -> Principal:
-    """The CLI's principal: ``--user``/``--groups``, else the configured defaults."""
-    members = None if groups is None else [g for g in groups.split(",") if g.strip()]
-    if members is not None and not members:
-        raise fail("--groups: give at least one group")
-    return platform.principal(user, members, auth="cli")
 
 
 def open_runtime_for(home: Path | None) -> Runtime:
     """The store and embedder the settings name; a store that cannot open is a clear error.
     (For operator jobs over the whole store: migration, training. Content reads go through
-    :func:`open_platform_for`.)"""
-    try:
+    :func:`platform_session`.)"""
+    with exits_on_error(2):
         return open_runtime(settings_for(home))
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
+
+
+def say(text: str, console: Console = out) -> None:
+    """Print plain text as it is: never rich markup or emoji codes (a document's text or name,
+    or a user's input, may hold brackets and colons), never wrapped."""
+    console.print(text, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: bool, *, title: str = "") -> None:

@@ -1,6 +1,5 @@
 """The commands about documents: list them, show one (its versions or a page), change who may
-read one (``acl set``), delete one. Mounted by :mod:`strongroom.cli`; a thin shell over the
-application layer like the rest.
+read one (``acl set``), delete one.
 
     strongroom documents --groups public,research
     strongroom show "2023 Q3 AAPL.pdf" --page 4
@@ -10,12 +9,10 @@ application layer like the rest.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from strongroom.cli.common import (
     AsOfOpt,
@@ -25,32 +22,18 @@ from strongroom.cli.common import (
     JsonOpt,
     KnownAtOpt,
     UserOpt,
-    fail,
+    emit,
     out,
-    parse_groups,
     platform_session,
+    say,
 )
-from strongroom.errors import NotFound
-from strongroom.service import DocumentsRequest, Platform, View
-from strongroom.service.requests import DocumentView
-from strongroom.types import DocumentVersion, Principal
+from strongroom.service import DocumentsRequest, View, views
+from strongroom.service.admin import document_id_for
+from strongroom.service.requests import parse_groups
 
 __all__ = ["acl_app", "delete_cmd", "documents_cmd", "show_cmd"]
 
-
-def _version_row(v: DocumentVersion) -> dict[str, object]:
-    return {
-        "document": v.name,
-        "document_id": v.document_id,
-        "version_id": v.id,
-        "title": v.title,
-        "pages": v.pages,
-        "doc_type": v.doc_type,
-        "acl": sorted(v.acl),
-        "published_at": v.published_at.isoformat(),
-        "ingested_at": v.ingested_at.isoformat(),
-        "metadata": dict(v.metadata),
-    }
+DocOpt = Annotated[str, typer.Argument(help="Document id, file name or source key (an id prefix will do).")]
 
 
 def documents_cmd(
@@ -70,25 +53,12 @@ def documents_cmd(
     )
     with platform_session(home, user, groups) as (platform, principal):
         docs = platform.documents(principal, request)
-    rows = [_version_row(d.current) | {"versions": len(d.versions)} for d in docs]
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    if not rows:
-        out.print("No documents you may read.")
-        return
-    table = Table("document", "document id", "version", "pages", "type", "acl", "published")
-    for d in docs:
-        v = d.current
-        table.add_row(
-            v.name, d.document_id[:12], v.id[:12], str(v.pages), v.doc_type, ",".join(sorted(v.acl)),
-            v.published_at.isoformat()[:10],
-        )  # fmt: skip
-    out.print(table)
+    row = views.document_row if as_json else views.document_brief
+    emit([row(d) for d in docs], as_json, title="documents you may read")
 
 
 def show_cmd(
-    document: Annotated[str, typer.Argument(help="Document id, file name or source key (an id prefix will do).")],
+    document: DocOpt,
     page: Annotated[int | None, typer.Option("--page", min=1, help="Print this page's text.")] = None,
     version: Annotated[
         str | None, typer.Option("--version", help="With --page: this version (id or prefix; default: current).")
@@ -103,41 +73,20 @@ def show_cmd(
     """Show a document you may read: its versions, or one page's text (what a citation points into)."""
     view = View(as_of=as_of, known_at=known_at)
     with platform_session(home, user, groups) as (platform, principal):
-        doc = platform.find_document(principal, document, view)
-        doc = platform.document(principal, doc.document_id, view)
-        if page is None:
-            _print_document(doc, as_json)
-            return
-        chosen = doc.current if version is None else _pick_version(doc, version)
-        shown = platform.page(principal, doc.document_id, chosen.id, page, view)
+        doc = platform.document(principal, platform.find_document(principal, document, view).document_id, view)
+        shown = None
+        if page is not None:
+            chosen = doc.current if version is None else doc.version(version)
+            shown = platform.page(principal, doc.document_id, chosen.id, page, view)
+    if shown is None and as_json:
+        return emit(views.document_record(doc), as_json)
+    if shown is None:
+        out.print(f"[bold]{escape(doc.title)}[/] ({escape(doc.source)}, id {doc.document_id})", highlight=False)
+        return emit([views.version_brief(v, doc.current) for v in doc.versions], as_json, title="versions")
     if as_json:
-        out.print_json(json.dumps({**_version_row(shown.version), "page": shown.page, "text": shown.text}))
-        return
+        return emit(views.page_record(shown), as_json)
     out.print(f"[bold]{escape(shown.version.name)}[/] p.{shown.page} version {shown.version.id[:12]}", highlight=False)
-    out.print(shown.text, highlight=False, markup=False)
-
-
-def _pick_version(doc: DocumentView, version: str) -> DocumentVersion:
-    found = [v for v in doc.versions if v.id.startswith(version)]
-    if len(found) != 1:
-        raise fail(f"--version {version!r}: {'no' if not found else 'more than one'} version of the document matches")
-    return found[0]
-
-
-def _print_document(doc: DocumentView, as_json: bool) -> None:
-    if as_json:
-        out.print_json(json.dumps({"document_id": doc.document_id, "source": doc.source, "title": doc.title,
-                                   "current": _version_row(doc.current),
-                                   "versions": [_version_row(v) for v in doc.versions]}))  # fmt: skip
-        return
-    out.print(f"[bold]{escape(doc.title)}[/] ({escape(doc.source)}, id {doc.document_id})", highlight=False)
-    table = Table("version", "published", "ingested", "pages", "type", "acl", "")
-    for v in doc.versions:
-        table.add_row(
-            v.id[:12], v.published_at.isoformat()[:19], v.ingested_at.isoformat()[:19], str(v.pages), v.doc_type,
-            ",".join(sorted(v.acl)), "current" if v.id == doc.current.id else "",
-        )  # fmt: skip
-    out.print(table)
+    say(shown.text)
 
 
 acl_app = typer.Typer(help="Who may read a document: an explicit, audited operation (admins).", no_args_is_help=True)
@@ -145,7 +94,7 @@ acl_app = typer.Typer(help="Who may read a document: an explicit, audited operat
 
 @acl_app.command("set")
 def acl_set(
-    document: Annotated[str, typer.Argument(help="Document id, file name or source key.")],
+    document: DocOpt,
     acl: Annotated[str, typer.Option("--acl", help="The groups who may read it from now on, comma-separated.")],
     user: UserOpt = None,
     groups: GroupsOpt = None,
@@ -153,43 +102,23 @@ def acl_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Change who may read every version of a document (needs the admin role and read access to it)."""
-    after = parse_groups(acl, "--acl")
     with platform_session(home, user, groups) as (platform, principal):
-        change = platform.set_acl(principal, _document_id(platform, principal, document), after)
+        after = parse_groups(acl, "--acl")
+        change = platform.set_acl(principal, document_id_for(platform, principal, document), after)
         doc = platform.document(principal, change.document_id) if principal.may_read(after) else None
     if as_json:
-        out.print_json(json.dumps({"document_id": change.document_id, "before": sorted(change.before),
-                                   "after": sorted(change.after), "versions": list(change.versions)}))  # fmt: skip
-        return
+        return emit(views.acl_record(change), as_json)
+    was, now = ",".join(sorted(change.before)), ",".join(sorted(change.after))
     name = doc.current.name if doc else change.document_id
-    out.print(
-        f"{escape(name)}: readable by {','.join(sorted(change.after))} "
-        f"(was {','.join(sorted(change.before))}); {len(change.versions)} version(s)",
-        highlight=False,
-    )
+    say(f"{name}: readable by {now} (was {was}); {len(change.versions)} version(s)")
 
 
-def delete_cmd(
-    document: Annotated[str, typer.Argument(help="Document id, file name or source key.")],
-    user: UserOpt = None,
-    groups: GroupsOpt = None,
-    home: HomeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+def delete_cmd(document: DocOpt, user: UserOpt = None, groups: GroupsOpt = None, home: HomeOpt = None,
+               as_json: JsonOpt = False) -> None:  # fmt: skip
     """Delete a document: its pages, chunks and vectors go; the audit log keeps that it happened."""
     with platform_session(home, user, groups) as (platform, principal):
-        document_id = _document_id(platform, principal, document)
+        document_id = document_id_for(platform, principal, document)
         deleted = platform.delete(principal, document_id)
     if as_json:
-        out.print_json(json.dumps({"document_id": document_id, "deleted_versions": deleted}))
-        return
-    out.print(f"deleted {escape(document)} ({len(deleted)} version(s))", highlight=False)
-
-
-def _document_id(platform: Platform, principal: Principal, name: str) -> str:
-    """The id of the document ``name`` names, for a write; a name that finds nothing is passed on
-    as given, so the operation itself refuses it (and its audit record says so)."""
-    try:
-        return platform.find_document(principal, name).document_id
-    except NotFound:
-        return name
+        return emit({"document_id": document_id, "deleted_versions": deleted}, as_json)
+    say(f"deleted {document} ({len(deleted)} version(s))")

@@ -1,17 +1,13 @@
-"""The ``strongroom`` command: a thin shell over the application layer (``strongroom.service``),
-which the HTTP API calls too. It parses options, prints, and sets the exit status.
+"""The ``strongroom`` command: a thin shell over the application layer (:mod:`strongroom.service`).
+Each command parses its options, calls the library, prints (a table, or JSON with ``--json``)
+and sets the exit status: 1 for refused, not found or failed, 2 for bad input or settings.
 
-strongroom ingest filings/ --acl research --published 2023-05-01 --groups research
-strongroom search "Apple total net sales" -k 5 --groups research
-strongroom ask "What was Apple's total net sales?" --as-of 2023-01-01
-strongroom ask "What was Apple's total net sales?" --model chat   # through a model-gateway route
-strongroom acl set DOC --acl research,credit --groups research,strongroom-admins
-strongroom eval qa.jsonl -k 5 --json
+    strongroom ingest filings/ --acl research --published 2023-05-01 --groups research
+    strongroom ask "What was Apple's total net sales?" --as-of 2023-06-30 --model chat --json
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -21,7 +17,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from rich.text import Text
 
 from strongroom import __version__
@@ -34,11 +29,12 @@ from strongroom.cli.common import (
     JsonOpt,
     KnownAtOpt,
     UserOpt,
+    emit,
     err,
-    fail,
+    exits_on_error,
     out,
-    parse_groups,
     platform_session,
+    say,
 )
 from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cmd
 from strongroom.cli.models import app as models_app
@@ -47,11 +43,9 @@ from strongroom.cli.store import migrate_command, reembed_command, upgrade_store
 from strongroom.cli.train import train_app
 from strongroom.cli.understand import classify_app, eval_extraction_command, tables_app, termsheets_app
 from strongroom.config import DEFAULT_ACL
-from strongroom.errors import StrongroomError
 from strongroom.evaluate import load_qa
-from strongroom.ingest.pipeline import IngestReport
-from strongroom.service import AskRequest, IngestRequest, SearchRequest, View
-from strongroom.types import Answer, Hit, frozen_meta
+from strongroom.service import AskRequest, IngestRequest, SearchRequest, View, views
+from strongroom.service.requests import parse_groups, parse_pairs
 
 __all__ = ["app", "main"]
 
@@ -73,7 +67,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     # an unexpected error prints a plain traceback, never the locals (they may hold document text or keys)
     pretty_exceptions_show_locals=False,
-    help="strongroom: cited, entitled, point-in-time answers over your documents.",
 )
 
 
@@ -90,25 +83,16 @@ def _main(
 
 KOpt = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")]
 FilterOpt = Annotated[list[str] | None, typer.Option("--filter", help="Metadata equality KEY=VALUE (repeatable).")]
-
-
-def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise fail(f"{option} takes KEY=VALUE, got {item!r}")
-        pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def _view(as_of: str | None, known_at: str | None, filters: list[str] | None, doc_types: list[str] | None) -> View:
-    return View(
-        as_of=as_of,
-        known_at=known_at,
-        doc_types=frozenset(doc_types or ()),
-        filters=frozen_meta(_pairs(filters, "--filter")),
-    )
+ACL_HELP = (
+    f"Groups who may read, comma-separated (default: {DEFAULT_ACL}). A new version of an existing document must keep "
+    "its ACL: change that with `strongroom acl set`."
+)
+PUBLISHED_HELP = "When it became knowable: DATE (midnight UTC) or ISO datetime (default: its metadata, else file time)."
+MODEL_HELP = (
+    "Write the answer with this model route (see `strongroom models`; STRONGROOM_ROUTE_GROUPS says who may use which); "
+    "default: the extractive generator, which needs no model."
+)
+ENCODER_HELP = "What embeds the questions: model, or onnx-int8 (the service's cheaper query encoder; measure its cost)."
 
 
 class _PagesPerSecond(ProgressColumn):
@@ -121,22 +105,8 @@ class _PagesPerSecond(ProgressColumn):
 @app.command("ingest", rich_help_panel=EVERYDAY)
 def ingest_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
-    acl: Annotated[
-        str,
-        typer.Option(
-            "--acl",
-            help=f"Groups who may read, comma-separated (default: {DEFAULT_ACL}). A new version of an existing "
-            "document must keep its ACL: change that with `strongroom acl set`.",
-        ),
-    ] = DEFAULT_ACL,
-    published: Annotated[
-        str | None,
-        typer.Option(
-            "--published",
-            help="When it became knowable: DATE (midnight UTC) or ISO datetime (default: document metadata, "
-            "else file time).",
-        ),
-    ] = None,
+    acl: Annotated[str, typer.Option("--acl", help=ACL_HELP)] = DEFAULT_ACL,
+    published: Annotated[str | None, typer.Option("--published", help=PUBLISHED_HELP)] = None,
     doc_type: Annotated[str | None, typer.Option("--doc-type", help="Document type (default: detected).")] = None,
     source: Annotated[
         str | None, typer.Option("--source", help="Source label; documents are then keyed by label + relative path.")
@@ -157,30 +127,19 @@ def ingest_cmd(
 
     Exit status 1 if any file failed (each is listed with its reason). With --bus, queue one
     job per file for `strongroom worker` processes instead."""
-    request = IngestRequest(
-        paths=tuple(paths),
-        acl=parse_groups(acl, "--acl"),
-        published=published,
-        doc_type=doc_type,
-        source=source,
-        meta=frozen_meta(_pairs(meta, "--meta")),
-    )
+    with exits_on_error():
+        request = IngestRequest(
+            tuple(paths), parse_groups(acl, "--acl"), published, doc_type, source, parse_pairs(meta, "--meta")
+        )
     with platform_session(home, user, groups, create=True) as (platform, principal):
         if bus:
             queued = platform.queue(principal, request, bus, stream)
             if as_json:
-                out.print_json(json.dumps({"queued": queued}))
-            else:
-                where = bus.split("@")[-1]
-                out.print(f"queued {len(queued)} file(s) on {where}; `strongroom worker --bus URL` ingests them")
-            return
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _PagesPerSecond(),
-            TimeRemainingColumn(),
-        )
+                return emit({"queued": queued}, as_json)
+            where = escape(bus.split("@")[-1])
+            return out.print(f"queued {len(queued)} file(s) on {where}; `strongroom worker --bus URL` ingests them")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _PagesPerSecond(),
+                   TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, console=err, transient=as_json, disable=not err.is_terminal and as_json) as bar:
             task = bar.add_task("ingesting", total=None, pages=0)
 
@@ -189,53 +148,12 @@ def ingest_cmd(
                 bar.update(task, advance=1, pages=done, description=f"ingesting {name[:40]}")
 
             report = platform.ingest(principal, request, advance, ray_address=ray_address)
-    if as_json:
-        out.print_json(json.dumps(report.as_dict()))
-    else:
-        _print_report(report)
+    summary = report.as_dict() if as_json else views.ingest_summary(report)
+    emit(summary, as_json, title=f"ingestion job {report.job_id[:12]}")
+    for failure in () if as_json else report.failures:
+        out.print(f"[red]failed[/] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _print_report(report: IngestReport) -> None:
-    table = Table(title=f"ingestion job {report.job_id[:12]}", show_header=False)
-    for label, value in [
-        ("files", len(report.files)),
-        ("ingested", report.ingested),
-        ("skipped duplicates", report.duplicates),
-        ("failed", len(report.failures)),
-        ("pages", report.pages),
-        ("chunks", report.chunks),
-        ("embedded / from cache", f"{report.embedded} / {report.embed_cache_hits}"),
-        ("wall time", f"{report.wall_seconds:.1f} s"),
-        *[(f"  {stage}", f"{secs:.1f} s") for stage, secs in report.seconds.items()],
-    ]:
-        table.add_row(label, str(value))
-    out.print(table)
-    for failure in report.failures:
-        out.print(f"[red]failed[/] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
-
-
-def _hit_json(hit: Hit) -> dict[str, object]:
-    c, v = hit.chunk, hit.version
-    return {
-        "chunk_id": c.id,
-        "score": round(hit.score, 6),
-        "document": v.name,
-        "source": v.source,
-        "document_id": v.document_id,
-        "version_id": v.id,
-        "page": c.page,
-        "char_start": c.char_start,
-        "char_end": c.char_end,
-        "title": v.title,
-        "doc_type": v.doc_type,
-        "published_at": v.published_at.isoformat(),
-        "ingested_at": v.ingested_at.isoformat(),
-        "keyword_rank": hit.keyword_rank,
-        "dense_rank": hit.dense_rank,
-        "text": c.text,
-    }
 
 
 @app.command("search", rich_help_panel=EVERYDAY)
@@ -252,65 +170,20 @@ def search_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid keyword + vector search over what you may read (recorded in the audit log)."""
-    view = _view(as_of, known_at, filters, doc_type)
     with platform_session(home, user, groups) as (platform, principal):
         request = SearchRequest(
-            query=query, k=k, as_of=as_of, known_at=known_at, doc_types=view.doc_types, filters=view.filters
-        )
+            query=query, k=k, as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
+            filters=parse_pairs(filters, "--filter"),
+        )  # fmt: skip
         result = platform.search(principal, request)
     if as_json:
-        hits = [_hit_json(h) for h in result.hits]
-        out.print_json(json.dumps({"query": query, **result.clocks.describe(), "hits": hits}))
-        return
+        return emit(views.search_record(query, result), as_json)
     if not result.hits:
         out.print("No results in the documents you may read.")
     for i, hit in enumerate(result.hits, start=1):
-        snippet = " ".join(hit.chunk.text.split())[:240]
-        out.print(
-            f"[bold]{i}.[/] {escape(hit.version.name)} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]",
-            highlight=False,
-        )
-        out.print(f"   {snippet}", highlight=False, markup=False)
-
-
-def _labels(result: Answer) -> dict[str, tuple[str, str]]:
-    """Document type and sensitivity of each cited version, for showing beside citations."""
-    return {
-        h.version.id: (h.version.doc_type, h.version.metadata.get("sensitivity", "unclassified")) for h in result.hits
-    }
-
-
-def _answer_json(result: Answer) -> dict[str, object]:
-    labels = _labels(result)
-    return {
-        "question": result.question,
-        "found": result.found,
-        "answer": result.text,
-        "generator": result.generator,
-        "claims": [
-            {
-                "text": c.text,
-                "citations": [
-                    {
-                        "document": x.name,
-                        "source": x.source,
-                        "document_id": x.document_id,
-                        "version_id": x.version_id,
-                        "page": x.page,
-                        "char_start": x.char_start,
-                        "char_end": x.char_end,
-                        "quote": x.quote,
-                        "doc_type": labels.get(x.version_id, ("", ""))[0],
-                        "sensitivity": labels.get(x.version_id, ("", ""))[1],
-                    }
-                    for x in c.citations
-                ],
-            }
-            for c in result.claims
-        ],
-        "retrieved": [h.chunk.id for h in result.hits],
-        "metadata": dict(result.metadata),
-    }
+        where = f"{escape(hit.version.name)} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]"
+        out.print(f"[bold]{i}.[/] {where}", highlight=False)
+        out.print(f"   {' '.join(hit.chunk.text.split())[:240]}", highlight=False, markup=False)
 
 
 @app.command("ask", rich_help_panel=EVERYDAY)
@@ -323,59 +196,33 @@ def ask_cmd(
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
     groups: GroupsOpt = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Write the answer with this model route (see `strongroom models`; STRONGROOM_ROUTE_GROUPS says "
-            "who may use which); default: the extractive generator, which needs no model.",
-        ),
-    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from the documents you may read, citing page and version (recorded in the audit log)."""
-    view = _view(as_of, known_at, filters, doc_type)
     with platform_session(home, user, groups) as (platform, principal):
         request = AskRequest(
-            question=question,
-            k=k,
-            model=model,
-            as_of=as_of,
-            known_at=known_at,
-            doc_types=view.doc_types,
-            filters=view.filters,
-        )
+            question=question, k=k, model=model, as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
+            filters=parse_pairs(filters, "--filter"),
+        )  # fmt: skip
         result = platform.ask(principal, request)
     if as_json:
-        out.print_json(json.dumps(_answer_json(result)))
-        return
+        return emit(views.answer_record(result), as_json)
     out.print(f"[bold]Q:[/] {escape(question)}", highlight=False)
-    meta = result.metadata
-    if "fallback" in meta:
-        why = escape(f"model route {model} failed, answered extractively: {meta.get('gateway_error', '')}")
-        err.print(f"[yellow]warning:[/] {why}", highlight=False)
+    by, fallback = views.answered_by(result)
+    if fallback:
+        err.print(f"[yellow]warning:[/] {escape(fallback)}", highlight=False)
     if not result.found:
-        out.print(f"[yellow]{escape(result.note)}[/]", highlight=False)
-        return
-    labels = _labels(result)
+        return out.print(f"[yellow]{escape(result.note)}[/]", highlight=False)
+    kinds = views.labels(result)
     for i, claim in enumerate(result.claims, start=1):
-        out.print(f" {i}. {' '.join(claim.text.split())}", highlight=False, markup=False)
+        say(f" {i}. {' '.join(claim.text.split())}")
         for c in claim.citations:
-            kind = ", ".join(labels.get(c.version_id, ()))
-            out.print(
-                f"    [dim]— {escape(c.label)} ({escape(kind)}), chars {c.char_start}-{c.char_end}, "
-                f"version {c.version_id[:12]}[/]",
-                highlight=False,
-            )
-    if "deployment" in meta and "fallback" not in meta:
-        left = meta.get("failed_over_from")
-        failed = f" (failed over from {escape(left)})" if left else ""
-        out.print(
-            f"[dim]route {escape(meta['model'])} v{meta['route_version']} answered by "
-            f"{escape(meta['deployment'])}{failed}; prompt {escape(meta['prompt_template_version'])}[/]",
-            highlight=False,
-        )
+            where = f"{c.label} ({', '.join(kinds.get(c.version_id, ()))}), chars {c.char_start}-{c.char_end}"
+            out.print(f"    [dim]— {escape(where)}, version {c.version_id[:12]}[/]", highlight=False)
+    if by:
+        out.print(f"[dim]{escape(by)}[/]", highlight=False)
 
 
 @app.command("eval", rich_help_panel=UNDERSTAND)
@@ -388,31 +235,18 @@ def eval_cmd(
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
     groups: GroupsOpt = None,
-    query_encoder: Annotated[
-        str,
-        typer.Option(
-            help="What embeds the questions: model, or onnx-int8 (the service's cheaper query encoder), "
-            "to measure what it costs in quality."
-        ),
-    ] = "model",
+    query_encoder: Annotated[str, typer.Option(help=ENCODER_HELP)] = "model",
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score retrieval on a QA file against what you may read (one audit record for the run)."""
-    view = _view(as_of, known_at, filters, doc_type)
-    try:
+    with exits_on_error():
+        view = View(as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
+                    filters=parse_pairs(filters, "--filter"))  # fmt: skip
         items = load_qa(qa)
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
     with platform_session(home, user, groups) as (platform, principal):
         result = platform.evaluate(principal, items, k, view, query_encoder=query_encoder, name=qa.name)
-    if as_json:
-        out.print(json.dumps(result))
-        return
-    table = Table("metric", "value", title=f"eval on {qa.name}")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    out.print(table)
+    emit(result, as_json, title=f"eval on {qa.name}")
 
 
 def _mount() -> None:
@@ -445,7 +279,3 @@ def main() -> None:
     logging.basicConfig(level=os.environ.get("STRONGROOM_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     os.umask(0o077)  # what the CLI writes (catalog, indexes, exports, keys) is its owner's alone
     app()
-
-
-if __name__ == "__main__":
-    main()

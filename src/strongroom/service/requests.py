@@ -7,12 +7,13 @@ the operation (:mod:`strongroom.service.clock`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from strongroom.config import DEFAULT_ACL
+from strongroom.errors import QueryError
 from strongroom.service.clock import Clocks, TimeInput
 from strongroom.types import DocumentVersion, Hit, frozen_meta
 
@@ -29,7 +30,34 @@ __all__ = [
     "SearchRequest",
     "SearchResult",
     "View",
+    "parse_groups",
+    "parse_pairs",
 ]
+
+
+def parse_groups(value: str, option: str) -> frozenset[str]:
+    """Comma-separated groups (an ACL, a principal's groups), at least one; a :class:`QueryError`
+    naming ``option`` for none."""
+    groups = frozenset(g.strip() for g in value.split(",") if g.strip())
+    if not groups:
+        raise QueryError(f"{option}: give at least one group")
+    return groups
+
+
+def parse_pairs(items: Iterable[str] | None, option: str) -> Mapping[str, str]:
+    """``KEY=VALUE`` items as a mapping (metadata filters, metadata to attach), as typed on a
+    command line; a :class:`QueryError` naming ``option`` for an item without a key or ``=``.
+
+    >>> dict(parse_pairs(["desk=rates", "region = EU"], "--filter"))
+    {'desk': 'rates', 'region': 'EU'}
+    """
+    pairs: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise QueryError(f"{option} takes KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return frozen_meta(pairs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +123,14 @@ class DocumentView:
     @property
     def title(self) -> str:
         return self.current.title
+
+    def version(self, prefix: str) -> DocumentVersion:
+        """The one version whose id starts with ``prefix`` (a :class:`QueryError` for none or several)."""
+        found = [v for v in self.versions if v.id.startswith(prefix)]
+        if len(found) != 1:
+            which = "more than one" if found else "no"
+            raise QueryError(f"version {prefix!r}: {which} version of the document matches")
+        return found[0]
 
 
 @dataclass(frozen=True)
