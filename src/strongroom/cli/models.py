@@ -7,26 +7,23 @@
     strongroom models set-route chat -d vllm-a:90 -d vllm-b:10 -d extractive --note "canary b"
     strongroom models rollback chat
 
-Mounted by ``strongroom.cli`` as ``app.add_typer(models_app, name="models")``.
+Routes and deployments are :mod:`strongroom.llm.route_config` and :mod:`strongroom.llm.deployments`;
+changes go through the application layer (admins; audited). Errors exit 2 for bad input or
+settings, 1 for a refusal, as every command.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from strongroom.cli.common import GroupsOpt, UserOpt, exit_code
-from strongroom.errors import StrongroomError
-from strongroom.llm.deployments import BACKENDS, DeploymentSpec, load_deployments, save_deployment
-from strongroom.llm.route_config import RouteStore, parse_target
+from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, err, exits_on_error, say, settings_for
+from strongroom.cli.common import platform_session as session
+from strongroom.llm.deployments import BACKENDS, load_deployments
+from strongroom.llm.route_config import RouteStore
 from strongroom.llm.routing import Route
+from strongroom.service import model_routes
 
 __all__ = ["app"]
 
@@ -36,128 +33,48 @@ app = typer.Typer(
     add_completion=False,
     help="Model gateway: versioned routes (champion/challenger, rollback) and deployments.",
 )
-out = Console()
-err = Console(stderr=True)
-
-#: deployments registered in code rather than in deployments.json
-BUILT_IN = ("extractive",)
-
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-T = TypeVar("T")
-
-
-def _audited(
-    home: Path | None,
-    user: str | None,
-    groups: str | None,
-    action: str,
-    target: str,
-    change: Callable[[], T],
-    detail: str,
-) -> T:
-    """Make a change to what answers through the application layer (admins; an audit record)."""
-    from strongroom.cli.common import platform_session
-
-    with platform_session(home, user, groups, create=True) as (platform, principal):
-        return platform.change_models(principal, action, target, change, detail)
-
-
-def _home(home: Path | None) -> Path:
-    if home is not None:
-        return home.expanduser()
-    return Path(os.environ.get("STRONGROOM_HOME") or "~/.strongroom").expanduser()
-
-
-def _fail(exc: StrongroomError) -> typer.Exit:
-    """An error and the CLI's exit status for it (2: bad input or settings; 1: refused)."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(exit_code(exc))
-
-
-def _targets(route: Route) -> str:
-    total = sum(t.weight for t in route.targets)
-    parts = []
-    for t in route.targets:
-        share = f"{100 * t.weight / total:.0f}%" if t.weight and total else "fallback"
-        parts.append(f"{t.deployment} ({share})")
-    return ", ".join(parts)
-
-
-def _route_json(route: Route) -> dict[str, object]:
-    return {
-        "name": route.name,
-        "version": route.version,
-        "note": route.note,
-        "targets": [{"deployment": t.deployment, "weight": t.weight} for t in route.targets],
-    }
+def _said(route: Route, what: str, as_json: bool) -> None:
+    if as_json:
+        emit(route.as_dict(), True)
+    else:
+        say(f"route {route.name}: {what}: {route.split()}")
 
 
 @app.command("list")
 def list_routes(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List routes (active version and split) and configured deployments."""
-    root = _home(home)
-    try:
-        store = RouteStore(root)
-        routes = [r for r in (store.get(n) for n in store.names()) if r is not None]
-        deployments = load_deployments(root)
-    except StrongroomError as exc:
-        raise _fail(exc) from exc
+    root = settings_for(home).home
+    with exits_on_error():
+        routes, deployments = RouteStore(root).routes(), load_deployments(root)
     if as_json:
-        data = {
-            "routes": [_route_json(r) for r in routes],
-            "deployments": {n: s.model_dump(mode="json", exclude_defaults=True) for n, s in deployments.items()},
-        }
-        out.print_json(json.dumps(data))
+        specs = {n: s.model_dump(mode="json", exclude_defaults=True) for n, s in deployments.items()}
+        emit({"routes": [r.as_dict() for r in routes], "deployments": specs}, True)
         return
-    table = Table(title=f"routes in {store.path}")
-    for col in ("route", "active", "deployments (failover order)", "note"):
-        table.add_column(col)
-    for r in routes:
-        table.add_row(r.name, f"v{r.version}", _targets(r), r.note)
-    out.print(table if routes else "no routes yet: create one with `strongroom models set-route`")
-    if deployments:
-        dt = Table(title="deployments")
-        for col in ("deployment", "backend", "where", "model", "api key from"):
-            dt.add_column(col)
-        for name, s in sorted(deployments.items()):
-            where = s.url if s.backend == "openai-compatible" else s.path
-            dt.add_row(name, s.backend, where or "", s.model or "", f"${s.api_key_env}" if s.api_key_env else "")
-        out.print(dt)
+    emit([{"route": r.name, "active": f"v{r.version}", "deployments (failover order)": r.split(), "note": r.note}
+          for r in routes], False, title="routes")  # fmt: skip
+    emit([{"deployment": n, "backend": s.backend, "where": s.url or s.path, "model": s.model,
+           "api key from": f"${s.api_key_env}" if s.api_key_env else ""}
+          for n, s in sorted(deployments.items())], False, title="deployments")  # fmt: skip
 
 
 @app.command()
 def show(name: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Show every version of route NAME and its activation history."""
-    try:
-        store = RouteStore(_home(home))
-        active = store.get(name)
-        versions = store.versions(name)
-        history = store.history(name)
-    except StrongroomError as exc:
-        raise _fail(exc) from exc
+    store = RouteStore(settings_for(home).home)
+    with exits_on_error():
+        versions, history, active = store.versions(name), store.history(name), store.get(name)
     assert active is not None
     if as_json:
-        data = {
-            "name": name,
-            "active": active.version,
-            "versions": [_route_json(v) for v in versions],
-            "history": [h.model_dump(mode="json") for h in history],
-        }
-        out.print_json(json.dumps(data))
+        emit({"name": name, "active": active.version, "versions": [v.as_dict() for v in versions],
+              "history": [h.model_dump(mode="json") for h in history]}, True)  # fmt: skip
         return
-    table = Table(title=f"route {name}: v{active.version} active")
-    for col in ("", "version", "deployments (failover order)", "note"):
-        table.add_column(col)
-    for v in versions:
-        table.add_row("*" if v.version == active.version else "", f"v{v.version}", _targets(v), v.note)
-    out.print(table)
-    for h in history:
-        out.print(f"  {h.at:%Y-%m-%d %H:%M:%S}Z  {h.action:<9} -> v{h.version}", highlight=False)
+    emit([{"active": "*" if v.version == active.version else "", "version": f"v{v.version}",
+           "deployments (failover order)": v.split(), "note": v.note} for v in versions], False,
+         title=f"route {name}: v{active.version} active")  # fmt: skip
+    emit([{"at": f"{h.at:%Y-%m-%d %H:%M:%S}Z", "action": h.action, "version": f"v{h.version}"} for h in history],
+         False, title="history")  # fmt: skip
 
 
 @app.command("set-route")
@@ -171,25 +88,15 @@ def set_route(
     user: UserOpt = None,
     groups: GroupsOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a new version of route NAME and make it active (admins; audited)."""
-    root = _home(home)
-    targets = [parse_target(d) for d in deployment]
-    try:
-        known = set(load_deployments(root)) | set(BUILT_IN)
-        detail = f"{', '.join(f'{t.deployment}:{t.weight:g}' for t in targets)}; {note}"
-        route = _audited(home, user, groups, "models.set-route", name, lambda: RouteStore(root).set_route(
-            name, targets, note=note), detail)  # fmt: skip
-    except StrongroomError as exc:
-        raise _fail(exc) from exc
-    out.print(f"route {name}: v{route.version} active: {_targets(route)}", highlight=False)
-    for t in targets:
-        if t.deployment not in known:
-            err.print(
-                f"warning: deployment {t.deployment!r} is not configured; add it with "
-                "`strongroom models set-deployment` or register it in code",
-                highlight=False,
-            )
+    with session(home, user, groups, create=True) as (platform, principal):
+        route, missing = model_routes.set_route(platform, principal, name, deployment, note)
+    _said(route, f"v{route.version} active", as_json)
+    for unknown in missing:
+        say(f"warning: deployment {unknown!r} is not configured; add it with `strongroom models set-deployment` "
+            "or register it in code", err)  # fmt: skip
 
 
 @app.command()
@@ -199,16 +106,12 @@ def rollback(
     user: UserOpt = None,
     groups: GroupsOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-activate the previous version of route NAME (instant; a second rollback undoes it; admins; audited)."""
-    try:
-        root = _home(home)
-        route = _audited(
-            home, user, groups, "models.rollback", name, lambda: RouteStore(root).rollback(name, to=to), f"to {to}"
-        )
-    except StrongroomError as exc:
-        raise _fail(exc) from exc
-    out.print(f"route {name}: rolled back to v{route.version}: {_targets(route)}", highlight=False)
+    with session(home, user, groups, create=True) as (platform, principal):
+        route = model_routes.rollback_route(platform, principal, name, to)
+    _said(route, f"rolled back to v{route.version}", as_json)
 
 
 @app.command("set-deployment")
@@ -226,20 +129,14 @@ def set_deployment(
     user: UserOpt = None,
     groups: GroupsOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Add or replace deployment NAME (the routes refer to it by name; admins; audited)."""
-    try:
-        spec = DeploymentSpec.model_validate(
-            {"backend": backend, "url": url, "model": model, "api_key_env": api_key_env,
-             "path": path, "max_concurrency": max_concurrency}
-        )  # fmt: skip
-    except ValueError as exc:
-        err.print(f"[bold red]error:[/] invalid deployment {name!r}: {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-    try:
-        root = _home(home)
-        detail = f"{backend} {url or path or ''} {model or ''}".strip()
-        _audited(home, user, groups, "models.set-deployment", name, lambda: save_deployment(root, name, spec), detail)
-    except StrongroomError as exc:
-        raise _fail(exc) from exc
-    out.print(f"deployment {name}: {backend} saved", highlight=False)
+    fields = {"backend": backend, "url": url, "model": model, "api_key_env": api_key_env, "path": path,
+              "max_concurrency": max_concurrency}  # fmt: skip
+    with session(home, user, groups, create=True) as (platform, principal):
+        spec = model_routes.set_deployment(platform, principal, name, fields)
+    if as_json:
+        emit({"name": name, **spec.model_dump(mode="json", exclude_defaults=True)}, True)
+    else:
+        say(f"deployment {name}: {backend} saved")

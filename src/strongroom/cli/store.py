@@ -3,34 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, fail, out, settings_for
-from strongroom.errors import StrongroomError
+from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, exits_on_error, fail, say, settings_for
 from strongroom.service import transfer
+from strongroom.service.transfer import MigrationResult, ReembedResult, StoreComparison
 
 __all__ = ["migrate_command", "reembed_command", "upgrade_store_command", "verify_store_command"]
 
-T = TypeVar("T")
+# An operator job that cannot start (no store there, a bad URL or embedder) exits 2; one whose
+# copy or check does not hold exits 1.
 
 
-def _run(job: Callable[[], T]) -> T:
-    """An operator job; its refusal (a store that is not there, a bad URL) exits 2."""
-    try:
-        return job()
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-
-
-def _report(result: dict[str, object], ok: bool, problems: list[str], as_json: bool, title: str) -> None:
-    """Print the result; a copy or check that did not hold exits 1, its problems on stderr."""
-    emit(result, as_json, title=title)
-    if not ok:
-        raise fail("; ".join(problems[:50]) or f"{title}: the check failed", 1)
+def _report(result: MigrationResult | StoreComparison | ReembedResult, as_json: bool, title: str) -> None:
+    """Print the result; a copy or check that did not hold exits 1, with what is wrong on stderr."""
+    emit(result.as_dict(), as_json, title=title)
+    if result.failures:
+        raise fail("\n".join(result.failures[:50]), 1)
 
 
 def migrate_command(
@@ -51,8 +43,9 @@ def migrate_command(
     """Copy a whole deployment (versions, pages, chunks, vectors, ACLs, the audit chain) to another
     store, then check that both hold the same content. Safe to run again: it copies what is missing."""
     settings = settings_for(None)
-    result = _run(lambda: transfer.migrate_deployment(settings, source, target, audit_home=audit_home))
-    _report(result.as_dict(), result.ok, result.report.problems, as_json, "migrated")
+    with exits_on_error(2):
+        result = transfer.migrate_deployment(settings, source, target, audit_home=audit_home)
+    _report(result, as_json, "migrated")
 
 
 def verify_store_command(
@@ -73,9 +66,9 @@ def verify_store_command(
     content digest (equal digests: equal content); with --against, the same for both and a comparison.
     With STRONGROOM_STORE_URL set, the store checked is that PostgreSQL one, with the home's audit log."""
     settings = settings_for(home)
-    found = _run(lambda: transfer.verify_deployment(settings, against, against_home))
-    problems = [p for c in found.checks.values() for p in (*c.problems, *c.audit_problems)]
-    _report(found.as_dict(), found.ok, problems or ["the stores differ"], as_json, "verify-store")
+    with exits_on_error(2):
+        found = transfer.verify_deployment(settings, against, against_home)
+    _report(found, as_json, "verify-store")
 
 
 def upgrade_store_command(
@@ -91,12 +84,13 @@ def upgrade_store_command(
         raise fail("give the PostgreSQL store with --store postgresql://user@host/db (or STRONGROOM_STORE_URL)")
     from strongroom.store.postgres_schema import upgrade_schema  # psycopg: the [postgres] extra
 
-    target, before, after = _run(lambda: upgrade_schema(store))
+    with exits_on_error(2):
+        target, before, after = upgrade_schema(store)
     if as_json:
         emit({"store": target, "from": before, "to": after}, as_json)
     else:
         done = f"already at revision {after}" if before == after else f"upgraded from revision {before} to {after}"
-        out.print(f"{target}: {done}", soft_wrap=True, highlight=False)
+        say(f"{target}: {done}")
 
 
 def reembed_command(
@@ -120,13 +114,12 @@ def reembed_command(
     With --link, a run whose copy checks out points the link at the new home, atomically.
     The old home stays as it was (the rollback)."""
     settings = settings_for(home)
-    with err.status("re-embedding ...") as status:
-        result = _run(lambda: transfer.reembed_deployment(
+    with exits_on_error(2), err.status("re-embedding ...") as status:
+        result = transfer.reembed_deployment(
             settings, to, embedder=embedder, embedder_model=embedder_model, link=link,
             progress=lambda name: status.update(f"re-embedded {name}"),
-        ))  # fmt: skip
-    _report(result.as_dict(), result.ok, result.problems, as_json, "re-embedded")
+        )  # fmt: skip
+    _report(result, as_json, "re-embedded")
     if not as_json:
         model = f" STRONGROOM_EMBEDDER_MODEL={embedder_model}" if embedder_model else ""
-        out.print(f"serve it with STRONGROOM_HOME={link or to} STRONGROOM_EMBEDDER={embedder}{model}", soft_wrap=True,
-                  highlight=False)  # fmt: skip
+        say(f"serve it with STRONGROOM_HOME={link or to} STRONGROOM_EMBEDDER={embedder}{model}")

@@ -11,8 +11,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from strongroom.cli.common import HomeOpt, emit, err, fail, settings_for
-from strongroom.errors import StrongroomError
+from strongroom.cli.common import HomeOpt, emit, err, exits_on_error, fail, settings_for
 from strongroom.service.training import EmbedderJob, fine_tune_embedder, fine_tune_generator, is_leader
 
 __all__ = ["train_app"]
@@ -33,12 +32,9 @@ def _training(steps: int) -> Iterator[Callable[[int, float], None]]:
     """A progress bar on stderr (the leader's only); a job that fails exits 1 with its message."""
     loss = TextColumn("loss {task.fields[loss]:.4f}")
     columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), loss, TimeRemainingColumn())
-    try:
-        with Progress(*columns, console=err, disable=not is_leader()) as bar:
-            task = bar.add_task("train", total=steps, loss=float("nan"))
-            yield lambda step, loss: bar.update(task, completed=step, loss=loss)
-    except StrongroomError as exc:
-        raise fail(str(exc), 1) from exc
+    with exits_on_error(1), Progress(*columns, console=err, disable=not is_leader()) as bar:
+        task = bar.add_task("train", total=steps, loss=float("nan"))
+        yield lambda step, loss: bar.update(task, completed=step, loss=loss)
 
 
 @train_app.command("embedder")

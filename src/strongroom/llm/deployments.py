@@ -32,9 +32,20 @@ from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.protocol import ChatModel
 from strongroom.llm.route_config import NAME_PATTERN, RouteStore, first_error
 
-__all__ = ["DeploymentSpec", "build_deployment", "load_deployments", "open_gateway", "save_deployment"]
+__all__ = [
+    "BUILT_IN",
+    "DeploymentSpec",
+    "build_deployment",
+    "deployment_spec",
+    "load_deployments",
+    "open_gateway",
+    "save_deployment",
+    "unconfigured",
+]
 
 BACKENDS = ("openai-compatible", "local")
+#: deployments registered in code rather than in deployments.json
+BUILT_IN = ("extractive",)
 
 
 class DeploymentSpec(BaseModel):
@@ -94,6 +105,20 @@ def load_deployments(home: str | Path) -> dict[str, DeploymentSpec]:
         raise ConfigError(
             f"{path} is not a valid deployments file: {first_error(exc)}; fix it or set the deployment again"
         ) from exc
+
+
+def deployment_spec(name: str, fields: Mapping[str, object]) -> DeploymentSpec:
+    """Deployment ``name`` as given (``backend``, ``url``, ``model`` ...); a bad one is a ConfigError."""
+    try:
+        return DeploymentSpec.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid deployment {name!r}: {exc}") from exc
+
+
+def unconfigured(home: str | Path, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that neither ``deployments.json`` nor code (:data:`BUILT_IN`) configures."""
+    known = set(load_deployments(home)) | set(BUILT_IN)
+    return [n for n in names if n not in known]
 
 
 def save_deployment(home: str | Path, name: str, spec: DeploymentSpec) -> None:

@@ -164,6 +164,11 @@ class RouteStore:
         self._refresh()
         return sorted(self._active)
 
+    def routes(self) -> list[Route]:
+        """The active version of every route, by name."""
+        self._refresh()
+        return [self._active[n] for n in sorted(self._active)]
+
     def versions(self, name: str) -> list[Route]:
         """Every version of route ``name``, oldest first."""
         return [_route(name, v) for v in self._require(self._read(), name).versions]

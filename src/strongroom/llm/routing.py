@@ -55,6 +55,16 @@ class Route:
         if len(set(names)) != len(names):
             raise ValueError(f"route {self.name!r} names a deployment twice")
 
+    def split(self) -> str:
+        """The targets as people read them: ``vllm-a (90%), vllm-b (10%), extractive (fallback)``."""
+        total = sum(t.weight for t in self.targets)
+        share = [f"{100 * t.weight / total:.0f}%" if t.weight and total else "fallback" for t in self.targets]
+        return ", ".join(f"{t.deployment} ({s})" for t, s in zip(self.targets, share, strict=True))
+
+    def as_dict(self) -> dict[str, object]:
+        targets = [{"deployment": t.deployment, "weight": t.weight} for t in self.targets]
+        return {"name": self.name, "version": self.version, "note": self.note, "targets": targets}
+
 
 class RouteSource(Protocol):
     """Where the gateway looks up the active version of a route, on every call.

@@ -291,8 +291,15 @@ class MigrationResult:
     audit_chain_ok: bool | None
 
     @property
+    def failures(self) -> list[str]:
+        """Why the copy does not hold (none: it does)."""
+        differs = [] if self.same_content else ["the copy does not hold the same content as the source"]
+        broken = ["the copied audit chain does not verify"] if self.audit_chain_ok is False else []
+        return [*self.report.problems, *differs, *broken]
+
+    @property
     def ok(self) -> bool:
-        return not self.report.problems and self.same_content and self.audit_chain_ok is not False
+        return not self.failures
 
     def as_dict(self) -> dict[str, object]:
         extra = {"api_keys": self.api_keys, "same_content": self.same_content, "audit_chain_ok": self.audit_chain_ok}
@@ -376,8 +383,17 @@ class StoreComparison:
     same_content: bool | None = None
 
     @property
+    def failures(self) -> list[str]:
+        """What is wrong, each line naming its store (none: all is well)."""
+        found = []
+        for label, c in self.checks.items():
+            broken = ["the audit chain does not verify"] if c.audit_chain_ok is False and not c.audit_problems else []
+            found += [f"{label}: {p}" for p in (*c.problems, *c.audit_problems, *broken)]
+        return found + (["the stores do not hold the same content"] if self.same_content is False else [])
+
+    @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks.values()) and self.same_content is not False
+        return not self.failures
 
     def as_dict(self) -> dict[str, object]:
         found: dict[str, object] = {label: c.as_dict() for label, c in self.checks.items()}
@@ -453,6 +469,13 @@ class ReembedResult:
     model_id: str
     ok: bool
     linked: Path | None = None
+
+    @property
+    def failures(self) -> list[str]:
+        """Why the new home is not switched to (none: it checks out)."""
+        broken = [] if self.audit_chain_ok else ["the new home's audit chain does not verify"]
+        found = [*self.problems, *broken]
+        return found or ([] if self.ok else ["the new home does not hold every version and chunk of the old one"])
 
     def as_dict(self) -> dict[str, object]:
         return {

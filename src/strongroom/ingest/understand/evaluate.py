@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strongroom.errors import QueryError
 from strongroom.ingest.parsers import parse
 from strongroom.ingest.understand.termsheet import extract_termsheet
 
@@ -36,6 +37,10 @@ class FieldScore:
     @property
     def recall(self) -> float:
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4), "tp": self.tp, "fp": self.fp,
+                "fn": self.fn}  # fmt: skip
 
 
 @dataclass
@@ -65,17 +70,12 @@ class ExtractionScore:
             "documents": self.documents,
             "precision": round(self.micro_precision, 4),
             "recall": round(self.micro_recall, 4),
-            "fields": {
-                name: {
-                    "precision": round(s.precision, 4),
-                    "recall": round(s.recall, 4),
-                    "tp": s.tp,
-                    "fp": s.fp,
-                    "fn": s.fn,
-                }
-                for name, s in sorted(self.fields.items())
-            },
+            "fields": {name: s.as_dict() for name, s in sorted(self.fields.items())},
         }
+
+    def rows(self) -> list[dict[str, object]]:
+        """One record per field: ``field``, precision, recall and the counts."""
+        return [{"field": name, **s.as_dict()} for name, s in sorted(self.fields.items())]
 
 
 def score(pairs: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], label: str = "") -> ExtractionScore:
@@ -99,6 +99,8 @@ def score(pairs: Iterable[tuple[Mapping[str, str], Mapping[str, str]]], label: s
 
 def evaluate_directory(directory: Path) -> ExtractionScore:
     """Extract every document in ``directory`` that has a ``NAME.truth.json`` beside it and score it."""
+    if not directory.is_dir():
+        raise QueryError(f"{directory}: not a folder; generate one with 'strongroom termsheets generate DIR'")
     pairs: list[tuple[dict[str, str], dict[str, str]]] = []
     for truth_path in sorted(directory.glob("*.truth.json")):
         doc_path = truth_path.with_name(truth_path.name.removesuffix(".truth.json"))
@@ -106,4 +108,6 @@ def evaluate_directory(directory: Path) -> ExtractionScore:
         parsed = parse(doc_path.read_bytes(), doc_path.name)
         predicted = {f.name: f.canonical for f in extract_termsheet(parsed)}
         pairs.append((predicted, truth))
+    if not pairs:
+        raise QueryError(f"{directory}: no NAME.truth.json files found")
     return score(pairs)

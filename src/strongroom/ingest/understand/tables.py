@@ -62,8 +62,9 @@ class Table:
         """The cells of column ``index`` (0-based) in the body rows that have one."""
         return [r[index] for r in self.rows if len(r) > index]
 
-    def as_dict(self) -> dict[str, object]:
-        return {
+    def as_dict(self, *, cells: bool = False) -> dict[str, object]:
+        """The table as a record; ``cells``: with each cell's text, figure, page and span."""
+        found: dict[str, object] = {
             "page": self.page,
             "start": self.start,
             "end": self.end,
@@ -71,6 +72,24 @@ class Table:
             "header": list(self.header),
             "rows": [[c.text for c in row] for row in self.rows],
         }
+        if cells:
+            found["cells"] = [
+                [{"text": c.text, "number": c.number, "page": c.page, "start": c.start, "end": c.end} for c in row]
+                for row in self.rows
+            ]
+        return found
+
+    def records(self) -> list[dict[str, str]]:
+        """The body rows as records keyed by column: its header text, else its number (a
+        repeated header text gets its number too)."""
+        names = [self.header[i] if i < len(self.header) else "" for i in range(self.columns)]
+        keys = [n if n and names.count(n) == 1 else f"{n} ({i})" if n else str(i) for i, n in enumerate(names)]
+        return [{k: c.text for k, c in zip(keys, row, strict=False)} for row in self.rows]
+
+    def summary(self) -> dict[str, object]:
+        """Where the table is, its kind and size, and its first row's texts."""
+        first = [c.text for c in self.rows[0]] if self.rows else []
+        return {"page": self.page, "kind": self.kind, "rows": len(self.rows), "columns": self.columns, "first": first}
 
 
 def parse_figure(text: str) -> float | None:

@@ -21,10 +21,20 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from strongroom.errors import QueryError
 from strongroom.ingest.understand.checkdigits import cusip_valid, isin_valid
-from strongroom.types import ParsedDocument
+from strongroom.types import DocumentVersion, ParsedDocument
 
-__all__ = ["FIELDS", "Amount", "FieldValue", "TermSheetField", "extract_termsheet", "fields_as_metadata"]
+__all__ = [
+    "FIELDS",
+    "Amount",
+    "FieldValue",
+    "TermSheetField",
+    "extract_termsheet",
+    "fields_as_metadata",
+    "select_term_sheets",
+    "stored_fields",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,11 @@ class TermSheetField:
     def canonical(self) -> str:
         """The value as a canonical string: ISO dates, ``USD 1000000.00``, ``5.25``, ``A; B``."""
         return canonical(self.value)
+
+    def as_dict(self) -> dict[str, object]:
+        """The field as a record: ``field``, canonical ``value``, source ``text``, ``page``, span, ``confidence``."""
+        return {"field": self.name, "value": self.canonical, "text": self.text, "page": self.page,
+                "start": self.start, "end": self.end, "confidence": self.confidence}  # fmt: skip
 
 
 def _num(value: float) -> str:
@@ -447,3 +462,31 @@ def extract_termsheet(parsed: ParsedDocument) -> list[TermSheetField]:
 def fields_as_metadata(fields: Iterable[TermSheetField], prefix: str = "ts.") -> dict[str, str]:
     """``{"ts.maturity_date": "2029-03-15", ...}``: canonical strings usable as search filters."""
     return {prefix + f.name: f.canonical for f in fields}
+
+
+def stored_fields(version: DocumentVersion) -> dict[str, str]:
+    """The term-sheet fields ingestion stored in a version's metadata (:func:`fields_as_metadata`)."""
+    return {k.removeprefix("ts."): v for k, v in version.metadata.items() if k.startswith("ts.")}
+
+
+def select_term_sheets(
+    versions: Iterable[DocumentVersion], *, underlying: str | None = None, maturing_before: str | None = None
+) -> list[dict[str, str]]:
+    """The term sheets among ``versions`` (by type, or by stored fields) on ``underlying`` and
+    maturing before the date ``maturing_before`` (YYYY-MM-DD), each as its ``document``,
+    ``version_id`` and stored fields."""
+    try:
+        before = date.fromisoformat(maturing_before) if maturing_before else None
+    except ValueError as exc:
+        raise QueryError(f"{maturing_before!r} is not a date (YYYY-MM-DD)") from exc
+    rows = []
+    for v in versions:
+        fields = stored_fields(v)
+        if v.doc_type != "term_sheet" and not fields:
+            continue
+        if underlying and underlying.lower() not in fields.get("underlying", "").lower().split("; "):
+            continue
+        if before and not (fields.get("maturity_date") and date.fromisoformat(fields["maturity_date"]) < before):
+            continue
+        rows.append({"document": v.name, "version_id": v.id, **fields})
+    return rows

@@ -1,0 +1,38 @@
+"""Document understanding over what the store holds, through the application layer (so a
+principal sees only the documents they may read): the stored term sheets and their fields,
+and a stored document rebuilt from its page text so that table cells cite it exactly.
+
+    with Platform.open(Settings()) as platform:
+        rows = term_sheets(platform, principal, underlying="Apple")
+        tables = extract_tables(stored_document(platform, principal, "terms.csv"))
+"""
+
+from __future__ import annotations
+
+from strongroom.ingest.understand.termsheet import select_term_sheets
+from strongroom.service.platform import Platform
+from strongroom.service.requests import DocumentsRequest
+from strongroom.types import Page, ParsedDocument, Principal
+
+__all__ = ["stored_document", "term_sheets"]
+
+
+def term_sheets(
+    platform: Platform, principal: Principal, *, underlying: str | None = None, maturing_before: str | None = None
+) -> list[dict[str, str]]:
+    """The current versions of the stored term sheets ``principal`` may read, on ``underlying``
+    and maturing before ``maturing_before`` (YYYY-MM-DD), each with its stored fields."""
+    docs = platform.documents(principal, DocumentsRequest(limit=1000))
+    return select_term_sheets((d.current for d in docs), underlying=underlying, maturing_before=maturing_before)
+
+
+def stored_document(platform: Platform, principal: Principal, name: str) -> ParsedDocument:
+    """The current version of a stored document ``principal`` may read (named by file name,
+    document id or version id prefix), rebuilt from its stored page text, so offsets into it
+    match its citations."""
+    doc = platform.find_document(principal, name)
+    version = doc.current
+    pages = tuple(
+        Page(n, platform.page(principal, doc.document_id, version.id, n).text) for n in range(1, version.pages + 1)
+    )
+    return ParsedDocument(pages, version.media_type, title=version.title)
