@@ -18,7 +18,7 @@ from strongroom.ingest.understand import files
 from strongroom.ingest.understand.evaluate import evaluate_directory
 from strongroom.ingest.understand.synth import write_corpus
 from strongroom.ingest.understand.tables import Table, extract_tables
-from strongroom.service.understanding import stored_document, term_sheets
+from strongroom.service.understanding import stored_document, term_sheet, term_sheets
 
 __all__ = ["classify_app", "eval_extraction_command", "tables_app", "termsheets_app"]
 
@@ -76,11 +76,6 @@ def termsheets_extract(paths: PathsArg, as_json: JsonOpt = False) -> None:
         emit([{"document": name, **f.as_dict()} for name, fields in found for f in fields], False, title="fields")
 
 
-def _term_sheets(home: Path | None, user: str | None, groups: str | None, **where: str | None) -> list[dict[str, str]]:
-    with session(home, user, groups) as (platform, principal):
-        return term_sheets(platform, principal, **where)
-
-
 @termsheets_app.command("list")
 def termsheets_list(
     home: HomeOpt = None,
@@ -93,7 +88,8 @@ def termsheets_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List the stored term sheets you may read, with their main fields."""
-    rows = _term_sheets(home, user, groups, underlying=underlying, maturing_before=maturing_before)
+    with session(home, user, groups) as (platform, principal):
+        rows = term_sheets(platform, principal, underlying=underlying, maturing_before=maturing_before)
     main = ("document", "isin", "product_type", "maturity_date")
     emit(rows if as_json else [{k: r.get(k, "-") for k in main} for r in rows], as_json, title="term sheets")
 
@@ -107,13 +103,9 @@ def termsheets_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the stored fields of one term sheet you may read."""
-    matches = [r for r in _term_sheets(home, user, groups) if doc in (r["document"], r["version_id"][: len(doc)])]
-    if not matches:
-        raise fail(f"no term sheet named {doc!r}; see 'strongroom termsheets list'")
-    fields = dict(matches[-1])
-    name, version_id = fields.pop("document"), fields.pop("version_id")
-    shown = {"document": name, "version_id": version_id, "fields": fields} if as_json else fields
-    emit(shown, as_json, title=f"{name} ({version_id[:12]})")
+    with session(home, user, groups) as (platform, principal):
+        found = term_sheet(platform, principal, doc)
+    emit(found.as_dict() if as_json else found.fields, as_json, title=f"{found.document} ({found.version_id[:12]})")
 
 
 @termsheets_app.command("generate")

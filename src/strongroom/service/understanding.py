@@ -9,12 +9,15 @@ and a stored document rebuilt from its page text so that table cells cite it exa
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
+from strongroom.errors import NotFound
 from strongroom.ingest.understand.termsheet import select_term_sheets
 from strongroom.service.platform import Platform
 from strongroom.service.requests import DocumentsRequest
 from strongroom.types import Page, ParsedDocument, Principal
 
-__all__ = ["stored_document", "term_sheets"]
+__all__ = ["StoredTermSheet", "stored_document", "term_sheet", "term_sheets"]
 
 
 def term_sheets(
@@ -24,6 +27,28 @@ def term_sheets(
     and maturing before ``maturing_before`` (YYYY-MM-DD), each with its stored fields."""
     docs = platform.documents(principal, DocumentsRequest(limit=1000))
     return select_term_sheets((d.current for d in docs), underlying=underlying, maturing_before=maturing_before)
+
+
+@dataclass(frozen=True)
+class StoredTermSheet:
+    """A stored term sheet's current version and the fields ingestion extracted from it."""
+
+    document: str
+    version_id: str
+    fields: dict[str, str]
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def term_sheet(platform: Platform, principal: Principal, name: str) -> StoredTermSheet:
+    """The stored term sheet ``principal`` may read named ``name`` (a file name, or a version
+    id or its prefix); the newest where several match."""
+    rows = [r for r in term_sheets(platform, principal) if name in (r["document"], r["version_id"][: len(name)])]
+    if not rows:
+        raise NotFound(f"no term sheet named {name!r}; see 'strongroom termsheets list'")
+    fields = dict(rows[-1])
+    return StoredTermSheet(fields.pop("document"), fields.pop("version_id"), fields)
 
 
 def stored_document(platform: Platform, principal: Principal, name: str) -> ParsedDocument:
