@@ -9,7 +9,7 @@ from pathlib import Path
 import strongroom.audit as audit_log
 from strongroom.audit import AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.config import Settings
-from strongroom.service.transfer import check, content_digest, migrate
+from strongroom.service.transfer import check, content_digest, migrate, migrate_deployment, verify_deployment
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
@@ -77,3 +77,17 @@ def test_cli_migrate_and_verify_store(tmp_path: Path, embedder: HashEmbedder) ->
     assert broken.returncode == 1 and json.loads(broken.stdout)["against"]["audit_chain_ok"] is False
     missing = run(tmp_path / "a", "migrate", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "c"))
     assert missing.returncode != 0 and "no strongroom store" in missing.stderr
+
+
+def test_verify_deployment_names_the_store_and_the_difference(tmp_path: Path, embedder: HashEmbedder) -> None:
+    _deployment(tmp_path / "a", embedder).close()
+    settings = Settings(home=tmp_path / "a")
+    assert migrate_deployment(settings, str(tmp_path / "a"), str(tmp_path / "b")).ok
+    assert verify_deployment(settings, against=str(tmp_path / "b")).failures == []
+    with sqlite3.connect(tmp_path / "b" / "catalog.sqlite3") as db:
+        db.execute("UPDATE chunks SET text = 'Alpha revenue rose to 99,000.' WHERE text LIKE 'Alpha revenue%'")
+    found = verify_deployment(settings, against=str(tmp_path / "b"))
+    assert not found.ok and found.as_dict()["same_content"] is False
+    assert any(f.startswith("against: ") and "its text is not page 1" in f for f in found.failures)
+    assert "the stores do not hold the same content" in found.failures
+    assert not any(f.startswith("store: ") for f in found.failures)  # the source is intact
