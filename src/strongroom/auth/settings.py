@@ -70,7 +70,10 @@ class ServiceSettings(BaseSettings):
     )
     bus_url: str = Field(
         default="",
-        description="Queue uploads on this bus (redis://host:6379/0) for `strongroom worker`; empty: in process.",
+        description=(
+            "Queue uploads on this bus for `strongroom worker`: sqlite:///path/bus.sqlite3 (one host), "
+            "redis://host:6379/0 or kafka://broker:9092; empty: ingest in the service process."
+        ),
     )
     bus_stream: str = Field(default="strongroom:ingest", description="The job stream's name on the bus.")
     upload_dir: str = Field(
