@@ -1,15 +1,9 @@
-"""``strongroom models ...``: versioned model routes and the deployments they name.
+"""``strongroom models list|show|set-route|rollback|set-deployment``: versioned model routes
+and the deployments they name (:mod:`strongroom.llm.route_config`, :mod:`strongroom.llm.deployments`).
+Changes go through :mod:`strongroom.service.model_routes` (admins; audited). Errors exit 2 for
+bad input or settings, 1 for a refusal, as every command's.
 
-    strongroom models list
-    strongroom models show chat
-    strongroom models set-deployment vllm-a --backend openai-compatible \\
-        --url http://gpu1:8000/v1 --model meta-llama/Llama-3.1-8B-Instruct --api-key-env VLLM_A_KEY
     strongroom models set-route chat -d vllm-a:90 -d vllm-b:10 -d extractive --note "canary b"
-    strongroom models rollback chat
-
-Routes and deployments are :mod:`strongroom.llm.route_config` and :mod:`strongroom.llm.deployments`;
-changes go through the application layer (admins; audited). Errors exit 2 for bad input or
-settings, 1 for a refusal, as every command.
 """
 
 from __future__ import annotations

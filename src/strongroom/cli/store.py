@@ -1,5 +1,7 @@
 """Operator commands over a whole store, mounted by :mod:`strongroom.cli`: ``migrate``,
-``verify-store``, ``upgrade-store`` and ``reembed``. The work is in :mod:`strongroom.service.transfer`."""
+``verify-store``, ``upgrade-store`` and ``reembed``. The work is in :mod:`strongroom.service.transfer`.
+A job that cannot start (no store there, a bad URL or embedder) exits 2; one whose copy or
+check does not hold exits 1, saying what is wrong."""
 
 from __future__ import annotations
 
@@ -13,9 +15,6 @@ from strongroom.service import transfer
 from strongroom.service.transfer import MigrationResult, ReembedResult, StoreComparison
 
 __all__ = ["migrate_command", "reembed_command", "upgrade_store_command", "verify_store_command"]
-
-# An operator job that cannot start (no store there, a bad URL or embedder) exits 2; one whose
-# copy or check does not hold exits 1.
 
 
 def _report(result: MigrationResult | StoreComparison | ReembedResult, as_json: bool, title: str) -> None:
