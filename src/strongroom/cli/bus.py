@@ -4,7 +4,6 @@ the ones given up on."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -14,11 +13,8 @@ from typing import Annotated
 
 import typer
 
-from strongroom.audit import open_audit_log
-from strongroom.bus import open_bus
-from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, fail, open_runtime_for, settings_for
-from strongroom.errors import StrongroomError
-from strongroom.service.worker import run_worker
+from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, exits_on_error, settings_for
+from strongroom.service import worker
 
 __all__ = ["BusOpt", "StreamOpt", "dead_letters_command", "worker_command"]
 
@@ -57,26 +53,16 @@ def worker_command(
     home: HomeOpt = None,
 ) -> None:
     """Consume ingestion jobs from the bus until stopped (SIGTERM or Ctrl-C: after the current job)."""
-    settings = settings_for(home)
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    try:
-        queue = open_bus(bus, stream=stream, group=group, reclaim_idle_s=reclaim_idle_s, max_attempts=max_attempts)
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-    runtime = open_runtime_for(home)
-    audit = open_audit_log(settings)
     err.print(f"worker {name} consuming {bus.split('@')[-1]}")
-    try:
-        counts = run_worker(queue, runtime, name, audit=audit, stop=stop, until_idle=until_idle)
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        queue.close()
-        runtime.close()
-        audit.close()
+    with exits_on_error(2):
+        options: dict[str, float | str] = {"stream": stream, "group": group, "reclaim_idle_s": reclaim_idle_s}
+        counts = worker.serve(
+            settings_for(home), bus, name, stop=stop, until_idle=until_idle, max_attempts=max_attempts, **options
+        )
     err.print(
         f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
     )
@@ -96,32 +82,10 @@ def dead_letters_command(
 ) -> None:
     """List the jobs that were given up on (after --max-attempts, or malformed), with their errors.
     Queue a fixed file again with `strongroom ingest FILE --bus URL`."""
-    try:
-        queue = open_bus(bus, stream=stream)
-        try:
-            letters = queue.backlog().dead_letters
-        finally:
-            queue.close()
-    except StrongroomError as exc:
-        raise fail(str(exc)) from exc
+    with exits_on_error(2):
+        letters = worker.dead_letters(bus, stream)
     if as_json:
-        rows = [
-            {"file": _path(d.raw), "message_id": d.message_id, "attempts": d.attempts, "error": d.error}
-            for d in letters
-        ]
-        emit({"dead_letters": rows}, True)
+        emit({"dead_letters": letters}, True)
         return
-    shown = [
-        {"file": Path(_path(d.raw)).name or "(not a job)", "message": d.message_id, "attempts": d.attempts,
-         "error": d.error[:200]}
-        for d in letters
-    ]  # fmt: skip
+    shown = [{**d, "file": Path(str(d["file"])).name or "(not a job)", "error": str(d["error"])[:200]} for d in letters]
     emit(shown, False, title="dead letters")
-
-
-def _path(raw: str) -> str:
-    """The file a dead letter names, even when the rest of the job is malformed; else ''."""
-    try:
-        return str(json.loads(raw).get("path", ""))
-    except (ValueError, AttributeError):
-        return ""

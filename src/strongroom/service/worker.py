@@ -8,19 +8,23 @@ written twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strongroom.audit import AuditLog
+from strongroom.audit import AuditLog, open_audit_log
+from strongroom.bus import open_bus
 from strongroom.bus.base import Bus, Delivery, Outcome
 from strongroom.bus.job import IngestJob
+from strongroom.config import Settings
 from strongroom.errors import StrongroomError
 from strongroom.ingest.pipeline import FileResult
 from strongroom.ingest.understand.redaction import redact_name
-from strongroom.runtime import Runtime
+from strongroom.runtime import Runtime, open_runtime
 from strongroom.service.operations import Operations
 from strongroom.service.records import QueryRedactor
 from strongroom.service.requests import IngestRequest
@@ -155,3 +159,45 @@ def run_worker(
         counts[outcome] += 1
         log.info("job %s: %s (attempt %d)", delivery.message_id, outcome, delivery.attempt)
     return counts
+
+
+def serve(
+    settings: Settings,
+    bus_url: str,
+    consumer: str,
+    *,
+    stop: threading.Event | None = None,
+    until_idle: bool = False,
+    **bus_options: float | str,
+) -> dict[str, int]:
+    """Consume the jobs on ``bus_url`` into the store ``settings`` name, auditing each write,
+    until ``stop`` (see :func:`run_worker`); the bus, store and audit log are closed after."""
+    with ExitStack() as closing:
+        queue = open_bus(bus_url, **bus_options)
+        closing.callback(queue.close)
+        runtime = open_runtime(settings)
+        closing.callback(runtime.close)
+        audit = open_audit_log(settings)
+        closing.callback(audit.close)
+        return run_worker(queue, runtime, consumer, audit=audit, stop=stop, until_idle=until_idle)
+
+
+def dead_letters(bus_url: str, stream: str) -> list[dict[str, object]]:
+    """The jobs the bus gave up on, oldest first: ``file`` (the job's path, "" for a message
+    that is not a job), ``message_id``, ``attempts`` and the last ``error``."""
+    queue = open_bus(bus_url, stream=stream)
+    try:
+        letters = queue.backlog().dead_letters
+    finally:
+        queue.close()
+    return [
+        {"file": _path(d.raw), "message_id": d.message_id, "attempts": d.attempts, "error": d.error} for d in letters
+    ]
+
+
+def _path(raw: str) -> str:
+    """The file a dead letter names, even when the rest of the job is malformed; else ''."""
+    try:
+        return str(json.loads(raw).get("path", ""))
+    except (ValueError, AttributeError):
+        return ""
