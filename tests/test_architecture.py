@@ -36,3 +36,13 @@ def test_every_package_and_top_level_module_is_in_a_layer() -> None:
     present = {p.name for p in src.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     present |= {p.stem for p in src.glob("*.py") if p.stem not in {"__init__", "__main__"}}
     assert present == layered
+
+
+def test_the_cli_is_a_thin_shell() -> None:
+    """Options, printing and exit codes only: the work lives in the library (at most 5% of src/)."""
+    src = ROOT / "src" / "strongroom"
+
+    def lines(paths: list[Path]) -> int:
+        return sum(len(p.read_text().splitlines()) for p in paths)
+
+    assert lines(list((src / "cli").glob("*.py"))) <= 0.05 * lines(list(src.rglob("*.py")))

@@ -21,25 +21,15 @@ __all__ = ["BusOpt", "StreamOpt", "dead_letters_command", "worker_command"]
 StreamOpt = Annotated[
     str, typer.Option("--stream", envvar="STRONGROOM_BUS_STREAM", help="The job stream's name on the bus.")
 ]
+BUSES = "sqlite:///path/bus.sqlite3, redis://host:6379/0 or kafka://broker:9092"
+BusUrlOpt = Annotated[str, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help=f"The bus: {BUSES}.")]
 BusOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--bus",
-        envvar="STRONGROOM_BUS_URL",
-        help="Queue jobs for workers on this bus: sqlite:///path/bus.sqlite3, redis://host:6379/0, kafka://broker:9092.",
-    ),
+    str | None, typer.Option("--bus", envvar="STRONGROOM_BUS_URL", help=f"Queue jobs for workers on this bus: {BUSES}.")
 ]
 
 
 def worker_command(
-    bus: Annotated[
-        str,
-        typer.Option(
-            "--bus",
-            envvar="STRONGROOM_BUS_URL",
-            help="The bus: sqlite:///path/bus.sqlite3, redis://host:6379/0 or kafka://broker:9092.",
-        ),
-    ],
+    bus: BusUrlOpt,
     consumer: Annotated[str | None, typer.Option("--consumer", help="This worker's name (default: host-pid).")] = None,
     reclaim_idle_s: Annotated[
         float, typer.Option("--reclaim-idle-s", help="Take over a job another worker held this long without finishing.")
@@ -69,14 +59,7 @@ def worker_command(
 
 
 def dead_letters_command(
-    bus: Annotated[
-        str,
-        typer.Option(
-            "--bus",
-            envvar="STRONGROOM_BUS_URL",
-            help="The bus, e.g. sqlite:///path/bus.sqlite3 or redis://host:6379/0.",
-        ),
-    ],
+    bus: BusUrlOpt,
     stream: StreamOpt = "strongroom:ingest",
     as_json: JsonOpt = False,
 ) -> None:

@@ -17,7 +17,6 @@ from rich.table import Table
 
 from strongroom.config import Settings, load_settings
 from strongroom.errors import ConfigError, QueryError, StrongroomError
-from strongroom.runtime import Runtime, open_runtime
 from strongroom.service import Platform
 from strongroom.service.requests import parse_groups
 from strongroom.types import Principal
@@ -35,7 +34,6 @@ __all__ = [
     "exit_code",
     "exits_on_error",
     "fail",
-    "open_runtime_for",
     "out",
     "platform_session",
     "say",
@@ -120,14 +118,6 @@ def platform_session(
             yield platform, platform.principal(user, members, auth="cli")
     finally:
         platform.close()
-
-
-def open_runtime_for(home: Path | None) -> Runtime:
-    """The store and embedder the settings name; a store that cannot open is a clear error.
-    (For operator jobs over the whole store: migration, training. Content reads go through
-    :func:`platform_session`.)"""
-    with exits_on_error(2):
-        return open_runtime(settings_for(home))
 
 
 def say(text: str, console: Console = out) -> None:

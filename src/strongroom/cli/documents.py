@@ -105,12 +105,10 @@ def acl_set(
     with platform_session(home, user, groups) as (platform, principal):
         after = parse_groups(acl, "--acl")
         change = platform.set_acl(principal, document_id_for(platform, principal, document), after)
-        doc = platform.document(principal, change.document_id) if principal.may_read(after) else None
     if as_json:
         return emit(views.acl_record(change), as_json)
     was, now = ",".join(sorted(change.before)), ",".join(sorted(change.after))
-    name = doc.current.name if doc else change.document_id
-    say(f"{name}: readable by {now} (was {was}); {len(change.versions)} version(s)")
+    say(f"{change.name}: readable by {now} (was {was}); {len(change.versions)} version(s)")
 
 
 def delete_cmd(document: DocOpt, user: UserOpt = None, groups: GroupsOpt = None, home: HomeOpt = None,

@@ -457,7 +457,8 @@ class Operations:
                 raise QueryError("acl: give at least one group")
             before = self._writable(principal, document_id)
             changed = self.store.set_acl(document_id, after)
-            change = AclChange(document_id, before, after, tuple(changed))
+            current = self.store.versions(document_id)
+            change = AclChange(document_id, before, after, tuple(changed), current[-1].name if current else document_id)
             detail = f"acl {','.join(sorted(before))} -> {','.join(sorted(after))}"
             filters = {"before": sorted(before), "after": sorted(after), "versions": list(changed)}
             return change, {"filters": filters, "detail": detail}

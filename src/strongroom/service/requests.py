@@ -163,6 +163,7 @@ class AclChange:
     before: frozenset[str]
     after: frozenset[str]
     versions: tuple[str, ...]
+    name: str = ""  # the document's name (its current version's), which the admin could read
 
 
 @dataclass(frozen=True)
