@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,26 +31,14 @@ from strongroom.rag.llm import (
     open_llm_generator,
     parse_claims,
 )
-from strongroom.types import Chunk, DocumentVersion, Hit
+from strongroom.testing.generator_contract import hit
 
 REVENUE = "Quarterly revenue was 1,234 million, up 5%. Costs were flat."
 COUPON = "The Example Bank notes pay a coupon of 4.25% semi-annually."
 QUESTION = "What was quarterly revenue?"
 
 
-def _hit(source: str, page: int, text: str, char_start: int) -> Hit:
-    at = datetime(2024, 1, 2, tzinfo=UTC)
-    version = DocumentVersion(
-        id=f"version-of-{source}", document_id=f"doc-{source}", source=f"/reports/{source}", title=source,
-        media_type="text/plain", doc_type="note", acl=frozenset({"public"}), published_at=at, ingested_at=at,
-        size=100, pages=5,
-    )  # fmt: skip
-    end = char_start + len(text)
-    chunk = Chunk(Chunk.make_id(version.id, page, char_start, end), version.id, 0, page, char_start, end, text)
-    return Hit(chunk, version, 1.0)
-
-
-HITS = (_hit("q1.txt", 2, REVENUE, 40), _hit("desk.md", 3, COUPON, 7))
+HITS = (hit("q1.txt", 2, REVENUE, 40), hit("desk.md", 3, COUPON, 7))
 
 
 @pytest.fixture
