@@ -86,7 +86,7 @@ def start_backend(tokens: int, token_delay: float = 0.0) -> tuple[subprocess.Pop
         [
             sys.executable,
             "-m",
-            "strongroom.llm.fakeserver",
+            "strongroom.testing.openai_server",
             "--port",
             "0",
             "--tokens",

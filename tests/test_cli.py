@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from strongroom.cli import app
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 
 
 def run(home: Path, *args: str, embedder: str = "hash", **env_extra: str) -> subprocess.CompletedProcess[str]:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from strongroom.llm import Deployment, Gateway, OpenAICompatible, RetryPolicy, Route, StaticRoutes, Target
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.rag import ExtractiveGenerator, Generator
 from strongroom.rag.llm import LLMGenerator
 from strongroom.testing.generator_contract import Answering, GeneratorContract
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 
 
 class TestExtractiveGenerator(GeneratorContract):

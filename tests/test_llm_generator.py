@@ -22,7 +22,6 @@ from strongroom.llm import (
     StaticRoutes,
     Target,
 )
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.rag import NOT_FOUND, ExtractiveGenerator
 from strongroom.rag.llm import (
     PROMPT_TEMPLATE_VERSION,
@@ -32,6 +31,7 @@ from strongroom.rag.llm import (
     parse_claims,
 )
 from strongroom.testing.generator_contract import hit
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 
 REVENUE = "Quarterly revenue was 1,234 million, up 5%. Costs were flat."
 COUPON = "The Example Bank notes pay a coupon of 4.25% semi-annually."

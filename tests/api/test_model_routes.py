@@ -15,10 +15,10 @@ from strongroom.api import create_app
 from strongroom.config import Settings
 from strongroom.ingest.pipeline import IngestOptions, ingest
 from strongroom.llm.deployments import DeploymentSpec, save_deployment
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.api.conftest import audit_records, service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import Provider

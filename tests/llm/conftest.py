@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 
 
 class FakeClock:

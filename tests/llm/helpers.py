@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from strongroom.llm.fakeserver import FakeOpenAIServer
 from strongroom.llm.function import FunctionModel
 from strongroom.llm.gateway import Deployment, Gateway
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.routing import RetryPolicy, Route, StaticRoutes, Target
 from strongroom.llm.types import ChatRequest
+from strongroom.testing.openai_server import FakeOpenAIServer
 
 FAST_RETRY = RetryPolicy(attempts=2, base_s=0.001, max_s=0.01)
 

@@ -9,10 +9,10 @@ import pytest
 
 from strongroom.errors import ConfigError
 from strongroom.llm.deployments import DeploymentSpec, build_deployment, open_gateway, save_deployment
-from strongroom.llm.fakeserver import FakeOpenAIServer
 from strongroom.llm.openai_compat import OpenAICompatible
 from strongroom.llm.route_config import RouteStore
 from strongroom.llm.routing import Target
+from strongroom.testing.openai_server import FakeOpenAIServer
 from tests.llm.helpers import ask, function
 
 

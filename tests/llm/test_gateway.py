@@ -16,7 +16,6 @@ from strongroom.errors import (
     UnknownRoute,
 )
 from strongroom.llm.breaker import BreakerPolicy, BreakerState
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.gateway import Deployment, Gateway
 from strongroom.llm.limits import Limits
 from strongroom.llm.openai_compat import OpenAICompatible, _retry_after
@@ -25,6 +24,7 @@ from strongroom.llm.routing import Route, StaticRoutes, Target
 from strongroom.llm.types import ChatRequest, ChatResult, Delta
 from strongroom.testing import ChatModelContract, ScriptedChatModel
 from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.llm.conftest import FakeClock
 from tests.llm.helpers import ask, function, gateway, http
 

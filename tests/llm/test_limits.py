@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from strongroom.errors import BudgetExceeded, PromptTooLarge
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.limits import Budget, InProcessBuckets, Limits, Rate
 from strongroom.llm.types import ChatResult
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.llm.conftest import FakeClock
 from tests.llm.helpers import ask, function, gateway, http
 

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from strongroom.errors import BudgetExceeded
 from strongroom.llm.breaker import BreakerPolicy
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.limits import Budget, Limits, Rate
 from strongroom.llm.metrics import GatewayMetrics
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.llm.helpers import ask, function, gateway, http
 
 pytestmark = pytest.mark.integration

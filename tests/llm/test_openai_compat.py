@@ -18,12 +18,12 @@ from strongroom.errors import (
     BadBackendResponse,
     RateLimited,
 )
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.protocol import ChatModel, complete
 from strongroom.llm.types import ChatRequest, Delta, Usage
 from strongroom.testing import ChatModelContract
 from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 
 pytestmark = pytest.mark.integration
 

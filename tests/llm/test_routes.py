@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from strongroom.errors import ConfigError
-from strongroom.llm.fakeserver import FakeOpenAIServer, Reply
 from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.llm.routing import Target
 from strongroom.llm.types import ChatResult
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.llm.helpers import FAST_RETRY, ask, function, http
 
 

@@ -25,7 +25,7 @@ from strongroom.audit.anchor import Anchor, Checkpoint
 from strongroom.audit.log import PAGE, ChainedLog, chain_rows
 from strongroom.audit.records import GENESIS, AuditEvent, AuditHead, AuditRecord, event_body
 from strongroom.errors import StoreError
-from strongroom.store.postgres_schema import _describe, connect, redact
+from strongroom.store.postgres_schema import connect, describe_url, redact
 
 __all__ = ["AUDIT_LOCK", "PostgresAuditLog"]
 
@@ -60,7 +60,7 @@ class PostgresAuditLog(ChainedLog):
     def __init__(self, url: str, *, anchor: Anchor | None = None) -> None:
         self.anchor = anchor
         self._url = url
-        self._target, self._password = _describe(url)
+        self._target, self._password = describe_url(url)
         self._lock = threading.Lock()
         self._db = self._connect()
         self._exists = self._table_exists()

@@ -30,7 +30,7 @@ from strongroom.auth.apikeys import (
     parse_presented,
 )
 from strongroom.errors import StoreError
-from strongroom.store.postgres_schema import _describe, connect, redact
+from strongroom.store.postgres_schema import connect, describe_url, redact
 
 __all__ = ["CHANNEL", "PostgresApiKeyStore"]
 
@@ -50,7 +50,7 @@ class PostgresApiKeyStore:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._target, self._password = _describe(url)
+        self._target, self._password = describe_url(url)
         self._lock = threading.Lock()
         self._stamp_lock = threading.Lock()
         self._generation = 0  # bumped on every revocation heard (and after a reconnect)

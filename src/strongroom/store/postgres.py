@@ -40,7 +40,7 @@ from strongroom.store import postgres_sql as sql
 from strongroom.store.base import TOMBSTONE, KeywordUnit, NewVersion, ScoredId
 from strongroom.store.postgres_rows import allocate_rows, copy_rows, index_terms, line_terms, utc, vector_text
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
-from strongroom.store.postgres_schema import _describe, connect, migrate_schema, redact
+from strongroom.store.postgres_schema import connect, describe_url, migrate_schema, redact
 from strongroom.text import tokenize
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 
@@ -62,7 +62,7 @@ class PostgresStore:
         self.model_id = model_id
         self.ef_search = ef_search  # HNSW candidate list of a dense search (at least k; pgvector's default is 40)
         self.dim = dim
-        self._target, self._password = _describe(url)
+        self._target, self._password = describe_url(url)
         self._lock = threading.RLock()
         self._version_cache: dict[int, DocumentVersion] = {}
         self._acl_epoch = ""
@@ -85,7 +85,7 @@ class PostgresStore:
     @classmethod
     def open_existing(cls, url: str, *, ef_search: int = 100) -> PostgresStore:
         """The store in the database at ``url`` with the embedder (model id, dimension) it holds."""
-        target, password = _describe(url)
+        target, password = describe_url(url)
         try:
             with psycopg.connect(url, autocommit=True) as db:
                 if db.execute("SELECT to_regclass('meta')").fetchone() in (None, (None,)):

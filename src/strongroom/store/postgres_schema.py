@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from strongroom.errors import ConfigError, StoreError
 
-__all__ = ["WRITE_LOCK", "migrate_schema", "redact", "upgrade_schema"]
+__all__ = ["WRITE_LOCK", "connect", "describe_url", "migrate_schema", "redact", "upgrade_schema"]
 
 WRITE_LOCK = 0x5354524F4E47  # advisory lock key: writers, deleters and migrations go one at a time
 
@@ -25,7 +25,7 @@ def redact(exc: BaseException, password: str) -> str:
 def connect(url: str, *, purpose: str = "") -> psycopg.Connection[Any]:
     """An autocommit connection to ``url``; a failure is a StoreError that names the server (never
     the password) and what the connection was for (``purpose``: e.g. " for the audit log")."""
-    target, password = _describe(url)
+    target, password = describe_url(url)
     try:
         return psycopg.connect(url, autocommit=True)
     except psycopg.Error as exc:
@@ -35,7 +35,7 @@ def connect(url: str, *, purpose: str = "") -> psycopg.Connection[Any]:
         ) from exc
 
 
-def _describe(url: str) -> tuple[str, str]:
+def describe_url(url: str) -> tuple[str, str]:
     """``user@host:port/dbname`` of a connection string (for messages), and its password."""
     try:
         parts = conninfo_to_dict(url)
@@ -104,7 +104,7 @@ def upgrade_schema(url: str) -> tuple[str, str | None, str]:
     """Migrate the store at ``url`` to the head revision (``strongroom upgrade-store``): the
     store as messages name it (never with its password), and the revisions before and after.
     Each migration is one transaction, so a failure changes nothing."""
-    target, password = _describe(url)
+    target, password = describe_url(url)
     try:
         before, after = migrate_schema(url, None, upgrade=True, target=target)
     except psycopg.Error as exc:

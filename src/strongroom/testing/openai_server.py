@@ -11,7 +11,7 @@ malformed event, or no answer at all::
         ...                     # 1st call: 500, 2nd: 429, then "Hello world." for good
         server.requests[0]      # the JSON bodies received, in order
 
-Run it alone (the benchmark does) with ``python -m strongroom.llm.fakeserver --port 0``;
+Run it alone (the benchmark does) with ``python -m strongroom.testing.openai_server --port 0``;
 it prints ``LISTENING <port>`` when ready.
 """
 
