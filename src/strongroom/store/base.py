@@ -7,6 +7,7 @@
     Curation       set_acl, delete_document                            governed changes
     JobLog         record_job, get_job                                 ingestion jobs
     Lifecycle      counts, save_indexes, close                         operating the store
+    Exportable     iter_versions (and model_id, dim)                   reading everything back
     Catalog        all of the above: what a backend class implements
     Pinnable       pinned                                              optional: one index check per search
 
@@ -23,7 +24,7 @@ is written atomically with its pages, chunks and vectors. Every backend passes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ __all__ = [
     "TOMBSTONE",
     "Catalog",
     "Curation",
+    "Exportable",
     "Index",
     "JobLog",
     "KeywordUnit",
@@ -189,7 +191,19 @@ class Lifecycle(Protocol):
 
 
 @runtime_checkable
-class Catalog(Store, VersionCatalog, Curation, JobLog, Lifecycle, Protocol):
+class Exportable(Protocol):
+    """A store read back whole: what a migration copies and a consistency check hashes."""
+
+    model_id: str  # the embedding model its vectors came from
+    dim: int
+
+    def iter_versions(self) -> Iterator[NewVersion]:
+        """Every live version with its pages, chunks, vectors and cache keys, oldest write first."""
+        ...
+
+
+@runtime_checkable
+class Catalog(Store, VersionCatalog, Curation, JobLog, Lifecycle, Exportable, Protocol):
     """Every part together: what a backend class implements, and what the application layer,
     the API and operator commands hold."""
 

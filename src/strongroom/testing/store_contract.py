@@ -218,3 +218,17 @@ class StoreContract:
         assert [v.source for _, v in store.fetch([c for c, _ in store.keyword_search("research", PUBLIC, 1)])] == [
             "s.txt"
         ]
+
+    def test_a_store_reads_back_whole_what_it_holds(self, store: Catalog, embedder: Embedder) -> None:
+        first = make_version(embedder, "a.txt", ["Revenue 1,234.", "Page two."], published=T0)
+        gone = make_version(embedder, "b.txt", ["Deleted later."], published=T0)
+        last = make_version(embedder, "c.txt", ["Costs were flat."], published=T1, acl=["credit"])
+        for new in (first, gone, last):
+            store.write(new)
+        store.delete_document(gone.version.document_id)
+        back = list(store.iter_versions())
+        assert [n.version for n in back] == [first.version, last.version]
+        for written, read in zip((first, last), back, strict=True):
+            assert read.pages == written.pages and read.chunks == written.chunks
+            assert read.embed_keys == written.embed_keys and read.vectors.tolist() == written.vectors.tolist()
+        assert (store.model_id, store.dim) == (embedder.model_id, embedder.dim)
