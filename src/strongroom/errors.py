@@ -1,7 +1,7 @@
 """One exception tree for strongroom. Every message says what happened and what to do.
 
     StrongroomError
-    ├── ConfigError               bad settings, unknown backend name, unusable home directory
+    ├── ConfigError               bad settings, unknown backend name
     ├── IngestError               one input could not be ingested (the batch goes on)
     │   ├── UnsupportedFormat     no parser for this file type
     │   ├── CorruptDocument       the parser could not read the bytes (damaged, encrypted, empty)
@@ -9,7 +9,7 @@
     │   ├── DocumentRejected      the ingestion policy refused it (e.g. it holds a secret)
     │   ├── ParseStopped          parsing was stopped by a shutdown: ingest the file again
     │   └── WriteDenied           the principal may not add to this document, or asked for another ACL
-    ├── StoreError                the store could not be read or written
+    ├── StoreError                the store could not be opened, read or written (or --home holds none)
     ├── EmbeddingError            the embedding backend failed or is misconfigured
     ├── QueryError                a search or question was malformed (bad date, bad filter)
     ├── NotFound                  no such thing, or none the principal may see (the same answer)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from strongroom.errors import AuthenticationError, StoreError
+from strongroom.errors import AuthenticationError, QueryError, StoreError
 from strongroom.store.sqlite import open_catalog
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _when(value: object) -> datetime | None:
 def new_key(owner: str, groups: frozenset[str], expires_at: datetime | None) -> tuple[KeyRow, ApiKey, str]:
     """A new key's row, what is known of it, and the full key string."""
     if not owner.strip():
-        raise ValueError("a key needs an owner")
+        raise QueryError("a key needs an owner: who answers for it (a person or a service)")
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
     now = datetime.now(UTC)
     if expires_at is not None and expires_at.tzinfo is None:
