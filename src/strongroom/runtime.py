@@ -1,7 +1,8 @@
 """Open the store and its embedder from settings: the one place both are wired.
 
 The embedded store under ``home`` by default; PostgreSQL + pgvector when ``store_url`` is
-set. The CLI and the HTTP app call :func:`open_runtime`, so both see the same store.
+set. The application layer (:class:`~strongroom.service.Platform`), the HTTP service and
+the operator jobs call :func:`open_runtime`, so all see the same store.
 """
 
 from __future__ import annotations
