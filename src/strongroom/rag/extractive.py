@@ -15,45 +15,19 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from strongroom.embed import Embedder
+from strongroom.rag.base import NOT_FOUND, Generator, cite
 from strongroom.retrieve import search
 from strongroom.store.base import Index
 from strongroom.text import classify_lines, tokenize
-from strongroom.types import Answer, Citation, Claim, Hit, Scope, frozen_meta
+from strongroom.types import Answer, Claim, Hit, Scope, frozen_meta
 
-__all__ = ["EXTRACTIVE_VERSION", "NOT_FOUND", "ExtractiveGenerator", "Generator", "answer", "cite"]
+__all__ = ["EXTRACTIVE_VERSION", "ExtractiveGenerator", "answer"]
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
-NOT_FOUND = "No passage in the documents you may read answers this question."
 #: the extractive generator's version; it has no prompt, so this is also its "template" version
 EXTRACTIVE_VERSION = "extractive-v1"
-
-
-class Generator(Protocol):
-    """Writes an answer from retrieved hits only. ``name`` goes into the audit record, and
-    ``Answer.metadata`` says what produced the answer (at least ``generator`` and
-    ``prompt_template_version``)."""
-
-    name: str
-
-    def generate(self, question: str, hits: Sequence[Hit]) -> Answer: ...
-
-
-def cite(hit: Hit, start: int, end: int) -> Citation:
-    """A citation for characters ``[start:end]`` of a hit's chunk text (page offsets)."""
-    c, v = hit.chunk, hit.version
-    return Citation(
-        document_id=v.document_id,
-        version_id=v.id,
-        source=v.source,
-        title=v.title,
-        page=c.page,
-        char_start=c.char_start + start,
-        char_end=c.char_start + end,
-        quote=c.text[start:end],
-    )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from strongroom.llm.deployments import open_gateway
 from strongroom.llm.function import FunctionModel
 from strongroom.llm.gateway import Deployment, Gateway
 from strongroom.llm.types import ChatMessage, ChatRequest, ChatResult
-from strongroom.rag.extractive import NOT_FOUND, ExtractiveGenerator, Generator, cite
+from strongroom.rag.base import NOT_FOUND, Generator, cite
+from strongroom.rag.extractive import ExtractiveGenerator
 from strongroom.types import Answer, Claim, Hit, frozen_meta
 
 __all__ = [
