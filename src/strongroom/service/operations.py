@@ -48,7 +48,7 @@ from strongroom.service.requests import (
     SearchResult,
     View,
 )
-from strongroom.service.visibility import governing, visible_documents
+from strongroom.service.visibility import governing, newest, visible_documents
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.base import Catalog
 from strongroom.types import Answer, Hit, Principal, Scope, frozen_meta
@@ -457,8 +457,9 @@ class Operations:
                 raise QueryError("acl: give at least one group")
             before = self._writable(principal, document_id)
             changed = self.store.set_acl(document_id, after)
-            current = self.store.versions(document_id)
-            change = AclChange(document_id, before, after, tuple(changed), current[-1].name if current else document_id)
+            versions = self.store.versions(document_id)  # the name of its current version: the latest published
+            name = max(enumerate(versions), key=newest)[1].name if versions else document_id
+            change = AclChange(document_id, before, after, tuple(changed), name)
             detail = f"acl {','.join(sorted(before))} -> {','.join(sorted(after))}"
             filters = {"before": sorted(before), "after": sorted(after), "versions": list(changed)}
             return change, {"filters": filters, "detail": detail}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from strongroom.types import DocumentVersion, Scope
 
-__all__ = ["Visible", "governing", "visible_documents"]
+__all__ = ["Visible", "governing", "newest", "visible_documents"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class Visible:
     history: tuple[DocumentVersion, ...]
 
 
-def _order(item: tuple[int, DocumentVersion]) -> tuple[float, float, int]:
+def newest(item: tuple[int, DocumentVersion]) -> tuple[float, float, int]:
+    """The sort key of a (write order, version) pair: the current version sorts last."""
     i, v = item
     return (v.published_at.timestamp(), v.ingested_at.timestamp(), i)
 
@@ -47,7 +48,7 @@ def visible_documents(
             by_doc.setdefault(v.document_id, []).append((i, v))
     out: dict[str, Visible] = {}
     for document_id, knowable in by_doc.items():
-        knowable.sort(key=_order, reverse=True)
+        knowable.sort(key=newest, reverse=True)
         current = knowable[0][1]
         if scope.groups.isdisjoint(current.acl):
             continue
@@ -65,7 +66,7 @@ def governing(versions: Sequence[DocumentVersion], groups: frozenset[str], now: 
     when every version is still to come, the first of them), provided ``groups`` may read it and
     every version published to supersede it. None when there is no version or ``groups`` may not
     read them all: whoever writes to a document must be entitled to what it is and will be."""
-    ordered = sorted(enumerate(versions), key=_order, reverse=True)
+    ordered = sorted(enumerate(versions), key=newest, reverse=True)
     for _, v in ordered:
         if groups.isdisjoint(v.acl):
             return None
