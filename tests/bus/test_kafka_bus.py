@@ -29,7 +29,7 @@ from strongroom.errors import BusUnavailable, ConfigError
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
-from strongroom.testing.bus_contract import WRITER, BusContract, BusFactory
+from strongroom.testing.bus_contract import WRITER, BusContract, BusFactory, job_for
 
 BROKER = os.environ.get("STRONGROOM_TEST_KAFKA", "")
 needs_kafka = pytest.mark.skipif(
@@ -114,7 +114,7 @@ def test_kill_9_a_worker_holding_a_job_another_worker_finishes_it(topic: str, tm
     (docs / "memo.txt").write_text("Treasury memo. The liquidity coverage ratio stood at 131%.")
     home = tmp_path / "home"
     bus = _bus(topic, reclaim_idle_s=6)
-    bus.publish(_job(docs / "memo.txt"))
+    bus.publish(job_for(docs / "memo.txt", home))
     # the doomed worker takes the job in this process's place: received, never committed
     doomed = subprocess.Popen(
         [sys.executable, "-c", _HOLD_ONE, BROKER, topic],

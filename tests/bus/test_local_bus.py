@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.bus import IngestJob, Outcome, open_bus
+from strongroom.bus import Outcome, open_bus
 from strongroom.bus.local import SqliteBus
 from strongroom.errors import BusUnavailable, ConfigError
-from strongroom.ingest.pipeline import IngestOptions
-from strongroom.testing.bus_contract import WRITER, BusContract, BusFactory, job_for, next_delivery
+from strongroom.testing.bus_contract import BusContract, BusFactory, job_for, next_delivery
 from tests.test_cli import run
 
 SEC10Q = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "sec10q" / "docs"
@@ -157,7 +156,7 @@ def test_two_worker_processes_on_one_file_store_each_job_once(tmp_path: Path) ->
     url, home = f"sqlite://{tmp_path}/bus.sqlite3", tmp_path / "home"
     queue = SqliteBus(url)
     for path in sorted(docs.iterdir()):
-        queue.publish(job_for(path))
+        queue.publish(job_for(path, home))
     queue.publish_raw("{not json")
     workers = [_worker(url, home, f"w{i}", "--until-idle") for i in range(2)]
     logs = [w.communicate(timeout=300)[1] for w in workers]
@@ -202,7 +201,7 @@ def test_kill_9_mid_document_another_worker_finishes_it(tmp_path: Path) -> None:
     url, home = f"sqlite://{tmp_path}/bus.sqlite3", tmp_path / "home"
     queue = SqliteBus(url)
     for f in files:
-        queue.publish(IngestJob.for_file(f, IngestOptions(), [SEC10Q], principal=WRITER))
+        queue.publish(job_for(f, home))
     doomed = _worker(url, home, "doomed", "--reclaim-idle-s", "2", embedder="model")
     try:
         _wait(lambda: any(h["consumer"] == "doomed" for h in queue.held()), 120, "the first worker to take a job")

@@ -24,7 +24,7 @@ from strongroom.bus import IngestJob, Outcome
 from strongroom.bus.redis_streams import BusUnavailable, RedisStreamsBus
 from strongroom.errors import ConfigError
 from strongroom.ingest.pipeline import IngestOptions
-from strongroom.testing.bus_contract import WRITER, BusContract, BusFactory
+from strongroom.testing.bus_contract import WRITER, BusContract, BusFactory, job_for
 from tests.redis_service import REDIS_URL, needs_redis
 
 URL = REDIS_URL
@@ -103,7 +103,7 @@ def test_kill_9_mid_document_another_worker_finishes_it(stream: str, tmp_path: P
     home = tmp_path / "home"
     bus = _bus(stream, reclaim_idle_s=2)
     for f in files:
-        bus.publish(IngestJob.for_file(f, IngestOptions(), [SEC10Q], principal=WRITER))
+        bus.publish(job_for(f, home))
     doomed = _worker(home, stream, "doomed")
     try:
         _wait(lambda: any(p["consumer"] == "doomed" for p in bus.pending()), 120, "the first worker to take a job")

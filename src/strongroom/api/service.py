@@ -46,7 +46,7 @@ from strongroom.service import IngestRequest
 from strongroom.service.async_platform import AsyncPlatform
 from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.service.operations import Operations
-from strongroom.service.records import REQUEST_ID, QueryRedactor
+from strongroom.service.records import REQUEST_ID, QueryRedactor, bus_key
 from strongroom.store.base import Catalog
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Principal
@@ -242,7 +242,7 @@ class Service:
         if up.published:
             job = IngestJob(**{**job.__dict__, "published": up.published})
         try:
-            bus.publish(job)
+            bus.publish(job.sealed(bus_key(self.settings)))
         except StrongroomError as exc:
             failed = {"name": up.name, "status": "failed", "error": f"not queued: {exc}"}
             self.runtime.store.record_job(up.job_id, started, "failed", request, {"files": [failed]})

@@ -68,7 +68,10 @@ def bus_path(url: str) -> Path:
     """The file a ``sqlite://PATH`` URL names (``sqlite:///srv/bus.sqlite3``: an absolute path)."""
     if not url.startswith("sqlite://") or not url.removeprefix("sqlite://"):
         raise ConfigError(f"not a SQLite bus URL: {url!r}; use sqlite:///path/to/bus.sqlite3")
-    return Path(url.removeprefix("sqlite://")).expanduser()
+    path = Path(url.removeprefix("sqlite://")).expanduser()
+    if not path.is_absolute():  # relative to wherever each process started: two processes, two buses
+        raise ConfigError(f"the SQLite bus URL {url!r} names a relative path; use sqlite:///absolute/path/bus.sqlite3")
+    return path
 
 
 class SqliteBus:
@@ -170,6 +173,9 @@ class SqliteBus:
             if row is None:
                 return None
             message_id, raw, attempts, error = row
+            if not isinstance(attempts, int) or not isinstance(raw, str):
+                what = f"the bus file {self.path} holds a malformed message (id {message_id})"
+                raise BusUnavailable(f"{what}; restore the file from a backup")
             db.execute(
                 "UPDATE messages SET attempts = ?, consumer = ?, visible_at = ? WHERE id = ?",
                 (attempts + 1, consumer, now + self.reclaim_idle_s, message_id),
@@ -203,9 +209,11 @@ class SqliteBus:
         dead = self._read(
             "SELECT message_id, body, attempts, error FROM dead_letters WHERE stream = ? ORDER BY seq", self.stream
         )
+        if not all(isinstance(a, int) for _, _, a, _ in dead):
+            raise BusUnavailable(f"the bus file {self.path} holds a malformed dead letter; restore it")
         return Backlog(
             int(outstanding),
-            tuple(DeadLetter(str(m), body, int(a), e) for m, body, a, e in dead),
+            tuple(DeadLetter(str(m), str(body), a, str(e)) for m, body, a, e in dead),
             frozen_meta({str(i): e for i, e in errors}),
         )
 

@@ -153,8 +153,15 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[FileResult]]:
         elif path.is_file():
             found.append(path)
         else:
-            missing.append(FileResult(str(path), "failed", error="no such file or folder; check the path"))
-    return found, missing
+            missing.append(FileResult(_shown(path), "failed", error="no such file or folder; check the path"))
+    unnamed = [p for p in found if _shown(p) != str(p)]
+    missing += [FileResult(_shown(p), "failed", error="the file name is not valid UTF-8; rename it") for p in unnamed]
+    return [p for p in found if p not in unnamed], missing
+
+
+def _shown(path: Path) -> str:
+    """The path as text; bytes of a name that are not UTF-8 as ``\\xff`` escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _source_key(path: Path, options: IngestOptions, roots: Sequence[Path]) -> str:

@@ -42,7 +42,7 @@ from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.service.clock import parse_instant
 from strongroom.service.operations import Operations, Outcome
-from strongroom.service.records import QueryRedactor
+from strongroom.service.records import QueryRedactor, bus_key
 from strongroom.service.requests import (
     EXTRACTIVE_MODEL,
     AclChange,
@@ -237,12 +237,13 @@ class Platform:
                 source=request.source,
                 meta=request.meta,
             )
+            key = bus_key(self.settings)
             bus = open_bus(bus_url, stream=stream)
             try:
                 return [
                     {"file": str(f), "job_id": job.id, "message_id": bus.publish(job)}
                     for f in files
-                    for job in [IngestJob.for_file(f, options, list(request.paths), principal=principal)]
+                    for job in [IngestJob.for_file(f, options, list(request.paths), principal=principal).sealed(key)]
                 ]
             finally:
                 bus.close()

@@ -25,7 +25,7 @@ from strongroom.ingest.understand.redaction import query_digest, redact_query
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Hit, Principal
 
-__all__ = ["REQUEST_ID", "QueryRedactor", "chunk_refs", "event", "load_secret"]
+__all__ = ["REQUEST_ID", "QueryRedactor", "bus_key", "chunk_refs", "event", "load_secret"]
 
 #: the id of the HTTP request being served, if any (the service's middleware sets it)
 REQUEST_ID: ContextVar[str] = ContextVar("strongroom_request_id", default="")
@@ -49,6 +49,12 @@ def load_secret(path: Path, nbytes: int = 32) -> bytes:
     if len(data) < 16:
         raise ConfigError(f"the secret {path} is too short ({len(data)} bytes); delete it to make a new one")
     return data
+
+
+def bus_key(settings: Settings) -> bytes:
+    """The deployment's bus key (``HOME/keys/bus.key``, made on first use): jobs are sealed
+    with it when queued and checked with it by the workers, which share the home."""
+    return load_secret(settings.home / "keys" / "bus.key")
 
 
 class QueryRedactor:

@@ -60,6 +60,14 @@ def parse_pairs(items: Iterable[str] | None, option: str) -> Mapping[str, str]:
     return frozen_meta(pairs)
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, kw_only=True)
 class View:
     """The two clocks and the filters every read takes."""
@@ -68,6 +76,12 @@ class View:
     known_at: TimeInput = None
     doc_types: frozenset[str] = frozenset()
     filters: Mapping[str, str] = field(default_factory=frozen_meta)
+
+    def __post_init__(self) -> None:
+        texts = [v for v in vars(self).values() if isinstance(v, str)]
+        texts += [*self.doc_types, *self.filters, *self.filters.values()]
+        if any(not _is_text(t) for t in texts):  # bytes of a terminal or a JSON escape that are not Unicode text
+            raise QueryError("the request holds characters that are not text (not valid UTF-8); type it again")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,7 @@ from strongroom.config import Settings
 from strongroom.embed.hashing import HashEmbedder
 from strongroom.ingest.pipeline import IngestOptions
 from strongroom.runtime import open_runtime
+from strongroom.service.records import bus_key
 from strongroom.service.worker import handle, run_worker
 from strongroom.types import Principal
 
@@ -51,9 +52,11 @@ class BusFactory(Protocol):
     def __call__(self, stream: str = "jobs", *, max_attempts: int = 3) -> RawBus: ...
 
 
-def job_for(path: Path) -> IngestJob:
-    """A job for one file, queued by :data:`WRITER`."""
-    return IngestJob.for_file(path, IngestOptions(), [path.parent], principal=WRITER)
+def job_for(path: Path, home: Path | None = None) -> IngestJob:
+    """A job for one file, queued by :data:`WRITER`; sealed with the bus key of ``home``
+    (where the worker that is to act on it runs), as ``strongroom ingest --bus`` seals it."""
+    job = IngestJob.for_file(path, IngestOptions(), [path.parent], principal=WRITER)
+    return job if home is None else job.sealed(bus_key(Settings(home=home)))
 
 
 def next_delivery(bus: Bus, consumer: str, within_s: float = 60.0) -> Delivery:
@@ -169,11 +172,12 @@ class BusContract:
             (docs / f"note{i}.txt").write_text(f"Desk note {i}. The coupon of bond {i} is {4 + i}.25%.")
         (docs / "broken.pdf").write_bytes(b"%PDF-1.7\nthis is not really a pdf")
         queue = bus(max_attempts=3)
+        home = tmp_path / "home"
         for path in sorted(docs.iterdir()):
-            queue.publish(job_for(path))
-        queue.publish(job_for(docs / "note0.txt"))  # the same file queued twice stores once
+            queue.publish(job_for(path, home))
+        queue.publish(job_for(docs / "note0.txt", home))  # the same file queued twice stores once
         queue.publish_raw("{not json")  # a malformed message is poison too
-        runtime = open_runtime(Settings(home=tmp_path / "home", embedder="hash"), HashEmbedder(64))
+        runtime = open_runtime(Settings(home=home, embedder="hash"), HashEmbedder(64))
         try:
             counts = run_worker(queue, runtime, "w1", block_s=1.0, until_idle=True)
             versions = runtime.store.versions()
@@ -195,7 +199,7 @@ class BusContract:
             pytest.skip("this bus does not count the deliveries of a consumer that died")
         (tmp_path / "memo.txt").write_text("Treasury memo.")
         first = bus(max_attempts=2)
-        first.publish(job_for(tmp_path / "memo.txt"))
+        first.publish(job_for(tmp_path / "memo.txt", tmp_path / "home"))
         first.settle(next_delivery(first, "worker-a"), Outcome.retry("store unavailable"))
         next_delivery(first, "worker-b")
         first.close()  # worker-b died holding it

@@ -1,0 +1,99 @@
+"""Attacks on the worker by someone who can write to the bus but does not hold the
+deployment's bus key: forged, tampered and mistyped jobs are dead-lettered untouched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from strongroom.bus import open_bus
+from strongroom.bus.job import IngestJob
+from strongroom.config import Settings
+from strongroom.ingest.pipeline import IngestOptions
+from strongroom.runtime import open_runtime
+from strongroom.service.records import bus_key
+from strongroom.service.worker import run_worker
+from strongroom.testing import HashEmbedder
+from strongroom.testing.bus_contract import WRITER, job_for
+
+
+def _work(tmp_path: Path, *raw: str) -> tuple[dict[str, int], list[str], list[str]]:
+    """Publish ``raw`` messages, run a worker until idle; its counts, the stored file names
+    and the dead letters' errors."""
+    queue = open_bus(f"sqlite://{tmp_path}/bus.sqlite3", stream="jobs")
+    for text in raw:
+        queue.publish_raw(text)  # type: ignore[attr-defined]
+    runtime = open_runtime(Settings(home=tmp_path / "home", embedder="hash"), HashEmbedder(64))
+    try:
+        counts = run_worker(queue, runtime, "w1", block_s=0.2, until_idle=True)
+        names = sorted(v.name for v in runtime.store.versions())
+    finally:
+        runtime.close()
+    errors = [d.error for d in queue.backlog().dead_letters]
+    queue.close()
+    return counts, names, errors
+
+
+def test_a_forged_job_cannot_delete_a_folder_or_write_as_someone(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "catalog.sqlite3").write_text("precious")
+    forged = {"id": "x", "path": str(victim / "catalog.sqlite3"), "acl": ["public"], "delete_after": True,
+              "principal": "alice", "groups": ["research"]}  # fmt: skip
+    counts, names, errors = _work(tmp_path, json.dumps(forged))
+    assert (victim / "catalog.sqlite3").read_text() == "precious"
+    assert counts == {"done": 0, "retry": 0, "dead": 1} and names == []
+    assert "not sealed with this deployment's bus key" in errors[0]
+
+
+def test_a_sealed_job_changed_on_the_bus_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "memo.txt").write_text("Treasury memo: coupon 4.25%.")
+    sealed = json.loads(job_for(tmp_path / "memo.txt", tmp_path / "home").to_json())
+    tampered = json.dumps({**sealed, "principal": "alice", "groups": ["research", "admins"]})
+    counts, names, errors = _work(tmp_path, tampered, json.dumps(sealed))
+    assert names == ["memo.txt"] and counts == {"done": 1, "retry": 0, "dead": 1}
+    assert "not sealed" in errors[0]
+
+
+def test_a_job_sealed_with_another_key_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "memo.txt").write_text("Treasury memo.")
+    other = job_for(tmp_path / "memo.txt", tmp_path / "elsewhere")
+    counts, names, _ = _work(tmp_path, other.to_json())
+    assert names == [] and counts["dead"] == 1
+
+
+def test_a_mistyped_job_is_poison_not_a_worker_crash(tmp_path: Path) -> None:
+    good = json.loads(job_for(tmp_path / "x.txt").to_json())
+    bad = [
+        {**good, "published": 12345},
+        {**good, "published": "not a date"},
+        {**good, "doc_type": {}},
+        {**good, "source": ["a"]},
+        {**good, "roots": ["a\x00b"]},
+        {**good, "acl": "research"},  # a string, not a list: not the letters r, e, s, ...
+        {**good, "acl": []},
+        {**good, "delete_after": "yes"},
+        {**good, "meta": {"k": 1}},
+        [1, 2],
+    ]
+    counts, names, errors = _work(tmp_path, *(json.dumps(b) for b in bad))
+    assert counts == {"done": 0, "retry": 0, "dead": len(bad)} and names == []
+    assert all("not an ingestion job" in e for e in errors)
+
+
+def test_a_sealed_upload_removes_only_its_own_folder(tmp_path: Path) -> None:
+    """delete_after removes the folder the service made for the upload (named by its job
+    id), never the folder of a file elsewhere, even in a sealed job."""
+    outside = tmp_path / "shared"
+    outside.mkdir()
+    (outside / "memo.txt").write_text("Treasury memo.")
+    key = bus_key(Settings(home=tmp_path / "home"))
+    job = IngestJob.for_file(outside / "memo.txt", IngestOptions(), [outside], delete_after=True, principal=WRITER)
+    upload = tmp_path / "uploads" / "job1"
+    upload.mkdir(parents=True)
+    (upload / "note.txt").write_text("An upload.")
+    mine = IngestJob.for_file(upload / "note.txt", IngestOptions(), [upload], id="job1", delete_after=True,
+                              principal=WRITER)  # fmt: skip
+    counts, names, _ = _work(tmp_path, job.sealed(key).to_json(), mine.sealed(key).to_json())
+    assert names == ["memo.txt", "note.txt"] and counts["done"] == 2
+    assert (outside / "memo.txt").exists() and not upload.exists()
