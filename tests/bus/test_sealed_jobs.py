@@ -97,3 +97,23 @@ def test_a_sealed_upload_removes_only_its_own_folder(tmp_path: Path) -> None:
     counts, names, _ = _work(tmp_path, job.sealed(key).to_json(), mine.sealed(key).to_json())
     assert names == ["memo.txt", "note.txt"] and counts["done"] == 2
     assert (outside / "memo.txt").exists() and not upload.exists()
+
+
+def test_a_job_longer_than_the_hold_stays_with_its_worker(tmp_path: Path) -> None:
+    """While a worker ingests (here: sleeps through three reclaim times), its heartbeat keeps
+    the job from the other workers; no second worker starts it, none dead-letters it."""
+    from strongroom.bus import Outcome
+    from strongroom.service.worker import _holding
+
+    url = f"sqlite://{tmp_path}/bus.sqlite3"
+    mine, other = open_bus(url, reclaim_idle_s=0.3), open_bus(url, reclaim_idle_s=0.3)
+    mine.publish(job_for(tmp_path / "long.pdf", tmp_path / "home"))
+    held = mine.receive("w1", block_s=1.0)
+    assert held is not None
+    with _holding(mine, held):
+        seen = [other.receive("w2", block_s=0.1) for _ in range(9)]  # ~0.9 s of asking
+    assert seen == [None] * 9
+    mine.settle(held, Outcome.done())
+    assert other.receive("w2", block_s=0.6) is None and other.backlog().outstanding == 0
+    mine.close()
+    other.close()

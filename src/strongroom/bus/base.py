@@ -41,20 +41,23 @@ class Delivery:
     attempt: int
     raw: str = ""
     last_error: str | None = None
+    consumer: str = ""  # who holds it
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What became of a delivery: ``done`` (settled for good), ``retry`` (deliver it again
-    later, remembering ``error``) or ``dead`` (give up: keep it with ``error`` in the dead
-    letters). Build one with :meth:`done`, :meth:`retry` or :meth:`dead`."""
+    later, remembering ``error``), ``dead`` (give up: keep it with ``error`` in the dead
+    letters) or ``hold`` (still working on it: keep it from other consumers for another
+    ``reclaim_idle_s``, a heartbeat). Build one with :meth:`done`, :meth:`retry`,
+    :meth:`dead` or :meth:`hold`."""
 
-    kind: Literal["done", "retry", "dead"]
+    kind: Literal["done", "retry", "dead", "hold"]
     error: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("done", "retry", "dead"):
-            raise ValueError(f"an outcome is done, retry or dead, not {self.kind!r}")
+        if self.kind not in ("done", "retry", "dead", "hold"):
+            raise ValueError(f"an outcome is done, retry, dead or hold, not {self.kind!r}")
 
     @classmethod
     def done(cls) -> Outcome:
@@ -67,6 +70,10 @@ class Outcome:
     @classmethod
     def dead(cls, error: str) -> Outcome:
         return cls("dead", error[:2000])
+
+    @classmethod
+    def hold(cls) -> Outcome:
+        return cls("hold")
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,11 @@ class Bus(Protocol):
     A message stays outstanding until a consumer settles it; one whose consumer died
     unsettled is delivered again (to any consumer of the group) after the backend's
     reclaim time. ``max_attempts`` is how many deliveries a job gets before the worker
-    gives up on it."""
+    gives up on it; ``reclaim_idle_s`` how long a consumer may hold one without a sign of
+    life (``Outcome.hold``) before it is given to another."""
 
     max_attempts: int
+    reclaim_idle_s: float
 
     def publish(self, job: IngestJob) -> str:
         """Queue a job; returns the bus's message id."""
@@ -116,7 +125,9 @@ class Bus(Protocol):
         ...
 
     def settle(self, delivery: Delivery, outcome: Outcome) -> None:
-        """Say what became of a delivery: done, retry later, or dead-letter (see :class:`Outcome`)."""
+        """Say what became of a delivery: done, retry later, dead-letter, or still held (see
+        :class:`Outcome`). Only the consumer holding it settles it; a late settle from one whose
+        hold ran out changes nothing (except ``done``, which is always kept)."""
         ...
 
     def backlog(self) -> Backlog:

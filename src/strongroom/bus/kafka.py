@@ -108,6 +108,7 @@ class KafkaBus:
         self._where = str(self._settings["bootstrap.servers"])
         # a dead worker's partitions move to another worker after the session timeout; the
         # broker's default bounds are 6 s to 30 min
+        self.reclaim_idle_s = float(reclaim_idle_s)
         self._session_ms = str(int(min(max(reclaim_idle_s, 6.0), 1800.0) * 1000))
         self._max_poll_ms = str(int(max(max_job_s, reclaim_idle_s) * 1000))
         self._producer = confluent_kafka.Producer(
@@ -231,9 +232,11 @@ class KafkaBus:
         except ValueError:
             attempt = 1
         self._held[message_id] = message
-        return Delivery(message_id, parse_job(raw), attempt, raw, _header(headers, "error"))
+        return Delivery(message_id, parse_job(raw), attempt, raw, _header(headers, "error"), consumer)
 
     def settle(self, delivery: Delivery, outcome: Outcome) -> None:
+        if outcome.kind == "hold":  # the partition is this consumer's while it polls within max_job_s
+            return
         key = delivery.job.id if delivery.job else delivery.message_id
         if outcome.kind == "retry":
             headers = {"attempt": str(delivery.attempt + 1), "error": outcome.error, "first_id": delivery.message_id}

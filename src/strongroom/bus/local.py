@@ -180,7 +180,7 @@ class SqliteBus:
                 "UPDATE messages SET attempts = ?, consumer = ?, visible_at = ? WHERE id = ?",
                 (attempts + 1, consumer, now + self.reclaim_idle_s, message_id),
             )
-        return Delivery(str(message_id), parse_job(raw), int(attempts) + 1, raw, error)
+        return Delivery(str(message_id), parse_job(raw), int(attempts) + 1, raw, error, consumer)
 
     def settle(self, delivery: Delivery, outcome: Outcome) -> None:
         key = (int(delivery.message_id), self.stream)
@@ -188,6 +188,11 @@ class SqliteBus:
         with self._write() as db:
             if outcome.kind == "done":
                 db.execute("DELETE FROM messages WHERE id = ? AND stream = ?", key)
+            elif outcome.kind == "hold":
+                db.execute(
+                    "UPDATE messages SET visible_at = ? WHERE id = ? AND stream = ? AND attempts = ?",
+                    (time.time() + self.reclaim_idle_s, *latest),
+                )
             elif outcome.kind == "retry":
                 db.execute(
                     "UPDATE messages SET visible_at = ?, consumer = NULL, last_error = ? "

@@ -48,6 +48,7 @@ class RedisStreamsBus:
         self.dead = f"{stream}:dead"
         self.errors = f"{stream}:errors"
         self.group = group
+        self.reclaim_idle_s = float(reclaim_idle_s)
         self.reclaim_idle_ms = int(reclaim_idle_s * 1000)
         self.max_attempts = int(max_attempts)
         self._where = url.split("@")[-1]  # never the password of redis://user:pw@host
@@ -92,21 +93,38 @@ class RedisStreamsBus:
             message_id, fields = claimed[0]
             pending = self._redis.xpending_range(self.stream, self.group, message_id, message_id, 1)
             attempt = int(pending[0]["times_delivered"]) if pending else 1
-            return self._delivery(message_id, fields, attempt, self._redis.hget(self.errors, message_id))
+            return self._delivery(message_id, fields, attempt, self._redis.hget(self.errors, message_id), consumer)
         got = self._redis.xreadgroup(
             self.group, consumer, {self.stream: ">"}, count=1, block=max(1, int(block_s * 1000))
         )
         if not got:
             return None
         message_id, fields = got[0][1][0]
-        return self._delivery(message_id, fields, 1, None)
+        return self._delivery(message_id, fields, 1, None, consumer)
 
     @staticmethod
-    def _delivery(message_id: str, fields: dict[str, str] | None, attempt: int, error: str | None) -> Delivery:
+    def _delivery(
+        message_id: str, fields: dict[str, str] | None, attempt: int, error: str | None, consumer: str
+    ) -> Delivery:
         raw = (fields or {}).get("job", "")
-        return Delivery(message_id, parse_job(raw), attempt, raw, error)
+        return Delivery(message_id, parse_job(raw), attempt, raw, error, consumer)
 
     def settle(self, delivery: Delivery, outcome: Outcome) -> None:
+        if outcome.kind == "hold":  # claimed again by its holder: its idle time starts over, no delivery counted
+            self._call(
+                self._redis.xclaim,
+                self.stream,
+                self.group,
+                delivery.consumer,
+                0,
+                [delivery.message_id],
+                None,
+                None,
+                None,
+                False,
+                True,
+            )
+            return
         if outcome.kind == "retry":
             self._call(self._redis.hset, self.errors, delivery.message_id, outcome.error)
             return

@@ -73,6 +73,9 @@ class BusContract:
     """Behaviour every Bus must have. Tests use the protocol, and ``publish_raw`` for poison."""
 
     counts_crashed_deliveries: ClassVar[bool] = True
+    #: whether a held job goes to another consumer after ``reclaim_idle_s`` without a renewal
+    #: (Kafka instead moves a partition when its consumer leaves the group)
+    reclaims_by_time: ClassVar[bool] = True
 
     def test_a_published_job_is_delivered_whole_and_settled_once(self, bus: BusFactory, tmp_path: Path) -> None:
         queue = bus()
@@ -151,6 +154,24 @@ class BusContract:
         survivor.settle(again, Outcome.done())
         assert survivor.backlog().outstanding == 0
         assert survivor.receive("worker-b", block_s=1.0) is None
+
+    def test_a_held_job_is_not_given_to_another_while_its_holder_says_so(
+        self, bus: BusFactory, tmp_path: Path
+    ) -> None:
+        """A long job: its holder renews the hold (``Outcome.hold``) past the reclaim time
+        several times over, and no other consumer gets it meanwhile, nor is an attempt counted."""
+        if not self.reclaims_by_time:
+            pytest.skip("this bus hands a job on when its consumer leaves the group, not after a hold")
+        holder, other = bus(), bus()
+        holder.publish(job_for(tmp_path / "long.pdf"))
+        held = next_delivery(holder, "worker-a")
+        deadline = time.monotonic() + 4 * holder.reclaim_idle_s
+        while time.monotonic() < deadline:
+            holder.settle(held, Outcome.hold())
+            assert other.receive("worker-b", block_s=holder.reclaim_idle_s / 3) is None
+        holder.settle(held, Outcome.done())
+        assert other.receive("worker-b", block_s=2 * holder.reclaim_idle_s) is None
+        assert other.backlog().outstanding == 0
 
     def test_streams_are_isolated(self, bus: BusFactory, tmp_path: Path) -> None:
         one, two = bus("one"), bus("two")
