@@ -15,6 +15,7 @@ from strongroom.service.records import bus_key
 from strongroom.service.worker import run_worker
 from strongroom.testing import HashEmbedder
 from strongroom.testing.bus_contract import WRITER, job_for
+from strongroom.types import Principal
 
 
 def _work(tmp_path: Path, *raw: str) -> tuple[dict[str, int], list[str], list[str]]:
@@ -117,3 +118,38 @@ def test_a_job_longer_than_the_hold_stays_with_its_worker(tmp_path: Path) -> Non
     assert other.receive("w2", block_s=0.6) is None and other.backlog().outstanding == 0
     mine.close()
     other.close()
+
+
+def test_a_version_stored_by_a_worker_that_died_before_auditing_is_audited_on_redelivery(tmp_path: Path) -> None:
+    """Killed between the store's write and the audit append: the next attempt finds the
+    version stored and records it (ingest.recovered), so no version is without its record."""
+    from strongroom.audit import open_audit_log
+    from strongroom.service.operations import Operations
+    from strongroom.service.records import QueryRedactor
+    from strongroom.service.requests import IngestRequest
+    from strongroom.service.worker import handle
+
+    (tmp_path / "memo.txt").write_text("Treasury memo: coupon 4.25%.")
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    url = f"sqlite://{tmp_path}/bus.sqlite3"
+    queue = open_bus(url, reclaim_idle_s=0.3)
+    job = job_for(tmp_path / "memo.txt", settings.home)
+    queue.publish(job)
+    assert queue.receive("dead-worker", block_s=1.0) is not None  # taken, never settled
+    runtime = open_runtime(settings, HashEmbedder(64))
+    audit = open_audit_log(settings)
+    try:
+        ops = Operations(settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(settings))
+        writer = Principal(WRITER.name, WRITER.groups, frozenset({"reader", "ingester"}), "bus")  # as the worker
+        stored = ops.ingest(writer, IngestRequest(paths=(tmp_path / "memo.txt",), roots=(tmp_path,)), job_id=job.id)
+        (version,) = [f.version_id for f in stored.result().files]  # what the dead worker wrote, unaudited
+        again = None
+        while again is None:
+            again = queue.receive("w2", block_s=1.0)
+        assert again.attempt == 2 and handle(queue, runtime, again, audit) == "done"
+        recovered = [r.event() for r in audit.read() if r.event()["action"] == "ingest.recovered"]
+    finally:
+        runtime.close()
+        audit.close()
+        queue.close()
+    assert len(recovered) == 1 and version in str(recovered[0]["chunks"])
