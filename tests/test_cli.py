@@ -221,3 +221,70 @@ def test_every_command_that_lists_or_changes_documents_or_keys_prints_json(tmp_p
 def test_bad_settings_are_a_clear_error_with_exit_2(tmp_path: Path, env: dict[str, str], message: str) -> None:
     done = CliRunner().invoke(app, ["documents", "--home", str(tmp_path)], env=env)
     assert done.exit_code == 2 and message in " ".join(done.output.split()), done.output
+
+
+def test_tables_for_a_script_are_tab_separated_and_whole_on_a_terminal_a_table(tmp_path: Path, corpus: Path) -> None:
+    """Piped (not a terminal): a header line and tab-separated rows, no value cut; the title on stderr."""
+    home = tmp_path / "home"
+    assert run(home, "ingest", str(corpus), "--acl", "rates", "--groups", "rates").returncode == 0
+    piped = run(home, "verify-store", TTY_COMPATIBLE="0")
+    assert piped.returncode == 0, piped.stderr
+    header, *lines = piped.stdout.splitlines()
+    assert header == "field\tvalue" and "verify-store" in piped.stderr
+    checked = json.loads(dict(line.split("\t") for line in lines)["store"])
+    assert len(checked["sha256"]) == 64 and checked["versions"] == 2  # the whole digest, as --json has it
+    listed = run(home, "documents", "--groups", "rates", TTY_COMPATIBLE="0").stdout.splitlines()
+    columns = listed[0].split("\t")
+    rows = [dict(zip(columns, line.split("\t"), strict=True)) for line in listed[1:]]
+    assert sorted(r["document"] for r in rows) == ["desk.md", "q1.txt"] and {r["acl"] for r in rows} == {"rates"}
+    terminal = run(home, "documents", "--groups", "rates", TTY_COMPATIBLE="1").stdout
+    assert "desk.md" in terminal and "\t" not in terminal and "━" in terminal
+
+
+def test_empty_lists_say_what_to_do(tmp_path: Path, corpus: Path) -> None:
+    home = tmp_path / "home"
+    assert run(home, "ingest", str(corpus), "--acl", "rates", "--groups", "rates").returncode == 0
+    none = run(home, "documents")  # the default principal (public) may read neither
+    assert none.returncode == 0 and none.stdout.strip() == "No documents you may read."
+    routes = run(home, "models", "list")
+    assert routes.returncode == 0 and "no routes yet: create one with `strongroom models set-route`" in routes.stdout
+    assert "(no deployments)" in routes.stdout
+
+
+def test_options_are_checked_before_the_home_is_opened_or_made(tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    spec = run(new, "models", "set-deployment", "x", "--backend", "openai-compatible")
+    assert spec.returncode == 2 and "needs url and model" in spec.stderr and not new.exists()
+    named = run(new, "models", "set-deployment", "bad name", "--backend", "local", "--path", "/m")
+    assert named.returncode == 2 and "invalid deployment name" in named.stderr and not new.exists()
+    grant = run(new, "keys", "create", "--owner", "bot", "--grant", " , ")
+    assert grant.returncode == 2 and "--grant: give at least one group" in grant.stderr and not new.exists()
+    missing = tmp_path / "missing"
+    for args, message in [
+        (["search", "x", "--filter", "bad"], "--filter takes KEY=VALUE"),
+        (["ask", "x", "--filter", "bad"], "--filter takes KEY=VALUE"),
+        (["acl", "set", "desk.md", "--acl", ""], "--acl: give at least one group"),
+        (["audit", "verify"], "no strongroom store"),
+        (["upgrade-store"], "give the PostgreSQL store with --store"),
+    ]:
+        done = run(missing, *args)
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert not missing.exists()
+
+
+def test_the_worker_says_it_consumes_only_once_the_bus_is_open_and_prints_its_counts(
+    tmp_path: Path, corpus: Path
+) -> None:
+    home, shown = tmp_path / "home", f"sqlite://{tmp_path}/bus.sqlite3"
+    url = f"{shown}?password=s3cret"  # (the SQLite bus takes it as part of the file name)
+    bad = run(home, "worker", "--bus", "nope://user:s3cret@host", "--until-idle")
+    assert bad.returncode == 2 and "unknown bus" in bad.stderr and "consuming" not in bad.stderr
+    queued = run(home, "ingest", str(corpus), "--bus", url)
+    assert queued.returncode == 0, queued.stderr
+    assert f"queued 2 file(s) on {shown}; " in queued.stdout and "s3cret" not in queued.stdout
+    done = run(home, "worker", "--bus", url, "--until-idle", "--consumer", "w1", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"done": 2, "retry": 0, "dead": 0}
+    assert f"worker w1 consuming {shown}\n" in done.stderr and "worker w1 stopped: 2 done" in done.stderr
+    assert "s3cret" not in done.stderr

@@ -84,9 +84,10 @@ def test_cli_trains_from_the_store_and_writes_the_lineage(
                                   "batch_size": 4, "checkpoint_every": 2, "eval_share": 0.3, "max_seq_length": 32}))  # fmt: skip
     env = {**os.environ, "STRONGROOM_EMBEDDER": "hash"}
     done = subprocess.run([sys.executable, "-m", "strongroom.cli", "train", "embedder", str(config), "--home",
-                           str(tmp_path / "home")], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+                           str(tmp_path / "home"), "--json"], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     lineage = json.loads((tmp_path / "out" / "model" / "strongroom-lineage.json").read_text())
+    assert json.loads(done.stdout)["weights_sha256"] == lineage["weights_sha256"]
     assert lineage["training_pairs"] > 4 and lineage["held_out_documents"]
     assert lineage["held_out_versions"] and set(lineage["held_out_versions"]).isdisjoint(lineage["trained_on_versions"])
     assert len(lineage["weights_sha256"]) == 64 and len(lineage["store_digest"]) == 64

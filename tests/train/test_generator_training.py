@@ -132,7 +132,7 @@ def test_the_cli_trains_an_adapter_and_refuses_a_bad_config(tiny_lm: str, data: 
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"base_model": tiny_lm, "data": str(data), "output_dir": str(tmp_path / "out"),
                                "steps": 4, "batch_size": 4, "checkpoint_every": 2}))  # fmt: skip
-    done = run(tmp_path / "home", "train", "generator", str(job))
+    done = run(tmp_path / "home", "train", "generator", str(job), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["adapter"] == str(tmp_path / "out" / "adapter")
     job.write_text(json.dumps({"base_model": str(tmp_path / "nowhere"), "data": str(data),

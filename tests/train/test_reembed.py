@@ -92,3 +92,17 @@ def test_reembed_refuses_what_it_cannot_do(tiny_model: str, tmp_path: Path) -> N
     assert unchanged.returncode == 2 and "already uses" in " ".join(unchanged.stderr.split())
     assert "Traceback" not in missing.stderr + unchanged.stderr + same.stderr
     assert not os.path.exists(tmp_path / "new2" / "embedder.json")
+
+
+def test_reembed_refuses_a_model_whose_lineage_it_cannot_read(tiny_model: str, tmp_path: Path) -> None:
+    import shutil
+
+    old, model = tmp_path / "old", tmp_path / "model"
+    (tmp_path / "a.txt").write_text("Alpha revenue rose.\n")
+    assert run(old, "ingest", str(tmp_path / "a.txt")).returncode == 0
+    shutil.copytree(tiny_model, model)
+    (model / "strongroom-lineage.json").write_text('{"model": "cut off')
+    broken = run(old, "reembed", "--to", str(tmp_path / "new"), "--embedder-model", str(model))
+    assert broken.returncode == 2 and "cannot read the model's lineage" in " ".join(broken.stderr.split())
+    assert "Traceback" not in broken.stderr
+    assert not (tmp_path / "new").exists()  # refused before anything was copied

@@ -78,3 +78,49 @@ def test_classify_train_and_eval(app: typer.Typer, tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         report = json.loads(result.output)
         assert report["documents"] == 12 and report["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("stray", "text", "message"),
+    [
+        ("gone.pdf.truth.json", '{"fields": {"isin": "US0378331005"}}', "no document gone.pdf beside it"),
+        ("bad.truth.json", "{not json", "not a truth file"),
+        ("bad.truth.json", '{"layout": "a"}', "not a truth file"),
+        ("bad.truth.json", '{"fields": ["isin"]}', "not a truth file"),
+    ],
+)
+def test_eval_extraction_on_a_stray_or_malformed_truth_file_says_which(
+    app: typer.Typer, tmp_path: Path, stray: str, text: str, message: str
+) -> None:
+    corpus = tmp_path / "ts"
+    write_corpus(corpus, 2, seed=5)
+    (corpus / stray).write_text(text)
+    result = runner.invoke(app, ["eval-extraction", str(corpus)])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and stray in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_generate_into_a_file_is_refused(app: typer.Typer, tmp_path: Path) -> None:
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me\n")
+    for target in (taken, taken / "inside"):
+        result = runner.invoke(app, ["termsheets", "generate", str(target), "--n", "1"])
+        assert result.exit_code == 2, result.output
+        assert "not a folder" in result.output and isinstance(result.exception, SystemExit)
+    assert taken.read_text() == "keep me\n"
+
+
+def test_a_stored_maturity_date_that_is_not_a_date_is_a_clear_error(app: typer.Typer, tmp_path: Path) -> None:
+    from strongroom.cli import app as strongroom
+
+    doc = tmp_path / "note.txt"
+    doc.write_text("Desk note. The notes mature soon.\n")
+    ingest = ["ingest", str(doc), "--meta", "ts.maturity_date=soon", "--meta", "ts.isin=US0378331005"]
+    assert runner.invoke(strongroom, ingest).exit_code == 0
+    listed = runner.invoke(app, ["termsheets", "list", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.output)[0]["maturity_date"] == "soon"
+    result = runner.invoke(app, ["termsheets", "list", "--maturing-before", "2030-01-01"])
+    assert result.exit_code == 1, result.output
+    assert "'soon' is not a date" in result.output and "note.txt" in result.output
+    assert isinstance(result.exception, SystemExit)

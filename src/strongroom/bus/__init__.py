@@ -14,11 +14,24 @@ topic and consumer group, offsets committed by hand). In-process ingestion (no b
 the embedded default. :mod:`strongroom.testing.bus_contract` is what every backend must do.
 """
 
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 from strongroom.bus.base import Backlog, Bus, DeadLetter, Delivery, Outcome
 from strongroom.bus.job import IngestJob
 from strongroom.errors import BusUnavailable, ConfigError
 
-__all__ = ["Backlog", "Bus", "BusUnavailable", "DeadLetter", "Delivery", "IngestJob", "Outcome", "open_bus"]
+__all__ = [
+    "Backlog",
+    "Bus",
+    "BusUnavailable",
+    "DeadLetter",
+    "Delivery",
+    "IngestJob",
+    "Outcome",
+    "display_url",
+    "open_bus",
+]
 
 _KINDS = (
     "use sqlite:///path/to/bus.sqlite3 (a file, workers on one host), redis://host:6379/0 (Redis Streams) "
@@ -46,3 +59,25 @@ def open_bus(url: str, **options: float | str) -> Bus:
 
         return KafkaBus(url, **options)  # type: ignore[arg-type]
     raise ConfigError(f"unknown bus {url.split('://')[0]!r}; {_KINDS}")
+
+
+#: query parameters that may carry a credential (redis ``password``, librdkafka ``sasl.password`` ...)
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key|cred|auth", re.IGNORECASE)
+
+
+def display_url(url: str) -> str:
+    """A bus URL as it may be printed or logged: without its user and password, and without
+    the query parameters that may hold a secret.
+
+    >>> display_url("redis://worker:s3cret@cache:6379/0?password=s3cret&health_check_interval=5")
+    'redis://cache:6379/0?health_check_interval=5'
+    """
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "(a malformed bus URL)"
+    if not parts.scheme or not url.startswith(f"{parts.scheme}://"):
+        return "(a malformed bus URL)"
+    kept = urlencode([(k, v) for k, v in query if not _SECRET_PARAMETER.search(k)])
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}" + (f"?{kept}" if kept else "")

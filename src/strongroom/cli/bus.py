@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, exits_on_error, settings_for
+from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, exits_on_error, say, settings_for
 from strongroom.service import worker
 
 __all__ = ["BusOpt", "StreamOpt", "dead_letters_command", "worker_command"]
@@ -41,21 +41,23 @@ def worker_command(
     ] = "workers",
     stream: StreamOpt = "strongroom:ingest",
     home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="When stopped, print the counts as JSON.")] = False,
 ) -> None:
-    """Consume ingestion jobs from the bus until stopped (SIGTERM or Ctrl-C: after the current job)."""
+    """Consume ingestion jobs from the bus until stopped (SIGTERM or Ctrl-C: after the current job).
+    Says on stderr when it starts and, when stopped, how many jobs were done, retried and dead-lettered."""
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    err.print(f"worker {name} consuming {bus.split('@')[-1]}")
-    with exits_on_error(2):
-        options: dict[str, float | str] = {"stream": stream, "group": group, "reclaim_idle_s": reclaim_idle_s}
-        counts = worker.serve(
-            settings_for(home), bus, name, stop=stop, until_idle=until_idle, max_attempts=max_attempts, **options
-        )
-    err.print(
-        f"worker {name} stopped: {counts['done']} done, {counts['retry']} to retry, {counts['dead']} dead-lettered"
-    )
+    options: dict[str, float | str] = {"stream": stream, "group": group, "reclaim_idle_s": reclaim_idle_s,
+                                       "max_attempts": max_attempts}  # fmt: skip
+    with exits_on_error(2):  # the bus, the store or the audit log cannot be opened
+        counts = worker.serve(settings_for(home), bus, name, stop=stop, until_idle=until_idle,
+                              on_start=lambda url: say(f"worker {name} consuming {url}", err), **options)  # fmt: skip
+    done, retry, dead = counts["done"], counts["retry"], counts["dead"]
+    say(f"worker {name} stopped: {done} done, {retry} to retry, {dead} dead-lettered", err)
+    if as_json:
+        emit(counts, True)
 
 
 def dead_letters_command(

@@ -126,12 +126,14 @@ def say(text: str, console: Console = out) -> None:
     console.print(text, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
-def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: bool, *, title: str = "") -> None:
+def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: bool, *, title: str = "",
+         empty: str = "") -> None:  # fmt: skip
     """Print records as JSON (``--json``: one document, for scripts) or as a table.
 
     A mapping prints as one JSON object, or as a two-column table of its fields; a list of
-    records as a JSON array, or a table with a column per key of the first record. Values
-    print as they are; nested ones as compact JSON.
+    records as a JSON array, or a table with a column per key of the first record (none:
+    ``empty``). Values print as they are; nested ones as compact JSON. Where stdout is not a
+    terminal, the table is a header line and tab-separated rows, nothing cut (``cut -f``).
     """
     if as_json:
         out.print_json(json.dumps(rows, default=str))
@@ -139,18 +141,25 @@ def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: b
     if isinstance(rows, Mapping):
         rows = [{"field": k, "value": v} for k, v in rows.items()]
     if not rows:
-        out.print(f"(no {title or 'rows'})")
+        return say(empty or f"(no {title or 'rows'})")
+    columns, cells = list(rows[0]), [[_cell(row.get(c)) for c in rows[0]] for row in rows]
+    if not out.is_terminal:  # a script reads it: stdout is the rows alone (the title goes to stderr)
+        if title:
+            say(title, err)
+        out.file.write("".join("\t".join(c.translate(_FLAT) for c in line) + "\n" for line in [columns, *cells]))
         return
-    table = Table(title=title or None)
-    for column in rows[0]:
+    table = Table(title=escape(title) or None)
+    for column in columns:
         table.add_column(escape(column))
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in rows[0]))
+    for line in cells:
+        table.add_row(*map(escape, line))  # a document's title or a user's input is never rich markup
     out.print(table)
+
+
+_FLAT = str.maketrans("\t\n\r", "   ")  # a value's tabs and line breaks would split its row
 
 
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    text = str(value) if isinstance(value, str | int | float) else json.dumps(value, default=str, separators=(",", ":"))
-    return escape(text)  # a document's title or a user's input is never rich markup
+    return str(value) if isinstance(value, str | int | float) else json.dumps(value, default=str, separators=(",", ":"))

@@ -23,12 +23,13 @@ from strongroom.cli.common import (
     KnownAtOpt,
     UserOpt,
     emit,
+    exits_on_error,
     out,
     platform_session,
     say,
 )
-from strongroom.service import DocumentsRequest, View, views
-from strongroom.service.admin import document_id_for
+from strongroom.service import DocumentsRequest, DocumentView, View, views
+from strongroom.service.admin import document_id_for, shown_document
 from strongroom.service.requests import parse_groups
 
 __all__ = ["acl_app", "delete_cmd", "documents_cmd", "show_cmd"]
@@ -53,8 +54,16 @@ def documents_cmd(
     )
     with platform_session(home, user, groups) as (platform, principal):
         docs = platform.documents(principal, request)
-    row = views.document_row if as_json else views.document_brief
-    emit([row(d) for d in docs], as_json, title="documents you may read")
+    row = views.document_row if as_json else _brief
+    emit([row(d) for d in docs], as_json, title="documents you may read", empty="No documents you may read.")
+
+
+def _brief(doc: DocumentView) -> dict[str, object]:
+    """A document as a table row, ids shortened to 12 characters (enough for any command that takes one)."""
+    v = doc.current
+    return {"document": v.name, "document id": doc.document_id[:12], "version": v.id[:12], "pages": v.pages,
+            "type": v.doc_type, "acl": ",".join(sorted(v.acl)),
+            "published": v.published_at.isoformat()[:10]}  # fmt: skip
 
 
 def show_cmd(
@@ -71,18 +80,17 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a document you may read: its versions, or one page's text (what a citation points into)."""
-    view = View(as_of=as_of, known_at=known_at)
     with platform_session(home, user, groups) as (platform, principal):
-        doc = platform.document(principal, platform.find_document(principal, document, view).document_id, view)
-        shown = None
-        if page is not None:
-            chosen = doc.current if version is None else doc.version(version)
-            shown = platform.page(principal, doc.document_id, chosen.id, page, view)
+        doc, shown = shown_document(platform, principal, document, View(as_of=as_of, known_at=known_at), page, version)
     if shown is None and as_json:
         return emit(views.document_record(doc), as_json)
     if shown is None:
         out.print(f"[bold]{escape(doc.title)}[/] ({escape(doc.source)}, id {doc.document_id})", highlight=False)
-        return emit([views.version_brief(v, doc.current) for v in doc.versions], as_json, title="versions")
+        rows = [{"version": v.id[:12], "published": v.published_at.isoformat()[:19],
+                 "ingested": v.ingested_at.isoformat()[:19], "pages": v.pages, "type": v.doc_type,
+                 "acl": ",".join(sorted(v.acl)), "": "current" if v.id == doc.current.id else ""}
+                for v in doc.versions]  # fmt: skip
+        return emit(rows, as_json, title="versions")
     if as_json:
         return emit(views.page_record(shown), as_json)
     out.print(f"[bold]{escape(shown.version.name)}[/] p.{shown.page} version {shown.version.id[:12]}", highlight=False)
@@ -102,8 +110,9 @@ def acl_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Change who may read every version of a document (needs the admin role and read access to it)."""
-    with platform_session(home, user, groups) as (platform, principal):
+    with exits_on_error():
         after = parse_groups(acl, "--acl")
+    with platform_session(home, user, groups) as (platform, principal):
         change = platform.set_acl(principal, document_id_for(platform, principal, document), after)
     if as_json:
         return emit(views.acl_record(change), as_json)

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from strongroom import __version__
+from strongroom.bus import display_url
 from strongroom.cli.bus import BusOpt, StreamOpt, dead_letters_command, worker_command
 from strongroom.cli.common import (
     AsOfOpt,
@@ -44,6 +45,7 @@ from strongroom.cli.train import train_app
 from strongroom.cli.understand import classify_app, eval_extraction_command, tables_app, termsheets_app
 from strongroom.config import DEFAULT_ACL
 from strongroom.evaluate import load_qa
+from strongroom.ingest.pipeline import IngestReport
 from strongroom.service import AskRequest, IngestRequest, SearchRequest, View, views
 from strongroom.service.requests import parse_groups, parse_pairs
 
@@ -136,8 +138,8 @@ def ingest_cmd(
             queued = platform.queue(principal, request, bus, stream)
             if as_json:
                 return emit({"queued": queued}, as_json)
-            where = escape(bus.split("@")[-1])
-            return out.print(f"queued {len(queued)} file(s) on {where}; `strongroom worker --bus URL` ingests them")
+            where = display_url(bus)
+            return say(f"queued {len(queued)} file(s) on {where}; `strongroom worker --bus URL` ingests them")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _PagesPerSecond(),
                    TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, console=err, transient=as_json, disable=not err.is_terminal and as_json) as bar:
@@ -148,8 +150,7 @@ def ingest_cmd(
                 bar.update(task, advance=1, pages=done, description=f"ingesting {name[:40]}")
 
             report = platform.ingest(principal, request, advance, ray_address=ray_address)
-    summary = report.as_dict() if as_json else views.ingest_summary(report)
-    emit(summary, as_json, title=f"ingestion job {report.job_id[:12]}")
+    emit(report.as_dict() if as_json else _at_a_glance(report), as_json, title=f"ingestion job {report.job_id[:12]}")
     for failure in () if as_json else report.failures:
         out.print(f"[red]failed[/] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
     if not report.ok:
@@ -170,11 +171,12 @@ def search_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid keyword + vector search over what you may read (recorded in the audit log)."""
-    with platform_session(home, user, groups) as (platform, principal):
+    with exits_on_error():
         request = SearchRequest(
             query=query, k=k, as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
             filters=parse_pairs(filters, "--filter"),
         )  # fmt: skip
+    with platform_session(home, user, groups) as (platform, principal):
         result = platform.search(principal, request)
     if as_json:
         return emit(views.search_record(query, result), as_json)
@@ -201,18 +203,20 @@ def ask_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from the documents you may read, citing page and version (recorded in the audit log)."""
-    with platform_session(home, user, groups) as (platform, principal):
+    with exits_on_error():
         request = AskRequest(
             question=question, k=k, model=model, as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
             filters=parse_pairs(filters, "--filter"),
         )  # fmt: skip
+    with platform_session(home, user, groups) as (platform, principal):
         result = platform.ask(principal, request)
     if as_json:
         return emit(views.answer_record(result), as_json)
     out.print(f"[bold]Q:[/] {escape(question)}", highlight=False)
-    by, fallback = views.answered_by(result)
-    if fallback:
-        err.print(f"[yellow]warning:[/] {escape(fallback)}", highlight=False)
+    meta = result.metadata
+    if "fallback" in meta:
+        failed = f"model route {meta.get('model')} failed, answered extractively: {meta.get('gateway_error', '')}"
+        err.print(f"[yellow]warning:[/] {escape(failed)}", highlight=False)
     if not result.found:
         return out.print(f"[yellow]{escape(result.note)}[/]", highlight=False)
     kinds = views.labels(result)
@@ -221,8 +225,20 @@ def ask_cmd(
         for c in claim.citations:
             where = f"{c.label} ({', '.join(kinds.get(c.version_id, ()))}), chars {c.char_start}-{c.char_end}"
             out.print(f"    [dim]— {escape(where)}, version {c.version_id[:12]}[/]", highlight=False)
-    if by:
-        out.print(f"[dim]{escape(by)}[/]", highlight=False)
+    if "deployment" in meta and "fallback" not in meta:  # what wrote it: the route, deployment and prompt
+        left = f" (failed over from {meta['failed_over_from']})" if meta.get("failed_over_from") else ""
+        by = f"route {meta['model']} v{meta['route_version']} answered by {meta['deployment']}{left}"
+        out.print(f"[dim]{escape(by)}; prompt {escape(meta['prompt_template_version'])}[/]", highlight=False)
+
+
+def _at_a_glance(report: IngestReport) -> dict[str, object]:
+    """An ingestion job as a table's rows (``report.as_dict()`` is the full record)."""
+    return {
+        "files": len(report.files), "ingested": report.ingested, "skipped duplicates": report.duplicates,
+        "failed": len(report.failures), "pages": report.pages, "chunks": report.chunks, "embedded / from cache":
+        f"{report.embedded} / {report.embed_cache_hits}", "wall time": f"{report.wall_seconds:.1f} s",
+        **{f"  {stage}": f"{secs:.1f} s" for stage, secs in report.seconds.items()},
+    }  # fmt: skip
 
 
 @app.command("eval", rich_help_panel=UNDERSTAND)

@@ -14,8 +14,7 @@ import typer
 
 from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, err, exits_on_error, say, settings_for
 from strongroom.cli.common import platform_session as session
-from strongroom.llm.deployments import BACKENDS, load_deployments
-from strongroom.llm.route_config import RouteStore
+from strongroom.llm.deployments import BACKENDS
 from strongroom.llm.routing import Route
 from strongroom.service import model_routes
 
@@ -39,35 +38,30 @@ def _said(route: Route, what: str, as_json: bool) -> None:
 @app.command("list")
 def list_routes(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List routes (active version and split) and configured deployments."""
-    root = settings_for(home).home
     with exits_on_error():
-        routes, deployments = RouteStore(root).routes(), load_deployments(root)
+        found = model_routes.models_config(settings_for(home))
     if as_json:
-        specs = {n: s.model_dump(mode="json", exclude_defaults=True) for n, s in deployments.items()}
-        emit({"routes": [r.as_dict() for r in routes], "deployments": specs}, True)
-        return
+        return emit(found.as_dict(), True)
     emit([{"route": r.name, "active": f"v{r.version}", "deployments (failover order)": r.split(), "note": r.note}
-          for r in routes], False, title="routes")  # fmt: skip
+          for r in found.routes], False, title="routes",
+         empty="no routes yet: create one with `strongroom models set-route`")  # fmt: skip
     emit([{"deployment": n, "backend": s.backend, "where": s.url or s.path, "model": s.model,
            "api key from": f"${s.api_key_env}" if s.api_key_env else ""}
-          for n, s in sorted(deployments.items())], False, title="deployments")  # fmt: skip
+          for n, s in found.deployments.items()], False, title="deployments")  # fmt: skip
 
 
 @app.command()
 def show(name: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Show every version of route NAME and its activation history."""
-    store = RouteStore(settings_for(home).home)
     with exits_on_error():
-        versions, history, active = store.versions(name), store.history(name), store.get(name)
-    assert active is not None
+        found = model_routes.route_history(settings_for(home), name)
     if as_json:
-        emit({"name": name, "active": active.version, "versions": [v.as_dict() for v in versions],
-              "history": [h.model_dump(mode="json") for h in history]}, True)  # fmt: skip
-        return
-    emit([{"active": "*" if v.version == active.version else "", "version": f"v{v.version}",
-           "deployments (failover order)": v.split(), "note": v.note} for v in versions], False,
-         title=f"route {name}: v{active.version} active")  # fmt: skip
-    emit([{"at": f"{h.at:%Y-%m-%d %H:%M:%S}Z", "action": h.action, "version": f"v{h.version}"} for h in history],
+        return emit(found.as_dict(), True)
+    active = found.active.version
+    emit([{"active": "*" if v.version == active else "", "version": f"v{v.version}",
+           "deployments (failover order)": v.split(), "note": v.note} for v in found.versions], False,
+         title=f"route {name}: v{active} active")  # fmt: skip
+    emit([{"at": f"{h.at:%Y-%m-%d %H:%M:%S}Z", "action": h.action, "version": f"v{h.version}"} for h in found.history],
          False, title="history")  # fmt: skip
 
 
@@ -128,8 +122,10 @@ def set_deployment(
     """Add or replace deployment NAME (the routes refer to it by name; admins; audited)."""
     fields = {"backend": backend, "url": url, "model": model, "api_key_env": api_key_env, "path": path,
               "max_concurrency": max_concurrency}  # fmt: skip
+    with exits_on_error():  # a bad spec is refused before a new home is made
+        spec = model_routes.deployment(name, fields)
     with session(home, user, groups, create=True) as (platform, principal):
-        spec = model_routes.set_deployment(platform, principal, name, fields)
+        model_routes.set_deployment(platform, principal, name, spec)
     if as_json:
         emit({"name": name, **spec.model_dump(mode="json", exclude_defaults=True)}, True)
     else:

@@ -26,7 +26,7 @@ from strongroom.cli.common import (
 )
 from strongroom.service import parse_instant, views
 from strongroom.service.admin import verify_audit_log
-from strongroom.service.platform import check_home
+from strongroom.service.requests import parse_groups
 
 __all__ = ["audit_app", "keys_app", "serve_command"]
 
@@ -72,9 +72,8 @@ def keys_create(
 ) -> None:
     """Create a key (admins). The secret is printed once; only its hash is stored."""
     with exits_on_error():
-        until = parse_instant(expires, "--expires", bare_date="start")
+        until, members = parse_instant(expires, "--expires", bare_date="start"), parse_groups(grant, "--grant")
     with platform_session(home, user, groups, create=True) as (platform, principal):
-        members = [g for g in grant.split(",") if g.strip()]
         key = platform.create_key(principal, owner, members, days=days, expires_at=until, no_expiry=no_expiry)
     created = views.new_key_record(key)
     if as_json:
@@ -119,11 +118,8 @@ def audit_verify(
 ) -> None:
     """Check the hash chain and its signed checkpoints: exit 0 when intact, 1 with every problem
     (edited, deleted, reordered, truncated, wiped, dropped, rewritten, unanchored, forged) and its record."""
-    settings = settings_for(home)
-    with exits_on_error(2):  # as every read command: a mistyped --home is a usage error
-        check_home(settings, create=False)
-    with exits_on_error():
-        report = verify_audit_log(settings, anchor or (), trust_key or ())
+    with exits_on_error():  # a home that holds no store (a mistyped --home) is a usage error: 2
+        report = verify_audit_log(settings_for(home), anchor or (), trust_key or ())
     anchored = "no anchor" if report.anchored is None else f"signed checkpoints up to record {report.anchored}"
     if as_json:
         emit(views.verify_record(report), as_json)

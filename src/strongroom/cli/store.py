@@ -79,17 +79,12 @@ def upgrade_store_command(
 ) -> None:
     """Migrate a PostgreSQL store's schema to this strongroom's revision (Alembic). Back the
     database up first; workers and API replicas may stay up, as each migration is one transaction."""
-    if not store or not store.startswith(("postgresql://", "postgres://")):
-        raise fail("give the PostgreSQL store with --store postgresql://user@host/db (or STRONGROOM_STORE_URL)")
-    from strongroom.store.postgres_schema import upgrade_schema  # psycopg: the [postgres] extra
-
     with exits_on_error(2):
-        target, before, after = upgrade_schema(store)
+        found = transfer.upgrade_store(store)
     if as_json:
-        emit({"store": target, "from": before, "to": after}, as_json)
-    else:
-        done = f"already at revision {after}" if before == after else f"upgraded from revision {before} to {after}"
-        say(f"{target}: {done}")
+        return emit(found.as_dict(), as_json)
+    was, now = found.before, found.after
+    say(f"{found.store}: " + (f"already at revision {now}" if was == now else f"upgraded from revision {was} to {now}"))
 
 
 def reembed_command(

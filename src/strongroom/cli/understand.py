@@ -6,19 +6,19 @@ Work on files exits 2 when a file cannot be read or parsed, or an argument is wr
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, exits_on_error, fail, settings_for
+from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, exits_on_error, settings_for
 from strongroom.cli.common import platform_session as session
-from strongroom.errors import NotFound
 from strongroom.ingest.understand import files
 from strongroom.ingest.understand.evaluate import evaluate_directory
 from strongroom.ingest.understand.synth import write_corpus
-from strongroom.ingest.understand.tables import Table, extract_tables
-from strongroom.service.understanding import stored_document, term_sheet, term_sheets
+from strongroom.ingest.understand.tables import Table
+from strongroom.service.understanding import table_at, tables_in, term_sheet, term_sheets
 
 __all__ = ["classify_app", "eval_extraction_command", "tables_app", "termsheets_app"]
 
@@ -116,7 +116,8 @@ def termsheets_generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a synthetic term-sheet corpus with NAME.truth.json ground truth beside each file."""
-    written = write_corpus(directory, n, seed)
+    with exits_on_error(2):
+        written = write_corpus(directory, n, seed)
     emit({"written": len(written), "folder": str(directory), "seed": seed}, as_json, title="generated")
 
 
@@ -132,15 +133,9 @@ def eval_extraction_command(
 
 
 def _tables(target: str, home: Path | None, user: str | None, groups: str | None) -> list[Table]:
-    """The tables of a file, or of a stored document you may read."""
-    if Path(target).is_file():
-        with exits_on_error(2):
-            return extract_tables(files.parse_file(Path(target), settings_for(home)))
-    with session(home, user, groups) as (platform, principal):
-        try:
-            return extract_tables(stored_document(platform, principal, target))
-        except NotFound as exc:
-            raise fail(f"{target}: no such file, and {exc}", 1) from exc
+    """The tables of a file (one that cannot be read or parsed: exit 2), or of a stored document you may read."""
+    with exits_on_error(2), ExitStack() as opened:  # the platform's errors exit as every command's
+        return tables_in(target, settings_for(home), lambda: opened.enter_context(session(home, user, groups)))
 
 
 @tables_app.command("list")
@@ -162,8 +157,6 @@ def tables_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one table: header, rows, and (with --json) each cell's page, span and figure."""
-    tables = _tables(target, home, user, groups)
-    if index >= len(tables):
-        raise fail(f"{target} has {len(tables)} tables; pick --index below that")
-    table = tables[index]
+    with exits_on_error():
+        table = table_at(_tables(target, home, user, groups), index, target)
     emit(table.as_dict(cells=True) if as_json else table.records(), as_json, title=f"table {index}, page {table.page}")

@@ -1,7 +1,7 @@
-"""What the administration commands need around the :class:`~strongroom.service.Platform`:
-the document a write names (by file name, source key or id), and a check of the audit log
-that needs no principal and writes nothing to it (for an operator, or an auditor holding a
-copy of the home).
+"""What the document and administration commands need around the :class:`~strongroom.service.Platform`:
+a document (or one page of it) by name, the document a write names (by file name, source
+key or id), and a check of the audit log that needs no principal and writes nothing to it
+(for an operator, or an auditor holding a copy of the home).
 
     >>> report = verify_audit_log(Settings(home=Path("/srv/strongroom")), trust_keys=[AUDITOR_KEY])  # doctest: +SKIP
     >>> report.ok, [(p.seq, p.kind) for p in report.problems]                                       # doctest: +SKIP
@@ -15,11 +15,25 @@ from pathlib import Path
 
 from strongroom.audit import VerifyReport, open_audit_log
 from strongroom.config import Settings
-from strongroom.errors import NotFound, QueryError
-from strongroom.service.platform import Platform
+from strongroom.errors import ConfigError, NotFound, QueryError, StoreError
+from strongroom.service.platform import Platform, check_home
+from strongroom.service.requests import DocumentView, PageView, View
 from strongroom.types import Principal
 
-__all__ = ["document_id_for", "public_key", "verify_audit_log"]
+__all__ = ["document_id_for", "public_key", "shown_document", "verify_audit_log"]
+
+
+def shown_document(
+    platform: Platform, principal: Principal, name: str, view: View, page: int | None = None, version: str | None = None
+) -> tuple[DocumentView, PageView | None]:
+    """The document ``name`` finds (:meth:`~strongroom.service.Platform.find_document`), with
+    every version of it ``principal`` may see; with ``page``, that page of ``version`` (an id or
+    a prefix of one; default: the current version)."""
+    doc = platform.document(principal, platform.find_document(principal, name, view).document_id, view)
+    if page is None:
+        return doc, None
+    chosen = doc.current if version is None else doc.version(version)
+    return doc, platform.page(principal, doc.document_id, chosen.id, page, view)
 
 
 def document_id_for(platform: Platform, principal: Principal, name: str) -> str:
@@ -47,7 +61,11 @@ def verify_audit_log(settings: Settings, anchors: Sequence[Path] = (), trust_key
     """Check the hash chain and its signed checkpoints, against this home's anchor and
     ``anchors`` (other replicas' files). ``trust_keys`` (base64): trust only these signing keys;
     default: the deployment's own key where its key file is here, else the keys the anchors declare.
-    The home must hold a store (:func:`~strongroom.service.platform.check_home`): check that first."""
+    A home that holds no store is a :class:`ConfigError` (a mistyped home: nothing to verify)."""
+    try:
+        check_home(settings, create=False)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from exc
     trusted = [public_key(k) for k in trust_keys] or None
     log = open_audit_log(settings)
     try:

@@ -4,7 +4,7 @@ trained on, what was held out, the store's content digest, the weights' hash); t
 generator's LoRA adapter is reported with its hash. Under torchrun every rank trains and
 rank 0 (:func:`is_leader`) reports.
 
-    job = EmbedderJob.model_validate_json(Path("job.json").read_text())
+    job = load_job(Path("job.json"), EmbedderJob)
     lineage = fine_tune_embedder(Settings(), job)   # None on the other ranks
 """
 
@@ -16,12 +16,13 @@ import os
 from collections.abc import Callable
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from strongroom.config import DEFAULT_ACL, Settings
 from strongroom.embed import bundled_model_path
+from strongroom.errors import ConfigError
 from strongroom.service.transfer import content_digest
 from strongroom.store.sqlite import SqliteStore
 from strongroom.train.embedder import TrainConfig, train_embedder
@@ -31,9 +32,10 @@ from strongroom.types import Scope
 if TYPE_CHECKING:
     from strongroom.train.generator import GeneratorConfig
 
-__all__ = ["EmbedderJob", "fine_tune_embedder", "fine_tune_generator", "is_leader"]
+__all__ = ["EmbedderJob", "fine_tune_embedder", "fine_tune_generator", "is_leader", "load_job"]
 
 OnStep = Callable[[int, float], None]
+Job = TypeVar("Job", bound=BaseModel)
 
 
 class EmbedderJob(TrainConfig):
@@ -44,6 +46,15 @@ class EmbedderJob(TrainConfig):
     pairs_per_chunk: int = Field(default=2, ge=1)
     hard_negatives: int = Field(default=1, ge=0)
     groups: list[str] = Field(default_factory=lambda: [DEFAULT_ACL], description="Whose documents to train on.")
+
+
+def load_job(path: Path, kind: type[Job]) -> Job:
+    """The job ``path`` describes (JSON: an :class:`EmbedderJob`, or a generator's config); one
+    that cannot be read or is not valid is a :class:`ConfigError` saying why."""
+    try:
+        return kind.model_validate_json(path.read_text())
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON, or not a valid job
+        raise ConfigError(f"cannot use {path}: {exc}") from exc
 
 
 def is_leader() -> bool:

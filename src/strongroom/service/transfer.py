@@ -11,7 +11,8 @@ embedder while the old store keeps serving.
 
 The operator commands call the deployment-level jobs at the end (a store with its audit chain
 and API keys): :func:`migrate_deployment`, :func:`verify_deployment` and
-:func:`reembed_deployment`; each returns a result that says whether it checked out.
+:func:`reembed_deployment`; each returns a result that says whether it checked out. And
+:func:`upgrade_store` brings a PostgreSQL store's schema to this strongroom's revision.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "MigrationReport",
     "MigrationResult",
     "ReembedResult",
+    "SchemaUpgrade",
     "StoreCheck",
     "StoreComparison",
     "check",
@@ -53,6 +55,7 @@ __all__ = [
     "reembed",
     "reembed_deployment",
     "survey",
+    "upgrade_store",
     "verify_deployment",
 ]
 
@@ -492,6 +495,19 @@ class ReembedResult:
         }
 
 
+def _lineage(embedder_model: str) -> object:
+    """The training lineage ``strongroom train embedder`` left beside the model, if any."""
+    path = Path(embedder_model) / "strongroom-lineage.json" if embedder_model else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read the model's lineage {path}: {exc}; restore it (train embedder writes it), or remove it"
+        ) from exc
+
+
 def reembed_deployment(
     settings: Settings,
     to: Path,
@@ -522,6 +538,7 @@ def reembed_deployment(
         new_embedder = create_embedder(target_settings)
     except (StrongroomError, ValueError) as exc:
         raise ConfigError(f"cannot load the new embedder: {exc}") from exc
+    lineage = _lineage(embedder_model)
     with ExitStack() as stack:
         source = stack.enter_context(closing(SqliteStore.open_existing(settings.home)))
         source_audit = stack.enter_context(closing(open_audit_log(_at(settings, settings.home))))
@@ -537,13 +554,12 @@ def reembed_deployment(
         digest, problems = survey(target.iter_versions(), target.dim)
         target.save_indexes()
         chain_ok = target_audit.verify().ok
-    lineage_file = Path(embedder_model) / "strongroom-lineage.json" if embedder_model else None
     record = {
         "model_id": new_embedder.model_id,
         "dim": new_embedder.dim,
         "embedder": embedder,
         "embedder_model": embedder_model,
-        "lineage": json.loads(lineage_file.read_text()) if lineage_file and lineage_file.is_file() else None,
+        "lineage": lineage,
         "from_home": str(settings.home.resolve()),
         "from_model_id": source.model_id,
         "source_sha256": report.source_digest.sha256 if report.source_digest else None,
@@ -560,3 +576,29 @@ def reembed_deployment(
         os.replace(staged, link)  # atomic: readers see the old home or the new one, never neither
     every_problem = [*report.problems, *problems]
     return ReembedResult(report, keys, digest, every_problem, chain_ok, new_embedder.model_id, ok, link if ok else None)
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What :func:`upgrade_store` did: the store as messages name it (never with its password),
+    and its schema revision before (None: it had none yet) and after."""
+
+    store: str
+    before: str | None
+    after: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"store": self.store, "from": self.before, "to": self.after}
+
+
+def upgrade_store(url: str | None) -> SchemaUpgrade:
+    """Migrate the PostgreSQL store at ``url`` to this strongroom's schema revision (Alembic; each
+    migration is one transaction, so a failure changes nothing).
+
+        upgrade_store("postgresql://sr@db/sr").after
+    """
+    if not url or not _is_postgres(url):
+        raise ConfigError("give the PostgreSQL store with --store postgresql://user@host/db (or STRONGROOM_STORE_URL)")
+    from strongroom.store.postgres_schema import upgrade_schema  # psycopg: the [postgres] extra
+
+    return SchemaUpgrade(*upgrade_schema(url))

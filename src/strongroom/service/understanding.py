@@ -1,23 +1,30 @@
 """Document understanding over what the store holds, through the application layer (so a
 principal sees only the documents they may read): the stored term sheets and their fields,
-and a stored document rebuilt from its page text so that table cells cite it exactly.
+and a stored document rebuilt from its page text so that table cells cite it exactly; the
+tables of a file, or else of the stored document a name finds.
 
     with Platform.open(Settings()) as platform:
         rows = term_sheets(platform, principal, underlying="Apple")
         tables = extract_tables(stored_document(platform, principal, "terms.csv"))
+    table = table_at(tables_in("terms.csv", Settings(), lambda: (platform, principal)), 0, "terms.csv")
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from strongroom.errors import NotFound
+from strongroom.config import Settings
+from strongroom.errors import NotFound, QueryError
+from strongroom.ingest.understand.files import parse_file
+from strongroom.ingest.understand.tables import Table, extract_tables
 from strongroom.ingest.understand.termsheet import select_term_sheets
 from strongroom.service.platform import Platform
 from strongroom.service.requests import DocumentsRequest
 from strongroom.types import Page, ParsedDocument, Principal
 
-__all__ = ["StoredTermSheet", "stored_document", "term_sheet", "term_sheets"]
+__all__ = ["StoredTermSheet", "stored_document", "table_at", "tables_in", "term_sheet", "term_sheets"]
 
 
 def term_sheets(
@@ -61,3 +68,23 @@ def stored_document(platform: Platform, principal: Principal, name: str) -> Pars
         Page(n, platform.page(principal, doc.document_id, version.id, n).text) for n in range(1, version.pages + 1)
     )
     return ParsedDocument(pages, version.media_type, title=version.title)
+
+
+def tables_in(target: str, settings: Settings, reader: Callable[[], tuple[Platform, Principal]]) -> list[Table]:
+    """The tables of the file ``target``, parsed as ingestion parses it; else of the stored
+    document it names, as the principal ``reader()`` returns may read it (the platform is
+    opened only then: a file needs no store). Neither is a :class:`NotFound`."""
+    if Path(target).is_file():
+        return extract_tables(parse_file(Path(target), settings))
+    platform, principal = reader()
+    try:
+        return extract_tables(stored_document(platform, principal, target))
+    except NotFound as exc:
+        raise NotFound(f"{target}: no such file, and {exc}") from exc
+
+
+def table_at(tables: list[Table], index: int, target: str) -> Table:
+    """Table number ``index`` (from 0) of ``target``'s ``tables``; one past the end is a :class:`QueryError`."""
+    if not 0 <= index < len(tables):
+        raise QueryError(f"{target} has {len(tables)} tables; pick --index below that")
+    return tables[index]

@@ -1,5 +1,4 @@
-"""The application layer's results as plain records: what ``strongroom ... --json`` prints,
-and the brief rows its tables show.
+"""The application layer's results as plain records: what ``strongroom ... --json`` prints.
 
 Every value is JSON as it stands (strings, numbers, lists, mappings; times in ISO 8601), so
 an entry point prints or returns a record without knowing the vocabulary behind it. The
@@ -15,27 +14,22 @@ from datetime import datetime
 
 from strongroom.audit import VerifyReport
 from strongroom.auth.apikeys import ApiKey
-from strongroom.ingest.pipeline import IngestReport
 from strongroom.service.requests import AclChange, DocumentView, KeyCreated, PageView, SearchResult
 from strongroom.types import Answer, Citation, DocumentVersion, Hit
 
 __all__ = [
     "acl_record",
     "answer_record",
-    "answered_by",
     "citation_record",
-    "document_brief",
     "document_record",
     "document_row",
     "hit_record",
-    "ingest_summary",
     "key_record",
     "labels",
     "new_key_record",
     "page_record",
     "search_record",
     "verify_record",
-    "version_brief",
     "version_record",
 ]
 
@@ -84,20 +78,6 @@ def answer_record(answer: Answer) -> Record:
     }
 
 
-def answered_by(answer: Answer) -> tuple[str, str]:
-    """What wrote an answer, in words: (the route, deployment and prompt that wrote it, or ""),
-    (why a model route fell back to the extractive generator, or "")."""
-    meta = answer.metadata
-    if "fallback" in meta:
-        return "", f"model route {meta.get('model')} failed, answered extractively: {meta.get('gateway_error', '')}"
-    if "deployment" not in meta:
-        return "", ""
-    left = meta.get("failed_over_from")
-    by = meta["deployment"] + (f" (failed over from {left})" if left else "")
-    route = f"route {meta['model']} v{meta['route_version']} answered by {by}"
-    return f"{route}; prompt {meta['prompt_template_version']}", ""
-
-
 def citation_record(c: Citation, doc_type: str = "", sensitivity: str = "") -> Record:
     return {
         "document": c.name, "source": c.source, "document_id": c.document_id, "version_id": c.version_id,
@@ -124,25 +104,6 @@ def document_record(doc: DocumentView) -> Record:
     return {
         "document_id": doc.document_id, "source": doc.source, "title": doc.title,
         "current": version_record(doc.current), "versions": [version_record(v) for v in doc.versions],
-    }  # fmt: skip
-
-
-def version_brief(v: DocumentVersion, current: DocumentVersion) -> Record:
-    """A version of a document as a table row, its id shortened to 12 characters (enough for
-    any command that takes one), marked if it is ``current``."""
-    return {
-        "version": v.id[:12], "published": v.published_at.isoformat()[:19], "ingested": v.ingested_at.isoformat()[:19],
-        "pages": v.pages, "type": v.doc_type, "acl": ",".join(sorted(v.acl)),
-        "": "current" if v.id == current.id else "",
-    }  # fmt: skip
-
-
-def document_brief(doc: DocumentView) -> Record:
-    """A document as a table row: its name, and its current version's, ids shortened."""
-    v = doc.current
-    return {
-        "document": v.name, "document id": doc.document_id[:12], "version": v.id[:12], "pages": v.pages,
-        "type": v.doc_type, "acl": ",".join(sorted(v.acl)), "published": v.published_at.isoformat()[:10],
     }  # fmt: skip
 
 
@@ -176,15 +137,4 @@ def verify_record(report: VerifyReport) -> Record:
         "records": report.records, "ok": report.ok, "head": {"seq": report.head.seq, "hash": report.head.hash},
         "anchored": report.anchored, "checkpoints": report.checkpoints, "key_ids": list(report.key_ids),
         "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems],
-    }  # fmt: skip
-
-
-def ingest_summary(report: IngestReport) -> Record:
-    """An ingestion job at a glance, for a table (``report.as_dict()`` is the full record)."""
-    return {
-        "files": len(report.files), "ingested": report.ingested, "skipped duplicates": report.duplicates,
-        "failed": len(report.failures), "pages": report.pages, "chunks": report.chunks,
-        "embedded / from cache": f"{report.embedded} / {report.embed_cache_hits}",
-        "wall time": f"{report.wall_seconds:.1f} s",
-        **{f"  {stage}": f"{secs:.1f} s" for stage, secs in report.seconds.items()},
     }  # fmt: skip

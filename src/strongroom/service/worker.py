@@ -12,12 +12,13 @@ import json
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 from strongroom.audit import AuditLog, open_audit_log
-from strongroom.bus import open_bus
+from strongroom.bus import display_url, open_bus
 from strongroom.bus.base import Bus, Delivery, Outcome
 from strongroom.bus.job import IngestJob
 from strongroom.config import Settings
@@ -30,7 +31,7 @@ from strongroom.service.records import QueryRedactor
 from strongroom.service.requests import IngestRequest
 from strongroom.types import Principal
 
-__all__ = ["handle", "run_worker"]
+__all__ = ["dead_letters", "handle", "run_worker", "serve"]
 
 log = logging.getLogger("strongroom.worker")
 
@@ -168,10 +169,12 @@ def serve(
     *,
     stop: threading.Event | None = None,
     until_idle: bool = False,
+    on_start: Callable[[str], None] | None = None,
     **bus_options: float | str,
 ) -> dict[str, int]:
     """Consume the jobs on ``bus_url`` into the store ``settings`` name, auditing each write,
-    until ``stop`` (see :func:`run_worker`); the bus, store and audit log are closed after."""
+    until ``stop`` (see :func:`run_worker`); the bus, store and audit log are closed after.
+    ``on_start`` is told the bus (its URL without credentials) once all three are open."""
     with ExitStack() as closing:
         queue = open_bus(bus_url, **bus_options)
         closing.callback(queue.close)
@@ -179,6 +182,8 @@ def serve(
         closing.callback(runtime.close)
         audit = open_audit_log(settings)
         closing.callback(audit.close)
+        if on_start is not None:
+            on_start(display_url(bus_url))
         return run_worker(queue, runtime, consumer, audit=audit, stop=stop, until_idle=until_idle)
 
 

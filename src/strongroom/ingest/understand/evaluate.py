@@ -104,10 +104,31 @@ def evaluate_directory(directory: Path) -> ExtractionScore:
     pairs: list[tuple[dict[str, str], dict[str, str]]] = []
     for truth_path in sorted(directory.glob("*.truth.json")):
         doc_path = truth_path.with_name(truth_path.name.removesuffix(".truth.json"))
-        truth = json.loads(truth_path.read_text())["fields"]
-        parsed = parse(doc_path.read_bytes(), doc_path.name)
-        predicted = {f.name: f.canonical for f in extract_termsheet(parsed)}
+        truth = _truth(truth_path)
+        try:
+            data = doc_path.read_bytes()
+        except OSError as exc:
+            raise QueryError(
+                f"{truth_path}: no document {doc_path.name} beside it ({exc.strerror or exc}); "
+                "put the document there, or remove the truth file"
+            ) from exc
+        predicted = {f.name: f.canonical for f in extract_termsheet(parse(data, doc_path.name))}
         pairs.append((predicted, truth))
     if not pairs:
         raise QueryError(f"{directory}: no NAME.truth.json files found")
     return score(pairs)
+
+
+def _truth(path: Path) -> dict[str, str]:
+    """The ``fields`` of a ground-truth file: canonical strings by field name."""
+    try:
+        fields = json.loads(path.read_text())["fields"]
+        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+            raise ValueError("'fields' is not an object of strings")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise QueryError(
+            f"{path}: not a truth file ({why}); it needs JSON with 'fields': {{name: canonical value}}, "
+            "as 'strongroom termsheets generate' writes"
+        ) from exc
+    return fields

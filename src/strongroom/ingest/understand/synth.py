@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
 
+from strongroom.errors import QueryError
 from strongroom.ingest.understand.checkdigits import cusip_check_digit, isin_check_digit
 
 __all__ = ["FORMATS", "LAYOUTS", "PRODUCTS", "SyntheticTermSheet", "generate", "pdf_bytes", "write_corpus"]
@@ -492,8 +493,12 @@ def generate(n: int, seed: int) -> list[SyntheticTermSheet]:
 
 
 def write_corpus(directory: Path, n: int, seed: int) -> list[Path]:
-    """Write ``n`` generated term sheets and a ``NAME.truth.json`` beside each; returns the documents."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``n`` generated term sheets and a ``NAME.truth.json`` beside each into the folder
+    ``directory`` (created; files of the same names in it are replaced); returns the documents."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # it, or a folder above it, is a file; or it may not be written
+        raise QueryError(f"{directory}: not a folder strongroom can write into ({exc.strerror or exc})") from exc
     written: list[Path] = []
     for sheet in generate(n, seed):
         path = directory / sheet.name

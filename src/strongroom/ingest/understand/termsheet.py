@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from strongroom.errors import QueryError
+from strongroom.errors import QueryError, StoreError
 from strongroom.ingest.understand.checkdigits import cusip_valid, isin_valid
 from strongroom.types import DocumentVersion, ParsedDocument
 
@@ -486,7 +486,17 @@ def select_term_sheets(
             continue
         if underlying and underlying.lower() not in fields.get("underlying", "").lower().split("; "):
             continue
-        if before and not (fields.get("maturity_date") and date.fromisoformat(fields["maturity_date"]) < before):
+        if before and not (fields.get("maturity_date") and _maturity(v, fields["maturity_date"]) < before):
             continue
         rows.append({"document": v.name, "version_id": v.id, **fields})
     return rows
+
+
+def _maturity(version: DocumentVersion, stored: str) -> date:
+    try:
+        return date.fromisoformat(stored)
+    except ValueError as exc:
+        raise StoreError(
+            f"{version.name} (version {version.id[:12]}): its stored maturity date {stored!r} is not a date "
+            "(YYYY-MM-DD); ingest it again with --meta ts.maturity_date=YYYY-MM-DD"
+        ) from exc
