@@ -14,6 +14,7 @@ topic and consumer group, offsets committed by hand). In-process ingestion (no b
 the embedded default. :mod:`strongroom.testing.bus_contract` is what every backend must do.
 """
 
+import math
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -46,18 +47,24 @@ def open_bus(url: str, **options: float | str) -> Bus:
 
     >>> bus = open_bus("sqlite:///srv/strongroom/bus.sqlite3", stream="strongroom:ingest")  # doctest: +SKIP
     """
-    if url.startswith("sqlite://"):
-        from strongroom.bus.local import SqliteBus
+    hold = options.get("reclaim_idle_s", 60.0)
+    if not isinstance(hold, int | float) or not 0 < hold < math.inf:  # nan and inf too: a hold must end
+        raise ConfigError(f"reclaim_idle_s must be a number of seconds above 0, not {hold!r}")
+    try:
+        if url.startswith("sqlite://"):
+            from strongroom.bus.local import SqliteBus
 
-        return SqliteBus(url, **options)  # type: ignore[arg-type]
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from strongroom.bus.redis_streams import RedisStreamsBus
+            return SqliteBus(url, **options)  # type: ignore[arg-type]
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            from strongroom.bus.redis_streams import RedisStreamsBus
 
-        return RedisStreamsBus(url, **options)  # type: ignore[arg-type]
-    if url.startswith("kafka://"):
-        from strongroom.bus.kafka import KafkaBus
+            return RedisStreamsBus(url, **options)  # type: ignore[arg-type]
+        if url.startswith("kafka://"):
+            from strongroom.bus.kafka import KafkaBus
 
-        return KafkaBus(url, **options)  # type: ignore[arg-type]
+            return KafkaBus(url, **options)  # type: ignore[arg-type]
+    except ValueError as exc:  # a URL the client library cannot parse (a bad port, a stray bracket)
+        raise ConfigError(f"bad bus URL {display_url(url)}: {exc}; {_KINDS}") from exc
     raise ConfigError(f"unknown bus {url.split('://')[0]!r}; {_KINDS}")
 
 

@@ -12,8 +12,8 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from strongroom.ingest.pipeline import FileResult
 from strongroom.ingest.understand.redaction import redact_name
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.service.operations import Operations
-from strongroom.service.records import QueryRedactor
+from strongroom.service.records import QueryRedactor, bus_key, event
 from strongroom.service.requests import IngestRequest
 from strongroom.types import Principal
 
@@ -47,6 +47,13 @@ def handle(
     job = delivery.job
     if job is None:
         bus.settle(delivery, Outcome.dead(f"not an ingestion job (malformed message {delivery.raw[:200]!r})"))
+        return "dead"
+    if not job.sealed_by(bus_key(runtime.settings)):  # nothing of it is trusted: no record, no clean-up
+        reason = (
+            "not sealed with this deployment's bus key (HOME/keys/bus.key): workers act only on jobs "
+            "queued by strongroom with the same home; queue the file again with `strongroom ingest --bus`"
+        )
+        bus.settle(delivery, Outcome.dead(reason))
         return "dead"
     started = datetime.now(UTC)
     request: dict[str, object] = {
@@ -77,9 +84,16 @@ def handle(
     ops = ops or Operations(
         runtime.settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(runtime.settings)
     )
-    outcome = ops.ingest(writer, wanted, job_id=job.id)
-    if audit is not None and outcome.events:
-        audit.append_many(list(outcome.events))
+    with _holding(bus, delivery):
+        outcome = ops.ingest(writer, wanted, job_id=job.id)
+    events = list(outcome.events)
+    if delivery.attempt > 1 and outcome.value is not None:  # a worker may have died after storing, before auditing
+        found = tuple((f.document_id, f.version_id) for f in outcome.value.files if f.status == "duplicate")
+        if found:
+            detail = f"attempt {delivery.attempt}: versions of this job found stored by an earlier attempt"
+            events.append(event(writer, "ingest.recovered", ops.redactor, target=job.id, chunks=found, detail=detail))
+    if audit is not None and events:
+        audit.append_many(events)
     try:
         report = outcome.result()
         error = report.failures[0].error if report.failures else ""
@@ -100,6 +114,28 @@ def handle(
     runtime.store.record_job(job.id, started, "retrying", request, summary)
     bus.settle(delivery, Outcome.retry(error))
     return "retry"
+
+
+@contextmanager
+def _holding(bus: Bus, delivery: Delivery) -> Iterator[None]:
+    """While the job runs, tell the bus three times per hold that it is still being worked
+    on, so a long file is not given to a second worker meanwhile (nor counted as a crash)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(0.2, bus.reclaim_idle_s / 3)):
+            try:
+                bus.settle(delivery, Outcome.hold())
+            except StrongroomError as exc:  # the bus is down: the job may go to another worker
+                log.warning("job %s: could not renew its hold: %s", delivery.message_id, exc)
+
+    heart = threading.Thread(target=beat, name="strongroom-hold", daemon=True)
+    heart.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heart.join()
 
 
 def _operations(runtime: Runtime) -> Operations:
@@ -131,8 +167,10 @@ def _failed(job: IngestJob, error: str) -> dict[str, object]:
 
 
 def _clean_up(job: IngestJob) -> None:
-    if job.delete_after:
-        shutil.rmtree(Path(job.path).parent, ignore_errors=True)
+    """Remove an upload's private copy: its folder, which the service names by the job id."""
+    folder = Path(job.path).parent
+    if job.delete_after and folder.name == job.id:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_worker(

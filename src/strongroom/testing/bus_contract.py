@@ -155,9 +155,7 @@ class BusContract:
         assert survivor.backlog().outstanding == 0
         assert survivor.receive("worker-b", block_s=1.0) is None
 
-    def test_a_held_job_is_not_given_to_another_while_its_holder_says_so(
-        self, bus: BusFactory, tmp_path: Path
-    ) -> None:
+    def test_a_held_job_is_not_given_to_another_while_its_holder_says_so(self, bus: BusFactory, tmp_path: Path) -> None:
         """A long job: its holder renews the hold (``Outcome.hold``) past the reclaim time
         several times over, and no other consumer gets it meanwhile, nor is an attempt counted."""
         if not self.reclaims_by_time:
