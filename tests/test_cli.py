@@ -288,3 +288,15 @@ def test_the_worker_says_it_consumes_only_once_the_bus_is_open_and_prints_its_co
     assert json.loads(done.stdout) == {"done": 2, "retry": 0, "dead": 0}
     assert f"worker w1 consuming {shown}\n" in done.stderr and "worker w1 stopped: 2 done" in done.stderr
     assert "s3cret" not in done.stderr
+
+
+def test_document_text_and_names_are_never_rewritten_as_emoji(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "memo :warning:.md").write_text("Coupon :smile: rose to :100: basis points.")
+    home = tmp_path / "home"
+    assert run(home, "ingest", str(docs)).returncode == 0
+    found = run(home, "search", "coupon basis points")
+    assert ":smile:" in found.stdout and ":warning:" in found.stdout and "😄" not in found.stdout
+    listed = run(home, "documents")
+    assert ":warning:" in listed.stdout and "⚠" not in listed.stdout

@@ -153,3 +153,40 @@ def test_a_version_stored_by_a_worker_that_died_before_auditing_is_audited_on_re
         audit.close()
         queue.close()
     assert len(recovered) == 1 and version in str(recovered[0]["chunks"])
+
+
+def test_bad_bus_urls_and_holds_are_clear_errors(tmp_path: Path) -> None:
+    import math
+
+    import pytest
+
+    from strongroom.errors import ConfigError
+
+    for url, options in [
+        ("sqlite://var/bus.sqlite3", {}),  # relative: each process would open its own
+        ("redis://u:p[w@host:6379/0", {}),
+        ("redis://localhost:99999/0", {}),
+        (f"sqlite://{tmp_path}/bus.sqlite3", {"reclaim_idle_s": math.nan}),
+        (f"sqlite://{tmp_path}/bus.sqlite3", {"reclaim_idle_s": math.inf}),
+        (f"sqlite://{tmp_path}/bus.sqlite3", {"reclaim_idle_s": 0}),
+    ]:
+        with pytest.raises(ConfigError) as refused:
+            open_bus(url, **options)
+        assert "p[w" not in str(refused.value)  # never the password
+
+
+def test_a_tampered_bus_file_is_a_clear_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    from strongroom.errors import BusUnavailable
+
+    url = f"sqlite://{tmp_path}/bus.sqlite3"
+    queue = open_bus(url)
+    queue.publish(job_for(tmp_path / "a.txt"))
+    with sqlite3.connect(tmp_path / "bus.sqlite3") as db:
+        db.execute("UPDATE messages SET attempts = 'abc'")
+    with pytest.raises(BusUnavailable, match="malformed"):
+        queue.receive("w1", block_s=0.1)
+    queue.close()

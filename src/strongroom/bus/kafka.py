@@ -51,7 +51,7 @@ def kafka_settings(url: str) -> dict[str, str | int | float | bool]:
     """librdkafka settings from a ``kafka://host:port[,host:port]?key=value`` URL."""
     parts = urlsplit(url)
     if parts.scheme != "kafka" or not parts.netloc:
-        raise ConfigError(f"not a Kafka bus URL: {url.split('@')[-1]!r}; use kafka://broker:9092")
+        raise ConfigError(f"not a Kafka bus URL: {url.split('@')[-1].split('?')[0]!r}; use kafka://broker:9092")
     if "@" in parts.netloc:
         raise ConfigError(
             "put no credentials in the Kafka URL; set sasl.username in the query and the password "

@@ -40,8 +40,8 @@ __all__ = [
     "settings_for",
 ]
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)  # a document's ":smile:" or a name's ":warning:" prints as it is
+err = Console(stderr=True, emoji=False)
 
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
