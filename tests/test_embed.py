@@ -19,8 +19,13 @@ from strongroom.embed import (
     create_embedder,
 )
 from strongroom.errors import ConfigError, EmbeddingError
-from strongroom.testing import EmbedderContract, HashEmbedder
-from strongroom.testing.embedder_contract import NOTHING_TO_EMBED, TEXTS
+from strongroom.testing import HashEmbedder
+from strongroom.testing.embedder_contract import (
+    NOTHING_TO_EMBED,
+    TEXTS,
+    LexicalEmbedderContract,
+    SemanticEmbedderContract,
+)
 
 
 class _Embeddings(BaseHTTPRequestHandler):
@@ -109,26 +114,20 @@ def test_bundled_model_id_records_its_window() -> None:
         create_embedder(Settings(embedder="sentence-transformers"))
 
 
-class TestHashEmbedder(EmbedderContract):
-    similarity = "words"
-
+class TestHashEmbedder(LexicalEmbedderContract):
     @pytest.fixture
     def embedder(self) -> HashEmbedder:
         return HashEmbedder(dim=64)
 
 
-class TestLazyEmbedder(EmbedderContract):
-    similarity = "words"
-
+class TestLazyEmbedder(LexicalEmbedderContract):
     @pytest.fixture
     def embedder(self) -> LazyEmbedder:
         return LazyEmbedder(Settings(embedder="hash"))
 
 
-class TestCachedEmbedder(EmbedderContract):
+class TestCachedEmbedder(LexicalEmbedderContract):
     """Over a cache that holds half the texts the contract embeds: hits and misses mix in a batch."""
-
-    similarity = "words"
 
     @pytest.fixture
     def embedder(self) -> CachedEmbedder:
@@ -140,10 +139,8 @@ class TestCachedEmbedder(EmbedderContract):
 
 
 @pytest.mark.integration
-class TestOpenAIEmbedder(EmbedderContract):
+class TestOpenAIEmbedder(LexicalEmbedderContract):
     """Over real HTTP, against the test server serving HashEmbedder vectors (so they mean words)."""
-
-    similarity = "words"
 
     @pytest.fixture
     def embedder(self, server: str) -> OpenAIEmbedder:
@@ -158,10 +155,8 @@ def minilm() -> SentenceTransformerEmbedder:
 
 
 @pytest.mark.slow
-class TestSentenceTransformerEmbedder(EmbedderContract):
+class TestSentenceTransformerEmbedder(SemanticEmbedderContract):
     """The bundled all-MiniLM-L6-v2, loaded offline."""
-
-    similarity = "meaning"
 
     @pytest.fixture
     def embedder(self, minilm: SentenceTransformerEmbedder) -> SentenceTransformerEmbedder:

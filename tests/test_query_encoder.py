@@ -11,7 +11,8 @@ from strongroom.config import Settings
 from strongroom.embed import CachedEmbedder, SentenceTransformerEmbedder, create_embedder
 from strongroom.embed.query_encoder import MIN_AGREEMENT, OnnxQueryEncoder, create_query_encoder
 from strongroom.errors import ConfigError
-from strongroom.testing import EmbedderContract, HashEmbedder
+from strongroom.testing import HashEmbedder
+from strongroom.testing.embedder_contract import SemanticEmbedderContract
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
@@ -32,11 +33,10 @@ def built(
 
 
 @pytest.mark.slow
-class TestOnnxQueryEncoder(EmbedderContract):
+class TestOnnxQueryEncoder(SemanticEmbedderContract):
     """Its activations are quantized per batch, so a text's vector moves a little with the
     other texts of its batch (cosine distance about 0.01 on the contract's texts)."""
 
-    similarity = "meaning"
     tolerance = 0.03
 
     @pytest.fixture

@@ -81,7 +81,6 @@ def _job(path: Path) -> IngestJob:
 @pytest.mark.integration
 class TestKafkaBus(BusContract):
     counts_crashed_deliveries = False  # a job that kills its worker comes back with the same attempt
-    reclaims_by_time = False  # a partition moves when its consumer leaves the group (max_job_s)
 
     @pytest.fixture
     def bus(self) -> Iterator[BusFactory]:

@@ -21,13 +21,13 @@ import pytest
 from strongroom.bus import Outcome, open_bus
 from strongroom.bus.local import SqliteBus
 from strongroom.errors import BusUnavailable, ConfigError
-from strongroom.testing.bus_contract import BusContract, BusFactory, job_for, next_delivery
+from strongroom.testing.bus_contract import BusFactory, HeldJobsContract, job_for, next_delivery
 from tests.test_cli import run
 
 SEC10Q = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "sec10q" / "docs"
 
 
-class TestSqliteBus(BusContract):
+class TestSqliteBus(HeldJobsContract):
     @pytest.fixture
     def bus(self, tmp_path: Path) -> Iterator[BusFactory]:
         opened: list[SqliteBus] = []

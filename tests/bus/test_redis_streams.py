@@ -24,7 +24,7 @@ from strongroom.bus import IngestJob, Outcome
 from strongroom.bus.redis_streams import BusUnavailable, RedisStreamsBus
 from strongroom.errors import ConfigError
 from strongroom.ingest.pipeline import IngestOptions
-from strongroom.testing.bus_contract import WRITER, BusContract, BusFactory, job_for
+from strongroom.testing.bus_contract import WRITER, BusFactory, HeldJobsContract, job_for
 from tests.redis_service import REDIS_URL, needs_redis
 
 URL = REDIS_URL
@@ -42,7 +42,7 @@ def _job(path: Path) -> IngestJob:
     return IngestJob.for_file(path, IngestOptions(), [path.parent], principal=WRITER)
 
 
-class TestRedisStreamsBus(BusContract):
+class TestRedisStreamsBus(HeldJobsContract):
     @pytest.fixture
     def bus(self) -> Iterator[BusFactory]:
         prefix = f"strongroom:test:{uuid.uuid4().hex[:10]}"

@@ -121,13 +121,12 @@ class ChatModelContract:
         assert all(d.finish_reason is None and d.usage is None for d in body)
 
     def test_usage_is_sane(self, chat_model: ChatModelFactory) -> None:
-        if not self.reports_usage:
-            import pytest
-
-            pytest.skip(f"{type(self).__name__}: the backend reports no usage")
         model = chat_model(REPLY)
         deltas = self.run(model, lambda: _deltas(model, REQUEST))
         usage = deltas[-1].usage
+        if not self.reports_usage:  # it says it reports none, and it reports none: the gateway estimates it
+            assert usage is None
+            return
         assert usage is not None, "the last delta carries no usage"
         prompt_chars = sum(len(m.content) for m in REQUEST.messages)
         assert 1 <= usage.prompt_tokens <= 4 * prompt_chars

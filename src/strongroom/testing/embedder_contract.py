@@ -1,11 +1,12 @@
 """The Embedder contract: every embedder's test subclasses :class:`EmbedderContract`.
 
-A backend test supplies one fixture, ``embedder`` (ready to embed), and says how much its
-vectors know about meaning::
+A backend test supplies one fixture, ``embedder`` (ready to embed), and subclasses the
+contract that says how much its vectors know: :class:`EmbedderContract` (nothing about
+closeness: a test server's made-up vectors), :class:`LexicalEmbedderContract` (texts
+sharing words are closer: feature hashing) or :class:`SemanticEmbedderContract` (that, and
+paraphrases with no word in common are closer than unrelated texts: a real model)::
 
-    class TestHashEmbedder(EmbedderContract):
-        similarity = "words"
-
+    class TestHashEmbedder(LexicalEmbedderContract):
         @pytest.fixture
         def embedder(self) -> HashEmbedder:
             return HashEmbedder(dim=64)
@@ -15,13 +16,13 @@ The contract only uses the protocol: ``model_id``, ``dim`` and ``embed``.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 
 from strongroom.embed.base import Embedder, Vectors
 
-__all__ = ["NOTHING_TO_EMBED", "TEXTS", "EmbedderContract"]
+__all__ = ["EmbedderContract", "LexicalEmbedderContract", "SemanticEmbedderContract"]
 
 #: passages of a filing; the first and the last share most of their words
 TEXTS = (
@@ -54,20 +55,11 @@ def _assert_same(got: Vectors, expected: Vectors, tolerance: float) -> None:
 class EmbedderContract:
     """Behaviour every Embedder must have.
 
-    ``similarity`` says what a backend's vectors promise about closeness (the tests of a
-    promise it does not make are skipped, with the reason):
-
-    - ``None``: nothing (a test server's made-up vectors)
-    - ``"words"``: texts sharing words are closer than texts sharing none (feature hashing)
-    - ``"meaning"``: that, and paraphrases with no word in common are closer than
-      unrelated texts (a real model)
-
     ``tolerance`` is the largest cosine distance allowed between two vectors of one text
     (from separate calls, alone or in a batch): float rounding, or more for an int8 model
     whose activations are quantized per batch.
     """
 
-    similarity: ClassVar[Literal["words", "meaning"] | None] = None
     tolerance: ClassVar[float] = 1e-5
 
     def test_vectors_are_one_float32_row_of_dim_per_text(self, embedder: Embedder) -> None:
@@ -120,19 +112,19 @@ class EmbedderContract:
         assert vectors.shape == (2, embedder.dim)
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
-    def test_texts_sharing_words_are_closer_than_texts_sharing_none(self, embedder: Embedder) -> None:
-        if self.similarity is None:
-            import pytest
 
-            pytest.skip(f"{type(self).__name__}: its vectors promise nothing about similarity")
+class LexicalEmbedderContract(EmbedderContract):
+    """An embedder whose vectors of texts sharing words are closer than of texts sharing none."""
+
+    def test_texts_sharing_words_are_closer_than_texts_sharing_none(self, embedder: Embedder) -> None:
         sales, _, rain, paraphrase = embedder.embed(list(TEXTS))
         assert _cosine(sales, paraphrase) > _cosine(sales, rain) + 0.2
 
-    def test_paraphrases_are_closer_than_unrelated_texts(self, embedder: Embedder) -> None:
-        if self.similarity != "meaning":
-            import pytest
 
-            pytest.skip(f"{type(self).__name__}: its vectors know words, not meaning")
+class SemanticEmbedderContract(LexicalEmbedderContract):
+    """An embedder that knows meaning: paraphrases sharing no word are closer than unrelated texts."""
+
+    def test_paraphrases_are_closer_than_unrelated_texts(self, embedder: Embedder) -> None:
         revenue, sales, rain = embedder.embed(
             ["The company's revenue increased", "Sales grew strongly", "It will rain in the mountains tomorrow"]
         )
