@@ -29,7 +29,7 @@ from strongroom.cli.common import (
     say,
 )
 from strongroom.service import DocumentsRequest, DocumentView, View, views
-from strongroom.service.admin import document_id_for, shown_document
+from strongroom.service.admin import resolve_document_id, shown_document
 from strongroom.service.requests import parse_groups
 
 __all__ = ["acl_app", "delete_cmd", "documents_cmd", "show_cmd"]
@@ -113,7 +113,7 @@ def acl_set(
     with exits_on_error():
         after = parse_groups(acl, "--acl")
     with platform_session(home, user, groups) as (platform, principal):
-        change = platform.set_acl(principal, document_id_for(platform, principal, document), after)
+        change = platform.set_acl(principal, resolve_document_id(platform, principal, document), after)
     if as_json:
         return emit(views.acl_record(change), as_json)
     was, now = ",".join(sorted(change.before)), ",".join(sorted(change.after))
@@ -124,7 +124,7 @@ def delete_cmd(document: DocOpt, user: UserOpt = None, groups: GroupsOpt = None,
                as_json: JsonOpt = False) -> None:  # fmt: skip
     """Delete a document: its pages, chunks and vectors go; the audit log keeps that it happened."""
     with platform_session(home, user, groups) as (platform, principal):
-        document_id = document_id_for(platform, principal, document)
+        document_id = resolve_document_id(platform, principal, document)
         deleted = platform.delete(principal, document_id)
     if as_json:
         return emit({"document_id": document_id, "deleted_versions": deleted}, as_json)

@@ -20,7 +20,7 @@ from strongroom.service.platform import Platform, check_home
 from strongroom.service.requests import DocumentView, PageView, View
 from strongroom.types import Principal
 
-__all__ = ["document_id_for", "public_key", "shown_document", "verify_audit_log"]
+__all__ = ["public_key", "resolve_document_id", "shown_document", "verify_audit_log"]
 
 
 def shown_document(
@@ -36,7 +36,7 @@ def shown_document(
     return doc, platform.page(principal, doc.document_id, chosen.id, page, view)
 
 
-def document_id_for(platform: Platform, principal: Principal, name: str) -> str:
+def resolve_document_id(platform: Platform, principal: Principal, name: str) -> str:
     """The id of the document ``name`` names, for a write (``acl set``, ``delete``). A name that
     finds nothing is passed on as given, so the write itself refuses it, and its audit record
     says so; one the principal may not read is refused in the same words as a missing one."""
