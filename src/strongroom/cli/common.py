@@ -40,8 +40,10 @@ __all__ = [
     "settings_for",
 ]
 
-out = Console(emoji=False)  # a document's ":smile:" or a name's ":warning:" prints as it is
-err = Console(stderr=True, emoji=False)
+# Lines are never wrapped here (a pipe gets whole lines; a terminal wraps them itself), and a
+# document's ":smile:" or a file name's ":warning:" prints as it is, never as an emoji.
+out = Console(emoji=False, soft_wrap=True)
+err = Console(stderr=True, emoji=False, soft_wrap=True)
 
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Data folder (default: $STRONGROOM_HOME, else ~/.strongroom).")
