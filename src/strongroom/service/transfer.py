@@ -33,7 +33,7 @@ from strongroom.audit import AuditBackend, anchor_for, open_audit_log
 from strongroom.auth import open_key_store
 from strongroom.config import Settings
 from strongroom.errors import ConfigError, StrongroomError
-from strongroom.store.base import Catalog, NewVersion
+from strongroom.store.base import Catalog, Exportable, NewVersion, Writable
 from strongroom.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Digest",
-    "Exportable",
     "MigrationReport",
     "MigrationResult",
+    "Portable",
     "ReembedResult",
     "SchemaUpgrade",
     "StoreCheck",
@@ -60,13 +60,8 @@ __all__ = [
 ]
 
 
-class Exportable(Protocol):
-    model_id: str
-    dim: int
-
-    def iter_versions(self) -> Iterator[NewVersion]: ...
-    def write(self, new: NewVersion) -> bool: ...
-    def has_version(self, version_id: str) -> bool: ...
+class Portable(Exportable, Writable, Protocol):
+    """A store a deployment moves from and to: read back whole, written version by version."""
 
 
 @dataclass(frozen=True)
@@ -176,8 +171,8 @@ class MigrationReport:
 
 
 def _copy_missing(
-    source: Exportable,
-    target: Exportable,
+    source: Portable,
+    target: Portable,
     report: MigrationReport,
     *,
     convert: Callable[[NewVersion], NewVersion] | None = None,
@@ -216,8 +211,8 @@ def _copy_missing(
 
 
 def migrate(
-    source: Exportable,
-    target: Exportable,
+    source: Portable,
+    target: Portable,
     *,
     source_audit: AuditBackend | None = None,
     target_audit: AuditBackend | None = None,
@@ -239,8 +234,8 @@ def migrate(
 
 
 def reembed(
-    source: Exportable,
-    target: Exportable,
+    source: Portable,
+    target: Portable,
     embedder: Embedder,
     *,
     progress: Callable[[str], None] | None = None,
@@ -269,7 +264,7 @@ def reembed(
 # -- whole deployments: a store with its audit chain and API keys ----------------------------
 
 
-class _Checkable(Exportable, Protocol):
+class _Checkable(Portable, Protocol):
     def close(self) -> None: ...
 
 
