@@ -1,10 +1,13 @@
-"""Retrieval evaluation on a QA file: doc/page/fact recall at k, MRR and search latency.
+"""Retrieval evaluation on a QA file: doc/page/fact recall and hit at k, MRR and search latency.
 
 The QA format (one JSON object per line) is that of ``shared/corpus/sec10q/qa.jsonl``::
 
     {"id": "q1", "question": "...", "evidence": [{"doc": "2023 Q1 AAPL.pdf", "page": 4}],
      "facts": ["117,154"]}
 
+Page metrics count only questions with at least one ``page`` in their evidence: page recall
+is the share of labelled (doc, page) pairs among the hits, page hit whether any of them is
+(``benchmarks/data/sec10q_qa_pages.jsonl`` is sec10q with derived page labels).
 Metrics are pure functions of the hits' file names, pages and texts, so they can be
 checked by hand; ``run_eval`` drives the searches against whatever is in the store.
 """
@@ -62,12 +65,14 @@ def score_item(item: QAItem, hits: Sequence[Hit]) -> dict[str, float | None]:
     names = [h.version.name for h in hits]
     evidence_docs = {e.doc for e in item.evidence}
     pages = {(e.doc, e.page) for e in item.evidence if e.page is not None}
+    hit_pages = {(h.version.name, h.chunk.page) for h in hits}
     first = next((i for i, n in enumerate(names, start=1) if n in evidence_docs), None)
     text = "\n".join(h.chunk.text for h in hits)
     return {
         "doc_recall": len(evidence_docs & set(names)) / len(evidence_docs) if evidence_docs else None,
         "doc_hit": float(bool(evidence_docs & set(names))) if evidence_docs else None,
-        "page_recall": len(pages & {(h.version.name, h.chunk.page) for h in hits}) / len(pages) if pages else None,
+        "page_recall": len(pages & hit_pages) / len(pages) if pages else None,
+        "page_hit": float(bool(pages & hit_pages)) if pages else None,
         "fact_recall": sum(f in text for f in item.facts) / len(item.facts) if item.facts else None,
         "rr": (1.0 / first if first else 0.0) if evidence_docs else None,
     }
@@ -98,6 +103,7 @@ def run_eval(items: Sequence[QAItem], search: Callable[[str], list[Hit]], k: int
         f"doc_recall_at_{k}": _mean([r["doc_recall"] for r in rows]),
         f"doc_hit_at_{k}": _mean([r["doc_hit"] for r in rows]),
         f"page_recall_at_{k}": _mean([r["page_recall"] for r in rows]),
+        f"page_hit_at_{k}": _mean([r["page_hit"] for r in rows]),
         f"fact_recall_at_{k}": _mean([r["fact_recall"] for r in rows]),
         "mrr": _mean([r["rr"] for r in rows]),
         "n_with_pages": sum(r["page_recall"] is not None for r in rows),
