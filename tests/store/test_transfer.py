@@ -9,7 +9,8 @@ from pathlib import Path
 import strongroom.audit as audit_log
 from strongroom.audit import AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.config import Settings
-from strongroom.service.transfer import check, content_digest, migrate, migrate_deployment, verify_deployment
+from strongroom.service.deployment import migrate_deployment, verify_deployment
+from strongroom.service.transfer import check, content_digest, migrate
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version

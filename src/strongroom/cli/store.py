@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from strongroom.cli.common import HomeOpt, JsonOpt, emit, err, exits_on_error, fail, say, settings_for
-from strongroom.service import transfer
-from strongroom.service.transfer import MigrationResult, ReembedResult, StoreComparison
+from strongroom.service import deployment
+from strongroom.service.deployment import MigrationResult, ReembedResult, StoreComparison
 
 __all__ = ["migrate_command", "reembed_command", "upgrade_store_command", "verify_store_command"]
 
@@ -43,7 +43,7 @@ def migrate_command(
     store, then check that both hold the same content. Safe to run again: it copies what is missing."""
     settings = settings_for(None)
     with exits_on_error(2):
-        result = transfer.migrate_deployment(settings, source, target, audit_home=audit_home)
+        result = deployment.migrate_deployment(settings, source, target, audit_home=audit_home)
     _report(result, as_json, "migrated")
 
 
@@ -66,7 +66,7 @@ def verify_store_command(
     With STRONGROOM_STORE_URL set, the store checked is that PostgreSQL one, with the home's audit log."""
     settings = settings_for(home)
     with exits_on_error(2):
-        found = transfer.verify_deployment(settings, against, against_home)
+        found = deployment.verify_deployment(settings, against, against_home)
     _report(found, as_json, "verify-store")
 
 
@@ -80,7 +80,7 @@ def upgrade_store_command(
     """Migrate a PostgreSQL store's schema to this strongroom's revision (Alembic). Back the
     database up first; workers and API replicas may stay up, as each migration is one transaction."""
     with exits_on_error(2):
-        found = transfer.upgrade_store(store)
+        found = deployment.upgrade_store(store)
     if as_json:
         return emit(found.as_dict(), as_json)
     was, now = found.before, found.after
@@ -109,7 +109,7 @@ def reembed_command(
     The old home stays as it was (the rollback)."""
     settings = settings_for(home)
     with exits_on_error(2), err.status("re-embedding ...") as status:
-        result = transfer.reembed_deployment(
+        result = deployment.reembed_deployment(
             settings, to, embedder=embedder, embedder_model=embedder_model, link=link,
             progress=lambda name: status.update(f"re-embedded {name}"),
         )  # fmt: skip
