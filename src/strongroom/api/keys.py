@@ -38,14 +38,13 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:
-        status = "revoked" if key.revoked_at else ("active" if key.active(datetime.now(UTC)) else "expired")
         return cls(
             id=key.id,
             owner=key.owner,
             groups=sorted(key.groups),
             created_at=key.created_at,
             expires_at=key.expires_at,
-            status=status,
+            status=key.status(datetime.now(UTC)),
         )
 
 

@@ -66,6 +66,10 @@ class ApiKey:
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
+    def status(self, now: datetime) -> str:
+        """``active``, ``expired`` or ``revoked`` at ``now``, as key lists show it."""
+        return "revoked" if self.revoked_at else ("active" if self.active(now) else "expired")
+
 
 class ApiKeyStore(Protocol):
     """Create, list, revoke and check API keys; safe to share between threads.

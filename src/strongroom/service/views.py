@@ -118,10 +118,9 @@ def acl_record(change: AclChange) -> Record:
 
 def key_record(key: ApiKey, now: datetime) -> Record:
     """An API key as listed (never its secret), with its status at ``now``."""
-    status = "revoked" if key.revoked_at else ("active" if key.active(now) else "expired")
     return {
         "id": key.id, "owner": key.owner, "groups": sorted(key.groups), "created_at": key.created_at.isoformat(),
-        "expires_at": key.expires_at.isoformat() if key.expires_at else None, "status": status,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None, "status": key.status(now),
     }  # fmt: skip
 
 
