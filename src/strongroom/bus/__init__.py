@@ -15,10 +15,8 @@ the embedded default. :mod:`strongroom.testing.bus_contract` is what every backe
 """
 
 import math
-import re
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from strongroom.bus.base import Backlog, Bus, DeadLetter, Delivery, Outcome
+from strongroom.bus.base import Backlog, Bus, DeadLetter, Delivery, Outcome, display_url
 from strongroom.bus.job import IngestJob
 from strongroom.errors import BusUnavailable, ConfigError
 
@@ -66,25 +64,3 @@ def open_bus(url: str, **options: float | str) -> Bus:
     except ValueError as exc:  # a URL the client library cannot parse (a bad port, a stray bracket)
         raise ConfigError(f"bad bus URL {display_url(url)}: {exc}; {_KINDS}") from exc
     raise ConfigError(f"unknown bus {url.split('://')[0]!r}; {_KINDS}")
-
-
-#: query parameters that may carry a credential (redis ``password``, librdkafka ``sasl.password`` ...)
-_SECRET_PARAMETER = re.compile(r"pass|secret|token|key|cred|auth", re.IGNORECASE)
-
-
-def display_url(url: str) -> str:
-    """A bus URL as it may be printed or logged: without its user and password, and without
-    the query parameters that may hold a secret.
-
-    >>> display_url("redis://worker:s3cret@cache:6379/0?password=s3cret&health_check_interval=5")
-    'redis://cache:6379/0?health_check_interval=5'
-    """
-    try:
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-    except ValueError:
-        return "(a malformed bus URL)"
-    if not parts.scheme or not url.startswith(f"{parts.scheme}://"):
-        return "(a malformed bus URL)"
-    kept = urlencode([(k, v) for k, v in query if not _SECRET_PARAMETER.search(k)])
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}" + (f"?{kept}" if kept else "")

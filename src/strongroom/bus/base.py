@@ -13,14 +13,16 @@ A worker's loop over any backend::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from strongroom.bus.job import IngestJob
 from strongroom.types import frozen_meta
 
-__all__ = ["Backlog", "Bus", "DeadLetter", "Delivery", "Outcome", "parse_job"]
+__all__ = ["Backlog", "Bus", "DeadLetter", "Delivery", "Outcome", "display_url", "parse_job"]
 
 
 def parse_job(raw: str) -> IngestJob | None:
@@ -135,3 +137,25 @@ class Bus(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+#: query parameters that may carry a credential (redis ``password``, librdkafka ``sasl.password`` ...)
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key|cred|auth", re.IGNORECASE)
+
+
+def display_url(url: str) -> str:
+    """A bus URL as it may be printed or logged: without its user and password, and without
+    the query parameters that may hold a secret.
+
+    >>> display_url("redis://worker:s3cret@cache:6379/0?password=s3cret&health_check_interval=5")
+    'redis://cache:6379/0?health_check_interval=5'
+    """
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "(a malformed bus URL)"
+    if not parts.scheme or not url.startswith(f"{parts.scheme}://"):
+        return "(a malformed bus URL)"
+    kept = urlencode([(k, v) for k, v in query if not _SECRET_PARAMETER.search(k)])
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}" + (f"?{kept}" if kept else "")

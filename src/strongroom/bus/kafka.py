@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from strongroom.bus.base import Backlog, DeadLetter, Delivery, Outcome, parse_job
+from strongroom.bus.base import Backlog, DeadLetter, Delivery, Outcome, display_url, parse_job
 from strongroom.bus.job import IngestJob
 from strongroom.errors import BusUnavailable, ConfigError
 from strongroom.types import frozen_meta
@@ -51,7 +51,7 @@ def kafka_settings(url: str) -> dict[str, str | int | float | bool]:
     """librdkafka settings from a ``kafka://host:port[,host:port]?key=value`` URL."""
     parts = urlsplit(url)
     if parts.scheme != "kafka" or not parts.netloc:
-        raise ConfigError(f"not a Kafka bus URL: {url.split('@')[-1].split('?')[0]!r}; use kafka://broker:9092")
+        raise ConfigError(f"not a Kafka bus URL: {display_url(url)!r}; use kafka://broker:9092")
     if "@" in parts.netloc:
         raise ConfigError(
             "put no credentials in the Kafka URL; set sasl.username in the query and the password "

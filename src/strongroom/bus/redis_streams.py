@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strongroom.bus.base import Backlog, DeadLetter, Delivery, Outcome, parse_job
+from strongroom.bus.base import Backlog, DeadLetter, Delivery, Outcome, display_url, parse_job
 from strongroom.bus.job import IngestJob
 from strongroom.errors import BusUnavailable, ConfigError
 from strongroom.types import frozen_meta
@@ -51,7 +51,7 @@ class RedisStreamsBus:
         self.reclaim_idle_s = float(reclaim_idle_s)
         self.reclaim_idle_ms = int(reclaim_idle_s * 1000)
         self.max_attempts = int(max_attempts)
-        self._where = url.split("@")[-1]  # never the password of redis://user:pw@host
+        self._where = display_url(url)  # never a password, in the userinfo or the query
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True, socket_timeout=30)
         self._call(self._ensure_group)

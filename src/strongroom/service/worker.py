@@ -37,18 +37,24 @@ log = logging.getLogger("strongroom.worker")
 
 
 def handle(
-    bus: Bus, runtime: Runtime, delivery: Delivery, audit: AuditLog | None = None, ops: Operations | None = None
+    bus: Bus,
+    runtime: Runtime,
+    delivery: Delivery,
+    audit: AuditLog | None = None,
+    ops: Operations | None = None,
+    key: bytes | None = None,
 ) -> str:
     """Process one delivery; returns what became of it: ``done``, ``retry`` or ``dead``.
 
     The file is ingested through the application layer's ingest operation as the principal
     who queued it (its write entitlements apply, exactly as in process), and the operation's
-    audit records go to ``audit``."""
+    audit records go to ``audit``. ``key``: the deployment's bus key (read from the home
+    when not given) that the job must be sealed with."""
     job = delivery.job
     if job is None:
         bus.settle(delivery, Outcome.dead(f"not an ingestion job (malformed message {delivery.raw[:200]!r})"))
         return "dead"
-    if not job.sealed_by(bus_key(runtime.settings)):  # nothing of it is trusted: no record, no clean-up
+    if not job.sealed_by(key or bus_key(runtime.settings)):  # nothing of it is trusted: no record, no clean-up
         reason = (
             "not sealed with this deployment's bus key (HOME/keys/bus.key): workers act only on jobs "
             "queued by strongroom with the same home; queue the file again with `strongroom ingest --bus`"
@@ -188,13 +194,14 @@ def run_worker(
     stop = stop or threading.Event()
     counts = {"done": 0, "retry": 0, "dead": 0}
     ops = _operations(runtime)
+    key = bus_key(runtime.settings)  # read once: every job is checked against it
     while not stop.is_set():
         delivery = bus.receive(consumer, block_s)
         if delivery is None:
             if until_idle and bus.backlog().outstanding == 0:
                 break
             continue
-        outcome = handle(bus, runtime, delivery, audit, ops)
+        outcome = handle(bus, runtime, delivery, audit, ops, key)
         counts[outcome] += 1
         log.info("job %s: %s (attempt %d)", delivery.message_id, outcome, delivery.attempt)
     return counts
