@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from strongroom.embed import Embedder
 from strongroom.errors import QueryError
+from strongroom.finance import statement_of, statements_asked, synonyms
 from strongroom.store.base import Index, Pinnable
 from strongroom.text import tokenize
 from strongroom.types import Hit, Scope
@@ -141,6 +142,10 @@ class Fusion:
     title: float = 1.0
     named_document: float = 1.0
     candidates: int = 100
+    synonyms: bool = True
+    statement: float = 1.0
+    page: float = 0.0
+    rerank: int = 100
 
 
 def search(
@@ -166,14 +171,46 @@ def search(
         return _search(index, vector, query, scope, k, fusion)
 
 
+def _by_page(store: Index, fused: list[tuple[str, float]], query: str, fusion: Fusion) -> list[tuple[str, float]]:
+    """Re-rank the ``fusion.rerank`` best chunks by their page: the chunks of one page vote
+    for each other (``fusion.page`` of the others' scores), and a chunk on a page of the
+    statement the question asks about (a balance sheet for inventories) gains
+    ``fusion.statement`` of its score. The rest keep their order below."""
+    head, tail = fused[: fusion.rerank], fused[fusion.rerank :]
+    asked = statements_asked(query)
+    fetched = store.fetch([cid for cid, _ in head])
+    page_of = {c.id: (c.version_id, c.page) for c, _ in fetched}
+    statement: dict[tuple[str, int], str | None] = {}
+    for chunk, _ in sorted(fetched, key=lambda cv: cv[0].char_start):  # a page's title is in its first chunk
+        key = (chunk.version_id, chunk.page)
+        if statement.get(key) is None:
+            statement[key] = statement_of(chunk.text[:600]) or statement_of(chunk.context.rsplit(" — ", 1)[-1])
+    votes: dict[tuple[str, int], float] = {}
+    for cid, score in head:
+        if cid in page_of:
+            votes[page_of[cid]] = votes.get(page_of[cid], 0.0) + score
+    scored = []
+    for cid, score in head:
+        page = page_of.get(cid)
+        if page is None:
+            scored.append((cid, score))
+            continue
+        boost = 1 + (fusion.statement if asked and statement.get(page) in asked else 0.0)
+        scored.append((cid, (score + fusion.page * (votes[page] - score)) * boost))
+    floor = tail[0][1] if tail else 0.0
+    head = sorted(scored, key=lambda kv: (-kv[1], kv[0]))
+    return [(cid, max(score, floor)) for cid, score in head] + tail
+
+
 def _search(
     store: Index, vector: npt.NDArray[np.float32], query: str, scope: Scope, k: int, fusion: Fusion
 ) -> list[Hit]:
     n = max(fusion.candidates, k)
+    expanded = " ".join((query, *synonyms(query))) if fusion.synonyms else query
     found = {
         "dense": store.vector_search(vector, scope, n),
-        "lines": store.keyword_search(query, scope, n, unit="line"),
-        "chunks": store.keyword_search(query, scope, n),
+        "lines": store.keyword_search(expanded, scope, n, unit="line"),
+        "chunks": store.keyword_search(expanded, scope, n),
     }
     pool = list(dict.fromkeys(c for ranking in found.values() for c, _ in ranking))
     versions = store.versions_of(pool)
@@ -189,6 +226,8 @@ def _search(
         [rankings["dense"], rankings["lines"], rankings["chunks"]],
         weights=[fusion.dense, fusion.lines, fusion.chunks],
     )
+    if fusion.statement or fusion.page:
+        fused = _by_page(store, fused, query, fusion)
     named = fusion.named_document * (1 - fusion.per_document)
     top = diversify(
         fused, version_of, k, fusion.per_document, {v: fusion.per_document + named * p for v, p in prior.items()}

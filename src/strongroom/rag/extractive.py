@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from strongroom.embed import Embedder
 from strongroom.rag.base import NOT_FOUND, Generator, cite
+from strongroom.rag.figures import PageReader, figure_claims
 from strongroom.retrieve import search
 from strongroom.store.base import Index
 from strongroom.text import classify_lines, tokenize
@@ -76,19 +77,45 @@ def _units(text: str) -> list[tuple[int, int, str]]:
 
 
 class ExtractiveGenerator:
-    """Quotes the best-covering sentences and table rows; needs no model."""
+    """Answers with the table cells that match the question (labelled by line item, period
+    and unit), then quotes the best-covering sentences; needs no model.
+
+    ``pages``: reads the text of a hit's page (the store's ``page_text``), where a table's
+    column periods and scale are printed when the chunk starts below them; without it
+    only what the chunk itself holds labels the cells.
+    """
 
     name = EXTRACTIVE_VERSION
 
-    def __init__(self, max_claims: int = 4, min_coverage: float = 0.34) -> None:
+    def __init__(
+        self,
+        max_claims: int = 4,
+        min_coverage: float = 0.34,
+        *,
+        max_tables: int = 4,
+        with_tables: int = 2,
+        pages: PageReader | None = None,
+    ) -> None:
         self.max_claims = max_claims
         self.min_coverage = min_coverage
+        self.max_tables = max_tables
+        self.with_tables = with_tables  # how many sentences still follow table claims
+        self.pages = pages
         self.metadata = frozen_meta({"generator": self.name, "prompt_template_version": EXTRACTIVE_VERSION})
 
     def generate(self, question: str, hits: Sequence[Hit]) -> Answer:
         terms = set(tokenize(question))
         if not hits or not terms:
             return Answer(question, (), tuple(hits), self.name, found=False, note=NOT_FOUND, metadata=self.metadata)
+        figures = figure_claims(question, hits, self.pages, max_tables=self.max_tables) if self.max_tables else []
+        sentences = self._sentences(question, terms, hits, self.with_tables if figures else self.max_claims)
+        claims = (*figures, *sentences)
+        if not claims:
+            return Answer(question, (), tuple(hits), self.name, found=False, note=NOT_FOUND, metadata=self.metadata)
+        return Answer(question, claims, tuple(hits), self.name, found=True, metadata=self.metadata)
+
+    def _sentences(self, question: str, terms: set[str], hits: Sequence[Hit], limit: int) -> tuple[Claim, ...]:
+        """The ``limit`` sentences and rows that best cover the question's terms."""
         # rarer terms across the retrieved chunks weigh more (a local idf)
         docs = [set(tokenize(f"{h.chunk.context}\n{h.chunk.text}")) for h in hits]
         weight = {t: math.log(1 + (len(docs) + 1) / (1 + sum(t in d for d in docs))) + 0.5 for t in terms}
@@ -107,19 +134,16 @@ class ExtractiveGenerator:
         chosen: list[_Unit] = []
         per_hit: dict[int, int] = {}
         for unit in units:
-            if unit.score < self.min_coverage or len(chosen) == self.max_claims:
+            if unit.score < self.min_coverage or len(chosen) >= limit:
                 break
             if per_hit.get(unit.hit_index, 0) >= 2:
                 continue
             per_hit[unit.hit_index] = per_hit.get(unit.hit_index, 0) + 1
             chosen.append(unit)
-        if not chosen:
-            return Answer(question, (), tuple(hits), self.name, found=False, note=NOT_FOUND, metadata=self.metadata)
-        claims = tuple(
+        return tuple(
             Claim(hits[u.hit_index].chunk.text[u.start : u.end], (cite(hits[u.hit_index], u.start, u.end),))
             for u in chosen
         )
-        return Answer(question, claims, tuple(hits), self.name, found=True, metadata=self.metadata)
 
 
 def answer(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from strongroom.types import ParsedDocument
 
-__all__ = ["Cell", "Table", "extract_tables", "parse_figure"]
+__all__ = ["Cell", "Table", "extract_tables", "figure_row", "parse_figure", "pipe_cells"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,8 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         pos += len(line) + 1
 
 
-def _pipe_cells(line: str, offset: int) -> list[tuple[str, int, int]]:
+def pipe_cells(line: str, offset: int) -> list[tuple[str, int, int]]:
+    """The cells of an ``a | b | c`` line as ``(text, start, end)``, offsets from ``offset``."""
     cells = []
     pos = 0
     for part in line.split("|"):
@@ -131,7 +132,9 @@ _SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _FIGURE_TOKEN = re.compile(r"(?:[$€£]\s?)?\(?-?\d[\d,]*(?:\.\d+)?\)?%?|(?<=\s)[—\u2013](?=\s|$)")
 
 
-def _figure_row(line: str, offset: int) -> tuple[tuple[str, int, int], list[tuple[str, int, int]]] | None:
+def figure_row(line: str, offset: int) -> tuple[tuple[str, int, int], list[tuple[str, int, int]]] | None:
+    """A statement line split into its label and its figures, each ``(text, start, end)``
+    with offsets from ``offset``; None unless the line is a label then two or more figures."""
     matches = list(_FIGURE_TOKEN.finditer(line))
     if len(matches) < 2:
         return None
@@ -172,7 +175,7 @@ def _pipe_tables(text: str, page: int) -> list[Table]:
         if _SEPARATOR.match(line) and block:
             continue
         if " | " in line or (line.strip().startswith("|") and line.count("|") >= 2):
-            cells = _pipe_cells(line, offset)
+            cells = pipe_cells(line, offset)
             if len(cells) >= 2:
                 block.append(cells)
                 bounds.append((offset, offset + len(line)))
@@ -206,7 +209,7 @@ def _figure_tables(text: str, page: int, min_rows: int = 3) -> list[Table]:
         if " | " in line:
             flush()
             continue
-        row = _figure_row(line, offset)
+        row = figure_row(line, offset)
         if row is not None:
             rows.append(row)
             gap = 0

@@ -1,0 +1,298 @@
+"""Answers from table cells: the rows of the retrieved statements that name what the
+question asks for, labelled by line item, period and unit, each cited to its characters.
+
+Most financial questions ask for a line item in a period. The retrieved chunks hold the
+statement rows ("Total net sales 81,797 82,959 293,787 304,182"); what a reader needs is
+what each figure is, which the page prints above the row: the statement's title, its
+column periods ("Three Months Ended ... July 1, 2023 ...") and its scale ("In millions").
+This module reads them from the page, matches row labels to the question through the
+curated synonyms of :mod:`strongroom.finance`, and writes one claim per table:
+
+    Total net sales (2023 Q3 AAPL, income statement, in millions): three months ended
+    July 1, 2023: 81,797; three months ended June 25, 2022: 82,959; ... Change, three
+    months ended July 1, 2023 vs June 25, 2022: 81,797 - 82,959 = -1,162 (-1.4%).
+
+Computed values (a change, a share of a total) show their inputs and the formula, in exact
+decimals. When no row matches, :func:`figure_claims` returns nothing and the caller falls
+back to quoting sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from strongroom.finance import STATEMENT_NAMES, is_period_header, items_in, periods, scale_of, statement_of
+from strongroom.finance import statements_asked, synonym_terms
+from strongroom.ingest.understand.tables import figure_row, pipe_cells
+from strongroom.rag.base import cite
+from strongroom.text import classify_lines, row_label, tokenize
+from strongroom.types import Claim, Hit
+
+__all__ = ["PageReader", "Row", "figure_claims", "rows_of"]
+
+#: the text of a page of a version, or None (the store's ``page_text``)
+PageReader = Callable[[str, int], "str | None"]
+
+_CHANGE = re.compile(r"\b(chang|compar|trend|grow|growth|increas|decreas|declin|fluctuat|shift|evolv|vari|differ|move)", re.I)
+_SHARE = re.compile(r"\b(proportion|percentage|share of|ratio|portion|fraction|relate|against|measure up|contribut)", re.I)
+_NO_SCALE = re.compile(r"per share|per rsu|\bshares\b|\brate\b|percentage|%|\bratio\b|\bdays\b", re.I)
+_LOOKBACK_LINES = 60
+
+
+@dataclass(frozen=True)
+class Row:
+    """A table row of a hit: where it is in the chunk, what it is, its cells and their periods."""
+
+    hit_index: int
+    start: int
+    end: int
+    label: str
+    section: str
+    cells: tuple[tuple[str, int, int], ...]  # (text, start, end) in the chunk's text
+    periods: tuple[str, ...]
+    scale: str | None
+    statement: str | None
+    table: int  # page offset of the table's header (rows of one table share it)
+
+
+@dataclass(frozen=True)
+class _Page:
+    text: str
+    offset: int  # where the chunk's text starts in ``text``
+    lines: list[tuple[int, int, str]]  # (start, end, kind) of the page's lines
+
+
+def _page_of(hit: Hit, pages: PageReader | None) -> _Page:
+    chunk = hit.chunk
+    text = pages(chunk.version_id, chunk.page) if pages else None
+    if text is None or text[chunk.char_start : chunk.char_end] != chunk.text:
+        text, offset = f"{chunk.context}\n{chunk.text}", len(chunk.context) + 1  # no page: the chunk alone
+    else:
+        offset = chunk.char_start
+    return _Page(text, offset, [(line.start, line.end, line.kind) for line in classify_lines(text)])
+
+
+def _context(page: _Page, line_index: int) -> tuple[str, str, int, str | None, str | None]:
+    """For the row at ``line_index``: its section line, its header's periods text and start,
+    the scale and the statement stated above it on the page."""
+    section = ""
+    header: list[str] = []
+    header_start = -1
+    lines = page.lines
+    stop = max(0, line_index - _LOOKBACK_LINES)
+    for i in range(line_index - 1, stop - 1, -1):
+        start, end, kind = lines[i]
+        body = page.text[start:end]
+        if is_period_header(body):
+            header.append(body)
+            header_start = start
+            continue
+        if header:  # the header block above the table ended
+            break
+        if kind != "row" and not section and body.endswith(":"):
+            section = body.rstrip(":")
+    above = page.text[: header_start if header_start >= 0 else lines[line_index][0]]
+    tail = above[-1200:]
+    return section, " ".join(reversed(header)), header_start, scale_of(tail), _last_statement(above)
+
+
+def _last_statement(text: str) -> str | None:
+    for line in reversed(text.splitlines()[-80:]):
+        found = statement_of(line)
+        if found:
+            return found
+    return None
+
+
+def rows_of(hits: Sequence[Hit], pages: PageReader | None = None) -> list[Row]:
+    """Every table row in the hits' chunks, with what the page says about its columns."""
+    rows: list[Row] = []
+    for i, hit in enumerate(hits):
+        page = _page_of(hit, pages)
+        chunk_end = page.offset + len(hit.chunk.text)
+        for n, (start, end, kind) in enumerate(page.lines):
+            if kind != "row" or start < page.offset or end > chunk_end:
+                continue
+            line = page.text[start:end]
+            if " | " in line or line.startswith("|"):
+                parts = pipe_cells(line, start)
+                label, cells = (parts[0][0], parts[1:]) if parts else ("", [])
+            else:
+                split = figure_row(line, start)
+                if split is None:
+                    continue
+                label, cells = split[0][0], split[1]
+            if not cells:
+                continue
+            section, header, header_start, scale, statement = _context(page, n)
+            found = periods(header)
+            rows.append(
+                Row(
+                    i, start - page.offset, end - page.offset, row_label(label) or label, section,
+                    tuple((t, s - page.offset, e - page.offset) for t, s, e in cells),
+                    tuple(found) if len(found) == len(cells) else (), scale, statement, header_start,
+                )
+            )  # fmt: skip
+    return rows
+
+
+def _score(row: Row, asked: frozenset[str], expanded: frozenset[str], statements: frozenset[str]) -> float:
+    """How well a row answers: the share of its label the question says (its own words
+    count fully, the synonyms of its line items 0.6), its section, statement and rank."""
+    label = frozenset(tokenize(row.label))
+    if not label or not any(len(t) > 2 and t.isalpha() for t in label & expanded):
+        return 0.0
+    own, other = len(label & asked), len(label & (expanded - asked))
+    cover = (own + 0.6 * other) / len(label)
+    named = any(item.named_by(label) for item in items_in(row.label))
+    if cover < 0.5 and not named:
+        return 0.0
+    section = frozenset(tokenize(row.section))
+    return (
+        cover
+        + (0.3 * len(section & expanded) / len(section) if section else 0.0)
+        + (0.3 if row.statement in statements else 0.0)
+        + 0.2 / (1 + row.hit_index)
+    )
+
+
+def _number(text: str) -> Decimal | None:
+    t = text.replace("$", "").replace(",", "").replace(" ", "").rstrip("%")
+    negative = t.startswith("(") and t.endswith(")")
+    try:
+        value = Decimal(t.strip("()"))
+    except InvalidOperation:
+        return None
+    return -value if negative else value
+
+
+def _fmt(value: Decimal, places: int = 0) -> str:
+    return f"{value:,.{places}f}".replace("-", "\u2212")
+
+
+def _figure(text: str) -> str:
+    return text.replace("$", "").strip()
+
+
+def _date(period: str) -> datetime | None:
+    try:
+        return datetime.strptime(period.split(" ended ")[-1], "%B %d, %Y")
+    except ValueError:
+        return None
+
+
+def _places(*texts: str) -> int:
+    return max((len(t.rsplit(".", 1)[1].rstrip(")%")) if "." in t else 0 for t in texts), default=0)
+
+
+def _change(row: Row) -> str:
+    """The change from the earlier to the later of the first two columns of one period
+    kind (filings print the newer period first or last, so the dates decide)."""
+    if len(row.cells) < 2:
+        return ""
+    (ta, _, _), (tb, _, _) = row.cells[0], row.cells[1]
+    a, b = _number(ta), _number(tb)
+    if a is None or b is None:
+        return ""
+    if row.periods:
+        pa, pb = row.periods[0], row.periods[1]
+        da, db = _date(pa), _date(pb)
+        if pa.rsplit(" ended ", 1)[0] != pb.rsplit(" ended ", 1)[0] or da is None or db is None or da == db:
+            return ""
+        if da < db:
+            (pa, ta, a), (pb, tb, b) = (pb, tb, b), (pa, ta, a)
+        what = f"{pa} vs {pb.split(' ended ')[-1]}"
+    else:
+        what = "first two columns"
+    places = _places(ta, tb)
+    pct = f" ({_fmt((a - b) / abs(b) * 100, 1)}%)" if b else ""
+    return f"Change, {what}: {_figure(ta)} \u2212 {_figure(tb)} = {_fmt(a - b, places)}{pct}."
+
+
+def _shares(rows: Sequence[Row]) -> str:
+    """Each row as a share of the table's total (the matched row that is the largest)."""
+    firsts = [(r, _number(r.cells[0][0])) for r in rows]
+    valued = [(r, v) for r, v in firsts if v is not None and v > 0]
+    if len(valued) < 2:
+        return ""
+    total_row, total = max(valued, key=lambda rv: rv[1])
+    when = f", {total_row.periods[0]}" if total_row.periods else ""
+    parts = [
+        f"{r.label} / {total_row.label}{when}: {_figure(r.cells[0][0])} / {_figure(total_row.cells[0][0])} = "
+        f"{_fmt(v / total * 100, 1)}%"
+        for r, v in valued
+        if r is not total_row
+    ]
+    return "; ".join(parts) + "."
+
+
+def _describe(rows: Sequence[Row], hit: Hit, change: bool) -> str:
+    first = rows[0]
+    where = [hit.version.title]
+    if first.statement:
+        where.append(STATEMENT_NAMES[first.statement])
+    where.append(f"page {hit.chunk.page}")
+    lines = []
+    for row in rows:
+        unit = f", in {row.scale}" if row.scale and not _NO_SCALE.search(row.label) else ""
+        values = (
+            "; ".join(f"{p}: {_figure(t)}" for p, (t, _, _) in zip(row.periods, row.cells, strict=True))
+            if row.periods
+            else " | ".join(_figure(t) for t, _, _ in row.cells)
+        )
+        section = f"{row.section}: " if row.section and row.section.lower() not in row.label.lower() else ""
+        lines.append(f"{section}{row.label}{unit}: {values}." + (f" {_change(row)}" if change else ""))
+    return f"{'; '.join(where)}. " + " ".join(lines)
+
+
+def _spread(tables: list[tuple[tuple[str, int, int], list[tuple[float, Row]]]], n: int) -> list[list[tuple[float, Row]]]:
+    """The ``n`` best tables, a further table of an already chosen document counting 0.15
+    less per table chosen from it: a question over several filings gets each of them."""
+    chosen: list[list[tuple[float, Row]]] = []
+    per_version: dict[str, int] = {}
+    left = [(max(s for s, _ in rows), min(r.hit_index for _, r in rows), key, rows) for key, rows in tables]
+    while left and len(chosen) < n:
+        best = min(left, key=lambda t: (-(t[0] - 0.15 * per_version.get(t[2][0], 0)), t[1]))
+        left.remove(best)
+        chosen.append(best[3])
+        per_version[best[2][0]] = per_version.get(best[2][0], 0) + 1
+    return chosen
+
+
+def figure_claims(
+    question: str, hits: Sequence[Hit], pages: PageReader | None = None, *, max_tables: int = 4
+) -> list[Claim]:
+    """Claims from the table rows that name what ``question`` asks for, best table first;
+    [] when none does."""
+    asked = frozenset(tokenize(question))
+    expanded = asked | frozenset(synonym_terms(question))
+    statements = frozenset(statements_asked(question))
+    scored = [(s, row) for row in rows_of(hits, pages) if (s := _score(row, asked, expanded, statements)) > 0]
+    if not scored:
+        return []
+    best = max(s for s, _ in scored)
+    tables: dict[tuple[str, int, int], list[tuple[float, Row]]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for s, row in sorted(scored, key=lambda sr: (-sr[0], sr[1].hit_index, sr[1].start)):
+        if s < 0.75 * best:
+            break
+        hit = hits[row.hit_index]
+        key = (hit.version.id, row.label.lower(), " ".join(t for t, _, _ in row.cells))
+        if key in seen:  # the same row in an overlapping chunk
+            continue
+        seen.add(key)
+        tables.setdefault((hit.version.id, hit.chunk.page, row.table), []).append((s, row))
+    ranked = _spread(list(tables.items()), max_tables)
+    change, share = bool(_CHANGE.search(question)), bool(_SHARE.search(question))
+    claims = []
+    for group in ranked:
+        rows = sorted((r for _, r in group), key=lambda r: hits[r.hit_index].chunk.char_start + r.start)[:6]
+        text = _describe(rows, hits[rows[0].hit_index], change)
+        if share and len(rows) > 1:
+            text += " " + _shares(rows)
+        claims.append(Claim(text, tuple(cite(hits[r.hit_index], r.start, r.end) for r in rows)))
+    return claims
