@@ -66,7 +66,8 @@ def main() -> None:
                 recall[name].append(_recall(item.facts, "\n".join(c.text for c in answer.claims)))
                 first[name].append(_recall(item.facts, answer.claims[0].text) if answer.claims else 0.0)
                 if args.show and name == "tables":
-                    print(f"{recall[name][-1]:.2f} {item.question[:90]}\n    {answer.claims[0].text[:300] if answer.claims else '-'}")
+                    claim = answer.claims[0].text[:300] if answer.claims else "-"
+                    print(f"{recall[name][-1]:.2f} {item.question[:90]}\n    {claim}")
         if item.facts:
             retrieved.append(_recall(item.facts, "\n".join(h.chunk.text for h in hits)))
 

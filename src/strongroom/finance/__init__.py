@@ -56,7 +56,7 @@ STATEMENT_NAMES: dict[str, str] = {
 # Titles as filings print them; the first that matches wins, so "comprehensive income"
 # is tested before "income".
 _TITLES: tuple[tuple[Statement, re.Pattern[str]], ...] = (
-    ("comprehensive", re.compile(r"statements? of comprehensive (?:income|loss)|comprehensive income statements?", re.I)),
+    ("comprehensive", re.compile(r"statements? of comprehensive (?:income|loss)|comprehensive income statement", re.I)),
     ("cash_flow", re.compile(r"statements? of cash flows?|cash flows? statements?", re.I)),
     ("balance", re.compile(r"balance sheets?|statements? of financial (?:position|condition)", re.I)),
     ("equity", re.compile(r"statements? of (?:changes in )?(?:share|stock)holders.? equity", re.I)),
@@ -77,20 +77,24 @@ _GROUP = re.compile(
     re.I,
 )
 _SCALE = re.compile(r"\bin\s+(millions|thousands|billions)\b", re.I)
-_HEADER_NOISE = re.compile(rf"{_GROUP.pattern}|{_MONTH}|\b(?:19|20)\d\d\b|\d{{1,2}},|\bas of\b|\bunaudited\b|[(),\s]", re.I)
+_HEADER_NOISE = re.compile(
+    rf"{_GROUP.pattern}|{_MONTH}|\b(?:19|20)\d\d\b|\d{{1,2}},|\bas of\b|\bunaudited\b|[(),\s]", re.I
+)
 
 
 @dataclass(frozen=True)
 class LineItem:
-    """A line item: its name, the statement that reports it, and the words for it."""
+    """A line item: its name, the statement that reports it, the words for it, and the
+    labels some filers print for it in their tables (used for rows, not for searching)."""
 
     name: str
     statement: Statement
     terms: tuple[str, ...]
+    labels: tuple[str, ...] = ()
 
     @functools.cached_property
     def term_sets(self) -> tuple[frozenset[str], ...]:
-        return tuple(frozenset(tokenize(t)) for t in self.terms)
+        return tuple(frozenset(tokenize(t)) for t in self.terms + self.labels)
 
     def named_by(self, terms: frozenset[str]) -> bool:
         """Whether a text with these index terms names this item (all words of one term)."""
@@ -101,7 +105,9 @@ class LineItem:
 def line_items() -> tuple[LineItem, ...]:
     """The curated table of line items (``finance/terms.toml``)."""
     table = tomllib.loads((Path(__file__).parent / "terms.toml").read_text(encoding="utf-8"))
-    return tuple(LineItem(i["name"], i["statement"], tuple(i["terms"])) for i in table["item"])
+    return tuple(
+        LineItem(i["name"], i["statement"], tuple(i["terms"]), tuple(i.get("labels", ()))) for i in table["item"]
+    )
 
 
 def items_in(text: str) -> list[LineItem]:
@@ -116,9 +122,10 @@ def synonyms(text: str) -> tuple[str, ...]:
     whose words ``text`` does not already hold: "capex" gives "purchases of property, plant
     and equipment", and so on."""
     own = frozenset(tokenize(text))
-    return tuple(
-        term for item in items_in(text) for term, words in zip(item.terms, item.term_sets, strict=True) if not words <= own
-    )
+    found: list[str] = []
+    for item in items_in(text):
+        found.extend(term for term, words in zip(item.terms, item.term_sets, strict=False) if not words <= own)
+    return tuple(found)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -148,7 +155,7 @@ def statement_of(text: str) -> Statement | None:
 
 
 def scale_of(text: str) -> str | None:
-    """"millions", "thousands" or "billions" when ``text`` states the scale of its figures."""
+    """ "millions", "thousands" or "billions" when ``text`` states the scale of its figures."""
     found = _SCALE.search(text)
     return found.group(1).lower() if found else None
 

@@ -20,7 +20,7 @@ from strongroom.embed import Embedder
 from strongroom.rag.base import NOT_FOUND, Generator, cite
 from strongroom.rag.figures import PageReader, figure_claims
 from strongroom.retrieve import search
-from strongroom.store.base import Index
+from strongroom.store.base import Index, VersionCatalog
 from strongroom.text import classify_lines, tokenize
 from strongroom.types import Answer, Claim, Hit, Scope, frozen_meta
 
@@ -154,6 +154,8 @@ def answer(
     generator: Generator | None = None,
     k: int = 5,
 ) -> Answer:
-    """Retrieve what ``scope`` may read and answer from it, with citations."""
+    """Retrieve what ``scope`` may read and answer from it, with citations (the default
+    generator reads the hits' pages when ``store`` can give them)."""
     hits = search(store, embedder, question, scope, k)
-    return (generator or ExtractiveGenerator()).generate(question, hits)
+    pages = store.page_text if isinstance(store, VersionCatalog) else None
+    return (generator or ExtractiveGenerator(pages=pages)).generate(question, hits)

@@ -25,8 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from strongroom.finance import STATEMENT_NAMES, is_period_header, items_in, periods, scale_of, statement_of
-from strongroom.finance import statements_asked, synonym_terms
+from strongroom.finance import (
+    STATEMENT_NAMES,
+    is_period_header,
+    items_in,
+    periods,
+    scale_of,
+    statement_of,
+    statements_asked,
+    synonym_terms,
+)
 from strongroom.ingest.understand.tables import figure_row, pipe_cells
 from strongroom.rag.base import cite
 from strongroom.text import classify_lines, row_label, tokenize
@@ -37,8 +45,12 @@ __all__ = ["PageReader", "Row", "figure_claims", "rows_of"]
 #: the text of a page of a version, or None (the store's ``page_text``)
 PageReader = Callable[[str, int], "str | None"]
 
-_CHANGE = re.compile(r"\b(chang|compar|trend|grow|growth|increas|decreas|declin|fluctuat|shift|evolv|vari|differ|move)", re.I)
-_SHARE = re.compile(r"\b(proportion|percentage|share of|ratio|portion|fraction|relate|against|measure up|contribut)", re.I)
+_CHANGE = re.compile(
+    r"\b(chang|compar|trend|grow|growth|increas|decreas|declin|fluctuat|shift|evolv|vari|differ|move)", re.I
+)
+_SHARE = re.compile(
+    r"\b(proportion|percentage|share of|ratio|portion|fraction|relate|against|measure up|contribut)", re.I
+)
 _NO_SCALE = re.compile(r"per share|per rsu|\bshares\b|\brate\b|percentage|%|\bratio\b|\bdays\b", re.I)
 _LOOKBACK_LINES = 60
 
@@ -249,10 +261,13 @@ def _describe(rows: Sequence[Row], hit: Hit, change: bool) -> str:
     return f"{'; '.join(where)}. " + " ".join(lines)
 
 
-def _spread(tables: list[tuple[tuple[str, int, int], list[tuple[float, Row]]]], n: int) -> list[list[tuple[float, Row]]]:
+_Table = list[tuple[float, Row]]
+
+
+def _spread(tables: list[tuple[tuple[str, int, int], _Table]], n: int) -> list[_Table]:
     """The ``n`` best tables, a further table of an already chosen document counting 0.15
     less per table chosen from it: a question over several filings gets each of them."""
-    chosen: list[list[tuple[float, Row]]] = []
+    chosen: list[_Table] = []
     per_version: dict[str, int] = {}
     left = [(max(s for s, _ in rows), min(r.hit_index for _, r in rows), key, rows) for key, rows in tables]
     while left and len(chosen) < n:
@@ -263,21 +278,77 @@ def _spread(tables: list[tuple[tuple[str, int, int], list[tuple[float, Row]]]], 
     return chosen
 
 
+def _latest(row: Row) -> int:
+    """The column of the row's latest date in its first period kind (the current period)."""
+    if not row.periods:
+        return 0
+    kind = row.periods[0].rsplit(" ended ", 1)[0]
+    dated = [(d, i) for i, p in enumerate(row.periods) if p.rsplit(" ended ", 1)[0] == kind and (d := _date(p))]
+    return max(dated)[1] if dated else 0
+
+
+def _series(best: Row, rows: Sequence[Row], hits: Sequence[Hit]) -> Claim | None:
+    """The best row's line item across the filings that print it, each at its current
+    period, oldest first: how a figure moved over time, in one claim."""
+    label = best.label.lower()
+    per_version: dict[str, Row] = {}
+    for row in rows:  # best first: the first row of each filing with this label is its best
+        version = hits[row.hit_index].version.id
+        if row.label.lower() == label and row.periods and version not in per_version:
+            per_version[version] = row
+    if len(per_version) < 2 or hits[best.hit_index].version.id not in per_version:
+        return None
+    points = []
+    for row in per_version.values():
+        column = _latest(row)
+        points.append((_date(row.periods[column]) or datetime.min, row, column))
+    points.sort(key=lambda p: p[0])
+    unit = f" (in {best.scale})" if best.scale and not _NO_SCALE.search(best.label) else ""
+    parts = [
+        f"{row.periods[col]}: {_figure(row.cells[col][0])} ({hits[row.hit_index].version.title.split(' — ')[0]}, "
+        f"page {hits[row.hit_index].chunk.page})"
+        for _, row, col in points
+    ]
+    old, new = points[0][1].cells[points[0][2]][0], points[-1][1].cells[points[-1][2]][0]
+    a, b = _number(new), _number(old)
+    moved = f" From first to last: {_fmt(a - b, _places(new, old))}." if a is not None and b is not None else ""
+    citations = tuple(cite(hits[row.hit_index], row.cells[col][1], row.cells[col][2]) for _, row, col in points)
+    return Claim(f"{best.label}{unit} over the filings: " + "; ".join(parts) + "." + moved, citations)
+
+
+def _with_section(rows: list[Row], every: Sequence[Row], hits: Sequence[Hit]) -> list[Row]:
+    """A matched "Total ..." row brings the rows of its section (a total of operating
+    expenses, its research and selling lines): the parts are what a reader asks next."""
+    out = list(rows)
+    for row in rows:
+        if not row.section or not row.label.lower().startswith("total"):
+            continue
+        version = hits[row.hit_index].version.id
+        for other in every:
+            same = hits[other.hit_index].version.id == version and other.table == row.table
+            if same and other.section == row.section and all(o.label != other.label for o in out):
+                out.append(other)
+    return out
+
+
 def figure_claims(
     question: str, hits: Sequence[Hit], pages: PageReader | None = None, *, max_tables: int = 4
 ) -> list[Claim]:
     """Claims from the table rows that name what ``question`` asks for, best table first;
-    [] when none does."""
+    [] when none does. A question about change over several filings gets the line item's
+    series first."""
     asked = frozenset(tokenize(question))
     expanded = asked | frozenset(synonym_terms(question))
     statements = frozenset(statements_asked(question))
-    scored = [(s, row) for row in rows_of(hits, pages) if (s := _score(row, asked, expanded, statements)) > 0]
+    every = rows_of(hits, pages)
+    scored = [(s, row) for row in every if (s := _score(row, asked, expanded, statements)) > 0]
     if not scored:
         return []
     best = max(s for s, _ in scored)
     tables: dict[tuple[str, int, int], list[tuple[float, Row]]] = {}
     seen: set[tuple[str, str, str]] = set()
-    for s, row in sorted(scored, key=lambda sr: (-sr[0], sr[1].hit_index, sr[1].start)):
+    ordered = sorted(scored, key=lambda sr: (-sr[0], sr[1].hit_index, sr[1].start))
+    for s, row in ordered:
         if s < 0.75 * best:
             break
         hit = hits[row.hit_index]
@@ -289,8 +360,12 @@ def figure_claims(
     ranked = _spread(list(tables.items()), max_tables)
     change, share = bool(_CHANGE.search(question)), bool(_SHARE.search(question))
     claims = []
+    if change:
+        series = _series(ordered[0][1], [r for s, r in ordered if s >= 0.75 * best], hits)
+        claims.extend([series] if series else [])
     for group in ranked:
-        rows = sorted((r for _, r in group), key=lambda r: hits[r.hit_index].chunk.char_start + r.start)[:6]
+        rows = _with_section([r for _, r in group], every, hits)
+        rows = sorted(rows, key=lambda r: hits[r.hit_index].chunk.char_start + r.start)[:8]
         text = _describe(rows, hits[rows[0].hit_index], change)
         if share and len(rows) > 1:
             text += " " + _shares(rows)

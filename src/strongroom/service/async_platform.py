@@ -75,7 +75,9 @@ class AsyncPlatform:
         self._audit_writer = audit_writer
         self._queries = queries
         self._routes = RouteStore(settings.home)
-        self._extractive = ExtractiveGenerator()
+        self._extractive = ExtractiveGenerator()  # for the gateway's quoting, on any thread
+        # answers without a model run on the store's thread, so they may read the hits' pages
+        self._answers = ExtractiveGenerator(pages=ops.store.page_text)
         self._gateway: Gateway | None = None
 
     async def aclose(self) -> None:
@@ -126,7 +128,7 @@ class AsyncPlatform:
             if found.error is not None or model is not None:
                 return found, None
             assert found.value is not None
-            return found, self._extractive.generate(request.question, found.value.hits)
+            return found, self._answers.generate(request.question, found.value.hits)
 
         found, answer = await self.on_store(retrieve)
         retrieved = await self._done(found)

@@ -159,7 +159,7 @@ class Platform:
         gateway route (or ``strongroom-rag``/None for the extractive generator)."""
         usable = functools.partial(route_usable, self.settings, self.routes, principal)
         retrieved = self._done(self.ops.retrieve(principal, request, route_allowed=usable))
-        generator: Generator = ExtractiveGenerator()
+        generator: Generator = ExtractiveGenerator(pages=self.ops.store.page_text)
         if request.route is not None:
             from strongroom.rag.llm import open_llm_generator
 
