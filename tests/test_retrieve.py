@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strongroom.retrieve import diversify, rrf, search, title_prior
+from strongroom.retrieve import Fusion, diversify, rrf, search, title_prior
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
@@ -111,3 +111,33 @@ def test_a_search_checks_the_catalog_once_and_sees_another_writer_next_time(tmp_
     assert len(checks) == 3
     reader.close()
     writer.close()
+
+
+def test_a_question_about_a_line_item_prefers_the_statement_that_reports_it(tmp_path: Path) -> None:
+    """Inventories are a balance-sheet figure; the cash flow statement's "Inventories" line is
+    their change. The cash-flow page matches the words better, the statement decides."""
+    embedder = HashEmbedder(dim=64)
+    store = SqliteStore(tmp_path, model_id=embedder.model_id, dim=embedder.dim)
+    cash = "CONDENSED CONSOLIDATED STATEMENTS OF CASH FLOWS\nHow inventory levels changed\nInventories (2,570) 1,049\n"
+    others = "".join(f"Other current asset {i} {i},001 {i},002\n" for i in range(1, 9))
+    balance = f"CONDENSED CONSOLIDATED BALANCE SHEETS\nCurrent assets:\n{others}Inventories 7,351 4,946\n"
+    store.write(make_version(embedder, "Northwind 10-Q.txt", [cash, balance]))
+    scope = Scope(frozenset({"public"}))
+    question = "How have Northwind's inventory levels changed?"
+    plain = search(store, embedder, question, scope, 2, fusion=Fusion(statement=0.0))
+    assert plain[0].chunk.page == 1  # without the statement, the better-worded cash flow page wins
+    assert search(store, embedder, question, scope, 2)[0].chunk.page == 2
+
+
+def test_a_synonym_from_the_curated_table_finds_the_line_as_the_filing_words_it(tmp_path: Path) -> None:
+    embedder = HashEmbedder(dim=64)
+    store = SqliteStore(tmp_path, model_id=embedder.model_id, dim=embedder.dim)
+    page = "Investing activities:\nPurchases of property, plant and equipment (2,093) (2,102)\n"
+    filler = [f"Note {i}: the board met {i} times and discussed the weather." for i in range(6)]
+    store.write(make_version(embedder, "Northwind 10-Q.txt", [page, *filler]))
+    scope = Scope(frozenset({"public"}))
+    found = search(store, embedder, "What was the capex in the quarter?", scope, 7)
+    row = next(h for h in found if "Purchases of property" in h.chunk.text)
+    assert row.keyword_rank == 1  # matched by words the question never said
+    without = search(store, embedder, "What was the capex in the quarter?", scope, 7, fusion=Fusion(synonyms=False))
+    assert next(h for h in without if "Purchases of property" in h.chunk.text).keyword_rank is None

@@ -191,7 +191,7 @@ def periods(header: str) -> list[str]:
         return []
     if not groups:
         return dates
-    if len(dates) % len(groups):
+    if len(dates) % len(groups) or (days and len(days) < len(groups)):  # a date shared by groups: unclear
         return []
     span = len(dates) // len(groups)
     return [f"{groups[i // span]} {d}" for i, d in enumerate(dates)]

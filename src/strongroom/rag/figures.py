@@ -53,6 +53,15 @@ _SHARE = re.compile(
 )
 _NO_SCALE = re.compile(r"per share|per rsu|\bshares\b|\brate\b|percentage|%|\bratio\b|\bdays\b", re.I)
 _LOOKBACK_LINES = 60
+# words that qualify a line item without naming one ("Total" alone answers nothing)
+_GENERIC = frozenset(tokenize("total net other gross"))
+# words that name a period, not a line item ("Balance as of July" is not about July)
+_PERIOD_WORDS = frozenset(
+    tokenize(
+        "january february march april may june july august september october november december "
+        "quarter quarters month months year years fiscal ended ending period three six nine twelve"
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -152,11 +161,15 @@ def rows_of(hits: Sequence[Hit], pages: PageReader | None = None) -> list[Row]:
     return rows
 
 
-def _score(row: Row, asked: frozenset[str], expanded: frozenset[str], statements: frozenset[str]) -> float:
+def _score(
+    row: Row, asked: frozenset[str], expanded: frozenset[str], statements: frozenset[str], title: frozenset[str]
+) -> float:
     """How well a row answers: the share of its label the question says (its own words
-    count fully, the synonyms of its line items 0.6), its section, statement and rank."""
-    label = frozenset(tokenize(row.label))
-    if not label or not any(len(t) > 2 and t.isalpha() for t in label & expanded):
+    count fully, the synonyms of its line items 0.6), its section, statement and rank.
+    Words of the document's title (the company) and of periods do not count: a page
+    footer "Apple Inc." or a row "Balance as of July" is not what a question is about."""
+    label = frozenset(tokenize(row.label)) - _PERIOD_WORDS - title
+    if not any(len(t) > 2 and t.isalpha() and t not in _GENERIC for t in label & expanded):
         return 0.0
     own, other = len(label & asked), len(label & (expanded - asked))
     cover = (own + 0.6 * other) / len(label)
@@ -341,7 +354,8 @@ def figure_claims(
     expanded = asked | frozenset(synonym_terms(question))
     statements = frozenset(statements_asked(question))
     every = rows_of(hits, pages)
-    scored = [(s, row) for row in every if (s := _score(row, asked, expanded, statements)) > 0]
+    titles = [frozenset(tokenize(h.version.title)) for h in hits]
+    scored = [(s, r) for r in every if (s := _score(r, asked, expanded, statements, titles[r.hit_index])) > 0]
     if not scored:
         return []
     best = max(s for s, _ in scored)
