@@ -57,7 +57,7 @@ def test_synonyms_widen_a_question_with_the_other_names_only() -> None:
         ("COMPREHENSIVE INCOME STATEMENTS", "comprehensive"),
         ("CONDENSED CONSOLIDATED BALANCE SHEETS", "balance"),
         ("Consolidated Statements of Cash Flows", "cash_flow"),
-        ("CONDENSED CONSOLIDATED STATEMENTS OF SHAREHOLDERS’ EQUITY", "equity"),
+        ("CONDENSED CONSOLIDATED STATEMENTS OF SHAREHOLDERS\u2019 EQUITY", "equity"),
         ("Note 5 — Leases", None),
     ],
 )
