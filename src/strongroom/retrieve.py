@@ -13,6 +13,10 @@ from an already-chosen document counts a little less, so a question spanning sev
 filings is not answered from one of them five times over; the document the question names
 is spared that discount, since the whole answer usually lies in it.
 
+Then the best candidates are re-ranked by what their page is: a question about a line item
+prefers the statement that reports it (:mod:`strongroom.finance`), and both keyword searches
+also look for the line item's other names from the curated synonym table.
+
 The weights were chosen on the sec10q evaluation set (see BENCHMARKS.md); they are
 settings of :func:`search`, not constants of the algorithm.
 
@@ -133,6 +137,14 @@ class Fusion:
     (by ``1 + title``). ``per_document``: the discount per chunk already chosen from the
     same document. ``named_document``: how much of that discount a document is spared in
     proportion to its title match (1.0: the best-named document is not discounted).
+
+    ``synonyms``: widen both keyword searches with the other names of the line items the
+    question names (:func:`strongroom.finance.synonyms`: capex, purchases of property, plant
+    and equipment). ``statement``: how much a chunk of the ``rerank`` best gains (by
+    ``1 + statement``) when its page is the statement the question asks about (a balance
+    sheet for inventories). ``page``: how much of the other top chunks' scores on the same
+    page a chunk adds (page-level voting); 0 by default, because on the page-labelled sec10q
+    set every weight tried lowered page hit@5 (BENCHMARKS.md section 2).
     """
 
     dense: float = 1.0
