@@ -89,6 +89,10 @@ def test_a_question_asks_for_the_statement_it_names_else_that_of_its_items() -> 
         ),
         ("July 1, 2023 September 24, 2022", ["July 1, 2023", "September 24, 2022"]),  # a balance sheet
         ("2023 2022", ["2023", "2022"]),
+        (  # a 10-K: one date over three fiscal years
+            "Years Ended December 31, 2023 2022 2021",
+            ["year ended December 31, 2023", "year ended December 31, 2022", "year ended December 31, 2021"],
+        ),
         ("Three Months Ended Six Months Ended June 30, 2023 2022", []),  # 2 groups over 2 dates: unclear
         ("Revenue by segment", []),
     ],

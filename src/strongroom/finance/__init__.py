@@ -73,7 +73,7 @@ _MONTH = r"(?:January|February|March|April|May|June|July|August|September|Octobe
 _DATE_PART = re.compile(rf"({_MONTH}\s+\d{{1,2}}),?|\b((?:19|20)\d\d)\b")
 _GROUP = re.compile(
     r"\b(three|six|nine|twelve|3|6|9|12)\s+months\s+ended|\b(thirteen|twenty-six|thirty-nine|fifty-two)\s+weeks\s+ended"
-    r"|\b(quarter|year|fiscal year|period)\s+ended",
+    r"|\b(quarters?|years?|fiscal years?|periods?)\s+ended",
     re.I,
 )
 _SCALE = re.compile(r"\bin\s+(millions|thousands|billions)\b", re.I)
@@ -165,6 +165,10 @@ def is_period_header(line: str) -> bool:
     return bool(_DATE_PART.search(line) or _GROUP.search(line)) and not _HEADER_NOISE.sub("", line).strip()
 
 
+def _singular(group: str) -> str:
+    return re.sub(r"\b(quarter|year|period)s\b", r"\1", group)
+
+
 def periods(header: str) -> list[str]:
     """The column periods a statement's header names, left to right; [] when unclear.
 
@@ -177,7 +181,7 @@ def periods(header: str) -> list[str]:
     years: list[str] = []
     for m in _DATE_PART.finditer(header):
         (days if m.group(1) else years).append(m.group(1) or m.group(2))
-    groups = [" ".join(m.group(0).lower().split()) for m in _GROUP.finditer(header)]
+    groups = [_singular(" ".join(m.group(0).lower().split())) for m in _GROUP.finditer(header)]
     if not years:
         return []
     if not days:
