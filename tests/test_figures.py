@@ -59,7 +59,7 @@ def test_a_change_question_gets_the_series_over_the_filings_then_the_change(
     # oldest first, each filing at its own current quarter, each figure cited to its cell
     assert series.index("April 1, 2023: 94,836") < series.index("July 1, 2023: 81,797")
     assert {c.quote for c in result.claims[0].citations} == {"94,836", "81,797"}
-    assert "From first to last: \u221213,039." in series
+    assert "Change from April 1, 2023 to July 1, 2023: 81,797 \u2212 94,836 = \u221213,039 (\u221213.7%)." in series
     changes = " ".join(c.text for c in result.claims[1:])
     assert "81,797 \u2212 82,959 = \u22121,162 (\u22121.4%)" in changes  # this quarter vs the same one last year
     _cited_exactly(result, store)
@@ -121,3 +121,24 @@ def test_debris_and_hostile_rows_never_break_an_answer(text: str) -> None:
 def test_no_row_names_the_item_so_the_sentence_extractor_answers(tmp_path: Path) -> None:
     h = hit("memo.txt", 1, "Goodwill was not impaired this quarter.\nHeadcount 120 130\n", 0)
     assert figure_claims("Was goodwill impaired?", [h]) == []
+
+
+_INCOME = (
+    "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS (Unaudited)\n(In millions)\n"
+    "Three Months Ended Nine Months Ended\nJuly 1,\n2023\nJune 25,\n2022\nJuly 1,\n2023\nJune 25,\n2022\n"
+    "Net sales:\nProducts $ 60,584 $ 63,355 $ 230,901 $ 245,241\nTotal net sales 81,797 82,959 293,787 304,182\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "change"),
+    [
+        ("How did total net sales change in the quarter?", "three months ended July 1, 2023 vs June 25, 2022: 81,797"),
+        ("How did total net sales change over the first nine months?", "nine months ended July 1, 2023 vs June 25, "
+         "2022: 293,787 \u2212 304,182 = \u221210,395 (\u22123.4%)"),
+    ],
+)  # fmt: skip
+def test_the_period_a_question_names_picks_the_columns_compared(question: str, change: str) -> None:
+    claims = figure_claims(question, [hit("q3.txt", 4, _INCOME, 0)])
+    assert "income statement" in claims[0].text and "Total net sales, in millions:" in claims[0].text
+    assert change in claims[0].text

@@ -40,7 +40,7 @@ from strongroom.rag.base import cite
 from strongroom.text import classify_lines, row_label, tokenize
 from strongroom.types import Claim, Hit
 
-__all__ = ["PageReader", "Row", "figure_claims", "rows_of"]
+__all__ = ["PageReader", "Row", "figure_claims", "kind_asked", "rows_of"]
 
 #: the text of a page of a version, or None (the store's ``page_text``)
 PageReader = Callable[[str, int], "str | None"]
@@ -53,6 +53,12 @@ _SHARE = re.compile(
 )
 _NO_SCALE = re.compile(r"per share|per rsu|\bshares\b|\brate\b|percentage|%|\bratio\b|\bdays\b", re.I)
 _LOOKBACK_LINES = 60
+_KINDS = (
+    (re.compile(r"\bnine[- ]months?\b|\bfirst three quarters\b|\byear[- ]to[- ]date\b|\bYTD\b", re.I), "nine months"),
+    (re.compile(r"\bsix[- ]months?\b|\bfirst half\b|\bhalf[- ]year\b|\bH1\b", re.I), "six months"),
+    (re.compile(r"\bquarter(?:ly)?\b|\bthree months\b|\bQ[1-4]\b", re.I), "three months"),
+    (re.compile(r"\b(?:fiscal |full[- ])year\b|\bannual\b|\btwelve months\b", re.I), "year"),
+)
 # words that qualify a line item without naming one ("Total" alone answers nothing)
 _GENERIC = frozenset(tokenize("total net other gross"))
 # words that name a period, not a line item ("Balance as of July" is not about July)
@@ -214,19 +220,41 @@ def _places(*texts: str) -> int:
     return max((len(t.rsplit(".", 1)[1].rstrip(")%")) if "." in t else 0 for t in texts), default=0)
 
 
-def _change(row: Row) -> str:
+def _kind(period: str) -> str:
+    """A period's kind: "three months", "nine months", "year"; "" for a bare date."""
+    return period.rsplit(" ended ", 1)[0] if " ended " in period else ""
+
+
+def kind_asked(question: str) -> str | None:
+    """The period kind a question names ("first half": six months), if any."""
+    for pattern, kind in _KINDS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def _columns(row: Row, kind: str | None) -> list[int]:
+    """The columns of the asked kind of period, else of the row's first kind."""
+    if not row.periods:
+        return list(range(len(row.cells)))
+    wanted = kind if kind is not None and any(_kind(p) == kind for p in row.periods) else _kind(row.periods[0])
+    return [i for i, p in enumerate(row.periods) if _kind(p) == wanted]
+
+
+def _change(row: Row, kind: str | None = None) -> str:
     """The change from the earlier to the later of the first two columns of one period
     kind (filings print the newer period first or last, so the dates decide)."""
-    if len(row.cells) < 2:
+    columns = _columns(row, kind)
+    if len(columns) < 2:
         return ""
-    (ta, _, _), (tb, _, _) = row.cells[0], row.cells[1]
+    (ta, _, _), (tb, _, _) = row.cells[columns[0]], row.cells[columns[1]]
     a, b = _number(ta), _number(tb)
     if a is None or b is None:
         return ""
     if row.periods:
-        pa, pb = row.periods[0], row.periods[1]
+        pa, pb = row.periods[columns[0]], row.periods[columns[1]]
         da, db = _date(pa), _date(pb)
-        if pa.rsplit(" ended ", 1)[0] != pb.rsplit(" ended ", 1)[0] or da is None or db is None or da == db:
+        if da is None or db is None or da == db:
             return ""
         if da < db:
             (pa, ta, a), (pb, tb, b) = (pb, tb, b), (pa, ta, a)
@@ -255,7 +283,7 @@ def _shares(rows: Sequence[Row]) -> str:
     return "; ".join(parts) + "."
 
 
-def _describe(rows: Sequence[Row], hit: Hit, change: bool) -> str:
+def _describe(rows: Sequence[Row], hit: Hit, change: bool, kind: str | None) -> str:
     first = rows[0]
     where = [hit.version.title]
     if first.statement:
@@ -270,7 +298,7 @@ def _describe(rows: Sequence[Row], hit: Hit, change: bool) -> str:
             else " | ".join(_figure(t) for t, _, _ in row.cells)
         )
         section = f"{row.section}: " if row.section and row.section.lower() not in row.label.lower() else ""
-        lines.append(f"{section}{row.label}{unit}: {values}." + (f" {_change(row)}" if change else ""))
+        lines.append(f"{section}{row.label}{unit}: {values}." + (f" {_change(row, kind)}" if change else ""))
     return f"{'; '.join(where)}. " + " ".join(lines)
 
 
@@ -291,16 +319,13 @@ def _spread(tables: list[tuple[tuple[str, int, int], _Table]], n: int) -> list[_
     return chosen
 
 
-def _latest(row: Row) -> int:
-    """The column of the row's latest date in its first period kind (the current period)."""
-    if not row.periods:
-        return 0
-    kind = row.periods[0].rsplit(" ended ", 1)[0]
-    dated = [(d, i) for i, p in enumerate(row.periods) if p.rsplit(" ended ", 1)[0] == kind and (d := _date(p))]
+def _latest(row: Row, kind: str | None) -> int:
+    """The column of the row's latest date of the asked period kind (the current period)."""
+    dated = [(d, i) for i in _columns(row, kind) if i < len(row.periods) and (d := _date(row.periods[i]))]
     return max(dated)[1] if dated else 0
 
 
-def _series(best: Row, rows: Sequence[Row], hits: Sequence[Hit]) -> Claim | None:
+def _series(best: Row, rows: Sequence[Row], hits: Sequence[Hit], kind: str | None) -> Claim | None:
     """The best row's line item across the filings that print it, each at its current
     period, oldest first: how a figure moved over time, in one claim."""
     label = best.label.lower()
@@ -313,7 +338,7 @@ def _series(best: Row, rows: Sequence[Row], hits: Sequence[Hit]) -> Claim | None
         return None
     points = []
     for row in per_version.values():
-        column = _latest(row)
+        column = _latest(row, kind)
         points.append((_date(row.periods[column]) or datetime.min, row, column))
     points.sort(key=lambda p: p[0])
     unit = f" (in {best.scale})" if best.scale and not _NO_SCALE.search(best.label) else ""
@@ -322,9 +347,14 @@ def _series(best: Row, rows: Sequence[Row], hits: Sequence[Hit]) -> Claim | None
         f"page {hits[row.hit_index].chunk.page})"
         for _, row, col in points
     ]
-    old, new = points[0][1].cells[points[0][2]][0], points[-1][1].cells[points[-1][2]][0]
+    (_, first, i), (_, last, j) = points[0], points[-1]
+    old, new = first.cells[i][0], last.cells[j][0]
     a, b = _number(new), _number(old)
-    moved = f" From first to last: {_fmt(a - b, _places(new, old))}." if a is not None and b is not None else ""
+    moved = ""
+    if a is not None and b is not None:
+        pct = f" ({_fmt((a - b) / abs(b) * 100, 1)}%)" if b else ""
+        span = f"{first.periods[i].split(' ended ')[-1]} to {last.periods[j].split(' ended ')[-1]}"
+        moved = f" Change from {span}: {_figure(new)} \u2212 {_figure(old)} = {_fmt(a - b, _places(new, old))}{pct}."
     citations = tuple(cite(hits[row.hit_index], row.cells[col][1], row.cells[col][2]) for _, row, col in points)
     return Claim(f"{best.label}{unit} over the filings: " + "; ".join(parts) + "." + moved, citations)
 
@@ -373,14 +403,15 @@ def figure_claims(
         tables.setdefault((hit.version.id, hit.chunk.page, row.table), []).append((s, row))
     ranked = _spread(list(tables.items()), max_tables)
     change, share = bool(_CHANGE.search(question)), bool(_SHARE.search(question))
+    kind = kind_asked(question)
     claims = []
     if change:
-        series = _series(ordered[0][1], [r for s, r in ordered if s >= 0.75 * best], hits)
+        series = _series(ordered[0][1], [r for s, r in ordered if s >= 0.75 * best], hits, kind)
         claims.extend([series] if series else [])
     for group in ranked:
         rows = _with_section([r for _, r in group], every, hits)
         rows = sorted(rows, key=lambda r: hits[r.hit_index].chunk.char_start + r.start)[:8]
-        text = _describe(rows, hits[rows[0].hit_index], change)
+        text = _describe(rows, hits[rows[0].hit_index], change, kind)
         if share and len(rows) > 1:
             text += " " + _shares(rows)
         claims.append(Claim(text, tuple(cite(hits[r.hit_index], r.start, r.end) for r in rows)))
