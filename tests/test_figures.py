@@ -142,3 +142,28 @@ def test_the_period_a_question_names_picks_the_columns_compared(question: str, c
     claims = figure_claims(question, [hit("q3.txt", 4, _INCOME, 0)])
     assert "income statement" in claims[0].text and "Total net sales, in millions:" in claims[0].text
     assert change in claims[0].text
+
+
+def test_a_pipe_table_labels_its_cells_by_its_header_row() -> None:
+    """DOCX, XLSX, CSV and HTML tables arrive as pipe rows: the first row names the columns."""
+    text = "Metric | Q1 2024 | Q2 2024\nRevenue | 100 | 120\nOperating costs | 50 | 60\n"
+    claims = figure_claims("What was revenue?", [hit("deck.xlsx", 1, text, 0)])
+    assert "Revenue: Q1 2024: 100; Q2 2024: 120." in claims[0].text
+    assert claims[0].citations[0].quote == "Revenue | 100 | 120"
+
+
+def test_a_huge_page_is_read_only_near_the_chunk() -> None:
+    """A page of megabytes (a spreadsheet) costs the window above the chunk, not the page."""
+    filler = "x filler line of a very long page\n" * 60_000
+    text = "Research and development 7,442 6,797\n"
+    page = filler + text
+    h = hit("big.txt", 1, text, len(filler))
+    calls: list[int] = []
+
+    def reader(_version: str, _page: int) -> str:
+        calls.append(1)
+        return page
+
+    claims = figure_claims("What was R&D?", [h], pages=reader)
+    assert calls and "7,442" in claims[0].text
+    assert claims[0].citations[0].char_start == len(filler)

@@ -53,6 +53,7 @@ _SHARE = re.compile(
 )
 _NO_SCALE = re.compile(r"per share|per rsu|\bshares\b|\brate\b|percentage|%|\bratio\b|\bdays\b", re.I)
 _LOOKBACK_LINES = 60
+_WINDOW = 20_000  # characters of a page read above a chunk
 _KINDS = (
     (re.compile(r"\bnine[- ]months?\b|\bfirst three quarters\b|\byear[- ]to[- ]date\b|\bYTD\b", re.I), "nine months"),
     (re.compile(r"\bsix[- ]months?\b|\bfirst half\b|\bhalf[- ]year\b|\bH1\b", re.I), "six months"),
@@ -88,19 +89,37 @@ class Row:
 
 @dataclass(frozen=True)
 class _Page:
-    text: str
+    text: str  # the page up to the chunk's end, from at most _WINDOW characters before it
     offset: int  # where the chunk's text starts in ``text``
+    base: int  # the page offset of ``text[0]``
     lines: list[tuple[int, int, str]]  # (start, end, kind) of the page's lines
 
 
 def _page_of(hit: Hit, pages: PageReader | None) -> _Page:
+    """The text above and of a hit's chunk: from its page when the page still holds the
+    chunk at its offsets, else (no reader, or a page that changed) the chunk alone."""
     chunk = hit.chunk
     text = pages(chunk.version_id, chunk.page) if pages else None
     if text is None or text[chunk.char_start : chunk.char_end] != chunk.text:
-        text, offset = f"{chunk.context}\n{chunk.text}", len(chunk.context) + 1  # no page: the chunk alone
+        text, offset = f"{chunk.context}\n{chunk.text}", len(chunk.context) + 1
+        base = chunk.char_start - offset
     else:
-        offset = chunk.char_start
-    return _Page(text, offset, [(line.start, line.end, line.kind) for line in classify_lines(text)])
+        base = max(0, chunk.char_start - _WINDOW)  # a huge page costs no more than its window
+        text, offset = text[base : chunk.char_end], chunk.char_start - base
+    return _Page(text, offset, base, [(line.start, line.end, line.kind) for line in classify_lines(text)])
+
+
+def _pipe_header(page: _Page, line_index: int, columns: int) -> tuple[str, ...]:
+    """The column names of a pipe table's row: its table's first line, when that is another
+    line with as many columns."""
+    first = line_index
+    while first > 0 and page.lines[first - 1][2] == "row" and "|" in page.text[slice(*page.lines[first - 1][:2])]:
+        first -= 1
+    if first == line_index:
+        return ()
+    start, end, _ = page.lines[first]
+    names = tuple(t for t, _, _ in pipe_cells(page.text[start:end], start)[1:])
+    return names if len(names) == columns and all(names) else ()
 
 
 def _context(page: _Page, line_index: int) -> tuple[str, str, int, str | None, str | None]:
@@ -156,12 +175,12 @@ def rows_of(hits: Sequence[Hit], pages: PageReader | None = None) -> list[Row]:
             if not cells:
                 continue
             section, header, header_start, scale, statement = _context(page, n)
-            found = periods(header)
+            found = periods(header) if header else list(_pipe_header(page, n, len(cells)))
             rows.append(
                 Row(
                     i, start - page.offset, end - page.offset, row_label(label) or label, section,
                     tuple((t, s - page.offset, e - page.offset) for t, s, e in cells),
-                    tuple(found) if len(found) == len(cells) else (), scale, statement, header_start,
+                    tuple(found) if len(found) == len(cells) else (), scale, statement, page.base + header_start,
                 )
             )  # fmt: skip
     return rows
