@@ -178,6 +178,8 @@ def test_real_embedder_on_a_real_filing(tmp_path: Path, sec10q: Path) -> None:
     assert asked["found"]
     quotes = " ".join(c["citations"][0]["quote"] for c in asked["claims"])
     assert "81,797" in quotes  # total net sales, quarter ended July 1, 2023
+    # the first claim is the cell, labelled from the page the CLI's answer read (issue 16)
+    assert "Total net sales, in millions: three months ended July 1, 2023: 81,797" in asked["claims"][0]["text"]
 
 
 def test_every_command_that_lists_or_changes_documents_or_keys_prints_json(tmp_path: Path, corpus: Path) -> None:
