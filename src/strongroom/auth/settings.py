@@ -107,3 +107,26 @@ class ServiceSettings(BaseSettings):
         default=20.0, gt=0, le=600, description="On SIGTERM, how long in-flight requests may finish before the stop."
     )
     metrics_public: bool = Field(default=True, description="Serve /metrics without authentication.")
+    # -- the web workspace (strongroom.api.web): sign-in against the same issuer as the API --
+    ui_client_id: str = Field(
+        default="", description="The web workspace's OIDC client id; empty: no single sign-on in the browser."
+    )
+    ui_client_secret: str = Field(
+        default="", description="Its client secret, for a confidential client; empty: a public client (PKCE only)."
+    )
+    ui_redirect_uri: str = Field(
+        default="",
+        description="The redirect URI registered at the identity provider (https://host/ui/auth/callback); "
+        "empty: derived from the request's host.",
+    )
+    ui_scopes: str = Field(default="openid profile email", description="Scopes asked for at sign-in.")
+    ui_idle_timeout_s: float = Field(
+        default=30 * 60, gt=0, le=24 * 3600, description="A browser session ends after this long without a request."
+    )
+    ui_absolute_timeout_s: float = Field(
+        default=12 * 3600, gt=0, le=7 * 24 * 3600, description="A browser session ends this long after sign-in."
+    )
+    ui_api_key_login: bool = Field(
+        default=False,
+        description="LOCAL DEVELOPMENT ONLY: the sign-in page also takes an API key (STRONGROOM_UI_API_KEY_LOGIN=1).",
+    )
