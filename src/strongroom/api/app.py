@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from strongroom.api import keys, openai, routes
+from strongroom.api import docs, keys, openai, routes
 from strongroom.api.deps import get_caller, service
 from strongroom.api.middleware import ServiceMiddleware
 from strongroom.api.service import Service
@@ -97,6 +97,9 @@ def create_app(
         version="1",
         summary="Cited, entitled, point-in-time answers over a bank's documents.",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN with inline script; see api/docs.py
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = svc
     app.add_middleware(
@@ -174,4 +177,5 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(openai.router)
     app.include_router(keys.router)
+    app.include_router(docs.router)
     return app
