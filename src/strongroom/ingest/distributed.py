@@ -147,7 +147,7 @@ def ingest_with_ray(
                     report.seconds[stage] += secs
                 if isinstance(result, NewVersion):
                     report.embedded += len(result.chunks)  # workers have no cache: every chunk was embedded
-                    result = write_version(store, path, result, report.seconds)
+                    result = write_version(store, path, result, report.seconds, originals=options.originals)
                 report.files.append(result)
                 if progress:
                     progress(path.name, result.pages)

@@ -5,6 +5,12 @@ work), atomic per version (the store writes a version in one transaction) and so
 resumable: after a crash, the same command again skips what was stored and does the rest.
 A bad file never stops the batch: it is reported with a reason and the batch goes on.
 
+With ``IngestOptions.originals`` (the platform passes ``HOME/originals``), the original
+bytes of each new version are kept there, named by their SHA-256 (see
+:mod:`strongroom.ingest.originals`), so a cited page can be shown as it looks. A version
+whose text had sensitive data redacted keeps no original: the file still holds what was
+redacted. Erasure (a later issue) must reach that folder as well as the store.
+
 >>> report = ingest([Path("filings/")], store, embedder, IngestOptions())  # doctest: +SKIP
 >>> report.ok, report.chunks
 (True, 3120)
@@ -22,9 +28,10 @@ from typing import Literal
 
 from strongroom.config import DEFAULT_ACL
 from strongroom.embed import CachedEmbedder, Embedder, cache_key
-from strongroom.errors import IngestError, TooLarge, UnsupportedFormat
+from strongroom.errors import IngestError, StoreError, TooLarge, UnsupportedFormat
 from strongroom.ingest.chunking import chunk_pages, make_chunks
 from strongroom.ingest.describe import describe
+from strongroom.ingest.originals import keep_original, remove_original
 from strongroom.ingest.parsers import supported_suffixes
 from strongroom.ingest.sandbox import ParseLimits, parse_bounded
 from strongroom.ingest.understand import Policy, understand
@@ -60,6 +67,7 @@ class IngestOptions:
     chunk_tokens: int = 400
     policy: Policy = field(default_factory=Policy)
     parse_limits: ParseLimits = field(default_factory=ParseLimits)  # time, memory, zip expansion
+    originals: Path | None = None  # where to keep each new version's original bytes (None: not kept)
 
 
 @dataclass
@@ -223,16 +231,31 @@ def _ingest_one(
     prepared = prepare_version(path, store, embedder, options, roots, report.seconds)
     if isinstance(prepared, FileResult):
         return prepared
-    return write_version(store, path, prepared, report.seconds)
+    return write_version(store, path, prepared, report.seconds, originals=options.originals)
 
 
-def write_version(store: Writable, path: Path, new: NewVersion, seconds: dict[str, float]) -> FileResult:
-    """Store a prepared version atomically; a version someone stored meanwhile is a duplicate."""
+def write_version(
+    store: Writable, path: Path, new: NewVersion, seconds: dict[str, float], *, originals: Path | None = None
+) -> FileResult:
+    """Store a prepared version atomically; a version someone stored meanwhile is a duplicate.
+
+    ``originals``: keep the file's bytes there first (unless its text was redacted), so a
+    stored version always has its original; one the store then refuses is removed again.
+    """
     started = time.perf_counter()
     v = new.version
+    kept = False
+    try:
+        if originals is not None and "redacted" not in v.metadata:
+            kept = keep_original(originals, path, v.id)
+    except (IngestError, StoreError) as exc:  # the file changed meanwhile, a full disk: this file only
+        seconds["index"] += time.perf_counter() - started
+        return FileResult(str(path), "failed", v.id, error=str(exc), document_id=v.document_id)
     try:
         written = store.write(new)
     except IngestError as exc:  # a write the target refused (e.g. not entitled): this file only
+        if kept and originals is not None:
+            remove_original(originals, v.id)
         return FileResult(str(path), "failed", v.id, error=str(exc), document_id=v.document_id)
     finally:
         seconds["index"] += time.perf_counter() - started

@@ -29,6 +29,7 @@ from strongroom.auth.apikeys import ApiKeyStore
 from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
+from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers import supported_suffixes
 from strongroom.ingest.parsers.limits import ParseLimits
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover, ingest
@@ -323,8 +324,18 @@ class Operations:
 
         return self._run(principal, "documents.find", {"target": name}, body)
 
-    def page(self, principal: Principal, document_id: str, version_id: str, page: int, view: View) -> Outcome[PageView]:
-        """The text of one page of one version the principal may see at the view's clocks."""
+    def page(
+        self,
+        principal: Principal,
+        document_id: str,
+        version_id: str,
+        page: int,
+        view: View,
+        *,
+        action: str = "documents.page",
+    ) -> Outcome[PageView]:
+        """The text of one page of one version the principal may see at the view's clocks
+        (``action``: what the record calls the read, e.g. its image)."""
 
         def body() -> tuple[PageView, dict[str, object]]:
             self.require(principal, "reader")
@@ -338,7 +349,7 @@ class Operations:
                 "filters": self._filters(view, self._typed(view), clocks)
             }
 
-        return self._run(principal, "documents.page", {"target": f"{document_id}/{version_id}/{page}"}, body)
+        return self._run(principal, action, {"target": f"{document_id}/{version_id}/{page}"}, body)
 
     def job(self, principal: Principal, job_id: str) -> Outcome[dict[str, object]]:
         """An ingestion job: for the principal who submitted it, or an admin."""
@@ -398,6 +409,7 @@ class Operations:
                 max_file_bytes=self.settings.max_file_bytes,
                 chunk_tokens=self.settings.chunk_tokens,
                 parse_limits=ParseLimits.from_settings(self.settings),
+                originals=originals_folder(self.settings.home),
             )
             target = EntitledTarget(self.store, principal, request.acl)
             targets.append(target)
