@@ -1,4 +1,4 @@
-"""Content routes under ``/v1``: search, ask, documents, ACLs, jobs, audit.
+"""Content routes under ``/v1``: search, ask, documents (their pages as text and images), ACLs, jobs, audit.
 
 Each route parses its request, hands it to the application layer with the caller's
 principal (:class:`~strongroom.service.AsyncPlatform`) and renders the result; the layer
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from strongroom.api.deps import Who, service
 from strongroom.api.schemas import (
@@ -25,6 +25,7 @@ from strongroom.api.schemas import (
     AskRequest,
     DocumentList,
     DocumentOut,
+    HighlightOut,
     HitOut,
     JobOut,
     PageOut,
@@ -138,6 +139,57 @@ async def get_page(
     view = View(as_of=as_of, known_at=known_at)
     shown = await service(request).platform.page(principal, document_id, version_id, page, view)
     return PageOut(document_id=document_id, version_id=version_id, page=page, text=shown.text)
+
+
+_PRIVATE = {"Cache-Control": "private, no-store"}  # entitled content: no shared cache may keep it
+
+
+@router.get(
+    "/documents/{document_id}/versions/{version_id}/pages/{page}/image",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The page as a PNG image."}},
+    tags=["documents"],
+)
+async def get_page_image(
+    document_id: str,
+    version_id: str,
+    page: int,
+    request: Request,
+    principal: Who,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+) -> Response:
+    """A PDF page drawn as a PNG (about 1200 pixels wide) from the version's kept original;
+    404 when the version is not a PDF or its original was not kept."""
+    view = View(as_of=as_of, known_at=known_at)
+    image = await service(request).platform.page_image(principal, document_id, version_id, page, view)
+    return Response(image.png, media_type="image/png", headers=_PRIVATE)
+
+
+@router.get(
+    "/documents/{document_id}/versions/{version_id}/pages/{page}/highlight",
+    response_model=HighlightOut,
+    tags=["documents"],
+)
+async def get_page_highlight(
+    document_id: str,
+    version_id: str,
+    page: int,
+    request: Request,
+    response: Response,
+    principal: Who,
+    start: Annotated[int, Query(ge=0, description="First character of the span in the page's text.")],
+    end: Annotated[int, Query(gt=0, description="One past the span's last character.")],
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+) -> HighlightOut:
+    """Where characters ``[start, end)`` of the page's text (a citation's span) lie on the page
+    image: one box per line, ``[x0, y0, x1, y1]`` as fractions of the page, origin top-left.
+    422 unless ``0 <= start < end <=`` the text's length."""
+    view = View(as_of=as_of, known_at=known_at)
+    boxes = await service(request).platform.page_highlight(principal, document_id, version_id, page, (start, end), view)
+    response.headers.update(_PRIVATE)
+    return HighlightOut(boxes=boxes)
 
 
 @router.put("/documents/{document_id}/acl", tags=["documents"])

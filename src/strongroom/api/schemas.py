@@ -212,6 +212,13 @@ class PageOut(BaseModel):
     text: str
 
 
+class HighlightOut(BaseModel):
+    """Where a span of a page's text lies on the page image: one box per line, each
+    ``[x0, y0, x1, y1]`` as fractions of the page's width and height, origin top-left."""
+
+    boxes: list[tuple[float, float, float, float]]
+
+
 class JobFile(BaseModel):
     name: str
     status: Literal["ingested", "duplicate", "failed"]

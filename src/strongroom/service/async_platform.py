@@ -27,11 +27,14 @@ import numpy.typing as npt
 from strongroom.audit import AuditEvent, AuditLog, AuditRecord
 from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
+from strongroom.ingest.originals import originals_folder
+from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore
 from strongroom.rag import ExtractiveGenerator
 from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.service.operations import Operations, Outcome, Retrieved
+from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.platform import models_for, route_usable
 from strongroom.service.requests import (
     AclChange,
@@ -79,6 +82,7 @@ class AsyncPlatform:
         # answers without a model run on the store's thread, so they may read the hits' pages
         self._answers = ExtractiveGenerator(pages=ops.store.page_text)
         self._gateway: Gateway | None = None
+        self._originals = originals_folder(settings.home)
 
     async def aclose(self) -> None:
         if self._gateway is not None:
@@ -154,6 +158,22 @@ class AsyncPlatform:
 
     async def page(self, principal: Principal, document_id: str, version_id: str, page: int, view: View) -> PageView:
         return await self._done(await self.on_store(self.ops.page, principal, document_id, version_id, page, view))
+
+    async def page_image(
+        self, principal: Principal, document_id: str, version_id: str, page: int, view: View
+    ) -> RenderedPage:
+        """The page drawn as a PNG: checked on the store's thread, drawn off it."""
+        read = functools.partial(self.ops.page, action=IMAGE_ACTION)
+        checked = await self.on_store(read, principal, document_id, version_id, page, view)
+        return await self._done(await asyncio.to_thread(draw_page, checked, self._originals))
+
+    async def page_highlight(
+        self, principal: Principal, document_id: str, version_id: str, page: int, span: tuple[int, int], view: View
+    ) -> list[Box]:
+        """Where ``span`` of the page's text lies on its image, one box per line (fractions)."""
+        read = functools.partial(self.ops.page, action=HIGHLIGHT_ACTION)
+        checked = await self.on_store(read, principal, document_id, version_id, page, view)
+        return await self._done(await asyncio.to_thread(highlight_span, checked, self._originals, *span))
 
     async def job(self, principal: Principal, job_id: str) -> dict[str, object]:
         return await self._done(await self.on_store(self.ops.job, principal, job_id))

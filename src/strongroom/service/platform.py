@@ -34,6 +34,8 @@ from strongroom.embed import Embedder, LazyEmbedder
 from strongroom.embed.query_encoder import create_query_encoder
 from strongroom.errors import IngestError, StoreError
 from strongroom.evaluate import QAItem, run_eval
+from strongroom.ingest.originals import originals_folder
+from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
 from strongroom.ingest.understand.redaction import redact_value
 from strongroom.llm.route_config import RouteStore
@@ -42,6 +44,7 @@ from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.service.clock import parse_instant
 from strongroom.service.operations import Operations, Outcome
+from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.records import QueryRedactor, bus_key
 from strongroom.service.requests import (
     EXTRACTIVE_MODEL,
@@ -188,6 +191,26 @@ class Platform:
         self, principal: Principal, document_id: str, version_id: str, page: int, view: View | None = None
     ) -> PageView:
         return self._done(self.ops.page(principal, document_id, version_id, page, view or View()))
+
+    def page_image(
+        self, principal: Principal, document_id: str, version_id: str, page: int, view: View | None = None
+    ) -> RenderedPage:
+        """A PDF page ``principal`` may read, drawn as a PNG from the version's kept original."""
+        checked = self.ops.page(principal, document_id, version_id, page, view or View(), action=IMAGE_ACTION)
+        return self._done(draw_page(checked, originals_folder(self.settings.home)))
+
+    def page_highlight(
+        self,
+        principal: Principal,
+        document_id: str,
+        version_id: str,
+        page: int,
+        span: tuple[int, int],
+        view: View | None = None,
+    ) -> list[Box]:
+        """Where ``span`` of a page's text lies on its image: one box per line, fractions of the page."""
+        checked = self.ops.page(principal, document_id, version_id, page, view or View(), action=HIGHLIGHT_ACTION)
+        return self._done(highlight_span(checked, originals_folder(self.settings.home), *span))
 
     def find_document(self, principal: Principal, name: str, view: View | None = None) -> DocumentView:
         """A document ``principal`` may read, named by id, version id (or a prefix of either of
