@@ -34,9 +34,10 @@ def main() -> None:
     runtime = open_runtime(Settings(home=args.home))
     items = load_qa(args.qa)
     scope = Scope(frozenset({"public"}))
+    store, embedder = runtime.store, runtime.embedder
     for variant in args.variants:
         fusion = Fusion(**json.loads(variant))
-        found = run_eval(items, lambda q, f=fusion: search(runtime.store, runtime.embedder, q, scope, args.k, fusion=f), args.k)
+        found = run_eval(items, lambda q, f=fusion: search(store, embedder, q, scope, args.k, fusion=f), args.k)
         keys = ("doc_hit", "page_hit", "page_recall", "fact_recall")
         print(json.dumps({"variant": json.loads(variant), **{k: found[f"{k}_at_{args.k}"] for k in keys},
                           "mrr": found["mrr"], "search_ms_p50": found["search_ms_p50"]}))  # fmt: skip
