@@ -173,3 +173,14 @@ def test_image_and_highlight_reads_are_audited_like_page_reads(site: Site) -> No
     assert ("cora", "documents.page.image", "ok") in seen
     assert ("cora", "documents.page.highlight", "ok") in seen
     assert ("dan", "documents.page.image", "not_found") in seen
+
+
+def test_deleting_a_document_removes_its_original(site: Site) -> None:
+    data = make_pdf(["Withdrawn filing\nNet income 1,234"])
+    with site.client([*ANALYST, "admins"], sub="erin") as c:
+        r = c.post("/v1/documents", files={"file": ("withdrawn.pdf", data)}, data={"acl": "research", "wait": "true"})
+        (entry,) = r.json()["files"]
+        kept = site.home / "originals" / entry["version_id"]
+        assert kept.is_file()
+        assert c.delete(f"/v1/documents/{entry['document_id']}").status_code == 200
+    assert not kept.exists()

@@ -6,8 +6,9 @@ written to a temporary name in the same folder, fsynced and renamed into place (
 0600), so a crash leaves either the whole original or none. Reading checks the bytes against
 the name: a file changed on disk is refused, never handed on (and so never rendered).
 
-Erasure (a later issue) must reach this folder too: deleting a document's versions from the
-store leaves their originals here until that job removes ``<folder>/<version id>``.
+Erasure (a later issue) must reach this folder too: deleting a document removes its
+versions' originals (:func:`remove_original`), but copies of the folder (back-ups, another
+replica's) are for that job to find.
 
     >>> keep_original(folder, Path("q3.pdf"), version_id)      # doctest: +SKIP
     True
@@ -106,9 +107,15 @@ def _sync_dir(folder: Path) -> None:
 
 
 def remove_original(folder: Path, version_id: str) -> None:
-    """Remove a kept original (a write the store refused after it was kept); gone already is fine."""
-    with contextlib.suppress(FileNotFoundError):
-        _path(folder, version_id).unlink()
+    """Remove a kept original (a deleted document's, or one whose write the store refused);
+    gone already is fine."""
+    path = _path(folder, version_id)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot remove the original {path}: {exc.strerror or exc}; remove it by hand") from exc
 
 
 def read_original(folder: Path, version_id: str) -> bytes | None:

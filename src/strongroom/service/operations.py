@@ -29,7 +29,7 @@ from strongroom.auth.apikeys import ApiKeyStore
 from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
-from strongroom.ingest.originals import originals_folder
+from strongroom.ingest.originals import originals_folder, remove_original
 from strongroom.ingest.parsers import supported_suffixes
 from strongroom.ingest.parsers.limits import ParseLimits
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover, ingest
@@ -449,12 +449,14 @@ class Operations:
         return current.acl
 
     def delete(self, principal: Principal, document_id: str) -> Outcome[list[str]]:
-        """Delete a document (admins): its pages, chunks and vectors go; the record stays."""
+        """Delete a document (admins): its pages, chunks, vectors and kept originals go; the record stays."""
 
         def body() -> tuple[list[str], dict[str, object]]:
             self.require(principal, "admin")
             self._writable(principal, document_id)
             deleted = self.store.delete_document(document_id)
+            for version_id in deleted:  # a version id is one document's: its original goes with it
+                remove_original(originals_folder(self.settings.home), version_id)
             return deleted, {"detail": f"versions {','.join(deleted)}"}
 
         return self._run(principal, "documents.delete", {"target": document_id}, body)
