@@ -23,6 +23,8 @@ from strongroom.api import docs, keys, openai, routes
 from strongroom.api.deps import get_caller, service
 from strongroom.api.middleware import ServiceMiddleware
 from strongroom.api.service import Service
+from strongroom.api.web import SecurityHeaders, WebState
+from strongroom.api.web import install as install_web
 from strongroom.auth import Caller, ServiceSettings
 from strongroom.config import Settings
 from strongroom.embed import Embedder
@@ -76,6 +78,7 @@ def create_app(
     settings = settings or Settings()
     config = service_settings or ServiceSettings()
     svc = Service.open(settings, config, embedder)
+    web = WebState.open(settings, config, svc.auth)
     if config.dev_mode:
         log.warning(DEV_MODE_WARNING, config.dev_principal, sorted(config.dev_groups))
 
@@ -88,6 +91,7 @@ def create_app(
             refusals.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refusals
+            await web.aclose()
             await svc.platform.aclose()
             await svc.limiter.aclose()
             await asyncio.to_thread(svc.close)
@@ -109,6 +113,7 @@ def create_app(
         max_upload_bytes=config.max_upload_bytes,
         timeout_s=config.request_timeout_s,
     )
+    app.add_middleware(SecurityHeaders)  # outermost: every response, refusals included
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -178,4 +183,5 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(keys.router)
     app.include_router(docs.router)
+    install_web(app, web)  # the web workspace: /, /ui/...
     return app

@@ -15,6 +15,7 @@ from fastapi.security import HTTPBearer
 
 from strongroom.api.refusals import credential_kind
 from strongroom.api.service import Service
+from strongroom.api.web.state import SESSION_COOKIE, CsrfRefused, session_caller
 from strongroom.auth import Caller
 from strongroom.errors import AuthenticationError, BudgetUnavailable
 from strongroom.types import Principal
@@ -31,15 +32,22 @@ def service(request: Request) -> Service:
 
 
 async def get_caller(request: Request, _: Annotated[object, Depends(bearer)]) -> Caller:
-    """The authenticated caller, or 401 (counted for the audit log); then its rate limit, or 429."""
+    """The authenticated caller, or 401 (counted for the audit log); then its rate limit, or 429.
+
+    Three ways in: an OIDC bearer token, an API key, or (without an ``Authorization``
+    header) the web workspace's session cookie, which needs the session's CSRF token on
+    every request that changes state (403 without it)."""
     svc = service(request)
     authorization = request.headers.get("authorization")
+    browser = not authorization and SESSION_COOKIE in request.cookies
     try:
-        caller = await svc.authenticate(authorization)
-    except AuthenticationError as exc:
+        caller = await (session_caller(request) if browser else svc.authenticate(authorization))
+    except (AuthenticationError, CsrfRefused) as exc:
         svc.metrics.auth_failures.inc()
         source = request.client.host if request.client else "unknown"
-        svc.refusals.note(str(exc), source, credential_kind(authorization))
+        svc.refusals.note(str(exc), source, "session" if browser else credential_kind(authorization))
+        if isinstance(exc, CsrfRefused):
+            raise HTTPException(403, str(exc)) from exc
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     request.state.principal = caller.name
     try:
