@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,11 @@ import httpx
 import pytest
 
 from strongroom.api import create_app
+from strongroom.bus import open_bus
 from strongroom.config import Settings
 from strongroom.ingest.pipeline import IngestOptions, ingest
 from strongroom.runtime import open_runtime
+from strongroom.service.worker import run_worker
 from strongroom.testing import HashEmbedder
 from tests.api.conftest import audit_records, service_settings
 from tests.api.live import live_server
@@ -184,3 +187,38 @@ def test_deleting_a_document_removes_its_original(site: Site) -> None:
         assert kept.is_file()
         assert c.delete(f"/v1/documents/{entry['document_id']}").status_code == 200
     assert not kept.exists()
+
+
+def test_a_pdf_ingested_by_a_bus_worker_keeps_its_original(tmp_path: Path, provider: Provider) -> None:
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    bus_url = f"sqlite://{tmp_path}/bus.sqlite3"
+    config = service_settings(
+        provider, bus_url=bus_url, bus_stream="strongroom:ingest", upload_dir=str(tmp_path / "up")
+    )
+    app = create_app(settings, config, embedder=HashEmbedder(64))
+    data = make_pdf(["Queued filing\nNet income 4,321"])
+    token = provider.token(sub="ina", groups=ANALYST)
+    with live_server(app) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+        bus = open_bus(bus_url, stream="strongroom:ingest", reclaim_idle_s=5)
+        stop = threading.Event()
+
+        def work() -> None:  # the worker's own runtime: the platform's settings name the home
+            runtime = open_runtime(settings, HashEmbedder(64))
+            try:
+                run_worker(bus, runtime, "w1", stop=stop, block_s=0.2)
+            finally:
+                runtime.close()
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        try:
+            job = c.post("/v1/documents", files={"file": ("q.pdf", data)}, data={"acl": "research", "wait": "true"})
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+            bus.close()
+        (entry,) = job.json()["files"]
+        assert entry["status"] == "ingested", job.text
+        image = c.get(f"/v1/documents/{entry['document_id']}/versions/{entry['version_id']}/pages/1/image")
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert (tmp_path / "home" / "originals" / hashlib.sha256(data).hexdigest()).is_file()
