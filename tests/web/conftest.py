@@ -25,6 +25,7 @@ from strongroom.api import create_app
 from strongroom.api.web import SessionStore
 from strongroom.auth import SqliteApiKeyStore
 from strongroom.config import Settings
+from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.pipeline import IngestOptions, ingest
 from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore, parse_target
@@ -110,7 +111,8 @@ def _corpus(settings: Settings, folder: Path) -> dict[str, str]:
             assert report.ok, report
             ids[name] = runtime.store.versions()[-1].document_id
         (folder / "osprey.pdf").write_bytes(make_pdf(PDF_TEXT))
-        opts = IngestOptions(acl=frozenset({"public"}), source="funds", doc_type="factsheet")
+        kept = originals_folder(settings.home)  # as the platform does: the page can be shown as an image
+        opts = IngestOptions(acl=frozenset({"public"}), source="funds", doc_type="factsheet", originals=kept)
         assert ingest([folder / "osprey.pdf"], runtime.store, runtime.embedder, opts).ok
         ids["osprey.pdf"] = runtime.store.versions()[-1].document_id
     finally:
