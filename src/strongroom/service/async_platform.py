@@ -33,6 +33,16 @@ from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore
 from strongroom.rag import ExtractiveGenerator
 from strongroom.service.batching import Batcher, QueryBatcher
+from strongroom.service.conversation_store import (
+    Conversation,
+    Feedback,
+    Rating,
+    Share,
+    Thread,
+    Turn,
+    open_conversation_store,
+)
+from strongroom.service.conversations import Conversations
 from strongroom.service.operations import Operations, Outcome, Retrieved
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.platform import models_for, route_usable
@@ -83,10 +93,13 @@ class AsyncPlatform:
         self._answers = ExtractiveGenerator(pages=ops.store.page_text)
         self._gateway: Gateway | None = None
         self._originals = originals_folder(settings.home)
+        self._conversations: Conversations | None = None  # opened on first use, on the store's thread
 
     async def aclose(self) -> None:
         if self._gateway is not None:
             await self._gateway.aclose()
+        if self._conversations is not None:
+            await self.on_store(self._conversations.close)
 
     # -- the drivers' plumbing ---------------------------------------------------------------
 
@@ -97,9 +110,12 @@ class AsyncPlatform:
         return await asyncio.get_running_loop().run_in_executor(self._store_pool, call)
 
     async def _done(self, outcome: Outcome[T]) -> T:
-        if outcome.events:
-            await asyncio.gather(*(self._audit_writer.submit(e) for e in outcome.events))
-        return outcome.result()
+        return (await self._committed(outcome))[0]
+
+    async def _committed(self, outcome: Outcome[T]) -> tuple[T, list[int]]:
+        """The outcome's value (or error) once its records are committed, with their seqs."""
+        seqs = await asyncio.gather(*(self._audit_writer.submit(e) for e in outcome.events))
+        return outcome.result(), list(seqs)
 
     async def _vector(self, text: str) -> Vector | None:
         if self._queries is None or not text.strip():
@@ -123,6 +139,12 @@ class AsyncPlatform:
     async def ask(self, principal: Principal, request: AskRequest, *, action: str = "ask") -> Answer:
         """An answer with citations; ``request.model``: a route the principal is granted, or
         ``strongroom-rag``/None for the extractive generator."""
+        return (await self.ask_recorded(principal, request, action=action))[0]
+
+    async def ask_recorded(
+        self, principal: Principal, request: AskRequest, *, action: str = "ask"
+    ) -> tuple[Answer, int]:
+        """:meth:`ask`, and the seq of the answer's audit record (what feedback refers to)."""
         model = request.route
         vector = await self._vector(request.question)
 
@@ -144,7 +166,8 @@ class AsyncPlatform:
                 self._gateway_for_routes(), model, user=principal.name, extractive=self._extractive
             )
             answer = await generator.agenerate(request.question, retrieved.hits)
-        return await self._done(self.ops.answered(principal, request, retrieved, answer, action=action))
+        answered, seqs = await self._committed(self.ops.answered(principal, request, retrieved, answer, action=action))
+        return answered, seqs[0]
 
     async def models(self, principal: Principal) -> list[RouteView]:
         self.ops.require(principal, "reader")
@@ -226,6 +249,51 @@ class AsyncPlatform:
 
     def _page(self, after_seq: int, size: int) -> list[AuditRecord]:
         return list(self.audit.read(after_seq, size))
+
+    # -- conversations -----------------------------------------------------------------------
+
+    async def _converse(self, op: Callable[[Conversations], Outcome[T]]) -> T:
+        """Run a conversation operation on the store's thread, its records committed."""
+
+        def run() -> Outcome[T]:
+            if self._conversations is None:
+                self._conversations = Conversations(self.ops, open_conversation_store(self.settings))
+            return op(self._conversations)
+
+        return await self._done(await self.on_store(run))
+
+    async def converse(self, principal: Principal, conversation_id: str | None, request: AskRequest) -> Turn:
+        """Ask in a conversation (a new one when ``conversation_id`` is None): a follow-up is
+        retrieved with its context; the turn keeps the seq of the ask's audit record."""
+        follow = await self._converse(lambda c: c.follow_up(principal, conversation_id, request))
+        answer, seq = await self.ask_recorded(principal, follow.request, action="conversations.ask")
+        return await self._converse(lambda c: c.add_turn(principal, follow, answer, seq))
+
+    async def create_conversation(self, principal: Principal, title: str = "") -> Conversation:
+        return await self._converse(lambda c: c.create(principal, title))
+
+    async def conversations(self, principal: Principal) -> list[Conversation]:
+        return await self._converse(lambda c: c.mine(principal))
+
+    async def conversation(self, principal: Principal, conversation_id: str) -> Thread:
+        return await self._converse(lambda c: c.get(principal, conversation_id))
+
+    async def delete_conversation(self, principal: Principal, conversation_id: str) -> str:
+        return await self._converse(lambda c: c.delete(principal, conversation_id))
+
+    async def feedback(
+        self, principal: Principal, conversation_id: str, turn_id: str, rating: Rating, comment: str = ""
+    ) -> Feedback:
+        return await self._converse(lambda c: c.feedback(principal, conversation_id, turn_id, rating, comment))
+
+    async def export_feedback(self, principal: Principal) -> list[dict[str, Any]]:
+        return await self._converse(lambda c: c.export(principal))
+
+    async def share(self, principal: Principal, conversation_id: str, as_of: str | None = None) -> Share:
+        return await self._converse(lambda c: c.share(principal, conversation_id, as_of))
+
+    async def open_shared(self, principal: Principal, token: str) -> tuple[Share, Thread]:
+        return await self._converse(lambda c: c.open_shared(principal, token))
 
     async def require(self, principal: Principal, role: str, action: str) -> None:
         """Refuse (audited) a principal without ``role`` before a route does costly work."""
