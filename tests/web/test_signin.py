@@ -266,3 +266,15 @@ def test_the_dev_api_key_sign_in_when_switched_on(dev_app: TestClient, user: Web
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie  # https: Secure
     assert "key:dev" in dev_app.get("/ui/ask").text
     assert ok.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_cookies_are_secure_behind_a_tls_proxy_when_told(user: WebEnv) -> None:
+    config = service_settings(user.provider, ui_api_key_login=True, ui_secure_cookies=True)
+    with TestClient(create_app(user.settings, config, embedder=HashEmbedder(64)), follow_redirects=False) as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/ui/signin").text)
+        assert token
+        # the test client, like a browser on http, keeps a Secure cookie to itself: send it as the proxy would
+        login_csrf = {"cookie": f"sr_login_csrf={token[1]}"}
+        ok = c.post("/ui/auth/apikey", data={"api_key": user.api_key, "csrf_token": token[1]}, headers=login_csrf)
+    cookie = next(c for c in ok.headers.get_list("set-cookie") if c.startswith("sr_session="))
+    assert ok.status_code == 200 and "Secure" in cookie  # http to the service, https to the browser

@@ -126,6 +126,11 @@ class ServiceSettings(BaseSettings):
     ui_absolute_timeout_s: float = Field(
         default=12 * 3600, gt=0, le=7 * 24 * 3600, description="A browser session ends this long after sign-in."
     )
+    ui_secure_cookies: bool = Field(
+        default=False,
+        description="Mark the workspace's cookies Secure even when the request arrived over plain http (behind a "
+        "proxy that terminates TLS); over https they always are.",
+    )
     ui_api_key_login: bool = Field(
         default=False,
         description="LOCAL DEVELOPMENT ONLY: the sign-in page also takes an API key (STRONGROOM_UI_API_KEY_LOGIN=1).",

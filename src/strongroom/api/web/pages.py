@@ -44,7 +44,7 @@ def _next(value: str | None) -> str:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    return request.url.scheme == "https" or web_state(request).config.ui_secure_cookies
 
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
