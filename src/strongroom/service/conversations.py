@@ -14,6 +14,8 @@ the store's thread. The rules:
   leans on the previous one ("and in 2022?", "what drove it?"), is retrieved as the previous
   turn's query followed by the question; the answer shows the question as asked. A question
   that asks no clock keeps the previous turn's ``as_of``/``known_at``.
+- **No secret is kept.** Questions, titles and comments are stored redacted, as the audit
+  log keeps a query (the answer is written from the question as typed).
 - **Stored answers are shown again only while they may be read.** An answer is kept as it
   was returned (its JSON, with the seq of its audit record); before its quotes are shown
   again, every document version it cites is re-checked for the reader at the turn's clocks
@@ -36,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StrongroomError
+from strongroom.ingest.understand.redaction import redact_query
 from strongroom.service.clock import Clocks, TimeInput
 from strongroom.service.conversation_store import (
     Conversation,
@@ -134,6 +137,11 @@ def cited_versions(answer: Mapping[str, Any]) -> set[tuple[str, str]]:
     return {(str(c["document_id"]), str(c["version_id"])) for c in found}
 
 
+def _kept(text: str) -> str:
+    """What the history keeps of text a user typed: secrets replaced by markers, as in the audit log."""
+    return redact_query(text)[0] if text else text
+
+
 def _clock(value: TimeInput) -> str | None:
     return value if value is None or isinstance(value, str) else value.isoformat()
 
@@ -141,7 +149,8 @@ def _clock(value: TimeInput) -> str | None:
 @dataclass(frozen=True)
 class FollowUp:
     """A question about to be asked in a conversation: ``request`` is what is retrieved and
-    answered (the question with its context, the clocks it keeps), ``asked`` what was typed."""
+    answered (the question with its context, the clocks it keeps), ``asked`` what was typed
+    (as the history keeps it: redacted)."""
 
     conversation: Conversation
     new: bool
@@ -219,7 +228,7 @@ class Conversations:
 
         def body() -> tuple[Conversation, dict[str, object]]:
             self.ops.require(principal, "reader")
-            conversation = Conversation(new_id(), principal.name, title.strip()[:200], now())
+            conversation = Conversation(new_id(), principal.name, _kept(title.strip()[:200]), now())
             self.store.save(conversation)
             return conversation, {"target": conversation.id}
 
@@ -264,18 +273,19 @@ class Conversations:
         try:
             self.ops.require(principal, "reader")
             if conversation_id is None:
-                title = " ".join(request.question.split())[:80]
+                title = _kept(" ".join(request.question.split())[:80])
                 thread = Thread(Conversation(new_id(), principal.name, title, now()), ())
             else:
                 thread = self._own(principal, conversation_id)
             last = thread.turns[-1] if thread.turns else None
             asked = request.question
             ask = replace(request, question=retrieval_query(last.query if last else None, asked))
+            shown = _kept(asked)
             if last is not None and request.as_of is None and request.known_at is None:
                 ask = replace(ask, as_of=last.as_of, known_at=last.known_at)
         except StrongroomError as exc:
             return self._failed(principal, "conversations.ask", exc, target=conversation_id or "")
-        follow = FollowUp(thread.conversation, conversation_id is None, asked, ask)
+        follow = FollowUp(thread.conversation, conversation_id is None, shown, ask)
         return Outcome(follow, None, ())
 
     def add_turn(self, principal: Principal, follow: FollowUp, answer: Answer, audit_seq: int | None) -> Outcome[Turn]:
@@ -292,7 +302,7 @@ class Conversations:
                 new_id(),
                 conversation.id,
                 follow.asked,
-                request.question,
+                _kept(request.question),
                 answer_record(answer, follow.asked),
                 _clock(request.as_of),
                 _clock(request.known_at),
@@ -322,7 +332,7 @@ class Conversations:
             turn = next((t for t in thread.turns if t.id == turn_id), None)
             if turn is None:
                 raise NotFound("no such conversation")
-            given = Feedback(turn_id, principal.name, rating, comment.strip(), now(), turn.audit_seq)
+            given = Feedback(turn_id, principal.name, rating, _kept(comment.strip()), now(), turn.audit_seq)
             self.store.save(given)
             return given, {"filters": {"rating": rating, "answer_seq": turn.audit_seq}}
 

@@ -43,6 +43,16 @@ from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
 from strongroom.service.clock import parse_instant
+from strongroom.service.conversation_store import (
+    Conversation,
+    Feedback,
+    Rating,
+    Share,
+    Thread,
+    Turn,
+    open_conversation_store,
+)
+from strongroom.service.conversations import Conversations
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.records import QueryRedactor, bus_key
@@ -106,6 +116,7 @@ class Platform:
         self.keys = open_key_store(settings)
         self.routes = RouteStore(settings.home)
         self.ops = Operations(settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(settings))
+        self._conversations: Conversations | None = None  # opened on first use
 
     @classmethod
     def open(
@@ -123,6 +134,8 @@ class Platform:
             raise
 
     def close(self) -> None:
+        if self._conversations is not None:
+            self._conversations.close()
         self.runtime.close()
         self.audit.close()
         self.keys.close()
@@ -147,9 +160,12 @@ class Platform:
         return Principal(who, members, frozenset(s.cli_roles), auth)
 
     def _done(self, outcome: Outcome[T]) -> T:
-        if outcome.events:
-            self.audit.append_many(list(outcome.events))
-        return outcome.result()
+        return self._committed(outcome)[0]
+
+    def _committed(self, outcome: Outcome[T]) -> tuple[T, list[int]]:
+        """The outcome's value (or error) once its records are written, with their seqs."""
+        seqs = self.audit.append_many(list(outcome.events)) if outcome.events else []
+        return outcome.result(), seqs
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -160,8 +176,12 @@ class Platform:
     def ask(self, principal: Principal, request: AskRequest) -> Answer:
         """An answer with citations from what ``principal`` may read; ``request.model`` names a
         gateway route (or ``strongroom-rag``/None for the extractive generator)."""
+        return self.ask_recorded(principal, request)[0]
+
+    def ask_recorded(self, principal: Principal, request: AskRequest, *, action: str = "ask") -> tuple[Answer, int]:
+        """:meth:`ask`, and the seq of the answer's audit record (what feedback refers to)."""
         usable = functools.partial(route_usable, self.settings, self.routes, principal)
-        retrieved = self._done(self.ops.retrieve(principal, request, route_allowed=usable))
+        retrieved = self._done(self.ops.retrieve(principal, request, route_allowed=usable, action=action))
         generator: Generator = ExtractiveGenerator(pages=self.ops.store.page_text)
         if request.route is not None:
             from strongroom.rag.llm import open_llm_generator
@@ -173,7 +193,8 @@ class Platform:
             close = getattr(generator, "close", None)
             if close is not None:
                 close()
-        return self._done(self.ops.answered(principal, request, retrieved, answer))
+        answered, seqs = self._committed(self.ops.answered(principal, request, retrieved, answer, action=action))
+        return answered, seqs[0]
 
     def models(self, principal: Principal) -> list[RouteView]:
         """The ways ``principal`` may have answers written: the extractive generator and the
@@ -313,6 +334,52 @@ class Platform:
     def set_acl(self, principal: Principal, document_id: str, acl: Iterable[str]) -> AclChange:
         """Change who may read a document (admins who may read it); audited before and after."""
         return self._done(self.ops.set_acl(principal, document_id, frozenset(acl)))
+
+    # -- conversations -----------------------------------------------------------------------
+
+    def _converse(self, op: Callable[[Conversations], Outcome[T]]) -> T:
+        if self._conversations is None:
+            self._conversations = Conversations(self.ops, open_conversation_store(self.settings))
+        return self._done(op(self._conversations))
+
+    def converse(self, principal: Principal, conversation_id: str | None, request: AskRequest) -> Turn:
+        """Ask in a conversation (a new one when ``conversation_id`` is None): a follow-up is
+        retrieved with its context; the turn keeps the seq of the ask's audit record."""
+        follow = self._converse(lambda c: c.follow_up(principal, conversation_id, request))
+        answer, seq = self.ask_recorded(principal, follow.request, action="conversations.ask")
+        return self._converse(lambda c: c.add_turn(principal, follow, answer, seq))
+
+    def create_conversation(self, principal: Principal, title: str = "") -> Conversation:
+        return self._converse(lambda c: c.create(principal, title))
+
+    def conversations(self, principal: Principal) -> list[Conversation]:
+        """``principal``'s conversations, newest first."""
+        return self._converse(lambda c: c.mine(principal))
+
+    def conversation(self, principal: Principal, conversation_id: str) -> Thread:
+        """One of ``principal``'s conversations (NotFound for anyone else's), answers re-checked."""
+        return self._converse(lambda c: c.get(principal, conversation_id))
+
+    def delete_conversation(self, principal: Principal, conversation_id: str) -> str:
+        return self._converse(lambda c: c.delete(principal, conversation_id))
+
+    def feedback(
+        self, principal: Principal, conversation_id: str, turn_id: str, rating: Rating, comment: str = ""
+    ) -> Feedback:
+        """Rate one of ``principal``'s own answers, ``up`` or ``down``, with a comment."""
+        return self._converse(lambda c: c.feedback(principal, conversation_id, turn_id, rating, comment))
+
+    def export_feedback(self, principal: Principal) -> list[dict[str, object]]:
+        """``principal``'s own rated answers, for evaluation (one dict per JSON line)."""
+        return self._converse(lambda c: c.export(principal))
+
+    def share(self, principal: Principal, conversation_id: str, as_of: str | None = None) -> Share:
+        """A link to one of ``principal``'s conversations, pinned to ``as_of`` (default: now)."""
+        return self._converse(lambda c: c.share(principal, conversation_id, as_of))
+
+    def open_shared(self, principal: Principal, token: str) -> tuple[Share, Thread]:
+        """A shared conversation, if ``principal`` may read every version it cites at its ``as_of``."""
+        return self._converse(lambda c: c.open_shared(principal, token))
 
     # -- keys and audit ----------------------------------------------------------------------
 
