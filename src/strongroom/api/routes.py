@@ -85,7 +85,8 @@ async def ask_route(body: AskRequest, request: Request, principal: Who) -> Answe
         doc_types=frozenset(body.doc_types),
         filters=frozen_meta(body.filters),
     )
-    return AnswerOut.of(await svc.platform.ask(principal, question))
+    answer, seq = await svc.platform.ask_recorded(principal, question)
+    return AnswerOut.of(answer, seq)
 
 
 # -- documents ---------------------------------------------------------------------------

@@ -151,9 +151,12 @@ class AnswerOut(BaseModel):
     citations: list[CitationOut]
     generator: str
     metadata: dict[str, str]
+    audit_seq: int | None = Field(
+        default=None, description="The seq of the answer's audit record (GET /v1/audit): what feedback refers to."
+    )
 
     @classmethod
-    def of(cls, a: Answer) -> AnswerOut:
+    def of(cls, a: Answer, audit_seq: int | None = None) -> AnswerOut:
         return cls(
             question=a.question,
             found=a.found,
@@ -162,6 +165,7 @@ class AnswerOut(BaseModel):
             citations=[CitationOut.of(x) for x in a.citations],
             generator=a.generator,
             metadata=dict(a.metadata),
+            audit_seq=audit_seq,
         )
 
 

@@ -121,7 +121,8 @@ class ConversationStore(Protocol):
     """
 
     def save(self, item: Conversation | Turn | Feedback | Share) -> None:
-        """Add a conversation, a turn or a share link; a feedback replaces its owner's earlier one."""
+        """Add a conversation (or retitle one), a turn or a share link; a feedback replaces its
+        owner's earlier one."""
         ...
 
     def conversations(self, owner: str) -> list[Conversation]:
@@ -197,7 +198,8 @@ class SqliteConversationStore:
     def save(self, item: Conversation | Turn | Feedback | Share) -> None:
         if isinstance(item, Conversation):
             row: tuple[Any, ...] = (item.id, item.owner, item.title, _ts(item.created_at))
-            self._execute("INSERT INTO conversations VALUES (?, ?, ?, ?)", row)
+            upsert = "ON CONFLICT (id) DO UPDATE SET title = excluded.title"
+            self._execute(f"INSERT INTO conversations VALUES (?, ?, ?, ?) {upsert}", row)
         elif isinstance(item, Turn):
             answer = json.dumps(dict(item.answer), sort_keys=True)
             row = (item.id, item.conversation_id, item.question, item.query, answer)

@@ -273,10 +273,12 @@ class Conversations:
         try:
             self.ops.require(principal, "reader")
             if conversation_id is None:
-                title = _kept(" ".join(request.question.split())[:80])
-                thread = Thread(Conversation(new_id(), principal.name, title, now()), ())
+                thread = Thread(Conversation(new_id(), principal.name, "", now()), ())
             else:
                 thread = self._own(principal, conversation_id)
+            conversation = thread.conversation
+            if not conversation.title:  # an untitled conversation is named by its first question
+                conversation = replace(conversation, title=_kept(" ".join(request.question.split())[:80]))
             last = thread.turns[-1] if thread.turns else None
             asked = request.question
             ask = replace(request, question=retrieval_query(last.query if last else None, asked))
@@ -285,7 +287,7 @@ class Conversations:
                 ask = replace(ask, as_of=last.as_of, known_at=last.known_at)
         except StrongroomError as exc:
             return self._failed(principal, "conversations.ask", exc, target=conversation_id or "")
-        follow = FollowUp(thread.conversation, conversation_id is None, shown, ask)
+        follow = FollowUp(conversation, conversation_id is None, shown, ask)
         return Outcome(follow, None, ())
 
     def add_turn(self, principal: Principal, follow: FollowUp, answer: Answer, audit_seq: int | None) -> Outcome[Turn]:
@@ -294,10 +296,11 @@ class Conversations:
         request = follow.request
 
         def body() -> tuple[Turn, dict[str, object]]:
-            if follow.new:
-                self.store.save(conversation)
-            elif self.store.load(conversation.id) is None:
+            stored = None if follow.new else self.store.load(conversation.id)
+            if not follow.new and stored is None:
                 raise NotFound("no such conversation (it was deleted while the question was answered)")
+            if stored is None or stored.conversation.title != conversation.title:
+                self.store.save(conversation)  # new, or named by its first question
             turn = Turn(
                 new_id(),
                 conversation.id,
