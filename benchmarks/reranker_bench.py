@@ -30,8 +30,9 @@ from strongroom.embed import bundled_model_path
 from strongroom.evaluate import QAItem, load_qa, run_eval
 from strongroom.retrieve import search
 from strongroom.runtime import open_runtime
+from strongroom.service.training import write_reranker_lineage
 from strongroom.train.pairs import make_pairs
-from strongroom.train.reranker import Reranker, RerankerConfig, mine_negatives, train_reranker, write_lineage
+from strongroom.train.reranker import Reranker, RerankerConfig, mine_negatives, train_reranker
 from strongroom.types import Hit, Scope
 
 DEFAULT_QA = Path(__file__).parent / "data" / "sec10q_qa_pages.jsonl"
@@ -86,7 +87,7 @@ def main() -> None:
     started = time.perf_counter()
     model = train_reranker(config, mined, on_step=progress, stats=stats)
     train_s = time.perf_counter() - started
-    lineage = write_lineage(model, store, training_pairs=len(mined), eval_share=EVAL_SHARE, seed=SEED)
+    lineage = write_reranker_lineage(model, store, training_pairs=len(mined), eval_share=EVAL_SHARE, seed=SEED)
     print(json.dumps({"trained": str(model), "steps": int(stats["steps"]), "train_s": round(train_s, 1),
                       "step_s_mean": round(stats["step_s"] / max(1.0, stats["steps"]), 2),
                       "weights_sha256": lineage["weights_sha256"]}), flush=True)  # fmt: skip

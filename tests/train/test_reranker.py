@@ -12,12 +12,13 @@ import torch
 
 from strongroom.errors import ConfigError
 from strongroom.retrieve import search
+from strongroom.service.training import write_reranker_lineage
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
 from strongroom.text import dense_text
 from strongroom.train.pairs import Pair, make_pairs
-from strongroom.train.reranker import Reranker, RerankerConfig, mine_negatives, train_reranker, write_lineage
+from strongroom.train.reranker import Reranker, RerankerConfig, mine_negatives, train_reranker
 from strongroom.train.runner import is_complete, latest_checkpoint
 from strongroom.types import Scope
 from tests.train.ddp_job import WORDS
@@ -102,7 +103,7 @@ def test_the_lineage_names_what_it_trained_on_and_what_was_held_out(
     store = _store(tmp_path / "home", embedder)
     pairs = _pairs(store, embedder)
     model = train_reranker(_config(tiny_model, tmp_path / "out", steps=2), pairs)
-    lineage = write_lineage(model, store, training_pairs=len(pairs), eval_share=EVAL_SHARE, seed=SEED)
+    lineage = write_reranker_lineage(model, store, training_pairs=len(pairs), eval_share=EVAL_SHARE, seed=SEED)
     assert json.loads((model / "strongroom-lineage.json").read_text()) == lineage
     held = set(lineage["held_out_documents"])  # type: ignore[call-overload]
     assert held and held.isdisjoint(p.positive.split(" — ")[0] for p in pairs)

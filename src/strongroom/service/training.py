@@ -24,15 +24,24 @@ from strongroom.config import DEFAULT_ACL, Settings
 from strongroom.embed import bundled_model_path
 from strongroom.errors import ConfigError
 from strongroom.service.transfer import content_digest
+from strongroom.store.base import Catalog
 from strongroom.store.sqlite import SqliteStore
 from strongroom.train.embedder import TrainConfig, train_embedder
 from strongroom.train.pairs import make_pairs, split_of
+from strongroom.train.reranker import LINEAGE_FILE, TRAINING_FILE
 from strongroom.types import Scope
 
 if TYPE_CHECKING:
     from strongroom.train.generator import GeneratorConfig
 
-__all__ = ["EmbedderJob", "fine_tune_embedder", "fine_tune_generator", "is_leader", "load_job"]
+__all__ = [
+    "EmbedderJob",
+    "fine_tune_embedder",
+    "fine_tune_generator",
+    "is_leader",
+    "load_job",
+    "write_reranker_lineage",
+]
 
 OnStep = Callable[[int, float], None]
 Job = TypeVar("Job", bound=BaseModel)
@@ -127,3 +136,36 @@ def fine_tune_generator(job: GeneratorConfig, *, on_step: OnStep | None = None) 
         "adapter_sha256": digest,
         "strongroom_version": package_version("strongroom"),
     }
+
+
+def write_reranker_lineage(
+    model: Path, store: Catalog, *, training_pairs: int, eval_share: float, seed: int
+) -> dict[str, object]:
+    """Write ``model/strongroom-lineage.json`` (the keys ``strongroom train embedder`` writes
+    for its model) and return it: the store's versions trained on and held out by
+    :func:`~strongroom.train.pairs.split_of` with ``eval_share`` and ``seed``, the store's
+    content digest, the training config and the weights' hash."""
+    try:
+        training = json.loads((model / TRAINING_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{model} holds no readable {TRAINING_FILE}: {exc}; is it a finished reranker?") from exc
+    versions = store.versions()
+    held = [v for v in versions if split_of(v.document_id, eval_share, seed) == "eval"]
+    held_ids = {v.id for v in held}
+    lineage: dict[str, object] = {
+        "model": str(model),
+        "kind": "cross-encoder reranker",
+        "base_model_path": training["base_model"],
+        "training_pairs": training_pairs,
+        "steps": training["steps"],
+        "trained_on_versions": sorted(v.id for v in versions if v.id not in held_ids),
+        "held_out_documents": sorted(v.name for v in held),
+        "held_out_versions": sorted(held_ids),
+        "eval_share": eval_share,
+        "store_digest": content_digest(store.iter_versions()).sha256,
+        "config": training["config"],
+        "strongroom_version": package_version("strongroom"),
+        "weights_sha256": _weights_hash(model),
+    }
+    (model / LINEAGE_FILE).write_text(json.dumps(lineage, indent=1))
+    return lineage

@@ -16,18 +16,16 @@ what the embedder reads for a chunk (:func:`strongroom.text.dense_text`), in tra
 in :class:`Reranker` alike.
 
     model = train_reranker(RerankerConfig(base_model=bundled_model_path(), output_dir=out), pairs)
-    write_lineage(model, store, training_pairs=len(pairs), eval_share=0.2, seed=0)
+    write_reranker_lineage(model, store, training_pairs=len(pairs), eval_share=0.2, seed=0)  # service.training
     top5 = Reranker(model).rerank(query, search(store, embedder, query, scope, k=20), top=5)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +33,18 @@ import numpy as np
 from pydantic import Field
 
 from strongroom.errors import ConfigError
-from strongroom.store.base import Catalog, Index
+from strongroom.store.base import Index
 from strongroom.text import dense_text
-from strongroom.train.pairs import Pair, split_of
+from strongroom.train.pairs import Pair
 from strongroom.train.runner import CheckpointSaver, JobConfig, Ranks, batch_rows, resume, run_steps
 from strongroom.types import Hit
 
-__all__ = ["Reranker", "RerankerConfig", "mine_negatives", "train_reranker", "write_lineage"]
+__all__ = ["LINEAGE_FILE", "TRAINING_FILE", "Reranker", "RerankerConfig", "mine_negatives", "train_reranker"]
 
 #: what the trainer writes beside the model: its config and how far it ran
 TRAINING_FILE = "strongroom-training.json"
-#: what :func:`write_lineage` writes beside the model: what it learnt from and what was held out
+#: what :func:`strongroom.service.training.write_reranker_lineage` writes beside the model:
+#: what it learnt from and what was held out
 LINEAGE_FILE = "strongroom-lineage.json"
 
 
@@ -175,48 +174,6 @@ def _loss(model: Any, tokenizer: Any, batch: Sequence[Pair], group: int, max_len
     # a group short of passages (a tiny batch) is padded with scores no softmax can pick
     rows = pad_sequence(list(torch.split(scores, [len(t) for t in groups])), batch_first=True, padding_value=-1e4)
     return F.cross_entropy(rows, torch.zeros(len(groups), dtype=torch.long, device=device))
-
-
-def _weights_sha256(folder: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(folder.rglob("*.safetensors")) or sorted(folder.rglob("*.bin")):
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def write_lineage(
-    model: Path, store: Catalog, *, training_pairs: int, eval_share: float, seed: int
-) -> dict[str, object]:
-    """Write ``model/strongroom-lineage.json`` (the keys ``strongroom train embedder`` writes
-    for its model) and return it: the store's versions trained on and held out by
-    :func:`~strongroom.train.pairs.split_of` with ``eval_share`` and ``seed``, the store's
-    content digest, the training config and the weights' hash."""
-    from strongroom.service.transfer import content_digest  # the service layer, only here
-
-    try:
-        training = json.loads((model / TRAINING_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{model} holds no readable {TRAINING_FILE}: {exc}; is it a finished reranker?") from exc
-    versions = store.versions()
-    held = [v for v in versions if split_of(v.document_id, eval_share, seed) == "eval"]
-    held_ids = {v.id for v in held}
-    lineage: dict[str, object] = {
-        "model": str(model),
-        "kind": "cross-encoder reranker",
-        "base_model_path": training["base_model"],
-        "training_pairs": training_pairs,
-        "steps": training["steps"],
-        "trained_on_versions": sorted(v.id for v in versions if v.id not in held_ids),
-        "held_out_documents": sorted(v.name for v in held),
-        "held_out_versions": sorted(held_ids),
-        "eval_share": eval_share,
-        "store_digest": content_digest(store.iter_versions()).sha256,
-        "config": training["config"],
-        "strongroom_version": package_version("strongroom"),
-        "weights_sha256": _weights_sha256(model),
-    }
-    (model / LINEAGE_FILE).write_text(json.dumps(lineage, indent=1))
-    return lineage
 
 
 class Reranker:
