@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from strongroom.api import conversations, docs, keys, openai, routes
+from strongroom.api import admin, conversations, docs, keys, openai, routes
 from strongroom.api.deps import get_caller, service
 from strongroom.api.middleware import ServiceMiddleware
 from strongroom.api.service import Service
@@ -183,6 +183,7 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(openai.router)
     app.include_router(keys.router)
+    app.include_router(admin.router)
     app.include_router(docs.router)
     install_web(app, web)  # the web workspace: /, /ui/...
     return app

@@ -27,6 +27,7 @@ from strongroom.api.schemas import (
     DocumentOut,
     HighlightOut,
     HitOut,
+    JobList,
     JobOut,
     PageOut,
     SearchOut,
@@ -138,8 +139,10 @@ async def get_page(
 ) -> PageOut:
     """The text of one page of one version: what a citation points into."""
     view = View(as_of=as_of, known_at=known_at)
-    shown = await service(request).platform.page(principal, document_id, version_id, page, view)
-    return PageOut(document_id=document_id, version_id=version_id, page=page, text=shown.text)
+    platform = service(request).platform
+    shown = await platform.page(principal, document_id, version_id, page, view)
+    has_image = await asyncio.to_thread(platform.page_has_image, shown)
+    return PageOut(document_id=document_id, version_id=version_id, page=page, text=shown.text, has_image=has_image)
 
 
 _PRIVATE = {"Cache-Control": "private, no-store"}  # entitled content: no shared cache may keep it
@@ -286,10 +289,23 @@ async def upload_document(
 
 
 async def _job(svc: Service, principal: Who, job_id: str) -> JobOut:
-    row = await svc.platform.job(principal, job_id)
+    return _job_out(job_id, await svc.platform.job(principal, job_id))
+
+
+def _job_out(job_id: str, row: dict[str, object]) -> JobOut:
     report = row["report"]
     files = report.get("files", []) if isinstance(report, dict) else []
-    return JobOut.model_validate({**row, "job_id": job_id, "files": files})
+    asked = row.get("request")
+    by = str(asked.get("submitted_by") or "") if isinstance(asked, dict) else ""
+    return JobOut.model_validate({**row, "job_id": job_id, "files": files, "submitted_by": by})
+
+
+@router.get("/jobs", response_model=JobList, tags=["documents"])
+async def list_jobs(request: Request, principal: Who, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JobList:
+    """The newest upload jobs the caller may follow (ingesters: their own; admins: everyone's),
+    each with its per-file outcome and, for a failed file, the reason."""
+    rows = await service(request).platform.jobs(principal, limit)
+    return JobList(jobs=[_job_out(str(r["id"]), r) for r in rows])
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["documents"])

@@ -21,6 +21,7 @@ __all__ = [
     "DocumentOut",
     "ErrorOut",
     "HitOut",
+    "JobList",
     "JobOut",
     "SearchOut",
     "SearchRequest",
@@ -214,6 +215,9 @@ class PageOut(BaseModel):
     version_id: str
     page: int
     text: str
+    has_image: bool = Field(
+        default=False, description="Whether .../image draws this page (a PDF whose original was kept)."
+    )
 
 
 class HighlightOut(BaseModel):
@@ -239,6 +243,13 @@ class JobOut(BaseModel):
     started_at: datetime
     finished_at: datetime | None = None
     files: list[JobFile] = Field(default_factory=list)
+    submitted_by: str = Field(default="", description="Who uploaded it.")
+
+
+class JobList(BaseModel):
+    """Upload jobs, newest first: the caller's own (an admin's: everyone's)."""
+
+    jobs: list[JobOut]
 
 
 class ChatMessage(BaseModel):

@@ -24,11 +24,12 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from strongroom.audit import AuditEvent, AuditLog, AuditRecord
+from strongroom.audit import AuditEvent, AuditLog, AuditRecord, VerifyReport
 from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
+from strongroom.ingest.sandbox import RenderLimits
 from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore
 from strongroom.rag import ExtractiveGenerator
@@ -43,6 +44,7 @@ from strongroom.service.conversation_store import (
     open_conversation_store,
 )
 from strongroom.service.conversations import Conversations
+from strongroom.service.model_routes import ModelsConfig, models_config
 from strongroom.service.operations import Operations, Outcome, Retrieved
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.platform import models_for, route_usable
@@ -58,6 +60,8 @@ from strongroom.service.requests import (
     SearchResult,
     View,
 )
+from strongroom.service.worker import dead_letters
+from strongroom.service.workspace import JOB_WINDOW, has_page_image, upload_job_ids
 from strongroom.types import Answer, Principal
 
 __all__ = ["AsyncPlatform"]
@@ -93,6 +97,7 @@ class AsyncPlatform:
         self._answers = ExtractiveGenerator(pages=ops.store.page_text)
         self._gateway: Gateway | None = None
         self._originals = originals_folder(settings.home)
+        self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use, on the store's thread
 
     async def aclose(self) -> None:
@@ -188,7 +193,7 @@ class AsyncPlatform:
         """The page drawn as a PNG: checked on the store's thread, drawn off it."""
         read = functools.partial(self.ops.page, action=IMAGE_ACTION)
         checked = await self.on_store(read, principal, document_id, version_id, page, view)
-        return await self._done(await asyncio.to_thread(draw_page, checked, self._originals))
+        return await self._done(await asyncio.to_thread(draw_page, checked, self._originals, self._render_limits))
 
     async def page_highlight(
         self, principal: Principal, document_id: str, version_id: str, page: int, span: tuple[int, int], view: View
@@ -196,10 +201,33 @@ class AsyncPlatform:
         """Where ``span`` of the page's text lies on its image, one box per line (fractions)."""
         read = functools.partial(self.ops.page, action=HIGHLIGHT_ACTION)
         checked = await self.on_store(read, principal, document_id, version_id, page, view)
-        return await self._done(await asyncio.to_thread(highlight_span, checked, self._originals, *span))
+        located = await asyncio.to_thread(highlight_span, checked, self._originals, *span, self._render_limits)
+        return await self._done(located)
 
     async def job(self, principal: Principal, job_id: str) -> dict[str, object]:
         return await self._done(await self.on_store(self.ops.job, principal, job_id))
+
+    def page_has_image(self, shown: PageView) -> bool:
+        """Whether a page already read (and so checked) can be drawn: a PDF whose original was kept."""
+        return has_page_image(shown, self._originals)
+
+    async def jobs(self, principal: Principal, limit: int = 50) -> list[dict[str, object]]:
+        """The newest upload jobs ``principal`` may follow (ingesters: their own; admins: all),
+        newest first, each its job record with ``id``; one audited read."""
+
+        def recent() -> list[str]:
+            first = max(0, self.audit.head().seq - JOB_WINDOW)
+            return upload_job_ids(self.audit.read(first, JOB_WINDOW), principal, limit)
+
+        ids = await self._done(
+            await asyncio.to_thread(self.ops.audited, principal, "jobs.list", recent, role="ingester")
+        )
+
+        def rows() -> list[dict[str, object]]:
+            found = (self.ops.store.get_job(i) for i in ids)
+            return [{**row, "id": i} for i, row in zip(ids, found, strict=True) if row is not None]
+
+        return await self.on_store(rows)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -224,6 +252,23 @@ class AsyncPlatform:
 
     async def revoke_key(self, principal: Principal, key_id: str) -> str:
         return await self._done(await asyncio.to_thread(self.ops.revoke_key, principal, self.keys, key_id))
+
+    async def verify_audit(self, principal: Principal) -> VerifyReport:
+        """Check the audit chain and its signed checkpoints (admins); the report says where it breaks."""
+        return await self._done(await asyncio.to_thread(self.ops.audited, principal, "audit.verify", self.audit.verify))
+
+    async def dead_letters(self, principal: Principal, bus_url: str | None, stream: str) -> list[dict[str, object]]:
+        """The ingestion jobs the bus gave up on, with their last error (admins); none without a bus."""
+
+        def read() -> list[dict[str, object]]:
+            return dead_letters(bus_url, stream) if bus_url else []
+
+        return await self._done(await asyncio.to_thread(self.ops.audited, principal, "jobs.dead_letters", read))
+
+    async def models_config(self, principal: Principal) -> ModelsConfig:
+        """Every model route (its active version) and deployment, read-only (admins)."""
+        read = functools.partial(models_config, self.settings)
+        return await self._done(await asyncio.to_thread(self.ops.audited, principal, "models.config.read", read))
 
     async def audit_records(
         self, principal: Principal, after_seq: int, limit: int, *, page: int = 500

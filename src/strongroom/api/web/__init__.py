@@ -15,8 +15,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from strongroom.api.web import admin, workspace
 from strongroom.api.web.headers import CONTENT_SECURITY_POLICY, SecurityHeaders
 from strongroom.api.web.pages import router
+from strongroom.api.web.render import not_found_page
 from strongroom.api.web.sessions import Session, SessionStore
 from strongroom.api.web.state import CSRF_HEADER, SESSION_COOKIE, WebState, current_session, static_dir
 
@@ -37,4 +39,8 @@ def install(app: FastAPI, web: WebState) -> None:
     """Serve the workspace on ``app``: its pages, its static files, the session store on ``app.state.web``."""
     app.state.web = web
     app.include_router(router)
+    app.include_router(workspace.router)
+    app.include_router(admin.router)
     app.mount("/ui/static", StaticFiles(directory=static_dir()), name="ui_static")
+    # last, so that it shadows neither a page nor the static files: any other /ui address
+    app.add_api_route("/ui/{rest:path}", not_found_page, methods=["GET"], include_in_schema=False)

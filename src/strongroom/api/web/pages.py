@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
-from strongroom.api.service import Service
 from strongroom.api.web import signin
+from strongroom.api.web.render import NO_STORE as _NO_STORE
+from strongroom.api.web.render import page as _page
+from strongroom.api.web.render import service as _service
+from strongroom.api.web.render import signed_in as _signed_in
 from strongroom.api.web.sessions import Session
 from strongroom.api.web.state import CSRF_FIELD, SESSION_COOKIE, WebState, current_session, web_state
 from strongroom.auth import Caller
@@ -30,12 +31,10 @@ from strongroom.errors import AuthenticationError
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 FLOW_COOKIE = "sr_signin"
 LOGIN_CSRF_COOKIE = "sr_login_csrf"
 _NEXT = re.compile(r"^/ui/[A-Za-z0-9/_-]{0,200}$")
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _next(value: str | None) -> str:
@@ -45,16 +44,6 @@ def _next(value: str | None) -> str:
 
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or web_state(request).config.ui_secure_cookies
-
-
-def _page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, context, status_code=status, headers=_NO_STORE)
-    return response
-
-
-def _service(request: Request) -> Service:
-    svc: Service = request.app.state.service
-    return svc
 
 
 def _refused(request: Request, reason: str, kind: str) -> None:
@@ -213,13 +202,6 @@ async def logout(request: Request, csrf_token: Annotated[str, Form(alias=CSRF_FI
     response = RedirectResponse("/ui/signin", 303, headers=_NO_STORE)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-async def _signed_in(request: Request) -> Session | Response:
-    session = await current_session(request)
-    if session is None:
-        return RedirectResponse(f"/ui/signin?next={request.url.path}", 303, headers=_NO_STORE)
-    return session
 
 
 @router.get("/ui/ask", name="ui_ask")

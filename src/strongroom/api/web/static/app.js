@@ -1,49 +1,10 @@
-/* strongroom web workspace: the Ask page and the citation viewer.
- * Plain JavaScript, no build step, no third-party code. It calls the same JSON API as any
- * client, as the signed-in user (session cookie); requests that change state carry the
- * session's CSRF token in X-CSRF-Token. Text from the server is only ever set as text. */
+/* strongroom web workspace: the Ask page (a conversation: follow-ups keep its context,
+ * feedback on each answer, a share link) and the citation viewer. Uses common.js. */
 "use strict";
 
 (function () {
-  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  const CSRF = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  const { el, api, failure, page } = window.strongroom;
   const EXTRACTIVE = "strongroom-rag";
-
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    return fetch(path, {
-      method,
-      headers,
-      credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
-
-  async function failure(response) {
-    if (response.status === 401) {
-      window.location.assign("/ui/signin?next=" + encodeURIComponent(window.location.pathname));
-      return "your session has ended; signing in again";
-    }
-    try {
-      const data = await response.json();
-      return (data.error && data.error.message) || "HTTP " + response.status;
-    } catch (e) {
-      return "HTTP " + response.status;
-    }
-  }
-
-  function page() {
-    return document.body.getAttribute("data-page");
-  }
 
   if (page() !== "ask") return;
 
@@ -95,27 +56,159 @@
     return [c.version_id, c.page, c.char_start, c.char_end].join("|");
   }
 
-  function citeButton(n, c) {
+  function citeButton(n, c, at) {
     const b = el("button", { type: "button", class: "cite", "aria-label": "Citation " + n + ": " + c.label }, "[" + n + "]");
+    const when = at || clocks;
     b.addEventListener("click", () =>
-      openViewer(n, c, b).catch((e) => {
+      openViewer(n, c, b, when).catch((e) => {
         document.getElementById("viewer-text").textContent = "The page cannot be shown: " + e.message;
       })
     );
     return b;
   }
 
-  function showSources(citations) {
-    sources.replaceChildren();
-    sourcesTitle.hidden = citations.length === 0;
+  function fillSources(list, citations, at, prefix) {
+    list.replaceChildren();
     citations.forEach((c, i) => {
-      const item = el("li", { id: "source-" + (i + 1) });
-      item.appendChild(citeButton(i + 1, c));
+      const item = el("li", prefix ? { id: prefix + (i + 1) } : {});
+      item.appendChild(citeButton(i + 1, c, at));
       item.appendChild(document.createTextNode(" " + c.label + " — " + c.title + " "));
       item.appendChild(el("q", {}, c.quote));
-      sources.appendChild(item);
+      list.appendChild(item);
     });
   }
+
+  function showSources(citations) {
+    sourcesTitle.hidden = citations.length === 0;
+    fillSources(sources, citations, clocks, "source-");
+  }
+
+  /* An answer's claims, each followed by the numbers of its citations, into ``into``. */
+  function fillClaims(into, result, at) {
+    const numbers = new Map(result.citations.map((c, i) => [citationKey(c), i + 1]));
+    for (const claim of result.claims) {
+      const p = el("p", { class: "claim" }, claim.text + " ");
+      for (const c of claim.citations) p.appendChild(citeButton(numbers.get(citationKey(c)), c, at));
+      into.appendChild(p);
+    }
+  }
+
+  // -- the conversation ------------------------------------------------------------------
+  let conversationId = new URLSearchParams(window.location.search).get("c") || "";
+  let latest = null; // the turn shown in #answer, moved into the thread when the next is asked
+  const thread = document.getElementById("thread");
+  const shareButton = document.getElementById("share-button");
+  const conversationTitle = document.getElementById("conversation-title");
+
+  function turnClocks(turn) {
+    const at = {};
+    if (turn.as_of) at.as_of = turn.as_of;
+    if (turn.known_at) at.known_at = turn.known_at;
+    return at;
+  }
+
+  function feedbackWidget(turn) {
+    const id = turn.turn_id;
+    const box = el("fieldset", { class: "feedback", "data-turn": id });
+    box.appendChild(el("legend", {}, "Was this answer useful?"));
+    const given = turn.feedback ? turn.feedback.rating : "";
+    const up = el("button", { type: "button", class: "rate", "data-rating": "up", "aria-pressed": String(given === "up") }, "Useful");
+    const down = el("button", { type: "button", class: "rate", "data-rating": "down", "aria-pressed": String(given === "down") }, "Not useful");
+    const label = el("label", { for: "comment-" + id }, "Comment (optional)");
+    const comment = el("input", { id: "comment-" + id, type: "text", maxlength: "2000", class: "comment" });
+    if (turn.feedback) comment.value = turn.feedback.comment || "";
+    const said = el("p", { class: "help feedback-status", role: "status" }, given ? "Your rating: " + (given === "up" ? "useful" : "not useful") + "." : "");
+    for (const b of [up, down]) {
+      b.addEventListener("click", async () => {
+        const rating = b.getAttribute("data-rating");
+        const url = "/v1/conversations/" + encodeURIComponent(turn.conversation_id) + "/turns/" + encodeURIComponent(id) + "/feedback";
+        const response = await api("POST", url, { rating, comment: comment.value.trim() });
+        if (!response.ok) {
+          said.textContent = "The feedback was not saved: " + (await failure(response));
+          return;
+        }
+        up.setAttribute("aria-pressed", String(rating === "up"));
+        down.setAttribute("aria-pressed", String(rating === "down"));
+        said.textContent = "Thank you: feedback saved (" + (rating === "up" ? "useful" : "not useful") + ").";
+      });
+    }
+    box.append(up, down, label, comment, said);
+    return box;
+  }
+
+  /* An earlier turn, compact, in the thread above the question box. */
+  function threadItem(turn) {
+    const at = turnClocks(turn);
+    const item = el("li", { class: "turn", "data-turn": turn.turn_id });
+    item.appendChild(el("h2", { class: "question" }, turn.question));
+    const a = turn.answer;
+    if (!a.found) item.appendChild(el("p", { class: "status notfound" }, "Not found. " + a.answer));
+    else {
+      fillClaims(item, a, at);
+      const list = el("ol", { class: "sources", "aria-label": "Sources of this answer" });
+      fillSources(list, a.citations, at, "");
+      item.appendChild(list);
+    }
+    item.appendChild(feedbackWidget(turn));
+    return item;
+  }
+
+  function named(title) {
+    conversationTitle.textContent = "Conversation: " + title;
+    shareButton.hidden = false;
+  }
+
+  function showLatest(turn) {
+    latest = turn;
+    clocks = turnClocks(turn);
+    answer.hidden = false;
+    const a = turn.answer;
+    if (!a.found) notFound(a.answer);
+    else {
+      fillClaims(body, a, clocks);
+      showSources(a.citations);
+      status.textContent = a.citations.length + " source(s) · " + a.generator;
+      status.className = "status";
+    }
+    document.getElementById("answer-feedback").replaceChildren(feedbackWidget(turn));
+  }
+
+  function pushLatest() {
+    if (latest) thread.appendChild(threadItem(latest));
+    latest = null;
+    document.getElementById("answer-feedback").replaceChildren();
+  }
+
+  (async function loadConversation() {
+    if (!conversationId) return;
+    const response = await api("GET", "/v1/conversations/" + encodeURIComponent(conversationId));
+    if (!response.ok) {
+      conversationId = "";
+      conversationTitle.textContent = "That conversation was not found; asking starts a new one.";
+      return;
+    }
+    const data = await response.json();
+    named(data.title);
+    const turns = data.turns || [];
+    turns.slice(0, -1).forEach((t) => thread.appendChild(threadItem(t)));
+    if (turns.length) showLatest(turns[turns.length - 1]);
+  })().catch(() => {});
+
+  shareButton.addEventListener("click", async () => {
+    const response = await api("POST", "/v1/conversations/" + encodeURIComponent(conversationId) + "/share", {});
+    const box = document.getElementById("share-box");
+    const field = document.getElementById("share-url");
+    box.hidden = false;
+    if (!response.ok) {
+      field.value = "";
+      document.getElementById("share-help").textContent = "No link: " + (await failure(response));
+      return;
+    }
+    const link = await response.json();
+    field.value = window.location.origin + "/shared/" + link.token;
+    field.focus();
+    field.select();
+  });
 
   function notFound(message) {
     status.textContent = "Not found. " + (message || "Nothing you may read answers this question.");
@@ -139,19 +232,19 @@
     button.disabled = false;
   }
 
-  async function askExtractive(q) {
-    const response = await api("POST", "/v1/ask", q);
-    if (!response.ok) throw new Error(await failure(response));
-    const result = await response.json();
-    if (!result.found) return notFound(result.answer);
-    const numbers = new Map(result.citations.map((c, i) => [citationKey(c), i + 1]));
-    for (const claim of result.claims) {
-      const p = el("p", { class: "claim" }, claim.text + " ");
-      for (const c of claim.citations) p.appendChild(citeButton(numbers.get(citationKey(c)), c));
-      body.appendChild(p);
+  /* Asked in the conversation (a new one for the first question): kept in the history. */
+  async function askInConversation(q) {
+    if (!conversationId) {
+      const created = await api("POST", "/v1/conversations", {});
+      if (!created.ok) throw new Error(await failure(created));
+      conversationId = (await created.json()).conversation_id;
+      window.history.replaceState(null, "", "/ui/ask?c=" + encodeURIComponent(conversationId));
     }
-    showSources(result.citations);
-    status.textContent = result.citations.length + " source(s) · " + result.generator;
+    const response = await api("POST", "/v1/conversations/" + encodeURIComponent(conversationId) + "/ask", q);
+    if (!response.ok) throw new Error(await failure(response));
+    const turn = await response.json();
+    if (conversationTitle.textContent.indexOf("Conversation: ") !== 0) named(q.question);
+    showLatest(turn);
   }
 
   /* A model route streams (Server-Sent Events from /v1/chat/completions): text as it comes,
@@ -211,7 +304,7 @@
       body.appendChild(p);
     }
     showSources(citations);
-    status.textContent = citations.length + " source(s) · " + q.model;
+    status.textContent = citations.length + " source(s) · " + q.model + " (streamed; not kept in the conversation)";
   }
 
   form.addEventListener("submit", async (event) => {
@@ -224,11 +317,13 @@
     clocks = {};
     if (q.as_of) clocks.as_of = q.as_of;
     if (q.known_at) clocks.known_at = q.known_at;
+    pushLatest();
     begin();
     try {
       // chat completions take no document-type filter: with one, the model route answers whole
       if (q.model !== EXTRACTIVE && q.doc_types.length === 0) await askStreaming(q);
-      else await askExtractive(q);
+      else await askInConversation(q);
+      document.getElementById("question").value = "";
     } catch (e) {
       status.textContent = "The question failed: " + e.message;
       status.className = "status error";
@@ -251,13 +346,13 @@
     }
   });
 
-  function clockQuery() {
-    const params = new URLSearchParams(clocks);
+  function clockQuery(at) {
+    const params = new URLSearchParams(at);
     const s = params.toString();
     return s ? "?" + s : "";
   }
 
-  async function openViewer(n, c, from) {
+  async function openViewer(n, c, from, at) {
     opener = from;
     const base =
       "/v1/documents/" + encodeURIComponent(c.document_id) + "/versions/" + encodeURIComponent(c.version_id) +
@@ -271,7 +366,7 @@
     figure.hidden = true;
     viewer.hidden = false;
     viewer.focus();
-    const response = await api("GET", base + clockQuery());
+    const response = await api("GET", base + clockQuery(at));
     if (!response.ok) {
       text.textContent = "The page cannot be shown: " + (await failure(response));
       return;
@@ -283,17 +378,12 @@
     const mark = el("mark", { id: "cited-span" }, pageText.slice(start, stop));
     text.replaceChildren(document.createTextNode(pageText.slice(0, start)), mark, document.createTextNode(pageText.slice(stop)));
     mark.scrollIntoView({ block: "center" });
-    showImage(c, base).catch(() => {}); // the text is shown: an image is a bonus
+    // a PDF whose original was kept: the page image too (the text is shown: an image is a bonus)
+    if (shown.has_image) showImage(c, base, at).catch(() => {});
   }
 
-  /* PDFs: the page as an image with the cited characters outlined. Other pages (and a PDF
-   * whose original is not kept: the image is a 404) show the text alone. */
-  async function showImage(c, base) {
-    const meta = await api("GET", "/v1/documents/" + encodeURIComponent(c.document_id) + clockQuery());
-    if (!meta.ok) return;
-    const doc = await meta.json();
-    const version = [doc.current, ...(doc.versions || [])].find((v) => v && v.version_id === c.version_id);
-    if (!version || version.media_type !== "application/pdf") return;
+  /* The page as an image with the cited characters outlined. */
+  async function showImage(c, base, at) {
     const figure = document.getElementById("viewer-figure");
     const holder = figure.querySelector(".page-image");
     const img = document.getElementById("viewer-image");
@@ -303,10 +393,11 @@
       img.addEventListener("load", () => resolve(true), { once: true });
       img.addEventListener("error", () => resolve(false), { once: true });
     });
-    img.src = base + "/image";
+    img.src = base + "/image" + clockQuery(at);
     if (!(await loaded)) return;
     figure.hidden = false;
-    const hl = await api("GET", base + "/highlight?start=" + c.char_start + "&end=" + c.char_end);
+    const span = new URLSearchParams({ ...at, start: c.char_start, end: c.char_end });
+    const hl = await api("GET", base + "/highlight?" + span.toString());
     if (!hl.ok) return;
     const boxes = (await hl.json()).boxes || [];
     for (const [x0, y0, x1, y1] of boxes) {
