@@ -107,7 +107,9 @@ def test_page_text_says_whether_an_image_exists(user: WebEnv, browser_client: ht
     _session(user, browser_client, "ana", PUBLIC)
     for name, expected in (("harbor.txt", False), ("osprey.pdf", True)):
         doc = browser_client.get(f"/v1/documents/{user.doc_ids[name]}").json()
-        shown = browser_client.get(f"/v1/documents/{doc['document_id']}/versions/{doc['current']['version_id']}/pages/1")
+        shown = browser_client.get(
+            f"/v1/documents/{doc['document_id']}/versions/{doc['current']['version_id']}/pages/1"
+        )
         assert shown.status_code == 200 and shown.json()["has_image"] is expected
 
 
@@ -171,7 +173,7 @@ def test_administration_is_refused_to_a_reader_and_works_for_an_admin(
 
 
 def test_every_new_state_changing_call_needs_the_csrf_token(user: WebEnv, browser_client: httpx.Client) -> None:
-    csrf = _session(user, browser_client, "ada", ADMIN + ["ingesters"])
+    csrf = _session(user, browser_client, "ada", [*ADMIN, "ingesters"])
     turn = _ask(browser_client, csrf, HARBOR)
     cid, tid = turn["conversation_id"], turn["turn_id"]
     key = browser_client.post("/v1/keys", json={"owner": "x", "groups": ["public"]}, headers=csrf).json()
