@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="Memory one file's parser may take (address space above its start; the 10-Q filings "
         "peak at about 75 MB, a 200-page DOCX at 95 MB). Raise it for unusually large documents.",
     )
+    render_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="Wall-clock limit to draw one PDF page (or locate a span on it) for a page preview; "
+        "it runs in a child process like a parse, under STRONGROOM_PARSE_MEMORY_MB.",
+    )
     zip_max_bytes: int = Field(
         default=500 * 1024 * 1024, ge=1, description="A .docx/.xlsx expanding past this in total is refused."
     )

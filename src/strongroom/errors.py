@@ -136,8 +136,8 @@ class DocumentRejected(IngestError):
 
 
 class ParseStopped(IngestError):
-    """Parsing was stopped by :func:`stop_parses` (the process is shutting down): the file
-    is not bad, it should be ingested again."""
+    """Parsing (or drawing a page) was stopped by :func:`stop_parses` (the process is shutting
+    down): the file is not bad, it should be ingested (or drawn) again."""
 
 
 class AuthenticationError(StrongroomError):

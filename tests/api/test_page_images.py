@@ -1,4 +1,8 @@
-"""A cited page as an image and its highlight, over real HTTP: entitled, audited, refused cleanly."""
+"""A cited page as an image and its highlight, over real HTTP: entitled, audited, refused cleanly.
+
+The site draws under a 3 s limit (STRONGROOM_RENDER_TIMEOUT_S): a real page draws in tens of
+milliseconds, and the hostile page (tests/ingest/hostile_files.py) in minutes.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from strongroom.testing import HashEmbedder
 from tests.api.conftest import audit_records, service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import Provider
+from tests.ingest import hostile_files as hostile
 from tests.ingest.pdf_fixtures import make_pdf
 from tests.ingest.test_pdf_pages import decode_png
 
@@ -54,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterat
         pytest.skip(f"the sec10q corpus is not at {AAPL.parent}")
     home = tmp_path_factory.mktemp("home")
     files = tmp_path_factory.mktemp("files")
-    settings = Settings(home=home, embedder="hash")
+    settings = Settings(home=home, embedder="hash", render_timeout_s=3)
     (files / "legacy.pdf").write_bytes(LEGACY)
     runtime = open_runtime(settings, HashEmbedder(64))
     try:  # a library caller that keeps no original, as strongroom did before
@@ -71,6 +76,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterat
             "aapl.pdf": AAPL.read_bytes(),
             "notes.txt": b"Quarterly notes\n\nNet sales rose.\n",
             "tampered.pdf": TAMPERED,
+            "stall.pdf": hostile.pdf_render_stall(),  # parses at once, takes minutes to draw
         }
         with site.client(ANALYST, sub="uploader") as c:  # the upload path: the platform keeps originals
             for name, data in uploads.items():
@@ -161,6 +167,25 @@ def test_a_tampered_original_is_refused_not_drawn_and_recorded(site: Site) -> No
     target = "/".join(site.versions["tampered.pdf"]) + "/1"
     (refused,) = [e for e in records if e["action"] == "documents.page.image" and e["target"].endswith(target)]
     assert refused["outcome"] == "error" and "does not match its SHA-256 name" in refused["detail"]
+
+
+def test_a_page_that_stalls_the_renderer_is_refused_and_the_server_goes_on(site: Site) -> None:
+    with site.client(ANALYST) as c:
+        r = c.get(site.path("stall.pdf", 1, "image"))
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.json()["error"]["message"].startswith("page 1: drawing it took over 3 s;")
+        assert "Read the page's text instead" in r.json()["error"]["message"]
+        # the server goes on: the page's text, its highlight (no drawing needed) and another page's image
+        assert c.get(site.path("stall.pdf", 1)).json()["text"] == "Quarterly figures"
+        spot = c.get(site.path("stall.pdf", 1, "highlight"), params={"start": 0, "end": 9})
+        assert spot.status_code == 200 and len(spot.json()["boxes"]) == 1
+        assert c.get(site.path("aapl.pdf", 3, "image")).status_code == 200
+    with site.client(["admins"], sub="auditor") as admin:
+        records = audit_records(admin)
+    target = "/".join(site.versions["stall.pdf"]) + "/1"
+    (refused,) = [e for e in records if e["action"] == "documents.page.image" and e["target"].endswith(target)]
+    assert refused["outcome"] == "error" and "drawing it took over 3 s" in refused["detail"]
 
 
 def test_image_and_highlight_reads_are_audited_like_page_reads(site: Site) -> None:

@@ -3,8 +3,9 @@
 Each builder makes a real file of the kind an attacker would upload: zip bombs that
 expand one small package into hundreds of MB of XML, entity ("billion laughs") bombs, a
 zip whose header lies about a member's size, a package of many members, a PDF whose
-content stream inflates to hundreds of MB, and a spreadsheet a few hundred KB long that
-the Excel parser turns into hundreds of millions of cells. Nothing here is simulated.
+content stream inflates to hundreds of MB, a PDF page that parses at once but takes
+minutes to draw, and a spreadsheet a few hundred KB long that the Excel parser turns into
+hundreds of millions of cells. Nothing here is simulated.
 """
 
 from __future__ import annotations
@@ -167,7 +168,18 @@ def pdf_content_bomb(expanded_mb: int = 500) -> bytes:
     compressor = zlib.compressobj(9)
     block = line * (_CHUNK // len(line))
     parts = [compressor.compress(block) for _ in range(max(1, expanded_mb * MB // len(block)))]
-    stream = b"".join(parts) + compressor.flush()
+    return _one_page_pdf(b"".join(parts) + compressor.flush())
+
+
+def pdf_render_stall(fills: int = 200_000) -> bytes:
+    """A one-page PDF that parses in milliseconds (one line of text) but stalls a renderer:
+    ``fills`` full-page rectangles, each filled in turn; about 9 KB, minutes to draw."""
+    content = b"BT /F1 12 Tf 72 720 Td (Quarterly figures) Tj ET\n" + b"0 0 612 792 re f\n" * fills
+    return _one_page_pdf(zlib.compress(content, 9))
+
+
+def _one_page_pdf(stream: bytes) -> bytes:
+    """A one-page PDF (Helvetica as /F1) whose content is ``stream``, FlateDecode'd."""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",

@@ -29,6 +29,7 @@ from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
+from strongroom.ingest.sandbox import RenderLimits
 from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore
 from strongroom.rag import ExtractiveGenerator
@@ -96,6 +97,7 @@ class AsyncPlatform:
         self._answers = ExtractiveGenerator(pages=ops.store.page_text)
         self._gateway: Gateway | None = None
         self._originals = originals_folder(settings.home)
+        self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use, on the store's thread
 
     async def aclose(self) -> None:
@@ -191,7 +193,7 @@ class AsyncPlatform:
         """The page drawn as a PNG: checked on the store's thread, drawn off it."""
         read = functools.partial(self.ops.page, action=IMAGE_ACTION)
         checked = await self.on_store(read, principal, document_id, version_id, page, view)
-        return await self._done(await asyncio.to_thread(draw_page, checked, self._originals))
+        return await self._done(await asyncio.to_thread(draw_page, checked, self._originals, self._render_limits))
 
     async def page_highlight(
         self, principal: Principal, document_id: str, version_id: str, page: int, span: tuple[int, int], view: View
@@ -199,7 +201,8 @@ class AsyncPlatform:
         """Where ``span`` of the page's text lies on its image, one box per line (fractions)."""
         read = functools.partial(self.ops.page, action=HIGHLIGHT_ACTION)
         checked = await self.on_store(read, principal, document_id, version_id, page, view)
-        return await self._done(await asyncio.to_thread(highlight_span, checked, self._originals, *span))
+        located = await asyncio.to_thread(highlight_span, checked, self._originals, *span, self._render_limits)
+        return await self._done(located)
 
     async def job(self, principal: Principal, job_id: str) -> dict[str, object]:
         return await self._done(await self.on_store(self.ops.job, principal, job_id))

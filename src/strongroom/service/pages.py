@@ -4,13 +4,14 @@ Two steps, like an ask. The check (role, clocks, entitlements) is the page read 
 (:meth:`~strongroom.service.operations.Operations.page`, under its own action), so a page
 the principal may not read is :class:`~strongroom.errors.NotFound` exactly as one that does
 not exist; it runs where the store may be used. The drawing then reads the version's kept
-original (``HOME/originals``, refused if its bytes no longer match its name) and runs pdfium,
-tens of milliseconds that need no store, so a driver may run it on another thread. The
-check's audit record is written with the drawing's outcome: a refused original is recorded
-as an error, not as a read.
+original (``HOME/originals``, refused if its bytes no longer match its name) and runs pdfium
+in a child process under ``limits`` (:mod:`strongroom.ingest.sandbox`: a page that stalls or
+crashes the renderer is refused, and takes nothing else down), tens of milliseconds that need
+no store, so a driver may run it on another thread. The check's audit record is written with
+the drawing's outcome: a refused original or page is recorded as an error, not as a read.
 
     checked = ops.page(ana, doc_id, version_id, 4, View(), action=IMAGE_ACTION)
-    image = draw_page(checked, originals_folder(settings.home)).result().png
+    image = draw_page(checked, originals_folder(settings.home), RenderLimits.from_settings(settings)).result().png
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import TypeVar
 from strongroom.errors import NotFound, QueryError, StrongroomError
 from strongroom.ingest.originals import read_original
 from strongroom.ingest.parsers.pdf import MEDIA_TYPE as PDF
-from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage, locate_span, render_page
+from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
+from strongroom.ingest.sandbox import RenderLimits, locate_bounded, render_bounded
 from strongroom.service.operations import Outcome
 from strongroom.service.requests import PageView
 
@@ -37,19 +39,21 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def draw_page(checked: Outcome[PageView], originals: Path) -> Outcome[RenderedPage]:
+def draw_page(checked: Outcome[PageView], originals: Path, limits: RenderLimits) -> Outcome[RenderedPage]:
     """The checked page drawn as a PNG (or the check's refusal, as it was)."""
-    return _drawn(checked, originals, lambda shown, data: render_page(data, shown.page))
+    return _drawn(checked, originals, lambda shown, data: render_bounded(data, shown.page, limits))
 
 
-def highlight_span(checked: Outcome[PageView], originals: Path, start: int, end: int) -> Outcome[list[Box]]:
+def highlight_span(
+    checked: Outcome[PageView], originals: Path, start: int, end: int, limits: RenderLimits
+) -> Outcome[list[Box]]:
     """Where ``[start, end)`` of the checked page's text lies on the drawn page: one box per
     line, as fractions of the page (origin top-left); a span outside the text is a QueryError."""
 
     def locate(shown: PageView, data: bytes) -> list[Box]:
         if not 0 <= start < end <= len(shown.text):
             raise QueryError(f"the span must satisfy 0 <= start < end <= {len(shown.text)} (the page's text length)")
-        return locate_span(data, shown.page, shown.text, start, end)
+        return locate_bounded(data, shown.page, shown.text, start, end, limits)
 
     return _drawn(checked, originals, locate)
 

@@ -37,6 +37,7 @@ from strongroom.evaluate import QAItem, run_eval
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
+from strongroom.ingest.sandbox import RenderLimits
 from strongroom.ingest.understand.redaction import redact_value
 from strongroom.llm.route_config import RouteStore
 from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
@@ -116,6 +117,7 @@ class Platform:
         self.keys = open_key_store(settings)
         self.routes = RouteStore(settings.home)
         self.ops = Operations(settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(settings))
+        self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use
 
     @classmethod
@@ -218,7 +220,7 @@ class Platform:
     ) -> RenderedPage:
         """A PDF page ``principal`` may read, drawn as a PNG from the version's kept original."""
         checked = self.ops.page(principal, document_id, version_id, page, view or View(), action=IMAGE_ACTION)
-        return self._done(draw_page(checked, originals_folder(self.settings.home)))
+        return self._done(draw_page(checked, originals_folder(self.settings.home), self._render_limits))
 
     def page_highlight(
         self,
@@ -231,7 +233,7 @@ class Platform:
     ) -> list[Box]:
         """Where ``span`` of a page's text lies on its image: one box per line, fractions of the page."""
         checked = self.ops.page(principal, document_id, version_id, page, view or View(), action=HIGHLIGHT_ACTION)
-        return self._done(highlight_span(checked, originals_folder(self.settings.home), *span))
+        return self._done(highlight_span(checked, originals_folder(self.settings.home), *span, self._render_limits))
 
     def find_document(self, principal: Principal, name: str, view: View | None = None) -> DocumentView:
         """A document ``principal`` may read, named by id, version id (or a prefix of either of

@@ -8,6 +8,7 @@ never re-flowed. pypdf and PyMuPDF are deliberately not used (licences).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -19,6 +20,9 @@ from strongroom.ingest.parsers._common import normalize_text
 from strongroom.types import Page, ParsedDocument, frozen_meta
 
 MEDIA_TYPE = "application/pdf"
+#: pdfium keeps global state and is not thread-safe: every call into it in a process holds this.
+#: (A sandbox child runs one job on one thread; the lock matters for in-process callers.)
+PDFIUM_LOCK = threading.Lock()
 
 # Readers accept the header anywhere in the first KiB; some servers prepend a few bytes.
 _HEADER_WINDOW = 1024
@@ -46,16 +50,17 @@ def parse_pdf(data: bytes, name: str) -> ParsedDocument:
             f"{name}: not a PDF (no %PDF header); check the file is not an HTML error page "
             "or a renamed file, and download or export it again"
         )
-    doc = _open(data, name)
-    try:
-        pages = tuple(Page(i + 1, _page_text(doc, i)) for i in range(len(doc)))
-        info = {key: _clean(doc.get_metadata_value(key)) for key in doc.METADATA_KEYS}
-    except pdfium.PdfiumError as exc:
-        raise CorruptDocument(
-            f"{name}: damaged PDF, a page cannot be read ({exc}); export or download it again"
-        ) from exc
-    finally:
-        doc.close()
+    with PDFIUM_LOCK:
+        doc = _open(data, name)
+        try:
+            pages = tuple(Page(i + 1, _page_text(doc, i)) for i in range(len(doc)))
+            info = {key: _clean(doc.get_metadata_value(key)) for key in doc.METADATA_KEYS}
+        except pdfium.PdfiumError as exc:
+            raise CorruptDocument(
+                f"{name}: damaged PDF, a page cannot be read ({exc}); export or download it again"
+            ) from exc
+        finally:
+            doc.close()
     if not any(page.text for page in pages):
         raise CorruptDocument(
             f"{name}: no extractable text: scanned images need OCR first (e.g. ocrmypdf), then ingest the OCR'd PDF"

@@ -13,7 +13,9 @@ The matched characters' boxes are merged into one box per line, as fractions of 
     >>> locate_span(pdf_bytes, 4, page_text, 210, 216)                           # doctest: +SKIP
     [(0.5141, 0.3209, 0.5682, 0.3321)]
 
-pdfium is not thread-safe, so every call here holds one lock for the process.
+pdfium is not thread-safe, so every call here holds :data:`~.pdf.PDFIUM_LOCK`. The server
+does not call these: it draws in a child process (:func:`strongroom.ingest.sandbox.render_bounded`),
+since drawing reaches pdfium's image decoders, which parsing never does.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import ctypes
 import math
 import re
 import struct
-import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,8 +35,10 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from strongroom.errors import CorruptDocument, NotFound
+from strongroom.ingest.parsers.pdf import PDFIUM_LOCK
 
 __all__ = [
+    "PNG_SIGNATURE",
     "Box",
     "RenderedPage",
     "align_span",
@@ -51,7 +54,7 @@ WIDTH_PX = 1200  # a page fits this width: readable on a screen beside its text
 MAX_PIXELS = 6_000_000  # a hostile page size (PDF allows 200 by 200 inches) cannot exhaust memory
 _DEVICE = 1_000_000  # the virtual device that page points are mapped onto: fractions to 1e-6
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_PDFIUM = threading.Lock()  # pdfium keeps global state: one call at a time in a process
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class RenderedPage:
 @contextmanager
 def _page(data: bytes, number: int) -> Iterator[pdfium.PdfPage]:
     """Page ``number`` (1-based) of a PDF, under the pdfium lock."""
-    with _PDFIUM:
+    with PDFIUM_LOCK:
         try:
             doc = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:
@@ -109,7 +112,7 @@ def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
     idat = zlib.compress(raw.tobytes(), 1)  # level 1: a third of the time of level 6, a tenth larger
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 # -- locating a span ---------------------------------------------------------------------------
