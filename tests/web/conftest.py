@@ -189,11 +189,27 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class Watched:
-    """A page and what it did: every URL requested, every console error, page errors."""
+    """A page and what it did: every URL requested, every console error, page errors.
+
+    A test that opens a page it expects refused (a 403 or 404 document: chromium logs its
+    status as a console error) says so with :meth:`expect_status`; each such error then must
+    appear exactly as often as declared, and every other error still fails the test."""
 
     page: Any
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
+
+    def expect_status(self, status: int) -> None:
+        self.expected.append(f"console error: Failed to load resource: the server responded with a status of {status}")
+
+    def unexpected_errors(self) -> list[str]:
+        left = list(self.errors)
+        for wanted in self.expected:
+            match = next((e for e in left if e.startswith(wanted)), None)
+            assert match is not None, f"the page did not log the expected refusal: {wanted}"
+            left.remove(match)
+        return left
 
 
 @pytest.fixture
@@ -211,7 +227,8 @@ def page(browser: Any, user: WebEnv) -> Iterator[Watched]:
         context.close()
     outside = [u for u in watched.requests if urlsplit(u).scheme not in ("data", "about") and not _local(u)]
     assert not outside, f"the page reached beyond this machine: {outside}"
-    assert not watched.errors, watched.errors
+    unexpected = watched.unexpected_errors()
+    assert not unexpected, unexpected
 
 
 def _local(url: str) -> bool:
