@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -102,7 +103,9 @@ async def keys_page(request: Request) -> Response:
         return session
     keys = await service(request).platform.list_keys(session.caller.principal)
     keys.sort(key=lambda k: k.created_at, reverse=True)
-    return page(request, "admin_keys.html", **_context(session, "keys", keys=keys))
+    now = datetime.now(UTC)
+    rows = [(k, k.status(now)) for k in keys]
+    return page(request, "admin_keys.html", **_context(session, "keys", keys=rows))
 
 
 @router.get("/ui/admin/models", name="ui_admin_models")
