@@ -2,6 +2,15 @@
 
 It wraps the app with the same ASGI interface (starlette's model). It never logs headers,
 query strings or bodies, so tokens, keys and questions stay out of the logs.
+
+Two defaults for every response, because responses carry entitled content and an error
+must look like any other response:
+
+- ``Cache-Control: no-store`` unless the route set its own (static files excepted): a
+  document, a page's text or an audit page is never kept by a browser or a shared cache.
+- An unhandled exception becomes the 500 JSON refusal *here*, inside the security-headers
+  middleware: Starlette's own handler for ``Exception`` runs outside every user middleware,
+  so its 500 carried neither the security headers nor the request id.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ __all__ = ["JsonFormatter", "ServiceMiddleware"]
 
 log = logging.getLogger("strongroom.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NO_STORE = (b"cache-control", b"no-store")
+#: public, versionless files a browser may keep (they set their own validators)
+_CACHEABLE_PREFIXES = ("/ui/static/",)
 
 
 class JsonFormatter(logging.Formatter):
@@ -83,14 +95,20 @@ class ServiceMiddleware:
         status = 500
         deadline = asyncio.timeout(self.timeout_s)
         running = False  # inside the deadline: the app is working on the response
+        responded = False
+        cacheable = scope["path"].startswith(_CACHEABLE_PREFIXES)
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 if running:
                     deadline.reschedule(None)  # the response has started: a stream may run on
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                responded = True
+                out = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if not cacheable and not any(name.lower() == b"cache-control" for name, _ in out):
+                    out.append(NO_STORE)
+                message["headers"] = out
             await send(message)
 
         received = 0
@@ -115,7 +133,18 @@ class ServiceMiddleware:
                 try:
                     async with deadline:
                         running = True
-                        await self.app(scope, receive_wrapper, send_wrapper)
+                        try:
+                            await self.app(scope, receive_wrapper, send_wrapper)
+                        except Exception:
+                            if responded:  # too late for a refusal: the server closes the connection
+                                raise
+                            log.error("unhandled error", exc_info=True, extra={"request_id": request_id})
+                            await self._refuse(
+                                send_wrapper,
+                                500,
+                                "internal_error",
+                                f"internal error; quote request id {request_id} to the operator",
+                            )
                 except TimeoutError:
                     if not deadline.expired():
                         raise

@@ -342,7 +342,10 @@ class Operations:
             seen, clocks = self._visible(principal, view, document_id)
             doc = seen.get(document_id)
             version = next((v for v in doc.versions if v.id == version_id), None) if doc else None
-            text = self.store.page_text(version_id, page) if version is not None else None
+            # a page outside the version is the same NotFound, and never reaches the store
+            # (a number past 64 bits cannot be bound as an SQL integer: it was a 500)
+            inside = version is not None and 1 <= page <= version.pages
+            text = self.store.page_text(version_id, page) if inside else None
             if version is None or text is None:
                 raise NotFound("no such document")
             return PageView(document_id, version, page, text), {
