@@ -10,6 +10,7 @@ Every value here is immutable and typed; pydantic lives only at trust boundaries
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -168,7 +169,9 @@ class Scope:
     ``as_of`` bounds when a version became knowable (``published_at``) and ``known_at``
     bounds when the platform learned it (``ingested_at``); ``None`` means now, and neither
     can pass now (a later value means now: no look-ahead). Per document only the version
-    current at those times is seen. ``filters``: metadata equality.
+    current at those times is seen. ``filters``: metadata equality. ``published_from``: a
+    lower bound on the seen version's ``published_at`` (a plain filter: it never changes which
+    version is current, so it never brings back a superseded one).
     """
 
     groups: frozenset[str]
@@ -176,6 +179,7 @@ class Scope:
     doc_types: frozenset[str] = frozenset()
     filters: Mapping[str, str] = field(default_factory=frozen_meta)
     known_at: datetime | None = None
+    published_from: datetime | None = None
 
     @classmethod
     def for_principal(
@@ -186,8 +190,9 @@ class Scope:
         known_at: datetime | None = None,
         doc_types: frozenset[str] = frozenset(),
         filters: Mapping[str, str] | None = None,
+        published_from: datetime | None = None,
     ) -> Scope:
-        return cls(principal.groups, as_of, doc_types, frozen_meta(filters), known_at)
+        return cls(principal.groups, as_of, doc_types, frozen_meta(filters), known_at, published_from)
 
     def instants(self, now: float | None = None) -> tuple[float, float]:
         """The two clocks as POSIX seconds, each clamped to ``now``: (publication bound,
@@ -196,6 +201,10 @@ class Scope:
         published = current if self.as_of is None else min(_aware(self.as_of).timestamp(), current)
         ingested = current if self.known_at is None else min(_aware(self.known_at).timestamp(), current)
         return published, ingested
+
+    def published_floor(self) -> float:
+        """``published_from`` as POSIX seconds; minus infinity when it is not given."""
+        return -math.inf if self.published_from is None else _aware(self.published_from).timestamp()
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,7 @@ class Lens:
     known_at: datetime | None
     doc_types: frozenset[str]
     filters: dict[str, str]
+    published_from: datetime | None = None
 
 
 lens_st = st.builds(
@@ -192,6 +193,8 @@ lens_st = st.builds(
     instant_st,
     st.sampled_from([frozenset(), frozenset(), frozenset({"report"}), frozenset({"report", "memo"})]),
     st.sampled_from([{}, {}, {"desk": "rates"}]),
+    # on a day a version is published, so the bound itself is tested (it is inside)
+    st.none() | st.integers(-1, 7).map(lambda d: datetime.fromtimestamp(EPOCH + d * 86400, UTC)),
 )
 GROUP_SETS = [frozenset(c) for n in range(len(FEW_GROUPS) + 1) for c in itertools.combinations(FEW_GROUPS, n)]
 
@@ -199,7 +202,8 @@ GROUP_SETS = [frozenset(c) for n in range(len(FEW_GROUPS) + 1) for c in itertool
 def model_admits(live: list[DocumentVersion], scope: Scope, now: float) -> dict[str, tuple[str, list[str]]]:
     """Per document: the current version and the history the scope admits, written plainly:
     knowable at the clamped clocks, latest by (published, ingested, write order) per document,
-    then the groups, the document type and the filters on that one (never a fallback)."""
+    then the groups, the document type, the filters and published-from on that one (never a
+    fallback)."""
     bound_p = min(scope.as_of.timestamp() if scope.as_of else now, now)
     bound_i = min(scope.known_at.timestamp() if scope.known_at else now, now)
     out: dict[str, tuple[str, list[str]]] = {}
@@ -215,6 +219,8 @@ def model_admits(live: list[DocumentVersion], scope: Scope, now: float) -> dict[
         current = knowable[0][3]
         if not scope.groups & current.acl or (scope.doc_types and current.doc_type not in scope.doc_types):
             continue
+        if scope.published_from is not None and current.published_at < scope.published_from:
+            continue
         if all(current.metadata.get(k) == value for k, value in scope.filters.items()):
             out[d] = (current.id, [v.id for *_, v in knowable if scope.groups & v.acl])
     return out
@@ -227,7 +233,8 @@ def test_catalog_paths_and_the_index_mask_admit_the_same_versions(
 ) -> None:
     """``visible_documents`` (lists, versions, pages) and ``VersionTable`` (the index search
     mask) admit the same current versions as the model, on random version tables with ties,
-    deletions, future versions, document types and metadata filters, for every set of groups."""
+    deletions, future versions, document types, metadata filters and published-from bounds,
+    for every set of groups."""
     note(f"rows: {rows!r}\nlenses: {lenses!r}")
     versions = [
         DocumentVersion(
@@ -243,7 +250,9 @@ def test_catalog_paths_and_the_index_mask_admit_the_same_versions(
     table = table_of(rows, versions)
     for lens in lenses:
         for groups in GROUP_SETS:
-            scope = Scope(groups, lens.as_of, lens.doc_types, frozen_meta(lens.filters), lens.known_at)
+            scope = Scope(
+                groups, lens.as_of, lens.doc_types, frozen_meta(lens.filters), lens.known_at, lens.published_from
+            )
             expected = model_admits(live, scope, now)
             by_index = {versions[i].id for i in np.flatnonzero(table.version_mask(scope, now))}
             by_catalog = visible_documents(live, scope, now)

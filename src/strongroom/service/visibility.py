@@ -6,9 +6,10 @@ The same rules as the index search (:mod:`strongroom.store.scope`), over a list 
    (both clamped to now).
 2. Per document, the current version is the knowable one with the latest ``published_at``
    (then ``ingested_at``, then the later write).
-3. A document is visible only if the principal may read its current version; it then sees
-   the knowable versions it may read, newest first. It never falls back to an older
-   version it may read when the current one is closed to it.
+3. A document is visible only if the principal may read its current version (and it passes
+   the type, metadata and ``published_from`` filters); it then sees the knowable versions
+   it may read, newest first. It never falls back to an older version it may read when the
+   current one is closed to it.
 
 Pure: a property test holds it to the index search's answers.
 """
@@ -55,6 +56,8 @@ def visible_documents(
         if scope.doc_types and current.doc_type not in scope.doc_types:
             continue
         if any(current.metadata.get(key) != value for key, value in scope.filters.items()):
+            continue
+        if current.published_at.timestamp() < scope.published_floor():
             continue
         history = tuple(v for _, v in knowable if not scope.groups.isdisjoint(v.acl))
         out[document_id] = Visible(current, history)

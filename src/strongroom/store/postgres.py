@@ -5,7 +5,7 @@ index inside the database, so several processes share one store and a version is
 (catalog, pages, chunks, vectors, postings) in one transaction.
 
 * **Scope** is a pre-filter: an ``admitted`` CTE (knowable at T, the current version per
-  document, ACL overlap with ``&&``, doc types, metadata ``@>``) restricts every search
+  document, ACL overlap with ``&&``, doc types, metadata ``@>``, published from) restricts every search
   inside its SQL, so a restrictive ACL still fills top-k.
 * **BM25** is real Okapi BM25 (k1=1.2, b=0.75), not ``ts_rank``: postings of
   :func:`~strongroom.store.keyword.tokenize` terms with per-row lengths, document
@@ -47,6 +47,7 @@ from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
 __all__ = ["PostgresStore"]
 
 K1, B = 1.2, 0.75
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC).timestamp()  # published_from when none is given
 _TERM_FIRST_COST = 7  # a posting read term first, in admitted-first lookups (measured; see keyword_search)
 
 
@@ -277,6 +278,7 @@ class PostgresStore:
             "groups": sorted(scope.groups),
             "types": sorted(scope.doc_types),
             "filters": Jsonb(dict(scope.filters)),
+            "tf": datetime.fromtimestamp(max(scope.published_floor(), _EARLIEST), UTC),
         }
 
     def keyword_search(self, text: str, scope: Scope, k: int, unit: KeywordUnit = "chunk") -> list[ScoredId]:

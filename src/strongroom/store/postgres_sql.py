@@ -70,14 +70,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 
 # The versions a scope admits (see strongroom.store.scope for the rules), as a CTE: those
 # knowable at T, not deleted, that the reader's groups may read (the GIN index on acl finds
-# them) and that pass the type and metadata filters, less those that a later version of the
-# same document knowable at T supersedes. Starting from the ACL keeps a restrictive scope's
-# cost in proportion to what it admits, not to the whole catalogue.
+# them) and that pass the type, metadata and published-from filters, less those that a later
+# version of the same document knowable at T supersedes (published-from plays no part there:
+# it filters the current version, it never brings back a superseded one). Starting from the
+# ACL keeps a restrictive scope's cost in proportion to what it admits, not to the whole
+# catalogue.
 ADMITTED = """admitted AS (
     SELECT v.seq FROM versions v
     WHERE v.acl && %(groups)s::text[] AND NOT v.deleted AND v.published_at <= %(tp)s AND v.ingested_at <= %(ti)s
       AND (cardinality(%(types)s::text[]) = 0 OR v.doc_type = ANY(%(types)s::text[]))
-      AND v.metadata @> %(filters)s
+      AND v.metadata @> %(filters)s AND v.published_at >= %(tf)s
       AND NOT EXISTS (
         SELECT 1 FROM versions w
         WHERE w.document_id = v.document_id AND NOT w.deleted AND w.published_at <= %(tp)s AND w.ingested_at <= %(ti)s

@@ -10,7 +10,8 @@ cheap enough to compute inside every search. The rules, in order:
    ``published_at`` (then ``ingested_at``, then insertion order). Older ones are hidden.
 3. The current version is admitted only if its ACL intersects the principal's groups.
    A caller never falls back to an older version it may read: that version is superseded.
-4. ``doc_types`` and metadata ``filters`` (equality) narrow it further.
+4. ``doc_types``, metadata ``filters`` (equality) and ``published_from`` (the current
+   version's ``published_at`` at or after it) narrow it further.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class VersionTable:
             ok &= np.array([d in scope.doc_types for d in self.doc_types], dtype=bool)
         for key, value in scope.filters.items():
             ok &= np.array([m.get(key) == value for m in self.metadata], dtype=bool)
+        if scope.published_from is not None:
+            ok &= self.published >= scope.published_floor()
         return ok
 
     def chunk_mask(self, scope: Scope, chunk_version: npt.NDArray[np.int64]) -> BoolArray:
@@ -122,6 +125,7 @@ class VersionTable:
             float(int(now)),
             scope.doc_types,
             tuple(sorted(scope.filters.items())),
+            scope.published_floor(),
             len(chunk_version),
         )
         mask = self._masks.get(key)

@@ -131,6 +131,40 @@ class StoreContract:
         assert sources(Scope(frozenset({"public"}), doc_types=frozenset({"term_sheet"}))) == {"a.txt"}
         assert sources(Scope(frozenset({"public"}), filters={"desk": "fx"})) == {"b.txt"}
 
+    def test_published_from_filters_inside_the_search(self, store: Store, embedder: Embedder) -> None:
+        # 20 old notes published before the bound, 3 after it: a bounded top-3 is the 3 new
+        # ones, in both rankings (a filter after top-k would find none of them first)
+        for i in range(20):
+            store.write(make_version(embedder, f"old{i}.txt", [f"quarterly revenue report {i}"], published=T0))
+        for i in range(3):
+            store.write(make_version(embedder, f"new{i}.txt", [f"quarterly revenue note {i}"], published=T1))
+        bound = Scope(frozenset({"public"}), published_from=datetime(2024, 3, 1, tzinfo=UTC))
+        for results in (
+            store.keyword_search("quarterly revenue report", bound, 3),
+            store.vector_search(embedder.embed(["quarterly revenue report"])[0], bound, 3),
+        ):
+            assert {v.source for _, v in store.fetch([c for c, _ in results])} == {"new0.txt", "new1.txt", "new2.txt"}
+        at_t1 = Scope(frozenset({"public"}), published_from=T1)  # the bound itself is inside
+        assert len(store.keyword_search("quarterly revenue", at_t1, 30)) == 3
+        assert len(store.keyword_search("quarterly revenue", Scope(frozenset({"public"}), published_from=T0), 30)) == 23
+
+    def test_published_from_never_brings_back_a_superseded_version(self, store: Store, embedder: Embedder) -> None:
+        store.write(make_version(embedder, "guide.txt", ["Guidance: revenue of 100."], published=T0))
+        store.write(make_version(embedder, "guide.txt", ["Guidance: revenue of 200."], published=T1))
+
+        def texts(scope: Scope) -> set[str]:
+            ids = [c for c, _ in store.keyword_search("guidance revenue", scope, 10)]
+            ids += [c for c, _ in store.vector_search(embedder.embed(["guidance revenue"])[0], scope, 10)]
+            return {c.text for c, _ in store.fetch(ids)}
+
+        mid = datetime(2024, 3, 1, tzinfo=UTC)
+        assert texts(Scope(frozenset({"public"}), published_from=mid)) == {"Guidance: revenue of 200."}
+        # current at mid is the T0 version, which is before the bound: nothing, not the T1 one
+        assert texts(Scope(frozenset({"public"}), as_of=mid, published_from=datetime(2024, 2, 1, tzinfo=UTC))) == set()
+        assert texts(Scope(frozenset({"public"}), as_of=mid, published_from=T0)) == {"Guidance: revenue of 100."}
+        # after the current version: nothing, the older one stays superseded
+        assert texts(Scope(frozenset({"public"}), published_from=datetime(2024, 7, 1, tzinfo=UTC))) == set()
+
     def test_hybrid_search_over_the_protocol(self, store: Store, embedder: Embedder) -> None:
         store.write(make_version(embedder, "sales.txt", ["Total net sales rose to 82,959 million."]))
         store.write(make_version(embedder, "other.txt", ["An unrelated paragraph about offices."]))
