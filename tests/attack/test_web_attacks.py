@@ -188,11 +188,6 @@ def test_sign_in_returns_to_this_site_only(as_user: Env, target: str) -> None:
             assert "\\" not in where and "//" not in resolved.path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="owner: api/web/pages.py _next(): the pattern ends in '$', which also matches before a "
-    "trailing newline, so '/ui/ask\\n' is kept as the page to return to (use re.fullmatch or '\\Z')",
-)
 def test_the_return_address_is_validated_whole(as_user: Env) -> None:
     with browser(as_user) as client:
         start = client.get("/ui/auth/login", params={"next": "/ui/ask\n"})
@@ -663,11 +658,6 @@ def test_info_logs_keep_no_secret_question_document_text_or_credential(env: Env,
 # -- a session that outlives its credential --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="owner: api/web (sessions/state): a browser session started with an API key (dev sign-in) "
-    "keeps working after the key is revoked; it should end with the key",
-)
 def test_revoking_the_key_ends_a_session_it_started(env: Env) -> None:
     config = service_settings(env.provider, ui_client_id=CLIENT_ID, ui_api_key_login=True)
     with TestClient(create_app(env.settings, config, embedder=HashEmbedder(64)), follow_redirects=False) as dev:

@@ -39,7 +39,7 @@ _NEXT = re.compile(r"^/ui/[A-Za-z0-9/_-]{0,200}$")
 
 def _next(value: str | None) -> str:
     """A local page to return to after sign-in (never another site)."""
-    return value if value and _NEXT.match(value) else "/ui/ask"
+    return value if value and _NEXT.fullmatch(value) else "/ui/ask"  # fullmatch: "$" would let a final "\n" in
 
 
 def _secure(request: Request) -> bool:

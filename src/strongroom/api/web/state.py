@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import Request
@@ -75,7 +76,21 @@ async def current_session(request: Request) -> Session | None:
     sid = request.cookies.get(SESSION_COOKIE)
     if not sid:
         return None
-    return await asyncio.to_thread(web_state(request).sessions.lookup, sid)
+    sessions = web_state(request).sessions
+    session = await asyncio.to_thread(sessions.lookup, sid)
+    if session is not None and session.caller.method == "api-key" and not await _key_active(request, session):
+        await asyncio.to_thread(sessions.delete, sid)  # the key it signed in with was revoked or expired
+        return None
+    return session
+
+
+async def _key_active(request: Request, session: Session) -> bool:
+    """Whether the API key a (development-mode) session signed in with is still active: a
+    revocation, by the service or ``strongroom keys revoke``, ends its sessions at once."""
+    keys = request.app.state.service.keys
+    now = datetime.now(UTC)
+    listed = await asyncio.to_thread(keys.list)
+    return any(k.id == session.caller.key_id and k.active(now) for k in listed)
 
 
 async def session_caller(request: Request) -> Caller:
