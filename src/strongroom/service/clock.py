@@ -6,7 +6,9 @@ it (its ingestion). Both default to now and neither can pass now: a later value 
 
 A bare date (``2023-06-30``) means the **end of that day, UTC** (23:59:59.999999), on the
 CLI, over HTTP and in Python alike, so "as of June 30" includes what was published that day.
-A datetime without a zone is UTC.
+A datetime without a zone is UTC. ``published_from`` (a lower bound on publication, a filter
+rather than a clock) takes the same forms, except that a bare date is the **start** of that
+day, so "from June 1 as of June 30" includes both days; it may not be after ``as_of``.
 
 >>> parse_instant("2023-06-30", "as_of").isoformat()
 '2023-06-30T23:59:59.999999+00:00'
@@ -59,20 +61,38 @@ def _day(day: date, bare_date: str) -> datetime:
 
 @dataclass(frozen=True)
 class Clocks:
-    """The two clocks of one query, as asked and as applied (clamped to now).
+    """The two clocks of one query, as asked and as applied (clamped to now), and the lower
+    bound on publication that goes with them.
 
     ``as_of``/``known_at`` are what the caller asked for (None: now); ``applied()`` gives
     the instants every store filters with. The audit record keeps both, so a replay knows
-    what was asked and what was used.
+    what was asked and what was used. ``published_from``: only versions published then or
+    later (None: no lower bound).
     """
 
     as_of: datetime | None = None
     known_at: datetime | None = None
     now: datetime | None = None
+    published_from: datetime | None = None
 
     @classmethod
-    def parse(cls, as_of: TimeInput = None, known_at: TimeInput = None) -> Clocks:
-        return cls(parse_instant(as_of, "as_of"), parse_instant(known_at, "known_at"), utcnow())
+    def parse(cls, as_of: TimeInput = None, known_at: TimeInput = None, published_from: TimeInput = None) -> Clocks:
+        """The clocks as typed; a :class:`QueryError` for a value that is not a time, or for a
+        ``published_from`` after ``as_of`` (or after now), which could find nothing."""
+        clocks = cls(
+            parse_instant(as_of, "as_of"),
+            parse_instant(known_at, "known_at"),
+            utcnow(),
+            parse_instant(published_from, "published_from", bare_date="start"),
+        )
+        upper = clocks.applied()[0]
+        if clocks.published_from is not None and clocks.published_from > upper:
+            which = "as_of" if clocks.as_of is not None and clocks.as_of <= upper else "now"
+            raise QueryError(
+                f"published_from ({clocks.published_from.isoformat()}) is after {which} ({upper.isoformat()}): "
+                "nothing could match; give an earlier published_from or a later as_of"
+            )
+        return clocks
 
     def applied(self) -> tuple[datetime, datetime]:
         """(as_of, known_at) as the stores apply them: each one, or now if later or absent."""
@@ -87,4 +107,5 @@ class Clocks:
             "known_at": self.known_at.isoformat() if self.known_at else None,
             "applied_as_of": as_of.isoformat(),
             "applied_known_at": known_at.isoformat(),
+            "published_from": self.published_from.isoformat() if self.published_from else None,
         }

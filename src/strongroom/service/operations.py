@@ -150,7 +150,7 @@ class Operations:
     @staticmethod
     def scope(principal: Principal, view: View) -> tuple[Scope, Clocks]:
         """The one place a scope is built: groups, both clocks (clamped) and filters."""
-        clocks = Clocks.parse(view.as_of, view.known_at)
+        clocks = Clocks.parse(view.as_of, view.known_at, view.published_from)
         now = clocks.now or datetime.now(UTC)
         # a clock at or past now is now: leave it unset, so the store applies its own now
         as_of = clocks.as_of if clocks.as_of is not None and clocks.as_of < now else None
@@ -158,7 +158,12 @@ class Operations:
         if len(view.filters) > 32 or len(view.doc_types) > 32:
             raise QueryError("at most 32 filters and 32 document types")
         scope = Scope.for_principal(
-            principal, as_of=as_of, known_at=known_at, doc_types=view.doc_types, filters=view.filters
+            principal,
+            as_of=as_of,
+            known_at=known_at,
+            doc_types=view.doc_types,
+            filters=view.filters,
+            published_from=clocks.published_from,
         )
         return scope, clocks
 
@@ -175,7 +180,7 @@ class Operations:
         view: View, typed: dict[str, object], clocks: Clocks | None = None, **more: object
     ) -> dict[str, object]:
         """A record's filters: both clocks (as asked and as applied, once parsed), ``typed``, ``more``."""
-        asked = {"as_of": str(view.as_of or ""), "known_at": str(view.known_at or "")}
+        asked = {k: str(getattr(view, k) or "") for k in ("as_of", "known_at", "published_from")}
         return {**(clocks.describe() if clocks else asked), **typed, **more}
 
     @staticmethod

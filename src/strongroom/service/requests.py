@@ -70,12 +70,14 @@ def _is_text(value: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class View:
-    """The two clocks and the filters every read takes."""
+    """The two clocks and the filters every read takes. ``published_from``: only versions
+    published then or later (a bare date: the start of that day, UTC); not after ``as_of``."""
 
     as_of: TimeInput = None
     known_at: TimeInput = None
     doc_types: frozenset[str] = frozenset()
     filters: Mapping[str, str] = field(default_factory=frozen_meta)
+    published_from: TimeInput = None
 
     def __post_init__(self) -> None:
         texts = [v for v in vars(self).values() if isinstance(v, str)]
