@@ -252,3 +252,17 @@ def test_a_link_stops_opening_when_a_cited_document_is_closed_or_deleted(platfor
     opened = [r for r in audit(platform) if r["action"] == "conversations.shared"]
     assert [r["outcome"] for r in opened] == ["ok", "not_found", "ok", "not_found"]
     assert all(token not in str(r) for r in opened)  # the record names a prefix, never the whole token
+
+
+def test_a_model_written_answer_needs_every_passage_it_read_not_only_the_cited_ones(platform: Platform) -> None:
+    """A model may state, or mis-cite, what it read: its stored answer counts every passage
+    retrieved for it. The extractive generator's text is its citations', so only they count."""
+    owner = who("ana", "public", "research")
+    token = _shared(platform, owner, "What was Alphacorp revenue in the quarter?")
+    (turn,) = platform.open_shared(owner, token)[1].turns
+    zephyr = doc_id(platform, "zephyr")
+    read = {d for d, _ in turn.answer["context"]}
+    assert zephyr in read and zephyr not in cited_docs(turn.answer)  # extractive: the quotes decide
+    platform.open_shared(who("dan", "public"), token)
+    written = {**turn.answer, "generator": "llm:chat"}
+    assert zephyr in cited_docs(written)  # a model's answer: everything it read

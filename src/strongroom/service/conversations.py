@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StrongroomError
 from strongroom.ingest.understand.redaction import redact_query
+from strongroom.rag import EXTRACTIVE_VERSION
 from strongroom.service.clock import Clocks, TimeInput
 from strongroom.service.conversation_store import (
     Conversation,
@@ -122,6 +123,9 @@ def answer_record(answer: Answer, asked: str) -> dict[str, Any]:
         "citations": [_citation(x) for x in answer.citations],
         "generator": answer.generator,
         "metadata": dict(answer.metadata),
+        # every passage the generator read, cited or not: a model may state (or mis-cite) what
+        # it read, so whoever sees this answer later must be able to read all of them
+        "context": sorted({(h.version.document_id, h.version.id) for h in answer.hits}),
     }
 
 
@@ -130,11 +134,17 @@ def _withheld(answer: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def cited_versions(answer: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """(document id, version id) of every citation in a stored answer, claims included."""
+    """(document id, version id) of every citation in a stored answer, claims included, and,
+    when a model wrote it, of every passage the model read (``context``): a model may state
+    or mis-cite what it read, so showing its answer again requires all of them. The
+    extractive generator's text is its citations' quotes and labels, nothing else."""
     found: list[Mapping[str, Any]] = list(answer.get("citations", []))
     for claim in answer.get("claims", []):
         found += claim.get("citations", [])
-    return {(str(c["document_id"]), str(c["version_id"])) for c in found}
+    cited = {(str(c["document_id"]), str(c["version_id"])) for c in found}
+    if answer.get("generator") == EXTRACTIVE_VERSION:
+        return cited
+    return cited | {(str(d), str(v)) for d, v in answer.get("context", [])}
 
 
 def _kept(text: str) -> str:
