@@ -181,7 +181,8 @@ async def ask_in_conversation(
 ) -> TurnOut:
     """Ask in a conversation (the body of ``/v1/ask``). A short follow-up, or one that leans on
     the previous question ("and in 2022?"), is retrieved with the previous question's words
-    (``query`` in the reply); without clocks it keeps the previous turn's ``as_of``/``known_at``."""
+    (``query`` in the reply); without clocks it keeps the previous turn's ``as_of``/``known_at``
+    (``published_from``, ``doc_types`` and ``filters`` apply to this question only)."""
     svc = service(request)
     if body.k > svc.config.max_k:
         raise HTTPException(422, f"k is at most {svc.config.max_k}")
@@ -191,6 +192,7 @@ async def ask_in_conversation(
         model=body.model,
         as_of=body.as_of,
         known_at=body.known_at,
+        published_from=body.published_from,
         doc_types=frozenset(body.doc_types),
         filters=frozen_meta(body.filters),
     )

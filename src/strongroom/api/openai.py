@@ -89,6 +89,7 @@ async def chat_completions(
         model=body.model,
         as_of=body.as_of,
         known_at=body.known_at,
+        published_from=body.published_from,
         filters=frozen_meta(body.filters),
     )
     result = await svc.platform.ask(principal, ask, action="chat")

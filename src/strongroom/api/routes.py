@@ -65,6 +65,7 @@ async def search_route(body: SearchRequest, request: Request, principal: Who) ->
         k=_k(svc, body.k),
         as_of=body.as_of,
         known_at=body.known_at,
+        published_from=body.published_from,
         doc_types=frozenset(body.doc_types),
         filters=frozen_meta(body.filters),
     )
@@ -83,6 +84,7 @@ async def ask_route(body: AskRequest, request: Request, principal: Who) -> Answe
         model=body.model,
         as_of=body.as_of,
         known_at=body.known_at,
+        published_from=body.published_from,
         doc_types=frozenset(body.doc_types),
         filters=frozen_meta(body.filters),
     )

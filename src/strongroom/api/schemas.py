@@ -42,6 +42,12 @@ _KNOWN_AT = (
     "that time. Default and upper bound: now."
 )
 
+_PUBLISHED_FROM = (
+    "Only versions published (knowable) then or later: a date (YYYY-MM-DD: the start of that day, UTC) or an "
+    "ISO datetime (no zone: UTC). It filters the version current at the clocks (it never brings back an older "
+    "one) and may not be after as_of (422). Default: no lower bound."
+)
+
 
 class _Clocks(_In):
     as_of: str | None = Field(default=None, max_length=64, description=_AS_OF)
@@ -49,6 +55,7 @@ class _Clocks(_In):
 
 
 class _Query(_Clocks):
+    published_from: str | None = Field(default=None, max_length=64, description=_PUBLISHED_FROM)
     doc_types: list[str] = Field(default_factory=list, max_length=32)
     filters: dict[str, str] = Field(default_factory=dict, description="Metadata equality filters.")
 
@@ -268,4 +275,5 @@ class ChatRequest(BaseModel):
     k: int = Field(default=5, ge=1, le=1000)
     as_of: str | None = Field(default=None, max_length=64, description=_AS_OF)
     known_at: str | None = Field(default=None, max_length=64, description=_KNOWN_AT)
+    published_from: str | None = Field(default=None, max_length=64, description=_PUBLISHED_FROM)
     filters: dict[str, str] = Field(default_factory=dict)
