@@ -144,11 +144,29 @@ def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corp
     assert "Traceback" not in unknown.stderr
 
 
+def test_published_from_bounds_search_and_ask(tmp_path: Path, corpus: Path) -> None:
+    home = tmp_path / "home"
+    assert run(home, "ingest", str(corpus), "--published", "2024-01-02").returncode == 0
+
+    def hits(*args: str) -> list[dict[str, Any]]:
+        result = run(home, "search", "coupon revenue", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return list(json.loads(result.stdout)["hits"])
+
+    assert {h["document"] for h in hits("--published-from", "2024-01-02")} == {"desk.md", "q1.txt"}  # that day on
+    assert hits("--published-from", "2024-01-03") == []
+    asked = json.loads(
+        run(home, "ask", "What coupon do the notes pay?", "--published-from", "2024-01-03", "--json").stdout
+    )
+    assert asked["found"] is False
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["search", "x", "--as-of", "yesterday"], "not a date"),
         (["search", "x", "--filter", "novalue"], "KEY=VALUE"),
+        (["ask", "x", "--published-from", "2024-02-01", "--as-of", "2024-01-31"], "is after as_of"),
         (["search", "   "], "query is empty"),
         (["search", "x", "--groups", ","], "at least one group"),
         (["ingest", "/no/such/path"], "no such file"),

@@ -74,6 +74,14 @@ KnownAtOpt = Annotated[
         "With --as-of, replays what a query saw at that time.",
     ),
 ]
+PublishedFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--published-from",
+        help="Only what was published then or later: DATE (the start of that day, UTC) or ISO datetime; "
+        "not after --as-of.",
+    ),
+]
 DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only these document types (repeatable).")]
 
 

@@ -29,6 +29,7 @@ from strongroom.cli.common import (
     HomeOpt,
     JsonOpt,
     KnownAtOpt,
+    PublishedFromOpt,
     UserOpt,
     emit,
     err,
@@ -163,6 +164,7 @@ def search_cmd(
     k: KOpt = 10,
     as_of: AsOfOpt = None,
     known_at: KnownAtOpt = None,
+    published_from: PublishedFromOpt = None,
     filters: FilterOpt = None,
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
@@ -174,7 +176,7 @@ def search_cmd(
     with exits_on_error():
         request = SearchRequest(
             query=query, k=k, as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
-            filters=parse_pairs(filters, "--filter"),
+            filters=parse_pairs(filters, "--filter"), published_from=published_from,
         )  # fmt: skip
     with platform_session(home, user, groups) as (platform, principal):
         result = platform.search(principal, request)
@@ -194,6 +196,7 @@ def ask_cmd(
     k: KOpt = 5,
     as_of: AsOfOpt = None,
     known_at: KnownAtOpt = None,
+    published_from: PublishedFromOpt = None,
     filters: FilterOpt = None,
     doc_type: DocTypeOpt = None,
     user: UserOpt = None,
@@ -206,7 +209,7 @@ def ask_cmd(
     with exits_on_error():
         request = AskRequest(
             question=question, k=k, model=model, as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
-            filters=parse_pairs(filters, "--filter"),
+            filters=parse_pairs(filters, "--filter"), published_from=published_from,
         )  # fmt: skip
     with platform_session(home, user, groups) as (platform, principal):
         result = platform.ask(principal, request)
