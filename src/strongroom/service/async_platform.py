@@ -60,6 +60,7 @@ from strongroom.service.requests import (
     SearchResult,
     View,
 )
+from strongroom.service.tables import VersionTables, find_tables, read_version
 from strongroom.service.worker import dead_letters
 from strongroom.service.workspace import JOB_WINDOW, has_page_image, upload_job_ids
 from strongroom.types import Answer, Principal
@@ -203,6 +204,13 @@ class AsyncPlatform:
         checked = await self.on_store(read, principal, document_id, version_id, page, view)
         located = await asyncio.to_thread(highlight_span, checked, self._originals, *span, self._render_limits)
         return await self._done(located)
+
+    async def tables(
+        self, principal: Principal, document_id: str, version_id: str, view: View, *, index: int | None = None
+    ) -> VersionTables:
+        """The tables of a version: checked and read on the store's thread, found off it."""
+        checked = await self.on_store(read_version, self.ops, principal, document_id, version_id, view)
+        return await self._done(await asyncio.to_thread(find_tables, checked, index))
 
     async def job(self, principal: Principal, job_id: str) -> dict[str, object]:
         return await self._done(await self.on_store(self.ops.job, principal, job_id))

@@ -71,6 +71,7 @@ from strongroom.service.requests import (
     SearchResult,
     View,
 )
+from strongroom.service.tables import VersionTables, find_tables, read_version
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.sqlite import private_dir
 from strongroom.types import Answer, Principal
@@ -234,6 +235,20 @@ class Platform:
         """Where ``span`` of a page's text lies on its image: one box per line, fractions of the page."""
         checked = self.ops.page(principal, document_id, version_id, page, view or View(), action=HIGHLIGHT_ACTION)
         return self._done(highlight_span(checked, originals_folder(self.settings.home), *span, self._render_limits))
+
+    def tables(
+        self,
+        principal: Principal,
+        document_id: str,
+        version_id: str,
+        view: View | None = None,
+        *,
+        index: int | None = None,
+    ) -> VersionTables:
+        """The tables of a version ``principal`` may read, found in its stored page text;
+        ``index``: table number ``index`` (from 0) as ``.table``, NotFound past the end."""
+        checked = read_version(self.ops, principal, document_id, version_id, view or View())
+        return self._done(find_tables(checked, index))
 
     def find_document(self, principal: Principal, name: str, view: View | None = None) -> DocumentView:
         """A document ``principal`` may read, named by id, version id (or a prefix of either of

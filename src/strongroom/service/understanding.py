@@ -1,11 +1,13 @@
 """Document understanding over what the store holds, through the application layer (so a
 principal sees only the documents they may read): the stored term sheets and their fields,
-and a stored document rebuilt from its page text so that table cells cite it exactly; the
-tables of a file, or else of the stored document a name finds.
+and a stored document rebuilt from its page text so that offsets into it cite it exactly; the
+tables of a file, or else of the stored document a name finds (:meth:`Platform.tables`).
 
     with Platform.open(Settings()) as platform:
         rows = term_sheets(platform, principal, underlying="Apple")
-        tables = extract_tables(stored_document(platform, principal, "terms.csv"))
+        parsed = stored_document(platform, principal, "terms.csv")
+        doc = platform.find_document(principal, "terms.csv")
+        tables = platform.tables(principal, doc.document_id, doc.current.id).tables  # one audited read
     table = table_at(tables_in("terms.csv", Settings(), lambda: (platform, principal)), 0, "terms.csv")
 """
 
@@ -78,9 +80,10 @@ def tables_in(target: str, settings: Settings, reader: Callable[[], tuple[Platfo
         return extract_tables(parse_file(Path(target), settings))
     platform, principal = reader()
     try:
-        return extract_tables(stored_document(platform, principal, target))
+        doc = platform.find_document(principal, target)
     except NotFound as exc:
         raise NotFound(f"{target}: no such file, and {exc}") from exc
+    return list(platform.tables(principal, doc.document_id, doc.current.id).tables)
 
 
 def table_at(tables: list[Table], index: int, target: str) -> Table:
