@@ -29,6 +29,7 @@ from strongroom.auth import Caller, ServiceSettings
 from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import GatewayError, IngestError, NotFound, PermissionDenied, QueryError, StrongroomError
+from strongroom.ingest.bounded import warm_up
 
 __all__ = ["create_app"]
 
@@ -68,6 +69,13 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
 
 
+def _warm_up() -> None:
+    try:
+        warm_up()
+    except Exception:  # the first parse or drawing then starts it, or reports why it cannot
+        log.warning("the parse sandbox could not be started ahead of time", exc_info=True)
+
+
 def create_app(
     settings: Settings | None = None,
     service_settings: ServiceSettings | None = None,
@@ -85,12 +93,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         refusals = asyncio.create_task(svc.refusals.run())
+        # the sandbox's forkserver starts now, not on the first upload or page image
+        warming = asyncio.create_task(asyncio.to_thread(_warm_up))
         try:
             yield
         finally:
             refusals.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refusals
+            await warming
             await web.aclose()
             await svc.platform.aclose()
             await svc.limiter.aclose()

@@ -67,6 +67,7 @@ __all__ = [
     "run_bounded",
     "running_children",
     "stop_children",
+    "warm_up",
 ]
 
 #: What the child's answer may name as its error (the nearest of these in its class's MRO).
@@ -141,6 +142,12 @@ def stop_children(*, refuse_new: bool = True) -> int:
 def resume_children() -> None:
     """Accept runs again after :func:`stop_children`."""
     _CHILDREN.resume()
+
+
+def warm_up() -> None:
+    """Start this process's forkserver now (it imports the jobs' modules, about a second),
+    so the first parse or page drawing of a service does not wait for it."""
+    _CHILDREN.warm_up()
 
 
 def running_children() -> tuple[int, ...]:
@@ -228,6 +235,10 @@ class _Children:
             context.set_forkserver_preload(PRELOAD)
             self._context = context
         return self._context
+
+    def warm_up(self) -> None:
+        self._ctx()
+        forkserver.ensure_running()
 
     def run(self, job: Job, request: Any, data: bytes, bounds: Bounds) -> Reply:
         started = time.perf_counter()
