@@ -23,6 +23,8 @@ _LABELS = [
     "GET /v1/documents/{document_id}",
     "DELETE /v1/documents/{document_id}",
     "GET /v1/documents/{document_id}/versions/{version_id}/pages/{page}",
+    "GET /v1/documents/{document_id}/versions/{version_id}/tables",
+    "GET /v1/documents/{document_id}/versions/{version_id}/tables/{index}",
     "GET /v1/jobs/{job_id}",
     "GET /v1/audit",
     "GET /v1/models",

@@ -1,4 +1,5 @@
-"""Content routes under ``/v1``: search, ask, documents (their pages as text and images), ACLs, jobs, audit.
+"""Content routes under ``/v1``: search, ask, documents (their pages as text and images, their tables), ACLs,
+jobs, audit.
 
 Each route parses its request, hands it to the application layer with the caller's
 principal (:class:`~strongroom.service.AsyncPlatform`) and renders the result; the layer
@@ -23,6 +24,7 @@ from strongroom.api.schemas import (
     AclRequest,
     AnswerOut,
     AskRequest,
+    CellOut,
     DocumentList,
     DocumentOut,
     HighlightOut,
@@ -32,6 +34,9 @@ from strongroom.api.schemas import (
     PageOut,
     SearchOut,
     SearchRequest,
+    TableList,
+    TableOut,
+    TableSummaryOut,
     VersionOut,
 )
 from strongroom.api.service import Service, safe_name
@@ -196,6 +201,58 @@ async def get_page_highlight(
     boxes = await service(request).platform.page_highlight(principal, document_id, version_id, page, (start, end), view)
     response.headers.update(_PRIVATE)
     return HighlightOut(boxes=boxes)
+
+
+@router.get("/documents/{document_id}/versions/{version_id}/tables", response_model=TableList, tags=["documents"])
+async def list_tables(
+    document_id: str,
+    version_id: str,
+    request: Request,
+    response: Response,
+    principal: Who,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+) -> TableList:
+    """The tables found in a version's page text, in reading order: page, kind, size, first row."""
+    view = View(as_of=as_of, known_at=known_at)
+    found = await service(request).platform.tables(principal, document_id, version_id, view)
+    response.headers.update(_PRIVATE)
+    summaries = [TableSummaryOut.model_validate({"index": i, **t.summary()}) for i, t in enumerate(found.tables)]
+    return TableList(document_id=document_id, version_id=version_id, tables=summaries)
+
+
+@router.get(
+    "/documents/{document_id}/versions/{version_id}/tables/{index}", response_model=TableOut, tags=["documents"]
+)
+async def get_table(
+    document_id: str,
+    version_id: str,
+    index: int,
+    request: Request,
+    response: Response,
+    principal: Who,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+) -> TableOut:
+    """One table (``index`` from 0, as .../tables lists them): its header and its cells, each
+    with its figure and its span in the page's text; 404 past the last table."""
+    view = View(as_of=as_of, known_at=known_at)
+    table = (await service(request).platform.tables(principal, document_id, version_id, view, index=index)).table
+    response.headers.update(_PRIVATE)
+    cells = [
+        [CellOut(text=c.text, number=c.number, page=c.page, start=c.start, end=c.end) for c in r] for r in table.rows
+    ]
+    return TableOut(
+        document_id=document_id,
+        version_id=version_id,
+        index=index,
+        page=table.page,
+        kind=table.kind,
+        start=table.start,
+        end=table.end,
+        header=list(table.header),
+        rows=cells,
+    )
 
 
 @router.put("/documents/{document_id}/acl", tags=["documents"])

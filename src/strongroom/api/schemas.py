@@ -234,6 +234,50 @@ class HighlightOut(BaseModel):
     boxes: list[tuple[float, float, float, float]]
 
 
+class TableSummaryOut(BaseModel):
+    """Where a table is, its kind and size, and its first row."""
+
+    index: int = Field(description="Its number in the version (from 0): .../tables/{index} reads it.")
+    page: int
+    kind: str = Field(
+        description='"pipe": rows with header cells (DOCX, HTML, XLSX, CSV, Markdown); "figures": a statement\'s '
+        "lines of a label then figures (PDF), with no header cells."
+    )
+    rows: int
+    columns: int
+    first: list[str] = Field(description="The texts of its first body row.")
+
+
+class TableList(BaseModel):
+    document_id: str
+    version_id: str
+    tables: list[TableSummaryOut]
+
+
+class CellOut(BaseModel):
+    """One cell: its text, its figure when it is one, and its span in the page's text (as a citation's)."""
+
+    text: str
+    number: float | None = Field(description="The figure it prints: (265) is -265, $ 1.27 is 1.27; else null.")
+    page: int
+    start: int
+    end: int
+
+
+class TableOut(BaseModel):
+    """One table: its header texts (empty for a figure table) and its body rows of cells."""
+
+    document_id: str
+    version_id: str
+    index: int
+    page: int
+    kind: str
+    start: int = Field(description="Where the table starts in the page's text.")
+    end: int
+    header: list[str]
+    rows: list[list[CellOut]]
+
+
 class JobFile(BaseModel):
     name: str
     status: Literal["ingested", "duplicate", "failed"]
