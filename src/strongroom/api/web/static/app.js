@@ -45,9 +45,9 @@
     const source = String(data.get("source") || "").trim();
     if (docType) q.doc_types = [docType];
     if (source) q.filters.source = source;
-    for (const clock of ["as_of", "known_at"]) {
-      const value = String(data.get(clock) || "");
-      if (value) q[clock] = value;
+    for (const name of ["as_of", "known_at", "published_from"]) {
+      const value = String(data.get(name) || "");
+      if (value) q[name] = value;
     }
     return q;
   }
@@ -258,6 +258,7 @@
     };
     if (q.as_of) request.as_of = q.as_of;
     if (q.known_at) request.known_at = q.known_at;
+    if (q.published_from) request.published_from = q.published_from;
     const response = await api("POST", "/v1/chat/completions", request);
     if (!response.ok) throw new Error(await failure(response));
     const live = el("p", { class: "streaming" });
