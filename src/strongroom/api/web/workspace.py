@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from strongroom.api.web.render import NO_STORE, page, require_role, service, signed_in, unknown
 from strongroom.api.web.sessions import Session
 from strongroom.errors import NotFound
+from strongroom.ingest.understand.tables import Cell, Table
 from strongroom.service import DocumentsRequest, View
 from strongroom.types import DocumentVersion
 
@@ -66,6 +67,38 @@ class VersionRow:
             fields,
             dict(sorted(meta.items())),
         )
+
+
+MAX_TABLES = 100  # drawn on a document's page; the API lists them all
+
+
+@dataclass(frozen=True)
+class TableView:
+    """One table as a document's page shows it: its column headings (numbered where the
+    source has none, as in a PDF statement), which columns hold figures, and its rows."""
+
+    index: int
+    page: int
+    kind: str
+    headings: list[str]
+    figures: list[bool]
+    rows: list[list[Cell]]
+
+    @classmethod
+    def of(cls, index: int, table: Table) -> TableView:
+        n = table.columns
+        if table.header:
+            headings = [table.header[i] if i < len(table.header) else f"Column {i + 1}" for i in range(n)]
+        else:
+            headings = ["Item", *(f"Figure {i}" for i in range(1, n))]
+        columns = [[c for c in table.column(i) if c.text] for i in range(n)]
+        figures = [bool(col) and 2 * sum(c.number is not None for c in col) >= len(col) for col in columns]
+        return cls(index, table.page, table.kind, headings, figures, [list(r) for r in table.rows])
+
+    @property
+    def first(self) -> str:
+        """What its first row is about: its first cell's text."""
+        return self.rows[0][0].text if self.rows and self.rows[0] else ""
 
 
 # -- conversations -------------------------------------------------------------------------
@@ -129,19 +162,28 @@ async def documents_page(request: Request, q: Text = "", doc_type: Text = "") ->
 @router.get("/ui/documents/{document_id}", name="ui_document")
 async def document_page(request: Request, document_id: str) -> Response:
     """A document: its current version's fields (type, sensitivity, term-sheet fields), the
-    versions the user may read on a timeline, and its pages; "not found" when it may read none."""
+    versions the user may read on a timeline, its pages and its tables (each linking to its
+    page in the reader); "not found" when it may read none."""
     session = await signed_in(request)
     if not isinstance(session, Session):
         return session
     if len(document_id) > 200:
         return unknown(request, session)
+    platform, principal = service(request).platform, session.caller.principal
     try:
-        doc = await service(request).platform.document(session.caller.principal, document_id, View())
+        doc = await platform.document(principal, document_id, View())
     except NotFound:
         return unknown(request, session)
+    try:
+        tables = (await platform.tables(principal, document_id, doc.current.id, View())).tables
+    except NotFound:  # a version without pages (or gone since): nothing to show
+        tables = ()
     versions = [VersionRow.of(v) for v in sorted(doc.versions, key=lambda v: v.published_at, reverse=True)]
+    shown = [TableView.of(i, t) for i, t in enumerate(tables[:MAX_TABLES])]
+    # the reader offers the first pages, and every page a table links to
+    pages = [n for n in range(1, doc.current.pages + 1) if n <= 60 or any(t.page == n for t in shown)]
     context = _context(
-        session, doc=doc, current=VersionRow.of(doc.current), versions=versions, pages=range(1, doc.current.pages + 1)
+        session, doc=doc, current=VersionRow.of(doc.current), versions=versions, pages=pages, tables=shown
     )
     return page(request, "document.html", **context)
 
