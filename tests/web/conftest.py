@@ -171,8 +171,8 @@ def _no_browser(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # not the session: sync playwright holds an event loop on the
+def browser() -> Iterator[Any]:  # main thread, and later tests' asyncio.run() would then fail
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
