@@ -27,6 +27,7 @@ from strongroom.api.web.state import CSRF_FIELD, SESSION_COOKIE, WebState, curre
 from strongroom.auth import Caller
 from strongroom.auth.apikeys import KEY_PREFIX
 from strongroom.errors import AuthenticationError
+from strongroom.ingest.understand.termsheet import FIELDS as TERMSHEET_FIELDS
 
 __all__ = ["router"]
 
@@ -210,4 +211,5 @@ async def ask_page(request: Request) -> Response:
     session = await _signed_in(request)
     if not isinstance(session, Session):
         return session
-    return _page(request, "ask.html", session=session, caller=session.caller, csrf=session.csrf)
+    caller, fields = session.caller, TERMSHEET_FIELDS
+    return _page(request, "ask.html", session=session, caller=caller, csrf=session.csrf, termsheet_fields=fields)

@@ -45,6 +45,9 @@
     const source = String(data.get("source") || "").trim();
     if (docType) q.doc_types = [docType];
     if (source) q.filters.source = source;
+    const tsField = String(data.get("ts_field") || "");
+    const tsValue = String(data.get("ts_value") || "").trim();
+    if (tsField && tsValue) q.filters["ts." + tsField] = tsValue;  // term-sheet fields are ts.* metadata
     for (const name of ["as_of", "known_at", "published_from"]) {
       const value = String(data.get(name) || "");
       if (value) q[name] = value;
