@@ -16,7 +16,7 @@ import shutil
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from strongroom.api.deps import Who, service
@@ -53,6 +53,15 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1")
 AsOf = Annotated[str | None, Query(max_length=64, description="Only what was published by then (default: now).")]
 KnownAt = Annotated[str | None, Query(max_length=64, description="Only what was ingested by then (default: now).")]
+
+
+def _clocks(as_of: AsOf = None, known_at: KnownAt = None) -> View:
+    """The two clocks of a read of one document, as query parameters."""
+    return View(as_of=as_of, known_at=known_at)
+
+
+#: a document read's clocks (``?as_of=...&known_at=...``)
+Clocks = Annotated[View, Depends(_clocks)]
 
 
 def _k(svc: Service, k: int) -> int:
@@ -126,11 +135,9 @@ async def list_documents(
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, tags=["documents"])
-async def get_document(
-    document_id: str, request: Request, principal: Who, as_of: AsOf = None, known_at: KnownAt = None
-) -> DocumentOut:
+async def get_document(document_id: str, request: Request, principal: Who, view: Clocks) -> DocumentOut:
     """A document and the versions of it the caller may read (404 if it may read none)."""
-    doc = await service(request).platform.document(principal, document_id, View(as_of=as_of, known_at=known_at))
+    doc = await service(request).platform.document(principal, document_id, view)
     return _document(doc)
 
 
@@ -141,11 +148,9 @@ async def get_page(
     page: int,
     request: Request,
     principal: Who,
-    as_of: AsOf = None,
-    known_at: KnownAt = None,
+    view: Clocks,
 ) -> PageOut:
     """The text of one page of one version: what a citation points into."""
-    view = View(as_of=as_of, known_at=known_at)
     platform = service(request).platform
     shown = await platform.page(principal, document_id, version_id, page, view)
     has_image = await asyncio.to_thread(platform.page_has_image, shown)
@@ -167,12 +172,10 @@ async def get_page_image(
     page: int,
     request: Request,
     principal: Who,
-    as_of: AsOf = None,
-    known_at: KnownAt = None,
+    view: Clocks,
 ) -> Response:
     """A PDF page drawn as a PNG (about 1200 pixels wide) from the version's kept original;
     404 when the version is not a PDF or its original was not kept."""
-    view = View(as_of=as_of, known_at=known_at)
     image = await service(request).platform.page_image(principal, document_id, version_id, page, view)
     return Response(image.png, media_type="image/png", headers=_PRIVATE)
 
@@ -191,13 +194,11 @@ async def get_page_highlight(
     principal: Who,
     start: Annotated[int, Query(ge=0, description="First character of the span in the page's text.")],
     end: Annotated[int, Query(gt=0, description="One past the span's last character.")],
-    as_of: AsOf = None,
-    known_at: KnownAt = None,
+    view: Clocks,
 ) -> HighlightOut:
     """Where characters ``[start, end)`` of the page's text (a citation's span) lie on the page
     image: one box per line, ``[x0, y0, x1, y1]`` as fractions of the page, origin top-left.
     422 unless ``0 <= start < end <=`` the text's length."""
-    view = View(as_of=as_of, known_at=known_at)
     boxes = await service(request).platform.page_highlight(principal, document_id, version_id, page, (start, end), view)
     response.headers.update(_PRIVATE)
     return HighlightOut(boxes=boxes)
@@ -210,11 +211,9 @@ async def list_tables(
     request: Request,
     response: Response,
     principal: Who,
-    as_of: AsOf = None,
-    known_at: KnownAt = None,
+    view: Clocks,
 ) -> TableList:
     """The tables found in a version's page text, in reading order: page, kind, size, first row."""
-    view = View(as_of=as_of, known_at=known_at)
     found = await service(request).platform.tables(principal, document_id, version_id, view)
     response.headers.update(_PRIVATE)
     summaries = [TableSummaryOut.model_validate({"index": i, **t.summary()}) for i, t in enumerate(found.tables)]
@@ -231,12 +230,10 @@ async def get_table(
     request: Request,
     response: Response,
     principal: Who,
-    as_of: AsOf = None,
-    known_at: KnownAt = None,
+    view: Clocks,
 ) -> TableOut:
     """One table (``index`` from 0, as .../tables lists them): its header and its cells, each
     with its figure and its span in the page's text; 404 past the last table."""
-    view = View(as_of=as_of, known_at=known_at)
     table = (await service(request).platform.tables(principal, document_id, version_id, view, index=index)).table
     response.headers.update(_PRIVATE)
     cells = [
