@@ -167,3 +167,19 @@ def test_a_huge_page_is_read_only_near_the_chunk() -> None:
     claims = figure_claims("What was R&D?", [h], pages=reader)
     assert calls and "7,442" in claims[0].text
     assert claims[0].citations[0].char_start == len(filler)
+
+
+def test_a_table_of_another_issuer_does_not_answer_a_question_that_names_one() -> None:
+    """Asked about the Example Bank notes by someone who may not read them, NVIDIA's table of
+    its own notes is not the answer (the demo showed it as one): rows count only from hits
+    that mention a name the question gives."""
+    text = "Notes Due 2026 1,000 1,000\nNotes Due 2031 1,250 1,250\n"
+    nvidia = hit("2023 Q3 NVDA.pdf", 19, text, 0)
+    assert figure_claims("What is the coupon and issue price of the Example Bank senior notes?", [nvidia]) == []
+    assert figure_claims("What notes does NVIDIA have due in 2031?", [hit("NVIDIA 10-Q", 19, text, 0)])
+
+
+def test_the_row_asked_for_comes_before_the_rest_of_its_section() -> None:
+    claims = figure_claims("What were total net sales?", [hit("q3.txt", 4, _INCOME, 0)])
+    first = claims[0].text
+    assert first.index("Total net sales, in millions") < first.index("Products, in millions")

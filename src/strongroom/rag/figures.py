@@ -60,6 +60,13 @@ _KINDS = (
     (re.compile(r"\bquarter(?:ly)?\b|\bthree months\b|\bQ[1-4]\b", re.I), "three months"),
     (re.compile(r"\b(?:fiscal |full[- ])year\b|\bannual\b|\btwelve months\b", re.I), "year"),
 )
+_CAPITALISED = re.compile(r"\b[A-Z][\w&.'\u2019-]*")
+_NOT_NAMES = frozenset(
+    """what how which who whom whose when where why did does do is are was were can could has have had in
+    for from of the and or to on at by with as compare examine analyze analyse describe explain list
+    give show tell please q1 q2 q3 q4 h1 h2 fy ytd yoy qoq 10-q 10-k 8-k r&d sg&a eps pp&e capex ebitda
+    gaap ceo cfo us usd eur gbp""".split()
+)
 # words that qualify a line item without naming one ("Total" alone answers nothing)
 _GENERIC = frozenset(tokenize("total net other gross"))
 # words that name a period, not a line item ("Balance as of July" is not about July)
@@ -393,6 +400,22 @@ def _with_section(rows: list[Row], every: Sequence[Row], hits: Sequence[Hit]) ->
     return out
 
 
+def _entities(question: str) -> frozenset[str]:
+    """The index terms of the names a question gives (capitalised words after its first:
+    companies, products, segments), less question words, periods and finance acronyms."""
+    words = _CAPITALISED.findall(question)[1:] if question[:1].isupper() else _CAPITALISED.findall(question)
+    return frozenset(t for w in words if w.lower() not in _NOT_NAMES for t in tokenize(w)) - _PERIOD_WORDS
+
+
+def _about(hit: Hit, named: frozenset[str]) -> bool:
+    """Whether a hit's document or chunk mentions any name the question gives (a question
+    about the Example Bank notes is not answered by NVIDIA's table of notes)."""
+    if not named:
+        return True
+    chunk = hit.chunk
+    return bool(named & frozenset(tokenize(f"{hit.version.title}\n{chunk.context}\n{chunk.text}")))
+
+
 def figure_claims(
     question: str, hits: Sequence[Hit], pages: PageReader | None = None, *, max_tables: int = 4
 ) -> list[Claim]:
@@ -402,7 +425,8 @@ def figure_claims(
     asked = frozenset(tokenize(question))
     expanded = asked | frozenset(synonym_terms(question))
     statements = frozenset(statements_asked(question))
-    every = rows_of(hits, pages)
+    named = _entities(question)
+    every = [r for r in rows_of(hits, pages) if _about(hits[r.hit_index], named)]
     titles = [frozenset(tokenize(h.version.title)) for h in hits]
     scored = [(s, r) for r in every if (s := _score(r, asked, expanded, statements, titles[r.hit_index])) > 0]
     if not scored:
@@ -428,8 +452,10 @@ def figure_claims(
         series = _series(ordered[0][1], [r for s, r in ordered if s >= 0.75 * best], hits, kind)
         claims.extend([series] if series else [])
     for group in ranked:
-        rows = _with_section([r for _, r in group], every, hits)
-        rows = sorted(rows, key=lambda r: hits[r.hit_index].chunk.char_start + r.start)[:8]
+        matched = sorted((r for _, r in group), key=lambda r: hits[r.hit_index].chunk.char_start + r.start)
+        section = _with_section(matched, every, hits)[len(matched) :]
+        # what the question asked for first, then the rest of its section, in page order
+        rows = (matched + sorted(section, key=lambda r: hits[r.hit_index].chunk.char_start + r.start))[:8]
         text = _describe(rows, hits[rows[0].hit_index], change, kind)
         if share and len(rows) > 1:
             text += " " + _shares(rows)
