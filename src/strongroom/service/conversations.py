@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from strongroom.errors import NotFound, PermissionDenied, QueryError, StrongroomError
+from strongroom.errors import NotFound, QueryError, StrongroomError
 from strongroom.ingest.understand.redaction import redact_query
 from strongroom.rag import EXTRACTIVE_VERSION
 from strongroom.service.clock import Clocks, TimeInput
@@ -179,25 +179,6 @@ class Conversations:
     def close(self) -> None:
         self.store.close()
 
-    def _run(
-        self,
-        principal: Principal,
-        action: str,
-        fields: dict[str, object],
-        body: Callable[[], tuple[T, dict[str, object]]],
-    ) -> Outcome[T]:
-        """Run ``body`` (the value and the record's extra fields), auditing its outcome either way."""
-        try:
-            value, extra = body()
-        except StrongroomError as exc:
-            return self._failed(principal, action, exc, **fields)
-        return Outcome(value, None, (self.ops.record(principal, action, **{**fields, **extra}),))
-
-    def _failed(self, principal: Principal, action: str, exc: StrongroomError, **fields: object) -> Outcome[T]:
-        word = "not_found" if isinstance(exc, NotFound) else "denied" if isinstance(exc, PermissionDenied) else "error"
-        record = self.ops.record(principal, action, **{**fields, "outcome": word, "detail": str(exc)[:500]})
-        return Outcome(None, exc, (record,))
-
     # -- shared pieces ---------------------------------------------------------------------
 
     def _own(self, principal: Principal, conversation_id: str) -> Thread:
@@ -242,7 +223,7 @@ class Conversations:
             self.store.save(conversation)
             return conversation, {"target": conversation.id}
 
-        return self._run(principal, "conversations.create", {}, body)
+        return self.ops.run_audited(principal, "conversations.create", {}, body)
 
     def mine(self, principal: Principal) -> Outcome[list[Conversation]]:
         """``principal``'s conversations, newest first."""
@@ -252,7 +233,7 @@ class Conversations:
             found = self.store.conversations(principal.name)
             return found, {"detail": f"{len(found)} conversations"}
 
-        return self._run(principal, "conversations.list", {}, body)
+        return self.ops.run_audited(principal, "conversations.list", {}, body)
 
     def get(self, principal: Principal, conversation_id: str) -> Outcome[Thread]:
         """One of ``principal``'s conversations, each answer re-checked (withheld if unreadable)."""
@@ -261,7 +242,7 @@ class Conversations:
             self.ops.require(principal, "reader")
             return self._shown(principal, self._own(principal, conversation_id)), {}
 
-        return self._run(principal, "conversations.get", {"target": conversation_id}, body)
+        return self.ops.run_audited(principal, "conversations.get", {"target": conversation_id}, body)
 
     def delete(self, principal: Principal, conversation_id: str) -> Outcome[str]:
         """Delete one of ``principal``'s conversations with its turns, feedback and links."""
@@ -272,7 +253,7 @@ class Conversations:
             self.store.delete(conversation_id)
             return conversation_id, {}
 
-        return self._run(principal, "conversations.delete", {"target": conversation_id}, body)
+        return self.ops.run_audited(principal, "conversations.delete", {"target": conversation_id}, body)
 
     # -- asking ------------------------------------------------------------------------------
 
@@ -296,7 +277,7 @@ class Conversations:
             if last is not None and request.as_of is None and request.known_at is None:
                 ask = replace(ask, as_of=last.as_of, known_at=last.known_at)
         except StrongroomError as exc:
-            return self._failed(principal, "conversations.ask", exc, target=conversation_id or "")
+            return self.ops.refused(principal, "conversations.ask", exc, target=conversation_id or "")
         follow = FollowUp(conversation, conversation_id is None, shown, ask)
         return Outcome(follow, None, ())
 
@@ -325,7 +306,7 @@ class Conversations:
             self.store.save(turn)
             return turn, {"detail": f"turn {turn.id}", "filters": {"answer_seq": audit_seq, "new": follow.new}}
 
-        return self._run(principal, "conversations.turn", {"target": conversation.id}, body)
+        return self.ops.run_audited(principal, "conversations.turn", {"target": conversation.id}, body)
 
     # -- feedback ----------------------------------------------------------------------------
 
@@ -349,7 +330,8 @@ class Conversations:
             self.store.save(given)
             return given, {"filters": {"rating": rating, "answer_seq": turn.audit_seq}}
 
-        return self._run(principal, "conversations.feedback", {"target": f"{conversation_id}/{turn_id}"}, body)
+        target: dict[str, object] = {"target": f"{conversation_id}/{turn_id}"}
+        return self.ops.run_audited(principal, "conversations.feedback", target, body)
 
     def export(self, principal: Principal) -> Outcome[list[dict[str, Any]]]:
         """``principal``'s own feedback for evaluation, oldest conversation first: one dict per
@@ -369,7 +351,7 @@ class Conversations:
                         lines.append(_line(turn, given))
             return lines, {"detail": f"{len(lines)} rated answers"}
 
-        return self._run(principal, "feedback.export", {}, body)
+        return self.ops.run_audited(principal, "feedback.export", {}, body)
 
     # -- sharing -----------------------------------------------------------------------------
 
@@ -385,7 +367,7 @@ class Conversations:
             self.store.save(link)
             return link, {"filters": {"as_of": pinned}}
 
-        return self._run(principal, "conversations.share", {"target": conversation_id}, body)
+        return self.ops.run_audited(principal, "conversations.share", {"target": conversation_id}, body)
 
     def open_shared(self, principal: Principal, token: str) -> Outcome[tuple[Share, Thread]]:
         """The shared conversation, for a reader who may read every version it cites at the
@@ -404,7 +386,7 @@ class Conversations:
             return (link, shown), {"filters": {"as_of": link.as_of, "conversation": thread.conversation.id}}
 
         # the record names the link by a prefix of its token: enough to trace, not to open
-        return self._run(principal, "conversations.shared", {"target": token[:8]}, body)
+        return self.ops.run_audited(principal, "conversations.shared", {"target": token[:8]}, body)
 
 
 def _line(turn: Turn, given: Feedback) -> dict[str, Any]:

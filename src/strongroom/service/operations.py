@@ -114,11 +114,11 @@ class Operations:
         """One audit record of ``principal`` doing ``action`` (the query redacted, with its HMAC)."""
         return event(principal, action, self.redactor, **fields)  # type: ignore[arg-type]
 
-    def _failed(self, principal: Principal, action: str, exc: StrongroomError, **fields: object) -> Outcome[T]:
+    def refused(self, principal: Principal, action: str, exc: StrongroomError, **fields: object) -> Outcome[T]:
         record = self.record(principal, action, **{**fields, "outcome": _outcome_word(exc), "detail": str(exc)[:500]})
         return Outcome(None, exc, (record,))
 
-    def _run(
+    def run_audited(
         self,
         principal: Principal,
         action: str,
@@ -130,7 +130,7 @@ class Operations:
         try:
             value, extra = body()
         except StrongroomError as exc:
-            return self._failed(principal, action, exc, **fields)
+            return self.refused(principal, action, exc, **fields)
         return Outcome(value, None, (self.record(principal, action, **{**fields, **extra}),))
 
     @staticmethod
@@ -144,7 +144,7 @@ class Operations:
         try:
             self.require(principal, role)
         except PermissionDenied as exc:
-            return self._failed(principal, action, exc)
+            return self.refused(principal, action, exc)
         return Outcome(None, None, ())
 
     @staticmethod
@@ -218,7 +218,7 @@ class Operations:
             hits = self._entitled(principal, found)
             return SearchResult(hits, clocks), {"chunks": chunk_refs(hits)}
 
-        return self._run(principal, "search", fields, body)
+        return self.run_audited(principal, "search", fields, body)
 
     def retrieve(
         self,
@@ -247,7 +247,7 @@ class Operations:
             )
             hits = self._entitled(principal, found)
         except StrongroomError as exc:
-            return self._failed(principal, action, exc, query=request.question, filters=filters)
+            return self.refused(principal, action, exc, query=request.question, filters=filters)
         filters = self._filters(request, typed, clocks, k=request.k, model=route)
         return Outcome(Retrieved(scope, clocks, hits, filters), None, ())
 
@@ -263,7 +263,7 @@ class Operations:
             if not cited <= {h.version.id for h in retrieved.hits}:
                 raise StoreError("internal error: the answer cites a version that was not retrieved")
         except StrongroomError as exc:
-            return self._failed(principal, action, exc, query=request.question, filters=filters)
+            return self.refused(principal, action, exc, query=request.question, filters=filters)
         meta = dict(answer.metadata)
         generator = meta.get("deployment") or answer.generator
         record = self.record(
@@ -292,7 +292,7 @@ class Operations:
             return page, {"filters": filters, "detail": f"{len(page)} documents"}
 
         typed = self._typed(request)
-        return self._run(principal, "documents.list", {"filters": self._filters(request, typed)}, body)
+        return self.run_audited(principal, "documents.list", {"filters": self._filters(request, typed)}, body)
 
     def document(self, principal: Principal, document_id: str, view: View) -> Outcome[DocumentView]:
         """One document and its versions the principal may read (NotFound if none)."""
@@ -304,7 +304,7 @@ class Operations:
                 raise NotFound("no such document")
             return seen[document_id], {"filters": self._filters(view, self._typed(view), clocks)}
 
-        return self._run(principal, "documents.get", {"target": document_id}, body)
+        return self.run_audited(principal, "documents.get", {"target": document_id}, body)
 
     def find_document(self, principal: Principal, name: str, view: View) -> Outcome[DocumentView]:
         """The one document ``principal`` may read that ``name`` names: its id, a version's id (or
@@ -327,7 +327,7 @@ class Operations:
                 )
             return found[0], {"target": found[0].document_id, "filters": self._filters(view, self._typed(view), clocks)}
 
-        return self._run(principal, "documents.find", {"target": name}, body)
+        return self.run_audited(principal, "documents.find", {"target": name}, body)
 
     def page(
         self,
@@ -357,7 +357,7 @@ class Operations:
                 "filters": self._filters(view, self._typed(view), clocks)
             }
 
-        return self._run(principal, action, {"target": f"{document_id}/{version_id}/{page}"}, body)
+        return self.run_audited(principal, action, {"target": f"{document_id}/{version_id}/{page}"}, body)
 
     def job(self, principal: Principal, job_id: str) -> Outcome[dict[str, object]]:
         """An ingestion job: for the principal who submitted it, or an admin."""
@@ -372,7 +372,7 @@ class Operations:
                 raise NotFound("no such job")
             return row, {}
 
-        return self._run(principal, "jobs.get", {"target": job_id}, body)
+        return self.run_audited(principal, "jobs.get", {"target": job_id}, body)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -435,7 +435,7 @@ class Operations:
             versions = tuple((f.document_id, f.version_id) for f in report.files if f.status == "ingested")
             return report, {"target": job_id or report.job_id, "chunks": versions, "detail": summary}
 
-        outcome = self._run(principal, "ingest", fields, body)
+        outcome = self.run_audited(principal, "ingest", fields, body)
         refused = tuple(
             self.record(
                 principal,
@@ -467,7 +467,7 @@ class Operations:
                 remove_original(originals_folder(self.settings.home), version_id)
             return deleted, {"detail": f"versions {','.join(deleted)}"}
 
-        return self._run(principal, "documents.delete", {"target": document_id}, body)
+        return self.run_audited(principal, "documents.delete", {"target": document_id}, body)
 
     def set_acl(self, principal: Principal, document_id: str, acl: frozenset[str]) -> Outcome[AclChange]:
         """Change who may read a document (admins who may read it), recorded with before and after."""
@@ -486,7 +486,8 @@ class Operations:
             filters = {"before": sorted(before), "after": sorted(after), "versions": list(changed)}
             return change, {"filters": filters, "detail": detail}
 
-        return self._run(principal, "acl.set", {"target": document_id, "filters": {"after": sorted(after)}}, body)
+        fields: dict[str, object] = {"target": document_id, "filters": {"after": sorted(after)}}
+        return self.run_audited(principal, "acl.set", fields, body)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -553,7 +554,7 @@ class Operations:
                 "detail": f"expires {expiry}",
             }
 
-        return self._run(principal, "keys.create", fields, body)
+        return self.run_audited(principal, "keys.create", fields, body)
 
     def revoke_key(self, principal: Principal, keys: ApiKeyStore, key_id: str) -> Outcome[str]:
         """Revoke a key at once (admins). Thread-safe."""
@@ -564,7 +565,7 @@ class Operations:
                 raise NotFound(f"no active key {key_id!r}; see `strongroom keys list`")
             return key_id, {}
 
-        return self._run(principal, "keys.revoke", {"target": key_id}, body)
+        return self.run_audited(principal, "keys.revoke", {"target": key_id}, body)
 
     def audited(
         self, principal: Principal, action: str, fn: Callable[[], U], *, role: str = "admin", **fields: object
@@ -576,4 +577,4 @@ class Operations:
             self.require(principal, role)
             return fn(), {}
 
-        return self._run(principal, action, dict(fields), body)
+        return self.run_audited(principal, action, dict(fields), body)
