@@ -49,21 +49,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from strongroom.testing.browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "sec10q"
 FILINGS = ("2023 Q2 AAPL.pdf", "2023 Q3 AAPL.pdf", "2023 Q3 NVDA.pdf")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/web/conftest.py launches it
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 GROUPS = frozenset({"public", "strongroom-readers", "strongroom-ingesters", "strongroom-admins"})
 WARM_UP = "What were Apple's total net sales in the quarter ended July 1, 2023?"  # make demo's first question
 

@@ -31,24 +31,12 @@ from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
+from strongroom.testing.browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.api.conftest import service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import CLIENT_ID, Provider, User, serve_provider
 from tests.ingest.pdf_fixtures import make_pdf
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
 PUBLIC = ["readers", "public"]
 RESEARCH = ["readers", "public", "research"]
