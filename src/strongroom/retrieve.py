@@ -188,8 +188,10 @@ def _by_page(store: Index, fused: list[tuple[str, float]], query: str, fusion: F
     for each other (``fusion.page`` of the others' scores), and a chunk on a page of the
     statement the question asks about (a balance sheet for inventories) gains
     ``fusion.statement`` of its score. The rest keep their order below."""
-    head, tail = fused[: fusion.rerank], fused[fusion.rerank :]
     asked = statements_asked(query)
+    if not asked and not fusion.page:
+        return fused  # nothing would move: spare the fetch of the top chunks
+    head, tail = fused[: fusion.rerank], fused[fusion.rerank :]
     fetched = store.fetch([cid for cid, _ in head])
     page_of = {c.id: (c.version_id, c.page) for c, _ in fetched}
     statement: dict[tuple[str, int], str | None] = {}
