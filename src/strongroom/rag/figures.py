@@ -161,10 +161,15 @@ def _last_statement(text: str) -> str | None:
     return None
 
 
-def rows_of(hits: Sequence[Hit], pages: PageReader | None = None) -> list[Row]:
-    """Every table row in the hits' chunks, with what the page says about its columns."""
+def rows_of(
+    hits: Sequence[Hit], pages: PageReader | None = None, keep: Callable[[Hit], bool] | None = None
+) -> list[Row]:
+    """Every table row in the hits' chunks (those ``keep`` admits), with what the page says
+    about its columns."""
     rows: list[Row] = []
     for i, hit in enumerate(hits):
+        if keep is not None and not keep(hit):
+            continue  # its page is not even read
         page = _page_of(hit, pages)
         chunk_end = page.offset + len(hit.chunk.text)
         for n, (start, end, kind) in enumerate(page.lines):
@@ -426,7 +431,7 @@ def figure_claims(
     expanded = asked | frozenset(synonym_terms(question))
     statements = frozenset(statements_asked(question))
     named = _entities(question)
-    every = [r for r in rows_of(hits, pages) if _about(hits[r.hit_index], named)]
+    every = rows_of(hits, pages, keep=lambda hit: _about(hit, named))
     titles = [frozenset(tokenize(h.version.title)) for h in hits]
     scored = [(s, r) for r in every if (s := _score(r, asked, expanded, statements, titles[r.hit_index])) > 0]
     if not scored:
