@@ -14,14 +14,13 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from strongroom.api.deps import Who, service
+from strongroom.api.routes import ask_of
 from strongroom.api.schemas import AnswerOut, AskRequest
-from strongroom.service import AskRequest as Ask
 from strongroom.service.conversation_store import Conversation, Feedback, Thread, Turn
-from strongroom.types import frozen_meta
 
 __all__ = ["router"]
 
@@ -184,19 +183,7 @@ async def ask_in_conversation(
     (``query`` in the reply); without clocks it keeps the previous turn's ``as_of``/``known_at``
     (``published_from``, ``doc_types`` and ``filters`` apply to this question only)."""
     svc = service(request)
-    if body.k > svc.config.max_k:
-        raise HTTPException(422, f"k is at most {svc.config.max_k}")
-    question = Ask(
-        question=body.question,
-        k=body.k,
-        model=body.model,
-        as_of=body.as_of,
-        known_at=body.known_at,
-        published_from=body.published_from,
-        doc_types=frozenset(body.doc_types),
-        filters=frozen_meta(body.filters),
-    )
-    turn = await svc.platform.converse(principal, conversation_id, question)
+    turn = await svc.platform.converse(principal, conversation_id, ask_of(svc, body))
     response.headers.update(_PRIVATE)
     return TurnOut.of(turn)
 

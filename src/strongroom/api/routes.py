@@ -70,6 +70,20 @@ def _k(svc: Service, k: int) -> int:
     return k
 
 
+def ask_of(svc: Service, body: AskRequest) -> Ask:
+    """The application layer's request for an ask's body (``/v1/ask`` and a conversation's)."""
+    return Ask(
+        question=body.question,
+        k=_k(svc, body.k),
+        model=body.model,
+        as_of=body.as_of,
+        known_at=body.known_at,
+        published_from=body.published_from,
+        doc_types=frozenset(body.doc_types),
+        filters=frozen_meta(body.filters),
+    )
+
+
 @router.post("/search", response_model=SearchOut, tags=["retrieval"])
 async def search_route(body: SearchRequest, request: Request, principal: Who) -> SearchOut:
     """The top ``k`` passages the caller may read, with where each one is."""
@@ -92,17 +106,7 @@ async def ask_route(body: AskRequest, request: Request, principal: Who) -> Answe
     """An answer from the documents the caller may read, each claim with citations; written by the
     extractive generator, or by the model route ``model`` when the caller may use it."""
     svc = service(request)
-    question = Ask(
-        question=body.question,
-        k=_k(svc, body.k),
-        model=body.model,
-        as_of=body.as_of,
-        known_at=body.known_at,
-        published_from=body.published_from,
-        doc_types=frozenset(body.doc_types),
-        filters=frozen_meta(body.filters),
-    )
-    answer, seq = await svc.platform.ask_recorded(principal, question)
+    answer, seq = await svc.platform.ask_recorded(principal, ask_of(svc, body))
     return AnswerOut.of(answer, seq)
 
 
