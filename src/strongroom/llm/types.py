@@ -16,6 +16,8 @@ __all__ = [
     "ChatResult",
     "Delta",
     "Failover",
+    "ToolCall",
+    "ToolSpec",
     "Usage",
     "estimate_tokens",
     "prompt_tokens_estimate",
@@ -33,11 +35,35 @@ def estimate_tokens(text: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool a model may call (OpenAI's ``{"type": "function", "function": ...}``):
+    its name, what it does, and its arguments as a JSON Schema object."""
+
+    name: str
+    description: str
+    parameters: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A model's call of a tool. ``arguments`` is the JSON text exactly as the model wrote
+    it (it may be malformed: the caller parses and validates it, never the backend)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """One message of a conversation. ``role`` is ``system``, ``user`` or ``assistant``."""
+    """One message of a conversation. ``role`` is ``system``, ``user``, ``assistant`` or
+    ``tool``. An assistant message may carry ``tool_calls``; a ``tool`` message answers the
+    call named by ``tool_call_id`` (its ``content`` is the tool's result, sent as data)."""
 
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 def prompt_tokens_estimate(messages: Iterable[ChatMessage]) -> int:
@@ -70,6 +96,8 @@ class ChatRequest:
     user: str | None = None
     request_id: str | None = None
     allow_mid_stream_failover: bool = False
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None  # "auto", "none", "required" (None: the backend's default)
 
     @classmethod
     def of(cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object) -> ChatRequest:
@@ -94,11 +122,14 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class Delta:
     """A piece of a streamed answer. The last delta of a stream carries ``finish_reason``
-    (``stop``, ``length``, ...) and, when the backend reports it, ``usage``."""
+    (``stop``, ``length``, ``tool_calls``, ...) and, when the backend reports it, ``usage``.
+    ``tool_calls``: whole tool calls (a backend assembles the streamed fragments and yields
+    each call once, complete, before or with the last delta)."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +160,4 @@ class ChatResult:
     latency_s: float = 0.0
     request_id: str | None = None
     attempts: int = 1
+    tool_calls: tuple[ToolCall, ...] = ()
