@@ -134,6 +134,16 @@ class Settings(BaseSettings):
     key_default_days: int = Field(default=90, ge=1, le=3650, description="Lifetime of a key created without one.")
     key_max_days: int = Field(default=365, ge=1, le=3650, description="Longest lifetime a key may be given.")
     key_allow_no_expiry: bool = Field(default=False, description="Allow keys that never expire (--no-expiry).")
+    dataset_max_rows: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Rows one dataset query returns at most (more are cut, and the result says so); a query "
+        "may ask for fewer.",
+    )
+    dataset_query_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Engine time one dataset query may take before it is stopped."
+    )
     query_hash_key: Path | None = Field(
         default=None,
         description="Secret for the keyed hash of each query in the audit log (default HOME/keys/query-hmac.key, "
