@@ -12,7 +12,8 @@ EXPECTED = {
     "GatewayMetrics", "GatewayStream", "InProcessBuckets", "Limits", "LocalModel", "NoDeploymentAvailable",
     "OpenAICompatible", "PromptTooLarge", "Rate", "RateLimited", "RedisBuckets", "RequestRejected",
     "RetryPolicy", "Route", "RouteSource", "RouteStore", "StaticRoutes", "StreamInterrupted", "Target",
-    "Timeouts", "UnknownRoute", "Usage", "build_deployment", "complete", "open_gateway",
+    "Timeouts", "ToolCall", "ToolSpec", "UnknownRoute", "Usage", "build_deployment", "complete",
+    "complete_with_tools", "open_gateway",
 }  # fmt: skip
 
 

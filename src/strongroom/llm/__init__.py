@@ -44,10 +44,10 @@ from strongroom.llm.gateway import Deployment, Gateway, GatewayStream
 from strongroom.llm.limits import BucketStore, Budget, InProcessBuckets, Limits, Rate
 from strongroom.llm.metrics import GatewayMetrics
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
-from strongroom.llm.protocol import ChatModel, complete
+from strongroom.llm.protocol import ChatModel, complete, complete_with_tools
 from strongroom.llm.route_config import RouteStore
 from strongroom.llm.routing import RetryPolicy, Route, RouteSource, StaticRoutes, Target
-from strongroom.llm.types import ChatMessage, ChatRequest, ChatResult, Delta, Failover, Usage
+from strongroom.llm.types import ChatMessage, ChatRequest, ChatResult, Delta, Failover, ToolCall, ToolSpec, Usage
 
 if TYPE_CHECKING:
     from strongroom.llm.local import LocalModel
@@ -99,10 +99,13 @@ __all__ = [
     "StreamInterrupted",
     "Target",
     "Timeouts",
+    "ToolCall",
+    "ToolSpec",
     "UnknownRoute",
     "Usage",
     "build_deployment",
     "complete",
+    "complete_with_tools",
     "open_gateway",
 ]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from strongroom.llm.types import ChatRequest, Delta, Usage, estimate_tokens, prompt_tokens_estimate
+from strongroom.llm.types import ChatRequest, Delta, ToolCall, Usage, estimate_tokens, prompt_tokens_estimate
 
-__all__ = ["ChatModel", "aclose", "complete"]
+__all__ = ["ChatModel", "aclose", "complete", "complete_with_tools"]
 
 
 @runtime_checkable
@@ -51,8 +51,26 @@ async def complete(model: ChatModel, request: ChatRequest) -> tuple[str, str, Us
     """Drain ``model.stream(request)``: the text, the finish reason and the usage.
 
     Usage is the backend's when it reported one, else estimated at ~4 characters a token.
+    Tool calls are left out: use :func:`complete_with_tools` for a request with ``tools``.
+    """
+    text, _, finish, usage = await complete_with_tools(model, request)
+    return text, finish, usage
+
+
+async def complete_with_tools(model: ChatModel, request: ChatRequest) -> tuple[str, tuple[ToolCall, ...], str, Usage]:
+    """Drain ``model.stream(request)``: the text, the tool calls, the finish reason and the usage.
+
+        request = ChatRequest(messages, model="chat", tools=(ToolSpec("sql", "Query a dataset", schema),))
+        text, calls, finish, usage = await complete_with_tools(gateway, request)
+        for call in calls:            # finish == "tool_calls" when the model called tools
+            args = json.loads(call.arguments)   # may be malformed: the caller validates
+
+    Each call comes whole, once, in the order the model made them; ``arguments`` is the
+    JSON text as the model wrote it. Usage is the backend's when it reported one, else
+    estimated at ~4 characters a token.
     """
     parts: list[str] = []
+    calls: list[ToolCall] = []
     finish = "stop"
     usage: Usage | None = None
     deltas = model.stream(request)
@@ -60,6 +78,8 @@ async def complete(model: ChatModel, request: ChatRequest) -> tuple[str, str, Us
         async for delta in deltas:
             if delta.text:
                 parts.append(delta.text)
+            if delta.tool_calls:
+                calls.extend(delta.tool_calls)
             if delta.finish_reason:
                 finish = delta.finish_reason
             if delta.usage is not None:
@@ -68,5 +88,6 @@ async def complete(model: ChatModel, request: ChatRequest) -> tuple[str, str, Us
         await aclose(deltas)
     text = "".join(parts)
     if usage is None:
-        usage = Usage(prompt_tokens_estimate(request.messages), estimate_tokens(text), estimated=True)
-    return text, finish, usage
+        completion = estimate_tokens(text) + sum(estimate_tokens(c.name + c.arguments) for c in calls)
+        usage = Usage(prompt_tokens_estimate(request.messages), completion, estimated=True)
+    return text, tuple(calls), finish, usage
