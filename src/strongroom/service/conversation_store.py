@@ -114,6 +114,7 @@ class Thread:
 
 class ConversationStore(Protocol):
     """Conversations, turns, feedback and share links; safe to share between threads.
+    :class:`strongroom.testing.conversation_contract.ConversationStoreContract` checks a backend.
 
     >>> store.save(Conversation("c1", "ana", "net sales", now()))  # doctest: +SKIP
     >>> store.load("c1").conversation.owner  # doctest: +SKIP
@@ -121,8 +122,9 @@ class ConversationStore(Protocol):
     """
 
     def save(self, item: Conversation | Turn | Feedback | Share) -> None:
-        """Add a conversation (or retitle one), a turn or a share link; a feedback replaces its
-        owner's earlier one."""
+        """Add a conversation (or retitle one: only its title changes), a turn or a share link;
+        a feedback replaces its owner's earlier one. A turn, feedback or link whose conversation
+        (or turn) is not there is a :class:`~strongroom.errors.StoreError`, and nothing is kept."""
         ...
 
     def conversations(self, owner: str) -> list[Conversation]:

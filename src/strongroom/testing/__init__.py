@@ -9,9 +9,9 @@ Contracts, one per protocol; a backend's test subclasses one and supplies its fi
 :class:`EmbedderContract` (fixture ``embedder``), :class:`ChatModelContract` (fixture
 ``chat_model``, a factory told what the model should say), and in their modules
 :mod:`.store_contract`, :mod:`.bus_contract`, :mod:`.audit_contract`, :mod:`.key_contract`,
-:mod:`.generator_contract`, :mod:`.route_contract` and :mod:`.limit_contract` (bucket
-stores and request limiters). :mod:`.openai_server` is a scripted OpenAI-compatible server
-on loopback, for tests and benchmarks of the model gateway.
+:mod:`.generator_contract`, :mod:`.route_contract`, :mod:`.limit_contract` (bucket
+stores and request limiters) and :mod:`.conversation_contract`. :mod:`.openai_server` is a
+scripted OpenAI-compatible server on loopback, for tests and benchmarks of the model gateway.
 """
 
 from __future__ import annotations
