@@ -11,11 +11,11 @@ from strongroom.errors import ConfigError
 from strongroom.store.sqlite import SqliteStore
 from strongroom.testing import HashEmbedder
 from strongroom.testing.builders import make_version
-from strongroom.testing.store_contract import StoreContract
+from strongroom.testing.store_contract import PinnableContract, StoreContract
 from strongroom.types import Scope
 
 
-class TestSqliteStore(StoreContract):
+class TestSqliteStore(StoreContract, PinnableContract):
     @pytest.fixture
     def store(self, tmp_path: Path, embedder: HashEmbedder) -> SqliteStore:
         return SqliteStore(tmp_path / "home", model_id=embedder.model_id, dim=embedder.dim)

@@ -1,6 +1,7 @@
 """The store contract: every backend's test subclasses :class:`StoreContract`, which checks
-each protocol of :mod:`strongroom.store.base` (the index, writes, the catalog's reads,
-curation, jobs and lifecycle).
+each protocol of :mod:`strongroom.store.base` (the index, writes and the embedding cache,
+the catalog's reads, curation, jobs and lifecycle); a store that offers a pinned view also
+passes :class:`PinnableContract`.
 
 A backend test supplies two fixtures, ``store`` (empty, ready) and ``embedder``::
 
@@ -15,11 +16,11 @@ from datetime import UTC, datetime
 
 from strongroom.embed import Embedder, cache_key
 from strongroom.retrieve import search
-from strongroom.store.base import Catalog, Store
+from strongroom.store.base import Catalog, Pinnable, Store
 from strongroom.testing.builders import make_version
 from strongroom.types import Scope
 
-__all__ = ["StoreContract"]
+__all__ = ["PinnableContract", "StoreContract"]
 
 PUBLIC = Scope(frozenset({"public"}))
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -214,6 +215,18 @@ class StoreContract:
         for key, vector in zip(new.embed_keys, new.vectors, strict=True):
             assert cached[key].tolist() == vector.tolist()
 
+    def test_the_embedding_cache_forgets_a_deleted_documents_vectors(self, store: Catalog, embedder: Embedder) -> None:
+        gone = make_version(embedder, "gone.txt", ["Goodwill impairment of 4,430.", "Page two: restructuring."])
+        kept = make_version(embedder, "kept.txt", ["Goodwill unchanged."])
+        store.write(gone)
+        store.write(kept)
+        assert store.get_vectors([]) == {}
+        never = [cache_key(embedder.model_id, f"never embedded {i}") for i in range(1200)]  # many keys at once
+        asked = [*never[:600], *gone.embed_keys, *never[600:], *kept.embed_keys]
+        assert set(store.get_vectors(asked)) == {*gone.embed_keys, *kept.embed_keys}
+        store.delete_document(gone.version.document_id)
+        assert set(store.get_vectors(asked)) == set(kept.embed_keys)  # no vector of deleted text is kept
+
     def test_set_acl_changes_who_finds_the_document(self, store: Catalog, embedder: Embedder) -> None:
         new = make_version(embedder, "memo.txt", ["Coupon 4.25% senior notes."])
         store.write(new)
@@ -266,3 +279,25 @@ class StoreContract:
             assert read.pages == written.pages and read.chunks == written.chunks
             assert read.embed_keys == written.embed_keys and read.vectors.tolist() == written.vectors.tolist()
         assert (store.model_id, store.dim) == (embedder.model_id, embedder.dim)
+
+
+class PinnableContract:
+    """For a store that also offers :class:`~strongroom.store.base.Pinnable` (the same two
+    fixtures as :class:`StoreContract`)."""
+
+    def test_a_pinned_view_answers_as_the_store_and_never_shows_deleted_text(
+        self, store: Catalog, embedder: Embedder
+    ) -> None:
+        assert isinstance(store, Pinnable)
+        gone = make_version(embedder, "a.txt", ["Revenue grew in the quarter."])
+        store.write(gone)
+        store.write(make_version(embedder, "b.txt", ["Revenue fell in the second quarter."]))
+        vector = embedder.embed(["revenue quarter"])[0]
+        unpinned = (store.keyword_search("revenue", PUBLIC, 5), store.vector_search(vector, PUBLIC, 5))
+        with store.pinned(), store.pinned():  # nested: one view
+            assert (store.keyword_search("revenue", PUBLIC, 5), store.vector_search(vector, PUBLIC, 5)) == unpinned
+            assert store.delete_document(gone.version.document_id) == [gone.version.id]
+            assert store.fetch([c.id for c in gone.chunks]) == []  # the view may rank them; their text is gone
+        found = {c for c, _ in store.keyword_search("revenue", PUBLIC, 5)}
+        found |= {c for c, _ in store.vector_search(vector, PUBLIC, 5)}
+        assert found and not found & {c.id for c in gone.chunks}  # the pin does not outlive its block
