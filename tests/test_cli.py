@@ -4,10 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from strongroom.cli import app
@@ -320,3 +322,34 @@ def test_document_text_and_names_are_never_rewritten_as_emoji(tmp_path: Path) ->
     assert ":smile:" in found.stdout and ":warning:" in found.stdout and "😄" not in found.stdout
     listed = run(home, "documents")
     assert ":warning:" in listed.stdout and "⚠" not in listed.stdout
+
+
+#: commands with nothing for a script to read back: serve runs the HTTP service until stopped
+WITHOUT_JSON = {("serve",)}
+
+
+def test_every_command_that_lists_or_changes_things_takes_json() -> None:
+    """Walks the whole command tree, so a command added without --json fails here."""
+
+    def leaves(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from leaves(sub, (*path, name)) if hasattr(sub, "commands") else [((*path, name), sub)]
+
+    commands = dict(leaves(typer.main.get_command(app), ()))
+    assert {("audit", "export"), ("models", "rollback"), ("keys", "revoke"), ("ask",)} <= set(commands)
+    missing = sorted(p for p, c in commands.items() if "--json" not in {o for q in c.params for o in q.opts})
+    assert missing == sorted(WITHOUT_JSON)
+
+
+def test_audit_export_to_a_file_says_what_it_wrote_as_json(tmp_path: Path, corpus: Path) -> None:
+    home, written = tmp_path / "home", tmp_path / "audit.jsonl"
+    env = {"STRONGROOM_EMBEDDER": "hash"}
+    assert CliRunner().invoke(app, ["ingest", str(corpus), "--home", str(home)], env=env).exit_code == 0
+    done = CliRunner().invoke(app, ["audit", "export", "--out", str(written), "--home", str(home), "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    lines = written.read_text().splitlines()
+    assert report == {"records": len(lines), "out": str(written)} and report["records"] >= 1
+    assert [json.loads(line)["seq"] for line in lines] == list(range(1, len(lines) + 1))  # the whole log
+    plain = CliRunner().invoke(app, ["audit", "export", "--out", str(written), "--home", str(home)], env=env)
+    assert plain.exit_code == 0 and plain.stdout == "" and f"wrote {len(lines) + 1} records" in plain.stderr

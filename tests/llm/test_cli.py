@@ -66,3 +66,20 @@ def test_set_deployment_stores_the_key_variable_never_a_key(tmp_path: Path) -> N
     assert code == 2 and "needs url and model" in out
     code, out = run("set-deployment", "x", "--backend", "magic", home=tmp_path)
     assert code == 2
+
+
+def test_route_and_deployment_changes_print_what_was_saved_as_json(tmp_path: Path) -> None:
+    code, out = run("set-deployment", "vllm-a", "--backend", "openai-compatible", "--url", "http://gpu1:8000/v1",
+                    "--model", "llama-3.1-8b", "--api-key-env", "VLLM_A_KEY", "--json", home=tmp_path)  # fmt: skip
+    assert code == 0 and json.loads(out) == {
+        "name": "vllm-a", "backend": "openai-compatible", "url": "http://gpu1:8000/v1", "model": "llama-3.1-8b",
+        "api_key_env": "VLLM_A_KEY",
+    }  # fmt: skip
+    code, out = run("set-route", "chat", "-d", "vllm-a:90", "-d", "extractive", "--json", home=tmp_path)
+    first = json.loads(out)
+    assert code == 0 and (first["name"], first["version"]) == ("chat", 1)
+    assert first["targets"] == [{"deployment": "vllm-a", "weight": 90.0}, {"deployment": "extractive", "weight": 0.0}]
+    code, out = run("set-route", "chat", "-d", "extractive", "--note", "no GPU", "--json", home=tmp_path)
+    assert code == 0 and (json.loads(out)["version"], json.loads(out)["note"]) == (2, "no GPU")
+    code, out = run("rollback", "chat", "--json", home=tmp_path)
+    assert code == 0 and json.loads(out) == first

@@ -140,11 +140,14 @@ def audit_export(
     user: UserOpt = None,
     groups: GroupsOpt = None,
     home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --out: print the count and file as JSON.")] = False,
 ) -> None:
     """Write audit records as JSON lines for a SIEM (admins; the export itself is audited)."""
     with exits_on_error():
         start = parse_instant(since, "--since", bare_date="start")
     with platform_session(home, user, groups) as (platform, principal):
         n = platform.export_audit(principal, out if out is not None else sys.stdout, start)
-    if out is not None:
+    if out is not None and as_json:
+        emit({"records": n, "out": str(out)}, as_json)
+    elif out is not None:
         say(f"wrote {n} records to {out}", err)
