@@ -1,7 +1,7 @@
 """Where conversations are kept: each user's questions, the answers as they were returned,
 feedback on them and share links. The :class:`ConversationStore` protocol and its SQLite
 backend (tables in the catalog file, like the key table); PostgreSQL can follow the same
-five methods.
+five methods (the owner's rows, :class:`ConversationRows`, and the link lookup, :class:`ShareLinks`).
 
 The store keeps rows; it decides nothing. Who may see a conversation, open a link or give
 feedback is decided by :mod:`strongroom.service.conversations`, and an answer's document
@@ -30,10 +30,12 @@ from strongroom.store.sqlite import open_catalog
 
 __all__ = [
     "Conversation",
+    "ConversationRows",
     "ConversationStore",
     "Feedback",
     "Rating",
     "Share",
+    "ShareLinks",
     "SqliteConversationStore",
     "Thread",
     "Turn",
@@ -112,14 +114,8 @@ class Thread:
     feedback: Mapping[str, Feedback] = field(default_factory=dict)
 
 
-class ConversationStore(Protocol):
-    """Conversations, turns, feedback and share links; safe to share between threads.
-    :class:`strongroom.testing.conversation_contract.ConversationStoreContract` checks a backend.
-
-    >>> store.save(Conversation("c1", "ana", "net sales", now()))  # doctest: +SKIP
-    >>> store.load("c1").conversation.owner  # doctest: +SKIP
-    'ana'
-    """
+class ConversationRows(Protocol):
+    """Each owner's conversations with their turns, feedback and links."""
 
     def save(self, item: Conversation | Turn | Feedback | Share) -> None:
         """Add a conversation (or retitle one: only its title changes), a turn or a share link;
@@ -135,13 +131,28 @@ class ConversationStore(Protocol):
         """A conversation with its turns and feedback; None if there is none."""
         ...
 
+    def delete(self, conversation_id: str) -> bool:
+        """Remove a conversation with its turns, feedback and links; whether it existed."""
+        ...
+
+
+class ShareLinks(Protocol):
+    """Share links found by their token: the one read made for someone other than the owner."""
+
     def shared(self, token: str) -> Share | None:
         """The share link ``token``; None if there is none (or its conversation was deleted)."""
         ...
 
-    def delete(self, conversation_id: str) -> bool:
-        """Remove a conversation with its turns, feedback and links; whether it existed."""
-        ...
+
+class ConversationStore(ConversationRows, ShareLinks, Protocol):
+    """Conversations, turns, feedback and share links; safe to share between threads. What
+    the application layer holds; :class:`strongroom.testing.conversation_contract.ConversationStoreContract`
+    checks a backend.
+
+    >>> store.save(Conversation("c1", "ana", "net sales", now()))  # doctest: +SKIP
+    >>> store.load("c1").conversation.owner  # doctest: +SKIP
+    'ana'
+    """
 
     def close(self) -> None: ...
 
