@@ -22,6 +22,14 @@ __all__ = ["RateLimiter", "RedisRateLimiter", "RequestLimiter"]
 
 
 class RequestLimiter(Protocol):
+    """One request budget per key (a principal): the API's caller dependency (``api/deps.py``)
+    asks before each request and answers 429 with ``Retry-After`` when told to wait.
+    :class:`strongroom.testing.limit_contract.RequestLimiterContract` checks a backend::
+
+        wait = await limiter.acquire(principal.name)
+        if wait > 0: ...  # refuse, retry after ``wait`` seconds
+    """
+
     async def acquire(self, key: str) -> float:
         """Take a token for ``key``: 0.0 when granted, else the seconds until one is free.
 

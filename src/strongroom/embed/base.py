@@ -39,9 +39,16 @@ class Embedder(Protocol):
 
 
 class EmbeddingCache(Protocol):
-    """Where vectors are remembered by ``cache_key`` (the store implements it)."""
+    """Where vectors are remembered by ``cache_key`` (the store implements it, as part of
+    its ``Writable``; :class:`strongroom.testing.store_contract.StoreContract` checks it)::
 
-    def get_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
+        known = cache.get_vectors([cache_key(embedder.model_id, t) for t in texts])
+    """
+
+    def get_vectors(self, keys: Sequence[str]) -> dict[str, Vectors]:
+        """The vectors held for ``keys`` (keys without one are left out); a deleted
+        document's vectors are no longer held."""
+        ...
 
 
 def cache_key(model_id: str, text: str) -> str:
