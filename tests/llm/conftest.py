@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.testing.openai_server import FakeOpenAIServer, Reply
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply, Responder
 
 
 class FakeClock:
@@ -40,7 +40,7 @@ def make_server() -> Iterator[Callable[..., FakeOpenAIServer]]:
     """Start scripted servers on 127.0.0.1 (ephemeral ports); all stop after the test."""
     started: list[FakeOpenAIServer] = []
 
-    def make(default: Reply | None = None) -> FakeOpenAIServer:
+    def make(default: Reply | Responder | None = None) -> FakeOpenAIServer:
         server = FakeOpenAIServer(default).start()
         started.append(server)
         return server

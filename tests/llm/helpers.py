@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from strongroom.errors import BackendRejected, GatewayError
 from strongroom.llm.function import FunctionModel
 from strongroom.llm.gateway import Deployment, Gateway
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.routing import RetryPolicy, Route, StaticRoutes, Target
 from strongroom.llm.types import ChatRequest
-from strongroom.testing.openai_server import FakeOpenAIServer
+from strongroom.testing.chat import ScriptedReply
+from strongroom.testing.chat_contract import Calls, Refusal, Script
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 
 FAST_RETRY = RetryPolicy(attempts=2, base_s=0.001, max_s=0.01)
 
@@ -19,6 +22,22 @@ def http(name: str, server: FakeOpenAIServer, *, first_token_s: float = 2.0, **k
     """A deployment backed by a scripted server."""
     timeouts = Timeouts(first_token=first_token_s)
     return Deployment(name, OpenAICompatible(server.url, f"{name}-model", name=name, timeouts=timeouts), **kw)
+
+
+def scripted_entry(entry: Script) -> str | ScriptedReply | GatewayError:
+    """A contract script entry as the scripted model's (it yields calls whole: no fragments)."""
+    if isinstance(entry, Refusal):
+        return BackendRejected(entry.message)
+    if isinstance(entry, Calls):
+        return ScriptedReply.calls(*entry.calls, text=entry.text)
+    return entry
+
+
+def server_reply(entry: Script) -> Reply:
+    """A contract script entry as the scripted server's (tool calls in fragments)."""
+    if isinstance(entry, Calls):
+        return Reply.calls(*entry.calls, text=entry.text, split=entry.split)
+    return Reply.error(400, entry.message) if isinstance(entry, Refusal) else Reply.stream(entry)
 
 
 def function(name: str, answer: str | Callable[[ChatRequest], str]) -> Deployment:

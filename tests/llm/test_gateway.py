@@ -26,7 +26,7 @@ from strongroom.testing import ChatModelContract, ScriptedChatModel
 from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.llm.conftest import FakeClock
-from tests.llm.helpers import ask, function, gateway, http
+from tests.llm.helpers import ask, function, gateway, http, scripted_entry, server_reply
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def stream_text(gw: Gateway, got: list[Delta], **kw: object) -> None:
     asyncio.run(main())
 
 
-def _one_deployment(model: ScriptedChatModel, limits: Limits | None = None) -> Gateway:
+def _one_deployment(model: ChatModel, limits: Limits | None = None) -> Gateway:
     """A gateway whose route ``default`` (the name a bare ChatRequest asks for) has one
     deployment, capped at two calls in flight."""
     route = Route("default", 1, (Target("scripted", 1),))
@@ -73,8 +73,24 @@ class TestGateway(ChatModelContract):
         def make(*script: Script) -> ChatModel:
             if any(isinstance(entry, Refusal) for entry in script):
                 return _one_deployment(ScriptedChatModel(), Limits(max_prompt_tokens=1))
-            texts = [entry for entry in script if isinstance(entry, str)]
-            return _one_deployment(ScriptedChatModel(texts[:-1], default=texts[-1]))
+            replies = [scripted_entry(entry) for entry in script]
+            return _one_deployment(ScriptedChatModel(replies[:-1], default=replies[-1]))
+
+        return make
+
+
+class TestGatewayOverHTTP(ChatModelContract):
+    """The gateway in front of an OpenAI-compatible deployment over real HTTP (tool calls
+    stream in fragments); it refuses what its own limits refuse (here, any prompt)."""
+
+    @pytest.fixture
+    def chat_model(self, make_server: Callable[..., FakeOpenAIServer]) -> ChatModelFactory:
+        def make(*script: Script) -> ChatModel:
+            server = make_server(server_reply(script[-1]))
+            server.script(*map(server_reply, script[:-1]))
+            backend = OpenAICompatible(server.url, "contract", max_connections=2)
+            refuses = any(isinstance(entry, Refusal) for entry in script)
+            return _one_deployment(backend, Limits(max_prompt_tokens=1) if refuses else None)
 
         return make
 

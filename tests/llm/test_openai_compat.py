@@ -22,8 +22,9 @@ from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.protocol import ChatModel, complete
 from strongroom.llm.types import ChatRequest, Delta, Usage
 from strongroom.testing import ChatModelContract
-from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
+from strongroom.testing.chat_contract import ChatModelFactory, Script
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
+from tests.llm.helpers import server_reply
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +41,9 @@ class TestOpenAICompatible(ChatModelContract):
 
     @pytest.fixture
     def chat_model(self, make_server: Callable[..., FakeOpenAIServer]) -> ChatModelFactory:
-        def reply(entry: Script) -> Reply:
-            return Reply.error(400, entry.message) if isinstance(entry, Refusal) else Reply.stream(entry)
-
         def make(*script: Script) -> ChatModel:
-            server = make_server(reply(script[-1]))
-            server.script(*map(reply, script[:-1]))
+            server = make_server(server_reply(script[-1]))
+            server.script(*map(server_reply, script[:-1]))
             return OpenAICompatible(server.url, "contract", max_connections=2, timeouts=Timeouts(first_token=5))
 
         return make

@@ -13,14 +13,15 @@ from strongroom.llm.protocol import ChatModel, aclose, complete, complete_with_t
 from strongroom.llm.types import ChatMessage, ChatRequest, Delta, ToolCall, ToolSpec, Usage
 from strongroom.testing import ChatModelContract, ScriptedChatModel
 from strongroom.testing.chat import ScriptedReply, tool_call
-from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
+from strongroom.testing.chat_contract import ChatModelFactory, Script
+from tests.llm.helpers import scripted_entry
 
 
 class TestScriptedChatModel(ChatModelContract):
     @pytest.fixture
     def chat_model(self) -> ChatModelFactory:
         def make(*script: Script) -> ChatModel:
-            replies = [BackendRejected(s.message) if isinstance(s, Refusal) else s for s in script]
+            replies = [scripted_entry(s) for s in script]
             return ScriptedChatModel(replies[:-1], default=replies[-1])
 
         return make

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from strongroom.errors import BackendUnavailable, GatewayError
+from strongroom.llm.protocol import refuse_tools
 from strongroom.llm.types import ChatRequest, Delta
 
 __all__ = ["FunctionModel"]
@@ -31,8 +32,12 @@ class FunctionModel:
 
     An exception from ``fn`` becomes :class:`BackendUnavailable` so the gateway can fail
     over; a :class:`GatewayError` passes through as it is. It reports no usage (the gateway
-    estimates it). To script a model in tests, use :class:`strongroom.testing.ScriptedChatModel`.
+    estimates it). It cannot call tools: a request with tools is refused (BackendRejected),
+    and the gateway sends it none. To script a model in tests, use
+    :class:`strongroom.testing.ScriptedChatModel`.
     """
+
+    supports_tools = False
 
     def __init__(self, fn: Callable[[ChatRequest], str | Awaitable[str]], *, name: str = "function") -> None:
         self._fn = fn
@@ -42,6 +47,7 @@ class FunctionModel:
         return f"FunctionModel(name={self.name!r})"
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        refuse_tools(request, f"in-process model {self.name!r}")
         try:
             out = self._fn(request)
             text = await out if inspect.isawaitable(out) else out

@@ -8,6 +8,13 @@ before text reached the caller fails over to the next deployment. Once text has 
 the caller the gateway fails over only if the request allows it, and then only continues
 if the new answer starts with exactly what was already sent: the caller sees one
 continuous answer, or a StreamInterrupted error, never a repeat.
+
+Tool calls pass through: a request's ``tools`` go to deployments whose model says it can
+call tools (``supports_tools``; the others are skipped as refusing it), and the calls a
+deployment makes reach the caller whole and land in ``ChatResult.tool_calls``. A call
+that reached the caller counts as answer text already sent: a fallback may continue only
+by making the same calls (name and arguments) again, and the caller never sees one twice.
+Tool arguments are never logged (they can hold document text); the log counts the calls.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from strongroom.errors import (
     BackendError,
+    BackendRejected,
     BackendUnavailable,
     ContinuationMismatch,
     DeploymentBusy,
@@ -36,7 +44,7 @@ from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from strongroom.llm.limits import BucketStore, Budgets, Limits, check_request
 from strongroom.llm.protocol import ChatModel, aclose
 from strongroom.llm.routing import RetryPolicy, Route, RouteSource, draw_for, failover_order
-from strongroom.llm.types import ChatRequest, ChatResult, Delta, Failover, Usage, estimate_tokens
+from strongroom.llm.types import ChatRequest, ChatResult, Delta, Failover, ToolCall, Usage, estimate_tokens
 
 if TYPE_CHECKING:
     from strongroom.llm.metrics import GatewayMetrics
@@ -101,9 +109,10 @@ class _Slot:
 class _Call:
     """What one call has done so far; read by GatewayStream."""
 
-    __slots__ = ("attempts", "deployment", "failovers", "first_token_s", "result", "route")
+    __slots__ = ("attempts", "calls", "deployment", "failovers", "first_token_s", "result", "route")
 
     def __init__(self) -> None:
+        self.calls: list[ToolCall] = []  # the tool calls the caller has, in order
         self.route: Route | None = None
         self.deployment: str | None = None
         self.failovers: list[Failover] = []
@@ -178,6 +187,9 @@ class Gateway:
     A Gateway is itself a :class:`ChatModel`: ``gateway.stream(request)`` yields deltas,
     the last one with the finish reason and usage. It lives on one event loop.
     """
+
+    #: tools pass through to the deployments that can call them
+    supports_tools = True
 
     def __init__(
         self,
@@ -276,6 +288,7 @@ class Gateway:
             raise
         draw = draw_for(route.name, request.request_id) if request.request_id else self._rng.random()
         sent: list[str] = []  # the text the caller has, in order
+        cannot: list[str] = []  # deployments skipped because they cannot call tools
         used_tokens = 0
         try:
             for name in failover_order(route, draw):
@@ -284,6 +297,13 @@ class Gateway:
                     self._left(call, route, name, BackendUnavailable(
                         f"deployment {name!r} is not configured; "
                         f"add it, or take it out of route {route.name!r}"
+                    ))  # fmt: skip
+                    continue
+                if request.tools and not getattr(slot.deployment.model, "supports_tools", False):
+                    cannot.append(name)
+                    self._left(call, route, name, BackendRejected(
+                        f"{name}: this deployment's model cannot call tools and the request offers "
+                        f"{len(request.tools)}; route tool-calling requests to a deployment that can"
                     ))  # fmt: skip
                     continue
                 if not slot.breaker.allow():
@@ -306,31 +326,37 @@ class Gateway:
                                 yield delta
                                 continue
                             text = "".join(sent)
-                            usage = delta.usage or Usage(prompt_est, estimate_tokens(text), estimated=True)
+                            usage = delta.usage or self._estimate(prompt_est, text, call.calls)
                             used_tokens = usage.total_tokens
                             call.result = self._finish(request, call, route, name, text, usage, delta, start)
-                            yield Delta("", delta.finish_reason, usage)
+                            yield Delta("", delta.finish_reason, usage, delta.tool_calls)
                             return
                 except _Failed as failed:
                     self._left(call, route, name, failed.error)
                 finally:
                     slot.release()
             summary = "; ".join(f"{f.deployment}: {f.error}" for f in call.failovers)
-            if sent:
+            if sent or call.calls:
                 raise StreamInterrupted(
-                    f"route {route.name!r}: the answer was cut after {len(''.join(sent))} characters and "
-                    f"no fallback could continue it ({summary}); retry the request",
+                    f"route {route.name!r}: the answer was cut after {len(''.join(sent))} characters "
+                    f"and {len(call.calls)} tool call(s) and no fallback could continue it ({summary}); "
+                    "retry the request",
                     deployment=call.deployment or "",
                     sent_text="".join(sent),
                 )
+            hint = (
+                f"; {', '.join(cannot)} cannot call tools: route tool-calling requests to deployments that can"
+                if cannot
+                else ""
+            )
             raise NoDeploymentAvailable(
-                f"route {route.name!r} v{route.version}: no deployment could answer ({summary}); "
+                f"route {route.name!r} v{route.version}: no deployment could answer ({summary}){hint}; "
                 f"check their health with `strongroom models show {route.name}` and the gateway log",
                 attempts=tuple((f.deployment, f"{f.error}: {f.message}") for f in call.failovers),
             )
         finally:
-            if call.result is None and sent:
-                used_tokens = prompt_est + estimate_tokens("".join(sent))
+            if call.result is None and (sent or call.calls):
+                used_tokens = self._estimate(prompt_est, "".join(sent), call.calls).total_tokens
             await self._budgets.settle(reservation, used_tokens)
 
     async def _attempts(
@@ -354,12 +380,13 @@ class Gateway:
             call.deployment = name
             if metrics is not None:
                 metrics.request(route.name, name)
-            fresh = False  # whether this attempt added text for the caller
+            fresh = False  # whether this attempt added text (or tool calls) for the caller
             verdict = False
             final: Delta | None = None
+            calls = call.calls
             deltas = slot.deployment.model.stream(request)
-            if sent:
-                deltas = _continuation(deltas, "".join(sent), name)
+            if sent or calls:
+                deltas = _continuation(deltas, "".join(sent), tuple(calls), name)
             try:
                 try:
                     async for delta in deltas:
@@ -371,17 +398,36 @@ class Gateway:
                             sent.append(delta.text)
                             fresh = True
                             if delta.finish_reason is None and delta.usage is None:
+                                if delta.tool_calls:
+                                    calls.extend(delta.tool_calls)
                                 yield delta
-                            else:
-                                yield Delta(delta.text)
+                            else:  # the final delta's calls go out with the finish reason
+                                pending = delta.tool_calls if delta.finish_reason is None else ()
+                                calls.extend(pending)
+                                yield Delta(delta.text, tool_calls=pending)
+                        elif delta.tool_calls and delta.finish_reason is None:
+                            if not sent and not calls:
+                                call.first_token_s = self._clock() - start
+                                if metrics is not None:
+                                    metrics.first_token(route.name, name, call.first_token_s)
+                            calls.extend(delta.tool_calls)
+                            fresh = True
+                            yield Delta("", tool_calls=delta.tool_calls)
                         if delta.finish_reason is not None:
                             final = delta
+                            if delta.tool_calls:
+                                calls.extend(delta.tool_calls)
                             break
                 finally:
                     await aclose(deltas)
                 verdict = True
                 breaker.record_success()
-                yield Delta("", final.finish_reason, final.usage) if final else Delta("", "stop")
+                if final is None:
+                    yield Delta("", "stop")
+                elif final.tool_calls or final.text:
+                    yield Delta("", final.finish_reason, final.usage, final.tool_calls)
+                else:
+                    yield final
                 return
             except BackendError as exc:
                 verdict = True
@@ -394,9 +440,10 @@ class Gateway:
                 if fresh:
                     if not request.allow_mid_stream_failover:
                         raise StreamInterrupted(
-                            f"{name} failed after {len(''.join(sent))} characters of the answer were sent "
-                            f"({type(exc).__name__}: {exc}); the gateway does not fail over mid-answer "
-                            "unless the request sets allow_mid_stream_failover; retry the request",
+                            f"{name} failed after {len(''.join(sent))} characters and {len(calls)} tool "
+                            f"call(s) of the answer were sent ({type(exc).__name__}: {exc}); the gateway "
+                            "does not fail over mid-answer unless the request sets allow_mid_stream_failover; "
+                            "retry the request",
                             deployment=name,
                             sent_text="".join(sent),
                         ) from exc
@@ -418,6 +465,13 @@ class Gateway:
                         breaker.record_success()
                     else:
                         breaker.release()
+
+    @staticmethod
+    def _estimate(prompt_est: int, text: str, calls: list[ToolCall]) -> Usage:
+        completion = estimate_tokens(text)
+        if calls:
+            completion += sum(estimate_tokens(c.name + c.arguments) for c in calls)
+        return Usage(prompt_est, completion, estimated=True)
 
     def _finish(
         self,
@@ -443,6 +497,7 @@ class Gateway:
             latency_s=latency,
             request_id=request.request_id,
             attempts=call.attempts,
+            tool_calls=tuple(call.calls),
         )
         if self.metrics is not None:
             self.metrics.done(
@@ -451,9 +506,9 @@ class Gateway:
             )  # fmt: skip
         if log.isEnabledFor(logging.INFO):
             log.info(
-                "route %s v%d answered by %s: %d+%d tokens%s, %d failover(s), %.3fs",
+                "route %s v%d answered by %s: %d+%d tokens%s, %d tool call(s), %d failover(s), %.3fs",
                 route.name, route.version, name, usage.prompt_tokens, usage.completion_tokens,
-                " (estimated)" if usage.estimated else "", len(call.failovers), latency,
+                " (estimated)" if usage.estimated else "", len(call.calls), len(call.failovers), latency,
             )  # fmt: skip
         return result
 
@@ -466,31 +521,45 @@ class _Failed(Exception):
         self.error = error
 
 
-async def _continuation(deltas: AsyncIterator[Delta], already: str, name: str) -> AsyncIterator[Delta]:
-    """Replay a call on a fallback, passing on only what comes after ``already``; raise
-    ContinuationMismatch if the fallback's answer does not start with exactly ``already``."""
+async def _continuation(
+    deltas: AsyncIterator[Delta], already: str, calls: tuple[ToolCall, ...], name: str
+) -> AsyncIterator[Delta]:
+    """Replay a call on a fallback, passing on only what comes after ``already`` (the text)
+    and ``calls`` (the tool calls, matched by name and arguments: a replay has its own ids);
+    raise ContinuationMismatch if the fallback's answer does not start with exactly those."""
     seen = ""
     matched = False
+    left = list(calls)  # calls the replay must make again before anything new passes on
     try:
         async for d in deltas:
-            if matched:
-                yield d
-                continue
-            seen += d.text
-            if len(seen) >= len(already):
+            text, new = d.text, d.tool_calls
+            if not matched:
+                seen += text
+                if len(seen) < len(already):
+                    if not already.startswith(seen) or d.finish_reason is not None or new:
+                        break
+                    continue
                 if not seen.startswith(already):
                     break
                 matched = True
-                rest = seen[len(already) :]
-                if rest or d.finish_reason is not None:
-                    yield Delta(rest, d.finish_reason, d.usage)
-            elif not already.startswith(seen) or d.finish_reason is not None:
-                break
+                text = seen[len(already) :]
+            if left and new:
+                n = min(len(left), len(new))
+                if any((a.name, a.arguments) != (b.name, b.arguments) for a, b in zip(left, new[:n], strict=False)):
+                    break
+                del left[:n]
+                new = new[n:]
+            if left and (text or d.finish_reason is not None):
+                break  # the replay wrote on, or ended, before making the calls already sent
+            if text or new or d.finish_reason is not None:
+                yield d if (text is d.text and new is d.tool_calls) else Delta(text, d.finish_reason, d.usage, new)
+            if d.finish_reason is not None:
+                return
     finally:
         await aclose(deltas)
-    if not matched:
+    if not matched or left:
         raise ContinuationMismatch(
             f"{name} replayed the request but its answer does not start with the "
-            f"{len(already)} characters already sent, so it cannot continue them; mid-stream failover "
-            "needs deployments that answer alike (same model, temperature 0)"
+            f"{len(already)} characters and {len(calls)} tool call(s) already sent, so it cannot continue "
+            "them; mid-stream failover needs deployments that answer alike (same model, temperature 0)"
         )

@@ -12,6 +12,7 @@ processes.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from strongroom.errors import BudgetExceeded, PromptTooLarge
-from strongroom.llm.types import ChatRequest, prompt_tokens_estimate
+from strongroom.llm.types import ChatRequest, estimate_tokens, prompt_tokens_estimate
 
 __all__ = [
     "BucketStore",
@@ -94,8 +95,13 @@ class Limits:
 
 def check_request(request: ChatRequest, limits: Limits) -> tuple[int, int | None]:
     """Check ``request`` against the size limits: its prompt-token estimate and the
-    ``max_tokens`` to send. Raises PromptTooLarge with what to change."""
+    ``max_tokens`` to send. Raises PromptTooLarge with what to change. The tools a request
+    offers count towards its prompt (their schemas reach the model's context)."""
     prompt = prompt_tokens_estimate(request.messages)
+    if request.tools:
+        prompt += sum(
+            estimate_tokens(t.name + t.description + json.dumps(t.parameters, default=str)) for t in request.tools
+        )
     if limits.max_prompt_tokens is not None and prompt > limits.max_prompt_tokens:
         raise PromptTooLarge(
             f"the prompt is about {prompt} tokens, over the limit of {limits.max_prompt_tokens}; "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.errors import BackendUnavailable
+from strongroom.llm.protocol import refuse_tools
 from strongroom.llm.types import ChatMessage, ChatRequest, Delta, Usage
 
 __all__ = ["LocalModel"]
@@ -41,8 +42,11 @@ class LocalModel:
 
     ``temperature`` None or 0 decodes greedily (deterministic); above 0 it samples. ``stop``
     strings are passed to transformers' ``stop_strings`` (the stop string ends the text).
-    The model loads on first use, in the worker thread.
+    The model loads on first use, in the worker thread. It cannot call tools: a request
+    with tools is refused (BackendRejected), and the gateway sends it none.
     """
+
+    supports_tools = False
 
     def __init__(self, path: str | Path, *, name: str | None = None, max_new_tokens: int = 256) -> None:
         self.path = Path(path)
@@ -112,6 +116,7 @@ class LocalModel:
         return prompt_len, int(out.shape[-1]) - prompt_len, max_new
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        refuse_tools(request, f"local model {self.name!r}")
         from transformers import TextStreamer
 
         loop = asyncio.get_running_loop()

@@ -30,8 +30,15 @@ import httpcore
 import httpx
 
 from strongroom.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
-from strongroom.llm.sse import DONE, SSEDecoder, error_from_body, parse_chunk, parse_event
-from strongroom.llm.types import ChatRequest, Delta, Usage
+from strongroom.llm.sse import DONE, SSEDecoder, error_from_body, parse_event
+from strongroom.llm.tool_calls import (
+    ToolCallAssembler,
+    ToolChunk,
+    message_to_wire,
+    tool_choice_to_wire,
+    tools_to_wire,
+)
+from strongroom.llm.types import ChatRequest, Delta, ToolCall, Usage
 from strongroom.llm.watchdog import Watchdog
 
 __all__ = ["OpenAICompatible", "Timeouts", "Transport"]
@@ -146,7 +153,16 @@ class OpenAICompatible:
     ``base_url`` ends where OpenAI's does, at ``/v1``. ``stream_usage`` asks the server for
     a final usage chunk (``stream_options.include_usage``); turn it off for servers that
     reject unknown fields, and the gateway estimates usage instead.
+
+    Tools (``request.tools``, ``tool_choice``) are sent in OpenAI's shape. Streamed
+    tool-call fragments are joined and the whole calls come once, on the last delta, with
+    ``finish_reason="tool_calls"`` (also when a server says ``stop``); their arguments are
+    the text the model wrote, never parsed here. A body that ends in the middle of a tool
+    call is BadBackendResponse.
     """
+
+    #: this backend passes tools to the server (the gateway checks it before sending tools)
+    supports_tools = True
 
     def __init__(
         self,
@@ -228,9 +244,18 @@ class OpenAICompatible:
         """The JSON body sent for ``request`` (the deployment's model id replaces the route name)."""
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [
+                {"role": m.role, "content": m.content}
+                if not m.tool_calls and m.tool_call_id is None
+                else message_to_wire(m)
+                for m in request.messages
+            ],
             "stream": True,
         }
+        if request.tools:
+            body["tools"] = tools_to_wire(request.tools)
+        if request.tool_choice is not None:
+            body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
         for key in ("max_tokens", "temperature", "top_p", "seed", "user"):
             value = getattr(request, key)
             if value is not None:
@@ -321,6 +346,7 @@ class OpenAICompatible:
             if encoding != "identity":
                 chunks = _decompressed(chunks, encoding, self.name)
             decoder = SSEDecoder()
+            tools: ToolCallAssembler | None = None  # made at the first tool-call fragment
             got_token = False
             finish: str | None = None
             usage: Usage | None = None
@@ -363,6 +389,12 @@ class OpenAICompatible:
                         continue
                     if got is None:
                         continue
+                    if type(got) is ToolChunk:
+                        if tools is None:
+                            tools = ToolCallAssembler()
+                        tools.feed(got.pieces)
+                        got_token = True  # the model is writing: the idle timeout applies now
+                        got = got.delta
                     assert isinstance(got, Delta)
                     if got.finish_reason is not None or got.usage is not None:
                         finish = got.finish_reason or finish  # it goes on the last delta
@@ -375,32 +407,54 @@ class OpenAICompatible:
             if ended:
                 await self._drain(chunks, None if dog else min(total_deadline, loop.time() + t.idle))
             else:
-                finish, usage = self._tail(decoder, finish, usage)
+                finish, usage, tools = self._tail(decoder, finish, usage, tools)
             if finish is None and not got_token and usage is None:
                 raise BadBackendResponse(f"{self.name}: the backend sent [DONE] without any answer")
-            yield Delta("", finish_reason=finish or "stop", usage=usage)
+            calls: tuple[ToolCall, ...] = ()
+            if tools is not None:
+                calls = tools.calls()
+                if finish is None or finish == "stop":
+                    finish = "tool_calls"
+            yield Delta("", finish or "stop", usage, calls)
         finally:
             if dog is not None:
                 dog.cancel()
             await response.aclose()
 
-    def _tail(self, decoder: SSEDecoder, finish: str | None, usage: Usage | None) -> tuple[str | None, Usage | None]:
+    def _tail(
+        self, decoder: SSEDecoder, finish: str | None, usage: Usage | None, tools: ToolCallAssembler | None
+    ) -> tuple[str | None, Usage | None, ToolCallAssembler | None]:
         """The body ended without [DONE]: accept it only if the answer had finished."""
         try:
             tail = decoder.flush()
         except UnicodeDecodeError as exc:
             raise BadBackendResponse(f"{self.name}: the event stream is not UTF-8 text") from exc
-        if tail is not None and tail != DONE and (delta := parse_chunk(tail)) is not None:
+        if tail is not None and tail != DONE and (got := parse_event(tail)) is not None:
+            delta = Delta(got) if isinstance(got, str) else got
+            if isinstance(delta, ToolChunk):
+                if delta.delta.finish_reason is None:
+                    raise self._cut_in_call()
+                tools = tools or ToolCallAssembler()
+                tools.feed(delta.pieces)
+                delta = delta.delta
             if delta.text:
                 raise BackendUnavailable(f"{self.name}: the stream ended inside an event; the connection was cut")
             finish = delta.finish_reason or finish
             usage = delta.usage or usage
+        if finish is None and tools is not None:
+            raise self._cut_in_call()
         if finish is None:
             raise BackendUnavailable(
                 f"{self.name}: stream from {self._where} ended without a finish reason or [DONE]; "
                 "the connection was probably cut"
             )
-        return finish, usage
+        return finish, usage, tools
+
+    def _cut_in_call(self) -> BadBackendResponse:
+        return BadBackendResponse(
+            f"{self.name}: the stream from {self._where} ended in the middle of a tool call "
+            "(no finish reason, no [DONE]); the call's arguments may be cut, so none is passed on"
+        )
 
     @staticmethod
     async def _drain(chunks: AsyncIterator[bytes], deadline: float | None) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
+from strongroom.errors import BackendRejected
 from strongroom.llm.types import ChatRequest, Delta, ToolCall, Usage, estimate_tokens, prompt_tokens_estimate
 
-__all__ = ["ChatModel", "aclose", "complete", "complete_with_tools"]
+__all__ = ["ChatModel", "aclose", "complete", "complete_with_tools", "refuse_tools"]
 
 
 @runtime_checkable
@@ -31,6 +32,11 @@ class ChatModel(Protocol):
 
     Callers that stop early should close the iterator (``contextlib.aclosing``) so the
     backend releases its connection or worker thread at once.
+
+    A backend that can call tools says so with a class attribute ``supports_tools = True``
+    and yields each call whole, once, on or before the last delta (``finish_reason
+    "tool_calls"``). One without it is sent no tools by the gateway, and refuses a request
+    with tools itself (:func:`refuse_tools`) rather than answering as if none were offered.
     :class:`strongroom.testing.chat_contract.ChatModelContract` checks every backend, and
     :class:`strongroom.testing.ScriptedChatModel` is the fake to test callers with.
     """
@@ -38,6 +44,16 @@ class ChatModel(Protocol):
     def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Yield the answer to ``request`` as it is produced."""
         ...
+
+
+def refuse_tools(request: ChatRequest, who: str) -> None:
+    """Raise BackendRejected if ``request`` offers tools or carries tool calls or results,
+    for a backend that cannot call tools (it must not answer as if they were not there)."""
+    if request.tools or any(m.tool_calls or m.role == "tool" for m in request.messages):
+        raise BackendRejected(
+            f"{who} cannot call tools, and this request offers tools or carries tool calls; "
+            "send it to a route whose deployments support tools (an OpenAI-compatible server)"
+        )
 
 
 async def aclose(stream: AsyncIterator[Delta]) -> None:

@@ -3,6 +3,7 @@
     data: {"choices":[{"delta":{"content":"Hel"}}]}     -> Delta("Hel")
     data: {"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{...}}
                                                          -> Delta("", "stop", Usage(...))
+    data: {"choices":[{"delta":{"tool_calls":[...]}}]}  -> ToolChunk(Delta(""), fragments)
     data: [DONE]                                         -> end of stream
 
 Anything else that claims to be data but is not a chunk raises BadBackendResponse.
@@ -20,6 +21,7 @@ from strongroom.errors import (
     BadBackendResponse,
     RateLimited,
 )
+from strongroom.llm.tool_calls import ToolChunk, parse_pieces
 from strongroom.llm.types import Delta, Usage
 
 __all__ = ["DONE", "SSEDecoder", "error_from_body", "parse_chunk", "parse_event", "parse_usage"]
@@ -128,14 +130,18 @@ def _error_message(err: Any) -> str:
 def parse_chunk(data: str) -> Delta | None:
     """Decode one ``data:`` payload (not ``[DONE]``) into a Delta, or None for a chunk
     that carries nothing (the first, role-only chunk). Raises BadBackendResponse on garbage
-    and the mapped BackendError when the backend streams an error object."""
+    and the mapped BackendError when the backend streams an error object. Tool-call
+    fragments are left out: :func:`parse_event` returns them."""
     got = parse_event(data)
-    return Delta(got) if type(got) is str else got  # type: ignore[return-value]
+    if isinstance(got, str):
+        return Delta(got)
+    return got.delta if isinstance(got, ToolChunk) else got
 
 
-def parse_event(data: str) -> str | Delta | None:
+def parse_event(data: str) -> str | Delta | ToolChunk | None:
     """:func:`parse_chunk` for the hot loop: the common chunk (a piece of text and nothing
-    else) comes back as its text, without a Delta made for it."""
+    else) comes back as its text, without a Delta made for it; a chunk with tool-call
+    fragments as a :class:`~strongroom.llm.tool_calls.ToolChunk`."""
     try:
         obj = json.loads(data)
     except ValueError as exc:
@@ -145,15 +151,21 @@ def parse_event(data: str) -> str | Delta | None:
         ) from exc
     try:  # the common chunk, a piece of text and nothing else, without the full checks
         choice = obj["choices"][0]
-        content = choice["delta"]["content"]
-        if type(content) is str and choice.get("finish_reason") is None and obj.get("usage") is None:
+        delta = choice["delta"]
+        content = delta["content"]
+        if (
+            type(content) is str
+            and choice.get("finish_reason") is None
+            and obj.get("usage") is None
+            and "tool_calls" not in delta
+        ):
             return content or None
     except (KeyError, IndexError, TypeError, AttributeError):
         pass
     return _parse_object(obj, data)
 
 
-def _parse_object(obj: Any, data: str) -> Delta | None:
+def _parse_object(obj: Any, data: str) -> Delta | ToolChunk | None:
     if not isinstance(obj, dict):
         raise BadBackendResponse(f"malformed SSE from backend: expected a JSON object, got {_excerpt(data)!r}")
     if "error" in obj or obj.get("object") == "error":
@@ -180,6 +192,9 @@ def _parse_object(obj: Any, data: str) -> Delta | None:
     finish = choice.get("finish_reason")
     if finish is not None and not isinstance(finish, str):
         finish = str(finish)
+    calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+    if calls:
+        return ToolChunk(Delta(content or "", finish, usage), parse_pieces(calls))
     if not content and finish is None and usage is None:
         return None
     return Delta(content or "", finish, usage)

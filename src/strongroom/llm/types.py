@@ -67,8 +67,14 @@ class ChatMessage:
 
 
 def prompt_tokens_estimate(messages: Iterable[ChatMessage]) -> int:
-    """Estimate the prompt tokens of ``messages`` including per-message template overhead."""
-    return sum(estimate_tokens(m.content) + TOKENS_PER_MESSAGE for m in messages)
+    """Estimate the prompt tokens of ``messages`` including per-message template overhead
+    (and the names and arguments of the tool calls an assistant message carries)."""
+    total = 0
+    for m in messages:
+        total += estimate_tokens(m.content) + TOKENS_PER_MESSAGE
+        if m.tool_calls:
+            total += sum(estimate_tokens(c.name + c.arguments) for c in m.tool_calls)
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,7 @@ class ChatRequest:
     request_id: str | None = None
     allow_mid_stream_failover: bool = False
     tools: tuple[ToolSpec, ...] = ()
-    tool_choice: str | None = None  # "auto", "none", "required" (None: the backend's default)
+    tool_choice: str | None = None  # "auto", "none", "required", or a tool's name (None: the backend's default)
 
     @classmethod
     def of(cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object) -> ChatRequest:

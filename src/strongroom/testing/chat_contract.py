@@ -14,6 +14,17 @@ function that raises would::
                 return ScriptedChatModel(replies[:-1], default=replies[-1])
             return make
 
+A :class:`Calls` entry makes a model that says it can call tools (``supports_tools =
+True``) answer with those tool calls: in fragments of ``split`` characters of their
+arguments where the backend streams fragments (a scripted OpenAI server), whole otherwise.
+A model that cannot call tools must refuse a request that offers them; the contract checks
+whichever the model declares::
+
+    def entry(e: Script) -> str | ScriptedReply | GatewayError:
+        if isinstance(e, Calls):
+            return ScriptedReply.calls(*e.calls, text=e.text)
+        ...
+
 A fixture that can bound what a model holds (connections, concurrent calls) should bound
 it at two: two streams at once must fit, and three that closing failed to release must not.
 A model with an ``aclose()`` coroutine (a connection pool, a worker thread) is closed at the
@@ -31,9 +42,9 @@ from typing import ClassVar, Protocol, TypeVar
 
 from strongroom.errors import BackendError, RequestRejected
 from strongroom.llm.protocol import ChatModel, aclose, complete
-from strongroom.llm.types import ChatRequest, Delta
+from strongroom.llm.types import ChatMessage, ChatRequest, Delta, ToolCall, ToolSpec
 
-__all__ = ["ChatModelContract", "ChatModelFactory", "Refusal", "Script"]
+__all__ = ["Calls", "ChatModelContract", "ChatModelFactory", "Refusal", "Script"]
 
 T = TypeVar("T")
 
@@ -56,7 +67,42 @@ class Refusal:
     message: str = "scripted refusal: the request is malformed"
 
 
-Script = str | Refusal
+@dataclass(frozen=True)
+class Calls:
+    """A script entry: answer with these tool calls (after ``text``), their arguments
+    streamed in fragments of ``split`` characters where the backend streams fragments."""
+
+    calls: tuple[ToolCall, ...]
+    text: str = ""
+    split: int | None = None
+
+
+Script = str | Refusal | Calls
+
+LOOKUP = ToolSpec(
+    "lookup_metric",
+    "Look up a reported metric of a bank for a period",
+    {
+        "type": "object",
+        "properties": {"metric": {"type": "string"}, "period": {"type": "string"}},
+        "required": ["metric"],
+    },
+)
+TOOL_REQUEST = ChatRequest.of("What was the CET1 ratio at the end of Q3?", tools=(LOOKUP,), tool_choice="auto")
+ONE_CALL = ToolCall("call_cet1", "lookup_metric", '{"metric": "CET1 ratio", "period": "2024-Q3"}')
+#: two calls at once, with arguments that a naive split would break: escapes, non-ASCII, nesting
+PARALLEL = (
+    ToolCall("call_a", "lookup_metric", '{"metric": "CET1 \\"fully loaded\\"", "period": "2024-Q3"}'),
+    ToolCall("call_b", "lookup_metric", '{"metric": "Tier 1 leverage, Zürich €", "filters": {"entity": ["Bank plc"]}}'),
+)
+TOOL_RESULT_REQUEST = ChatRequest(
+    (
+        ChatMessage("user", "What was the CET1 ratio at the end of Q3?"),
+        ChatMessage("assistant", "", tool_calls=(ONE_CALL,)),
+        ChatMessage("tool", '{"value": 14.2, "unit": "%"}', tool_call_id=ONE_CALL.id),
+    ),
+    tools=(LOOKUP,),
+)
 
 
 class ChatModelFactory(Protocol):
@@ -75,6 +121,10 @@ async def _deltas(model: ChatModel, request: ChatRequest) -> list[Delta]:
 
 def _text(deltas: list[Delta]) -> str:
     return "".join(d.text for d in deltas)
+
+
+def _calls(deltas: list[Delta]) -> list[ToolCall]:
+    return [call for d in deltas for call in d.tool_calls]
 
 
 class ChatModelContract:
@@ -191,3 +241,55 @@ class ChatModelContract:
         for deltas, script in ((first, REPLY), (second, OTHER_REPLY), *((d, OTHER_REPLY) for d in together)):
             assert [d.finish_reason is not None for d in deltas].count(True) == 1 and deltas[-1].finish_reason
             self.check_reply(_text(deltas), script)
+
+    # -- tool calls ---------------------------------------------------------------------
+
+    @staticmethod
+    def calls_tools(model: ChatModel) -> bool:
+        """Whether ``model`` says it can call tools (a class attribute ``supports_tools``)."""
+        return bool(getattr(model, "supports_tools", False))
+
+    def _tool_model(self, chat_model: ChatModelFactory, *script: Script) -> ChatModel:
+        import pytest
+
+        model = chat_model(*script)
+        if not self.calls_tools(model) or not self.scripted:
+            pytest.skip("the model cannot call tools (supports_tools is not True) or is not scripted")
+        return model
+
+    def test_a_model_that_cannot_call_tools_refuses_them(self, chat_model: ChatModelFactory) -> None:
+        import pytest
+
+        model = chat_model(REPLY)
+        if self.calls_tools(model):
+            pytest.skip("the model calls tools")
+        for request in (TOOL_REQUEST, TOOL_RESULT_REQUEST):
+            with pytest.raises((BackendError, RequestRejected), match="tool") as refused:
+                self.run(model, lambda r=request: _deltas(model, r))  # type: ignore[misc]
+            assert str(refused.value).strip()
+
+    def test_a_tool_call_arrives_whole_once_with_the_last_delta(self, chat_model: ChatModelFactory) -> None:
+        model = self._tool_model(chat_model, Calls((ONE_CALL,)))
+        deltas = self.run(model, lambda: _deltas(model, TOOL_REQUEST))
+        assert _calls(deltas) == [ONE_CALL]
+        assert deltas[-1].finish_reason == "tool_calls"
+        assert [d.finish_reason is not None for d in deltas].count(True) == 1
+
+    def test_parallel_calls_streamed_in_fragments_reassemble_in_order(self, chat_model: ChatModelFactory) -> None:
+        model = self._tool_model(chat_model, Calls(PARALLEL, text="Let me look both up. ", split=3))
+        deltas = self.run(model, lambda: _deltas(model, TOOL_REQUEST))
+        assert _calls(deltas) == list(PARALLEL)
+        assert _text(deltas) == "Let me look both up. "
+        assert deltas[-1].finish_reason == "tool_calls"
+
+    def test_arguments_are_passed_on_as_written_even_when_malformed(self, chat_model: ChatModelFactory) -> None:
+        broken = (ToolCall("call_x", "no_such_tool", '{"metric": "CET1'),)
+        model = self._tool_model(chat_model, Calls(broken, split=4))
+        deltas = self.run(model, lambda: _deltas(model, TOOL_REQUEST))
+        assert _calls(deltas) == list(broken)
+
+    def test_tool_results_are_accepted_and_answered(self, chat_model: ChatModelFactory) -> None:
+        model = self._tool_model(chat_model, REPLY)
+        deltas = self.run(model, lambda: _deltas(model, TOOL_RESULT_REQUEST))
+        assert _text(deltas) == REPLY and not _calls(deltas)
+        assert deltas[-1].finish_reason == "stop"
