@@ -1,0 +1,44 @@
+"""Structured datasets (prices, rates, fundamentals, positions, reference data), loaded from
+CSV or Parquet as bitemporal versions and queried with checked, read-only SQL.
+
+:func:`open_datasets` opens the configured backend: PostgreSQL (schema ``strongroom_data``)
+when ``store_url`` is set, else the DuckDB file ``HOME/datasets.duckdb``. Both implement
+:class:`DatasetStore`; :func:`check_select` and :func:`rewrite` (``strongroom.data.sql``) are the
+checker and the rewrite they run every query through.
+
+>>> store = open_datasets(settings)  # doctest: +SKIP
+>>> store.query("SELECT close FROM prices WHERE ticker = 'ACME' ORDER BY date DESC LIMIT 1",
+...             ["prices"], as_of=as_of, known_at=known_at).rows  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from strongroom.config import Settings
+from strongroom.data.base import DATASET_NAME, DatasetStore, DatasetVersion, QueryLimits, QueryResult
+from strongroom.data.sql import CheckedSelect, check_select, rewrite
+from strongroom.errors import ConfigError
+
+__all__ = [
+    "DATASET_NAME",
+    "CheckedSelect",
+    "DatasetStore",
+    "DatasetVersion",
+    "QueryLimits",
+    "QueryResult",
+    "check_select",
+    "open_datasets",
+    "rewrite",
+]
+
+#: the DuckDB file of datasets in the home folder
+DATASETS_FILE = "datasets.duckdb"
+
+
+def open_datasets(settings: Settings) -> DatasetStore:
+    """The datasets of this deployment: in PostgreSQL when ``settings.store_url`` is set (the
+    same database as the store, schema ``strongroom_data``), else in ``home/datasets.duckdb``."""
+    if settings.store_url:
+        raise ConfigError("datasets in PostgreSQL are not built yet: leave STRONGROOM_STORE_URL unset for now")
+    from strongroom.data.duckdb import DuckDBDatasets
+
+    return DuckDBDatasets(settings.home / DATASETS_FILE)
