@@ -76,8 +76,10 @@ class AgentLimits:
 class RunEvent:
     """One step of a run, as streamed to the caller and kept with the run: ``kind`` is
     ``started``, ``model`` (a model turn: text, tool calls, usage), ``tool`` (a call, its
-    arguments, its outcome, its evidence), ``answer``, ``error``, ``cancelled``, ``limit``,
-    ``resumed``; ``seq`` orders the events of one run."""
+    arguments, its outcome, its evidence), ``check`` (the answer's unsupported numbers, sent
+    back to the model once), ``answer``, ``error``, ``cancelled``, ``limit``, ``resumed``;
+    ``seq`` orders the events of one run (after a resume, a step that was not checkpointed
+    is sent again under the same numbers: keep events by ``(run_id, seq)``, replacing)."""
 
     run_id: str
     seq: int
