@@ -7,6 +7,12 @@ last user message is the question; the answer is written from what the caller ma
 through the same ask operation as ``/v1/ask``. Each claim is marked ``[n]`` and the sources
 are listed after the text; the response also carries ``citations`` (an extra field SDKs
 keep). Streaming sends the same content as Server-Sent Events, citations in the last chunk.
+
+A request with ``tools`` (or with assistant ``tool_calls`` and ``tool`` results among its
+messages) is a bank's own agent talking to a model: the conversation goes as it is, through
+the gateway, to the route ``model`` names (one the caller is granted), nothing is retrieved,
+and the answer may be tool calls, in OpenAI's shape, streamed or not (see
+:mod:`strongroom.llm.tool_calls` and :mod:`strongroom.service.model_calls`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from strongroom.api.deps import Who, service
+from strongroom.api.openai_tools import tool_completion, uses_tools
 from strongroom.api.schemas import ChatRequest, CitationOut
 from strongroom.service import AskRequest
 from strongroom.types import Answer, Citation, frozen_meta
@@ -78,7 +85,10 @@ async def list_models(request: Request, principal: Who) -> dict[str, object]:
 async def chat_completions(
     body: ChatRequest, request: Request, principal: Who
 ) -> dict[str, object] | StreamingResponse:
-    """An answer to the last user message, as an OpenAI chat completion (``stream`` for SSE)."""
+    """An answer to the last user message, as an OpenAI chat completion (``stream`` for SSE);
+    with ``tools``, the model route's answer to the conversation, tool calls included."""
+    if uses_tools(body):
+        return await tool_completion(body, service(request).platform, principal)
     question = _question(body)
     svc = service(request)
     if body.k > svc.config.max_k:

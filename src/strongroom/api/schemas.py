@@ -20,11 +20,16 @@ __all__ = [
     "ClaimOut",
     "DocumentOut",
     "ErrorOut",
+    "FunctionCallIn",
+    "FunctionIn",
     "HitOut",
     "JobList",
     "JobOut",
     "SearchOut",
     "SearchRequest",
+    "ToolCallIn",
+    "ToolChoiceIn",
+    "ToolIn",
     "VersionOut",
 ]
 
@@ -303,19 +308,91 @@ class JobList(BaseModel):
     jobs: list[JobOut]
 
 
+_TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class FunctionCallIn(BaseModel):
+    """The function of a tool call an assistant message carries: its name and the JSON
+    text of its arguments, as the model wrote them."""
+
+    name: str = Field(pattern=_TOOL_NAME)
+    arguments: str = Field(max_length=1_000_000)
+
+
+class ToolCallIn(BaseModel):
+    """A tool call in an assistant message (OpenAI's shape)."""
+
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
+def _empty_schema() -> dict[str, object]:
+    return {"type": "object", "properties": {}}
+
+
+class FunctionIn(BaseModel):
+    """A function a model may call: its name, what it does, its arguments' JSON Schema."""
+
+    name: str = Field(pattern=_TOOL_NAME)
+    description: str = Field(default="", max_length=8192)
+    parameters: dict[str, object] = Field(default_factory=_empty_schema)
+
+
+class ToolIn(BaseModel):
+    """A tool offered to the model (OpenAI's ``{"type": "function", "function": ...}``)."""
+
+    type: Literal["function"]
+    function: FunctionIn
+
+
+class _Named(BaseModel):
+    name: str = Field(pattern=_TOOL_NAME)
+
+
+class ToolChoiceIn(BaseModel):
+    """``tool_choice`` naming the one function the model must call."""
+
+    type: Literal["function"]
+    function: _Named
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: str
     content: str | list[dict[str, object]] | None = None
+    tool_calls: list[ToolCallIn] | None = Field(default=None, max_length=128)
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=256)
+
+    def text(self) -> str:
+        """The message's text: its content, or the text parts of a list of parts."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(p.get("text", "")) for p in self.content or [] if p.get("type") == "text")
 
 
 class ChatRequest(BaseModel):
-    """The OpenAI chat request; unknown OpenAI options are accepted and ignored."""
+    """The OpenAI chat request; unknown OpenAI options are accepted and ignored.
+
+    With ``tools`` (or tool calls and tool results among the messages) the conversation is
+    sent as it is to the model route ``model`` names, and the answer may be tool calls;
+    without, the last user message is a question answered from the store with citations.
+    """
 
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     stream: bool = False
+    tools: list[ToolIn] | None = Field(default=None, max_length=128)
+    tool_choice: Literal["auto", "none", "required"] | ToolChoiceIn | None = None
+    parallel_tool_calls: bool | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream_options: dict[str, object] | None = None
     k: int = Field(default=5, ge=1, le=1000)
     as_of: str | None = Field(default=None, max_length=64, description=_AS_OF)
     known_at: str | None = Field(default=None, max_length=64, description=_KNOWN_AT)
