@@ -144,6 +144,20 @@ class Settings(BaseSettings):
     dataset_query_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="Engine time one dataset query may take before it is stopped."
     )
+    agent_max_running: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Research-agent runs the HTTP service executes at once (each on a thread with its own "
+        "event loop); more wait queued.",
+    )
+    agent_max_active_per_principal: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Agent runs one principal may have queued or running at once; another is refused until "
+        "one ends (or is cancelled).",
+    )
     query_hash_key: Path | None = Field(
         default=None,
         description="Secret for the keyed hash of each query in the audit log (default HOME/keys/query-hmac.key, "
