@@ -11,6 +11,7 @@ from strongroom.agent.citations import check_answer
 from strongroom.agent.prompt import (
     MAX_CONTENT_CHARS,
     MAX_EVIDENCE_CHARS,
+    QUOTE_CHARS,
     SYSTEM_PROMPT,
     UNTRUSTED_NOTE,
     chat_messages,
@@ -38,7 +39,7 @@ def test_a_tool_result_is_json_with_everything_read_under_untrusted_content() ->
     output = ToolOutput(
         {"hits": [{"text": HOSTILE}]},
         (
-            Evidence("page", {"document_id": "d", "page": 2}, HOSTILE),
+            Evidence("page", {"document_id": "d", "page": 2}, HOSTILE + " (page 2)"),
             Evidence("query", {"as_of": datetime(2023, 7, 1, tzinfo=UTC)}, "rows"),
         ),
     )
@@ -53,7 +54,7 @@ def test_a_tool_result_is_json_with_everything_read_under_untrusted_content() ->
     assert framed["untrusted_content"]["result"] == {"hits": [{"text": HOSTILE}]}  # quotes cannot break out
     evidence = framed["untrusted_content"]["evidence"]
     assert [e["cite"] for e in evidence] == [4, 5]
-    assert evidence[0]["text"] == HOSTILE
+    assert evidence[0]["text"] == HOSTILE + " (page 2)"
     assert evidence[1]["ref"] == {"as_of": "2023-07-01T00:00:00+00:00"}
 
 
@@ -65,6 +66,19 @@ def test_big_results_are_cut_for_the_model() -> None:
     assert framed["untrusted_content"]["result"]["truncated"] is True
     assert len(framed["untrusted_content"]["result"]["text"]) == MAX_CONTENT_CHARS
     assert len(framed["untrusted_content"]["evidence"][0]["text"]) == MAX_EVIDENCE_CHARS
+
+
+def test_a_passage_the_result_already_shows_is_not_sent_twice() -> None:
+    passage = "Total net sales were 81,797 million in the quarter ended July 1, 2023, down from 82,959 million."
+    output = ToolOutput(
+        {"passages": [{"text": passage, "page": 4}]},
+        (Evidence("page", {"page": 4}, passage), Evidence("page", {"page": 5}, "short")),
+    )
+    sent = tool_result("search_documents", "c", output, 1)
+    assert sent.count("82,959") == 1
+    evidence = json.loads(sent)["untrusted_content"]["evidence"]
+    assert evidence[0] == {"cite": 1, "kind": "page", "ref": {"page": 4}, "quote": passage[:QUOTE_CHARS] + "..."}
+    assert evidence[1]["text"] == "short"
 
 
 def test_a_tool_error_is_framed_too() -> None:

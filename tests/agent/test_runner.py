@@ -16,7 +16,7 @@ from strongroom.agent.base import AgentLimits, RunEvent
 from strongroom.agent.checkpoint import AgentCheckpointer, open_checkpointer
 from strongroom.agent.prompt import SYSTEM_PROMPT
 from strongroom.agent.runner import AgentResult, AgentRunner
-from strongroom.errors import ConfigError, NoDeploymentAvailable, NotFound, PermissionDenied, QueryError
+from strongroom.errors import NoDeploymentAvailable, NotFound, PermissionDenied, QueryError
 from strongroom.llm.types import ChatRequest, ToolSpec
 from strongroom.testing.chat import ScriptedChatModel, ScriptedReply, tool_call
 from tests.agent.fakes import ANSWER, TABLES, FakeToolbox, research_turn, tool_messages
@@ -130,13 +130,18 @@ def test_a_run_id_is_used_once_and_only_known_runs_resume(checkpointer: AgentChe
         asyncio.run(runner.arun("run-2", "  "))
 
 
-def test_a_toolbox_may_not_shadow_the_calculator() -> None:
-    class Shadowing(FakeToolbox):
+def test_the_agent_s_calculator_replaces_a_toolbox_s() -> None:
+    class WithCalculator(FakeToolbox):
         def specs(self) -> tuple[ToolSpec, ...]:
-            return (ToolSpec("calculate", "mine", {"type": "object"}),)
+            return (*super().specs(), ToolSpec("calculate", "the toolbox's own", {"type": "object"}))
 
-    with pytest.raises(ConfigError, match="calculate"):
-        AgentRunner(ScriptedChatModel(), Shadowing())
+    model = ScriptedChatModel(default=research_turn)
+    toolbox = WithCalculator()
+    result = run(make_runner(model, toolbox))
+    assert [t.name for t in model.requests[0].tools] == ["search", "sql", "calculate"]
+    assert model.requests[0].tools[-1].description.startswith("Exact decimal arithmetic")
+    assert "calculate" not in [name for name, _ in toolbox.calls]
+    assert result.status == "answered" and result.evidence[2].kind == "calculation"
 
 
 # -- tool calls that go wrong: the model reads the error, the run goes on --------------------

@@ -64,6 +64,8 @@ SYSTEM_PROMPT = (
 #: a tool result's content and each evidence text are cut to these many characters for the model
 MAX_CONTENT_CHARS = 16_000
 MAX_EVIDENCE_CHARS = 4_000
+#: the start of an evidence text the result already shows, to match it by
+QUOTE_CHARS = 80
 
 
 def plain(value: object) -> object:
@@ -94,16 +96,35 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
 def tool_result(name: str, call_id: str, output: ToolOutput, first: int) -> str:
     """A tool's result as the ``tool`` message's content: JSON, everything the tool read under
-    ``untrusted_content``, its evidence numbered from ``first``."""
+    ``untrusted_content``, its evidence numbered from ``first``.
+
+    An evidence text the result already shows (a passage in ``content`` too) is not sent
+    twice: its item carries the first words as a ``quote`` to match it by.
+    """
     content = plain(output.content)
+    shown = _strings(content)
     if len(_dumps(content)) > MAX_CONTENT_CHARS:
-        content = {"truncated": True, "text": _dumps(content)[:MAX_CONTENT_CHARS]}
-    evidence = [
-        {"cite": first + i, "kind": e.kind, "ref": plain(e.ref), "text": e.text[:MAX_EVIDENCE_CHARS]}
-        for i, e in enumerate(output.evidence)
-    ]
+        content, shown = {"truncated": True, "text": _dumps(content)[:MAX_CONTENT_CHARS]}, []
+    evidence = []
+    for i, e in enumerate(output.evidence):
+        item: dict[str, object] = {"cite": first + i, "kind": e.kind, "ref": plain(e.ref)}
+        if len(e.text) > QUOTE_CHARS and any(e.text in s for s in shown):
+            item["quote"] = e.text[:QUOTE_CHARS] + "..."
+        else:
+            item["text"] = e.text[:MAX_EVIDENCE_CHARS]
+        evidence.append(item)
     framed = {
         "tool": name,
         "call_id": call_id,

@@ -32,7 +32,7 @@ from strongroom.agent.citations import NumberCheck
 from strongroom.agent.graph import RunContext, build_graph, initial_state
 from strongroom.agent.prompt import PROMPT_VERSION, evidence_of
 from strongroom.agent.tools import CALCULATE
-from strongroom.errors import ConfigError, NotFound, QueryError
+from strongroom.errors import NotFound, QueryError
 from strongroom.llm.protocol import ChatModel
 
 __all__ = ["AgentResult", "AgentRunner", "result_of"]
@@ -118,7 +118,8 @@ class AgentRunner:
     """Runs the research agent with one model, one toolbox and one checkpointer.
 
     ``model``: a :class:`ChatModel` (the gateway, asked for ``route``); ``toolbox``: the
-    tools of the run's principal (``calculate`` is added by the agent itself);
+    tools of the run's principal (``calculate`` is the agent's own, replacing any the
+    toolbox offers: it checks each input against the run's evidence);
     ``checkpointer``: where steps are kept (:func:`~strongroom.agent.checkpoint.open_checkpointer`;
     None keeps them in memory, so nothing survives a restart); ``user``: sent with each
     model request (the gateway's per-principal budgets); ``turn_max_tokens``: the most one
@@ -138,11 +139,9 @@ class AgentRunner:
         user: str | None = None,
         turn_max_tokens: int | None = 1024,
     ) -> None:
-        specs = tuple(toolbox.specs())
-        if any(s.name == CALCULATE.name for s in specs):
-            raise ConfigError(
-                f"the toolbox offers a tool named {CALCULATE.name!r}, which the agent provides itself; rename it"
-            )
+        # the agent's calculate binds each input to the run's evidence, which a toolbox cannot
+        # see: it replaces a toolbox's own (one for MCP clients, say)
+        specs = tuple(s for s in toolbox.specs() if s.name != CALCULATE.name)
         self.model = model
         self.toolbox = toolbox
         self.specs = (*specs, CALCULATE)
