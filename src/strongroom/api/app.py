@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from strongroom.api import admin, conversations, docs, keys, openai, routes
+from strongroom.api import admin, conversations, datasets, docs, keys, openai, routes
 from strongroom.api.deps import get_caller, service
 from strongroom.api.middleware import ServiceMiddleware
 from strongroom.api.service import Service
@@ -192,6 +192,7 @@ def create_app(
     )
     app.include_router(routes.router)
     app.include_router(conversations.router)
+    app.include_router(datasets.router)
     app.include_router(openai.router)
     app.include_router(keys.router)
     app.include_router(admin.router)

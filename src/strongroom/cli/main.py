@@ -38,6 +38,7 @@ from strongroom.cli.common import (
     platform_session,
     say,
 )
+from strongroom.cli.data import data_app
 from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cmd
 from strongroom.cli.models import app as models_app
 from strongroom.cli.serve import audit_app, keys_app, serve_command
@@ -272,6 +273,7 @@ def _mount() -> None:
     """The other commands and groups, each under its panel of `strongroom --help`."""
     app.command("documents", rich_help_panel=EVERYDAY)(documents_cmd)
     app.command("show", rich_help_panel=EVERYDAY)(show_cmd)
+    app.add_typer(data_app, name="data", rich_help_panel=EVERYDAY)
     app.add_typer(acl_app, name="acl", rich_help_panel=ADMIN)
     app.command("delete", rich_help_panel=ADMIN)(delete_cmd)
     app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)

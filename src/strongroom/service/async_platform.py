@@ -17,7 +17,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -27,14 +27,15 @@ import numpy.typing as npt
 from strongroom.audit import AuditEvent, AuditLog, AuditRecord, VerifyReport
 from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
+from strongroom.data.base import DatasetVersion, QueryResult
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.sandbox import RenderLimits
 from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore
-from strongroom.llm.types import ChatRequest, Delta
 from strongroom.rag import ExtractiveGenerator
 from strongroom.service.batching import Batcher, QueryBatcher
+from strongroom.service.clock import TimeInput
 from strongroom.service.conversation_store import (
     Conversation,
     Feedback,
@@ -45,7 +46,7 @@ from strongroom.service.conversation_store import (
     open_conversation_store,
 )
 from strongroom.service.conversations import Conversations
-from strongroom.service.model_calls import ModelCalls
+from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
 from strongroom.service.model_routes import ModelsConfig, models_config
 from strongroom.service.operations import Operations, Outcome, Retrieved
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
@@ -102,12 +103,19 @@ class AsyncPlatform:
         self._originals = originals_folder(settings.home)
         self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use, on the store's thread
+        # datasets have a thread of their own: a long query must not hold up searches
+        self._datasets: Datasets | None = None
+        self._data_pool: ThreadPoolExecutor | None = None
 
     async def aclose(self) -> None:
         if self._gateway is not None:
             await self._gateway.aclose()
         if self._conversations is not None:
             await self.on_store(self._conversations.close)
+        if self._data_pool is not None:
+            if self._datasets is not None:
+                await self._on_data(self._datasets.close)
+            self._data_pool.shutdown(wait=True)
 
     # -- the drivers' plumbing ---------------------------------------------------------------
 
@@ -180,12 +188,6 @@ class AsyncPlatform:
     async def models(self, principal: Principal) -> list[RouteView]:
         self.ops.require(principal, "reader")
         return await asyncio.to_thread(models_for, self.settings, principal, self._routes)
-
-    def chat(self, principal: Principal, request: ChatRequest) -> AsyncIterator[Delta]:
-        """The principal's own conversation (tools included) through a gateway route it is
-        granted (``request.model``): streamed, metered, audited (:mod:`.model_calls`)."""
-        calls = ModelCalls(self.ops, self.settings, self._routes, gateway=self._gateway_for_routes, commit=self._done)
-        return calls.stream(principal, request)
 
     async def documents(self, principal: Principal, request: DocumentsRequest) -> list[DocumentView]:
         return await self._done(await self.on_store(self.ops.documents, principal, request))
@@ -355,6 +357,37 @@ class AsyncPlatform:
 
     async def open_shared(self, principal: Principal, token: str) -> tuple[Share, Thread]:
         return await self._converse(lambda c: c.open_shared(principal, token))
+
+    # -- structured datasets -----------------------------------------------------------------
+
+    async def _on_data(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the datasets' thread, in this request's context (its request id)."""
+        if self._data_pool is None:
+            self._data_pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-datasets")
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._data_pool, call)
+
+    async def _data(self, op: Callable[[Datasets], Outcome[T]]) -> T:
+        def run() -> Outcome[T]:
+            if self._datasets is None:
+                from strongroom.data import open_datasets
+
+                self._datasets = Datasets(self.ops, open_datasets(self.settings))
+            return op(self._datasets)
+
+        return await self._done(await self._on_data(run))
+
+    async def load_dataset(self, principal: Principal, request: DatasetLoad) -> DatasetVersion:
+        return await self._data(lambda d: d.load(principal, request))
+
+    async def datasets(self, principal: Principal, known_at: TimeInput = None) -> list[DatasetView]:
+        """The datasets ``principal`` may read, with their versions loaded by ``known_at``."""
+        return await self._data(lambda d: d.listing(principal, known_at))
+
+    async def query_datasets(self, principal: Principal, request: DatasetQuery) -> QueryResult:
+        """One read-only SQL statement over the datasets ``principal`` may read (see
+        :meth:`~strongroom.service.datasets.Datasets.query`)."""
+        return await self._data(lambda d: d.query(principal, request))
 
     async def require(self, principal: Principal, role: str, action: str) -> None:
         """Refuse (audited) a principal without ``role`` before a route does costly work."""

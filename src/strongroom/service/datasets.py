@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from strongroom.data.base import DATASET_NAME, DatasetStore, DatasetVersion, QueryLimits, QueryResult
-from strongroom.errors import QueryError, StoreError, WriteDenied
+from strongroom.data.sql import MAX_SQL_CHARS, check_select
+from strongroom.errors import QueryError, StoreError, StrongroomError, WriteDenied
 from strongroom.ingest.understand.redaction import redact_value
 from strongroom.service.clock import Clocks, TimeInput
 from strongroom.service.operations import Operations, Outcome
@@ -61,10 +62,9 @@ __all__ = [
 
 #: how a load adds to a dataset: new rows (a row with an existing key corrects it), or all of it
 LOAD_MODES = ("append", "replace")
-#: the longest SQL a query may be
-MAX_SQL_CHARS = 20_000
 _NAME = re.compile(DATASET_NAME)
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,26 @@ def readable(versions: Sequence[DatasetVersion], groups: frozenset[str], known_a
     return out
 
 
+@dataclass
+class _Engine:
+    """Runs the dataset store's loads and queries, noting a failure: its message may quote the
+    data (a value that would not convert, a duplicate key), so the record keeps only its kind."""
+
+    failed: StrongroomError | None = None
+
+    def run(self, work: Callable[[], U]) -> U:
+        try:
+            return work()
+        except StrongroomError as exc:
+            self.failed = exc
+            raise
+
+    def detail(self, detail: str) -> str:
+        if self.failed is None:
+            return redact_value(detail)[0]  # a refusal may quote the SQL or the file name as typed
+        return f"{type(self.failed).__name__} from the dataset store (its message, shown to the caller, may quote data)"
+
+
 def _groups(acl: frozenset[str]) -> str:
     return ",".join(sorted(acl))
 
@@ -156,11 +176,11 @@ class Datasets:
         action: str,
         fields: dict[str, object],
         body: Callable[[], tuple[T, dict[str, object]]],
+        engine: _Engine,
     ) -> Outcome[T]:
-        """:meth:`Operations.run_audited`, with each record's detail redacted: a refusal's
-        message may quote the SQL or the file as typed (a parse error shows where it failed)."""
+        """:meth:`Operations.run_audited`, with each record's detail as ``engine`` may keep it."""
         outcome = self.ops.run_audited(principal, action, fields, body)
-        events = tuple(replace(e, detail=redact_value(e.detail)[0]) for e in outcome.events)
+        events = tuple(replace(e, detail=engine.detail(e.detail)) for e in outcome.events)
         return replace(outcome, events=events)
 
     def _visible(self, principal: Principal, known_at: datetime) -> dict[str, DatasetView]:
@@ -181,19 +201,21 @@ class Datasets:
         def body() -> tuple[DatasetVersion, dict[str, object]]:
             self.ops.require(principal, "ingester")
             self._check_load(request, acl)
-            before = self._writable(principal, request.dataset, acl)
-            version = self.store.load(
-                request.dataset,
-                request.path,
-                acl=acl,
-                valid_time_column=request.valid_time_column,
-                key_columns=request.key_columns,
-                mode=request.mode,
-                loaded_by=principal.name,
+            latest = self._writable(principal, request.dataset, acl)
+            version = engine.run(
+                lambda: self.store.load(
+                    request.dataset,
+                    request.path,
+                    acl=acl,
+                    valid_time_column=request.valid_time_column,
+                    key_columns=request.key_columns,
+                    mode=request.mode,
+                    loaded_by=principal.name,
+                )
             )
             filters = {
                 "acl": sorted(version.acl),
-                "acl_before": sorted(before) if before is not None else None,
+                "acl_before": sorted(latest.acl) if latest is not None else None,
                 "mode": version.mode,
                 "source": source,
                 "version": version.version,
@@ -204,9 +226,12 @@ class Datasets:
                 "key_columns": list(version.key_columns),
             }
             detail = f"version {version.version}: {version.rows} rows ({version.superseded} earlier rows corrected)"
+            if latest is not None and version.version == latest.version:
+                detail = f"the same bytes as version {version.version}: nothing loaded"
             return version, {"filters": filters, "detail": detail}
 
-        return self._audited(principal, "datasets.load", fields, body)
+        engine = _Engine()
+        return self._audited(principal, "datasets.load", fields, body, engine)
 
     @staticmethod
     def _check_load(request: DatasetLoad, acl: frozenset[str]) -> None:
@@ -225,13 +250,14 @@ class Datasets:
             what = "a folder" if request.path.is_dir() else "not there"
             raise QueryError(f"{request.path}: {what}; give a CSV or Parquet file")
 
-    def _writable(self, principal: Principal, name: str, acl: frozenset[str]) -> frozenset[str] | None:
-        """The ACL the dataset has now (None for a new dataset), if ``principal`` may load into
+    def _writable(self, principal: Principal, name: str, acl: frozenset[str]) -> DatasetVersion | None:
+        """The dataset's newest version (None for a new dataset), if ``principal`` may load into
         it with ``acl``: it may read the dataset, and only an admin changes who may."""
         loads = self.store.versions(name)
         if not loads:
             return None
-        current = max(loads, key=lambda v: v.version).acl
+        latest = max(loads, key=lambda v: v.version)
+        current = latest.acl
         if not principal.may_read(current):
             raise _not_yours(name)
         if acl != current and "admin" not in principal.roles:
@@ -240,7 +266,7 @@ class Datasets:
                 f"{_groups(acl)}. Load it with --acl {_groups(current)}, or have an admin who may read it load "
                 "it with the new --acl (who may read a dataset changes for all of its history)"
             )
-        return current
+        return latest
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -255,7 +281,9 @@ class Datasets:
             views = [seen[name] for name in sorted(seen)]
             return views, {"filters": clocks.describe(), "detail": f"{len(views)} datasets"}
 
-        return self._audited(principal, "datasets.list", {"filters": {"known_at": str(known_at or "")}}, body)
+        return self._audited(
+            principal, "datasets.list", {"filters": {"known_at": str(known_at or "")}}, body, _Engine()
+        )
 
     def query(self, principal: Principal, request: DatasetQuery) -> Outcome[QueryResult]:
         """Run ``request.sql`` (one read-only SELECT) over the datasets ``principal`` may read at
@@ -275,7 +303,10 @@ class Datasets:
             fields["filters"] = {**clocks.describe(), "max_rows": limits.max_rows}
             as_of, known_at = clocks.applied()
             seen = self._visible(principal, known_at)
-            result = self.store.query(request.sql, sorted(seen), as_of=as_of, known_at=known_at, limits=limits)
+            check_select(request.sql, sorted(seen))  # the checker refuses here, before the engine is asked
+            result = engine.run(
+                lambda: self.store.query(request.sql, sorted(seen), as_of=as_of, known_at=known_at, limits=limits)
+            )
             self._entitled(result, seen)
             used = [[v.dataset, v.version, v.sha256] for v in result.datasets]
             extra = {"datasets": used, "rows": len(result.rows), "truncated": result.truncated}
@@ -283,7 +314,8 @@ class Datasets:
             detail = f"{len(result.rows)} rows{' (truncated)' if result.truncated else ''}"
             return result, {"filters": {**clocks.describe(), "max_rows": limits.max_rows, **extra}, "detail": detail}
 
-        return self._audited(principal, "datasets.query", fields, body)
+        engine = _Engine()
+        return self._audited(principal, "datasets.query", fields, body, engine)
 
     def _limits(self, request: DatasetQuery) -> QueryLimits:
         s = self.ops.settings

@@ -30,6 +30,7 @@ from strongroom.audit import VerifyReport, open_audit_log
 from strongroom.auth import open_key_store
 from strongroom.auth.apikeys import ApiKey
 from strongroom.config import Settings
+from strongroom.data.base import DatasetVersion, QueryResult
 from strongroom.embed import Embedder, LazyEmbedder
 from strongroom.embed.query_encoder import create_query_encoder
 from strongroom.errors import IngestError, StoreError
@@ -43,7 +44,7 @@ from strongroom.llm.route_config import RouteStore
 from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
-from strongroom.service.clock import parse_instant
+from strongroom.service.clock import TimeInput, parse_instant
 from strongroom.service.conversation_store import (
     Conversation,
     Feedback,
@@ -54,6 +55,7 @@ from strongroom.service.conversation_store import (
     open_conversation_store,
 )
 from strongroom.service.conversations import Conversations
+from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.records import QueryRedactor, bus_key
@@ -120,6 +122,7 @@ class Platform:
         self.ops = Operations(settings, runtime.store, runtime.embedder, QueryRedactor.for_settings(settings))
         self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use
+        self._datasets: Datasets | None = None  # opened on first use
 
     @classmethod
     def open(
@@ -139,6 +142,8 @@ class Platform:
     def close(self) -> None:
         if self._conversations is not None:
             self._conversations.close()
+        if self._datasets is not None:
+            self._datasets.close()
         self.runtime.close()
         self.audit.close()
         self.keys.close()
@@ -397,6 +402,30 @@ class Platform:
     def open_shared(self, principal: Principal, token: str) -> tuple[Share, Thread]:
         """A shared conversation, if ``principal`` may read every version it cites at its ``as_of``."""
         return self._converse(lambda c: c.open_shared(principal, token))
+
+    # -- structured datasets -----------------------------------------------------------------
+
+    def _data(self, op: Callable[[Datasets], Outcome[T]]) -> T:
+        if self._datasets is None:
+            from strongroom.data import open_datasets
+
+            self._datasets = Datasets(self.ops, open_datasets(self.settings))
+        return self._done(op(self._datasets))
+
+    def load_dataset(self, principal: Principal, request: DatasetLoad) -> DatasetVersion:
+        """Load a CSV or Parquet file as a new version of a dataset (ingesters; into an existing
+        dataset only if ``principal`` may read it, and changing its ACL only as an admin)."""
+        return self._data(lambda d: d.load(principal, request))
+
+    def datasets(self, principal: Principal, known_at: TimeInput = None) -> list[DatasetView]:
+        """The datasets ``principal`` may read, with their versions loaded by ``known_at`` (default: now)."""
+        return self._data(lambda d: d.listing(principal, known_at))
+
+    def query_datasets(self, principal: Principal, request: DatasetQuery) -> QueryResult:
+        """One read-only SQL statement over the datasets ``principal`` may read, rows valid by
+        ``request.as_of`` as known at ``request.known_at``; a dataset it may not read is refused
+        (:class:`~strongroom.errors.QueryError`) exactly as one that does not exist."""
+        return self._data(lambda d: d.query(principal, request))
 
     # -- keys and audit ----------------------------------------------------------------------
 
