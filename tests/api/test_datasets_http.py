@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from strongroom.api import create_app
 from strongroom.config import Settings
@@ -144,3 +146,17 @@ def test_queries_are_audited_without_rows(env: Env) -> None:
     assert refused["outcome"] == "error" and "positions" in refused["query"]
     for value in ("101.25", "103.75", "187.4411"):
         assert value not in str(mine)
+
+
+_WORDS = ["SELECT", "FROM", "prices", "positions", "WHERE", "JOIN", "WITH", "AS", "(", ")", "*", ",", ";", "'",
+          '"', "UNION", "ALL", "read_csv", "CAST", "close", "day", "1", "--", "/*", "LIMIT", "-1", "NULL", "\\x00"]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.text(min_size=1, max_size=200), st.lists(st.sampled_from(_WORDS), min_size=1).map(" ".join)))
+def test_hostile_sql_is_answered_or_refused_never_a_server_error(env: Env, sql: str) -> None:
+    with env.client(OUTSIDER, sub="fuzz") as outsider:
+        r = outsider.post(QUERY, json={"sql": sql})
+    assert r.status_code in (200, 400, 422), r.text
+    if r.status_code == 200:  # an outsider reads no dataset: nothing it got can come from one
+        assert r.json()["datasets"] == []
