@@ -16,7 +16,6 @@ from __future__ import annotations
 from strongroom.config import Settings
 from strongroom.data.base import DATASET_NAME, DatasetStore, DatasetVersion, QueryLimits, QueryResult
 from strongroom.data.sql import CheckedSelect, check_select, rewrite
-from strongroom.errors import ConfigError
 
 __all__ = [
     "DATASET_NAME",
@@ -38,7 +37,9 @@ def open_datasets(settings: Settings) -> DatasetStore:
     """The datasets of this deployment: in PostgreSQL when ``settings.store_url`` is set (the
     same database as the store, schema ``strongroom_data``), else in ``home/datasets.duckdb``."""
     if settings.store_url:
-        raise ConfigError("datasets in PostgreSQL are not built yet: leave STRONGROOM_STORE_URL unset for now")
+        from strongroom.data.postgres import PostgresDatasets  # needs the postgres extra (psycopg)
+
+        return PostgresDatasets(settings.store_url)
     from strongroom.data.duckdb import DuckDBDatasets
 
     return DuckDBDatasets(settings.home / DATASETS_FILE)

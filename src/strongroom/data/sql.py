@@ -133,6 +133,8 @@ def rewrite(
         alias = alias.copy() if alias is not None else exp.TableAlias(this=table.this.copy())
         table.replace(exp.Subquery(this=body, alias=alias))
     tree = _limited(tree, max_rows + 1)
+    if dialect == "postgres":
+        _numeric_rounding(tree)
     try:
         return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:
@@ -252,6 +254,13 @@ def _limited(tree: exp.Expression, cap: int) -> exp.Expression:
         return tree
     inner = exp.Subquery(this=tree, alias=exp.TableAlias(this=exp.to_identifier("limited")))
     return exp.select("*").from_(inner).limit(cap)
+
+
+def _numeric_rounding(tree: exp.Expression) -> None:
+    # PostgreSQL rounds to n places only a numeric (round(double precision, int) does not exist)
+    for node in list(tree.find_all(exp.Round)):
+        if node.args.get("decimals") is not None:
+            node.set("this", exp.cast(node.this.copy(), exp.DataType.build("DECIMAL")))
 
 
 def _show(text: str, limit: int = 64) -> str:
