@@ -18,9 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from strongroom.api import admin, conversations, datasets, docs, keys, openai, routes
 from strongroom.api.deps import get_caller, service
+from strongroom.api.mcp import McpEndpoint, service_tools
 from strongroom.api.middleware import ServiceMiddleware
 from strongroom.api.service import Service
 from strongroom.api.web import SecurityHeaders, WebState
@@ -87,6 +89,7 @@ def create_app(
     config = service_settings or ServiceSettings()
     svc = Service.open(settings, config, embedder)
     web = WebState.open(settings, config, svc.auth)
+    mcp = McpEndpoint(service_tools(svc.platform))
     if config.dev_mode:
         log.warning(DEV_MODE_WARNING, config.dev_principal, sorted(config.dev_groups))
 
@@ -96,7 +99,8 @@ def create_app(
         # the sandbox's forkserver starts now, not on the first upload or page image
         warming = asyncio.create_task(asyncio.to_thread(_warm_up))
         try:
-            yield
+            async with mcp.running():  # MCP requests end before the platform closes
+                yield
         finally:
             refusals.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -197,5 +201,7 @@ def create_app(
     app.include_router(keys.router)
     app.include_router(admin.router)
     app.include_router(docs.router)
+    # the agent's tools over MCP (streamable HTTP), authenticated per request like /v1
+    app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))
     install_web(app, web)  # the web workspace: /, /ui/...
     return app

@@ -40,6 +40,7 @@ from strongroom.cli.common import (
 )
 from strongroom.cli.data import data_app
 from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cmd
+from strongroom.cli.mcp import mcp_command
 from strongroom.cli.models import app as models_app
 from strongroom.cli.serve import audit_app, keys_app, serve_command
 from strongroom.cli.store import migrate_command, reembed_command, upgrade_store_command, verify_store_command
@@ -280,6 +281,7 @@ def _mount() -> None:
     app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)
     app.add_typer(models_app, name="models", rich_help_panel=ADMIN)
     app.command("serve", rich_help_panel=OPERATE)(serve_command)
+    app.command("mcp", rich_help_panel=OPERATE)(mcp_command)
     app.command("worker", rich_help_panel=OPERATE)(worker_command)
     app.command("dead-letters", rich_help_panel=OPERATE)(dead_letters_command)
     app.command("migrate", rich_help_panel=OPERATE)(migrate_command)

@@ -1,0 +1,90 @@
+"""``strongroom mcp``: the research agent's tools as a Model Context Protocol server on
+stdin/stdout, for an agent that starts it as a subprocess (Claude Desktop, an IDE, a bank's
+own agent).
+
+It runs as the CLI's local principal (``--user``/``--groups``, else the configured
+defaults), like every other command, or, with ``--api-key-env VAR``, as the owner of the API
+key held in that environment variable, checked against the key store exactly as the HTTP
+service checks it (expired or revoked: refused). The clocks (``--as-of``, ``--known-at``)
+hold for the whole process. stdout carries the protocol alone: messages and logs go to
+stderr, and no secret is ever printed.
+
+    strongroom mcp --groups research --as-of 2024-03-28
+    STRONGROOM_MCP_KEY=sr_... strongroom mcp --api-key-env STRONGROOM_MCP_KEY
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
+
+import typer
+
+from strongroom.auth import Authenticator, ServiceSettings
+from strongroom.auth.apikeys import KEY_PREFIX
+from strongroom.cli.common import AsOfOpt, GroupsOpt, HomeOpt, KnownAtOpt, UserOpt, exits_on_error, fail, settings_for
+from strongroom.service import Platform, parse_instant
+from strongroom.service.requests import parse_groups
+from strongroom.types import Principal
+
+__all__ = ["mcp_command"]
+
+KEY_ENV_HELP = (
+    "Run as the owner of the API key in this environment variable (its groups and roles, checked against "
+    "the key store like the HTTP service does) instead of --user/--groups."
+)
+
+
+def _principal(platform: Platform, user: str | None, groups: str | None, secret: str | None) -> Principal:
+    """The caller: the key's owner (refused like a request with that key), else the CLI's principal."""
+    if secret is None:
+        members = None if groups is None else parse_groups(groups, "--groups")
+        return platform.principal(user, members, auth="cli")
+    authenticator = Authenticator(ServiceSettings(), platform.keys, None)
+    return authenticator.authenticate(f"Bearer {secret}").principal
+
+
+def mcp_command(
+    home: HomeOpt = None,
+    user: UserOpt = None,
+    groups: GroupsOpt = None,
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=KEY_ENV_HELP)] = None,
+    as_of: AsOfOpt = None,
+    known_at: KnownAtOpt = None,
+) -> None:
+    """Serve the research tools (search, datasets, SQL, calculator, term sheets, filing tables)
+    over MCP on stdin/stdout, entitled to you and fixed at your clocks; every call is audited."""
+    from strongroom.api.mcp import Binding, ThreadedToolboxes, serve_stdio
+    from strongroom.service.agent_tools import toolbox_for
+
+    if api_key_env is not None and (user is not None or groups is not None):
+        raise fail("--api-key-env names the caller: leave out --user and --groups")
+    secret = None
+    if api_key_env is not None:
+        secret = os.environ.get(api_key_env, "").strip()
+        if not secret.startswith(KEY_PREFIX):
+            raise fail(f"${api_key_env} holds no strongroom API key ({KEY_PREFIX}...): set it to the key's secret")
+    with exits_on_error():
+        clocks = parse_instant(as_of, "--as-of"), parse_instant(known_at, "--known-at")
+    settings = settings_for(home)
+    # the embedded store's connection stays on the thread that opened it: every call runs there
+    thread = ThreadPoolExecutor(1, thread_name_prefix="strongroom-mcp")
+    try:
+        with exits_on_error(2):
+            platform = thread.submit(lambda: Platform.open(settings, create=False)).result()
+        try:
+            with exits_on_error():
+                principal = thread.submit(_principal, platform, user, groups, secret).result()
+            binding = Binding(principal, *clocks, run_id=f"mcp-{uuid.uuid4().hex}")
+            source = ThreadedToolboxes(
+                lambda b: toolbox_for(platform, b.principal, as_of=b.as_of, known_at=b.known_at, run_id=b.run_id),
+                thread,
+            )
+            asyncio.run(serve_stdio(source, binding))
+        finally:
+            thread.submit(platform.close).result()
+    finally:
+        thread.shutdown(wait=True)
