@@ -5,6 +5,7 @@ anything else."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,7 @@ from strongroom.data.base import DatasetVersion
 from strongroom.data.sql import check_select
 from strongroom.errors import QueryError
 from strongroom.service.datasets import DatasetView
-from strongroom.service.tool_args import TOOL_ARGS, AsofJoinArgs, parse_arguments
+from strongroom.service.tool_args import TOOL_ARGS, TOOL_SPECS, AsofJoinArgs, parse_arguments
 from strongroom.service.tool_data import asof_sql
 from strongroom.service.tool_output import MAX_CONTENT_CHARS, fit, size
 
@@ -88,3 +89,11 @@ def test_arguments_are_checked_or_refused_with_a_query_error(name: str, argument
 def test_arguments_that_are_not_an_object_are_refused() -> None:
     with pytest.raises(QueryError, match="JSON object"):
         parse_arguments("search_documents", ["net sales"])  # type: ignore[arg-type]
+
+
+def test_null_is_an_argument_left_out_and_the_schemas_are_plain() -> None:
+    assert parse_arguments("search_documents", {"query": "net sales", "k": None, "doc_types": None}).k == 5  # type: ignore[attr-defined]
+    for spec in TOOL_SPECS:
+        text = json.dumps(spec.parameters)
+        assert not any(word in text for word in ('"anyOf"', '"$ref"', '"$defs"', '"title"')), spec.name
+        assert "description" not in spec.parameters and spec.description

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from strongroom.agent.calculator import MAX_EXPRESSION_CHARS
 from strongroom.data.base import DATASET_NAME
 from strongroom.errors import QueryError
 from strongroom.llm.types import ToolSpec
@@ -36,11 +37,20 @@ __all__ = [
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 Column = Annotated[str, Field(pattern=_IDENTIFIER, description="a column name, as list_datasets gives it")]
+OptionalColumn = Annotated[str, Field(pattern=r"^(?:[A-Za-z_][A-Za-z0-9_]{0,62})?$")]
 Dataset = Annotated[str, Field(pattern=DATASET_NAME, description="a dataset name, as list_datasets gives it")]
 
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: object) -> object:
+        # models often write null for an argument they mean to leave out
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 class SearchArgs(_Args):
@@ -75,8 +85,8 @@ class AsofJoinArgs(_Args):
     left: Dataset
     right: Dataset
     by: list[Column] = Field(default_factory=list, max_length=8, description="columns both datasets share")
-    left_time: Column | None = Field(None, description="left's time column (default: its valid-time column)")
-    right_time: Column | None = Field(None, description="right's time column (default: its valid-time column)")
+    left_time: OptionalColumn = Field("", description="left's time column (default: its valid-time column)")
+    right_time: OptionalColumn = Field("", description="right's time column (default: its valid-time column)")
     columns: list[Column] = Field(
         default_factory=list, max_length=32, description="right's columns to bring (default: all but by and time)"
     )
@@ -85,10 +95,13 @@ class AsofJoinArgs(_Args):
 
 
 class CalculateArgs(_Args):
-    """Evaluate an arithmetic expression exactly (decimals, + - * / ** parentheses, and a few
-    functions); give each number you took from a cited result as a variable."""
+    """Evaluate an arithmetic expression exactly, in decimals: + - * / ** ( ), abs, round(x, n),
+    min, max, sum, avg, pct_change(old, new) and share(part, whole) (both in percent). Give
+    each number taken from a cited result as a variable, written as the result writes it."""
 
-    expression: str = Field(min_length=1, max_length=2000, description="e.g. (revenue - prior) / prior * 100")
+    expression: str = Field(
+        min_length=1, max_length=MAX_EXPRESSION_CHARS, description="e.g. pct_change(prior, latest), (a - b) / b * 100"
+    )
     variables: dict[str, str] = Field(
         default_factory=dict, max_length=50, description="name -> a number written as a string, e.g. '81797'"
     )
@@ -169,8 +182,10 @@ def _without_titles(node: Any) -> Any:
 
 
 def _spec(name: str, model: type[_Args]) -> ToolSpec:
-    description = " ".join((model.__doc__ or name).split())
-    return ToolSpec(name, description, _without_titles(model.model_json_schema()))
+    description = " ".join((model.__doc__ or name).split()).replace("``", "")
+    schema = _without_titles(model.model_json_schema())
+    schema.pop("description", None)  # the spec's own description says it once
+    return ToolSpec(name, description, schema)
 
 
 #: what the model is told about each tool (OpenAI function specs)
