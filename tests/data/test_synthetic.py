@@ -173,6 +173,7 @@ def test_the_trading_calendar_is_the_nyse_one() -> None:
         ({"instruments": ["AAPL", "MSFT"]}, "fictional issuer"),
         ({"instruments": 0}, "1 or more"),
         ({"days": 20}, "at least 130"),
+        ({"days": 5000}, "in the future"),
         ({"seed": -1}, "0 or more"),
     ],
 )

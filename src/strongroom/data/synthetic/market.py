@@ -165,18 +165,26 @@ def generate_market_data(
     *,
     instruments: int | Sequence[str] = DEFAULT_INSTRUMENTS,
     days: int = DEFAULT_DAYS,
+    first_day: date = FIRST_DAY,
 ) -> SyntheticSet:
     """Write the set into ``out`` (created; files of an earlier set there are overwritten) and
     return it. ``instruments``: tickers (the defaults have fixed profiles, others get seeded
     ones) or a count (the defaults first, then ``S0001``...); ``days``: trading days from
-    :data:`FIRST_DAY` (at least 130, so there is a quarter, a month and room for late rows).
+    ``first_day`` (at least 130, so there is a quarter, a month and room for late rows; the
+    loads happen after the last, which must be in the past: a load in the future is never
+    seen). A benchmark's 10M prices: ``instruments=4000, days=2500, first_day=date(2014, 1, 2)``.
     The same arguments write the same bytes."""
     if seed < 0:
         raise ConfigError(f"seed must be 0 or more, not {seed}")
     if days < 130:
         raise ConfigError(f"days must be at least 130 trading days (about six months), not {days}")
     listed = sp.instruments_for(instruments, seed)
-    calendar = trading_days(FIRST_DAY, days)
+    calendar = trading_days(first_day, days)
+    if datetime.combine(calendar[-1], time(6, 0), UTC) + timedelta(days=max(MILESTONES.values())) > datetime.now(UTC):
+        raise ConfigError(
+            f"the set's last trading day would be {calendar[-1]}: its loads would be in the future; "
+            "start earlier (first_day) or give fewer days"
+        )
     out.mkdir(parents=True, exist_ok=True)
     t1 = datetime.combine(calendar[-1], time(6, 0), UTC)
     milestones = {name: t1 + timedelta(days=offset) for name, offset in MILESTONES.items()}
