@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -40,6 +42,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 
 from strongroom.agent.base import AgentLimits, Evidence, RunEvent, Toolbox
 from strongroom.agent.citations import CitationReport, check_answer, unsupported_note
@@ -485,16 +488,52 @@ class RunContext:
         return self.end(state, events, "answered")
 
 
-def build_graph(
-    run: RunContext, checkpointer: BaseCheckpointSaver[Any] | None
-) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """The compiled graph of one run (compiling takes well under a millisecond)."""
-    graph: StateGraph[Any, Any, Any, Any] = StateGraph(RunState)
-    graph.add_node("model", run.model_node)
-    graph.add_node("tools", run.tools_node)
-    graph.add_node("finish", run.finish_node)
-    graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", route_after_model, ["tools", "finish", END])
-    graph.add_conditional_edges("tools", route_after_tools, ["tools", "model", END])
-    graph.add_conditional_edges("finish", route_after_finish, ["model", END])
-    return graph.compile(checkpointer=checkpointer)
+async def _model(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    return await runtime.context.model_node(state)
+
+
+async def _tools(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    return await runtime.context.tools_node(state)
+
+
+async def _finish(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    return await runtime.context.finish_node(state)
+
+
+# LangGraph runs a sync routing function in a worker thread under ainvoke: these are async
+# so that routing stays on the event loop (a thread hop per step cost more than the step).
+async def _after_model(state: RunState) -> str:
+    return route_after_model(state)
+
+
+async def _after_tools(state: RunState) -> str:
+    return route_after_tools(state)
+
+
+async def _after_finish(state: RunState) -> str:
+    return route_after_finish(state)
+
+
+_COMPILED: weakref.WeakKeyDictionary[BaseCheckpointSaver[Any], CompiledStateGraph[Any, Any, Any, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_LOCK = threading.Lock()
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The agent's graph with ``checkpointer``, compiled once per checkpointer. A run's
+    :class:`RunContext` is passed as LangGraph's runtime context (``ainvoke(...,
+    context=ctx)``): it is never checkpointed."""
+    with _LOCK:
+        compiled = _COMPILED.get(checkpointer)
+        if compiled is None:
+            graph: StateGraph[Any, Any, Any, Any] = StateGraph(RunState, context_schema=RunContext)
+            graph.add_node("model", _model)
+            graph.add_node("tools", _tools)
+            graph.add_node("finish", _finish)
+            graph.add_edge(START, "model")
+            graph.add_conditional_edges("model", _after_model, ["tools", "finish", END])
+            graph.add_conditional_edges("tools", _after_tools, ["tools", "model", END])
+            graph.add_conditional_edges("finish", _after_finish, ["model", END])
+            compiled = _COMPILED[checkpointer] = graph.compile(checkpointer=checkpointer)
+        return compiled

@@ -171,10 +171,10 @@ class AgentRunner:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": steps}
 
     async def _drive(self, ctx: RunContext, state: Any, question: str) -> AgentResult:
-        graph = build_graph(ctx, self.checkpointer)
+        graph = build_graph(self.checkpointer)
         config = self._config(ctx.run_id)
         try:
-            final = await graph.ainvoke(state, config, durability="sync")
+            final = await graph.ainvoke(state, config, context=ctx, durability="sync")
         except Exception as exc:
             log.exception("agent run %s stopped with an error", ctx.run_id)
             snapshot = await graph.aget_state(config)
@@ -198,7 +198,7 @@ class AgentRunner:
         if not question.strip():
             raise QueryError("the question is empty; ask something")
         ctx = self._context(run_id, cancelled)
-        graph = build_graph(ctx, self.checkpointer)
+        graph = build_graph(self.checkpointer)
         if (await graph.aget_state(self._config(run_id))).values:
             raise QueryError(f"run {run_id!r} already exists; resume it or start a run with a new id")
         state = initial_state(run_id, question, self.user)
@@ -209,7 +209,7 @@ class AgentRunner:
         """Continue run ``run_id`` from its last checkpoint (after its process died): completed
         tool calls are not made again. A finished run's result is returned as it is."""
         ctx = self._context(run_id, cancelled)
-        graph = build_graph(ctx, self.checkpointer)
+        graph = build_graph(self.checkpointer)
         snapshot = await graph.aget_state(self._config(run_id))
         values = snapshot.values or {}
         if not values:
@@ -222,7 +222,7 @@ class AgentRunner:
 
     async def aresult(self, run_id: str) -> AgentResult:
         """Run ``run_id`` as its last checkpoint has it (``status`` ``running`` if unfinished)."""
-        graph = build_graph(self._context(run_id, None), self.checkpointer)
+        graph = build_graph(self.checkpointer)
         values = (await graph.aget_state(self._config(run_id))).values
         if not values:
             raise NotFound(f"there is no run {run_id!r} in {self.checkpointer!r}; check the id")
