@@ -175,11 +175,10 @@ class DuckDBDatasets:
         with self._cursor() as db:
             db.execute("BEGIN TRANSACTION READ ONLY")  # one snapshot for the versions and the rows
             try:
-                newest = _newest(db, list(dict.fromkeys(allowed)))
+                newest, seen = _newest_and_seen(db, list(dict.fromkeys(allowed)), known_at)
                 checked = check_select(sql, list(newest))
                 views = {n: visible_rows(newest[n], as_of=as_of, known_at=known_at) for n in checked.datasets}
                 executed = rewrite(checked, views, max_rows=limits.max_rows)
-                seen = _newest(db, list(checked.datasets), known_at=known_at)
                 columns, rows, elapsed_ms = _run(db, executed, limits)
             finally:
                 _rollback(db)
@@ -189,7 +188,7 @@ class DuckDBDatasets:
             columns=columns,
             rows=tuple(rows[: limits.max_rows]),
             truncated=len(rows) > limits.max_rows,
-            datasets=visible_versions(seen.values(), checked.datasets, known_at),
+            datasets=visible_versions(seen, checked.datasets, known_at),
             as_of=as_of,
             known_at=known_at,
             elapsed_ms=elapsed_ms,
@@ -261,19 +260,28 @@ class DuckDBDatasets:
         return _newest(db, [name]).get(name)
 
 
-def _newest(
-    db: duckdb.DuckDBPyConnection, names: list[str], known_at: datetime | None = None
-) -> dict[str, DatasetVersion]:
-    """The newest version of each of ``names`` that exists (loaded by ``known_at``, if given)."""
+def _newest(db: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, DatasetVersion]:
+    """The newest version of each of ``names`` that exists."""
+    return _newest_and_seen(db, names, None)[0]
+
+
+def _newest_and_seen(
+    db: duckdb.DuckDBPyConnection, names: list[str], known_at: datetime | None
+) -> tuple[dict[str, DatasetVersion], list[DatasetVersion]]:
+    """The newest version of each of ``names`` that exists, and (with ``known_at``) the newest
+    of each loaded by then: one statement, as a query's fixed cost is mostly statements."""
     if not names:
-        return {}
-    when = "AND loaded_at <= ?" if known_at is not None else ""
+        return {}, []
     rows = db.execute(
-        f"SELECT {VERSION_COLUMNS} FROM {_VERSIONS} WHERE list_contains(?, dataset) {when} "
-        "QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY version DESC) = 1",
-        [names, known_at] if known_at is not None else [names],
+        f"SELECT {VERSION_COLUMNS}, version = max(version) OVER w AS newest, "
+        "version = max(CASE WHEN loaded_at <= ? THEN version END) OVER w AS seen "
+        f"FROM {_VERSIONS} WHERE list_contains(?, dataset) WINDOW w AS (PARTITION BY dataset) "
+        "QUALIFY newest OR seen",
+        [known_at, names],
     ).fetchall()
-    return {v.dataset: v for v in map(version_from_row, rows)}
+    newest = {v.dataset: v for *row, last, _ in rows if last for v in [version_from_row(row)]}
+    seen = [version_from_row(row) for *row, _, then in rows if then]
+    return newest, seen
 
 
 def _run(
