@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from strongroom.agent.calculator import calculate, format_decimal
+from strongroom.data.base import DatasetStore
 from strongroom.data.duckdb import DuckDBDatasets
 from strongroom.data.questions import Question, bind, check_plan, write_questions
 from strongroom.data.synthetic import (
@@ -29,10 +30,12 @@ from strongroom.data.synthetic import (
     generate_questions,
     read_synthetic_set,
 )
+from strongroom.data.synthetic.facts import FACTS
 from strongroom.data.synthetic.prices import nyse_holidays, trading_days
 from strongroom.data.synthetic.questions import QUESTIONS, main
 from strongroom.errors import ConfigError, QueryError, StrongroomError
 from strongroom.service.datasets import json_value
+from tests.store.conftest import fresh_database, server_url  # noqa: F401 (the store tests' PostgreSQL server)
 
 
 @pytest.fixture(scope="module")
@@ -203,13 +206,11 @@ def test_instruments_by_count_add_seeded_tickers(tmp_path: Path) -> None:
 # -- the gold plans, through the real backend -----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def loaded(eval_set: SyntheticSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBDatasets]:
-    store = DuckDBDatasets(tmp_path_factory.mktemp("home") / "datasets.duckdb")
-    for load in eval_set.loads:
+def _load_all(store: DatasetStore, data: SyntheticSet) -> None:
+    for load in data.loads:
         version = store.load(
             load.dataset,
-            eval_set.path(load.path),
+            data.path(load.path),
             acl=frozenset(load.acl),
             valid_time_column=load.valid_time_column,
             key_columns=load.key_columns,
@@ -217,7 +218,13 @@ def loaded(eval_set: SyntheticSet, tmp_path_factory: pytest.TempPathFactory) -> 
             loaded_by="synthetic",
             loaded_at=load.loaded_at,
         )
-        assert (version.rows, version.columns) == (load.rows, load.columns)
+        assert (version.rows, version.columns, version.loaded_at) == (load.rows, load.columns, load.loaded_at)
+
+
+@pytest.fixture(scope="module")
+def loaded(eval_set: SyntheticSet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBDatasets]:
+    store = DuckDBDatasets(tmp_path_factory.mktemp("home") / "datasets.duckdb")
+    _load_all(store, eval_set)
     yield store
     store.close()
 
@@ -231,7 +238,7 @@ def _asof_sql(a: dict[str, object]) -> str:
 
 
 def _run(
-    store: DuckDBDatasets,
+    store: DatasetStore,
     data: SyntheticSet,
     q: Question,
     *,
@@ -273,23 +280,61 @@ def _data_only(q: Question) -> Question:
     return replace(q, gold=tuple(g for g in q.gold if re.split(r"[.\[]", g.ref)[0] not in documents))
 
 
-def test_every_gold_plan_on_data_returns_its_gold(
-    loaded: DuckDBDatasets, eval_set: SyntheticSet, questions: list[Question]
-) -> None:
+def _failures(store: DatasetStore, data: SyntheticSet, questions: Sequence[Question]) -> dict[str, list[str]]:
+    """What each question's data plan got wrong (documents are left to the toolbox test)."""
     failed = {}
-    checked = 0
     for q in questions:
-        if q.needs == "documents":
-            continue
-        outputs, refused = _run(loaded, eval_set, q)
+        outputs, refused = _run(store, data, q)
         problems = check_plan(_data_only(q), outputs, refused)
         # a document step has no result here: only its own "failed" line is expected
         problems = [p for p in problems if not any(f"({t}) failed" in p for t in ("filing_table", "search_documents"))]
         if problems:
             failed[q.id] = problems
-        checked += 1
-    assert failed == {}
-    assert checked >= 50
+    return failed
+
+
+def _on_data(questions: Sequence[Question], *, asof_join: bool | None = None) -> list[Question]:
+    out = [q for q in questions if q.needs != "documents"]
+    if asof_join is not None:
+        out = [q for q in out if any(s.tool == "asof_join" for s in q.plan) is asof_join]
+    return out
+
+
+def test_every_gold_plan_on_data_returns_its_gold(
+    loaded: DuckDBDatasets, eval_set: SyntheticSet, questions: list[Question]
+) -> None:
+    asked = _on_data(questions)
+    assert len(asked) >= 50
+    assert _failures(loaded, eval_set, asked) == {}
+
+
+@pytest.fixture(scope="module")
+def on_postgres(eval_set: SyntheticSet, server_url: str) -> Iterator[DatasetStore]:  # noqa: F811
+    from strongroom.data.postgres import PostgresDatasets
+
+    store = PostgresDatasets(fresh_database(server_url))
+    _load_all(store, eval_set)
+    yield store
+    store.close()
+
+
+@pytest.mark.integration
+def test_the_gold_plans_on_data_hold_on_postgresql(
+    on_postgres: DatasetStore, eval_set: SyntheticSet, questions: list[Question]
+) -> None:
+    assert _failures(on_postgres, eval_set, _on_data(questions, asof_join=False)) == {}
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True, reason="PostgreSQL has no ASOF JOIN: the asof_join tool's SQL needs a LATERAL form there"
+)
+def test_the_asof_join_plans_hold_on_postgresql(
+    on_postgres: DatasetStore, eval_set: SyntheticSet, questions: list[Question]
+) -> None:
+    asked = _on_data(questions, asof_join=True)
+    assert len(asked) >= 4
+    assert _failures(on_postgres, eval_set, asked) == {}
 
 
 def test_the_refusals_are_refused_by_the_real_checker(
@@ -321,3 +366,44 @@ def test_a_backend_that_reads_ahead_or_ignores_known_at_fails_the_gold(
     for q in before:
         outputs, refused = _run(loaded, eval_set, q, known_at=eval_set.milestones["revisions"] + timedelta(days=1))
         assert check_plan(q, outputs, refused), f"{q.id} passes even when later corrections are seen"
+
+
+@pytest.mark.slow
+def test_every_gold_plan_through_the_agents_toolbox(
+    sec10q: Path, eval_set: SyntheticSet, questions: list[Question], tmp_path: Path
+) -> None:
+    """Tool-level accuracy 1.0: every plan through the real tools over a home holding the filings
+    the plans read and the set's note (ingested now: their questions read at known_at now) and
+    the datasets, each load at its manifest's loaded_at."""
+    from strongroom.config import Settings
+    from strongroom.service import IngestRequest, Platform
+    from strongroom.service.agent_tools import toolbox_for
+    from strongroom.testing import HashEmbedder
+    from strongroom.types import Principal
+
+    store = DuckDBDatasets(tmp_path / "datasets.duckdb")
+    _load_all(store, eval_set)
+    store.close()
+    loader = Principal("loader", frozenset({"public"}), frozenset({"reader", "ingester"}))
+    filings = tuple(sec10q / "docs" / name for name in sorted({f.document for f in FACTS}))
+    failed: dict[str, list[str]] = {}
+    with Platform.open(Settings(home=tmp_path, embedder="hash"), embedder=HashEmbedder(64)) as p:
+        assert p.ingest(loader, IngestRequest(paths=filings, acl=frozenset({"public"}))).ingested == len(filings)
+        for doc in eval_set.documents:
+            note = IngestRequest(paths=(eval_set.path(doc.path),), acl=frozenset(doc.acl), published=doc.published_at)
+            assert p.ingest(loader, note).ingested == 1
+        for q in questions:
+            who = Principal(q.principal, frozenset(q.groups), frozenset({"reader"}))
+            box = toolbox_for(p, who, as_of=q.as_of, known_at=q.known_at, run_id=q.id)
+            outputs: list[object] = []
+            refused: list[bool] = []
+            for step in q.plan:
+                try:
+                    outputs.append(dict(box.call(step.tool, bind(step.arguments, outputs)).content))
+                    refused.append(False)
+                except StrongroomError:
+                    outputs.append(None)
+                    refused.append(True)
+            if problems := check_plan(q, outputs, refused):
+                failed[q.id] = problems
+    assert failed == {}
