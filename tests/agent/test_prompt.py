@@ -87,7 +87,7 @@ def test_a_tool_error_is_framed_too() -> None:
         "tool": "sql",
         "call_id": "c9",
         "status": "error",
-        "error": "dataset 'secret' is not one you may read",
+        "untrusted_content": {"error": "dataset 'secret' is not one you may read"},
         "note": UNTRUSTED_NOTE,
     }
 

@@ -169,8 +169,8 @@ def test_malformed_arguments_become_a_tool_error_and_the_tool_is_not_called(argu
     assert result.status == "answered"
     assert toolbox.calls == []
     sent = last_tool_json(model)
-    assert sent["status"] == "error" and error in sent["error"]
-    assert sent["tool"] == "search" and "untrusted_content" not in sent
+    assert sent["status"] == "error" and error in sent["untrusted_content"]["error"]
+    assert sent["tool"] == "search" and "result" not in sent["untrusted_content"]
     tool_event = next(e.data for e in events if e.kind == "tool")
     assert tool_event["ok"] is False and error in str(tool_event["error"])
 
@@ -180,8 +180,8 @@ def test_an_unknown_tool_is_an_error_that_lists_the_tools() -> None:
     result = run(make_runner(model, FakeToolbox()))
     assert result.status == "answered"
     sent = last_tool_json(model)
-    assert "no tool named 'delete_everything'" in sent["error"]
-    assert "search, sql, calculate" in sent["error"]
+    assert "no tool named 'delete_everything'" in sent["untrusted_content"]["error"]
+    assert "search, sql, calculate" in sent["untrusted_content"]["error"]
 
 
 @pytest.mark.parametrize(
@@ -198,9 +198,12 @@ def test_a_failing_tool_becomes_a_tool_error_and_the_run_goes_on(failure: Except
     sent = last_tool_json(model)
     assert sent["status"] == "error"
     if isinstance(failure, RuntimeError):
-        assert "internal error (RuntimeError)" in sent["error"] and "bug" not in sent["error"]
+        assert (
+            "internal error (RuntimeError)" in sent["untrusted_content"]["error"]
+            and "bug" not in sent["untrusted_content"]["error"]
+        )
     else:
-        assert sent["error"] == str(failure)
+        assert sent["untrusted_content"]["error"] == str(failure)
 
 
 def test_parallel_calls_run_in_order_with_unique_ids() -> None:
@@ -280,7 +283,7 @@ def test_a_calculation_input_must_be_stated_by_the_evidence_it_cites() -> None:
         default="No answer.",
     )
     result = run(make_runner(model, FakeToolbox()))
-    errors = [t["error"] for t in tool_messages(model.requests[-1])[1:]]
+    errors = [t["untrusted_content"]["error"] for t in tool_messages(model.requests[-1])[1:]]
     assert "is not stated by evidence [1]" in errors[0]
     assert "the run has 1 evidence items" in errors[1]
     assert [e.kind for e in result.evidence] == ["page"]
@@ -403,7 +406,7 @@ def test_a_refused_dataset_reaches_the_model_as_a_refusal_and_nothing_of_it_reac
     result = run(make_runner(model, toolbox))
     refusal = last_tool_json(model)
     assert refusal["tool"] == "sql" and refusal["status"] == "error"
-    assert "'secret' is not one you may read" in refusal["error"]
+    assert "'secret' is not one you may read" in refusal["untrusted_content"]["error"]
     assert ("sql", {"query": "SELECT value FROM secret"}) in toolbox.calls
     # the toolbox never returned a row of the table; the model's claim about it is flagged
     secret_value = TABLES["secret"][0][1]

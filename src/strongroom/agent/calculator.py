@@ -48,6 +48,7 @@ __all__ = [
     "Calculation",
     "calculate",
     "format_decimal",
+    "literals",
     "to_decimal",
 ]
 
@@ -302,6 +303,13 @@ def _parse(expression: str) -> ast.Expression:
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise QueryError(f"calculate: the expression has more than {MAX_NODES} parts; split it into steps")
     return tree
+
+
+def literals(expression: str) -> list[str]:
+    """The numbers written in ``expression`` itself, as written (not its inputs)."""
+    tree = _parse(expression)
+    source = expression.strip()
+    return [ast.get_source_segment(source, n) or "" for n in ast.walk(tree) if isinstance(n, ast.Constant)]
 
 
 def calculate(expression: str, inputs: Mapping[str, object] | None = None) -> Calculation:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 
 from strongroom.agent.base import Evidence, ToolOutput
-from strongroom.agent.calculator import MAX_EXPRESSION_CHARS, calculate, format_decimal
+from strongroom.agent.calculator import MAX_EXPRESSION_CHARS, calculate, format_decimal, literals
 from strongroom.agent.citations import states
 from strongroom.agent.numbers import parse_figure
 from strongroom.errors import QueryError
@@ -34,8 +35,9 @@ CALCULATE = ToolSpec(
         "min, max, sum, avg, pct_change(old, new) (percent), share(part, whole) (percent). Bind each "
         "number taken from the evidence as an input, with the evidence number that states it, and use "
         'its name in the expression, e.g. {"expression": "pct_change(q2, q3)", "inputs": {"q2": '
-        '{"value": "81,797", "evidence": 1}, "q3": {"value": "89,498", "evidence": 2}}}. The result '
-        "is a new evidence item to cite."
+        '{"value": "81,797", "evidence": 1}, "q3": {"value": "89,498", "evidence": 2}}}. Only whole '
+        "numbers up to 1000 and powers of ten may be written in the expression itself. The result is "
+        "a new evidence item to cite."
     ),
     parameters={
         "type": "object",
@@ -139,8 +141,30 @@ def parse_arguments(spec: ToolSpec, arguments: str) -> dict[str, object]:
     return value
 
 
+def _constant(written: str) -> bool:
+    """A number an expression may write itself: a whole number up to 1000 (100 for percent,
+    4 quarters, 12 months, 365 days) or a power of ten (a change of unit)."""
+    try:
+        value = Decimal(written.replace("_", ""))
+    except InvalidOperation:
+        return False
+    if value != value.to_integral_value() or value < 0:
+        return False
+    return value <= 1000 or (value <= 10**12 and value.normalize().as_tuple().digits == (1,))
+
+
 def run_calculate(arguments: Mapping[str, object], evidence: Sequence[Evidence]) -> ToolOutput:
-    """Run ``calculate``: each input must be stated by the evidence item it names (1-based)."""
+    """Run ``calculate``: each input must be stated by the evidence item it names (1-based),
+    and the expression may write only small whole numbers and powers of ten itself (any other
+    number must enter as an input, so a number the model made up cannot become evidence)."""
+    expression = str(arguments.get("expression", ""))
+    for written in literals(expression):
+        if not _constant(written):
+            raise QueryError(
+                f"the number {written} in the expression must come from the evidence: bind it as an input "
+                "with the evidence item that states it (only whole numbers up to 1000 and powers of ten "
+                "may be written in the expression)"
+            )
     bound: dict[str, object] = {}
     cited: dict[str, dict[str, object]] = {}
     raw_inputs = arguments.get("inputs") or {}
@@ -166,7 +190,7 @@ def run_calculate(arguments: Mapping[str, object], evidence: Sequence[Evidence])
             )
         bound[name] = str(value)
         cited[str(name)] = {"value": str(value), "evidence": n}
-    result = calculate(str(arguments.get("expression", "")), bound)
+    result = calculate(expression, bound)
     value_text = format_decimal(result.value)
     return ToolOutput(
         content={"value": value_text, "exact": result.exact},
