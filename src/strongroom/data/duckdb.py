@@ -4,7 +4,7 @@ The engine is locked down when the file is opened, before any query can run:
 ``enable_external_access = false`` (no file, URL, ATTACH, COPY, extension or Python-object
 access, for anyone) then ``lock_configuration = true`` (no ``SET`` can undo it). Files are read
 by a separate private engine (:func:`strongroom.data.files.stage`) and handed over in memory.
-Each query runs in a ``READ ONLY`` transaction on its own cursor, under a timer that interrupts
+Each query runs in a ``READ ONLY`` transaction on its own cursor, under a guard that interrupts
 the engine past ``timeout_s``, and returns at most ``max_rows`` rows.
 
 One process holds the file (DuckDB's rule): loads are serialised by a lock, queries from many
@@ -204,7 +204,7 @@ class DuckDBDatasets:
     # -- the engine --------------------------------------------------------------------------
 
     def _run_engine(self, sql: str, limits: QueryLimits = _LIMITS) -> list[tuple[object, ...]]:
-        """Run ``sql`` as the engine runs a checked query (read-only transaction, timer, row
+        """Run ``sql`` as the engine runs a checked query (read-only transaction, time guard, row
         limit) but WITHOUT the checker: for tests that show what the engine itself refuses.
         Never call it with a caller's SQL."""
         with self._cursor() as db:
@@ -289,10 +289,10 @@ def _run(
 ) -> tuple[tuple[str, ...], list[tuple[object, ...]], float]:
     """Columns, up to ``max_rows + 1`` rows and milliseconds of one statement, interrupted by
     the engine past ``timeout_s``."""
-    timer = threading.Timer(limits.timeout_s, db.interrupt)
-    timer.daemon = True
+    done = threading.Event()
+    guard = threading.Thread(target=_interrupt_after, args=(db, limits.timeout_s, done), daemon=True)
     start = time.perf_counter()
-    timer.start()
+    guard.start()
     try:
         db.execute(sql)
         columns = tuple(str(d[0]) for d in db.description or ())
@@ -309,9 +309,20 @@ def _run(
     except duckdb.Error as exc:
         raise QueryError(f"the query failed: {_first_line(exc)}") from exc
     finally:
-        timer.cancel()
-        timer.join()  # an interrupt that fired late lands before the cursor's next statement, not during it
+        done.set()
+        guard.join()  # no interrupt reaches the cursor after this statement
     return columns, rows, (time.perf_counter() - start) * 1000
+
+
+def _interrupt_after(db: duckdb.DuckDBPyConnection, seconds: float, done: threading.Event) -> None:
+    """Interrupt ``db`` once ``seconds`` have passed, and again every 50 ms until ``done``:
+    DuckDB drops an interrupt that arrives before the statement starts running."""
+    if done.wait(max(seconds, 0.0)):
+        return
+    while True:
+        db.interrupt()
+        if done.wait(0.05):
+            return
 
 
 def _rollback(db: duckdb.DuckDBPyConnection) -> None:

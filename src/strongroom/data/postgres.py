@@ -220,7 +220,8 @@ class PostgresDatasets:
         try:
             with db.transaction(force_rollback=True):
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                db.execute("SELECT set_config('statement_timeout', %s, true)", (f"{int(limits.timeout_s * 1000)}ms",))
+                timeout_ms = max(1, round(limits.timeout_s * 1000))  # 0 would mean no limit at all
+                db.execute("SELECT set_config('statement_timeout', %s, true)", (f"{timeout_ms}ms",))
                 yield
         except errors.QueryCanceled as exc:
             raise QueryError(
