@@ -6,7 +6,8 @@ resumes after a restart from its checkpoints.
 - ``runner``: :class:`~strongroom.agent.runner.AgentRunner` and its
   :class:`~strongroom.agent.runner.AgentResult` (start here)
 - ``checkpoint``: :func:`~strongroom.agent.checkpoint.open_checkpointer` (SQLite, PostgreSQL)
-- ``graph``: the nodes, the state and the pure decisions between them
+- ``graph``: the LangGraph graph; ``decide``: its state and pure next-step decisions;
+  ``nodes``: the I/O of each step
 - ``prompt``: the system prompt and tool results framed as data
 - ``tools``: argument checking and the built-in ``calculate``; ``calculator``, ``numbers``,
   ``citations``: pure functions

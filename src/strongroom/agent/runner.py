@@ -29,7 +29,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from strongroom.agent.base import AgentLimits, Evidence, RunEvent, Toolbox
 from strongroom.agent.citations import NumberCheck
-from strongroom.agent.graph import RunContext, build_graph, initial_state
+from strongroom.agent.decide import initial_state
+from strongroom.agent.graph import build_graph
+from strongroom.agent.nodes import RunContext
 from strongroom.agent.prompt import PROMPT_VERSION, evidence_of
 from strongroom.agent.tools import CALCULATE
 from strongroom.errors import NotFound, QueryError
