@@ -27,7 +27,7 @@ from strongroom.agent.prompt import (
     tool_result,
 )
 from strongroom.agent.tools import CALCULATE, parse_arguments, run_calculate
-from strongroom.errors import StrongroomError
+from strongroom.errors import NotFound, StrongroomError
 from strongroom.llm.protocol import ChatModel, complete_with_tools
 from strongroom.llm.types import ChatMessage, ChatRequest, ToolCall, ToolSpec, estimate_tokens, prompt_tokens_estimate
 
@@ -205,9 +205,8 @@ class RunContext:
         spec = self.spec(name)
         try:
             if spec is None:
-                raise StrongroomError(
-                    f"there is no tool named {name!r}; the tools are: {', '.join(s.name for s in self.specs)}"
-                )
+                listed = ", ".join(s.name for s in self.specs)
+                raise NotFound(f"there is no tool named {name!r}; the tools are: {listed}")
             arguments = parse_arguments(spec, call["arguments"])
             if name == CALCULATE.name:
                 output = run_calculate(arguments, [evidence_of(e) for e in evidence])
