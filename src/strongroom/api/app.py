@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from strongroom.api import admin, conversations, datasets, docs, keys, openai, routes
+from strongroom.api import admin, agent, conversations, datasets, docs, keys, openai, routes
 from strongroom.api.deps import get_caller, service
 from strongroom.api.mcp import McpEndpoint, service_tools
 from strongroom.api.middleware import ServiceMiddleware
@@ -32,6 +32,7 @@ from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import GatewayError, IngestError, NotFound, PermissionDenied, QueryError, StrongroomError
 from strongroom.ingest.bounded import warm_up
+from strongroom.service.agent_host import AgentHost
 
 __all__ = ["create_app"]
 
@@ -90,6 +91,7 @@ def create_app(
     svc = Service.open(settings, config, embedder)
     web = WebState.open(settings, config, svc.auth)
     mcp = McpEndpoint(service_tools(svc.platform))
+    agents = AgentHost(svc.platform)  # research-agent runs: executed here, each on a thread of its own
     if config.dev_mode:
         log.warning(DEV_MODE_WARNING, config.dev_principal, sorted(config.dev_groups))
 
@@ -98,6 +100,7 @@ def create_app(
         refusals = asyncio.create_task(svc.refusals.run())
         # the sandbox's forkserver starts now, not on the first upload or page image
         warming = asyncio.create_task(asyncio.to_thread(_warm_up))
+        await agents.start()  # runs a killed process left running become interrupted
         try:
             async with mcp.running():  # MCP requests end before the platform closes
                 yield
@@ -107,6 +110,7 @@ def create_app(
                 await refusals
             await warming
             await web.aclose()
+            await agents.aclose()  # running runs stop where they are, interrupted (resumable)
             await svc.platform.aclose()
             await svc.limiter.aclose()
             await asyncio.to_thread(svc.close)
@@ -121,6 +125,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = svc
+    app.state.agents = agents
     app.add_middleware(
         ServiceMiddleware,
         metrics=svc.metrics,
@@ -197,6 +202,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(conversations.router)
     app.include_router(datasets.router)
+    app.include_router(agent.router)
     app.include_router(openai.router)
     app.include_router(keys.router)
     app.include_router(admin.router)
