@@ -39,7 +39,7 @@ _STRUCTURE = (
     "Limit Offset Distinct Window WindowSpec Filter WithinGroup IgnoreNulls RespectNulls Values Tuple "
     "GroupingSets Rollup Cube Column Identifier Star Literal Null Boolean Alias Paren Table TableAlias Var "
     "And Or Not Xor EQ NEQ GT GTE LT LTE NullSafeEQ NullSafeNEQ Is In Between Like ILike SimilarTo Exists Any All "
-    "Add Sub Mul Div IntDiv Mod Neg DPipe Case If Cast TryCast DataType DataTypeParam Interval Extract"
+    "Add Sub Mul Div IntDiv Mod Neg DPipe Case If Cast TryCast DataType DataTypeParam Interval Extract Escape"
 )
 _FUNCTIONS = (
     # aggregates
@@ -57,6 +57,13 @@ _FUNCTIONS = (
     "TimestampTrunc DateTrunc DateAdd DateSub DateDiff TimestampAdd TimestampSub TimestampDiff Year Month Day "
     "Quarter Week DayOfWeek DayOfWeekIso DayOfMonth DayOfYear Dayname Monthname LastDay DateFromParts "
     "StrToDate StrToTime TimeToStr TimeToUnix UnixToTime TsOrDsToDate Date TimeStrToTime"
+)
+
+
+# what CAST may produce: scalars (no JSON, blobs, lists, structs or catalog types like regclass)
+_CAST_TYPES = frozenset(
+    "TINYINT SMALLINT INT BIGINT INT128 UTINYINT USMALLINT UINT UBIGINT FLOAT DOUBLE DECIMAL TEXT VARCHAR CHAR "
+    "NCHAR NVARCHAR DATE TIMESTAMP TIMESTAMPNTZ TIMESTAMPTZ TIMESTAMPLTZ TIME TIMETZ INTERVAL BOOLEAN".split()
 )
 
 
@@ -185,6 +192,11 @@ def _check_node(node: exp.Expression) -> None:
         raise QueryError(f"SELECT AS {node.args['kind']} is not allowed: write a plain SELECT")
     elif isinstance(node, exp.With) and node.args.get("recursive"):
         raise QueryError("recursive WITH is not allowed: write the query without RECURSIVE")
+    elif isinstance(node, exp.DataType) and getattr(node.this, "name", None) not in _CAST_TYPES:
+        raise QueryError(
+            f"CAST to {_show(node.sql())} is not allowed: cast to numbers, text, booleans, dates, timestamps "
+            "or intervals"
+        )
     elif isinstance(node, exp.Column) and (node.args.get("db") or node.args.get("catalog")):
         raise QueryError(f"column {_show(node.sql())} names a schema: write dataset.column or column")
     if type(node) not in _ALLOWED:
