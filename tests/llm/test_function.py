@@ -9,11 +9,10 @@ import pytest
 from strongroom.llm.function import FunctionModel
 from strongroom.llm.protocol import ChatModel
 from strongroom.llm.types import ChatRequest
-from strongroom.testing import ChatModelContract
-from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
+from strongroom.testing.chat_contract import ChatModelFactory, NoToolsContract, Refusal, Script
 
 
-class TestFunctionModel(ChatModelContract):
+class TestFunctionModel(NoToolsContract):
     reports_usage = False
 
     @pytest.fixture

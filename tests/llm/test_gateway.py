@@ -22,8 +22,8 @@ from strongroom.llm.openai_compat import OpenAICompatible, _retry_after
 from strongroom.llm.protocol import ChatModel, aclose
 from strongroom.llm.routing import Route, StaticRoutes, Target
 from strongroom.llm.types import ChatRequest, ChatResult, Delta
-from strongroom.testing import ChatModelContract, ScriptedChatModel
-from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
+from strongroom.testing import ScriptedChatModel
+from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script, ToolCallingContract
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.llm.conftest import FakeClock
 from tests.llm.helpers import ask, function, gateway, http, scripted_entry, server_reply
@@ -65,7 +65,7 @@ def _one_deployment(model: ChatModel, limits: Limits | None = None) -> Gateway:
     return Gateway(StaticRoutes([route]), [deployment], limits=limits or Limits())
 
 
-class TestGateway(ChatModelContract):
+class TestGateway(ToolCallingContract):
     """The gateway is a ChatModel too; it refuses what its own limits refuse (here, any prompt)."""
 
     @pytest.fixture
@@ -79,7 +79,7 @@ class TestGateway(ChatModelContract):
         return make
 
 
-class TestGatewayOverHTTP(ChatModelContract):
+class TestGatewayOverHTTP(ToolCallingContract):
     """The gateway in front of an OpenAI-compatible deployment over real HTTP (tool calls
     stream in fragments); it refuses what its own limits refuse (here, any prompt)."""
 

@@ -11,12 +11,11 @@ from strongroom.llm.gateway import Deployment
 from strongroom.llm.local import LocalModel
 from strongroom.llm.protocol import ChatModel
 from strongroom.llm.types import ChatResult, Delta
-from strongroom.testing import ChatModelContract
-from strongroom.testing.chat_contract import ChatModelFactory, Refusal, Script
+from strongroom.testing.chat_contract import ChatModelFactory, NoToolsContract, Refusal, Script
 from tests.llm.helpers import ask, function, gateway
 
 
-class TestLocalModel(ChatModelContract):
+class TestLocalModel(NoToolsContract):
     """The tiny random-weight model says what its weights say; a refusal is a directory it cannot load."""
 
     scripted = False

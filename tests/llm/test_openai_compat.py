@@ -21,8 +21,7 @@ from strongroom.errors import (
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.protocol import ChatModel, complete
 from strongroom.llm.types import ChatRequest, Delta, Usage
-from strongroom.testing import ChatModelContract
-from strongroom.testing.chat_contract import ChatModelFactory, Script
+from strongroom.testing.chat_contract import ChatModelFactory, Script, ToolCallingContract
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from tests.llm.helpers import server_reply
 
@@ -35,7 +34,7 @@ async def collect(backend: OpenAICompatible, request: ChatRequest) -> list[Delta
     return [d async for d in backend.stream(request)]
 
 
-class TestOpenAICompatible(ChatModelContract):
+class TestOpenAICompatible(ToolCallingContract):
     """Over real HTTP against the scripted server, with a pool of two connections (so that
     streams closed early and not released would leave the next call waiting, then timing out)."""
 

@@ -11,13 +11,13 @@ import pytest
 from strongroom.errors import BackendRejected, BackendTimeout, GatewayError
 from strongroom.llm.protocol import ChatModel, aclose, complete, complete_with_tools
 from strongroom.llm.types import ChatMessage, ChatRequest, Delta, ToolCall, ToolSpec, Usage
-from strongroom.testing import ChatModelContract, ScriptedChatModel
+from strongroom.testing import ScriptedChatModel
 from strongroom.testing.chat import ScriptedReply, tool_call
-from strongroom.testing.chat_contract import ChatModelFactory, Script
+from strongroom.testing.chat_contract import ChatModelFactory, Script, ToolCallingContract
 from tests.llm.helpers import scripted_entry
 
 
-class TestScriptedChatModel(ChatModelContract):
+class TestScriptedChatModel(ToolCallingContract):
     @pytest.fixture
     def chat_model(self) -> ChatModelFactory:
         def make(*script: Script) -> ChatModel:

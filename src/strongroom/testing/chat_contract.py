@@ -14,11 +14,11 @@ function that raises would::
                 return ScriptedChatModel(replies[:-1], default=replies[-1])
             return make
 
-A :class:`Calls` entry makes a model that says it can call tools (``supports_tools =
-True``) answer with those tool calls: in fragments of ``split`` characters of their
-arguments where the backend streams fragments (a scripted OpenAI server), whole otherwise.
-A model that cannot call tools must refuse a request that offers them; the contract checks
-whichever the model declares::
+A backend that calls tools subclasses :class:`ToolCallingContract` (a :class:`Calls` entry
+makes it answer with those tool calls: in fragments of ``split`` characters of their
+arguments where the backend streams fragments (a scripted OpenAI server), whole otherwise);
+one that cannot subclasses :class:`NoToolsContract` (it must refuse a request that offers
+tools). Neither skips: a backend runs the contract of what it promises::
 
     def entry(e: Script) -> str | ScriptedReply | GatewayError:
         if isinstance(e, Calls):
@@ -44,7 +44,15 @@ from strongroom.errors import BackendError, RequestRejected
 from strongroom.llm.protocol import ChatModel, aclose, complete
 from strongroom.llm.types import ChatMessage, ChatRequest, Delta, ToolCall, ToolSpec
 
-__all__ = ["Calls", "ChatModelContract", "ChatModelFactory", "Refusal", "Script"]
+__all__ = [
+    "Calls",
+    "ChatModelContract",
+    "ChatModelFactory",
+    "NoToolsContract",
+    "Refusal",
+    "Script",
+    "ToolCallingContract",
+]
 
 T = TypeVar("T")
 
@@ -242,31 +250,16 @@ class ChatModelContract:
             assert [d.finish_reason is not None for d in deltas].count(True) == 1 and deltas[-1].finish_reason
             self.check_reply(_text(deltas), script)
 
-    # -- tool calls ---------------------------------------------------------------------
 
-    @staticmethod
-    def calls_tools(model: ChatModel) -> bool:
-        """Whether ``model`` says it can call tools (a class attribute ``supports_tools``)."""
-        return bool(getattr(model, "supports_tools", False))
+class ToolCallingContract(ChatModelContract):
+    """The contract of a model that calls tools (``supports_tools = True``), told what to
+    call by a :class:`Calls` script entry: calls arrive whole and once, parallel fragments
+    reassemble in order, malformed arguments pass through as written, tool results are answered."""
 
     def _tool_model(self, chat_model: ChatModelFactory, *script: Script) -> ChatModel:
-        import pytest
-
         model = chat_model(*script)
-        if not self.calls_tools(model) or not self.scripted:
-            pytest.skip("the model cannot call tools (supports_tools is not True) or is not scripted")
+        assert getattr(model, "supports_tools", False) is True, "a tool-calling backend says supports_tools = True"
         return model
-
-    def test_a_model_that_cannot_call_tools_refuses_them(self, chat_model: ChatModelFactory) -> None:
-        import pytest
-
-        model = chat_model(REPLY)
-        if self.calls_tools(model):
-            pytest.skip("the model calls tools")
-        for request in (TOOL_REQUEST, TOOL_RESULT_REQUEST):
-            with pytest.raises((BackendError, RequestRejected), match="tool") as refused:
-                self.run(model, lambda r=request: _deltas(model, r))  # type: ignore[misc]
-            assert str(refused.value).strip()
 
     def test_a_tool_call_arrives_whole_once_with_the_last_delta(self, chat_model: ChatModelFactory) -> None:
         model = self._tool_model(chat_model, Calls((ONE_CALL,)))
@@ -293,3 +286,18 @@ class ChatModelContract:
         deltas = self.run(model, lambda: _deltas(model, TOOL_RESULT_REQUEST))
         assert _text(deltas) == REPLY and not _calls(deltas)
         assert deltas[-1].finish_reason == "stop"
+
+
+class NoToolsContract(ChatModelContract):
+    """The contract of a model that cannot call tools: it says so (``supports_tools`` not
+    True) and refuses a request that offers tools or carries tool results, never ignoring them."""
+
+    def test_a_model_that_cannot_call_tools_refuses_them(self, chat_model: ChatModelFactory) -> None:
+        import pytest
+
+        model = chat_model(REPLY)
+        assert getattr(model, "supports_tools", False) is not True
+        for request in (TOOL_REQUEST, TOOL_RESULT_REQUEST):
+            with pytest.raises((BackendError, RequestRejected), match="tool") as refused:
+                self.run(model, lambda r=request: _deltas(model, r))  # type: ignore[misc]
+            assert str(refused.value).strip()
