@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.config import Settings
+from strongroom.embed import Embedder
 from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore
 from strongroom.llm.routing import Target
@@ -45,14 +46,23 @@ WATCHLIST = "ticker,day,reason\nACME,2023-06-01,KRAKENCO merger talks\n"
 SECRET = "KRAKENCO"
 
 
-def build_home(home: Path, files: Path, model_url: str, **settings: Any) -> Settings:
-    """Ingest the documents, load the datasets, configure the route; the settings to serve with."""
+def build_home(
+    home: Path,
+    files: Path,
+    model_url: str,
+    *,
+    route_groups: list[str] | None = None,
+    embedder: Embedder | None = None,
+    **settings: Any,
+) -> Settings:
+    """Ingest the documents, load the datasets, configure the route (granted to
+    ``route_groups``, default research); the settings to serve with."""
     (files / "acme-10q.md").write_text(FILING)
     (files / "watchlist-memo.md").write_text(MEMO)
     (files / "prices.csv").write_text(PRICES)
     (files / "watch.csv").write_text(WATCHLIST)
-    config = Settings(home=home, embedder="hash", route_groups={ROUTE: ["research"]}, **settings)
-    with Platform.open(config, embedder=HashEmbedder(64)) as p:
+    config = Settings(home=home, embedder="hash", route_groups={ROUTE: route_groups or ["research"]}, **settings)
+    with Platform.open(config, embedder=embedder or HashEmbedder(64)) as p:
         for name, acl in (("acme-10q.md", "research"), ("watchlist-memo.md", "public,research")):
             request = IngestRequest(paths=(files / name,), acl=frozenset(acl.split(",")), published="2023-08-01")
             assert p.ingest(LOADER, request).ingested == 1
@@ -124,9 +134,9 @@ def _obedient(body: dict[str, Any]) -> Reply:
 
 class ScriptedModel:
     """The model of every run of a test module: a scenario per tag in the question
-    (``[multi]``, ``[faulty]``, ``[obey]``, ``[slow]``, ``[hold]``). ``[hold]`` hangs its
-    second turn until :attr:`release` is set; ``[slow]`` answers its second turn after
-    ``slow_s`` seconds."""
+    (``[multi]``, ``[faulty]``, ``[obey]``, ``[slow]``, ``[hold]``, ``[restart]``). ``[hold]``
+    and ``[restart]`` hang their second turn (for good) while :attr:`release` is not set;
+    ``[slow]`` answers its second turn after ``slow_s`` seconds."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -137,6 +147,7 @@ class ScriptedModel:
             "[obey]": _obedient,
             "[slow]": self._slow,
             "[hold]": self._hold,
+            "[restart]": self._restart,
         }
 
     def __call__(self, body: dict[str, Any]) -> Reply:
@@ -156,4 +167,16 @@ class ScriptedModel:
             return Reply.calls(tool_call("search_documents", {"query": "Acme total net sales"}))
         if not self.release.is_set():
             return Reply(hang=True)
+        return Reply.stream("Acme's total net sales were 81,797 million [1].")
+
+    def _restart(self, body: dict[str, Any]) -> Reply:
+        """search_documents; (held) query_data on prices; an answer citing the search."""
+        results = tool_results(body)
+        if not results:
+            return Reply.calls(tool_call("search_documents", {"query": "Acme total net sales quarter", "k": 1}))
+        if len(results) == 1:
+            if not self.release.is_set():
+                return Reply(hang=True)
+            sql = "SELECT close FROM prices WHERE ticker = 'ACME' AND day = DATE '2023-06-30'"
+            return Reply.calls(tool_call("query_data", {"sql": sql}))
         return Reply.stream("Acme's total net sales were 81,797 million [1].")
