@@ -1,5 +1,5 @@
 /* strongroom web workspace: the Ask page (a conversation: follow-ups keep its context,
- * feedback on each answer, a share link) and the citation viewer. Uses common.js. */
+ * feedback on each answer, a share link); cited pages open in viewer.js. Uses common.js. */
 "use strict";
 
 (function () {
@@ -16,9 +16,8 @@
   const sources = document.getElementById("sources");
   const sourcesTitle = document.getElementById("sources-title");
   const button = document.getElementById("ask-button");
-  const viewer = document.getElementById("viewer");
+  const viewer = window.strongroom.viewer;
   let clocks = {};
-  let opener = null;
 
   // -- the routes the user may use ------------------------------------------------------
   (async function loadRoutes() {
@@ -62,11 +61,7 @@
   function citeButton(n, c, at) {
     const b = el("button", { type: "button", class: "cite", "aria-label": "Citation " + n + ": " + c.label }, "[" + n + "]");
     const when = at || clocks;
-    b.addEventListener("click", () =>
-      openViewer(n, c, b, when).catch((e) => {
-        document.getElementById("viewer-text").textContent = "The page cannot be shown: " + e.message;
-      })
-    );
+    b.addEventListener("click", () => viewer.page(n, c, b, when).catch((e) => viewer.failed(e.message)));
     return b;
   }
 
@@ -227,7 +222,7 @@
     sources.replaceChildren();
     sourcesTitle.hidden = true;
     button.disabled = true;
-    closeViewer(false);
+    viewer.close(false);
   }
 
   function end() {
@@ -335,82 +330,4 @@
       end();
     }
   });
-
-  // -- the citation viewer ---------------------------------------------------------------
-  function closeViewer(restoreFocus) {
-    viewer.hidden = true;
-    if (restoreFocus && opener) opener.focus();
-  }
-
-  document.getElementById("viewer-close").addEventListener("click", () => closeViewer(true));
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && !viewer.hidden) {
-      event.preventDefault();
-      closeViewer(true);
-    }
-  });
-
-  function clockQuery(at) {
-    const params = new URLSearchParams(at);
-    const s = params.toString();
-    return s ? "?" + s : "";
-  }
-
-  async function openViewer(n, c, from, at) {
-    opener = from;
-    const base =
-      "/v1/documents/" + encodeURIComponent(c.document_id) + "/versions/" + encodeURIComponent(c.version_id) +
-      "/pages/" + encodeURIComponent(c.page);
-    const text = document.getElementById("viewer-text");
-    const figure = document.getElementById("viewer-figure");
-    document.getElementById("viewer-title").textContent = "[" + n + "] " + c.label;
-    document.getElementById("viewer-meta").textContent =
-      c.title + " · characters " + c.char_start + "–" + c.char_end;
-    text.textContent = "Loading the page…";
-    figure.hidden = true;
-    viewer.hidden = false;
-    viewer.focus();
-    const response = await api("GET", base + clockQuery(at));
-    if (!response.ok) {
-      text.textContent = "The page cannot be shown: " + (await failure(response));
-      return;
-    }
-    const shown = await response.json();
-    const pageText = shown.text;
-    const start = Math.max(0, Math.min(c.char_start, pageText.length));
-    const stop = Math.max(start, Math.min(c.char_end, pageText.length));
-    const mark = el("mark", { id: "cited-span" }, pageText.slice(start, stop));
-    text.replaceChildren(document.createTextNode(pageText.slice(0, start)), mark, document.createTextNode(pageText.slice(stop)));
-    mark.scrollIntoView({ block: "center" });
-    // a PDF whose original was kept: the page image too (the text is shown: an image is a bonus)
-    if (shown.has_image) showImage(c, base, at).catch(() => {});
-  }
-
-  /* The page as an image with the cited characters outlined. */
-  async function showImage(c, base, at) {
-    const figure = document.getElementById("viewer-figure");
-    const holder = figure.querySelector(".page-image");
-    const img = document.getElementById("viewer-image");
-    for (const box of holder.querySelectorAll(".box")) box.remove();
-    img.alt = "Page " + c.page + " of " + c.title;
-    const loaded = new Promise((resolve) => {
-      img.addEventListener("load", () => resolve(true), { once: true });
-      img.addEventListener("error", () => resolve(false), { once: true });
-    });
-    img.src = base + "/image" + clockQuery(at);
-    if (!(await loaded)) return;
-    figure.hidden = false;
-    const span = new URLSearchParams({ ...at, start: c.char_start, end: c.char_end });
-    const hl = await api("GET", base + "/highlight?" + span.toString());
-    if (!hl.ok) return;
-    const boxes = (await hl.json()).boxes || [];
-    for (const [x0, y0, x1, y1] of boxes) {
-      const box = el("div", { class: "box" });
-      box.style.left = x0 * 100 + "%";
-      box.style.top = y0 * 100 + "%";
-      box.style.width = (x1 - x0) * 100 + "%";
-      box.style.height = (y1 - y0) * 100 + "%";
-      holder.appendChild(box);
-    }
-  }
 })();
