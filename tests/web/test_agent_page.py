@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -36,6 +37,7 @@ from tests.auth.oidc_provider import CLIENT_ID, Provider
 from tests.ingest.pdf_fixtures import make_pdf
 from tests.web.conftest import PDF_TEXT, Watched, WebEnv
 from tests.web.test_browser import sign_in
+from tests.web.test_signin import signed_in
 
 pytestmark = pytest.mark.integration
 
@@ -383,6 +385,34 @@ def test_every_control_of_the_agent_page_is_labelled(page: Watched, user: WebEnv
     p.keyboard.press("Enter")
     p.locator("#viewer-text mark").wait_for()
     assert p.evaluate("document.activeElement.id") == "viewer"
+
+
+def test_a_session_starts_cancels_and_resumes_runs_only_with_its_csrf_token(
+    user: WebEnv, browser_client: httpx.Client
+) -> None:
+    user.as_user("rita", RITA)
+    token = signed_in(user, browser_client)
+    before = len(browser_client.get("/v1/agent/runs").json()["runs"])
+    asked = {"question": "[pdf] Osprey Fund return?", "route": ROUTE}
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        refused = browser_client.post("/v1/agent/runs", json=asked, headers=headers)
+        assert refused.status_code == 403 and "CSRF" in refused.text, refused.text
+    assert len(browser_client.get("/v1/agent/runs").json()["runs"]) == before  # nothing started
+    started = browser_client.post("/v1/agent/runs", json=asked, headers={"X-CSRF-Token": token})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    with browser_client.stream("GET", f"/v1/agent/runs/{run_id}/events") as events:
+        assert "event: end" in events.iter_lines()  # read to the run's end
+    for action in ("cancel", "resume"):
+        refused = browser_client.post(f"/v1/agent/runs/{run_id}/{action}", json={})
+        assert refused.status_code == 403 and "CSRF" in refused.text, refused.text
+    assert browser_client.get(f"/v1/agent/runs/{run_id}").json()["status"] == "answered"
+    with httpx.Client(base_url=user.url, timeout=30) as stranger:  # no session: sign in first
+        page = stranger.get(f"/ui/agent/runs/{run_id}")
+        assert page.status_code == 303 and page.headers["location"] == f"/ui/signin?next=/ui/agent/runs/{run_id}"
+    assert browser_client.get("/ui/agent/runs/" + "a" * 101).status_code == 404
+    shown = browser_client.get(f"/ui/agent/runs/{run_id}")
+    assert shown.status_code == 200 and f'data-run="{run_id}"' in shown.text
 
 
 def test_an_interrupted_run_is_resumed_from_the_page(page: Watched, user: WebEnv, gate: Gate, served: Served) -> None:
