@@ -98,7 +98,6 @@ class LocalAgentRuns:
         self, principal: Principal, request: AgentRunRequest, *, on_event: Callable[[RunEvent], None] | None = None
     ) -> AgentRun:
         """Run the agent on ``request`` here, to its end; ``on_event`` sees each step as it happens."""
-        self._done(self.runs.recover(starting=False))
         run: AgentRun = self._done(self.runs.create(principal, request, status="running"))
         return self._execute(run, principal, resume=False, on_event=on_event)
 

@@ -41,7 +41,7 @@ import secrets
 import socket
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from strongroom.agent.base import AgentLimits, RunEvent
 from strongroom.agent.runner import AgentResult
@@ -74,6 +74,7 @@ MAX_QUESTION_CHARS = 4000
 CAPS = AgentLimits(max_steps=32, max_tool_calls=64, timeout_s=1800.0, max_tokens=200_000)
 _MINIMA = AgentLimits(max_steps=1, max_tool_calls=0, timeout_s=1.0, max_tokens=500)
 _INTERRUPTED = "the process running it stopped; resume it"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,14 @@ class AgentRuns:
                 "(strongroom models set-route NAME --deployment D) and grant it (STRONGROOM_ROUTE_GROUPS)"
             )
 
-    def _room(self, principal: Principal) -> None:
+    def _reap(self, owner: str, records: list[AuditEvent]) -> None:
+        """Mark ``owner``'s runs whose process died interrupted, adding their records to ``records``."""
+        records.extend(self.recover(owner=owner).events)
+
+    def _room(self, principal: Principal, records: list[AuditEvent]) -> None:
         """Refuse a principal with as many queued or running runs as it may have."""
         cap = self.settings.agent_max_active_per_principal
-        self.recover(owner=principal.name)
+        self._reap(principal.name, records)
         active = self.store.runs(principal.name, ACTIVE, limit=cap)
         if len(active) >= cap:
             raise PermissionDenied(
@@ -226,6 +231,7 @@ class AgentRuns:
             "known_at": str(request.known_at or ""),
         }
         fields: dict[str, object] = {"query": question[:MAX_QUESTION_CHARS], "filters": asked}
+        reaped: list[AuditEvent] = []
 
         def body() -> tuple[AgentRun, dict[str, object]]:
             self.ops.require(principal, "reader")
@@ -237,7 +243,7 @@ class AgentRuns:
             clocks = Clocks.parse(request.as_of, request.known_at)
             as_of, known_at = clocks.applied()
             self._route(principal, request.route)
-            self._room(principal)
+            self._room(principal, reaped)
             now = utcnow()
             run = AgentRun(
                 id=secrets.token_hex(16),
@@ -259,7 +265,7 @@ class AgentRuns:
             limited = {k: getattr(limits, k) for k in ("max_steps", "max_tool_calls", "timeout_s", "max_tokens")}
             return run, {"target": run.id, "filters": {"route": run.route, **clocks.describe(), "limits": limited}}
 
-        return self.ops.run_audited(principal, "agent.run.create", fields, body)
+        return _with(reaped, self.ops.run_audited(principal, "agent.run.create", fields, body))
 
     def get(self, principal: Principal, run_id: str) -> Outcome[AgentRun]:
         """One of ``principal``'s runs (NotFound for anyone else's)."""
@@ -318,14 +324,17 @@ class AgentRuns:
     def resume(self, principal: Principal, run_id: str, *, status: str = "queued") -> Outcome[AgentRun]:
         """Continue an interrupted run of ``principal`` from its checkpoint: the route and the
         number of active runs are checked again, for the principal as it is now."""
+        reaped: list[AuditEvent] = []
 
         def body() -> tuple[AgentRun, dict[str, object]]:
             self.ops.require(principal, "reader")
+            self._own(principal, run_id)
+            self._reap(principal.name, reaped)  # a run whose process died is interrupted: resumable
             run = self._own(principal, run_id)
             if run.status != "interrupted":
                 raise QueryError(f"run {run.id} is {run.status}; only an interrupted run can be resumed")
             self._route(principal, run.route)
-            self._room(principal)
+            self._room(principal, reaped)
             changed = self.store.transition(
                 run.id, ("interrupted",), status=status, worker=self.worker, cancel_requested=False, reason=""
             )
@@ -334,7 +343,7 @@ class AgentRuns:
             groups = {"groups_at_creation": list(run.groups), "route": run.route}
             return changed, {"filters": groups}
 
-        return self.ops.run_audited(principal, "agent.run.resume", {"target": run_id[:64]}, body)
+        return _with(reaped, self.ops.run_audited(principal, "agent.run.resume", {"target": run_id[:64]}, body))
 
     # -- what the drivers call as a run goes ------------------------------------------------
 
@@ -407,6 +416,11 @@ class AgentRuns:
     def mine_here(self, statuses: Collection[str] = ACTIVE) -> list[AgentRun]:
         """The runs this process holds in ``statuses`` (to mark them interrupted at a stop)."""
         return [r for r in self.store.runs(None, tuple(statuses), limit=10_000) if r.worker == self.worker]
+
+
+def _with(records: list[AuditEvent], outcome: Outcome[T]) -> Outcome[T]:
+    """``outcome`` with ``records`` written before its own."""
+    return Outcome(outcome.value, outcome.error, (*records, *outcome.events)) if records else outcome
 
 
 def run_view(run: AgentRun) -> dict[str, Any]:
