@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from queue import SimpleQueue
@@ -234,7 +234,7 @@ class AgentHost:
 
     async def follow(
         self, principal: Principal, run_id: str, after: int = 0, *, heartbeat_s: float = 15.0, poll_s: float = 1.0
-    ) -> AsyncIterator[Follow]:
+    ) -> AsyncGenerator[Follow, None]:
         """The events of one of ``principal``'s runs after seq ``after`` (replayed), then live
         until the run ends (a ``Follow`` with ``ended``); a heartbeat after ``heartbeat_s``
         without events. The check (NotFound for anyone else's run) and its one record come
@@ -255,7 +255,7 @@ class AgentHost:
         entry: tuple[asyncio.AbstractEventLoop, asyncio.Event],
         heartbeat_s: float,
         poll_s: float,
-    ) -> AsyncIterator[Follow]:
+    ) -> AsyncGenerator[Follow, None]:
         store, wake = self.runs.store, entry[1]
         last, quiet = after, 0.0
         try:
