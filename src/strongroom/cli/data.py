@@ -2,6 +2,8 @@
 query it with SQL at two clocks (:mod:`strongroom.service.datasets` decides and audits).
 
     strongroom data load prices.csv --dataset prices --acl research --valid-time-column day --key ticker,day
+    strongroom data load fix.csv --dataset prices --acl research --valid-time-column day --key ticker \
+        --loaded-at 2024-01-06T06:00:00Z       # an admin replaying a history
     strongroom data list --groups research
     strongroom data query "SELECT ticker, max(close) FROM prices GROUP BY ticker" --as-of 2024-03-28
 """
@@ -26,6 +28,7 @@ from strongroom.cli.common import (
     platform_session,
     say,
 )
+from strongroom.service.clock import parse_instant
 from strongroom.service.datasets import (
     DatasetLoad,
     DatasetQuery,
@@ -66,6 +69,14 @@ def load_cmd(
     mode: Annotated[
         str, typer.Option("--mode", help="append: add rows (and corrections); replace: this file is all of it.")
     ] = "append",
+    loaded_at: Annotated[
+        str | None,
+        typer.Option(
+            "--loaded-at",
+            help="Date the load in the past (admins; back-filling or replaying a history): ISO datetime (no zone: "
+            "UTC) or DATE (midnight UTC); after the dataset's last load, never in the future.",
+        ),
+    ] = None,
     user: UserOpt = None,
     groups: GroupsOpt = None,
     home: HomeOpt = None,
@@ -74,7 +85,8 @@ def load_cmd(
     """Load a file as a new version of a dataset (needs the ingester role; recorded in the audit log)."""
     with exits_on_error():
         keys = tuple(k.strip() for k in (key or "").split(",") if k.strip())
-        request = DatasetLoad(path, dataset, parse_groups(acl, "--acl"), valid_time_column, keys, mode)
+        when = parse_instant(loaded_at, "--loaded-at", bare_date="start")
+        request = DatasetLoad(path, dataset, parse_groups(acl, "--acl"), valid_time_column, keys, mode, when)
     with platform_session(home, user, groups, create=True) as (platform, principal):
         version = platform.load_dataset(principal, request)
     record = {"dataset": version.dataset, "acl": sorted(version.acl), **version_record(version)}

@@ -16,7 +16,9 @@ where the dataset store may be used. The rules:
 - **Loading** needs the ``ingester`` role. Into an existing dataset, only for a principal who
   may read it (the same answer as for a name that is not in use by anyone it may see: nothing
   says who may read it); a load that would change who may read it needs the ``admin`` role, as
-  ``strongroom acl set`` does for a document.
+  ``strongroom acl set`` does for a document. A load dated in the past (``loaded_at``: back-filling,
+  replaying a history such as the evaluation set's) needs the ``admin`` role, may not be in the
+  future, and must come after the dataset's previous load (the store checks the order).
 - **Querying** needs the ``reader`` role; the SQL is checked against the datasets the principal
   may read before the engine runs, and the engine runs under the configured row and time limits.
 - **Records** keep what was done, never a row's values: a load's dataset, version, content hash,
@@ -40,11 +42,11 @@ from typing import TypeVar
 
 from strongroom.data.base import DATASET_NAME, DatasetStore, DatasetVersion, QueryLimits, QueryResult
 from strongroom.data.sql import MAX_SQL_CHARS, check_select
-from strongroom.errors import QueryError, StoreError, StrongroomError, WriteDenied
+from strongroom.errors import PermissionDenied, QueryError, StoreError, StrongroomError, WriteDenied
 from strongroom.ingest.understand.redaction import redact_value
-from strongroom.service.clock import Clocks, TimeInput
+from strongroom.service.clock import Clocks, TimeInput, parse_instant
 from strongroom.service.operations import Operations, Outcome
-from strongroom.types import Principal
+from strongroom.types import Principal, utcnow
 
 __all__ = [
     "LOAD_MODES",
@@ -71,7 +73,9 @@ U = TypeVar("U")
 class DatasetLoad:
     """A CSV or Parquet file to load as a new version of ``dataset``. ``acl``: who may read the
     dataset (all of it, at every time) from now on; ``valid_time_column``: when each row was
-    true; ``key_columns``: what makes a row the same row (a later load corrects it)."""
+    true; ``key_columns``: what makes a row the same row (a later load corrects it).
+    ``loaded_at``: when the load counts as made (None: now), for back-filling or replaying a
+    history (admins only; not in the future, after the dataset's previous load; no zone: UTC)."""
 
     path: Path
     dataset: str
@@ -79,6 +83,7 @@ class DatasetLoad:
     valid_time_column: str
     key_columns: tuple[str, ...] = ()
     mode: str = "append"
+    loaded_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,14 +198,16 @@ class Datasets:
         write rules above; audited either way (a refused load changes nothing)."""
         acl = frozenset(g.strip() for g in request.acl if g.strip())
         source = redact_value(request.path.name)[0]
+        asked_at = {"loaded_at": request.loaded_at.isoformat()} if request.loaded_at is not None else {}
         fields: dict[str, object] = {
             "target": request.dataset,
-            "filters": {"acl": sorted(acl), "mode": request.mode, "source": source},
+            "filters": {"acl": sorted(acl), "mode": request.mode, "source": source, **asked_at},
         }
 
         def body() -> tuple[DatasetVersion, dict[str, object]]:
             self.ops.require(principal, "ingester")
             self._check_load(request, acl)
+            loaded_at = None if request.loaded_at is None else self._check_loaded_at(principal, request.loaded_at)
             latest = self._writable(principal, request.dataset, acl)
             version = engine.run(
                 lambda: self.store.load(
@@ -211,9 +218,11 @@ class Datasets:
                     key_columns=request.key_columns,
                     mode=request.mode,
                     loaded_by=principal.name,
+                    loaded_at=loaded_at,
                 )
             )
             filters = {
+                **asked_at,
                 "acl": sorted(version.acl),
                 "acl_before": sorted(latest.acl) if latest is not None else None,
                 "mode": version.mode,
@@ -249,6 +258,22 @@ class Datasets:
         if not request.path.is_file():
             what = "a folder" if request.path.is_dir() else "not there"
             raise QueryError(f"{request.path}: {what}; give a CSV or Parquet file")
+
+    @staticmethod
+    def _check_loaded_at(principal: Principal, loaded_at: datetime) -> datetime:
+        """An explicit load time rewrites what the platform says it knew when: admins only,
+        never in the future (a datetime without a zone is UTC); the store refuses one that is
+        not after the dataset's last load."""
+        if "admin" not in principal.roles:
+            raise PermissionDenied(
+                "an explicit loaded_at (back-filling or replaying a history) needs the admin role; "
+                "leave it out to load now"
+            )
+        moment = parse_instant(loaded_at, "loaded_at")
+        assert moment is not None
+        if moment > utcnow():
+            raise QueryError(f"loaded_at {moment.isoformat()} is in the future; a load can be dated now or earlier")
+        return moment
 
     def _writable(self, principal: Principal, name: str, acl: frozenset[str]) -> DatasetVersion | None:
         """The dataset's newest version (None for a new dataset), if ``principal`` may load into
