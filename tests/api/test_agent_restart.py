@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from strongroom.service import Platform
+from strongroom.service.agent_runs import WITHHELD
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer
 from strongroom.types import Principal
@@ -128,7 +129,12 @@ def test_a_run_killed_with_its_service_is_resumed_from_its_checkpoint(tmp_path: 
             process.wait(timeout=30)
         assert _status(home, run_id) == "running"  # what a kill -9 leaves
 
-        with _serve(home) as (process, url), _client(url, ana_moved) as moved, _client(url, bob) as other:
+        with (
+            _serve(home) as (process, url),
+            _client(url, ana_moved) as moved,
+            _client(url, ana) as before,
+            _client(url, bob) as other,
+        ):
             run = moved.get(f"{RUNS}/{run_id}").json()
             assert run["status"] == "interrupted" and "resume" in run["reason"]
             for method, path in (("GET", ""), ("GET", "/events"), ("POST", "/cancel"), ("POST", "/resume")):
@@ -138,13 +144,18 @@ def test_a_run_killed_with_its_service_is_resumed_from_its_checkpoint(tmp_path: 
             assert resumed.status_code == 202, resumed.text
             done = _until(lambda: (d := moved.get(f"{RUNS}/{run_id}").json())["status"] not in ("queued", "running")
                           and d, "the resumed run to end")  # fmt: skip
-            events = [json.loads(line[6:]) for line in moved.get(f"{RUNS}/{run_id}/events").text.splitlines()
+            events = [json.loads(line[6:]) for line in before.get(f"{RUNS}/{run_id}/events").text.splitlines()
                       if line.startswith("data: ")]  # fmt: skip
+            # what the run read under research is not shown to ana without it, as to ana with it
+            whole = before.get(f"{RUNS}/{run_id}").json()
+            narrowed = moved.get(f"{RUNS}/{run_id}/events").text
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
 
-    assert done["status"] == "answered", done
-    assert done["result"]["answer"].startswith("Acme's total net sales were 81,797 million [1].")
+    assert done["status"] == whole["status"] == "answered", done
+    assert whole["result"]["answer"].startswith("Acme's total net sales were 81,797 million [1].")
+    assert done["result"]["answer"] == WITHHELD and done["result"]["evidence"] == []
+    assert "81,797" not in narrowed and '"withheld":true' in narrowed
     assert any(e.get("steps") == 1 and e.get("tool_calls") == 1 for e in events)  # the "resumed" event
     # the completed turn and tool call were not made again
     assert _turns(server, tag, 0) == 1

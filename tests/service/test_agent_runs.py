@@ -27,7 +27,7 @@ from strongroom.service import Platform
 from strongroom.service.agent_execution import RunToolbox, ThreadBridge, run_here
 from strongroom.service.agent_local import LocalAgentRuns
 from strongroom.service.agent_run_store import AgentRun, SqliteRunStore
-from strongroom.service.agent_runs import AgentRunRequest, AgentRuns, worker_id
+from strongroom.service.agent_runs import WITHHELD, AgentRunRequest, AgentRuns, worker_id
 from strongroom.service.agent_tools import toolbox_for
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer
@@ -207,6 +207,20 @@ def test_a_run_in_process_uses_the_platform_only_on_its_own_thread(world: World)
     assert actions.count("agent.run.model") == 4 and actions.count("agent.run.end") == 1
     assert [a for a in actions if a.startswith("agent.tool.")] == [
         "agent.tool.search_documents", "agent.tool.query_data", "agent.tool.calculate"]  # fmt: skip
+
+
+def test_an_owner_without_the_groups_a_run_read_under_sees_its_status_not_what_it_read(world: World) -> None:
+    run = world.agent.ask(ANA, AgentRunRequest("[faulty] What were Acme's net sales?", ROUTE))
+    assert run.result is not None and "81,797" in run.result["answer"]
+    moved = Principal("ana", frozenset({"analysts"}), frozenset({"reader"}))  # out of research since
+    later = world.runs.get(moved, run.id).result()
+    assert later.status == "answered" and later.result is not None and later.result["answer"] == WITHHELD
+    assert later.result["evidence"] == [] and later.result["steps"] == run.result["steps"]
+    assert [r.result for r in world.runs.mine(moved).result() if r.id == run.id] == [later.result]
+    _, events = world.runs.events(moved, run.id).result()
+    assert "81,797" not in json.dumps([dict(e.data) for e in events]) and events[-1].data == {"withheld": True}
+    wider = Principal("ana", frozenset({"research", "analysts"}), frozenset({"reader"}))
+    assert world.runs.get(wider, run.id).result() == run
 
 
 def test_the_toolboxs_calculate_gives_way_to_the_agents_own(world: World) -> None:

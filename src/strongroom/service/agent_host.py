@@ -37,7 +37,7 @@ from strongroom.llm.route_config import RouteStore
 from strongroom.service.agent_execution import RunToolbox, RunWiring, execute_run
 from strongroom.service.agent_local import checkpoint_target
 from strongroom.service.agent_run_store import ACTIVE, AgentRun, open_run_store
-from strongroom.service.agent_runs import AgentRunRequest, AgentRuns
+from strongroom.service.agent_runs import AgentRunRequest, AgentRuns, readable, withheld_event
 from strongroom.service.agent_tools import toolbox_for
 from strongroom.service.async_platform import AsyncPlatform
 from strongroom.service.operations import Outcome
@@ -173,6 +173,8 @@ class AgentHost:
     # -- execution -------------------------------------------------------------------------
 
     def _submit(self, job: _Job) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         self._wiring_now()
         if len(self._workers) < self.settings.agent_max_running:
             worker = threading.Thread(target=self._work, name=f"strongroom-agent-{len(self._workers)}", daemon=True)
@@ -245,7 +247,7 @@ class AgentHost:
         except BaseException:
             self._notices.unregister(run_id, entry)
             raise
-        return self._follow(run, events, after, entry, heartbeat_s, poll_s)
+        return self._follow(run, events, after, entry, heartbeat_s, poll_s, readable(principal, run))
 
     async def _follow(
         self,
@@ -255,6 +257,7 @@ class AgentHost:
         entry: tuple[asyncio.AbstractEventLoop, asyncio.Event],
         heartbeat_s: float,
         poll_s: float,
+        whole: bool,
     ) -> AsyncGenerator[Follow, None]:
         store, wake = self.runs.store, entry[1]
         last, quiet = after, 0.0
@@ -262,7 +265,7 @@ class AgentHost:
             while True:
                 for event in events:
                     last = max(last, event.seq)
-                    yield Follow(event)
+                    yield Follow(event if whole else withheld_event(event))
                 if events:
                     quiet = 0.0
                 elif run.status not in ACTIVE:  # read before its events: none can follow its end

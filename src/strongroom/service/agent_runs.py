@@ -15,7 +15,9 @@ with its audit records; the drivers (:class:`~strongroom.service.Platform` for t
   ``agent_max_active_per_principal`` runs queued or running.
 - **Owner only.** A run, its question, its events and its answer are its owner's; anyone
   else's run id is :class:`~strongroom.errors.NotFound` exactly as one that does not exist.
-  An admin may cancel anyone's run (a runaway), and still not read it.
+  An admin may cancel anyone's run (a runaway), and still not read it. An owner who no
+  longer holds every group the run was created with sees its status and spend, not what it
+  read (:func:`withheld`): the answer quotes documents and rows read under those groups.
 - **Cancel** ends a queued or interrupted run at once; a running one stops at its next step.
 - **Resume** continues an ``interrupted`` run from its checkpoint, for the owner only and
   with the owner's principal *as it is now*: the resumed run's tools read under the current
@@ -40,7 +42,7 @@ import os
 import secrets
 import socket
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from strongroom.agent.base import AgentLimits, RunEvent
@@ -58,13 +60,18 @@ from strongroom.types import Principal, utcnow
 __all__ = [
     "CAPS",
     "MAX_QUESTION_CHARS",
+    "WITHHELD",
     "AgentRunRequest",
     "AgentRuns",
     "cited_refs",
     "event_view",
+    "readable",
     "result_record",
     "run_principal",
     "run_view",
+    "shown",
+    "withheld",
+    "withheld_event",
     "worker_id",
 ]
 
@@ -74,6 +81,8 @@ MAX_QUESTION_CHARS = 4000
 CAPS = AgentLimits(max_steps=32, max_tool_calls=64, timeout_s=1800.0, max_tokens=200_000)
 _MINIMA = AgentLimits(max_steps=1, max_tool_calls=0, timeout_s=1.0, max_tokens=500)
 _INTERRUPTED = "the process running it stopped; resume it"
+#: what a run's answer says to an owner who no longer holds every group it ran with
+WITHHELD = "This run read documents or data under groups you no longer hold; its answer and evidence are withheld."
 T = TypeVar("T")
 
 
@@ -272,7 +281,7 @@ class AgentRuns:
 
         def body() -> tuple[AgentRun, dict[str, object]]:
             self.ops.require(principal, "reader")
-            return self._own(principal, run_id), {}
+            return shown(principal, self._own(principal, run_id)), {}
 
         return self.ops.run_audited(principal, "agent.run.get", {"target": run_id[:64]}, body)
 
@@ -281,7 +290,8 @@ class AgentRuns:
 
         def body() -> tuple[list[AgentRun], dict[str, object]]:
             self.ops.require(principal, "reader")
-            return self.store.runs(principal.name, limit=max(1, min(limit, 1000))), {}
+            found = self.store.runs(principal.name, limit=max(1, min(limit, 1000)))
+            return [shown(principal, r) for r in found], {}
 
         return self.ops.run_audited(principal, "agent.run.list", {"filters": {"limit": limit}}, body)
 
@@ -291,7 +301,10 @@ class AgentRuns:
         def body() -> tuple[tuple[AgentRun, list[RunEvent]], dict[str, object]]:
             self.ops.require(principal, "reader")
             run = self._own(principal, run_id)
-            return (run, self.store.events(run.id, after)), {}
+            events = self.store.events(run.id, after)
+            if not readable(principal, run):
+                return (withheld(run), [withheld_event(e) for e in events]), {"detail": "withheld"}
+            return (run, events), {}
 
         return self.ops.run_audited(
             principal, "agent.run.events", {"target": run_id[:64], "filters": {"after": after}}, body
@@ -416,6 +429,32 @@ class AgentRuns:
     def mine_here(self, statuses: Collection[str] = ACTIVE) -> list[AgentRun]:
         """The runs this process holds in ``statuses`` (to mark them interrupted at a stop)."""
         return [r for r in self.store.runs(None, tuple(statuses), limit=10_000) if r.worker == self.worker]
+
+
+def readable(principal: Principal, run: AgentRun) -> bool:
+    """Whether ``principal`` may still read what run ``run`` read: it holds every group the run
+    was created with (what it read, it read under those; a resumed run reads under fewer)."""
+    return set(run.groups) <= principal.groups
+
+
+def withheld(run: AgentRun) -> AgentRun:
+    """``run`` without what it read: its answer and evidence withheld (status and spend kept)."""
+    if run.result is None:
+        return run
+    kept = {k: v for k, v in run.result.items() if k not in ("answer", "evidence", "cited", "unsupported")}
+    return replace(run, result={**kept, "answer": WITHHELD, "evidence": [], "cited": [], "unsupported": []})
+
+
+def withheld_event(event: RunEvent) -> RunEvent:
+    """``event`` without what the run read or wrote (kept: ``started``, ``resumed``)."""
+    if event.kind in ("started", "resumed"):
+        return event
+    return replace(event, data={"withheld": True})
+
+
+def shown(principal: Principal, run: AgentRun) -> AgentRun:
+    """``run`` as ``principal`` (its owner) may read it now."""
+    return run if readable(principal, run) else withheld(run)
 
 
 def _with(records: list[AuditEvent], outcome: Outcome[T]) -> Outcome[T]:
