@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     dataset_query_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="Engine time one dataset query may take before it is stopped."
     )
+    dataset_lock_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="How long an operation on the DuckDB datasets file waits while a load in another process "
+        "holds it (then it fails, saying so).",
+    )
     agent_max_running: int = Field(
         default=4,
         ge=1,
