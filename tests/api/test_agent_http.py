@@ -20,6 +20,9 @@ import httpx
 import pytest
 
 from strongroom.api import create_app
+from strongroom.llm.deployments import DeploymentSpec, save_deployment
+from strongroom.llm.route_config import RouteStore
+from strongroom.llm.routing import Target
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer
 from tests.api.agent_world import ROUTE, SECRET, ScriptedModel, build_home
@@ -31,6 +34,7 @@ ANA = ["readers", "research"]
 BOB = ["readers", "research"]  # the same entitlements as ana, another person
 ADMIN = ["admins", "research", "compliance", "public"]
 RUNS = "/v1/agent/runs"
+QUICK = "quick"
 FINAL = ("answered", "limit", "cancelled", "error", "interrupted")
 
 
@@ -52,6 +56,11 @@ def env(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterato
     with FakeOpenAIServer(model) as server:
         home, files = tmp_path_factory.mktemp("agent-home"), tmp_path_factory.mktemp("agent-files")
         settings = build_home(home, files, server.url, agent_max_active_per_principal=2)
+        # a second route, whose deployment gives a model 1 s for its first token
+        quick = DeploymentSpec(backend="openai-compatible", url=server.url, model="fake", first_token_timeout_s=1.0)
+        save_deployment(home, "fake-quick", quick)
+        RouteStore(home).set_route(QUICK, [Target("fake-quick", 100)])
+        settings = settings.model_copy(update={"route_groups": {ROUTE: ["research"], QUICK: ["research"]}})
         app = create_app(settings, service_settings(provider), embedder=HashEmbedder(64))
         with live_server(app) as url:
             yield Env(url, provider, model, server)
@@ -176,6 +185,18 @@ def test_a_model_too_slow_for_the_run_ends_it_at_its_time_limit(env: Env) -> Non
     assert done["result"]["tool_calls"] == 1 and "2 s" in done["reason"]
     models = [r for r in _records(env, run["run_id"]) if r["action"] == "agent.run.model"]
     assert [m["outcome"] for m in models] == ["ok", "error"] and "stopped" in models[1]["detail"]
+
+
+def test_a_deployment_that_times_out_mid_run_ends_the_run_with_the_reason(env: Env) -> None:
+    env.model.slow_s = 3.0
+    with env.client(ANA) as ana:
+        run = _create(ana, "[slow] What were Acme's net sales?", route=QUICK)
+        done = _wait(ana, run["run_id"])
+    assert done["status"] == "error" and "could not answer" in done["reason"], done
+    assert done["result"]["tool_calls"] == 1 and done["result"]["steps"] == 1  # the first step stands
+    models = [r for r in _records(env, run["run_id"]) if r["action"] == "agent.run.model"]
+    assert [m["outcome"] for m in models] == ["ok", "error"] and "Timeout" in models[1]["detail"]
+    assert models[0]["filters"]["deployment"] == "fake-quick"
 
 
 def test_a_cancel_mid_run_stops_it_at_its_next_step(env: Env) -> None:
