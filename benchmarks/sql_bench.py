@@ -6,7 +6,12 @@ Builds, in a temporary home: ``prices`` with --instruments x --days daily closes
 4,000 x 2,500 = 10M rows, loaded from one Parquet file through ``DuckDBDatasets.load``), then
 --corrections later loads of 1,000 corrected closes each. Then asks, --queries times, for a
 random instrument and date D (seeded), "the close of X on the last date at or before D", at a
-random known_at (before, between and after the corrections), and prints p50/p95.
+random known_at (before, between and after the corrections), and prints p50/p95: with the
+read connection kept open between queries (the store's default: a service querying often), and
+with the file opened for every query (``keep_open_s=0``: what a query pays after the store let
+go of the file). Last, a load of 1,000 corrections in another process while this one queries
+in a loop: how long the load took (the corrections above: alone), what the queries meanwhile waited, and the
+first query after it (the file opened again).
 
     python benchmarks/sql_bench.py [--instruments 4000] [--days 2500] [--queries 300] [--threads 2]
 """
@@ -18,6 +23,8 @@ import os
 import platform
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from strongroom.data.base import DatasetVersion
 from strongroom.data.bitemporal import visible_rows
 from strongroom.data.duckdb import DuckDBDatasets
 from strongroom.data.sql import check_select, rewrite
@@ -37,6 +45,18 @@ RAW = (
     "SELECT date, close FROM strongroom_data.prices WHERE instrument = '{i}' AND date <= DATE '{d}' "
     "AND _superseded_at IS NULL ORDER BY date DESC LIMIT 1"
 )
+LOADER = """
+import sys, time
+from pathlib import Path
+from strongroom.data.duckdb import DuckDBDatasets
+store = DuckDBDatasets(Path(sys.argv[1]), lock_wait_s=60)
+start = time.perf_counter()
+store.load("prices", Path(sys.argv[2]), acl=frozenset({"research"}), valid_time_column="date",
+           key_columns=["instrument"])
+print(time.perf_counter() - start)
+store.close()
+"""
+Ask = tuple[str, date, datetime]
 
 
 def machine() -> str:
@@ -130,45 +150,110 @@ def main() -> None:
                 fix = home / f"fix{c}.csv"
                 write_corrections(fix, rng, args.instruments, calendar, 1000)
                 at = LOADED + timedelta(days=c + 1)
+                begin = time.perf_counter()
                 v = store.load("prices", fix, loaded_at=at, **load)  # type: ignore[arg-type]
+                took = time.perf_counter() - begin
                 knowns.append(at + timedelta(hours=1))
-                print(f"  correction {c + 1}: {v.rows} rows, {v.superseded} superseded")
+                print(f"  correction {c + 1}: {v.rows} rows, {v.superseded} superseded, {took:.2f} s")
             size = (home / "datasets.duckdb").stat().st_size
             print(f"  datasets.duckdb: {size / 2**20:,.0f} MiB")
             asks = [
                 (f"I{rng.randrange(args.instruments):05d}", rng.choice(calendar), rng.choice(knowns))
                 for _ in range(args.queries)
             ]
-            full, raw, checker, engine = [], [], [], []
             newest = store.versions("prices")[-1]
-            for warm in (True, False):
-                for instrument, day, known in asks[: 20 if warm else None]:
-                    as_of = datetime(day.year, day.month, day.day, 23, tzinfo=UTC)
-                    sql = SQL.format(i=instrument, d=day)
-                    start = time.perf_counter()
-                    result = store.query(sql, ["prices"], as_of=as_of, known_at=known)
-                    full_ms = (time.perf_counter() - start) * 1000
-                    assert len(result.rows) == 1 and isinstance(result.rows[0][0], date) and result.rows[0][0] <= day
-                    start = time.perf_counter()
-                    checked = check_select(sql, ["prices"])
-                    views = {"prices": visible_rows(newest, as_of=as_of, known_at=known)}
-                    rewrite(checked, views, max_rows=1000)
-                    check_ms = (time.perf_counter() - start) * 1000
-                    start = time.perf_counter()
-                    store._run_engine(RAW.format(i=instrument, d=day))
-                    raw_ms = (time.perf_counter() - start) * 1000
-                    if not warm:
-                        full.append(full_ms)
-                        checker.append(check_ms)
-                        engine.append(result.elapsed_ms)
-                        raw.append(raw_ms)
+            full, checker, engine, raw = measure(store, asks, newest)
             print(f"{args.queries} single-instrument as-of queries ({args.threads} DuckDB threads):")
+            print("read connection kept open between queries (the default):")
             print(summary("full path: check + rewrite + bitemporal", full))
             print(summary("  of which check_select + rewrite", checker))
             print(summary("  of which the engine (execute + fetch)", engine))
             print(summary("without the rewrite (raw table, current rows)", raw))
         finally:
+            store.close()  # its read connection too: the next store opens the file itself
+        each = DuckDBDatasets(home / "datasets.duckdb", threads=args.threads, keep_open_s=0)
+        try:
+            print("the file opened for every query (keep_open_s=0):")
+            full, _, engine, _ = measure(each, asks, newest, raw=False)
+            print(summary("full path, opening and closing the file", full))
+            print(summary("  of which the engine (execute + fetch)", engine))
+        finally:
+            each.close()
+        fix = home / "fix-late.csv"
+        write_corrections(fix, rng, args.instruments, calendar, 1000)
+        store = DuckDBDatasets(home / "datasets.duckdb", threads=args.threads)
+        try:
+            contend(store, home / "datasets.duckdb", fix, asks)
+        finally:
             store.close()
+
+
+def ask(store: DuckDBDatasets, instrument: str, day: date, known: datetime) -> float:
+    as_of = datetime(day.year, day.month, day.day, 23, tzinfo=UTC)
+    result = store.query(SQL.format(i=instrument, d=day), ["prices"], as_of=as_of, known_at=known)
+    assert len(result.rows) == 1 and isinstance(result.rows[0][0], date) and result.rows[0][0] <= day
+    return result.elapsed_ms
+
+
+def measure(
+    store: DuckDBDatasets, asks: list[Ask], newest: DatasetVersion, *, raw: bool = True
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Milliseconds per query (after 20 to warm up): the full path, check + rewrite alone, the
+    engine's part, and (``raw``) the raw table's query."""
+    full: list[float] = []
+    checker: list[float] = []
+    engine: list[float] = []
+    raws: list[float] = []
+    for warm in (True, False):
+        for instrument, day, known in asks[: 20 if warm else None]:
+            start = time.perf_counter()
+            engine_ms = ask(store, instrument, day, known)
+            full_ms = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            as_of = datetime(day.year, day.month, day.day, 23, tzinfo=UTC)
+            checked = check_select(SQL.format(i=instrument, d=day), ["prices"])
+            rewrite(checked, {"prices": visible_rows(newest, as_of=as_of, known_at=known)}, max_rows=1000)
+            check_ms = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            if raw:
+                store._run_engine(RAW.format(i=instrument, d=day))
+            raw_ms = (time.perf_counter() - start) * 1000
+            if not warm:
+                full.append(full_ms)
+                checker.append(check_ms)
+                engine.append(engine_ms)
+                raws.append(raw_ms)
+    return full, checker, engine, raws
+
+
+def contend(store: DuckDBDatasets, path: Path, fix: Path, asks: list[Ask]) -> None:
+    """A load in another process while this one queries in a loop (the store keeps the file
+    open between queries, and lets go of it when the loader asks)."""
+    for a in asks[:20]:
+        ask(store, *a)  # warm: the file open, its blocks read
+    start = time.perf_counter()
+    loader = subprocess.Popen([sys.executable, "-c", LOADER, str(path), str(fix)], stdout=subprocess.PIPE, text=True)
+    during: list[float] = []
+    k = 0
+    while loader.poll() is None:
+        begin = time.perf_counter()
+        ask(store, *asks[k % len(asks)])
+        during.append((time.perf_counter() - begin) * 1000)
+        k += 1
+    out, _ = loader.communicate()
+    wall = time.perf_counter() - start
+    if loader.returncode != 0:
+        raise SystemExit(f"the loader failed ({loader.returncode})")
+    begin = time.perf_counter()
+    instrument, day, _ = asks[0]
+    ask(store, instrument, day, datetime.now(UTC))
+    first = (time.perf_counter() - begin) * 1000
+    versions = store.versions("prices")
+    print("a load of 1,000 corrections by another process while this one queries in a loop:")
+    print(f"  the load: {float(out):.2f} s in the loader ({wall:.2f} s with its start), version {versions[-1].version}")
+    print(summary(f"{len(during)} queries meanwhile (the slowest waited)", during))
+    print(f"  the longest query meanwhile: {max(during):.0f} ms; the next one after: {first:.1f} ms; "
+          f"the file opened {store.connections_opened} times by this store")  # fmt: skip
 
 
 if __name__ == "__main__":

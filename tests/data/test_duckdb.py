@@ -1,10 +1,9 @@
 """DuckDBDatasets: the contract, plus what only the embedded file does (the engine's lock-down,
-one process per file, reopening, the factory)."""
+reopening, two stores of one process on one file, the factory); several processes on one file:
+test_duckdb_processes.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,22 +94,6 @@ def test_two_stores_on_one_file_in_one_process_share_it(
     finally:
         other.close()
     assert store.versions() == [prices]
-
-
-def test_another_process_is_told_the_file_is_in_use(
-    tmp_path: Path, store: DuckDBDatasets, prices: DatasetVersion
-) -> None:
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from strongroom.data.duckdb import DuckDBDatasets\n"
-        "from strongroom.errors import StoreError\n"
-        "try:\n    DuckDBDatasets(Path(sys.argv[1]))\nexcept StoreError as e:\n    print(e); sys.exit(3)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "datasets.duckdb")], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 3, done.stderr
-    assert "one process" in done.stdout and "STRONGROOM_STORE_URL" in done.stdout
 
 
 def test_open_datasets_picks_the_home_file(tmp_path: Path) -> None:

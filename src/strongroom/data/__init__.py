@@ -35,11 +35,13 @@ DATASETS_FILE = "datasets.duckdb"
 
 def open_datasets(settings: Settings) -> DatasetStore:
     """The datasets of this deployment: in PostgreSQL when ``settings.store_url`` is set (the
-    same database as the store, schema ``strongroom_data``), else in ``home/datasets.duckdb``."""
+    same database as the store, schema ``strongroom_data``), else in ``home/datasets.duckdb`` (held
+    only while an operation runs, so processes of one home share it; an operation waits up to
+    ``dataset_lock_wait_s`` for a load in another process)."""
     if settings.store_url:
         from strongroom.data.postgres import PostgresDatasets  # needs the postgres extra (psycopg)
 
         return PostgresDatasets(settings.store_url)
     from strongroom.data.duckdb import DuckDBDatasets
 
-    return DuckDBDatasets(settings.home / DATASETS_FILE)
+    return DuckDBDatasets(settings.home / DATASETS_FILE, lock_wait_s=settings.dataset_lock_wait_s)

@@ -1,15 +1,20 @@
 """Datasets in a DuckDB file in the home folder (``HOME/datasets.duckdb``): the embedded backend.
 
-The engine is locked down when the file is opened, before any query can run:
+The engine is locked down on every connection, before any query can run:
 ``enable_external_access = false`` (no file, URL, ATTACH, COPY, extension or Python-object
 access, for anyone) then ``lock_configuration = true`` (no ``SET`` can undo it). Files are read
 by a separate private engine (:func:`strongroom.data.files.stage`) and handed over in memory.
-Each query runs in a ``READ ONLY`` transaction on its own cursor, under a guard that interrupts
-the engine past ``timeout_s``, and returns at most ``max_rows`` rows.
+Each query runs in a ``READ ONLY`` transaction of a read-only connection, on its own cursor,
+under a guard that interrupts the engine past ``timeout_s``, and returns at most ``max_rows``
+rows.
 
-One process holds the file (DuckDB's rule): loads are serialised by a lock, queries from many
-threads run side by side. Another process that opens the file gets a :class:`StoreError`
-saying so; several processes share datasets through PostgreSQL.
+The file is held only while operations run (:class:`~strongroom.data.duckdb_file.DuckDBFile`):
+queries share a read-only connection that is let go as soon as a load (of this or another
+process) asks for the file, or after ``keep_open_s`` unused; a load opens the file read-write
+for its own duration. So the service, ``strongroom data load`` and ``strongroom mcp`` use one
+home at the same time: an operation that finds the file locked tries again for up to
+``lock_wait_s`` (a load in another process), then says so. Loads are serialised; queries
+from many threads run side by side.
 
 >>> store = DuckDBDatasets(home / "datasets.duckdb")  # doctest: +SKIP
 >>> store.load("prices", Path("prices.csv"), acl=frozenset({"research"}), valid_time_column="date",
@@ -41,6 +46,7 @@ from strongroom.data.bitemporal import (
     visible_rows,
     visible_versions,
 )
+from strongroom.data.duckdb_file import DuckDBFile, first_line
 from strongroom.data.files import file_sha256, quote, stage
 from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import IngestError, QueryError, StoreError
@@ -50,45 +56,26 @@ __all__ = ["DuckDBDatasets"]
 _FORMAT = "1"  # the layout of the tables below; a file of a later one is refused
 _VERSIONS = f"{SCHEMA}._versions"
 _LIMITS = QueryLimits()
-_ENGINE = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "allow_community_extensions": False,
-}
 
 
 class DuckDBDatasets:
     """The :class:`~strongroom.data.base.DatasetStore` in one DuckDB file."""
 
-    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, *, threads: int | None = None, lock_wait_s: float = 10.0, keep_open_s: float = 5.0
+    ) -> None:
+        """Open (or create) the datasets file ``path``. ``threads``: the engine's threads
+        (None: DuckDB's default); ``lock_wait_s``: how long an operation waits for a file a
+        load of another process holds; ``keep_open_s``: how long queries keep the file open
+        unused (0: opened for each operation, ~20 ms)."""
         self.path = path
         self._write = threading.Lock()  # one load at a time
-        self._cursors = threading.Lock()  # cursors are made one at a time from the root connection
-        self._closed = False
-        config: dict[str, str | bool | int | float | list[str]] = dict(_ENGINE)
-        if threads:
-            config["threads"] = threads
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._root = duckdb.connect(str(path), config=config)
-        except duckdb.IOException as exc:
-            raise StoreError(
-                f"cannot open the datasets file {path}: {_first_line(exc)}. DuckDB lets one process hold it: "
-                "stop the other strongroom process using this home, or keep datasets in PostgreSQL "
-                "(STRONGROOM_STORE_URL)"
-            ) from exc
-        except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"cannot open the datasets file {path}: {_first_line(exc)}") from exc
-        try:
-            self._lock_down()
-            self._create_tables()
-        except duckdb.Error as exc:
-            self._root.close()
-            raise StoreError(f"cannot prepare the datasets file {path}: {_first_line(exc)}") from exc
-        except BaseException:
-            self._root.close()
-            raise
+        except OSError as exc:
+            raise StoreError(f"cannot open the datasets file {path}: {first_line(exc)}") from exc
+        self._file = DuckDBFile(path, threads=threads, lock_wait_s=lock_wait_s, keep_open_s=keep_open_s)
+        self._prepare()
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -114,7 +101,7 @@ class DuckDBDatasets:
         changes no rows.
         """
         acl = frozenset(acl)
-        with self._write, self._cursor() as db:
+        with self._write, self._writing() as db:
             latest = self._latest(db, name)
             valid_time, keys = check_load(name, mode, valid_time_column, key_columns, latest)
             digest = file_sha256(path)
@@ -152,7 +139,7 @@ class DuckDBDatasets:
 
     def versions(self, name: str | None = None) -> list[DatasetVersion]:
         """Every version (of dataset ``name``), oldest first within a dataset."""
-        with self._cursor() as db:
+        with self._reading() as db:
             where = "WHERE dataset = ?" if name is not None else ""
             rows = db.execute(
                 f"SELECT {VERSION_COLUMNS} FROM {_VERSIONS} {where} ORDER BY dataset, version",
@@ -172,7 +159,7 @@ class DuckDBDatasets:
         """Run one checked SELECT over the rows of ``allowed`` datasets visible at (``as_of``,
         ``known_at``); a dataset outside ``allowed`` is unknown. See the module for the limits."""
         as_of, known_at = aware(as_of, "as_of"), aware(known_at, "known_at")
-        with self._cursor() as db:
+        with self._reading() as db:
             db.execute("BEGIN TRANSACTION READ ONLY")  # one snapshot for the versions and the rows
             try:
                 newest, seen = _newest_and_seen(db, list(dict.fromkeys(allowed)), known_at)
@@ -196,10 +183,14 @@ class DuckDBDatasets:
         )
 
     def close(self) -> None:
-        with self._write, self._cursors:
-            if not self._closed:
-                self._closed = True
-                self._root.close()
+        """Let go of the file (after a running load and running queries end)."""
+        with self._write:
+            self._file.close()
+
+    @property
+    def connections_opened(self) -> int:
+        """How many times queries opened the file (for tests and benchmarks)."""
+        return self._file.opened
 
     # -- the engine --------------------------------------------------------------------------
 
@@ -207,32 +198,67 @@ class DuckDBDatasets:
         """Run ``sql`` as the engine runs a checked query (read-only transaction, time guard, row
         limit) but WITHOUT the checker: for tests that show what the engine itself refuses.
         Never call it with a caller's SQL."""
-        with self._cursor() as db:
+        with self._reading() as db:
             db.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 return _run(db, sql, limits)[1]
             finally:
                 _rollback(db)
 
-    def _lock_down(self) -> None:
-        # The engine's settings are global; once locked, no connection (ours or a query's) can
-        # change them, so another DuckDBDatasets on the same file in this process finds them set.
-        row = self._root.execute("SELECT current_setting('lock_configuration')").fetchone()
-        if not (row and row[0]):
-            self._root.execute("SET GLOBAL TimeZone = 'UTC'")
-            self._root.execute("SET GLOBAL lock_configuration = true")
-        row = self._root.execute("SELECT current_setting('enable_external_access')").fetchone()
-        if not row or row[0]:
-            raise StoreError(f"the datasets file {self.path} is open with file access allowed; restart the process")
+    def _prepare(self) -> None:
+        """Check the file's format; create the tables where there are none yet."""
+        if self.path.exists():
+            with self._reading() as db:
+                if _format(db, self.path) is not None:
+                    return
+        with self._write, self._writing() as db:
+            _create_tables(db, self.path)
 
-    def _create_tables(self) -> None:
-        db = self._root
+    @contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection of its own; engine failures become StoreError."""
+        with _engine_failures(self.path), self._file.reading() as db:
+            yield db
+
+    @contextmanager
+    def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file opened read-write for one load; engine failures become StoreError."""
+        with _engine_failures(self.path), self._file.writing() as db:
+            yield db
+
+    def _latest(self, db: duckdb.DuckDBPyConnection, name: str) -> DatasetVersion | None:
+        return _newest(db, [name]).get(name)
+
+
+@contextmanager
+def _engine_failures(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (duckdb.IOException, duckdb.InternalException, duckdb.FatalException) as exc:
+        raise StoreError(f"the datasets file {path} failed: {first_line(exc)}") from exc
+
+
+def _format(db: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """The file's format (None: no tables yet); a StoreError for one this code cannot read."""
+    try:
+        row = db.execute(f"SELECT value FROM {SCHEMA}._meta WHERE key = 'format'").fetchone()
+    except duckdb.CatalogException:
+        return None
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot read the datasets file {path}: {first_line(exc)}") from exc
+    if row is None:
+        return None
+    if row[0] != _FORMAT:
+        raise StoreError(f"the datasets file {path} has format {row[0]}, newer than this strongroom's")
+    return str(row[0])
+
+
+def _create_tables(db: duckdb.DuckDBPyConnection, path: Path) -> None:
+    try:
         db.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         db.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}._meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
         db.execute(f"INSERT INTO {SCHEMA}._meta VALUES ('format', ?) ON CONFLICT DO NOTHING", [_FORMAT])
-        row = db.execute(f"SELECT value FROM {SCHEMA}._meta WHERE key = 'format'").fetchone()
-        if row and row[0] != _FORMAT:
-            raise StoreError(f"the datasets file {self.path} has format {row[0]}, newer than this strongroom's")
+        _format(db, path)
         db.execute(
             f"""CREATE TABLE IF NOT EXISTS {_VERSIONS} (
                 dataset VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
@@ -241,23 +267,8 @@ class DuckDBDatasets:
                 column_types VARCHAR NOT NULL, source_name VARCHAR NOT NULL, load_mode VARCHAR NOT NULL,
                 superseded BIGINT NOT NULL, PRIMARY KEY (dataset, version))"""
         )
-
-    @contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection of its own to the engine; engine failures become StoreError."""
-        with self._cursors:
-            if self._closed:
-                raise StoreError(f"the datasets file {self.path} is closed: open the store again")
-            cursor = self._root.cursor()
-        try:
-            yield cursor
-        except (duckdb.IOException, duckdb.InternalException, duckdb.FatalException) as exc:
-            raise StoreError(f"the datasets file {self.path} failed: {_first_line(exc)}") from exc
-        finally:
-            cursor.close()
-
-    def _latest(self, db: duckdb.DuckDBPyConnection, name: str) -> DatasetVersion | None:
-        return _newest(db, [name]).get(name)
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot prepare the datasets file {path}: {first_line(exc)}") from exc
 
 
 def _newest(db: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, DatasetVersion]:
@@ -303,11 +314,11 @@ def _run(
             "before joining"
         ) from exc
     except duckdb.OutOfMemoryException as exc:
-        raise QueryError(f"the query needed more memory than the engine has: {_first_line(exc)}; narrow it") from exc
+        raise QueryError(f"the query needed more memory than the engine has: {first_line(exc)}; narrow it") from exc
     except (duckdb.IOException, duckdb.InternalException, duckdb.FatalException):
         raise
     except duckdb.Error as exc:
-        raise QueryError(f"the query failed: {_first_line(exc)}") from exc
+        raise QueryError(f"the query failed: {first_line(exc)}") from exc
     finally:
         done.set()
         guard.join()  # no interrupt reaches the cursor after this statement
@@ -343,7 +354,7 @@ def _transaction(db: duckdb.DuckDBPyConnection, action: str) -> Iterator[None]:
     try:
         db.execute("COMMIT")
     except duckdb.Error as exc:
-        raise IngestError(f"could not {action}: {_first_line(exc)}; nothing was loaded") from exc
+        raise IngestError(f"could not {action}: {first_line(exc)}; nothing was loaded") from exc
 
 
 def _create_dataset_table(db: duckdb.DuckDBPyConnection, version: DatasetVersion) -> None:
@@ -384,8 +395,3 @@ def _write_rows(db: duckdb.DuckDBPyConnection, version: DatasetVersion) -> int:
 def _insert_version(db: duckdb.DuckDBPyConnection, version: DatasetVersion) -> None:
     values = version_row(version)
     db.execute(f"INSERT INTO {_VERSIONS} ({VERSION_COLUMNS}) VALUES ({', '.join('?' * len(values))})", list(values))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
