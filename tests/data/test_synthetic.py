@@ -326,12 +326,10 @@ def test_the_gold_plans_on_data_hold_on_postgresql(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True, reason="PostgreSQL has no ASOF JOIN: the asof_join tool's SQL needs a LATERAL form there"
-)
 def test_the_asof_join_plans_hold_on_postgresql(
     on_postgres: DatasetStore, eval_set: SyntheticSet, questions: list[Question]
 ) -> None:
+    """PostgreSQL has no ASOF JOIN: its backend runs each as a LATERAL subquery (data/asof.py)."""
     asked = _on_data(questions, asof_join=True)
     assert len(asked) >= 4
     assert _failures(on_postgres, eval_set, asked) == {}

@@ -24,6 +24,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
+from strongroom.data.asof import asof_as_lateral
+from strongroom.data.sql_limits import check_cost, reads_clock
 from strongroom.errors import QueryError
 
 __all__ = ["ALLOWED_FUNCTIONS", "MAX_SQL_CHARS", "CheckedSelect", "check_select", "rewrite"]
@@ -105,6 +107,7 @@ def check_select(sql: str, allowed: Collection[str]) -> CheckedSelect:
     ('rates',)
     """
     tree = _parse(sql)
+    check_cost(tree)  # depth first: what follows recurses over the tree
     for node in tree.walk():
         if isinstance(node, exp.Expression):  # every concrete node is one
             _check_node(node)
@@ -127,7 +130,8 @@ def rewrite(
     """The SQL the engine runs: each dataset reference of ``checked`` replaced by its view (a
     SELECT of the rows visible to this query, SQL in the DuckDB dialect or a sqlglot tree),
     aliased to the name the query used, and at most ``max_rows + 1`` rows; generated in
-    ``dialect`` ("duckdb" or "postgres"). A construct the target dialect lacks is a QueryError."""
+    ``dialect`` ("duckdb" or "postgres"; for PostgreSQL each ASOF JOIN becomes a LATERAL
+    subquery, :mod:`strongroom.data.asof`). A construct the target dialect lacks is a QueryError."""
     if max_rows < 0:
         raise ValueError("max_rows must be 0 or more")
     tree = checked.tree.copy()
@@ -142,6 +146,7 @@ def rewrite(
     tree = _limited(tree, max_rows + 1)
     if dialect == "postgres":
         _numeric_rounding(tree)
+        asof_as_lateral(tree)  # after the views are in: nothing moves outside what was checked
     try:
         return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:
@@ -181,7 +186,7 @@ def _check_node(node: exp.Expression) -> None:
                 "date and time functions, CASE, CAST and window functions"
             )
         return
-    if isinstance(node, _CLOCK):
+    if isinstance(node, _CLOCK) or reads_clock(node):
         raise QueryError(
             "the query reads the clock (current_date, now()): write the date as a literal, e.g. "
             "DATE '2024-03-28'; the query already sees the data as of its as_of date"

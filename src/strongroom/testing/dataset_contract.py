@@ -323,3 +323,78 @@ class DatasetStoreContract:
         assert {a for i, a in enumerate(answers) if i % 2} == {(len(PRICES), 170.0)}
         assert {a for i, a in enumerate(answers) if not i % 2} <= {(len(PRICES), 170.0), (len(PRICES), 110.0)}
         assert self.ask(datasets, sql).rows == ((len(PRICES), 110.0),)
+
+    # -- as-of joins (DuckDB's ASOF JOIN; a LATERAL subquery where the engine has none) -------
+
+    @pytest.fixture
+    def trades(self, datasets: DatasetStore, prices: DatasetVersion, tmp_path: Path) -> DatasetVersion:
+        """Five trades (as dataset ``extra``): before every price, on a Saturday, on a price
+        day, after the last price, and of a ticker without prices."""
+        rows = [
+            (date(2024, 1, 1), "ACME", 1), (date(2024, 1, 6), "ACME", 2), (date(2024, 1, 4), "BETA", 3),
+            (date(2024, 1, 9), "BETA", 4), (date(2024, 1, 5), "GAMMA", 5),
+        ]  # fmt: skip
+        path = write_csv(tmp_path / "trades.csv", ["day", "ticker", "qty"], rows)
+        return datasets.load("extra", path, acl=frozenset({"x"}), valid_time_column="day", loaded_at=T1)
+
+    ASOF = (
+        "SELECT t.ticker, t.day, p.date, p.close FROM extra AS t {join} prices AS p "
+        "ON t.ticker = p.ticker AND {inequality} ORDER BY t.ticker, t.day"
+    )
+
+    def test_asof_join_takes_the_latest_right_row_at_or_before(
+        self, datasets: DatasetStore, trades: DatasetVersion
+    ) -> None:
+        d = date
+        inner = self.ask(datasets, self.ASOF.format(join="ASOF JOIN", inequality="t.day >= p.date"))
+        assert inner.rows == (
+            ("ACME", d(2024, 1, 6), d(2024, 1, 5), 13.0),
+            ("BETA", d(2024, 1, 4), d(2024, 1, 4), 22.0),
+            ("BETA", d(2024, 1, 9), d(2024, 1, 8), 24.0),
+        )
+        left = self.ask(datasets, self.ASOF.format(join="ASOF LEFT JOIN", inequality="p.date <= t.day"))
+        assert left.rows == (
+            ("ACME", d(2024, 1, 1), None, None),
+            *inner.rows,
+            ("GAMMA", d(2024, 1, 5), None, None),
+        )
+        strictly = self.ask(datasets, self.ASOF.format(join="ASOF JOIN", inequality="t.day > p.date"))
+        assert [r[2] for r in strictly.rows] == [d(2024, 1, 5), d(2024, 1, 3), d(2024, 1, 8)]
+
+    def test_asof_join_the_other_way_takes_the_first_right_row_at_or_after(
+        self, datasets: DatasetStore, trades: DatasetVersion
+    ) -> None:
+        d = date
+        after = self.ask(datasets, self.ASOF.format(join="ASOF JOIN", inequality="t.day <= p.date"))
+        assert after.rows == (
+            ("ACME", d(2024, 1, 1), d(2024, 1, 2), 10.0),
+            ("ACME", d(2024, 1, 6), d(2024, 1, 8), 14.0),
+            ("BETA", d(2024, 1, 4), d(2024, 1, 4), 22.0),
+        )
+        strictly = self.ask(datasets, self.ASOF.format(join="ASOF JOIN", inequality="p.date > t.day"))
+        assert [r[2] for r in strictly.rows] == [d(2024, 1, 2), d(2024, 1, 8), d(2024, 1, 5)]
+
+    def test_asof_join_sees_both_sides_at_the_query_clocks(
+        self, datasets: DatasetStore, trades: DatasetVersion, tmp_path: Path
+    ) -> None:
+        fix = write_csv(tmp_path / "fix.csv", ["date", "ticker", "close"], [(DAYS[3], "ACME", 99.0)])
+        datasets.load("prices", fix, acl=frozenset({"research"}), valid_time_column="date", key_columns=["ticker"],
+                      loaded_at=T2)  # fmt: skip
+        sql = self.ASOF.format(join="ASOF JOIN", inequality="t.day >= p.date")
+        # as of Jan 5: neither the trades after it nor the prices after it exist yet
+        early = self.ask(datasets, sql, as_of=at(date(2024, 1, 5)) + timedelta(hours=23))
+        assert early.rows == (("BETA", date(2024, 1, 4), date(2024, 1, 4), 22.0),)
+        acme = [r[3] for r in self.ask(datasets, sql, known_at=T2 - timedelta(microseconds=1)).rows if r[0] == "ACME"]
+        assert acme == [13.0]  # before the correction was loaded
+        assert [r[3] for r in self.ask(datasets, sql, known_at=T2).rows if r[0] == "ACME"] == [99.0]
+        assert sorted((v.dataset, v.version) for v in self.ask(datasets, sql, known_at=T2).datasets) == [
+            ("extra", 1), ("prices", 2),
+        ]  # fmt: skip
+
+    def test_asof_join_reads_only_allowed_datasets(self, datasets: DatasetStore, trades: DatasetVersion) -> None:
+        sql = self.ASOF.format(join="ASOF JOIN", inequality="t.day >= p.date")
+        with pytest.raises(QueryError, match="unknown dataset 'prices'"):
+            datasets.query(sql, ["extra"], as_of=LATER, known_at=LATER)
+        nested = f"SELECT count(*) FROM extra WHERE day IN (SELECT day FROM ({sql}) AS j)"
+        with pytest.raises(QueryError, match="unknown dataset 'prices'"):
+            datasets.query(nested, ["extra"], as_of=LATER, known_at=LATER)
