@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from strongroom.agent.base import RunEvent
 from strongroom.agent.checkpoint import AgentCheckpointer, open_checkpointer
+from strongroom.agent.runner import AgentResult
 from strongroom.errors import StoreError
 from strongroom.llm.deployments import open_gateway
 from strongroom.llm.route_config import RouteStore
@@ -198,9 +199,15 @@ class AgentHost:
             return  # cancelled while it waited
         self._notices.notify(run.id)
         assert self._loop is not None
-        toolbox = toolbox_for(
-            self.platform, job.principal, as_of=run.as_of, known_at=run.known_at, run_id=run.id, loop=self._loop
-        )
+        try:
+            toolbox = toolbox_for(
+                self.platform, job.principal, as_of=run.as_of, known_at=run.known_at, run_id=run.id, loop=self._loop
+            )
+        except Exception as exc:  # the run must not stay running: it ends with the reason
+            log.exception("agent run %s: its toolbox could not be made", run.id)
+            failed = AgentResult(run.id, run.question, "error", "", reason=f"the run could not start: {exc}")
+            wiring.commit(self.runs.finished(job.principal, run.id, failed))
+            return
         execute_run(wiring, run, job.principal, RunToolbox(toolbox), resume=job.resume)
 
     # -- the operations --------------------------------------------------------------------
