@@ -235,6 +235,8 @@ def test_an_evaluation_reads_nothing_its_operator_may_not(world: World) -> None:
         evaluate_plans(world.platform, public_only, world.data)
     with pytest.raises(PermissionDenied):
         evaluate_agent(world.platform, public_only, world.data, ROUTE)
+    refusals = [r for r in audit(world.platform, EVAL_ACTION) if r["outcome"] == "denied"]
+    assert [r["principal"] for r in refusals] == ["ana", "pub", "pub"]
 
 
 # -- end-to-end ----------------------------------------------------------------------------------

@@ -192,6 +192,14 @@ def eval_principal(question: Question) -> Principal:
     return Principal(f"eval:{question.principal}", frozenset(question.groups), frozenset({"reader"}), auth="eval")
 
 
+def _admit(platform: Platform, operator: Principal, questions: Sequence[Question]) -> None:
+    """Refuse (and audit the refusal of) an operator who may not run ``questions``."""
+    try:
+        _check_operator(operator, questions)
+    except PermissionDenied as exc:
+        platform._done(platform.ops.refused(operator, EVAL_ACTION, exc, filters={"questions": len(questions)}))
+
+
 def _check_operator(operator: Principal, questions: Sequence[Question]) -> None:
     if "admin" not in operator.roles:
         raise PermissionDenied("an evaluation acts as each question's principal: it needs the admin role")
@@ -264,7 +272,7 @@ def evaluate_plans(
 ) -> list[PlanOutcome]:
     """Every question's gold plan through the real tools (see the module); ``on_result`` sees
     each outcome with its index as it is done."""
-    _check_operator(operator, questions)
+    _admit(platform, operator, questions)
     out = []
     for i, q in enumerate(questions):
         outcome = run_plan(platform, q)
@@ -300,7 +308,7 @@ def evaluate_agent(
 ) -> list[AgentOutcome]:
     """The agent answers every question through ``route``, one run at a time, as the
     question's principal at its clocks; each answer scored (see the module)."""
-    _check_operator(operator, questions)
+    _admit(platform, operator, questions)
     _check_route(platform, route, questions)
     out = []
     with LocalAgentRuns(platform) as agent:
@@ -360,7 +368,7 @@ def evaluate(
     ``agent.eval`` audit record of ``operator`` with the figures."""
     if not questions:
         raise QueryError("the question file holds no questions")
-    _check_operator(operator, questions)
+    _admit(platform, operator, questions)
     started = time.perf_counter()
     plans = evaluate_plans(platform, operator, questions, on_result=on_plan)
     took = {"tool_level": round(time.perf_counter() - started, 3)}
