@@ -177,7 +177,8 @@ def stage(
     )
     try:
         try:
-            columns, rows = _prepare(engine, path, kind, existing, valid_time, keys)
+            readable = _as_named(path, Path(spill))
+            columns, rows = _prepare(engine, path, kind, existing, valid_time, keys, readable)
         except duckdb.Error as exc:
             raise CorruptDocument(f"{source}: cannot read it as {kind}: {_first_line(exc)}; check the file") from exc
         yield StagedFile(
@@ -194,6 +195,20 @@ def stage(
         shutil.rmtree(spill, ignore_errors=True)
 
 
+def _as_named(path: Path, folder: Path) -> Path:
+    """``path`` under a name DuckDB's readers take literally: they expand ``*``, ``?``, ``[...]``
+    and ``{a,b}`` in a path, so a file named ``p[0-9].csv`` would load the rows of ``p7.csv``
+    (and ``q*.csv`` those of every ``q...csv``) under its own name and content hash."""
+    if not any(c in str(path) for c in "*?[]{}"):
+        return path
+    link = folder / f"file{path.suffix.lower()}"
+    try:
+        link.symlink_to(path.resolve())
+    except OSError as exc:
+        raise IngestError(f"{path.name}: cannot read a file whose path holds * ? [ ] {{ }}; rename it") from exc
+    return link
+
+
 def _prepare(
     engine: duckdb.DuckDBPyConnection,
     path: Path,
@@ -201,11 +216,13 @@ def _prepare(
     existing: Sequence[tuple[str, str]] | None,
     valid_time: str,
     keys: tuple[str, ...],
+    readable: Path,
 ) -> tuple[list[tuple[str, str, str]], int]:
-    """Read the file into the table ``staged``, checked, cast and sorted; its columns and rows."""
+    """Read the file (at ``readable``: see :func:`_as_named`) into the table ``staged``, checked,
+    cast and sorted; its columns and rows."""
     source = path.name
     engine.execute("SET TimeZone = 'UTC'")  # a naive timestamp cast to TIMESTAMPTZ means UTC
-    relation = _read(engine, path, kind)
+    relation = _read(engine, readable, kind, source)
     columns = _columns(relation, source, existing)
     relation.create_view("source_file")
     if not engine.execute("SELECT 1 FROM source_file LIMIT 1").fetchall():  # before types: all text when empty
@@ -221,13 +238,13 @@ def _prepare(
     return columns, _check_rows(engine, source, valid_time, keys)
 
 
-def _read(engine: duckdb.DuckDBPyConnection, path: Path, kind: str) -> duckdb.DuckDBPyRelation:
+def _read(engine: duckdb.DuckDBPyConnection, path: Path, kind: str, source: str) -> duckdb.DuckDBPyRelation:
     try:
         if kind == "CSV":
             return engine.read_csv(str(path), header=True)
         return engine.read_parquet(str(path))
     except duckdb.Error as exc:
-        raise CorruptDocument(f"{path.name}: cannot read it as {kind}: {_first_line(exc)}; check the file") from exc
+        raise CorruptDocument(f"{source}: cannot read it as {kind}: {_first_line(exc)}; check the file") from exc
 
 
 def _columns(

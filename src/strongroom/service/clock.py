@@ -51,7 +51,10 @@ def parse_instant(value: TimeInput, name: str, *, bare_date: str = "end") -> dat
             moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
         except ValueError as exc:
             raise QueryError(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO datetime") from exc
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is in year 0 in UTC; Python has no year 0
+        raise QueryError(f"{name}: {value!s} is outside years 1 to 9999 in UTC; give a time inside them") from exc
 
 
 def _day(day: date, bare_date: str) -> datetime:
