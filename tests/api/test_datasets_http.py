@@ -66,7 +66,7 @@ def _ok(r: httpx.Response) -> Any:
     return r.json()
 
 
-def _refused(r: httpx.Response, status: int = 400) -> str:
+def _refused(r: httpx.Response, status: int = 422) -> str:
     assert r.status_code == status, r.text
     message: str = r.json()["error"]["message"]
     return message
@@ -122,6 +122,22 @@ def test_both_clocks_over_http(env: Env) -> None:
         assert "as_of" in _refused(reader.post(QUERY, json={"sql": sql, "as_of": "last tuesday"}))
 
 
+def test_a_refused_query_is_answered_like_on_every_v1_route(env: Env) -> None:
+    with env.client(READER) as reader:
+        bad_clock = {"as_of": "last tuesday"}
+        elsewhere = reader.post("/v1/search", json={"query": "close", **bad_clock})
+        for r in (
+            reader.post(QUERY, json={"sql": "SELECT 1", **bad_clock}),
+            reader.post(QUERY, json={"sql": "DROP TABLE prices"}),
+            reader.post(QUERY, json={"sql": "SELECT * FROM positions"}),
+        ):
+            assert (r.status_code, r.json()["error"]["type"]) == (
+                elsewhere.status_code,
+                elsewhere.json()["error"]["type"],
+            )
+            assert r.status_code == 422 and r.json()["error"]["message"]
+
+
 def test_bad_requests(env: Env) -> None:
     with env.client(READER) as reader:
         assert "max_rows" in _refused(reader.post(QUERY, json={"sql": "SELECT 1", "max_rows": 10**9}))
@@ -157,6 +173,6 @@ _WORDS = ["SELECT", "FROM", "prices", "positions", "WHERE", "JOIN", "WITH", "AS"
 def test_hostile_sql_is_answered_or_refused_never_a_server_error(env: Env, sql: str) -> None:
     with env.client(OUTSIDER, sub="fuzz") as outsider:
         r = outsider.post(QUERY, json={"sql": sql})
-    assert r.status_code in (200, 400, 422), r.text
+    assert r.status_code in (200, 422), r.text
     if r.status_code == 200:  # an outsider reads no dataset: nothing it got can come from one
         assert r.json()["datasets"] == []

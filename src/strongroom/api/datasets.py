@@ -4,9 +4,10 @@ them with read-only SQL at two clocks.
 Each route hands the caller's principal to the application layer
 (:mod:`strongroom.service.datasets`), which decides and audits: a dataset the caller may not
 read is absent from the list and refused in SQL exactly as one that does not exist. A
-refused or malformed query is a 400 with the reason. Datasets are loaded with
-``strongroom data load`` (there is no upload route). Responses hold rows the caller is
-entitled to, so no shared cache may keep them.
+refused or malformed query is a 422 with the reason, as on every ``/v1`` route (the
+application's errors become HTTP statuses in one place, :mod:`strongroom.api.app`).
+Datasets are loaded with ``strongroom data load`` (there is no upload route). Responses hold
+rows the caller is entitled to, so no shared cache may keep them.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from strongroom.api.deps import Who, service
-from strongroom.errors import QueryError
 from strongroom.service.datasets import MAX_SQL_CHARS, DatasetQuery, dataset_record, result_record
 
 __all__ = ["router"]
@@ -104,14 +104,11 @@ async def list_datasets(request: Request, response: Response, principal: Who, kn
     return DatasetList.model_validate({"datasets": [dataset_record(v) for v in views]})
 
 
-@router.post("/datasets/query", response_model=DatasetQueryOut, responses={400: {"description": "refused SQL"}})
+@router.post("/datasets/query", response_model=DatasetQueryOut, responses={422: {"description": "refused SQL"}})
 async def query_datasets(body: DatasetQueryIn, request: Request, response: Response, principal: Who) -> DatasetQueryOut:
     """Read-only SQL over the datasets the caller may read: rows valid by ``as_of``, as known at
     ``known_at`` (both clamped to now), at most ``max_rows`` of them."""
     query = DatasetQuery(sql=body.sql, as_of=body.as_of, known_at=body.known_at, max_rows=body.max_rows)
-    try:
-        result = await service(request).platform.query_datasets(principal, query)
-    except QueryError as exc:
-        raise HTTPException(400, str(exc)) from exc
+    result = await service(request).platform.query_datasets(principal, query)  # QueryError: 422
     response.headers.update(_PRIVATE)
     return DatasetQueryOut.model_validate(result_record(result))
