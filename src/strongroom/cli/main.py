@@ -22,6 +22,7 @@ from rich.text import Text
 from strongroom import __version__
 from strongroom.bus import display_url
 from strongroom.cli.agent import agent_app
+from strongroom.cli.agent_eval import eval_agent_command, load_synthetic_command
 from strongroom.cli.bus import BusOpt, StreamOpt, dead_letters_command, worker_command
 from strongroom.cli.common import (
     AsOfOpt,
@@ -295,6 +296,8 @@ def _mount() -> None:
     app.add_typer(termsheets_app, name="termsheets", rich_help_panel=UNDERSTAND)
     app.add_typer(tables_app, name="tables", rich_help_panel=UNDERSTAND)
     app.command("eval-extraction", rich_help_panel=UNDERSTAND)(eval_extraction_command)
+    app.command("eval-agent", rich_help_panel=UNDERSTAND)(eval_agent_command)
+    data_app.command("load-synthetic")(load_synthetic_command)
 
 
 _mount()
