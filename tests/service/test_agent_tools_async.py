@@ -26,7 +26,9 @@ from strongroom.service.batching import Batcher
 from strongroom.service.datasets import DatasetLoad
 from strongroom.service.operations import Operations
 from strongroom.service.records import QueryRedactor
+from strongroom.service.requests import DocumentView
 from strongroom.testing import HashEmbedder
+from strongroom.types import Principal
 
 from .agent_world import ADMIN, ANA, DESK_NOTE, EVE, INJECTION, LOADER, PRICES, RATES, SECRETS, audit_events
 
@@ -134,3 +136,17 @@ def test_records_come_through_the_service_audit_writer_without_content(served: S
         ]
         everything = str(audit_events(p))
     assert not [s for s in SECRETS if s in everything]
+
+
+def test_find_document_on_the_loop_answers_as_the_platform_does(served: Served) -> None:
+    def find(who: Principal, name: str) -> DocumentView:
+        return asyncio.run_coroutine_threadsafe(served.platform.find_document(who, name), served.loop).result(30)
+
+    found = find(RATES, "rates-desk-note.md")
+    with Platform.open(served.settings, embedder=HashEmbedder(64)) as p:
+        assert found == p.find_document(RATES, "rates-desk-note.md")
+    assert find(RATES, found.document_id[:8]) == found
+    with pytest.raises(NotFound):
+        find(EVE, "rates-desk-note.md")  # not theirs: as absent as a name nobody has
+    with pytest.raises(NotFound):
+        find(RATES, "no-such-note.md")

@@ -195,6 +195,11 @@ class AsyncPlatform:
     async def document(self, principal: Principal, document_id: str, view: View) -> DocumentView:
         return await self._done(await self.on_store(self.ops.document, principal, document_id, view))
 
+    async def find_document(self, principal: Principal, name: str, view: View | None = None) -> DocumentView:
+        """A document ``principal`` may read, named by id, version id (or a prefix of either of
+        at least 8 characters), source key or file name (as :meth:`Platform.find_document`)."""
+        return await self._done(await self.on_store(self.ops.find_document, principal, name, view or View()))
+
     async def page(self, principal: Principal, document_id: str, version_id: str, page: int, view: View) -> PageView:
         return await self._done(await self.on_store(self.ops.page, principal, document_id, version_id, page, view))
 

@@ -151,11 +151,7 @@ class AsyncPlatformBackend:
         return self._run(lambda: self.platform.documents(principal, request))
 
     def find_document(self, principal: Principal, name: str, view: View) -> DocumentView:
-        async def find() -> DocumentView:
-            p = self.platform
-            return await p._done(await p.on_store(p.ops.find_document, principal, name, view))
-
-        return self._run(find)
+        return self._run(lambda: self.platform.find_document(principal, name, view))
 
     def tables(self, principal: Principal, document_id: str, version_id: str, view: View) -> VersionTables:
         return self._run(lambda: self.platform.tables(principal, document_id, version_id, view))
