@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strongroom.data.base import DatasetVersion
-from strongroom.data.sql import check_select
+from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import QueryError
 from strongroom.service.datasets import DatasetView
 from strongroom.service.tool_args import TOOL_ARGS, TOOL_SPECS, AsofJoinArgs, parse_arguments
@@ -59,6 +59,10 @@ def test_any_where_is_refused_or_checked_over_the_two_datasets_only(where: str, 
     except (QueryError, ValueError):  # ValueError: pydantic's, for an argument that is not a name
         return
     assert set(read) <= {"trades", "prices"}
+    # and PostgreSQL runs every join the tool builds (as a LATERAL subquery): never a refusal there
+    checked = check_select(sql, ["trades", "prices"])
+    on_postgres = rewrite(checked, {"trades": "SELECT 1", "prices": "SELECT 2"}, max_rows=10, dialect="postgres")
+    assert "LATERAL" in on_postgres and "ASOF" not in on_postgres
 
 
 @settings(max_examples=200, deadline=None)

@@ -139,7 +139,9 @@ def _where(text: str, left: DatasetView) -> exp.Expr:
 
 
 def asof_sql(left: DatasetView, right: DatasetView, args: AsofJoinArgs) -> str:
-    """The ASOF JOIN of ``args`` over two datasets, every name checked against their columns."""
+    """The ASOF JOIN of ``args`` over two datasets, every name checked against their columns
+    and named by its side (``l``, ``r``), so the PostgreSQL backend can run it as a LATERAL
+    subquery (:mod:`strongroom.data.asof`)."""
     if left.name == right.name:
         raise QueryError("asof_join: left and right are the same dataset; use query_data for a self-join")
     for b in args.by:
