@@ -52,7 +52,14 @@ from starlette.types import Receive, Scope, Send
 from strongroom import __version__
 from strongroom.agent.base import Evidence, Toolbox, ToolOutput
 from strongroom.api.deps import get_caller
-from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StrongroomError
+from strongroom.errors import (
+    AuthenticationError,
+    IngestError,
+    NotFound,
+    PermissionDenied,
+    QueryError,
+    StrongroomError,
+)
 from strongroom.llm.types import ToolSpec
 from strongroom.service.agent_tools import toolbox_for
 from strongroom.service.async_platform import AsyncPlatform
@@ -186,9 +193,10 @@ def _tool_error(message: str) -> types.CallToolResult:
 
 
 def _caller_error(exc: StrongroomError) -> bool:
-    """Whether the caller may read the error's message (as ``/v1`` answers it with a 4xx);
-    a failure of the platform itself is the operator's to read, in the log."""
-    return isinstance(exc, NotFound | PermissionDenied | QueryError | IngestError)
+    """Whether the caller may read the error's message (as ``/v1`` answers it with a 4xx; a key
+    revoked while ``strongroom mcp`` runs is refused like a 401); a failure of the platform
+    itself is the operator's to read, in the log."""
+    return isinstance(exc, NotFound | PermissionDenied | QueryError | IngestError | AuthenticationError)
 
 
 _READ_ONLY = types.ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,6 +30,10 @@ from strongroom.cli.common import AsOfOpt, GroupsOpt, HomeOpt, KnownAtOpt, UserO
 from strongroom.service import Platform, parse_instant
 from strongroom.service.requests import parse_groups
 from strongroom.types import Principal
+
+if TYPE_CHECKING:
+    from strongroom.agent.base import Toolbox, ToolOutput
+    from strongroom.llm.types import ToolSpec
 
 __all__ = ["mcp_command"]
 
@@ -43,8 +48,37 @@ def _principal(platform: Platform, user: str | None, groups: str | None, secret:
     if secret is None:
         members = None if groups is None else parse_groups(groups, "--groups")
         return platform.principal(user, members, auth="cli")
-    authenticator = Authenticator(ServiceSettings(), platform.keys, None)
-    return authenticator.authenticate(f"Bearer {secret}").principal
+    return _KeyHolder(platform, secret).principal()
+
+
+class _KeyHolder:
+    """The owner of an API key, checked again at every call as the HTTP service checks it at
+    every request (a key revoked, expired or regrouped while the process runs counts at once)."""
+
+    def __init__(self, platform: Platform, secret: str) -> None:
+        self._authenticator = Authenticator(ServiceSettings(), platform.keys, None)
+        self._authorization = f"Bearer {secret}"
+
+    def principal(self) -> Principal:
+        caller = self._authenticator.cached(self._authorization)
+        return (caller or self._authenticator.authenticate(self._authorization)).principal
+
+
+class _Checked:
+    """The tools of a key's owner: each call first checks the key (on the platform's thread,
+    where calls run), then runs as the key's owner is now."""
+
+    def __init__(self, holder: _KeyHolder, toolbox_of: Callable[[Principal], Toolbox]) -> None:
+        self._holder, self._toolbox_of = holder, toolbox_of
+
+    def specs(self) -> Sequence[ToolSpec]:
+        from strongroom.service.tool_args import TOOL_SPECS
+
+        return TOOL_SPECS
+
+    def call(self, name: str, arguments: Mapping[str, object]) -> ToolOutput:
+        principal = self._holder.principal()  # AuthenticationError: the call is refused
+        return self._toolbox_of(principal).call(name, arguments)
 
 
 def mcp_command(
@@ -79,10 +113,15 @@ def mcp_command(
             with exits_on_error():
                 principal = thread.submit(_principal, platform, user, groups, secret).result()
             binding = Binding(principal, *clocks, run_id=f"mcp-{uuid.uuid4().hex}")
-            source = ThreadedToolboxes(
-                lambda b: toolbox_for(platform, b.principal, as_of=b.as_of, known_at=b.known_at, run_id=b.run_id),
-                thread,
-            )
+            holder = None if secret is None else _KeyHolder(platform, secret)
+
+            def bind(b: Binding) -> Toolbox:
+                def toolbox(principal: Principal) -> Toolbox:
+                    return toolbox_for(platform, principal, as_of=b.as_of, known_at=b.known_at, run_id=b.run_id)
+
+                return toolbox(b.principal) if holder is None else _Checked(holder, toolbox)
+
+            source = ThreadedToolboxes(bind, thread)
             asyncio.run(serve_stdio(source, binding))
         finally:
             thread.submit(platform.close).result()
