@@ -96,13 +96,15 @@ def finish(proc: subprocess.Popen[str], stop: Path) -> str:
 
 def fix(tmp_path: Path, k: int) -> Path:
     """A correction of ACME's first close to 100 + k."""
-    ticker, close, day = PRICES[0]
+    ticker, _, day = PRICES[0]
     return write_csv(tmp_path / f"fix{k}.csv", ["date", "ticker", "close"], [(day, ticker, 100.0 + k)])
 
 
 def held_for_writing_by_another(path: Path) -> bool:
     """Whether a process that is not strongroom would be refused the file for writing now."""
-    probe = "import sys, duckdb\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.IOException:\n    sys.exit(3)"
+    probe = (
+        "import sys, duckdb\ntry:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.IOException:\n    sys.exit(3)"
+    )
     return subprocess.run([sys.executable, "-c", probe, str(path)], timeout=120).returncode == 3
 
 
