@@ -26,7 +26,7 @@ from strongroom.service import Platform
 from strongroom.service.datasets import DatasetLoad, DatasetQuery
 from strongroom.testing import HashEmbedder
 from strongroom.types import Principal
-from tests.attack.conftest import Server, serve
+from tests.attack.conftest import Server, cli, serve
 from tests.auth.oidc_provider import Provider
 
 pytestmark = pytest.mark.integration
@@ -286,3 +286,25 @@ def test_the_audit_log_never_holds_a_row_value_after_the_attacks(server: Server,
         db.execute("PRAGMA wal_checkpoint(FULL)")
     raw = b"".join(p.read_bytes() for p in catalog.parent.glob(catalog.name + "*"))
     assert not any(s.encode() in raw for s in SECRETS)
+
+
+# -- the command line --------------------------------------------------------------------------
+
+HOSTILE_CELLS = 'ticker,day,note\nA,2024-01-02,"\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2Jall clear"\nB,2024-01-02,"\x9b31mred\x1b[8mhidden"\n'
+
+
+def test_a_cell_never_writes_escape_sequences_to_the_analysts_terminal(tmp_path: Path) -> None:
+    """A dataset's cells (an outside CSV's text) printed by ``strongroom data query`` reached the
+    terminal raw: OSC 52 writes the clipboard, CSI 2J clears the screen, CSI 8m hides text. They
+    show as escapes, in a table, in a script's rows and in an error that quotes a cell."""
+    (tmp_path / "cells.csv").write_text(HOSTILE_CELLS)
+    home = tmp_path / "home"
+    loaded = cli(home, "data", "load", str(tmp_path / "cells.csv"), "--dataset", "cells", "--acl", "research",
+                 "--valid-time-column", "day", "--groups", "research")  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    rows = cli(home, "data", "query", "SELECT ticker, note FROM cells ORDER BY ticker", "--groups", "research")
+    error = cli(home, "data", "query", "SELECT CAST(note AS INT) FROM cells", "--groups", "research")
+    assert rows.returncode == 0 and error.returncode != 0
+    for shown in (rows.stdout, rows.stderr, error.stdout, error.stderr):
+        assert not any(c in shown for c in ("\x1b", "\x07", "\x9b")), repr(shown)
+    assert "all clear" in rows.stdout and "\\x1b" in rows.stdout  # shown, as an escape

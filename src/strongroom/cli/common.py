@@ -5,6 +5,7 @@ stop with an error."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,7 +88,7 @@ DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only t
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` (plain text, never markup) as an error; raise what this returns to exit with ``code``."""
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, emoji=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(visible(message))}", highlight=False, emoji=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -133,7 +134,18 @@ def platform_session(
 def say(text: str, console: Console = out) -> None:
     """Print plain text as it is: never rich markup or emoji codes (a document's text or name,
     or a user's input, may hold brackets and colons), never wrapped."""
-    console.print(text, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    console.print(visible(text), highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+# C0 and C1 control characters but tab, line feed and carriage return (each output mode deals
+# with those): a document's text or a dataset's cell could otherwise drive the terminal (ESC ]52
+# writes the clipboard, ESC [2J clears the screen, ESC [8m hides what follows)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``), safe for a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: bool, *, title: str = "",
@@ -152,7 +164,7 @@ def emit(rows: Sequence[Mapping[str, object]] | Mapping[str, object], as_json: b
         rows = [{"field": k, "value": v} for k, v in rows.items()]
     if not rows:
         return say(empty or f"(no {title or 'rows'})")
-    columns, cells = list(rows[0]), [[_cell(row.get(c)) for c in rows[0]] for row in rows]
+    columns, cells = [visible(str(c)) for c in rows[0]], [[_cell(row.get(c)) for c in rows[0]] for row in rows]
     if not out.is_terminal:  # a script reads it: stdout is the rows alone (the title goes to stderr)
         if title:
             say(title, err)
@@ -172,4 +184,5 @@ _FLAT = str.maketrans("\t\n\r", "   ")  # a value's tabs and line breaks would s
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    return str(value) if isinstance(value, str | int | float) else json.dumps(value, default=str, separators=(",", ":"))
+    text = str(value) if isinstance(value, str | int | float) else json.dumps(value, default=str, separators=(",", ":"))
+    return visible(text)
