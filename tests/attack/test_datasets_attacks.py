@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from strongroom.config import Settings
+from strongroom.data.postgres import PostgresDatasets
 from strongroom.errors import QueryError
 from strongroom.service import Platform
 from strongroom.service.datasets import DatasetLoad, DatasetQuery
@@ -28,6 +29,7 @@ from strongroom.testing import HashEmbedder
 from strongroom.types import Principal
 from tests.attack.conftest import Server, cli, serve
 from tests.auth.oidc_provider import Provider
+from tests.store.conftest import fresh_database, server_url  # noqa: F401 (the store tests' server fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -308,3 +310,65 @@ def test_a_cell_never_writes_escape_sequences_to_the_analysts_terminal(tmp_path:
     for shown in (rows.stdout, rows.stderr, error.stdout, error.stderr):
         assert not any(c in shown for c in ("\x1b", "\x07", "\x9b")), repr(shown)
     assert "all clear" in rows.stdout and "\\x1b" in rows.stdout  # shown, as an escape
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+@dataclass
+class PgWorld:
+    store: PostgresDatasets
+    first: datetime  # known_at before the correction
+
+
+@pytest.fixture(scope="module")
+def pg(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgWorld]:  # noqa: F811
+    files = tmp_path_factory.mktemp("pg-files")
+    for name, text in (("prices.csv", PRICES), ("fix.csv", FIX), ("positions.csv", POSITIONS)):
+        (files / name).write_text(text)
+    store = PostgresDatasets(fresh_database(server_url))
+    try:
+        research, key = frozenset({"research"}), ["ticker"]
+        first = store.load("prices", files / "prices.csv", acl=research, valid_time_column="day", key_columns=key)
+        store.load("prices", files / "fix.csv", acl=research, valid_time_column="day", key_columns=key)
+        store.load("positions", files / "positions.csv", acl=frozenset({"risk"}), valid_time_column="day")
+        yield PgWorld(store, first.loaded_at)
+    finally:
+        store.close()
+
+
+def _pg(pg: PgWorld, sql: str) -> tuple[tuple[object, ...], ...]:
+    as_of = datetime.fromisoformat(AS_OF + "T23:59:59+00:00")
+    return pg.store.query(sql, ["prices"], as_of=as_of, known_at=pg.first).rows
+
+
+# PostgreSQL reads these strings as the clock wherever they become a date or time
+PG_CLOCK_READS = [
+    "SELECT CAST('now' AS TIMESTAMP)",
+    "SELECT DATE 'today'",
+    "SELECT TIMESTAMP 'tomorrow 09:00'",
+    "SELECT close FROM prices WHERE day < 'Yesterday'",
+    "SELECT close FROM prices WHERE day >= CAST(' NOW ' AS DATE) - INTERVAL 30 DAY",
+]
+
+
+@pytest.mark.parametrize("sql", PG_CLOCK_READS + CLOCK_READS)
+def test_on_postgres_a_query_cannot_read_the_servers_clock(pg: PgWorld, sql: str) -> None:
+    with pytest.raises(QueryError, match="clock"):
+        _pg(pg, sql)
+
+
+@pytest.mark.parametrize("sql", PROBES)
+def test_on_postgres_rows_after_either_clock_are_never_evaluated(pg: PgWorld, sql: str) -> None:
+    rows = _pg(pg, sql)
+    assert rows and not any(s in str(rows) for s in SECRETS)
+
+
+@pytest.mark.parametrize("shape", HIDING)
+def test_on_postgres_a_forbidden_dataset_is_refused_like_a_missing_one(pg: PgWorld, shape: str) -> None:
+    said = []
+    for name in ("positions", "nosuchdata"):
+        with pytest.raises(QueryError) as caught:
+            _pg(pg, shape.format(t=name, T=name.upper()))
+        said.append(str(caught.value).lower().replace(name, "X"))
+    assert said[0] == said[1]

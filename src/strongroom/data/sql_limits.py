@@ -15,7 +15,9 @@ So the checker refuses them up front:
   :data:`MAX_GROWTH` times (the product over the whole statement, so CTEs cannot chain them);
 - ``string_agg``/``array_agg`` are aggregates, never window functions;
 - names DuckDB resolves to the machine's clock when no column has them (``"current_date"``
-  quoted is still today) are clock reads, like ``current_date`` itself.
+  quoted is still today) are clock reads, like ``current_date`` itself; so is a string that
+  PostgreSQL reads as one when it becomes a date or time (``'now'``, ``'today'``,
+  ``'tomorrow 09:00'``, ``'yesterday'``: in a CAST, a typed literal or ``day < 'today'``).
 
 >>> import sqlglot
 >>> check_cost(sqlglot.parse_one("SELECT replace(name, '&', 'and') FROM firms", read="duckdb"))
@@ -27,11 +29,13 @@ strongroom.errors.QueryError: repeat() takes a literal count of at most 1000: ..
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
 from strongroom.errors import QueryError
 
-__all__ = ["CLOCK_NAMES", "MAX_DEPTH", "MAX_GROWTH", "check_cost", "reads_clock"]
+__all__ = ["CLOCK_NAMES", "CLOCK_WORDS", "MAX_DEPTH", "MAX_GROWTH", "check_cost", "reads_clock"]
 
 #: the deepest a query's expression tree may be (a chain of 250 ORs or UNIONs is deeper than any
 #: real query; Python's recursion, sqlglot's and the engines' run out past about a thousand)
@@ -40,6 +44,8 @@ MAX_DEPTH = 250
 MAX_GROWTH = 1000
 #: names DuckDB reads as the clock when no column in scope has them, quoted or not
 CLOCK_NAMES = frozenset({"current_date", "current_time", "current_timestamp", "localtime", "localtimestamp"})
+#: words PostgreSQL's date and time input reads as the clock, in any case, with a time or not
+CLOCK_WORDS = re.compile(r"\b(?:now|today|tomorrow|yesterday)\b", re.IGNORECASE)
 _LISTS = (exp.GroupConcat, exp.ArrayAgg)
 
 
@@ -56,6 +62,12 @@ def check_cost(tree: exp.Expr) -> None:
     for node in tree.walk():
         if isinstance(node, exp.Window):
             _check_window(node)
+        elif isinstance(node, exp.Literal) and node.is_string and (word := CLOCK_WORDS.search(node.this)):
+            raise QueryError(
+                f"the text {node.this[:40]!r} holds {word.group()!r}, which PostgreSQL reads as the clock when it "
+                "becomes a date or time: write the date itself, e.g. DATE '2024-03-28' (the query already sees the "
+                "data as of its as_of date)"
+            )
         growth *= _growth(node)
         if growth > MAX_GROWTH:
             raise QueryError(
