@@ -382,6 +382,13 @@ def test_mcp_stdio_a_key_revoked_while_the_process_runs_stops_working_at_once(wo
     assert noisy.is_error and "only SELECT" in _text(noisy)
     assert after.is_error and "revoked" in _text(after), _text(after)
     assert secret not in (tmp_path / "stderr").read_text()
+    log = open_audit_log(world.settings)
+    try:
+        mine = [r for r in records(log) if r["principal"] == "key:spare-app" and r["action"] == "agent.tool.calculate"]
+    finally:
+        log.close()
+    assert [r["outcome"] for r in mine] == ["ok", "denied"] and "refused" in str(mine[-1]["detail"])
+    assert secret not in json.dumps(mine)
 
 
 def _revoke(world: World, owner: str) -> None:

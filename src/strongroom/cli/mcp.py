@@ -27,12 +27,14 @@ import typer
 from strongroom.auth import Authenticator, ServiceSettings
 from strongroom.auth.apikeys import KEY_PREFIX
 from strongroom.cli.common import AsOfOpt, GroupsOpt, HomeOpt, KnownAtOpt, UserOpt, exits_on_error, fail, settings_for
+from strongroom.errors import AuthenticationError
 from strongroom.service import Platform, parse_instant
 from strongroom.service.requests import parse_groups
 from strongroom.types import Principal
 
 if TYPE_CHECKING:
     from strongroom.agent.base import Toolbox, ToolOutput
+    from strongroom.api.mcp import Binding
     from strongroom.llm.types import ToolSpec
 
 __all__ = ["mcp_command"]
@@ -66,10 +68,14 @@ class _KeyHolder:
 
 class _Checked:
     """The tools of a key's owner: each call first checks the key (on the platform's thread,
-    where calls run), then runs as the key's owner is now."""
+    where calls run), then runs as the key's owner is now. A refused key is recorded as the
+    call's denial, under the principal the key named when the process started."""
 
-    def __init__(self, holder: _KeyHolder, toolbox_of: Callable[[Principal], Toolbox]) -> None:
+    def __init__(
+        self, holder: _KeyHolder, toolbox_of: Callable[[Principal], Toolbox], platform: Platform, binding: Binding
+    ) -> None:
         self._holder, self._toolbox_of = holder, toolbox_of
+        self._platform, self._binding = platform, binding
 
     def specs(self) -> Sequence[ToolSpec]:
         from strongroom.service.tool_args import TOOL_SPECS
@@ -77,7 +83,18 @@ class _Checked:
         return TOOL_SPECS
 
     def call(self, name: str, arguments: Mapping[str, object]) -> ToolOutput:
-        principal = self._holder.principal()  # AuthenticationError: the call is refused
+        try:
+            principal = self._holder.principal()
+        except AuthenticationError as exc:
+            from strongroom.service.agent_tools import TOOL_ACTION
+
+            b, p = self._binding, self._platform
+            tool = name if name in {spec.name for spec in self.specs()} else "unknown"
+            filters = {"run_id": b.run_id, "tool": tool}
+            record = p.ops.record(b.principal, TOOL_ACTION + tool, target=b.run_id, filters=filters,
+                                  outcome="denied", detail=f"the API key was refused: {exc}")  # fmt: skip
+            p.audit.append_many([record])
+            raise
         return self._toolbox_of(principal).call(name, arguments)
 
 
@@ -119,7 +136,7 @@ def mcp_command(
                 def toolbox(principal: Principal) -> Toolbox:
                     return toolbox_for(platform, principal, as_of=b.as_of, known_at=b.known_at, run_id=b.run_id)
 
-                return toolbox(b.principal) if holder is None else _Checked(holder, toolbox)
+                return toolbox(b.principal) if holder is None else _Checked(holder, toolbox, platform, b)
 
             source = ThreadedToolboxes(bind, thread)
             asyncio.run(serve_stdio(source, binding))
