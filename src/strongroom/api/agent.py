@@ -34,6 +34,8 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
 _PRIVATE = {"Cache-Control": "private, no-store"}
 Id = Annotated[str, Path(min_length=1, max_length=100)]
 _DEFAULTS = AgentLimits()
+#: the largest seq a client may name (a store's integers end at 2**63 - 1)
+_MAX_SEQ = 2**62
 
 
 def agents(request: Request) -> AgentHost:
@@ -169,7 +171,7 @@ async def run_events(
     run_id: Id,
     request: Request,
     principal: Who,
-    after: Annotated[int | None, Query(ge=0, description="Replay events after this seq.")] = None,
+    after: Annotated[int | None, Query(ge=0, le=_MAX_SEQ, description="Replay events after this seq.")] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
     """The run's events as Server-Sent Events: those after ``Last-Event-ID`` (or ``?after=``,
@@ -178,8 +180,8 @@ async def run_events(
     error) and ``data`` (JSON); the stream ends with ``event: end`` (``{"status": ...}``).
     A comment line (``: heartbeat``) is sent while nothing happens."""
     start = after if after is not None else 0
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        start = max(start, int(last_event_id.strip()))
+    if last_event_id is not None and last_event_id.strip().isascii() and last_event_id.strip().isdigit():
+        start = max(start, min(int(last_event_id.strip()), _MAX_SEQ))  # past the store's integers: none
     follow = await agents(request).follow(principal, run_id, start)
 
     async def stream() -> AsyncIterator[str]:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from strongroom.agent.base import RunEvent
 from strongroom.agent.checkpoint import AgentCheckpointer, open_checkpointer
 from strongroom.agent.runner import AgentResult
-from strongroom.errors import StoreError
+from strongroom.errors import PermissionDenied, StoreError
 from strongroom.llm.deployments import open_gateway
 from strongroom.llm.route_config import RouteStore
 from strongroom.service.agent_execution import RunToolbox, RunWiring, execute_run
@@ -42,7 +42,7 @@ from strongroom.service.agent_runs import AgentRunRequest, AgentRuns, readable, 
 from strongroom.service.agent_tools import toolbox_for
 from strongroom.service.async_platform import AsyncPlatform
 from strongroom.service.operations import Outcome
-from strongroom.types import Principal
+from strongroom.types import Principal, utcnow
 
 __all__ = ["AgentHost", "Follow"]
 
@@ -201,7 +201,13 @@ class AgentHost:
         assert self._loop is not None
         try:
             toolbox = toolbox_for(
-                self.platform, job.principal, as_of=run.as_of, known_at=run.known_at, run_id=run.id, loop=self._loop
+                self.platform,
+                job.principal,
+                as_of=run.as_of,
+                known_at=run.known_at,
+                run_id=run.id,
+                loop=self._loop,
+                check=self._key_check(job.principal),
             )
         except Exception as exc:  # the run must not stay running: it ends with the reason
             log.exception("agent run %s: its toolbox could not be made", run.id)
@@ -209,6 +215,23 @@ class AgentHost:
             wiring.commit(self.runs.finished(job.principal, run.id, failed))
             return
         execute_run(wiring, run, job.principal, RunToolbox(toolbox), resume=job.resume)
+
+    def _key_check(self, principal: Principal) -> Callable[[], None] | None:
+        """For a run started with an API key: a check, before each tool call, that the key is
+        still active (the HTTP service checks it at every request; a run outlives its request)."""
+        if principal.auth != "api-key" or not principal.key_id:
+            return None
+        keys, key_id = self.platform.keys, principal.key_id
+
+        def check() -> None:
+            now = utcnow()
+            if not any(k.id == key_id and k.active(now) for k in keys.list()):
+                raise PermissionDenied(
+                    f"the API key {key_id} this run was started with has been revoked or has expired since; "
+                    "the run reads nothing more: start a new run with an active key"
+                )
+
+        return check
 
     # -- the operations --------------------------------------------------------------------
 
@@ -248,6 +271,7 @@ class AgentHost:
         until the run ends (a ``Follow`` with ``ended``); a heartbeat after ``heartbeat_s``
         without events. The check (NotFound for anyone else's run) and its one record come
         before the first item; call it, await that, then iterate."""
+        after = max(0, min(after, 2**62))  # past the store's integers (2**63 - 1): no events, not a fault
         entry = self._notices.register(run_id)
         try:
             run, events = await self._op(self.runs.events, principal, run_id, after)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -194,6 +195,9 @@ class AgentRuns:
         self.store = store
         self.routes = routes
         self.worker = worker or worker_id()
+        #: held while a principal's active runs are counted and one more is admitted (this
+        #: process only: several processes on one store may still race for the last place)
+        self._admit = threading.Lock()
 
     def close(self) -> None:
         self.store.close()
@@ -252,25 +256,26 @@ class AgentRuns:
             clocks = Clocks.parse(request.as_of, request.known_at)
             as_of, known_at = clocks.applied()
             self._route(principal, request.route)
-            self._room(principal, reaped)
-            now = utcnow()
-            run = AgentRun(
-                id=secrets.token_hex(16),
-                owner=principal.name,
-                groups=tuple(sorted(principal.groups)),
-                roles=tuple(sorted(principal.roles)),
-                question=question,
-                route=request.route,
-                as_of=as_of.isoformat(),
-                known_at=known_at.isoformat(),
-                limits=limits,
-                status=status,
-                created_at=now,
-                updated_at=now,
-                clocks=clocks.describe(),
-                worker=self.worker,
-            )
-            self.store.save(run)
+            with self._admit:  # the count and the new run as one step: creates raced cannot pass the cap
+                self._room(principal, reaped)
+                now = utcnow()
+                run = AgentRun(
+                    id=secrets.token_hex(16),
+                    owner=principal.name,
+                    groups=tuple(sorted(principal.groups)),
+                    roles=tuple(sorted(principal.roles)),
+                    question=question,
+                    route=request.route,
+                    as_of=as_of.isoformat(),
+                    known_at=known_at.isoformat(),
+                    limits=limits,
+                    status=status,
+                    created_at=now,
+                    updated_at=now,
+                    clocks=clocks.describe(),
+                    worker=self.worker,
+                )
+                self.store.save(run)
             limited = {k: getattr(limits, k) for k in ("max_steps", "max_tool_calls", "timeout_s", "max_tokens")}
             return run, {"target": run.id, "filters": {"route": run.route, **clocks.describe(), "limits": limited}}
 
@@ -347,10 +352,11 @@ class AgentRuns:
             if run.status != "interrupted":
                 raise QueryError(f"run {run.id} is {run.status}; only an interrupted run can be resumed")
             self._route(principal, run.route)
-            self._room(principal, reaped)
-            changed = self.store.transition(
-                run.id, ("interrupted",), status=status, worker=self.worker, cancel_requested=False, reason=""
-            )
+            with self._admit:
+                self._room(principal, reaped)
+                changed = self.store.transition(
+                    run.id, ("interrupted",), status=status, worker=self.worker, cancel_requested=False, reason=""
+                )
             if changed is None:
                 raise QueryError(f"run {run.id} changed meanwhile; read it again")
             groups = {"groups_at_creation": list(run.groups), "route": run.route}

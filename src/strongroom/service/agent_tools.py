@@ -114,12 +114,14 @@ class EntitledToolbox:
         as_of: TimeInput = None,
         known_at: TimeInput = None,
         run_id: str = "",
+        check: Callable[[], None] | None = None,
     ) -> None:
         clocks = Clocks.parse(as_of, known_at)
         applied_as_of, applied_known_at = clocks.applied()  # each one, or now if later or absent
         self.context = ToolContext(backend, principal, applied_as_of, applied_known_at)
         self.principal = principal
         self.run_id = run_id
+        self._check = check
         self._asked = clocks.describe()
 
     @property
@@ -153,6 +155,8 @@ class EntitledToolbox:
         watched = _Watched(self.context.backend)
         try:
             self._require_reader()
+            if self._check is not None:
+                self._check()  # e.g. the API key the run was started with: revoked since?
             args = parse_arguments(name, arguments)
             checked = True
             done = _TOOLS[name](replace(self.context, backend=cast(ToolBackend, watched)), args)
@@ -192,6 +196,7 @@ def toolbox_for(
     run_id: str = "",
     loop: asyncio.AbstractEventLoop | None = None,
     timeout_s: float = 60.0,
+    check: Callable[[], None] | None = None,
 ) -> EntitledToolbox:
     """The toolbox of one run of ``principal`` at ``as_of``/``known_at`` (default: now, fixed
     when it is made), over either driver.
@@ -199,7 +204,8 @@ def toolbox_for(
     For an :class:`AsyncPlatform`, ``loop`` is the server's event loop (default: the running
     one, so call this on the loop, e.g. in a route); the toolbox must then be called from
     another thread (the run's), and each call waits at most ``timeout_s`` seconds. For a
-    :class:`Platform`, call it on the thread that uses the platform.
+    :class:`Platform`, call it on the thread that uses the platform. ``check``, if given, is
+    called before each call and refuses it by raising (a revoked API key: PermissionDenied).
     """
     backend: ToolBackend
     if isinstance(platform, AsyncPlatform):
@@ -213,4 +219,4 @@ def toolbox_for(
         backend = AsyncPlatformBackend(platform, loop, timeout_s=timeout_s)
     else:
         backend = PlatformBackend(platform)
-    return EntitledToolbox(backend, principal, as_of=as_of, known_at=known_at, run_id=run_id)
+    return EntitledToolbox(backend, principal, as_of=as_of, known_at=known_at, run_id=run_id, check=check)
