@@ -47,6 +47,10 @@ CLOCK_NAMES = frozenset({"current_date", "current_time", "current_timestamp", "l
 #: words PostgreSQL's date and time input reads as the clock, in any case, with a time or not
 CLOCK_WORDS = re.compile(r"\b(?:now|today|tomorrow|yesterday)\b", re.IGNORECASE)
 _LISTS = (exp.GroupConcat, exp.ArrayAgg)
+# bound once: an attribute of sqlglot's expression module costs a lookup each time
+_WINDOW, _LITERAL, _REPEAT, _PAD = exp.Window, exp.Literal, exp.Repeat, exp.Pad
+_REPLACES = (exp.Replace, exp.RegexpReplace)
+_GROWING = (_REPEAT, _PAD, *_REPLACES)
 
 
 def reads_clock(node: exp.Expr) -> bool:
@@ -57,33 +61,29 @@ def reads_clock(node: exp.Expr) -> bool:
 def check_cost(tree: exp.Expr) -> None:
     """Refuse a query whose depth or text growth is past the limits above (a QueryError that
     says what to write instead)."""
-    _check_depth(tree)
     growth = 1
-    for node in tree.walk():
-        if isinstance(node, exp.Window):
-            _check_window(node)
-        elif isinstance(node, exp.Literal) and node.is_string and (word := CLOCK_WORDS.search(node.this)):
-            raise QueryError(
-                f"the text {node.this[:40]!r} holds {word.group()!r}, which PostgreSQL reads as the clock when it "
-                "becomes a date or time: write the date itself, e.g. DATE '2024-03-28' (the query already sees the "
-                "data as of its as_of date)"
-            )
-        growth *= _growth(node)
-        if growth > MAX_GROWTH:
-            raise QueryError(
-                f"the query's repeat, lpad/rpad and replace calls could make a value {growth:,} times longer "
-                f"(at most {MAX_GROWTH:,}): use fewer of them or shorter counts and replacements"
-            )
-
-
-def _check_depth(tree: exp.Expr) -> None:
-    stack = [(tree, 1)]
+    stack = [(tree, 1)]  # one pass, without recursion: the tree may be arbitrarily deep
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise QueryError(
                 f"the query is nested too deeply (over {MAX_DEPTH} levels): flatten it (use IN (...) for a list "
                 "of values, WITH for the steps)"
+            )
+        if isinstance(node, _WINDOW):
+            _check_window(node)
+        elif isinstance(node, _LITERAL) and node.is_string and (word := CLOCK_WORDS.search(node.this)):
+            raise QueryError(
+                f"the text {node.this[:40]!r} holds {word.group()!r}, which PostgreSQL reads as the clock when it "
+                "becomes a date or time: write the date itself, e.g. DATE '2024-03-28' (the query already sees the "
+                "data as of its as_of date)"
+            )
+        elif isinstance(node, _GROWING):
+            growth *= _growth(node)
+        if growth > MAX_GROWTH:
+            raise QueryError(
+                f"the query's repeat, lpad/rpad and replace calls could make a value {growth:,} times longer "
+                f"(at most {MAX_GROWTH:,}): use fewer of them or shorter counts and replacements"
             )
         stack.extend((child, depth + 1) for child in node.iter_expressions())
 
@@ -110,14 +110,14 @@ def _count(node: exp.Expr | None, function: str, what: str) -> int:
 
 def _growth(node: exp.Expr) -> int:
     """How many times ``node`` may lengthen its input, at most (1 for everything else)."""
-    if isinstance(node, exp.Repeat):
+    if isinstance(node, _REPEAT):
         return _count(node.args.get("times"), "repeat", "count")
-    if isinstance(node, exp.Pad):
+    if isinstance(node, _PAD):
         return _count(node.args.get("expression"), "lpad" if node.args.get("is_left") else "rpad", "length")
-    if isinstance(node, exp.Replace | exp.RegexpReplace):
+    if isinstance(node, _REPLACES):
         replacement = node.args.get("replacement")
         if not (isinstance(replacement, exp.Literal) and replacement.is_string):
-            name = "replace" if isinstance(node, exp.Replace) else "regexp_replace"
+            name = "regexp_replace" if isinstance(node, exp.RegexpReplace) else "replace"
             raise QueryError(f"{name}() takes a literal replacement: write the text itself, e.g. {name}(x, '&', 'and')")
         # each match (even an empty one, at every position) becomes the replacement, whose
         # back-references are at most the whole input each
