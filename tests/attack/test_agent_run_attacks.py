@@ -71,6 +71,17 @@ def _flood(body: dict[str, Any]) -> Reply:
     return Reply.stream("Done.")
 
 
+def _huge_text(body: dict[str, Any]) -> Reply:
+    """One turn of megabytes that the model says cost one token (a backend may under-report)."""
+    return Reply(tokens=("Acme sold more. " * 250_000,))
+
+
+def _huge_arguments(body: dict[str, Any]) -> Reply:
+    if not tool_results(body):
+        return Reply.calls(tool_call("search_documents", {"query": "net sales " * 300_000}))
+    return Reply.stream("Done.")
+
+
 def _gated(gate: threading.Event) -> Any:
     """search; (waits for ``gate``) then query_data on the restricted-free prices; an answer."""
 
@@ -93,6 +104,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Itera
     model = ScriptedModel()
     gate = threading.Event()
     model.scenarios.update({"[oob]": _out_of_range, "[flood]": _flood, "[gated]": _gated(gate)})
+    model.scenarios.update({"[hugetext]": _huge_text, "[hugeargs]": _huge_arguments})
     with FakeOpenAIServer(model) as server:
         home, files = tmp_path_factory.mktemp("attack-home"), tmp_path_factory.mktemp("attack-files")
         settings = build_home(home, files, server.url, agent_max_active_per_principal=2)
@@ -215,6 +227,19 @@ def test_a_turn_with_hundreds_of_calls_is_held_to_the_run_s_tool_call_limit(worl
         assert run["result"]["tool_calls"] <= 5, run["result"]
     calls = [r for r in _records(world, run["run_id"]) if r["action"].startswith("agent.tool.")]
     assert len(calls) <= 5
+
+
+@pytest.mark.parametrize("tag", ["[hugetext]", "[hugeargs]"])
+def test_a_model_that_sends_megabytes_in_a_turn_is_held_to_the_turn_s_tokens(world: World, tag: str) -> None:
+    """Each turn asks for at most 1024 tokens: a model that sends ~4 MB (and says it cost one
+    token) ends the run at its token limit; neither the run, its events nor its answer keep it."""
+    with world.client(ANA) as ana:
+        run_id = _create(ana, f"{tag} What were Acme's net sales?")["run_id"]
+        run = _wait(ana, run_id)
+        assert run["status"] == "limit" and run["result"]["limit"] == "max_tokens", run["reason"]
+        assert len(ana.get(f"{RUNS}/{run_id}").content) < 200_000
+        with ana.stream("GET", f"{RUNS}/{run_id}/events") as r:
+            assert len(r.read()) < 200_000
 
 
 @pytest.mark.parametrize(

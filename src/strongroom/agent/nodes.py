@@ -31,7 +31,11 @@ from strongroom.errors import NotFound, StrongroomError
 from strongroom.llm.protocol import ChatModel, complete_with_tools
 from strongroom.llm.types import ChatMessage, ChatRequest, ToolCall, ToolSpec, estimate_tokens, prompt_tokens_estimate
 
-__all__ = ["RunContext"]
+__all__ = ["CHARS_PER_TOKEN", "RunContext"]
+
+#: the most characters a model's turn may hold per token it was allowed (a token is ~4): more
+#: and the deployment ignored ``max_tokens``, so the turn is dropped and the run ends at its limit
+CHARS_PER_TOKEN = 16
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +162,15 @@ class RunContext:
         except Exception as exc:
             log.exception("agent run %s: the model call failed", self.run_id)
             return self.end(state, events, "error", reason=f"the model call failed ({type(exc).__name__}); see the log")
+        sent = len(text) + sum(len(c.name) + len(c.arguments) for c in calls)
+        if sent > max(1, cap) * CHARS_PER_TOKEN:  # a backend that ignores max_tokens (or under-reports)
+            reason = (
+                f"the model sent {sent} characters in a turn allowed {max(1, cap)} tokens; "
+                "nothing of that turn is kept: check the deployment (it ignores max_tokens)"
+            )
+            spent = state["completion_tokens"] + max(usage.completion_tokens, sent // CHARS_PER_TOKEN)
+            spend = {"steps": step, "prompt_tokens": state["prompt_tokens"] + usage.prompt_tokens}
+            return self.end(state, events, "limit", limit="max_tokens", reason=reason, completion_tokens=spent, **spend)
         pending = unique_calls(calls, state["messages"], step)
         assistant = message_dict(ChatMessage("assistant", text, tuple(ToolCall(**c) for c in pending)))
         update: dict[str, Any] = {
