@@ -281,3 +281,21 @@ def test_the_audit_log_and_the_home_keep_no_answer_text_and_no_restricted_rows(w
         if path.is_file() and path.suffix in (".log", ".jsonl", ".txt"):
             body = path.read_text(errors="replace")
             assert ANSWER_WORDS not in body, path
+
+
+def test_a_token_whose_subject_is_spelled_like_a_key_s_owner_is_not_that_key(world: World) -> None:
+    """An API key's principal is ``key:<owner>``; an OIDC subject (or a username claim a user
+    chose) spelled ``key:<owner>`` is refused, never handed the key's runs."""
+    keys = open_key_store(world.settings)
+    try:
+        _, secret = keys.create("nightly", frozenset({"readers", "research"}))
+    finally:
+        keys.close()
+    with world.keyed(secret) as bot:
+        run_id = _wait(bot, _create(bot, "[multi] What were Acme's net sales?")["run_id"])["run_id"]
+    with world.client(ANA, sub="key:nightly") as impostor:
+        for method, path in (("GET", ""), ("GET", "/events"), ("POST", "/cancel")):
+            r = impostor.request(method, f"{RUNS}/{run_id}{path}")
+            assert r.status_code in (401, 404), (path, r.status_code, r.text[:300])
+        listed = impostor.get(RUNS)
+        assert listed.status_code == 401 or run_id not in listed.text

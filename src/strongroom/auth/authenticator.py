@@ -20,7 +20,10 @@ from strongroom.auth.settings import ServiceSettings
 from strongroom.errors import AuthenticationError
 from strongroom.types import Principal
 
-__all__ = ["Authenticator"]
+__all__ = ["KEY_OWNER_PREFIX", "Authenticator"]
+
+#: how an API key's principal is named (``key:<owner>``): no token's subject may start with it
+KEY_OWNER_PREFIX = "key:"
 
 
 _CACHE_MAX = 10_000
@@ -102,11 +105,17 @@ class Authenticator:
         if token.startswith(KEY_PREFIX):
             stamp = self.keys.revocations()  # before the read: a revocation during it voids the entry
             key = self.keys.check(token)
-            caller = self._caller(f"key:{key.owner}", key.groups, "api-key", key.id)
+            caller = self._caller(f"{KEY_OWNER_PREFIX}{key.owner}", key.groups, "api-key", key.id)
             self._remember(authorization, caller, key.expires_at, stamp)
             return caller
         if self.verifier is None:
             raise AuthenticationError("bearer tokens are not accepted here: no OIDC issuer is configured")
         claims = self.verifier.verify(token)
         groups = groups_from_claims(claims, self.settings.groups_claim)
-        return self._caller(str(claims[self.settings.principal_claim]), groups, "oidc")
+        name = str(claims[self.settings.principal_claim])
+        if name.startswith(KEY_OWNER_PREFIX):  # an API key's principal: its runs, conversations, audit
+            raise AuthenticationError(
+                f"the token's {self.settings.principal_claim!r} claim starts with {KEY_OWNER_PREFIX!r}, "
+                "which names API keys' owners here; ask the identity provider for another name"
+            )
+        return self._caller(name, groups, "oidc")
