@@ -12,6 +12,7 @@ service, OIDC tokens and API keys, the model a scripted OpenAI-compatible server
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -299,3 +300,16 @@ def test_a_token_whose_subject_is_spelled_like_a_key_s_owner_is_not_that_key(wor
             assert r.status_code in (401, 404), (path, r.status_code, r.text[:300])
         listed = impostor.get(RUNS)
         assert listed.status_code == 401 or run_id not in listed.text
+
+
+def test_the_service_s_log_at_info_keeps_no_answer_rows_or_document_text(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with world.client(ANA) as ana:
+        for question in ("[oob] What were Acme's net sales?", "[obey] Read the watchlist memo", "[faulty] Sales?"):
+            _wait(ana, _create(ana, question)["run_id"])
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert caplog.records  # the service did log (a test that cannot fail is a defect)
+    for text in (ANSWER_WORDS, SECRET, "81,797", "SYSTEM NOTICE", "104.00"):
+        assert text not in logged, text
