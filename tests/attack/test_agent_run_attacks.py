@@ -4,9 +4,11 @@ service, OIDC tokens and API keys, the model a scripted OpenAI-compatible server
 - A run's event stream asked from a seq past SQLite's integers (``Last-Event-ID``, ``?after=``).
 - The per-principal limit of active runs, raced by many creates at once.
 - An API key revoked while its run is in flight: the run's next tool call is refused.
-- A model that cites evidence that does not exist (``[99]``) or floods one turn with calls.
+- A model that cites evidence that does not exist (``[99]``), floods one turn with calls, or
+  sends megabytes of text or arguments in a turn allowed 1024 tokens.
+- An OIDC subject spelled like an API key's principal (``key:<owner>``).
 - Limits asked far past their caps; a clock far in the future.
-- The audit log and the home folder after it all: no answer text, no row values.
+- The audit log, the home folder and the log at INFO after it all: no answer text, no row values.
 """
 
 from __future__ import annotations
