@@ -372,3 +372,27 @@ def test_on_postgres_a_forbidden_dataset_is_refused_like_a_missing_one(pg: PgWor
             _pg(pg, shape.format(t=name, T=name.upper()))
         said.append(str(caught.value).lower().replace(name, "X"))
     assert said[0] == said[1]
+
+
+def test_a_documents_text_and_name_never_write_escape_sequences_to_the_terminal(tmp_path: Path) -> None:
+    """``strongroom search``, ``ask`` and ``documents show`` print a document's passages, name and
+    title: a hostile file's control characters show as escapes there too, never raw."""
+    hostile = tmp_path / "memo\x1b[8m.txt"
+    hostile.write_text(
+        "Net revenue was 12 million.\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J Net revenue grew in the quarter.\n"
+    )
+    home = tmp_path / "home"
+    ingested = cli(home, "ingest", str(hostile), "--acl", "research", "--groups", "research")
+    assert ingested.returncode == 0, ingested.stderr
+    shown = [
+        cli(home, "search", "net revenue", "--groups", "research"),
+        cli(home, "ask", "What was net revenue?", "--groups", "research"),
+        cli(home, "show", hostile.name, "--groups", "research"),
+        cli(home, "show", hostile.name, "--page", "1", "--groups", "research"),
+        cli(home, "documents", "--groups", "research"),
+    ]
+    for result in shown:
+        assert result.returncode == 0, result.stderr
+        for text in (result.stdout, result.stderr):
+            assert not any(c in text for c in ("\x1b", "\x07", "\x9b")), repr(text)
+    assert "\\x1b" in shown[0].stdout  # shown, as an escape

@@ -27,6 +27,7 @@ from strongroom.cli.common import (
     out,
     platform_session,
     say,
+    visible,
 )
 from strongroom.service import DocumentsRequest, DocumentView, View, views
 from strongroom.service.admin import resolve_document_id, shown_document
@@ -85,7 +86,10 @@ def show_cmd(
     if shown is None and as_json:
         return emit(views.document_record(doc), as_json)
     if shown is None:
-        out.print(f"[bold]{escape(doc.title)}[/] ({escape(doc.source)}, id {doc.document_id})", highlight=False)
+        out.print(
+            f"[bold]{escape(visible(doc.title))}[/] ({escape(visible(doc.source))}, id {doc.document_id})",
+            highlight=False,
+        )
         rows = [{"version": v.id[:12], "published": v.published_at.isoformat()[:19],
                  "ingested": v.ingested_at.isoformat()[:19], "pages": v.pages, "type": v.doc_type,
                  "acl": ",".join(sorted(v.acl)), "": "current" if v.id == doc.current.id else ""}
@@ -93,7 +97,10 @@ def show_cmd(
         return emit(rows, as_json, title="versions")
     if as_json:
         return emit(views.page_record(shown), as_json)
-    out.print(f"[bold]{escape(shown.version.name)}[/] p.{shown.page} version {shown.version.id[:12]}", highlight=False)
+    out.print(
+        f"[bold]{escape(visible(shown.version.name))}[/] p.{shown.page} version {shown.version.id[:12]}",
+        highlight=False,
+    )
     say(shown.text)
 
 

@@ -39,6 +39,7 @@ from strongroom.cli.common import (
     out,
     platform_session,
     say,
+    visible,
 )
 from strongroom.cli.data import data_app
 from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cmd
@@ -157,7 +158,7 @@ def ingest_cmd(
             report = platform.ingest(principal, request, advance, ray_address=ray_address)
     emit(report.as_dict() if as_json else _at_a_glance(report), as_json, title=f"ingestion job {report.job_id[:12]}")
     for failure in () if as_json else report.failures:
-        out.print(f"[red]failed[/] {escape(failure.path)}: {escape(failure.error)}", highlight=False)
+        out.print(f"[red]failed[/] {escape(visible(failure.path))}: {escape(visible(failure.error))}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -189,9 +190,9 @@ def search_cmd(
     if not result.hits:
         out.print("No results in the documents you may read.")
     for i, hit in enumerate(result.hits, start=1):
-        where = f"{escape(hit.version.name)} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]"
+        where = f"{escape(visible(hit.version.name))} p.{hit.chunk.page} [dim]({hit.version.id[:12]})[/]"
         out.print(f"[bold]{i}.[/] {where}", highlight=False)
-        out.print(f"   {' '.join(hit.chunk.text.split())[:240]}", highlight=False, markup=False)
+        say(f"   {' '.join(hit.chunk.text.split())[:240]}")
 
 
 @app.command("ask", rich_help_panel=EVERYDAY)
@@ -219,7 +220,7 @@ def ask_cmd(
         result = platform.ask(principal, request)
     if as_json:
         return emit(views.answer_record(result), as_json)
-    out.print(f"[bold]Q:[/] {escape(question)}", highlight=False)
+    out.print(f"[bold]Q:[/] {escape(visible(question))}", highlight=False)
     meta = result.metadata
     if "fallback" in meta:
         failed = f"model route {meta.get('model')} failed, answered extractively: {meta.get('gateway_error', '')}"
@@ -231,7 +232,7 @@ def ask_cmd(
         say(f" {i}. {' '.join(claim.text.split())}")
         for c in claim.citations:
             where = f"{c.label} ({', '.join(kinds.get(c.version_id, ()))}), chars {c.char_start}-{c.char_end}"
-            out.print(f"    [dim]— {escape(where)}, version {c.version_id[:12]}[/]", highlight=False)
+            out.print(f"    [dim]— {escape(visible(where))}, version {c.version_id[:12]}[/]", highlight=False)
     if "deployment" in meta and "fallback" not in meta:  # what wrote it: the route, deployment and prompt
         left = f" (failed over from {meta['failed_over_from']})" if meta.get("failed_over_from") else ""
         by = f"route {meta['model']} v{meta['route_version']} answered by {meta['deployment']}{left}"
