@@ -60,13 +60,13 @@ def run_agent(model: LocalModel, question: str) -> tuple[AgentResult, list[RunEv
         route="chat",
         on_event=events.append,
         limits=AgentLimits(max_steps=2, max_tool_calls=2, timeout_s=300.0, max_tokens=20_000),
-        turn_max_tokens=48,
+        turn_max_tokens=64,
     )
     return asyncio.run(runner.arun("smoke-1", question)), events, toolbox
 
 
 def test_a_real_tiny_model_drives_a_run_to_a_defined_end(smollm2: LocalModel) -> None:
-    result, events, toolbox = run_agent(smollm2, "How did Apple's total net sales change in Q3 2023?")
+    result, events, toolbox = run_agent(smollm2, "Reply with one number: Apple's Q3 2023 net sales?")
 
     assert result.status in {"answered", "limit", "error"}, result
     if result.status == "limit":
@@ -81,8 +81,13 @@ def test_a_real_tiny_model_drives_a_run_to_a_defined_end(smollm2: LocalModel) ->
     assert kinds[-1] in {"answer", "limit", "error"}
     assert [e.seq for e in events] == sorted(e.seq for e in events)
 
+    if result.status != "answered":
+        return  # a draft cut at a limit is not checked: it is not given as an answer
     # every figure of the answer that no evidence states is flagged, whatever the model wrote
+    # (today it answers "81,797" without searching: flagged, and named in the answer's last line)
     flagged = {c.text for c in result.unsupported}
+    if flagged:
+        assert "Not supported by the cited evidence" in result.answer
     for figure in find_figures(result.answer):
         if not any(states(item, figure) for item in result.evidence):
             assert figure.text in flagged, (figure.text, result.answer, flagged)
