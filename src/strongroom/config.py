@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         description="How long an operation on the DuckDB datasets file waits while a load in another process "
         "holds it (then it fails, saying so).",
     )
+    dataset_memory_limit_mb: int = Field(
+        default=2048,
+        ge=64,
+        le=1_048_576,
+        description="Memory the embedded datasets engine (DuckDB) may hold, in MiB: a query past it is "
+        "refused (a query that grows strings or joins can otherwise take the machine's memory).",
+    )
     agent_max_running: int = Field(
         default=4,
         ge=1,

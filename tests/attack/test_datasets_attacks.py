@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -396,3 +396,21 @@ def test_a_documents_text_and_name_never_write_escape_sequences_to_the_terminal(
         for text in (result.stdout, result.stderr):
             assert not any(c in text for c in ("\x1b", "\x07", "\x9b")), repr(text)
     assert "\\x1b" in shown[0].stdout  # shown, as an escape
+
+
+def test_a_query_that_doubles_a_string_is_stopped_by_the_engines_memory_limit(tmp_path: Path) -> None:
+    """No dataset, 1.3 KB of SQL: 28 CTEs that each double a string made DuckDB hold 2.6 GB (30
+    would be 10 GB on a machine without swap). The engine runs under ``dataset_memory_limit_mb``
+    (here 256 MiB, set through the settings as a deployment would): the query is refused."""
+    from strongroom.data import open_datasets
+
+    settings = Settings(home=tmp_path / "home", dataset_memory_limit_mb=256)
+    store = open_datasets(settings)
+    ctes = ["a0 AS (SELECT repeat('x', 1000) AS s)"]
+    ctes += [f"a{i} AS (SELECT a{i - 1}.s || a{i - 1}.s AS s FROM a{i - 1})" for i in range(1, 29)]
+    now = datetime.now(tz=UTC)
+    try:
+        with pytest.raises(QueryError, match="memory"):
+            store.query("WITH " + ", ".join(ctes) + " SELECT length(s) FROM a28", [], as_of=now, known_at=now)
+    finally:
+        store.close()

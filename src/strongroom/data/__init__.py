@@ -44,4 +44,8 @@ def open_datasets(settings: Settings) -> DatasetStore:
         return PostgresDatasets(settings.store_url)
     from strongroom.data.duckdb import DuckDBDatasets
 
-    return DuckDBDatasets(settings.home / DATASETS_FILE, lock_wait_s=settings.dataset_lock_wait_s)
+    return DuckDBDatasets(
+        settings.home / DATASETS_FILE,
+        lock_wait_s=settings.dataset_lock_wait_s,
+        memory_limit_mb=settings.dataset_memory_limit_mb,
+    )

@@ -62,19 +62,28 @@ class DuckDBDatasets:
     """The :class:`~strongroom.data.base.DatasetStore` in one DuckDB file."""
 
     def __init__(
-        self, path: Path, *, threads: int | None = None, lock_wait_s: float = 10.0, keep_open_s: float = 5.0
+        self,
+        path: Path,
+        *,
+        threads: int | None = None,
+        lock_wait_s: float = 10.0,
+        keep_open_s: float = 5.0,
+        memory_limit_mb: int | None = 2048,
     ) -> None:
         """Open (or create) the datasets file ``path``. ``threads``: the engine's threads
         (None: DuckDB's default); ``lock_wait_s``: how long an operation waits for a file a
         load of another process holds; ``keep_open_s``: how long queries keep the file open
-        unused (0: opened for each operation, ~20 ms)."""
+        unused (0: opened for each operation, ~20 ms); ``memory_limit_mb``: the engine's memory
+        (a query that needs more is refused; None: DuckDB's default, 80% of the machine)."""
         self.path = path
         self._write = threading.Lock()  # one load at a time
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot open the datasets file {path}: {first_line(exc)}") from exc
-        self._file = DuckDBFile(path, threads=threads, lock_wait_s=lock_wait_s, keep_open_s=keep_open_s)
+        self._file = DuckDBFile(
+            path, threads=threads, lock_wait_s=lock_wait_s, keep_open_s=keep_open_s, memory_limit_mb=memory_limit_mb
+        )
         self._prepare()
 
     # -- the protocol ------------------------------------------------------------------------

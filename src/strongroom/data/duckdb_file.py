@@ -57,11 +57,18 @@ class DuckDBFile:
 
     ``threads``: the engine's threads (None: DuckDB's default); ``lock_wait_s``: how long an
     operation waits for a file another process holds; ``keep_open_s``: how long the read
-    connection stays open unused (0: closed after every operation).
+    connection stays open unused (0: closed after every operation); ``memory_limit_mb``: the
+    engine's memory (a query past it fails; None: DuckDB's default, 80% of the machine).
     """
 
     def __init__(
-        self, path: Path, *, threads: int | None = None, lock_wait_s: float = 10.0, keep_open_s: float = 5.0
+        self,
+        path: Path,
+        *,
+        threads: int | None = None,
+        lock_wait_s: float = 10.0,
+        keep_open_s: float = 5.0,
+        memory_limit_mb: int | None = 2048,
     ) -> None:
         if lock_wait_s < 0 or keep_open_s < 0:
             raise ValueError("lock_wait_s and keep_open_s must be 0 or more")
@@ -72,6 +79,8 @@ class DuckDBFile:
         self._config = dict(ENGINE_CONFIG)
         if threads:
             self._config["threads"] = threads
+        if memory_limit_mb:
+            self._config["memory_limit"] = f"{memory_limit_mb}MB"
         self._state = threading.Condition()
         self._reader: duckdb.DuckDBPyConnection | None = None  # guarded by _state
         self._users = 0  # cursors of _reader in use
