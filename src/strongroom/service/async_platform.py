@@ -33,6 +33,7 @@ from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.sandbox import RenderLimits
 from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore
+from strongroom.llm.types import ChatRequest, Delta
 from strongroom.rag import ExtractiveGenerator
 from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.service.clock import TimeInput
@@ -47,6 +48,7 @@ from strongroom.service.conversation_store import (
 )
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
+from strongroom.service.model_calls import ModelCalls
 from strongroom.service.model_routes import ModelsConfig, models_config
 from strongroom.service.operations import Operations, Outcome, Retrieved
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
@@ -188,6 +190,12 @@ class AsyncPlatform:
     async def models(self, principal: Principal) -> list[RouteView]:
         self.ops.require(principal, "reader")
         return await asyncio.to_thread(models_for, self.settings, principal, self._routes)
+
+    def chat(self, principal: Principal, request: ChatRequest) -> AsyncIterator[Delta]:
+        """The principal's own conversation (tools included) through a gateway route it is
+        granted (``request.model``): streamed, metered, audited (:mod:`.model_calls`)."""
+        calls = ModelCalls(self.ops, self.settings, self._routes, gateway=self._gateway_for_routes, commit=self._done)
+        return calls.stream(principal, request)
 
     async def documents(self, principal: Principal, request: DocumentsRequest) -> list[DocumentView]:
         return await self._done(await self.on_store(self.ops.documents, principal, request))
