@@ -21,7 +21,8 @@
         │   ├── UnknownRoute         no route has this public model name
         │   ├── PromptTooLarge       prompt or max_tokens over the configured limit
         │   ├── BudgetExceeded       a per-principal or per-route budget is spent (retry_after)
-        │   └── BudgetUnavailable    the budget store (Redis) cannot be reached: calls are refused
+        │   ├── BudgetUnavailable    the budget store (Redis) cannot be reached: calls are refused
+        │   └── NotCleared           no deployment of the route is cleared for the context's sensitivity
         ├── BackendError             one deployment failed; the gateway may retry it or fail over
         │   ├── BackendUnavailable   connection refused or dropped, 5xx         (retryable)
         │   ├── RateLimited          429 from the backend (retry_after)         (retryable)
@@ -61,6 +62,7 @@ __all__ = [
     "GatewayError",
     "IngestError",
     "NoDeploymentAvailable",
+    "NotCleared",
     "NotFound",
     "ParseStopped",
     "PermissionDenied",
@@ -175,6 +177,11 @@ class BudgetExceeded(RequestRejected):
 
 class BudgetUnavailable(RequestRejected):
     """The shared budget store could not be read; the gateway refuses calls it cannot meter."""
+
+
+class NotCleared(RequestRejected):
+    """The request's context is above every deployment's clearance (sensitivity level, or
+    MNPI): the gateway sends it nowhere rather than to a deployment not cleared for it."""
 
 
 class BackendError(GatewayError):
