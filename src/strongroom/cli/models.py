@@ -46,7 +46,8 @@ def list_routes(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
           for r in found.routes], False, title="routes",
          empty="no routes yet: create one with `strongroom models set-route`")  # fmt: skip
     emit([{"deployment": n, "backend": s.backend, "where": s.url or s.path, "model": s.model,
-           "api key from": f"${s.api_key_env}" if s.api_key_env else ""}
+           "api key from": f"${s.api_key_env}" if s.api_key_env else "",
+           "cleared for": s.clearance + (" + MNPI" if s.mnpi else "")}
           for n, s in found.deployments.items()], False, title="deployments")  # fmt: skip
 
 
@@ -114,6 +115,14 @@ def set_deployment(
     ] = None,
     path: Annotated[str | None, typer.Option("--path", help="Local transformers model directory.")] = None,
     max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", min=1)] = None,
+    clearance: Annotated[
+        str,
+        typer.Option(
+            "--clearance",
+            help="Highest sensitivity of context it may see: public (default), internal, confidential or restricted.",
+        ),
+    ] = "public",
+    mnpi: Annotated[bool, typer.Option("--mnpi", help="It may see material non-public information.")] = False,
     user: UserOpt = None,
     groups: GroupsOpt = None,
     home: HomeOpt = None,
@@ -121,7 +130,7 @@ def set_deployment(
 ) -> None:
     """Add or replace deployment NAME (the routes refer to it by name; admins; audited)."""
     fields = {"backend": backend, "url": url, "model": model, "api_key_env": api_key_env, "path": path,
-              "max_concurrency": max_concurrency}  # fmt: skip
+              "max_concurrency": max_concurrency, "clearance": clearance, "mnpi": mnpi}  # fmt: skip
     with exits_on_error():  # a bad spec is refused before a new home is made
         spec = model_routes.deployment(name, fields)
     with session(home, user, groups, create=True) as (platform, principal):

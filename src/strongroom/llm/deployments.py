@@ -3,12 +3,18 @@
     {"format": 1, "deployments": {
         "vllm-a": {"backend": "openai-compatible", "url": "http://gpu1:8000/v1",
                    "model": "meta-llama/Llama-3.1-8B-Instruct", "api_key_env": "VLLM_A_KEY",
-                   "max_concurrency": 32},
+                   "max_concurrency": 32, "clearance": "restricted", "mnpi": true},
+        "openai": {"backend": "openai-compatible", "url": "https://api.openai.com/v1",
+                   "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"},
         "local-smol": {"backend": "local", "path": "/models/smollm2-135m-instruct"}}}
 
 ``backend`` names one of a closed set; the file never holds an import path, and never a
 secret: ``api_key_env`` names the environment variable that holds the key. In-process
 models (the RAG layer's extractive generator) are registered in code, not here.
+
+``clearance`` (``public`` unless set: deny by default, so the external ``openai`` above sees
+only public context) is the highest sensitivity level of retrieved context or tool results
+the gateway may send the deployment; ``mnpi`` (false unless set) whether it may see MNPI.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from strongroom.llm.metrics import GatewayMetrics
 from strongroom.llm.openai_compat import OpenAICompatible, Timeouts
 from strongroom.llm.protocol import ChatModel
 from strongroom.llm.route_config import NAME_PATTERN, RouteStore, first_error
+from strongroom.llm.types import Sensitivity
 
 __all__ = [
     "BUILT_IN",
@@ -68,6 +75,8 @@ class DeploymentSpec(BaseModel):
     stream_usage: bool = True
     failure_threshold: int = Field(default=5, ge=1)
     cooldown_s: float = Field(default=30.0, ge=0)
+    clearance: Sensitivity = "public"
+    mnpi: bool = False
 
     @model_validator(mode="after")
     def _complete(self) -> DeploymentSpec:
@@ -168,6 +177,8 @@ def build_deployment(name: str, spec: DeploymentSpec, *, env: Mapping[str, str] 
         max_concurrency=spec.max_concurrency,
         queue_timeout_s=spec.queue_timeout_s,
         breaker=BreakerPolicy(spec.failure_threshold, spec.cooldown_s),
+        clearance=spec.clearance,
+        mnpi=spec.mnpi,
     )
 
 

@@ -15,6 +15,13 @@ deployment makes reach the caller whole and land in ``ChatResult.tool_calls``. A
 that reached the caller counts as answer text already sent: a fallback may continue only
 by making the same calls (name and arguments) again, and the caller never sees one twice.
 Tool arguments are never logged (they can hold document text); the log counts the calls.
+
+Sensitivity: each deployment declares the highest level it is cleared for (``clearance``,
+``public`` unless configured: deny by default) and whether it may see MNPI (``mnpi``). A
+request says what its context holds (``ChatRequest.sensitivity``, ``ChatRequest.mnpi``);
+the route's deployments not cleared for it are struck out before any is tried, so neither
+the champion/challenger draw nor failover ever reaches one. When none is cleared the call
+is refused with :class:`~strongroom.errors.NotCleared` and nothing is sent anywhere.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from strongroom.errors import (
     ContinuationMismatch,
     DeploymentBusy,
     NoDeploymentAvailable,
+    NotCleared,
     RateLimited,
     StreamInterrupted,
     UnknownRoute,
@@ -44,7 +52,17 @@ from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from strongroom.llm.limits import BucketStore, Budgets, Limits, check_request
 from strongroom.llm.protocol import ChatModel, aclose
 from strongroom.llm.routing import RetryPolicy, Route, RouteSource, draw_for, failover_order
-from strongroom.llm.types import ChatRequest, ChatResult, Delta, Failover, ToolCall, Usage, estimate_tokens
+from strongroom.llm.types import (
+    ChatRequest,
+    ChatResult,
+    Delta,
+    Failover,
+    Sensitivity,
+    ToolCall,
+    Usage,
+    cleared,
+    estimate_tokens,
+)
 
 if TYPE_CHECKING:
     from strongroom.llm.metrics import GatewayMetrics
@@ -60,10 +78,14 @@ class Deployment:
 
     ``max_concurrency`` caps calls in flight to it; a call that finds the cap full waits up
     to ``queue_timeout_s`` for a slot, then fails over. ``retry`` overrides the gateway's
-    retry policy for this deployment.
+    retry policy for this deployment. ``clearance`` is the highest sensitivity level of
+    context it may be sent (``public`` by default: an external API stays so; the bank's own
+    servers are cleared higher) and ``mnpi`` whether it may see material non-public
+    information.
 
         Deployment("vllm-a", OpenAICompatible("http://gpu1:8000/v1", "llama-3.1-8b"),
-                   max_concurrency=32, breaker=BreakerPolicy(failure_threshold=3))
+                   max_concurrency=32, breaker=BreakerPolicy(failure_threshold=3),
+                   clearance="restricted", mnpi=True)
     """
 
     name: str
@@ -72,6 +94,12 @@ class Deployment:
     queue_timeout_s: float = 0.0
     breaker: BreakerPolicy = BreakerPolicy()  # noqa: RUF009 - frozen value
     retry: RetryPolicy | None = None
+    clearance: Sensitivity = "public"
+    mnpi: bool = False
+
+    def cleared_for(self, request: ChatRequest) -> bool:
+        """Whether this deployment may be sent ``request`` (its context's sensitivity and MNPI)."""
+        return cleared(self.clearance, self.mnpi, request.sensitivity, request.mnpi)
 
 
 class _Slot:
@@ -259,6 +287,31 @@ class Gateway:
 
     # -- the call -----------------------------------------------------------------------
 
+    def _uncleared(self, route: Route, request: ChatRequest) -> frozenset[str]:
+        """The deployments of ``route`` not cleared for ``request``'s context (an unknown
+        one counts as not cleared); raise NotCleared when that is every one of them."""
+        if request.sensitivity in (None, "public") and not request.mnpi:
+            return frozenset()  # the common case: anything may see public context
+        barred = frozenset(
+            t.deployment
+            for t in route.targets
+            if (slot := self._slots.get(t.deployment)) is None or not slot.deployment.cleared_for(request)
+        )
+        if len(barred) < len(route.targets):
+            if barred:
+                log.info("route %s v%d: %s context: not sending to %s", route.name, route.version,
+                         _context(request), ", ".join(sorted(barred)))  # fmt: skip
+            return barred
+        if self.metrics is not None:
+            self.metrics.error(route.name, "-", "NotCleared")
+        levels = ", ".join(f"{t.deployment} ({_clearance(self._slots.get(t.deployment))})" for t in route.targets)
+        raise NotCleared(
+            f"the context holds {_context(request)} content; no deployment of route {route.name!r} "
+            f"v{route.version} is cleared for it: {levels}; send it to a route with a deployment cleared "
+            "that high (`strongroom models set-deployment NAME --clearance LEVEL [--mnpi]`), or ask "
+            "without that content"
+        )
+
     def _left(self, call: _Call, route: Route, name: str, exc: BackendError) -> None:
         call.failovers.append(Failover(name, type(exc).__name__, str(exc)))
         if self.metrics is not None:
@@ -276,6 +329,7 @@ class Gateway:
                 f"{', '.join(self.routes.names()) or 'none'}; create one with `strongroom models set-route`"
             )
         call.route = route
+        barred = self._uncleared(route, request)
         try:
             prompt_est, max_tokens = check_request(request, self.limits)
             if max_tokens != request.max_tokens:
@@ -292,6 +346,8 @@ class Gateway:
         used_tokens = 0
         try:
             for name in failover_order(route, draw):
+                if name in barred:
+                    continue  # never tried: not cleared for what the context holds
                 slot = self._slots.get(name)
                 if slot is None:
                     self._left(call, route, name, BackendUnavailable(
@@ -349,6 +405,8 @@ class Gateway:
                 if cannot
                 else ""
             )
+            if barred:
+                hint += f"; not cleared for this context, so not tried: {', '.join(sorted(barred))}"
             raise NoDeploymentAvailable(
                 f"route {route.name!r} v{route.version}: no deployment could answer ({summary}){hint}; "
                 f"check their health with `strongroom models show {route.name}` and the gateway log",
@@ -511,6 +569,18 @@ class Gateway:
                 " (estimated)" if usage.estimated else "", len(call.calls), len(call.failovers), latency,
             )  # fmt: skip
         return result
+
+
+def _context(request: ChatRequest) -> str:
+    level = request.sensitivity or "public"
+    return f"{level} (MNPI)" if request.mnpi else level
+
+
+def _clearance(slot: _Slot | None) -> str:
+    if slot is None:
+        return "not configured"
+    d = slot.deployment
+    return f"cleared {d.clearance}{' and MNPI' if d.mnpi else ''}"
 
 
 class _Failed(Exception):

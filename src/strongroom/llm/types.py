@@ -9,16 +9,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
+    "SENSITIVITY_LEVELS",
     "ChatMessage",
     "ChatRequest",
     "ChatResult",
     "Delta",
     "Failover",
+    "Sensitivity",
     "ToolCall",
     "ToolSpec",
     "Usage",
+    "cleared",
     "estimate_tokens",
     "prompt_tokens_estimate",
 ]
@@ -27,6 +31,26 @@ __all__ = [
 CHARS_PER_TOKEN = 4
 #: tokens a chat template adds around each message (role markers, separators)
 TOKENS_PER_MESSAGE = 4
+
+
+#: the sensitivity levels, lowest first: the same four the ingestion policy derives
+#: (:mod:`strongroom.ingest.understand.policy`, which sits above this layer)
+Sensitivity = Literal["public", "internal", "confidential", "restricted"]
+SENSITIVITY_LEVELS: tuple[Sensitivity, ...] = ("public", "internal", "confidential", "restricted")
+
+
+def cleared(clearance: str, mnpi_cleared: bool, sensitivity: str | None, mnpi: bool) -> bool:
+    """Whether a deployment cleared for ``clearance`` (and for MNPI when ``mnpi_cleared``) may
+    see a context of ``sensitivity`` (None: nothing above public) that holds MNPI when ``mnpi``.
+    A level this module does not know counts as the highest on either side: deny, never guess."""
+    top = len(SENSITIVITY_LEVELS) - 1
+    need = 0 if sensitivity is None else _level(sensitivity, top)
+    have = _level(clearance, -1)  # an unknown clearance clears nothing
+    return need <= have and (mnpi_cleared or not mnpi)
+
+
+def _level(name: str, unknown: int) -> int:
+    return SENSITIVITY_LEVELS.index(name) if name in SENSITIVITY_LEVELS else unknown
 
 
 def estimate_tokens(text: str) -> int:
@@ -87,6 +111,9 @@ class ChatRequest:
     champion/challenger split deterministic. ``allow_mid_stream_failover`` lets the gateway
     replay the request on another deployment after text was already streamed; it then
     only continues if the new answer starts with exactly the text already sent.
+    ``sensitivity`` and ``mnpi`` say what the request's context holds (the highest level of
+    the retrieved documents or tool results it carries, and whether any of them is MNPI):
+    the gateway sends it only to deployments cleared for that (None: nothing above public).
 
         ChatRequest((ChatMessage("user", "Summarise the Q3 filing"),), model="chat", user="alice")
         ChatRequest.of("Summarise the Q3 filing", model="chat", system="Cite pages.", max_tokens=300)
@@ -104,6 +131,8 @@ class ChatRequest:
     allow_mid_stream_failover: bool = False
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: str | None = None  # "auto", "none", "required", or a tool's name (None: the backend's default)
+    sensitivity: str | None = None  # the highest sensitivity level of the context (None: public)
+    mnpi: bool = False  # the context holds material non-public information
 
     @classmethod
     def of(cls, prompt: str, *, model: str = "default", system: str | None = None, **kw: object) -> ChatRequest:
