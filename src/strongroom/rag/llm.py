@@ -12,6 +12,12 @@ generator answers extractively itself; ``Answer.metadata`` records which of thes
         result = answer("What was Q1 revenue?", scope, store, embedder, generator=generator)
     result.metadata["deployment"], result.metadata["route_version"]  # what actually answered
 
+The request carries the clearance its context needs (the highest sensitivity of the hits'
+versions, and MNPI): the gateway sends it only to deployments cleared for that, and the
+answer's metadata (so the ask's audit record) says ``context_clearance`` and
+``clearance_forced_by`` (the version ids that forced it) whenever it is above public.
+The extractive last resort runs in process and is cleared for everything.
+
 Prompt building and citation parsing are pure functions; only the gateway call does I/O.
 This module sits above ``rag`` and ``llm`` (it uses both), so neither imports it.
 """
@@ -27,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 
 from strongroom.errors import BackendRejected, ConfigError, GatewayError, NoDeploymentAvailable
+from strongroom.llm.clearance import MNPI_GROUP, ContextClearance, context_clearance
 from strongroom.llm.deployments import open_gateway
 from strongroom.llm.function import FunctionModel
 from strongroom.llm.gateway import Deployment, Gateway
@@ -189,7 +196,8 @@ def extractive_deployment(generator: Generator | None = None, *, name: str = EXT
 
     It answers only the RAG questions an :class:`LLMGenerator` sends (it quotes the retrieved
     chunks, which a bare chat request does not carry); any other request is rejected, so the
-    gateway moves on.
+    gateway moves on. It runs in process (nothing leaves it), so it is cleared for every
+    sensitivity level and for MNPI.
     """
     extractive = generator or ExtractiveGenerator()
 
@@ -203,7 +211,7 @@ def extractive_deployment(generator: Generator | None = None, *, name: str = EXT
         turn.extractive = extractive.generate(turn.question, turn.hits)
         return _render(turn.extractive)
 
-    return Deployment(name, FunctionModel(quote_sources, name=name))
+    return Deployment(name, FunctionModel(quote_sources, name=name), clearance="restricted", mnpi=True)
 
 
 # -- the generator -----------------------------------------------------------------------------
@@ -233,8 +241,10 @@ class LLMGenerator:
         user: str | None = None,
         max_tokens: int = 512,
         extractive: Generator | None = None,
+        mnpi_group: str = MNPI_GROUP,
     ) -> None:
         self.gateway = gateway
+        self.mnpi_group = mnpi_group
         self.route = route
         self.user = user
         self.max_tokens = max_tokens
@@ -253,18 +263,21 @@ class LLMGenerator:
         if not hits:
             meta = self._meta(PROMPT_TEMPLATE_VERSION, deployment="", route_version="", failovers="0")
             return Answer(question, (), hits, self.name, found=False, note=NOT_FOUND, metadata=meta)
-        request = ChatRequest(
-            build_messages(question, hits), self.route, max_tokens=self.max_tokens, temperature=0.0, user=self.user
+        need = context_clearance((h.version for h in hits), mnpi_group=self.mnpi_group)
+        request = need.apply(
+            ChatRequest(
+                build_messages(question, hits), self.route, max_tokens=self.max_tokens, temperature=0.0, user=self.user
+            )
         )
         turn = _Turn(question, hits)
         token = _TURN.set(turn)
         try:
             result = await self.gateway.chat(request)
         except GatewayError as exc:
-            return self._fallback(question, hits, exc)
+            return _cleared(self._fallback(question, hits, exc), need)
         finally:
             _TURN.reset(token)
-        return self._answer(turn, result)
+        return _cleared(self._answer(turn, result), need)
 
     def _meta(self, template: str, **items: str) -> dict[str, str]:
         return {"model": self.route, "prompt_template_version": template, **items}
@@ -329,6 +342,12 @@ class LLMGenerator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _cleared(answer: Answer, need: ContextClearance) -> Answer:
+    """``answer`` whose metadata says the clearance its context needed (when above public)."""
+    extra = need.metadata()
+    return replace(answer, metadata=frozen_meta({**answer.metadata, **extra})) if extra else answer
 
 
 def open_llm_generator(
