@@ -27,8 +27,9 @@ DEFAULT_HOME = Path("~/.strongroom")
 DEFAULT_ACL = "public"
 
 EmbedderName = Literal["minilm", "sentence-transformers", "openai", "hash"]
-#: the roles a principal can hold: admin implies ingester implies reader
-RoleName = Literal["reader", "ingester", "admin"]
+#: the roles a principal can hold: admin implies ingester implies reader; approver (the checker
+#: of four-eyes changes) is granted on its own and implies nothing
+RoleName = Literal["reader", "ingester", "admin", "approver"]
 
 
 def _every_role() -> list[RoleName]:
@@ -130,6 +131,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Groups an admin may put on API keys without holding them (e.g. role groups such as "
         "strongroom-readers); otherwise a key may only carry groups its creator holds.",
+    )
+    four_eyes: bool = Field(
+        default=False,
+        description="Four-eyes approval (maker-checker): ACL changes and API keys that carry groups take effect "
+        "only when a second person with the approver role approves them (`strongroom approvals`); a direct "
+        "change is refused. Off by default so existing homes keep working; turn it on in production.",
+    )
+    proposal_ttl_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, description="How long a four-eyes proposal waits for approval, then expires."
     )
     key_default_days: int = Field(default=90, ge=1, le=3650, description="Lifetime of a key created without one.")
     key_max_days: int = Field(default=365, ge=1, le=3650, description="Longest lifetime a key may be given.")

@@ -14,6 +14,7 @@
     ├── QueryError                a search or question was malformed (bad date, bad filter)
     ├── NotFound                  no such thing, or none the principal may see (the same answer)
     ├── PermissionDenied          the principal lacks the role or entitlement for an operation
+    ├── ApprovalPending           four-eyes: the change was proposed, not made (proposal_id; HTTP 202)
     ├── AuthenticationError       a token or API key was refused (HTTP 401)
     ├── BusUnavailable            the message bus cannot be reached
     └── GatewayError              the model gateway could not answer
@@ -44,6 +45,7 @@ raises on purpose is here, so ``except`` clauses and the HTTP error mapping read
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalPending",
     "AuthenticationError",
     "BackendError",
     "BackendRejected",
@@ -128,6 +130,15 @@ class NotFound(StrongroomError):
 
 class PermissionDenied(StrongroomError):
     """The principal lacks the role (reader, ingester, admin) or the groups an operation needs."""
+
+
+class ApprovalPending(StrongroomError):
+    """Four-eyes approval is on: the change was kept as proposal ``proposal_id`` and takes
+    effect only when another person with the approver role approves it."""
+
+    def __init__(self, message: str, proposal_id: str) -> None:
+        super().__init__(message)
+        self.proposal_id = proposal_id
 
 
 class DocumentRejected(IngestError):

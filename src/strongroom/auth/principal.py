@@ -24,13 +24,17 @@ def roles_for(groups: Iterable[str], role_groups: Mapping[str, Sequence[str]]) -
 
     >>> sorted(roles_for({"ops"}, {"ingester": ["ops"]}))
     ['ingester', 'reader']
+    >>> sorted(roles_for({"risk"}, {"approver": ["risk"]}))
+    ['approver']
     """
     mine = set(groups)
     top = -1
     for i, role in enumerate(ROLE_ORDER):
         if mine & set(role_groups.get(role, ())):
             top = i
-    return frozenset(ROLE_ORDER[: top + 1])
+    ordered: frozenset[Role] = frozenset(ROLE_ORDER[: top + 1])
+    # the four-eyes checker stands apart: admin does not imply it, nor it anything
+    return ordered | {"approver"} if mine & set(role_groups.get("approver", ())) else ordered
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from strongroom.config import QueryEncoderName
 
 __all__ = ["ALLOWED_ALGORITHMS", "Role", "ServiceSettings"]
 
-Role = Literal["reader", "ingester", "admin"]
+Role = Literal["reader", "ingester", "admin", "approver"]
 #: the only JWT algorithms ever accepted: asymmetric, so a public key can never sign
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 
@@ -46,8 +46,10 @@ class ServiceSettings(BaseSettings):
             "reader": ["strongroom-readers"],
             "ingester": ["strongroom-ingesters"],
             "admin": ["strongroom-admins"],
+            "approver": ["strongroom-approvers"],
         },
-        description="Groups granting each role; admin implies ingester implies reader.",
+        description="Groups granting each role; admin implies ingester implies reader; approver (four-eyes "
+        "checker) implies nothing.",
     )
     api_key_cache_s: float = Field(
         default=2.0,

@@ -469,12 +469,25 @@ class Operations:
 
         return self.run_audited(principal, "documents.delete", {"target": document_id}, body)
 
-    def set_acl(self, principal: Principal, document_id: str, acl: frozenset[str]) -> Outcome[AclChange]:
-        """Change who may read a document (admins who may read it), recorded with before and after."""
+    def four_eyes(self, approved: bool) -> None:
+        """With four-eyes approval on, a change that alters who sees what is made only through
+        an approved (or break-glass) proposal (:mod:`strongroom.service.approvals`)."""
+        if self.settings.four_eyes and not approved:
+            raise PermissionDenied(
+                "four-eyes approval is on (STRONGROOM_FOUR_EYES): propose this change and have an approver "
+                "approve it (`strongroom approvals`)"
+            )
+
+    def set_acl(
+        self, principal: Principal, document_id: str, acl: frozenset[str], *, approved: bool = False
+    ) -> Outcome[AclChange]:
+        """Change who may read a document (admins who may read it), recorded with before and after.
+        ``approved``: made through an approved four-eyes proposal (required when four-eyes is on)."""
         after = frozenset(g.strip() for g in acl if g.strip())
 
         def body() -> tuple[AclChange, dict[str, object]]:
             self.require(principal, "admin")
+            self.four_eyes(approved)
             if not after:
                 raise QueryError("acl: give at least one group")
             before = self._writable(principal, document_id)
@@ -533,14 +546,17 @@ class Operations:
         days: int | None = None,
         expires_at: datetime | None = None,
         no_expiry: bool = False,
+        approved: bool = False,
     ) -> Outcome[KeyCreated]:
         """A new API key (admins): only groups the creator holds (or configuration allows), and
-        an expiry (default ``key_default_days``, at most ``key_max_days``). Thread-safe."""
+        an expiry (default ``key_default_days``, at most ``key_max_days``). Thread-safe. A key
+        carries entitlement groups, so with four-eyes on it needs ``approved`` (a proposal)."""
         members = frozenset(g.strip() for g in groups if g.strip())
         fields: dict[str, object] = {"filters": {"owner": owner, "groups": sorted(members)}}
 
         def body() -> tuple[KeyCreated, dict[str, object]]:
             self.require(principal, "admin")
+            self.four_eyes(approved)
             if not members:
                 raise QueryError("give the key at least one group")
             if not owner.strip():

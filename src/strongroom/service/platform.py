@@ -33,7 +33,7 @@ from strongroom.config import Settings
 from strongroom.data.base import DatasetVersion, QueryResult
 from strongroom.embed import Embedder, LazyEmbedder
 from strongroom.embed.query_encoder import create_query_encoder
-from strongroom.errors import IngestError, StoreError
+from strongroom.errors import ApprovalPending, IngestError, StoreError
 from strongroom.evaluate import QAItem, run_eval
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
@@ -44,6 +44,7 @@ from strongroom.llm.route_config import RouteStore
 from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
+from strongroom.service.approvals import Approvals
 from strongroom.service.clock import TimeInput, parse_instant
 from strongroom.service.conversation_store import (
     Conversation,
@@ -58,6 +59,7 @@ from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
+from strongroom.service.proposal_store import open_proposal_store
 from strongroom.service.records import QueryRedactor, bus_key
 from strongroom.service.requests import (
     EXTRACTIVE_MODEL,
@@ -123,6 +125,7 @@ class Platform:
         self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use
         self._datasets: Datasets | None = None  # opened on first use
+        self._approvals: Approvals | None = None  # opened on first use
 
     @classmethod
     def open(
@@ -144,6 +147,8 @@ class Platform:
             self._conversations.close()
         if self._datasets is not None:
             self._datasets.close()
+        if self._approvals is not None:
+            self._approvals.store.close()
         self.runtime.close()
         self.audit.close()
         self.keys.close()
@@ -353,9 +358,35 @@ class Platform:
         """Delete a document (admins); the same bytes may be ingested again later."""
         return self._done(self.ops.delete(principal, document_id))
 
-    def set_acl(self, principal: Principal, document_id: str, acl: Iterable[str]) -> AclChange:
-        """Change who may read a document (admins who may read it); audited before and after."""
+    def set_acl(self, principal: Principal, document_id: str, acl: Iterable[str], reason: str = "") -> AclChange:
+        """Change who may read a document (admins who may read it); audited before and after.
+        With four-eyes on, the change is proposed instead: :class:`ApprovalPending` names the proposal."""
+        if self.settings.four_eyes:
+            self._proposed(principal, "acl.set", {"document_id": document_id, "acl": sorted(acl)}, reason)
         return self._done(self.ops.set_acl(principal, document_id, frozenset(acl)))
+
+    # -- four-eyes approval ------------------------------------------------------------------
+
+    @property
+    def approvals(self) -> Approvals:
+        """Four-eyes proposals (:mod:`strongroom.service.approvals`); run them with :meth:`approving`."""
+        if self._approvals is None:
+            self._approvals = Approvals(self.ops, open_proposal_store(self.settings), self.keys)
+        return self._approvals
+
+    def approving(self, op: Callable[[Approvals], Outcome[T]]) -> T:
+        """Run one approvals operation (propose, approve, reject, break glass, review), audited."""
+        return self._done(op(self.approvals))
+
+    def _proposed(self, principal: Principal, kind: str, change: dict[str, object], reason: str) -> None:
+        """Propose a change four-eyes must approve, and say so (:class:`ApprovalPending`)."""
+        p = self.approving(lambda a: a.propose(principal, kind, change, reason))
+        raise ApprovalPending(
+            f"four-eyes approval is on: the change is proposal {p.id} (change sha256 {p.change_sha256[:12]}); it "
+            f"takes effect when another person with the approver role approves it (`strongroom approvals approve "
+            f"{p.id}`), and expires at {p.expires_at.isoformat()}",
+            p.id,
+        )
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -440,7 +471,11 @@ class Platform:
         no_expiry: bool = False,
     ) -> KeyCreated:
         """A new API key (admins): only groups the creator holds (or configuration allows), and
-        an expiry (default ``key_default_days``, at most ``key_max_days``)."""
+        an expiry (default ``key_default_days``, at most ``key_max_days``). With four-eyes on,
+        the key is proposed instead: :class:`ApprovalPending` names the proposal."""
+        if self.settings.four_eyes:
+            change = {"owner": owner, "groups": sorted(groups), "days": days, "no_expiry": no_expiry}
+            self._proposed(principal, "keys.create", {**change, "expires_at": expires_at}, "")
         return self._done(
             self.ops.create_key(
                 principal, self.keys, owner, groups, days=days, expires_at=expires_at, no_expiry=no_expiry
