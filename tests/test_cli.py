@@ -103,7 +103,7 @@ def test_ask_with_a_model_route_answers_through_the_gateway(tmp_path: Path, corp
     with FakeOpenAIServer(Reply.error(500, "scripted outage")) as server:
         assert run(home, "ingest", str(corpus), "--json").returncode == 0
         added = run(home, "models", "set-deployment", "fake-vllm", "--backend", "openai-compatible",
-                    "--url", server.url, "--model", "fake-llama")  # fmt: skip
+                    "--url", server.url, "--model", "fake-llama", "--clearance", "internal")  # fmt: skip
         routed = run(home, "models", "set-route", "chat", "-d", "fake-vllm:100", "-d", "extractive")
         assert added.returncode == 0 and routed.returncode == 0, added.stderr + routed.stderr
 

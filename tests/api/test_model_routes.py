@@ -38,7 +38,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iter
     finally:
         runtime.close()
     with FakeOpenAIServer(Reply.stream("Quarterly revenue was 1,234 million [1].")) as backend:
-        save_deployment(home, "fake-vllm", DeploymentSpec(backend="openai-compatible", url=backend.url, model="m"))
+        save_deployment(
+            home,
+            "fake-vllm",
+            DeploymentSpec(backend="openai-compatible", url=backend.url, model="m", clearance="internal"),
+        )
         routes = RouteStore(home)
         routes.set_route("chat", [parse_target("fake-vllm:100")])
         routes.set_route("other", [parse_target("fake-vllm:100")])
