@@ -116,7 +116,9 @@ def web(tmp_path_factory: pytest.TempPathFactory, web_provider: Provider) -> Ite
     _, api_key = SqliteApiKeyStore(settings.catalog_path).create("dev", frozenset(PUBLIC))
     shots = Path(os.environ.get("STRONGROOM_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     with FakeOpenAIServer(Reply.stream("Harbor Bank net interest income rose to 812 million dollars [1].")) as model:
-        save_deployment(home, "fake-vllm", DeploymentSpec(backend="openai-compatible", url=model.url, model="m"))
+        # the bank's own server in this world: cleared for everything the corpus holds
+        spec = DeploymentSpec(backend="openai-compatible", url=model.url, model="m", clearance="restricted", mnpi=True)
+        save_deployment(home, "fake-vllm", spec)
         RouteStore(home).set_route("chat", [parse_target("fake-vllm:100")])
         config = service_settings(web_provider, ui_client_id=CLIENT_ID)
         app = create_app(settings, config, embedder=HashEmbedder(64))
