@@ -23,6 +23,7 @@ from strongroom import __version__
 from strongroom.bus import display_url
 from strongroom.cli.agent import agent_app
 from strongroom.cli.agent_eval import eval_agent_command, load_synthetic_command
+from strongroom.cli.approvals import approvals_app
 from strongroom.cli.bus import BusOpt, StreamOpt, dead_letters_command, worker_command
 from strongroom.cli.common import (
     AsOfOpt,
@@ -282,6 +283,7 @@ def _mount() -> None:
     app.add_typer(acl_app, name="acl", rich_help_panel=ADMIN)
     app.command("delete", rich_help_panel=ADMIN)(delete_cmd)
     app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+    app.add_typer(approvals_app, name="approvals", rich_help_panel=ADMIN)
     app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)
     app.add_typer(models_app, name="models", rich_help_panel=ADMIN)
     app.command("serve", rich_help_panel=OPERATE)(serve_command)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from strongroom.auth import ServiceSettings
+from strongroom.cli.approvals import say_proposed
 from strongroom.cli.common import (
     GroupsOpt,
     HomeOpt,
@@ -24,6 +25,7 @@ from strongroom.cli.common import (
     say,
     settings_for,
 )
+from strongroom.errors import ApprovalPending
 from strongroom.service import parse_instant, views
 from strongroom.service.admin import verify_audit_log
 from strongroom.service.requests import parse_groups
@@ -74,7 +76,10 @@ def keys_create(
     with exits_on_error():
         until, members = parse_instant(expires, "--expires", bare_date="start"), parse_groups(grant, "--grant")
     with platform_session(home, user, groups, create=True) as (platform, principal):
-        key = platform.create_key(principal, owner, members, days=days, expires_at=until, no_expiry=no_expiry)
+        try:
+            key = platform.create_key(principal, owner, members, days=days, expires_at=until, no_expiry=no_expiry)
+        except ApprovalPending as pending:  # four-eyes is on: the key waits for an approver
+            return say_proposed(pending, as_json)
     created = views.new_key_record(key)
     if as_json:
         return emit(created, as_json)
