@@ -69,7 +69,11 @@ def build_home(
         key = ("ticker",)
         p.load_dataset(LOADER, DatasetLoad(files / "prices.csv", "prices", frozenset({"research"}), "day", key))
         p.load_dataset(LOADER, DatasetLoad(files / "watch.csv", "mnpi_watchlist", frozenset({"compliance"}), "day"))
-    save_deployment(home, "fake", DeploymentSpec(backend="openai-compatible", url=model_url, model="fake"))
+    save_deployment(
+        home,
+        "fake",
+        DeploymentSpec(backend="openai-compatible", url=model_url, model="fake", clearance="restricted", mnpi=True),
+    )
     RouteStore(home).set_route(ROUTE, [Target("fake", 100)])
     return config
 

@@ -57,7 +57,14 @@ def env(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterato
         home, files = tmp_path_factory.mktemp("agent-home"), tmp_path_factory.mktemp("agent-files")
         settings = build_home(home, files, server.url, agent_max_active_per_principal=2)
         # a second route, whose deployment gives a model 1 s for its first token
-        quick = DeploymentSpec(backend="openai-compatible", url=server.url, model="fake", first_token_timeout_s=1.0)
+        quick = DeploymentSpec(
+            backend="openai-compatible",
+            url=server.url,
+            model="fake",
+            first_token_timeout_s=1.0,
+            clearance="restricted",
+            mnpi=True,
+        )
         save_deployment(home, "fake-quick", quick)
         RouteStore(home).set_route(QUICK, [Target("fake-quick", 100)])
         settings = settings.model_copy(update={"route_groups": {ROUTE: ["research"], QUICK: ["research"]}})

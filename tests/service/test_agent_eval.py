@@ -50,7 +50,11 @@ def open_platform(home: Path) -> Platform:
 
 
 def configure_route(home: Path, url: str) -> None:
-    save_deployment(home, "scripted", DeploymentSpec(backend="openai-compatible", url=url, model="scripted"))
+    save_deployment(
+        home,
+        "scripted",
+        DeploymentSpec(backend="openai-compatible", url=url, model="scripted", clearance="restricted", mnpi=True),
+    )
     RouteStore(home).set_route(ROUTE, [Target("scripted", 100)])
 
 
