@@ -305,3 +305,28 @@ def test_an_api_key_that_carries_groups_goes_through_four_eyes(platform: Platfor
     (key,) = platform.keys.list()
     assert key.owner == "svc-research" and key.expires_at is not None
     assert key.expires_at.isoformat() == applied.proposal.change["expires_at"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "change"),
+    [
+        ("acl.grant", {"document_id": "x", "acl": ["public"]}),
+        ("acl.set", {"document_id": "x", "acl": "public"}),  # a string is not a list of groups
+        ("acl.set", {"document_id": "x", "acl": [" "]}),
+        ("acl.set", {"acl": ["public"]}),
+        ("keys.create", {"owner": "svc", "groups": ["public"], "days": 10**12}),
+        ("keys.create", {"owner": "svc", "groups": ["public"], "days": "soon"}),
+        ("keys.create", {"owner": " ", "groups": ["public"]}),
+        ("keys.create", {"owner": "svc", "groups": ["public"], "expires_at": "tomorrow"}),
+    ],
+)
+def test_malformed_changes_are_refused_before_anything_is_kept(
+    platform: Platform, kind: str, change: dict[str, object]
+) -> None:
+    with pytest.raises(QueryError):
+        platform.approving(functools.partial(Approvals.propose, principal=ana(), kind=kind, change=change))
+    with pytest.raises(QueryError):
+        glass = functools.partial(Approvals.break_glass, principal=ana(), kind=kind, change=change, reason="incident")
+        platform.approving(glass)
+    assert platform.approving(lambda a: a.proposals(bo())) == []
+    assert acl_now(platform) == {"research"} and platform.keys.list() == []

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from strongroom.api import admin, agent, conversations, datasets, docs, keys, openai, routes
+from strongroom.api import admin, agent, approvals, conversations, datasets, docs, keys, openai, routes
 from strongroom.api.deps import get_caller, service
 from strongroom.api.mcp import McpEndpoint, service_tools
 from strongroom.api.middleware import ServiceMiddleware
@@ -30,7 +30,15 @@ from strongroom.api.web import install as install_web
 from strongroom.auth import Caller, ServiceSettings
 from strongroom.config import Settings
 from strongroom.embed import Embedder
-from strongroom.errors import GatewayError, IngestError, NotFound, PermissionDenied, QueryError, StrongroomError
+from strongroom.errors import (
+    ApprovalPending,
+    GatewayError,
+    IngestError,
+    NotFound,
+    PermissionDenied,
+    QueryError,
+    StrongroomError,
+)
 from strongroom.ingest.bounded import warm_up
 from strongroom.service.agent_host import AgentHost
 
@@ -142,6 +150,9 @@ def create_app(
     @app.exception_handler(StrongroomError)
     async def refused(request: Request, exc: StrongroomError) -> JSONResponse:
         """The application layer's errors, mapped to HTTP in this one place."""
+        if isinstance(exc, ApprovalPending):  # four-eyes: accepted as a proposal, not made
+            body = {"status": "proposed", "proposal_id": exc.proposal_id, "message": str(exc)}
+            return JSONResponse(body, status_code=202)
         status = _status_of(exc)
         if status >= 500:
             request_id = getattr(request.state, "request_id", "")
@@ -205,6 +216,7 @@ def create_app(
     app.include_router(agent.router)
     app.include_router(openai.router)
     app.include_router(keys.router)
+    app.include_router(approvals.router)
     app.include_router(admin.router)
     app.include_router(docs.router)
     # the agent's tools over MCP (streamable HTTP), authenticated per request like /v1

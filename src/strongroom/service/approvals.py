@@ -65,6 +65,13 @@ class Applied:
     result: AclChange | KeyCreated | None
 
 
+def _names(value: object) -> list[object]:
+    """A list of group names as a change gives it (a bare string is not a list of groups)."""
+    if not isinstance(value, list | tuple) or len(value) > 100:
+        raise TypeError("groups are a list of at most 100 names")
+    return list(value)
+
+
 class Approvals:
     """Propose, approve, reject, break glass and review; each an :class:`Outcome` with its records."""
 
@@ -89,11 +96,11 @@ class Approvals:
             raise QueryError(f"no change kind {kind!r}; four-eyes covers {', '.join(sorted(KINDS))}")
         try:
             if kind == "acl.set":
-                groups = sorted({str(g).strip() for g in change["acl"] if str(g).strip()})
+                groups = sorted({str(g).strip() for g in _names(change["acl"]) if str(g).strip()})
                 if not groups:
                     raise QueryError("acl: give at least one group")
                 return {"document_id": str(change["document_id"]), "acl": groups}
-            groups = sorted({str(g).strip() for g in change["groups"] if str(g).strip()})
+            groups = sorted({str(g).strip() for g in _names(change["groups"]) if str(g).strip()})
             until = parse_instant(change.get("expires_at"), "expires_at")
             no_expiry = bool(change.get("no_expiry", False))
             days = change.get("days")
@@ -105,7 +112,7 @@ class Approvals:
                 "expires_at": None if no_expiry or until is None else until.isoformat(),
                 "no_expiry": no_expiry,
             }
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise QueryError(f"the {kind} change is malformed ({exc}); see `strongroom approvals --help`") from exc
 
     def _apply(self, proposal: Proposal, as_of: Principal, approved: bool = True) -> Outcome[Any]:

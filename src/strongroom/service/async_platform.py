@@ -28,6 +28,7 @@ from strongroom.audit import AuditEvent, AuditLog, AuditRecord, VerifyReport
 from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
 from strongroom.data.base import DatasetVersion, QueryResult
+from strongroom.errors import ApprovalPending
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.sandbox import RenderLimits
@@ -35,6 +36,7 @@ from strongroom.llm.gateway import Gateway
 from strongroom.llm.route_config import RouteStore
 from strongroom.llm.types import ChatRequest, Delta
 from strongroom.rag import ExtractiveGenerator
+from strongroom.service.approvals import Approvals
 from strongroom.service.batching import Batcher, QueryBatcher
 from strongroom.service.clock import TimeInput
 from strongroom.service.conversation_store import (
@@ -53,6 +55,7 @@ from strongroom.service.model_routes import ModelsConfig, models_config
 from strongroom.service.operations import Operations, Outcome, Retrieved
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.platform import models_for, route_usable
+from strongroom.service.proposal_store import open_proposal_store
 from strongroom.service.requests import (
     AclChange,
     AskRequest,
@@ -105,6 +108,7 @@ class AsyncPlatform:
         self._originals = originals_folder(settings.home)
         self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use, on the store's thread
+        self._approvals: Approvals | None = None  # opened on first use, on the store's thread
         # datasets have a thread of their own: a long query must not hold up searches
         self._datasets: Datasets | None = None
         self._data_pool: ThreadPoolExecutor | None = None
@@ -114,6 +118,8 @@ class AsyncPlatform:
             await self._gateway.aclose()
         if self._conversations is not None:
             await self.on_store(self._conversations.close)
+        if self._approvals is not None:
+            await self.on_store(self._approvals.store.close)
         if self._data_pool is not None:
             if self._datasets is not None:
                 await self._on_data(self._datasets.close)
@@ -266,13 +272,46 @@ class AsyncPlatform:
         return await self._done(await self.on_store(self.ops.delete, principal, document_id))
 
     async def set_acl(self, principal: Principal, document_id: str, acl: Iterable[str]) -> AclChange:
+        """With four-eyes on, the change is proposed: :class:`ApprovalPending` names the proposal."""
+        if self.settings.four_eyes:
+            await self._proposed(principal, "acl.set", {"document_id": document_id, "acl": sorted(acl)})
         return await self._done(await self.on_store(self.ops.set_acl, principal, document_id, frozenset(acl)))
+
+    # -- four-eyes approval ------------------------------------------------------------------
+
+    async def approving(self, op: Callable[[Approvals], Outcome[T]]) -> T:
+        """Run one approvals operation on the store's thread (it may apply a change), audited."""
+
+        def run() -> Outcome[T]:
+            if self._approvals is None:
+                self._approvals = Approvals(self.ops, open_proposal_store(self.settings), self.keys)
+            return op(self._approvals)
+
+        return await self._done(await self.on_store(run))
+
+    async def _proposed(self, principal: Principal, kind: str, change: dict[str, object]) -> None:
+        p = await self.approving(lambda a: a.propose(principal, kind, change))
+        raise ApprovalPending(
+            f"four-eyes approval is on: the change is proposal {p.id}; it takes effect when another person with "
+            f"the approver role approves it (POST /v1/approvals/{p.id}/approve), and expires at "
+            f"{p.expires_at.isoformat()}",
+            p.id,
+        )
 
     # -- keys and audit ----------------------------------------------------------------------
 
     async def create_key(
         self, principal: Principal, owner: str, groups: Iterable[str], *, expires_at: datetime | None, days: int | None
     ) -> KeyCreated:
+        """With four-eyes on, the key is proposed: :class:`ApprovalPending` names the proposal."""
+        if self.settings.four_eyes:
+            change: dict[str, object] = {
+                "owner": owner,
+                "groups": sorted(groups),
+                "days": days,
+                "expires_at": expires_at,
+            }
+            await self._proposed(principal, "keys.create", change)
         call = functools.partial(
             self.ops.create_key, principal, self.keys, owner, list(groups), days=days, expires_at=expires_at
         )
