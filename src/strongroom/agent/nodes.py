@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from strongroom.agent.base import AgentLimits, Evidence, RunEvent, Toolbox
 from strongroom.agent.citations import check_answer, unsupported_note
+from strongroom.agent.clearance import evidence_clearance
 from strongroom.agent.decide import RunState, Stop, draft, report_dict, stop_reason, unique_calls
 from strongroom.agent.prompt import (
     chat_messages,
@@ -150,6 +151,8 @@ class RunContext:
             tools=self.specs,
             tool_choice="auto",
         )
+        # the turn carries every tool result so far: only deployments cleared for them may answer
+        request = evidence_clearance(state["evidence"]).apply(request)
         try:
             text, calls, finish, usage = await asyncio.wait_for(
                 complete_with_tools(self.model, request), timeout=max(0.001, self.limits.timeout_s - self.elapsed())
