@@ -22,8 +22,9 @@ from strongroom.auth.authenticator import Authenticator
 from strongroom.auth.settings import ServiceSettings
 from strongroom.config import Settings
 from strongroom.errors import ApprovalPending, NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
-from strongroom.service import IngestRequest, Platform
+from strongroom.service import IngestRequest, Platform, model_routes
 from strongroom.service.approvals import Applied, Approvals, person_of
+from strongroom.service.model_routes import models_config
 from strongroom.service.proposal_store import change_hash
 from strongroom.service.requests import KeyCreated
 from strongroom.testing import HashEmbedder
@@ -330,3 +331,36 @@ def test_malformed_changes_are_refused_before_anything_is_kept(
         platform.approving(glass)
     assert platform.approving(lambda a: a.proposals(bo())) == []
     assert acl_now(platform) == {"research"} and platform.keys.list() == []
+
+
+def test_model_route_and_deployment_changes_go_through_four_eyes(platform: Platform) -> None:
+    spec = model_routes.deployment(
+        "vllm-a", {"backend": "openai-compatible", "url": "http://127.0.0.1:9/v1", "model": "m"}
+    )
+    with pytest.raises(ApprovalPending) as made:
+        model_routes.set_deployment(platform, ana(), "vllm-a", spec)
+    with pytest.raises(ApprovalPending) as routed:
+        model_routes.set_route(platform, ana(), "chat", ["vllm-a:90", "extractive"], "first")
+    with pytest.raises(PermissionDenied, match="four-eyes"):  # nothing changes what answers directly
+        platform.change_models(ana(), "models.set-route", "chat", lambda: None)
+    assert models_config(platform.settings).routes == [] and models_config(platform.settings).deployments == {}
+    with pytest.raises(PermissionDenied):
+        platform.approving(lambda a: a.approve(ana(), routed.value.proposal_id))
+    platform.approving(lambda a: a.approve(bo(), made.value.proposal_id))
+    done = platform.approving(lambda a: a.approve(bo(), routed.value.proposal_id))
+    (route,) = models_config(platform.settings).routes
+    assert done.result == route and route.name == "chat" and route.note == "first"
+    assert [(t.deployment, t.weight) for t in route.targets] == [("vllm-a", 90.0), ("extractive", 0.0)]
+    assert models_config(platform.settings).deployments["vllm-a"].url == "http://127.0.0.1:9/v1"
+    with pytest.raises(ApprovalPending) as second:
+        model_routes.set_route(platform, ana(), "chat", ["extractive"], "fallback only")
+    platform.approving(lambda a: a.approve(bo(), second.value.proposal_id))
+    with pytest.raises(ApprovalPending) as back:
+        model_routes.rollback_route(platform, ana(), "chat")
+    platform.approving(lambda a: a.approve(bo(), back.value.proposal_id))
+    assert model_routes.route_history(platform.settings, "chat").active.version == 1
+    applied = [r for r in platform.audit_records(ana()) if str(r["action"]).startswith("models.")]
+    assert [r["action"] for r in applied if r["outcome"] == "ok"] == [
+        "models.set-deployment", "models.set-route", "models.set-route", "models.rollback",
+    ]  # fmt: skip
+    assert all(str(r["auth"]).startswith("four-eyes:") for r in applied if r["outcome"] == "ok")

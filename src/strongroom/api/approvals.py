@@ -25,7 +25,7 @@ from strongroom.api.deps import Who, service
 from strongroom.service import views
 from strongroom.service.approvals import Applied
 from strongroom.service.proposal_store import Status
-from strongroom.service.requests import KeyCreated
+from strongroom.service.requests import AclChange, KeyCreated
 
 __all__ = ["router"]
 
@@ -50,8 +50,10 @@ def _applied(done: Applied) -> dict[str, Any]:
     out: dict[str, Any] = {"proposal": done.proposal.describe()}
     if isinstance(done.result, KeyCreated):
         out["key"] = views.new_key_record(done.result)
-    elif done.result is not None:
+    elif isinstance(done.result, AclChange):
         out["change"] = views.acl_record(done.result)
+    elif hasattr(done.result, "as_dict"):  # a model route
+        out["result"] = done.result.as_dict()
     return out
 
 

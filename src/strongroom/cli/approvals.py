@@ -25,7 +25,7 @@ from strongroom.service import parse_instant, views
 from strongroom.service.admin import resolve_document_id
 from strongroom.service.approvals import KINDS
 from strongroom.service.proposal_store import Proposal, Status
-from strongroom.service.requests import KeyCreated, parse_groups
+from strongroom.service.requests import AclChange, KeyCreated, parse_groups
 
 __all__ = ["approvals_app", "say_proposed"]
 
@@ -78,8 +78,10 @@ def _applied(result: object, as_json: bool, p: Proposal) -> None:
     record: dict[str, Any] = {"proposal": p.describe()}
     if isinstance(result, KeyCreated):
         record["key"] = views.new_key_record(result)
-    elif result is not None:
-        record["change"] = views.acl_record(result)  # type: ignore[arg-type]
+    elif isinstance(result, AclChange):
+        record["change"] = views.acl_record(result)
+    elif hasattr(result, "as_dict"):  # a model route
+        record["result"] = result.as_dict()
     if as_json:
         return emit(record, as_json)
     say(f"proposal {p.id} ({p.kind}) {p.status}; change sha256 {p.change_sha256}")

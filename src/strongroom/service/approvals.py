@@ -27,6 +27,7 @@ whose target is the proposal id and whose filters hold the kind, the maker and t
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -43,10 +44,20 @@ from strongroom.service.proposal_store import Proposal, ProposalStore, Status, c
 from strongroom.service.requests import AclChange, KeyCreated
 from strongroom.types import Principal, utcnow
 
-__all__ = ["KINDS", "Applied", "Approvals", "person_of"]
+__all__ = ["KINDS", "Applied", "Applier", "Approvals", "person_of"]
 
-#: the changes that go through four-eyes, and the role proposing (or breaking glass on) each needs
-KINDS: Mapping[str, str] = {"acl.set": "admin", "keys.create": "admin"}
+#: the changes that go through four-eyes, and the role proposing (or breaking glass on) each needs;
+#: the ``models.*`` kinds are applied by the driver that holds the routes (an :data:`Applier`)
+KINDS: Mapping[str, str] = {
+    "acl.set": "admin",
+    "keys.create": "admin",
+    "models.set-route": "admin",
+    "models.rollback": "admin",
+    "models.set-deployment": "admin",
+}
+#: applies one change (as given, canonical) as a principal; it validates the change itself
+Applier = Callable[[Principal, Mapping[str, Any]], Outcome[Any]]
+_MAX_CHANGE = 16_000  # characters of canonical JSON
 _MAX_REASON = 2000
 
 
@@ -62,7 +73,7 @@ class Applied:
     :class:`KeyCreated` whose secret is shown this once, to whoever applied it)."""
 
     proposal: Proposal
-    result: AclChange | KeyCreated | None
+    result: AclChange | KeyCreated | object
 
 
 def _names(value: object) -> list[object]:
@@ -82,11 +93,13 @@ class Approvals:
         keys: ApiKeyStore,
         *,
         clock: Callable[[], datetime] = utcnow,
+        appliers: Mapping[str, Applier] | None = None,
     ) -> None:
         self.ops = ops
         self.store = store
         self.keys = keys
         self.clock = clock
+        self.appliers = dict(appliers or {})
 
     # -- the changes -----------------------------------------------------------------------
 
@@ -95,6 +108,12 @@ class Approvals:
         if kind not in KINDS:
             raise QueryError(f"no change kind {kind!r}; four-eyes covers {', '.join(sorted(KINDS))}")
         try:
+            if kind.startswith("models."):
+                if kind not in self.appliers:
+                    raise QueryError(f"{kind} changes cannot be applied here; use the CLI or Python on the home")
+                if len(canonical(change)) > _MAX_CHANGE:
+                    raise QueryError(f"the change is over {_MAX_CHANGE} characters")
+                return dict(json.loads(canonical(change)))
             if kind == "acl.set":
                 groups = sorted({str(g).strip() for g in _names(change["acl"]) if str(g).strip()})
                 if not groups:
@@ -124,6 +143,8 @@ class Approvals:
             )
             return Outcome(None, exc, ())
         c = proposal.change
+        if proposal.kind in self.appliers:
+            return self.appliers[proposal.kind](as_of, c)
         if proposal.kind == "acl.set":
             return self.ops.set_acl(as_of, c["document_id"], frozenset(c["acl"]), approved=approved)
         until = parse_instant(c["expires_at"], "expires_at") if c["expires_at"] else None
@@ -136,7 +157,7 @@ class Approvals:
         self.ops.require(principal, KINDS[kind])
         if kind == "acl.set":
             self.ops._writable(principal, change["document_id"])
-        else:
+        elif kind == "keys.create":
             if not change["owner"]:
                 raise QueryError("give the key an owner")
             if not change["groups"]:

@@ -87,6 +87,9 @@ def set_route(
     order; no weight: fallback only), made active; and those of its deployments that nothing
     configures (a warning: the gateway fails over past them)."""
     targets = [parse_target(d) for d in deployments]
+    if platform.settings.four_eyes:  # what answers changes only once a second person approves
+        change = {"name": name, "deployments": [f"{t.deployment}:{t.weight:g}" for t in targets], "note": note}
+        platform.proposed(principal, "models.set-route", change, note)
     detail = f"{', '.join(f'{t.deployment}:{t.weight:g}' for t in targets)}; {note}"
     route = platform.change_models(
         principal, "models.set-route", name, lambda: platform.routes.set_route(name, targets, note=note), detail
@@ -96,6 +99,8 @@ def set_route(
 
 def rollback_route(platform: Platform, principal: Principal, name: str, to: int | None = None) -> Route:
     """Re-activate version ``to`` of route ``name`` (default: the one active before)."""
+    if platform.settings.four_eyes:
+        platform.proposed(principal, "models.rollback", {"name": name, "to": to}, "")
     return platform.change_models(
         principal, "models.rollback", name, lambda: platform.routes.rollback(name, to=to), f"to {to}"
     )
@@ -112,6 +117,9 @@ def deployment(name: str, fields: Mapping[str, object]) -> DeploymentSpec:
 
 def set_deployment(platform: Platform, principal: Principal, name: str, spec: DeploymentSpec) -> DeploymentSpec:
     """Add or replace deployment ``name`` (see :func:`deployment`)."""
+    if platform.settings.four_eyes:
+        fields = spec.model_dump(mode="json", exclude_defaults=True)
+        platform.proposed(principal, "models.set-deployment", {"name": name, "spec": fields}, "")
     detail = f"{spec.backend} {spec.url or spec.path or ''} {spec.model or ''}".strip()
     home = platform.settings.home
     platform.change_models(principal, "models.set-deployment", name, lambda: save_deployment(home, name, spec), detail)

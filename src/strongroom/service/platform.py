@@ -19,11 +19,12 @@ from __future__ import annotations
 import functools
 import getpass
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 from strongroom import audit
 from strongroom.audit import VerifyReport, open_audit_log
@@ -33,18 +34,19 @@ from strongroom.config import Settings
 from strongroom.data.base import DatasetVersion, QueryResult
 from strongroom.embed import Embedder, LazyEmbedder
 from strongroom.embed.query_encoder import create_query_encoder
-from strongroom.errors import ApprovalPending, IngestError, StoreError
+from strongroom.errors import ApprovalPending, ConfigError, IngestError, StoreError
 from strongroom.evaluate import QAItem, run_eval
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
 from strongroom.ingest.sandbox import RenderLimits
 from strongroom.ingest.understand.redaction import redact_value
-from strongroom.llm.route_config import RouteStore
+from strongroom.llm.deployments import deployment_spec, save_deployment
+from strongroom.llm.route_config import NAME_PATTERN, RouteStore, parse_target
 from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
-from strongroom.service.approvals import Approvals
+from strongroom.service.approvals import Applier, Approvals
 from strongroom.service.clock import TimeInput, parse_instant
 from strongroom.service.conversation_store import (
     Conversation,
@@ -59,7 +61,7 @@ from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
-from strongroom.service.proposal_store import open_proposal_store
+from strongroom.service.proposal_store import canonical, open_proposal_store
 from strongroom.service.records import QueryRedactor, bus_key
 from strongroom.service.requests import (
     EXTRACTIVE_MODEL,
@@ -351,8 +353,47 @@ class Platform:
         self, principal: Principal, action: str, target: str, change: Callable[[], T], detail: str = ""
     ) -> T:
         """Change what answers (a model route or deployment: ``models.set-route``,
-        ``models.rollback``, ``models.set-deployment``): admins only, audited."""
-        return self._done(self.ops.audited(principal, action, change, target=target, detail=detail))
+        ``models.rollback``, ``models.set-deployment``): admins only, audited; with four-eyes
+        on, only through an approved proposal (:mod:`strongroom.service.model_routes` proposes)."""
+        return self._done(self._models_change(principal, action, target, change, detail, approved=False))
+
+    def _models_change(
+        self, principal: Principal, action: str, target: str, change: Callable[[], T], detail: str, *, approved: bool
+    ) -> Outcome[T]:
+        def run() -> T:
+            self.ops.four_eyes(approved)
+            return change()
+
+        return self.ops.audited(principal, action, run, target=target, detail=detail)
+
+    def _model_appliers(self) -> dict[str, Applier]:
+        """How an approved ``models.*`` proposal is applied (as its maker, re-validated)."""
+        home = self.settings.home
+
+        def set_route(who: Principal, c: Mapping[str, Any]) -> Outcome[Any]:
+            def run() -> object:
+                targets = [parse_target(str(d)) for d in c["deployments"]]
+                return self.routes.set_route(str(c["name"]), targets, note=str(c.get("note", "")))
+
+            return self._models_change(who, "models.set-route", str(c["name"]), run, canonical(c), approved=True)
+
+        def rollback(who: Principal, c: Mapping[str, Any]) -> Outcome[Any]:
+            to = c.get("to")
+            run = functools.partial(self.routes.rollback, str(c["name"]), to=None if to is None else int(to))
+            return self._models_change(who, "models.rollback", str(c["name"]), run, f"to {to}", approved=True)
+
+        def set_deployment(who: Principal, c: Mapping[str, Any]) -> Outcome[Any]:
+            name = str(c["name"])
+
+            def run() -> object:
+                if not re.match(NAME_PATTERN, name):
+                    raise ConfigError(f"invalid deployment name {name!r}: it must match {NAME_PATTERN}")
+                save_deployment(home, name, deployment_spec(name, dict(c["spec"])))
+                return name
+
+            return self._models_change(who, "models.set-deployment", name, run, canonical(c), approved=True)
+
+        return {"models.set-route": set_route, "models.rollback": rollback, "models.set-deployment": set_deployment}
 
     def delete(self, principal: Principal, document_id: str) -> list[str]:
         """Delete a document (admins); the same bytes may be ingested again later."""
@@ -362,7 +403,7 @@ class Platform:
         """Change who may read a document (admins who may read it); audited before and after.
         With four-eyes on, the change is proposed instead: :class:`ApprovalPending` names the proposal."""
         if self.settings.four_eyes:
-            self._proposed(principal, "acl.set", {"document_id": document_id, "acl": sorted(acl)}, reason)
+            self.proposed(principal, "acl.set", {"document_id": document_id, "acl": sorted(acl)}, reason)
         return self._done(self.ops.set_acl(principal, document_id, frozenset(acl)))
 
     # -- four-eyes approval ------------------------------------------------------------------
@@ -371,14 +412,15 @@ class Platform:
     def approvals(self) -> Approvals:
         """Four-eyes proposals (:mod:`strongroom.service.approvals`); run them with :meth:`approving`."""
         if self._approvals is None:
-            self._approvals = Approvals(self.ops, open_proposal_store(self.settings), self.keys)
+            store = open_proposal_store(self.settings)
+            self._approvals = Approvals(self.ops, store, self.keys, appliers=self._model_appliers())
         return self._approvals
 
     def approving(self, op: Callable[[Approvals], Outcome[T]]) -> T:
         """Run one approvals operation (propose, approve, reject, break glass, review), audited."""
         return self._done(op(self.approvals))
 
-    def _proposed(self, principal: Principal, kind: str, change: dict[str, object], reason: str) -> None:
+    def proposed(self, principal: Principal, kind: str, change: Mapping[str, object], reason: str) -> NoReturn:
         """Propose a change four-eyes must approve, and say so (:class:`ApprovalPending`)."""
         p = self.approving(lambda a: a.propose(principal, kind, change, reason))
         raise ApprovalPending(
@@ -475,7 +517,7 @@ class Platform:
         the key is proposed instead: :class:`ApprovalPending` names the proposal."""
         if self.settings.four_eyes:
             change = {"owner": owner, "groups": sorted(groups), "days": days, "no_expiry": no_expiry}
-            self._proposed(principal, "keys.create", {**change, "expires_at": expires_at}, "")
+            self.proposed(principal, "keys.create", {**change, "expires_at": expires_at}, "")
         return self._done(
             self.ops.create_key(
                 principal, self.keys, owner, groups, days=days, expires_at=expires_at, no_expiry=no_expiry
