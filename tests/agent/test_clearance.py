@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from strongroom.agent.base import Evidence, ToolOutput
+from strongroom.agent.base import Evidence, RunEvent, ToolOutput
 from strongroom.agent.clearance import evidence_clearance
 from strongroom.agent.runner import AgentRunner
 from strongroom.llm.clearance import ContextClearance
@@ -66,15 +66,20 @@ def two_models() -> tuple[Gateway, ScriptedChatModel, ScriptedChatModel]:
     return gateway, external, internal
 
 
-def run(gateway: Gateway, toolbox: FakeToolbox) -> str:
-    runner = AgentRunner(gateway, toolbox, route="research")
+def run(gateway: Gateway, toolbox: FakeToolbox, events: list[RunEvent] | None = None) -> str:
+    sink = events if events is not None else []
+    runner = AgentRunner(gateway, toolbox, route="research", on_event=sink.append)
     result = asyncio.run(runner.arun("run-1", "How did Apple's net sales change in Q3 2023?"))
     return f"{result.status}: {result.reason}"
 
 
 def test_after_restricted_evidence_no_turn_reaches_the_uncleared_champion() -> None:
     gateway, external, internal = two_models()
-    assert run(gateway, LabelledToolbox("restricted", True)).startswith("answered")
+    events: list[RunEvent] = []
+    assert run(gateway, LabelledToolbox("restricted", True), events).startswith("answered")
+    turns = [e.data for e in events if e.kind == "model"]
+    assert "context_clearance" not in turns[0]  # the run's event log says what each turn needed, and why
+    assert {(t["context_clearance"], t["clearance_forced_by"]) for t in turns[1:]} == {("restricted (MNPI)", "v1")}
     # the first turn holds no evidence yet: the champion answers it; every later turn holds the passage
     assert len(external.requests) == 1 and len(internal.requests) == 3
     assert all(PASSAGE[:40] not in m.content for r in external.requests for m in r.messages)

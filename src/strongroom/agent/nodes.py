@@ -152,7 +152,8 @@ class RunContext:
             tool_choice="auto",
         )
         # the turn carries every tool result so far: only deployments cleared for them may answer
-        request = evidence_clearance(state["evidence"]).apply(request)
+        need = evidence_clearance(state["evidence"])
+        request = need.apply(request)
         try:
             text, calls, finish, usage = await asyncio.wait_for(
                 complete_with_tools(self.model, request), timeout=max(0.001, self.limits.timeout_s - self.elapsed())
@@ -195,6 +196,7 @@ class RunContext:
                     "completion": usage.completion_tokens,
                     "estimated": usage.estimated,
                 },
+                **need.metadata(),  # above public: the clearance the turn needed and the ids that forced it
             },
         )
         if finish == "length" and not pending:
