@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from strongroom.agent.clearance import evidence_clearance
 from strongroom.config import Settings
 from strongroom.embed import HashEmbedder
 from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.service import AskRequest, IngestRequest, Platform
+from strongroom.service.agent_tools import toolbox_for
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from strongroom.types import Principal
 
@@ -110,3 +112,15 @@ def test_no_fallback_to_the_external_api_when_the_bank_model_is_down(
     assert "not cleared for this context, so not tried: external" in meta["gateway_error"]
     answered_by = record["filters"]["answered_by"]  # type: ignore[index]
     assert answered_by["clearance_forced_by"] == ids["deal.txt"] and answered_by["deployment"] == "extractive"
+
+
+def test_the_agent_toolbox_labels_its_evidence(
+    world: tuple[Platform, FakeOpenAIServer, FakeOpenAIServer, dict[str, str]],
+) -> None:
+    p, _, _, ids = world
+    toolbox = toolbox_for(p, DESK, run_id="run-labels")
+    out = toolbox.call("search_documents", {"query": "Project Falcon bid per share"})
+    labels = {e.ref["version_id"]: (e.ref["sensitivity"], e.ref["mnpi"]) for e in out.evidence}
+    assert labels[ids["deal.txt"]] == ("restricted", True)
+    need = evidence_clearance([{"kind": e.kind, "ref": dict(e.ref)} for e in out.evidence])
+    assert (need.sensitivity, need.mnpi, need.forced_by) == ("restricted", True, (ids["deal.txt"],))
