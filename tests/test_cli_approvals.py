@@ -60,3 +60,18 @@ def test_acl_set_and_keys_create_go_through_approvals(tmp_path: Path) -> None:
     assert [p["id"] for p in todo] == [glass["proposal"]["id"]]
     cli("approvals", "review", glass["proposal"]["id"], "--user", "bo", "--json", roles=CHECKER)
     assert cli("approvals", "review", "--user", "bo", "--json", roles=CHECKER) == []
+
+
+def test_model_route_changes_print_a_proposal_and_apply_on_approval(tmp_path: Path) -> None:
+    def cli(*args: str, roles: dict[str, str] = MAKER) -> Any:
+        env = {"STRONGROOM_EMBEDDER": "hash", "STRONGROOM_FOUR_EYES": "true", **roles}
+        done = CliRunner().invoke(app, [*args, "--home", str(tmp_path / "home"), "--json"], env=env)
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    proposed = cli("models", "set-route", "chat", "--deployment", "extractive", "--user", "ana")
+    assert proposed["status"] == "proposed"
+    assert cli("models", "list")["routes"] == []
+    done = cli("approvals", "approve", proposed["proposal_id"], "--user", "bo", roles=CHECKER)
+    assert done["result"]["name"] == "chat" and done["result"]["version"] == 1
+    assert [r["name"] for r in cli("models", "list")["routes"]] == ["chat"]

@@ -183,6 +183,7 @@ def test_two_approvers_racing_apply_the_change_exactly_once(platform: Platform, 
 
 def test_the_change_applied_is_the_change_proposed(platform: Platform) -> None:
     pid = propose_acl(platform, acl=("research", "public"))
+    assert not pid.startswith("-")  # a CLI would read it as an option (token_urlsafe did that)
     p = platform.approving(lambda a: a.show(bo(), pid))
     assert p.change == {"document_id": doc(platform), "acl": ["public", "research"]}
     assert p.change_sha256 == change_hash(p.change)

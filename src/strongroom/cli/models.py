@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
+from strongroom.cli.approvals import say_proposed
 from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, err, exits_on_error, say, settings_for
 from strongroom.cli.common import platform_session as session
+from strongroom.errors import ApprovalPending
 from strongroom.llm.deployments import BACKENDS
 from strongroom.llm.routing import Route
 from strongroom.service import model_routes
@@ -81,7 +83,10 @@ def set_route(
 ) -> None:
     """Create a new version of route NAME and make it active (admins; audited)."""
     with session(home, user, groups, create=True) as (platform, principal):
-        route, missing = model_routes.set_route(platform, principal, name, deployment, note)
+        try:
+            route, missing = model_routes.set_route(platform, principal, name, deployment, note)
+        except ApprovalPending as pending:  # four-eyes is on: the change waits for an approver
+            return say_proposed(pending, as_json)
     _said(route, f"v{route.version} active", as_json)
     for unknown in missing:
         say(f"warning: deployment {unknown!r} is not configured; add it with `strongroom models set-deployment` "
@@ -99,7 +104,10 @@ def rollback(
 ) -> None:
     """Re-activate the previous version of route NAME (instant; a second rollback undoes it; admins; audited)."""
     with session(home, user, groups, create=True) as (platform, principal):
-        route = model_routes.rollback_route(platform, principal, name, to)
+        try:
+            route = model_routes.rollback_route(platform, principal, name, to)
+        except ApprovalPending as pending:
+            return say_proposed(pending, as_json)
     _said(route, f"rolled back to v{route.version}", as_json)
 
 
@@ -134,7 +142,10 @@ def set_deployment(
     with exits_on_error():  # a bad spec is refused before a new home is made
         spec = model_routes.deployment(name, fields)
     with session(home, user, groups, create=True) as (platform, principal):
-        model_routes.set_deployment(platform, principal, name, spec)
+        try:
+            model_routes.set_deployment(platform, principal, name, spec)
+        except ApprovalPending as pending:
+            return say_proposed(pending, as_json)
     if as_json:
         emit({"name": name, **spec.model_dump(mode="json", exclude_defaults=True)}, True)
     else:

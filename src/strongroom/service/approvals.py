@@ -208,7 +208,7 @@ class Approvals:
             return self.ops.refused(principal, "approvals.propose", exc, filters={"kind": kind})
         now = self.clock()
         p = Proposal(
-            id=secrets.token_urlsafe(12),
+            id=secrets.token_hex(12),  # hex: an id never starts with "-", which a CLI reads as an option
             kind=kind,
             change=normal,
             change_sha256=change_hash(normal),
