@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from strongroom.agent.base import Evidence, ToolOutput
 from strongroom.ingest.understand.termsheet import select_term_sheets
-from strongroom.llm.clearance import version_clearance
 from strongroom.service.records import chunk_refs
 from strongroom.service.requests import DocumentsRequest, SearchRequest
 from strongroom.service.tool_args import SearchArgs, TermSheetArgs
 from strongroom.service.tool_backends import ToolContext
-from strongroom.service.tool_output import Done, clip, fit, numbers_in
+from strongroom.service.tool_output import Done, clearance_ref, clip, fit, numbers_in
 from strongroom.types import DocumentVersion, Hit
 
 __all__ = ["Done", "search_documents", "term_sheet"]
@@ -30,17 +29,10 @@ _MAX_DOCUMENTS = 10_000  # read for term sheets, at most
 # -- search_documents ---------------------------------------------------------------------
 
 
-def _labels(version: DocumentVersion) -> dict[str, object]:
-    """The version's sensitivity label and MNPI flag, for an evidence ref: the agent's next
-    model turn goes only to deployments cleared for them (:mod:`strongroom.agent.clearance`)."""
-    sensitivity, mnpi = version_clearance(version)
-    return {"sensitivity": sensitivity, "mnpi": mnpi}
-
-
 def _page_ref(hit: Hit) -> dict[str, object]:
     c, v = hit.chunk, hit.version
     return {
-        **_labels(v),
+        **clearance_ref(v),
         "document_id": v.document_id,
         "version_id": v.id,
         "source": v.source,
@@ -112,7 +104,7 @@ def term_sheet(ctx: ToolContext, args: TermSheetArgs) -> Done:
         ref = {"document_id": version.document_id, "version_id": version.id, "document": row["document"]}
         sheets.append({**ref, "title": version.title, "fields": fields})
         evidence.extend(
-            Evidence("term_sheet", {**ref, **_labels(version), "field": k}, f"{k}: {v}", numbers_in(v))
+            Evidence("term_sheet", {**ref, **clearance_ref(version), "field": k}, f"{k}: {v}", numbers_in(v))
             for k, v in fields.items()
         )
     content: dict[str, object] = {"term_sheets": sheets, "matched": len(rows), **ctx.clocks()}

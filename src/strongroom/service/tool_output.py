@@ -19,8 +19,20 @@ from decimal import Decimal
 
 from strongroom.agent.base import ToolOutput
 from strongroom.agent.numbers import find_figures
+from strongroom.llm.clearance import version_clearance
+from strongroom.types import DocumentVersion
 
-__all__ = ["MAX_CONTENT_CHARS", "Done", "clip", "fit", "numbers_in", "row_numbers", "rows_text", "size"]
+__all__ = [
+    "MAX_CONTENT_CHARS",
+    "Done",
+    "clearance_ref",
+    "clip",
+    "fit",
+    "numbers_in",
+    "row_numbers",
+    "rows_text",
+    "size",
+]
 
 #: the most characters of JSON a tool result sends to the model
 MAX_CONTENT_CHARS = 8_000
@@ -43,6 +55,13 @@ def numbers_in(text: str) -> tuple[str, ...]:
     order: every figure the citation check could match an answer's number to, years included."""
     found = dict.fromkeys(f.text for f in find_figures(text, every=True))
     return tuple(found)[:_MAX_NUMBERS]
+
+
+def clearance_ref(version: DocumentVersion) -> dict[str, object]:
+    """The version's sensitivity label and MNPI flag, for an evidence ref: the agent's next
+    model turn goes only to deployments cleared for them (:mod:`strongroom.agent.clearance`)."""
+    sensitivity, mnpi = version_clearance(version)
+    return {"sensitivity": sensitivity, "mnpi": mnpi}
 
 
 def clip(text: str, limit: int) -> tuple[str, bool]:

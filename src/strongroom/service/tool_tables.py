@@ -31,11 +31,10 @@ from strongroom.finance import (
     statements_asked,
 )
 from strongroom.ingest.understand.tables import Cell, Table
-from strongroom.llm.clearance import version_clearance
 from strongroom.service.requests import DocumentView
 from strongroom.service.tool_args import FilingTableArgs
 from strongroom.service.tool_backends import ToolContext
-from strongroom.service.tool_output import Done, fit
+from strongroom.service.tool_output import Done, clearance_ref, fit
 from strongroom.text import tokenize
 from strongroom.types import DocumentVersion
 
@@ -204,7 +203,7 @@ def filing_table(ctx: ToolContext, args: FilingTableArgs) -> Done:
             | {"statement": statement, "scale": row.scale, "values": values}
         )
         ref = {"document_id": doc.document_id, "version_id": version.id, "source": version.source, "page": page}
-        ref |= {"table": row.table, "start": row.row[0].start, "end": row.row[-1].end, **_labels(version)}
+        ref |= {"table": row.table, "start": row.row[0].start, "end": row.row[-1].end, **clearance_ref(version)}
         evidence.append(Evidence("table", ref, _row_text(row, statement), tuple(c.text for c in row.figures)))
     content: dict[str, object] = {
         "document": version.name,
@@ -224,10 +223,3 @@ def filing_table(ctx: ToolContext, args: FilingTableArgs) -> Done:
     content, kept = fit(content, "rows", "rows", "name the line item more exactly, or a page")
     facts: dict[str, object] = {"document_id": doc.document_id, "version_id": version.id, "pages": pages}
     return Done(ToolOutput(content, tuple(evidence[:kept])), f"{len(found)} rows", facts=facts)
-
-
-def _labels(version: DocumentVersion) -> dict[str, object]:
-    """The version's sensitivity label and MNPI flag for an evidence ref (the agent's next
-    model turn goes only to deployments cleared for them: :mod:`strongroom.agent.clearance`)."""
-    sensitivity, mnpi = version_clearance(version)
-    return {"sensitivity": sensitivity, "mnpi": mnpi}
