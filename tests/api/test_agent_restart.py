@@ -14,13 +14,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer
 from strongroom.types import Principal
 from tests.api.agent_world import ROUTE, ScriptedModel, build_home, question, tool_results
+from tests.api.live import serve_process
 
 pytestmark = pytest.mark.integration
 
@@ -41,44 +39,15 @@ ADMIN = Principal("root", frozenset({"strongroom-readers", "strongroom-admins", 
                   frozenset({"reader", "ingester", "admin"}))  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serve(home: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def _serve(home: Path) -> AbstractContextManager[tuple[subprocess.Popen[bytes], str]]:
     """``strongroom serve`` (API keys only) on a free port in its own process, until the block ends."""
-    port = _free_port()
     env = {
         **os.environ,
         "STRONGROOM_EMBEDDER": "hash",
         "STRONGROOM_ROUTE_GROUPS": json.dumps({ROUTE: ["research", "analysts"]}),
         "STRONGROOM_SHUTDOWN_GRACE_S": "5",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "strongroom.cli", "serve", "--home", str(home), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not start")
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+    return serve_process(home, env)
 
 
 def _client(url: str, key: str) -> httpx.Client:

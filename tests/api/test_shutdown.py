@@ -8,60 +8,26 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.api.live import serve_process
 
 pytestmark = pytest.mark.integration
 
 GRACE_S = 5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(home: Path) -> AbstractContextManager[tuple[subprocess.Popen[bytes], str]]:
-    env = {**os.environ, "STRONGROOM_EMBEDDER": "hash", "STRONGROOM_SHUTDOWN_GRACE_S": str(GRACE_S)}
-    return _serve_with(home, env)
-
-
-@contextmanager
-def _serve_with(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``strongroom serve --dev`` on a free port in its own process, until the block ends."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "strongroom.cli", "serve", "--dev", "--home", str(home), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not start")
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+    env = {**os.environ, "STRONGROOM_EMBEDDER": "hash", "STRONGROOM_SHUTDOWN_GRACE_S": str(GRACE_S)}
+    return serve_process(home, env, "--dev")
 
 
 def _big_upload() -> bytes:
