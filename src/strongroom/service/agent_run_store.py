@@ -23,7 +23,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -147,7 +147,7 @@ _COLUMNS = (
 # the fields transition() may change, and how each is written
 _CHANGEABLE: dict[str, tuple[str, Callable[[Any], object]]] = {
     "status": ("status", str),
-    "result": ("result_json", lambda v: None if v is None else json.dumps(v, sort_keys=True, default=str)),
+    "result": ("result_json", lambda v: None if v is None else _dumps(v)),
     "reason": ("reason", str),
     "cancel_requested": ("cancel_requested", int),
     "worker": ("worker", str),
@@ -159,11 +159,10 @@ def _dumps(value: object) -> str:
 
 
 def _row(run: AgentRun) -> tuple[Any, ...]:
-    limits = {k: getattr(run.limits, k) for k in ("max_steps", "max_tool_calls", "timeout_s", "max_tokens")}
     result = None if run.result is None else _dumps(run.result)
     return (
         run.id, run.owner, _dumps(list(run.groups)), _dumps(list(run.roles)), run.question, run.route,
-        run.as_of, run.known_at, _dumps(dict(run.clocks)), _dumps(limits), run.status,
+        run.as_of, run.known_at, _dumps(dict(run.clocks)), _dumps(asdict(run.limits)), run.status,
         run.created_at.timestamp(), run.updated_at.timestamp(), result, run.reason, int(run.cancel_requested),
         run.worker,
     )  # fmt: skip

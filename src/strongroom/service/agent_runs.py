@@ -43,7 +43,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypeVar
 
 from strongroom.agent.base import AgentLimits, RunEvent
@@ -105,7 +105,7 @@ class AgentRunRequest:
         """The run's limits: those asked, each checked against :data:`CAPS`; QueryError otherwise."""
         base = AgentLimits()
         values: dict[str, Any] = {}
-        for name in ("max_steps", "max_tool_calls", "timeout_s", "max_tokens"):
+        for name in (f.name for f in fields(AgentLimits)):
             asked = getattr(self, name)
             low, high = getattr(_MINIMA, name), getattr(CAPS, name)
             if asked is not None and not low <= asked <= high:
@@ -276,8 +276,10 @@ class AgentRuns:
                     worker=self.worker,
                 )
                 self.store.save(run)
-            limited = {k: getattr(limits, k) for k in ("max_steps", "max_tool_calls", "timeout_s", "max_tokens")}
-            return run, {"target": run.id, "filters": {"route": run.route, **clocks.describe(), "limits": limited}}
+            return run, {
+                "target": run.id,
+                "filters": {"route": run.route, **clocks.describe(), "limits": asdict(limits)},
+            }
 
         return _with(reaped, self.ops.run_audited(principal, "agent.run.create", fields, body))
 
@@ -477,7 +479,7 @@ def run_view(run: AgentRun) -> dict[str, Any]:
         "route": run.route,
         "as_of": run.as_of,
         "known_at": run.known_at,
-        "limits": {k: getattr(run.limits, k) for k in ("max_steps", "max_tool_calls", "timeout_s", "max_tokens")},
+        "limits": asdict(run.limits),
         "created_at": run.created_at.isoformat(),
         "updated_at": run.updated_at.isoformat(),
         "reason": run.reason,
