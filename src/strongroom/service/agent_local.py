@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from strongroom.agent.base import RunEvent
 from strongroom.agent.checkpoint import AgentCheckpointer, default_checkpoint_path, open_checkpointer
@@ -37,6 +37,8 @@ from strongroom.service.platform import Platform
 from strongroom.types import Principal
 
 __all__ = ["LocalAgentRuns", "checkpoint_target"]
+
+T = TypeVar("T")
 
 
 def checkpoint_target(settings: Settings) -> str:
@@ -67,7 +69,7 @@ class LocalAgentRuns:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _done(self, outcome: Outcome[Any]) -> Any:
+    def _done(self, outcome: Outcome[T]) -> T:
         return self.platform._done(outcome)
 
     # -- reading and changing runs -----------------------------------------------------------
@@ -77,20 +79,16 @@ class LocalAgentRuns:
         return [r.name for r in self.platform.models(principal) if r.version is not None]
 
     def get(self, principal: Principal, run_id: str) -> AgentRun:
-        value: AgentRun = self._done(self.runs.get(principal, run_id))
-        return value
+        return self._done(self.runs.get(principal, run_id))
 
     def mine(self, principal: Principal, limit: int = 100) -> list[AgentRun]:
-        value: list[AgentRun] = self._done(self.runs.mine(principal, limit))
-        return value
+        return self._done(self.runs.mine(principal, limit))
 
     def events(self, principal: Principal, run_id: str, after: int = 0) -> list[RunEvent]:
-        value: tuple[AgentRun, list[RunEvent]] = self._done(self.runs.events(principal, run_id, after))
-        return value[1]
+        return self._done(self.runs.events(principal, run_id, after))[1]
 
     def cancel(self, principal: Principal, run_id: str) -> AgentRun:
-        value: AgentRun = self._done(self.runs.cancel(principal, run_id))
-        return value
+        return self._done(self.runs.cancel(principal, run_id))
 
     # -- running -----------------------------------------------------------------------------
 
@@ -98,14 +96,14 @@ class LocalAgentRuns:
         self, principal: Principal, request: AgentRunRequest, *, on_event: Callable[[RunEvent], None] | None = None
     ) -> AgentRun:
         """Run the agent on ``request`` here, to its end; ``on_event`` sees each step as it happens."""
-        run: AgentRun = self._done(self.runs.create(principal, request, status="running"))
+        run = self._done(self.runs.create(principal, request, status="running"))
         return self._execute(run, principal, resume=False, on_event=on_event)
 
     def resume(
         self, principal: Principal, run_id: str, *, on_event: Callable[[RunEvent], None] | None = None
     ) -> AgentRun:
         """Continue an interrupted run of ``principal`` here, with ``principal``'s entitlements now."""
-        run: AgentRun = self._done(self.runs.resume(principal, run_id, status="running"))
+        run = self._done(self.runs.resume(principal, run_id, status="running"))
         return self._execute(run, principal, resume=True, on_event=on_event)
 
     def _execute(
