@@ -6,8 +6,8 @@ deployment is skipped when its breaker is open or its concurrency cap is full; a
 error is retried on the same deployment after a short jittered backoff; any backend error
 before text reached the caller fails over to the next deployment. Once text has reached
 the caller the gateway fails over only if the request allows it, and then only continues
-if the new answer starts with exactly what was already sent: the caller sees one
-continuous answer, or a StreamInterrupted error, never a repeat.
+if the new answer starts with exactly what was already sent (:mod:`strongroom.llm.replay`):
+the caller sees one continuous answer, or a StreamInterrupted error, never a repeat.
 
 Tool calls pass through: a request's ``tools`` go to deployments whose model says it can
 call tools (``supports_tools``; the others are skipped as refusing it), and the calls a
@@ -40,7 +40,6 @@ from strongroom.errors import (
     BackendError,
     BackendRejected,
     BackendUnavailable,
-    ContinuationMismatch,
     DeploymentBusy,
     NoDeploymentAvailable,
     NotCleared,
@@ -51,6 +50,7 @@ from strongroom.errors import (
 from strongroom.llm.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from strongroom.llm.limits import BucketStore, Budgets, Limits, check_request
 from strongroom.llm.protocol import ChatModel, aclose
+from strongroom.llm.replay import continuation
 from strongroom.llm.routing import RetryPolicy, Route, RouteSource, draw_for, failover_order
 from strongroom.llm.types import (
     ChatRequest,
@@ -302,8 +302,6 @@ class Gateway:
                 log.info("route %s v%d: %s context: not sending to %s", route.name, route.version,
                          _context(request), ", ".join(sorted(barred)))  # fmt: skip
             return barred
-        if self.metrics is not None:
-            self.metrics.error(route.name, "-", "NotCleared")
         levels = ", ".join(f"{t.deployment} ({_clearance(self._slots.get(t.deployment))})" for t in route.targets)
         raise NotCleared(
             f"the context holds {_context(request)} content; no deployment of route {route.name!r} "
@@ -329,8 +327,8 @@ class Gateway:
                 f"{', '.join(self.routes.names()) or 'none'}; create one with `strongroom models set-route`"
             )
         call.route = route
-        barred = self._uncleared(route, request)
         try:
+            barred = self._uncleared(route, request)
             prompt_est, max_tokens = check_request(request, self.limits)
             if max_tokens != request.max_tokens:
                 request = dataclasses.replace(request, max_tokens=max_tokens)
@@ -444,7 +442,7 @@ class Gateway:
             calls = call.calls
             deltas = slot.deployment.model.stream(request)
             if sent or calls:
-                deltas = _continuation(deltas, "".join(sent), tuple(calls), name)
+                deltas = continuation(deltas, "".join(sent), tuple(calls), name)
             try:
                 try:
                     async for delta in deltas:
@@ -589,47 +587,3 @@ class _Failed(Exception):
     def __init__(self, error: BackendError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-async def _continuation(
-    deltas: AsyncIterator[Delta], already: str, calls: tuple[ToolCall, ...], name: str
-) -> AsyncIterator[Delta]:
-    """Replay a call on a fallback, passing on only what comes after ``already`` (the text)
-    and ``calls`` (the tool calls, matched by name and arguments: a replay has its own ids);
-    raise ContinuationMismatch if the fallback's answer does not start with exactly those."""
-    seen = ""
-    matched = False
-    left = list(calls)  # calls the replay must make again before anything new passes on
-    try:
-        async for d in deltas:
-            text, new = d.text, d.tool_calls
-            if not matched:
-                seen += text
-                if len(seen) < len(already):
-                    if not already.startswith(seen) or d.finish_reason is not None or new:
-                        break
-                    continue
-                if not seen.startswith(already):
-                    break
-                matched = True
-                text = seen[len(already) :]
-            if left and new:
-                n = min(len(left), len(new))
-                if any((a.name, a.arguments) != (b.name, b.arguments) for a, b in zip(left, new[:n], strict=False)):
-                    break
-                del left[:n]
-                new = new[n:]
-            if left and (text or d.finish_reason is not None):
-                break  # the replay wrote on, or ended, before making the calls already sent
-            if text or new or d.finish_reason is not None:
-                yield d if (text is d.text and new is d.tool_calls) else Delta(text, d.finish_reason, d.usage, new)
-            if d.finish_reason is not None:
-                return
-    finally:
-        await aclose(deltas)
-    if not matched or left:
-        raise ContinuationMismatch(
-            f"{name} replayed the request but its answer does not start with the "
-            f"{len(already)} characters and {len(calls)} tool call(s) already sent, so it cannot continue "
-            "them; mid-stream failover needs deployments that answer alike (same model, temperature 0)"
-        )
