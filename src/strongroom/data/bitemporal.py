@@ -17,24 +17,27 @@ query for one instrument reads only that instrument's rows.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlglot import exp
 
 from strongroom.data.base import DatasetVersion
-from strongroom.data.files import check_dataset_name, column_name
+from strongroom.data.files import StagedFile, check_dataset_name, column_name, file_sha256, stage
 from strongroom.errors import IngestError, QueryError
 
 __all__ = [
     "MODES",
     "SCHEMA",
     "VERSION_COLUMNS",
+    "LoadPlan",
     "aware",
-    "check_load",
-    "loaded_at_for",
-    "repeat_of",
+    "plan_load",
     "version_from_row",
     "version_row",
     "visible_rows",
@@ -100,7 +103,73 @@ def visible_versions(
 # -- loads ---------------------------------------------------------------------------------
 
 
-def check_load(
+@dataclass(frozen=True)
+class LoadPlan:
+    """What loading a file as the next version of a dataset does, decided before a row is read
+    (:func:`plan_load`). ``kept``: the newest version already is this load (write nothing);
+    ``acl_only``: the same bytes under another ACL (write this version and no rows); otherwise
+    stage the file (:meth:`stage`) and write its rows as :meth:`version`."""
+
+    path: Path
+    latest: DatasetVersion | None
+    sha256: str
+    kept: DatasetVersion | None = None
+    acl_only: DatasetVersion | None = None
+    new: DatasetVersion | None = None  # the next version, without the staged rows' figures
+
+    def stage(self) -> AbstractContextManager[StagedFile]:
+        """Read and check the file against the dataset (see :func:`strongroom.data.files.stage`)."""
+        assert self.new is not None, "a load that writes no rows stages no file"
+        return stage(
+            self.path,
+            valid_time_column=self.new.valid_time_column,
+            key_columns=self.new.key_columns,
+            existing=self.latest.columns if self.latest else None,
+            sha256=self.sha256,
+        )
+
+    def version(self, staged: StagedFile) -> DatasetVersion:
+        """The next version, holding the rows of ``staged`` (``superseded`` is set once written)."""
+        assert self.new is not None, "a load that writes no rows has no staged version"
+        return dataclasses.replace(self.new, rows=staged.rows, columns=staged.columns, source=staged.source)
+
+
+def plan_load(
+    name: str,
+    path: Path,
+    latest: DatasetVersion | None,
+    *,
+    acl: frozenset[str],
+    valid_time_column: str,
+    key_columns: Sequence[str],
+    mode: str,
+    loaded_by: str,
+    loaded_at: datetime | None,
+) -> LoadPlan:
+    """Check a load of ``path`` into dataset ``name`` (whose newest version is ``latest``) and
+    say what it does: both backends' rules of :meth:`~strongroom.data.base.DatasetStore.load`.
+    Raises :class:`~strongroom.errors.IngestError` for a bad name, mode, column or time."""
+    valid_time, keys = _check_load(name, mode, valid_time_column, key_columns, latest)
+    digest = file_sha256(path)
+    repeat = _repeat_of(latest, sha256=digest, mode=mode, acl=acl)
+    if latest is not None and repeat == "same":
+        return LoadPlan(path, latest, digest, kept=latest)
+    moment = _loaded_at_for(latest, loaded_at)
+    if latest is not None and repeat == "acl":
+        acl_only = dataclasses.replace(
+            latest, version=latest.version + 1, loaded_at=moment, loaded_by=loaded_by, rows=0, acl=acl,
+            source=path.name, superseded=0,
+        )  # fmt: skip
+        return LoadPlan(path, latest, digest, acl_only=acl_only)
+    new = DatasetVersion(
+        dataset=name, version=latest.version + 1 if latest else 1, sha256=digest, loaded_at=moment,
+        loaded_by=loaded_by, rows=0, acl=acl, valid_time_column=valid_time, key_columns=keys, columns=(),
+        source=path.name, mode=mode,
+    )  # fmt: skip
+    return LoadPlan(path, latest, digest, new=new)
+
+
+def _check_load(
     name: str, mode: str, valid_time_column: str, key_columns: Sequence[str], latest: DatasetVersion | None
 ) -> tuple[str, tuple[str, ...]]:
     """Refuse a bad name or mode, or a valid-time or key column other than the dataset's;
@@ -120,7 +189,7 @@ def check_load(
     return valid_time, keys
 
 
-def loaded_at_for(latest: DatasetVersion | None, loaded_at: datetime | None) -> datetime:
+def _loaded_at_for(latest: DatasetVersion | None, loaded_at: datetime | None) -> datetime:
     """When a new load happens: ``loaded_at`` (which must be after the dataset's last load, or a
     correction could land before what it corrects), or now (a tick after the last load)."""
     if loaded_at is None:
@@ -135,7 +204,7 @@ def loaded_at_for(latest: DatasetVersion | None, loaded_at: datetime | None) -> 
     return moment
 
 
-def repeat_of(latest: DatasetVersion | None, *, sha256: str, mode: str, acl: frozenset[str]) -> str:
+def _repeat_of(latest: DatasetVersion | None, *, sha256: str, mode: str, acl: frozenset[str]) -> str:
     """What loading these bytes again means: ``"same"`` (the newest version already is this load:
     nothing to do), ``"acl"`` (the same bytes under another ACL: a version that records the ACL
     and changes no rows) or ``"new"``. Only the newest version counts: loading an older file

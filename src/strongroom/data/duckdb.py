@@ -38,16 +38,14 @@ from strongroom.data.bitemporal import (
     SCHEMA,
     VERSION_COLUMNS,
     aware,
-    check_load,
-    loaded_at_for,
-    repeat_of,
+    plan_load,
     version_from_row,
     version_row,
     visible_rows,
     visible_versions,
 )
 from strongroom.data.duckdb_file import DuckDBFile, first_line
-from strongroom.data.files import file_sha256, quote, stage
+from strongroom.data.files import quote
 from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import IngestError, QueryError, StoreError
 
@@ -109,33 +107,21 @@ class DuckDBDatasets:
         version; the same bytes under another ACL add a version that records the new ACL and
         changes no rows.
         """
-        acl = frozenset(acl)
         with self._write, self._writing() as db:
-            latest = self._latest(db, name)
-            valid_time, keys = check_load(name, mode, valid_time_column, key_columns, latest)
-            digest = file_sha256(path)
-            repeat = repeat_of(latest, sha256=digest, mode=mode, acl=acl)
-            if latest is not None and repeat == "same":
-                return latest
-            moment = loaded_at_for(latest, loaded_at)
-            if latest is not None and repeat == "acl":
-                version = dataclasses.replace(
-                    latest, version=latest.version + 1, loaded_at=moment, loaded_by=loaded_by, rows=0, acl=acl,
-                    source=path.name, superseded=0,
-                )  # fmt: skip
+            plan = plan_load(
+                name, path, self._latest(db, name), acl=frozenset(acl), valid_time_column=valid_time_column,
+                key_columns=key_columns, mode=mode, loaded_by=loaded_by, loaded_at=loaded_at,
+            )  # fmt: skip
+            if plan.kept is not None:
+                return plan.kept
+            if plan.acl_only is not None:
                 with _transaction(db, f"record the new ACL of dataset {name}"):
-                    _insert_version(db, version)
-                return version
-            existing = latest.columns if latest else None
-            reading = stage(path, valid_time_column=valid_time, key_columns=keys, existing=existing, sha256=digest)
-            with reading as staged:
-                version = DatasetVersion(
-                    dataset=name, version=latest.version + 1 if latest else 1, sha256=digest, loaded_at=moment,
-                    loaded_by=loaded_by, rows=staged.rows, acl=acl, valid_time_column=valid_time, key_columns=keys,
-                    columns=staged.columns, source=staged.source, mode=mode,
-                )  # fmt: skip
+                    _insert_version(db, plan.acl_only)
+                return plan.acl_only
+            with plan.stage() as staged:
+                version = plan.version(staged)
                 with _transaction(db, f"load {staged.source} into dataset {name}"):
-                    if latest is None:
+                    if plan.latest is None:
                         _create_dataset_table(db, version)
                     db.register("_staged", db.from_arrow(staged.arrow_stream()))
                     try:

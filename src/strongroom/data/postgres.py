@@ -39,15 +39,13 @@ from strongroom.data.bitemporal import (
     SCHEMA,
     VERSION_COLUMNS,
     aware,
-    check_load,
-    loaded_at_for,
-    repeat_of,
+    plan_load,
     version_from_row,
     version_row,
     visible_rows,
     visible_versions,
 )
-from strongroom.data.files import StagedFile, file_sha256, quote, stage
+from strongroom.data.files import StagedFile, quote
 from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import ConfigError, IngestError, QueryError, StoreError
 
@@ -114,32 +112,20 @@ class PostgresDatasets:
     ) -> DatasetVersion:
         """Load ``path`` as the next version of dataset ``name`` in one transaction; see
         :meth:`strongroom.data.duckdb.DuckDBDatasets.load` for the rules."""
-        acl = frozenset(acl)
         with self._write, self._transaction(f"load into dataset {name}") as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOAD_LOCK,))
-            latest = _newest(db, [name]).get(name)
-            valid_time, keys = check_load(name, mode, valid_time_column, key_columns, latest)
-            digest = file_sha256(path)
-            repeat = repeat_of(latest, sha256=digest, mode=mode, acl=acl)
-            if latest is not None and repeat == "same":
-                return latest
-            moment = loaded_at_for(latest, loaded_at)
-            if latest is not None and repeat == "acl":
-                version = dataclasses.replace(
-                    latest, version=latest.version + 1, loaded_at=moment, loaded_by=loaded_by, rows=0, acl=acl,
-                    source=path.name, superseded=0,
-                )  # fmt: skip
-                _insert_version(db, version)
-                return version
-            existing = latest.columns if latest else None
-            reading = stage(path, valid_time_column=valid_time, key_columns=keys, existing=existing, sha256=digest)
-            with reading as staged:
-                version = DatasetVersion(
-                    dataset=name, version=latest.version + 1 if latest else 1, sha256=digest, loaded_at=moment,
-                    loaded_by=loaded_by, rows=staged.rows, acl=acl, valid_time_column=valid_time, key_columns=keys,
-                    columns=staged.columns, source=staged.source, mode=mode,
-                )  # fmt: skip
-                if latest is None:
+            plan = plan_load(
+                name, path, _newest(db, [name]).get(name), acl=frozenset(acl), valid_time_column=valid_time_column,
+                key_columns=key_columns, mode=mode, loaded_by=loaded_by, loaded_at=loaded_at,
+            )  # fmt: skip
+            if plan.kept is not None:
+                return plan.kept
+            if plan.acl_only is not None:
+                _insert_version(db, plan.acl_only)
+                return plan.acl_only
+            with plan.stage() as staged:
+                version = plan.version(staged)
+                if plan.latest is None:
                     self._create_dataset_table(db, version)
                 superseded = _write_rows(db, version, staged)
             version = dataclasses.replace(version, superseded=superseded)
