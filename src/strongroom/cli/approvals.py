@@ -15,7 +15,9 @@ roles in ``STRONGROOM_CLI_ROLES``: add ``approver`` there for the checkers' acco
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast, get_args
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, cast, get_args
 
 import typer
 
@@ -23,9 +25,11 @@ from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, pl
 from strongroom.errors import ApprovalPending, QueryError
 from strongroom.service import parse_instant, views
 from strongroom.service.admin import resolve_document_id
-from strongroom.service.approvals import KINDS
+from strongroom.service.approvals import KINDS, Approvals
+from strongroom.service.operations import Outcome
 from strongroom.service.proposal_store import Proposal, Status
 from strongroom.service.requests import AclChange, KeyCreated, parse_groups
+from strongroom.types import Principal
 
 __all__ = ["approvals_app", "say_proposed"]
 
@@ -33,7 +37,15 @@ approvals_app = typer.Typer(
     help="Four-eyes approval: changes to who sees what take effect when a second person approves them.",
     no_args_is_help=True,
 )
+T = TypeVar("T")
 IdArg = Annotated[str, typer.Argument(help="The proposal id (from approvals list).")]
+
+
+def _approving(home: Path | None, user: str | None, groups: str | None,
+               op: Callable[[Approvals, Principal], Outcome[T]]) -> T:  # fmt: skip
+    """Run one approvals operation as the CLI's principal, in one platform session."""
+    with platform_session(home, user, groups) as (platform, principal):
+        return platform.approving(lambda a: op(a, principal))
 
 
 def _row(p: Proposal) -> dict[str, object]:
@@ -69,8 +81,7 @@ def approvals_list(
 def approvals_show(proposal_id: IdArg, user: UserOpt = None, groups: GroupsOpt = None, home: HomeOpt = None,
                    as_json: JsonOpt = False) -> None:  # fmt: skip
     """One proposal with its exact change and hash (its maker or an approver)."""
-    with platform_session(home, user, groups) as (platform, principal):
-        p = platform.approving(lambda a: a.show(principal, proposal_id))
+    p = _approving(home, user, groups, lambda a, principal: a.show(principal, proposal_id))
     emit(p.describe(), as_json)
 
 
@@ -94,8 +105,7 @@ def _applied(result: object, as_json: bool, p: Proposal) -> None:
 def approvals_approve(proposal_id: IdArg, user: UserOpt = None, groups: GroupsOpt = None, home: HomeOpt = None,
                       as_json: JsonOpt = False) -> None:  # fmt: skip
     """Approve and apply a proposal (approver role; never your own, by any key or login of yours)."""
-    with platform_session(home, user, groups) as (platform, principal):
-        done = platform.approving(lambda a: a.approve(principal, proposal_id))
+    done = _approving(home, user, groups, lambda a, principal: a.approve(principal, proposal_id))
     _applied(done.result, as_json, done.proposal)
 
 
@@ -109,8 +119,7 @@ def approvals_reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a proposal (approver role); it never takes effect."""
-    with platform_session(home, user, groups) as (platform, principal):
-        p = platform.approving(lambda a: a.reject(principal, proposal_id, reason))
+    p = _approving(home, user, groups, lambda a, principal: a.reject(principal, proposal_id, reason))
     emit(p.describe() if as_json else _row(p), as_json)
 
 
@@ -153,9 +162,9 @@ def approvals_review(
     as_json: JsonOpt = False,
 ) -> None:
     """Break-glass changes no approver has reviewed yet; with an id, mark that one reviewed."""
-    with platform_session(home, user, groups) as (platform, principal):
-        if proposal_id is None:
-            found = platform.approving(lambda a: a.unreviewed(principal))
-            return emit([_row(p) for p in found], as_json, title="Break-glass changes to review", empty="none")
-        p = platform.approving(lambda a: a.review(principal, proposal_id))
+    if proposal_id is None:
+        found = _approving(home, user, groups, lambda a, principal: a.unreviewed(principal))
+        return emit([_row(p) for p in found], as_json, title="Break-glass changes to review", empty="none")
+    reviewed = proposal_id
+    p = _approving(home, user, groups, lambda a, principal: a.review(principal, reviewed))
     emit(p.describe() if as_json else _row(p), as_json)
