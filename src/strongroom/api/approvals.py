@@ -22,10 +22,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from strongroom.api.deps import Who, service
-from strongroom.service import views
-from strongroom.service.approvals import Applied
 from strongroom.service.proposal_store import Status
-from strongroom.service.requests import AclChange, KeyCreated
 
 __all__ = ["router"]
 
@@ -46,17 +43,6 @@ class BreakGlassRequest(BaseModel):
     reason: str = Field(default="", max_length=2000, description="Why this cannot wait for an approver (required).")
 
 
-def _applied(done: Applied) -> dict[str, Any]:
-    out: dict[str, Any] = {"proposal": done.proposal.describe()}
-    if isinstance(done.result, KeyCreated):
-        out["key"] = views.new_key_record(done.result)
-    elif isinstance(done.result, AclChange):
-        out["change"] = views.acl_record(done.result)
-    elif hasattr(done.result, "as_dict"):  # a model route
-        out["result"] = done.result.as_dict()
-    return out
-
-
 @router.get("")
 async def list_proposals(request: Request, principal: Who, status: Status | None = None) -> list[dict[str, Any]]:
     """Every proposal for an approver, your own otherwise (expired ones marked so), newest first."""
@@ -74,7 +60,9 @@ async def unreviewed(request: Request, principal: Who) -> list[dict[str, Any]]:
 async def break_glass(body: BreakGlassRequest, request: Request, principal: Who) -> dict[str, Any]:
     """Apply a change at once (admins; emergencies): flagged for review, never silent."""
     platform = service(request).platform
-    return _applied(await platform.approving(lambda a: a.break_glass(principal, body.kind, body.change, body.reason)))
+    return (
+        await platform.approving(lambda a: a.break_glass(principal, body.kind, body.change, body.reason))
+    ).describe()
 
 
 @router.get("/{proposal_id}")
@@ -85,7 +73,7 @@ async def show(proposal_id: str, request: Request, principal: Who) -> dict[str, 
 @router.post("/{proposal_id}/approve")
 async def approve(proposal_id: str, request: Request, principal: Who) -> dict[str, Any]:
     """Approve and apply (approver role; never your own change, by any key or login of yours)."""
-    return _applied(await service(request).platform.approving(lambda a: a.approve(principal, proposal_id)))
+    return (await service(request).platform.approving(lambda a: a.approve(principal, proposal_id))).describe()
 
 
 @router.post("/{proposal_id}/reject")

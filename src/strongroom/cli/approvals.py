@@ -23,12 +23,12 @@ import typer
 
 from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, platform_session, say
 from strongroom.errors import ApprovalPending, QueryError
-from strongroom.service import parse_instant, views
+from strongroom.service import parse_instant
 from strongroom.service.admin import resolve_document_id
-from strongroom.service.approvals import KINDS, Approvals
+from strongroom.service.approvals import KINDS, Applied, Approvals
 from strongroom.service.operations import Outcome
 from strongroom.service.proposal_store import Proposal, Status
-from strongroom.service.requests import AclChange, KeyCreated, parse_groups
+from strongroom.service.requests import KeyCreated, parse_groups
 from strongroom.types import Principal
 
 __all__ = ["approvals_app", "say_proposed"]
@@ -85,16 +85,10 @@ def approvals_show(proposal_id: IdArg, user: UserOpt = None, groups: GroupsOpt =
     emit(p.describe(), as_json)
 
 
-def _applied(result: object, as_json: bool, p: Proposal) -> None:
-    record: dict[str, Any] = {"proposal": p.describe()}
-    if isinstance(result, KeyCreated):
-        record["key"] = views.new_key_record(result)
-    elif isinstance(result, AclChange):
-        record["change"] = views.acl_record(result)
-    elif hasattr(result, "as_dict"):  # a model route
-        record["result"] = result.as_dict()
+def _applied(done: Applied, as_json: bool) -> None:
     if as_json:
-        return emit(record, as_json)
+        return emit(done.describe(), as_json)
+    p, result = done.proposal, done.result
     say(f"proposal {p.id} ({p.kind}) {p.status}; change sha256 {p.change_sha256}")
     if isinstance(result, KeyCreated):
         say(f"key {result.id} for {result.owner}; hand this secret to its owner (shown once):")
@@ -106,7 +100,7 @@ def approvals_approve(proposal_id: IdArg, user: UserOpt = None, groups: GroupsOp
                       as_json: JsonOpt = False) -> None:  # fmt: skip
     """Approve and apply a proposal (approver role; never your own, by any key or login of yours)."""
     done = _approving(home, user, groups, lambda a, principal: a.approve(principal, proposal_id))
-    _applied(done.result, as_json, done.proposal)
+    _applied(done, as_json)
 
 
 @approvals_app.command("reject")
@@ -150,7 +144,7 @@ def approvals_break_glass(
             change = {"owner": owner or "", "groups": sorted(parse_groups(grant or "", "--grant")), "days": days,
                       "expires_at": until.isoformat() if until else None}  # fmt: skip
         done = platform.approving(lambda a: a.break_glass(principal, kind, change, reason))
-    _applied(done.result, as_json, done.proposal)
+    _applied(done, as_json)
 
 
 @approvals_app.command("review")

@@ -38,6 +38,7 @@ from strongroom.audit import AuditEvent
 from strongroom.auth.apikeys import ApiKeyStore
 from strongroom.auth.authenticator import KEY_OWNER_PREFIX
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
+from strongroom.service import views
 from strongroom.service.clock import parse_instant
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.proposal_store import Proposal, ProposalStore, Status, canonical, change_hash
@@ -74,6 +75,18 @@ class Applied:
 
     proposal: Proposal
     result: AclChange | KeyCreated | object
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON record (CLI ``--json`` and HTTP): the proposal, and the new key (with its
+        secret), the ACL change, or the model route's result."""
+        out: dict[str, Any] = {"proposal": self.proposal.describe()}
+        if isinstance(self.result, KeyCreated):
+            out["key"] = views.new_key_record(self.result)
+        elif isinstance(self.result, AclChange):
+            out["change"] = views.acl_record(self.result)
+        elif hasattr(self.result, "as_dict"):  # a model route
+            out["result"] = self.result.as_dict()
+        return out
 
 
 def _names(value: object) -> list[object]:
