@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from strongroom.service import Platform
-from strongroom.service.agent_runs import WITHHELD
+from strongroom.service.agent_run_views import WITHHELD
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer
 from strongroom.types import Principal

@@ -27,7 +27,8 @@ from strongroom.service import Platform
 from strongroom.service.agent_execution import RunToolbox, ThreadBridge, run_here
 from strongroom.service.agent_local import LocalAgentRuns
 from strongroom.service.agent_run_store import AgentRun, SqliteRunStore
-from strongroom.service.agent_runs import WITHHELD, AgentRunRequest, AgentRuns, worker_id
+from strongroom.service.agent_run_views import WITHHELD
+from strongroom.service.agent_runs import AgentRunRequest, AgentRuns, worker_id
 from strongroom.service.agent_tools import toolbox_for
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer

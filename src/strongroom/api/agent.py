@@ -26,7 +26,8 @@ from strongroom.agent.base import AgentLimits
 from strongroom.api.deps import Who
 from strongroom.service.agent_host import AgentHost
 from strongroom.service.agent_run_store import AgentRun
-from strongroom.service.agent_runs import CAPS, MAX_QUESTION_CHARS, AgentRunRequest, run_view
+from strongroom.service.agent_run_views import run_view
+from strongroom.service.agent_runs import CAPS, MAX_QUESTION_CHARS, AgentRunRequest
 
 __all__ = ["RunIn", "router"]
 

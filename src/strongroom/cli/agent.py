@@ -37,7 +37,8 @@ from strongroom.cli.common import (
 )
 from strongroom.service.agent_local import LocalAgentRuns
 from strongroom.service.agent_run_store import AgentRun
-from strongroom.service.agent_runs import AgentRunRequest, run_view
+from strongroom.service.agent_run_views import run_view
+from strongroom.service.agent_runs import AgentRunRequest
 from strongroom.types import Principal
 
 __all__ = ["agent_app"]

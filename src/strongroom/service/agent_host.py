@@ -38,7 +38,8 @@ from strongroom.llm.route_config import RouteStore
 from strongroom.service.agent_execution import RunToolbox, RunWiring, execute_run
 from strongroom.service.agent_local import checkpoint_target
 from strongroom.service.agent_run_store import ACTIVE, AgentRun, open_run_store
-from strongroom.service.agent_runs import AgentRunRequest, AgentRuns, readable, withheld_event
+from strongroom.service.agent_run_views import readable, withheld_event
+from strongroom.service.agent_runs import AgentRunRequest, AgentRuns
 from strongroom.service.agent_tools import toolbox_for
 from strongroom.service.async_platform import AsyncPlatform
 from strongroom.service.operations import Outcome

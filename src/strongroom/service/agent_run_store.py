@@ -61,7 +61,7 @@ class AgentRun:
     (only the owner reads it back); ``as_of``/``known_at``: the instants its tools read at
     (ISO, fixed when it was created, never past that moment), ``clocks`` the clocks as asked
     and applied; ``status`` one of :data:`STATUSES`; ``result``: what it came to (JSON, see
-    :func:`strongroom.service.agent_runs.result_record`), None until it ends;
+    :func:`strongroom.service.agent_run_views.result_record`), None until it ends;
     ``cancel_requested``: a cancel asked while it ran (it stops at its next step);
     ``worker``: ``host:pid`` of the process running it (empty when none).
     """

@@ -17,7 +17,8 @@ with its audit records; the drivers (:class:`~strongroom.service.Platform` for t
   else's run id is :class:`~strongroom.errors.NotFound` exactly as one that does not exist.
   An admin may cancel anyone's run (a runaway), and still not read it. An owner who no
   longer holds every group the run was created with sees its status and spend, not what it
-  read (:func:`withheld`): the answer quotes documents and rows read under those groups.
+  read (:func:`~strongroom.service.agent_run_views.shown`): the answer quotes documents and
+  rows read under those groups.
 - **Cancel** ends a queued or interrupted run at once; a running one stops at its next step.
 - **Resume** continues an ``interrupted`` run from its checkpoint, for the owner only and
   with the owner's principal *as it is now*: the resumed run's tools read under the current
@@ -43,7 +44,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from strongroom.agent.base import AgentLimits, RunEvent
@@ -53,6 +54,7 @@ from strongroom.errors import NotFound, PermissionDenied, QueryError
 from strongroom.ingest.understand.redaction import redact_value
 from strongroom.llm.route_config import RouteStore
 from strongroom.service.agent_run_store import ACTIVE, AgentRun, RunStore
+from strongroom.service.agent_run_views import cited_refs, readable, result_record, shown, withheld, withheld_event
 from strongroom.service.clock import Clocks, TimeInput
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.platform import route_usable
@@ -61,18 +63,9 @@ from strongroom.types import Principal, utcnow
 __all__ = [
     "CAPS",
     "MAX_QUESTION_CHARS",
-    "WITHHELD",
     "AgentRunRequest",
     "AgentRuns",
-    "cited_refs",
-    "event_view",
-    "readable",
-    "result_record",
     "run_principal",
-    "run_view",
-    "shown",
-    "withheld",
-    "withheld_event",
     "worker_id",
 ]
 
@@ -82,8 +75,6 @@ MAX_QUESTION_CHARS = 4000
 CAPS = AgentLimits(max_steps=32, max_tool_calls=64, timeout_s=1800.0, max_tokens=200_000)
 _MINIMA = AgentLimits(max_steps=1, max_tool_calls=0, timeout_s=1.0, max_tokens=500)
 _INTERRUPTED = "the process running it stopped; resume it"
-#: what a run's answer says to an owner who no longer holds every group it ran with
-WITHHELD = "This run read documents or data under groups you no longer hold; its answer and evidence are withheld."
 T = TypeVar("T")
 
 
@@ -151,39 +142,6 @@ def _dead(worker: str, me: str, *, starting: bool) -> bool:
 def run_principal(run: AgentRun, auth: str = "service") -> Principal:
     """The principal a run was created by, as it was then (for the records of its end)."""
     return Principal(run.owner, frozenset(run.groups), frozenset(run.roles), auth)
-
-
-def result_record(result: AgentResult) -> dict[str, Any]:
-    """What a run came to, as kept with the run and returned to its owner: the answer, every
-    evidence item numbered from 1 (what ``[n]`` in the answer refers to), the numbers cited,
-    the unsupported numbers and the run's spend."""
-    return {
-        "status": result.status,
-        "answer": result.answer,
-        "reason": result.reason,
-        "limit": result.limit,
-        "evidence": [
-            {"n": n, "kind": e.kind, "ref": dict(e.ref), "text": e.text, "numbers": list(e.numbers)}
-            for n, e in enumerate(result.evidence, start=1)
-        ],
-        "cited": list(result.cited),
-        "unsupported": [c.text for c in result.unsupported],
-        "steps": result.steps,
-        "tool_calls": result.tool_calls,
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "elapsed_s": round(result.elapsed_s, 3),
-        "prompt_version": result.prompt_version,
-    }
-
-
-_REF_KEYS = ("document_id", "version_id", "page", "start", "end", "field", "table", "datasets", "as_of", "known_at")
-
-
-def cited_refs(result: AgentResult) -> list[dict[str, object]]:
-    """The evidence the answer cites, by id only (document and version, page span, dataset
-    versions): what the end record keeps, never the text or the SQL."""
-    return [{"n": n, "kind": e.kind, **{k: e.ref[k] for k in _REF_KEYS if k in e.ref}} for n, e in result.citations]
 
 
 class AgentRuns:
@@ -439,54 +397,6 @@ class AgentRuns:
         return [r for r in self.store.runs(None, tuple(statuses), limit=10_000) if r.worker == self.worker]
 
 
-def readable(principal: Principal, run: AgentRun) -> bool:
-    """Whether ``principal`` may still read what run ``run`` read: it holds every group the run
-    was created with (what it read, it read under those; a resumed run reads under fewer)."""
-    return set(run.groups) <= principal.groups
-
-
-def withheld(run: AgentRun) -> AgentRun:
-    """``run`` without what it read: its answer and evidence withheld (status and spend kept)."""
-    if run.result is None:
-        return run
-    kept = {k: v for k, v in run.result.items() if k not in ("answer", "evidence", "cited", "unsupported")}
-    return replace(run, result={**kept, "answer": WITHHELD, "evidence": [], "cited": [], "unsupported": []})
-
-
-def withheld_event(event: RunEvent) -> RunEvent:
-    """``event`` without what the run read or wrote (kept: ``started``, ``resumed``)."""
-    if event.kind in ("started", "resumed"):
-        return event
-    return replace(event, data={"withheld": True})
-
-
-def shown(principal: Principal, run: AgentRun) -> AgentRun:
-    """``run`` as ``principal`` (its owner) may read it now."""
-    return run if readable(principal, run) else withheld(run)
-
-
 def _with(records: list[AuditEvent], outcome: Outcome[T]) -> Outcome[T]:
     """``outcome`` with ``records`` written before its own."""
     return Outcome(outcome.value, outcome.error, (*records, *outcome.events)) if records else outcome
-
-
-def run_view(run: AgentRun) -> dict[str, Any]:
-    """A run as JSON for its owner: the record, its limits and its result."""
-    return {
-        "run_id": run.id,
-        "status": run.status,
-        "question": run.question,
-        "route": run.route,
-        "as_of": run.as_of,
-        "known_at": run.known_at,
-        "limits": asdict(run.limits),
-        "created_at": run.created_at.isoformat(),
-        "updated_at": run.updated_at.isoformat(),
-        "reason": run.reason,
-        "cancel_requested": run.cancel_requested,
-        "result": dict(run.result) if run.result is not None else None,
-    }
-
-
-def event_view(event: RunEvent) -> dict[str, Any]:
-    return {"seq": event.seq, "kind": event.kind, "data": dict(event.data)}
