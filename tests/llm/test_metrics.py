@@ -63,3 +63,30 @@ def test_two_gateways_do_not_share_counters() -> None:
         asyncio.run(gw.chat(ask()))
     assert value(one, "strongroom_llm_requests_total", route="chat", deployment="a") == 1
     assert value(two, "strongroom_llm_requests_total", route="chat", deployment="a") == 1
+
+
+def test_a_stream_that_calls_a_tool_before_its_text_counts_one_first_token() -> None:
+    """A tool call, then text: the time to the first token is the call's, recorded once."""
+    from collections.abc import AsyncIterator
+
+    from strongroom.llm.gateway import Deployment
+    from strongroom.llm.types import ChatRequest, Delta, ToolCall, ToolSpec
+
+    class CallsThenTalks:
+        supports_tools = True
+
+        async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
+            yield Delta("", tool_calls=(ToolCall("call_1", "lookup", "{}"),))
+            yield Delta("Looking it up.")
+            yield Delta("", finish_reason="tool_calls")
+
+    registry = CollectorRegistry()
+    gw = gateway([("m", 1)], [Deployment("m", CallsThenTalks())], metrics=GatewayMetrics(registry))
+    tool = ToolSpec("lookup", "Look up a figure", {"type": "object", "properties": {}})
+
+    async def main() -> None:
+        await gw.chat(ask(tools=(tool,)))
+        await gw.aclose()
+
+    asyncio.run(main())
+    assert value(registry, "strongroom_llm_time_to_first_token_seconds_count", route="chat", deployment="m") == 1

@@ -447,7 +447,7 @@ class Gateway:
                 try:
                     async for delta in deltas:
                         if delta.text:
-                            if not sent:
+                            if call.first_token_s is None:
                                 call.first_token_s = self._clock() - start
                                 if metrics is not None:
                                     metrics.first_token(route.name, name, call.first_token_s)
@@ -462,7 +462,7 @@ class Gateway:
                                 calls.extend(pending)
                                 yield Delta(delta.text, tool_calls=pending)
                         elif delta.tool_calls and delta.finish_reason is None:
-                            if not sent and not calls:
+                            if call.first_token_s is None:
                                 call.first_token_s = self._clock() - start
                                 if metrics is not None:
                                     metrics.first_token(route.name, name, call.first_token_s)
