@@ -375,7 +375,7 @@ def test_every_gold_plan_through_the_agents_toolbox(
     the datasets, each load at its manifest's loaded_at."""
     from strongroom.config import Settings
     from strongroom.service import IngestRequest, Platform
-    from strongroom.service.agent_tools import toolbox_for
+    from strongroom.service.agent_eval import run_plan
     from strongroom.testing import HashEmbedder
     from strongroom.types import Principal
 
@@ -391,17 +391,6 @@ def test_every_gold_plan_through_the_agents_toolbox(
             note = IngestRequest(paths=(eval_set.path(doc.path),), acl=frozenset(doc.acl), published=doc.published_at)
             assert p.ingest(loader, note).ingested == 1
         for q in questions:
-            who = Principal(q.principal, frozenset(q.groups), frozenset({"reader"}))
-            box = toolbox_for(p, who, as_of=q.as_of, known_at=q.known_at, run_id=q.id)
-            outputs: list[object] = []
-            refused: list[bool] = []
-            for step in q.plan:
-                try:
-                    outputs.append(dict(box.call(step.tool, bind(step.arguments, outputs)).content))
-                    refused.append(False)
-                except StrongroomError:
-                    outputs.append(None)
-                    refused.append(True)
-            if problems := check_plan(q, outputs, refused):
-                failed[q.id] = problems
+            if problems := run_plan(p, q).problems:
+                failed[q.id] = list(problems)
     assert failed == {}
