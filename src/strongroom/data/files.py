@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from strongroom.data.base import DATASET_NAME
+from strongroom.data.duckdb_file import first_line
 from strongroom.errors import CorruptDocument, IngestError, UnsupportedFormat
 
 __all__ = [
@@ -180,7 +181,7 @@ def stage(
             readable = _as_named(path, Path(spill))
             columns, rows = _prepare(engine, path, kind, existing, valid_time, keys, readable)
         except duckdb.Error as exc:
-            raise CorruptDocument(f"{source}: cannot read it as {kind}: {_first_line(exc)}; check the file") from exc
+            raise CorruptDocument(f"{source}: cannot read it as {kind}: {first_line(exc)}; check the file") from exc
         yield StagedFile(
             source=source,
             sha256=digest,
@@ -233,7 +234,7 @@ def _prepare(
     try:
         engine.execute(f"CREATE TABLE staged AS SELECT {select} FROM source_file ORDER BY {order}")
     except duckdb.Error as exc:
-        problem = _first_line(exc)
+        problem = first_line(exc)
         raise IngestError(f"{source}: a value does not fit its column, or a line is malformed: {problem}") from exc
     return columns, _check_rows(engine, source, valid_time, keys)
 
@@ -244,7 +245,7 @@ def _read(engine: duckdb.DuckDBPyConnection, path: Path, kind: str, source: str)
             return engine.read_csv(str(path), header=True)
         return engine.read_parquet(str(path))
     except duckdb.Error as exc:
-        raise CorruptDocument(f"{source}: cannot read it as {kind}: {_first_line(exc)}; check the file") from exc
+        raise CorruptDocument(f"{source}: cannot read it as {kind}: {first_line(exc)}; check the file") from exc
 
 
 def _columns(
@@ -336,8 +337,3 @@ def file_sha256(path: Path) -> str:
     except OSError as exc:
         raise IngestError(f"{path.name}: cannot read the file ({exc.strerror}); check the path") from exc
     return digest.hexdigest()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
