@@ -34,6 +34,7 @@ __all__ = [
     "message_dict",
     "opening",
     "plain",
+    "strings_of",
     "tool_error",
     "tool_result",
 ]
@@ -96,13 +97,15 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _strings(value: object) -> list[str]:
+def strings_of(value: object) -> list[str]:
+    """Every string in a JSON-like ``value`` (dicts and lists walked), in order: the texts a
+    tool result shows, which an evidence item's ``quote`` is matched against."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
+        return [s for v in value.values() for s in strings_of(v)]
     if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
+        return [s for v in value for s in strings_of(v)]
     return []
 
 
@@ -114,7 +117,7 @@ def tool_result(name: str, call_id: str, output: ToolOutput, first: int) -> str:
     twice: its item carries the first words as a ``quote`` to match it by.
     """
     content = plain(output.content)
-    shown = _strings(content)
+    shown = strings_of(content)
     if len(_dumps(content)) > MAX_CONTENT_CHARS:
         content, shown = {"truncated": True, "text": _dumps(content)[:MAX_CONTENT_CHARS]}, []
     evidence = []

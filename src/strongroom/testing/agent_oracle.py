@@ -26,6 +26,7 @@ from typing import Any
 from strongroom.agent.base import Evidence
 from strongroom.agent.citations import states
 from strongroom.agent.numbers import parse_figure
+from strongroom.agent.prompt import strings_of
 from strongroom.data.questions import Gold, Question, bind, check_gold, resolve
 from strongroom.errors import QueryError
 from strongroom.testing.chat import tool_call
@@ -57,7 +58,7 @@ class _Seen:
                 continue
             result = content.get("result")
             self.outputs.append(result)
-            shown = _strings(result)
+            shown = strings_of(result)
             for item in content.get("evidence", []):
                 text = item.get("text")
                 if text is None:  # shown in the result: find the string its quote starts
@@ -74,16 +75,6 @@ class _Seen:
             if figure is None or states(item, figure):
                 return cite
         return None
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
 
 
 def _step_of(ref: object) -> int | None:
