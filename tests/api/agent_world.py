@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from strongroom.config import Settings
 from strongroom.embed import Embedder
@@ -28,6 +31,9 @@ from strongroom.testing.openai_server import Reply
 from strongroom.types import Principal
 
 ROUTE = "research"
+RUNS = "/v1/agent/runs"
+#: every status a run ends in
+FINAL = ("answered", "limit", "cancelled", "error", "interrupted")
 LOADER = Principal("loader", frozenset({"research", "compliance", "public"}),
                    frozenset({"reader", "ingester", "admin"}))  # fmt: skip
 FILING = """Acme Corp quarterly report (Form 10-Q)
@@ -184,3 +190,20 @@ class ScriptedModel:
             sql = "SELECT close FROM prices WHERE ticker = 'ACME' AND day = DATE '2023-06-30'"
             return Reply.calls(tool_call("query_data", {"sql": sql}))
         return Reply.stream("Acme's total net sales were 81,797 million [1].")
+
+
+def wait_for_run(client: httpx.Client, run_id: str, statuses: tuple[str, ...] = FINAL) -> dict[str, Any]:
+    """Run ``run_id`` (GET over ``client``) once its status is one of ``statuses``."""
+    deadline = time.monotonic() + 60
+    run: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        run = client.get(f"{RUNS}/{run_id}").json()
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not reach {statuses}: {run}")
+
+
+def run_records(records: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    """Of audit ``records`` (as GET /v1/audit gives them), those of run ``run_id`` and its tool calls."""
+    return [r for r in records if r["target"] == run_id or (r["filters"] or {}).get("run_id") == run_id]

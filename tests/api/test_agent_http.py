@@ -11,7 +11,6 @@ service mid-run (a real process, SIGKILL) is in ``test_agent_restart.py``.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,8 @@ from strongroom.llm.route_config import RouteStore
 from strongroom.llm.routing import Target
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer
-from tests.api.agent_world import ROUTE, SECRET, ScriptedModel, build_home
+from tests.api.agent_world import ROUTE, RUNS, SECRET, ScriptedModel, build_home, run_records
+from tests.api.agent_world import wait_for_run as _wait
 from tests.api.conftest import audit_records, service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import Provider
@@ -33,9 +33,7 @@ from tests.auth.oidc_provider import Provider
 ANA = ["readers", "research"]
 BOB = ["readers", "research"]  # the same entitlements as ana, another person
 ADMIN = ["admins", "research", "compliance", "public"]
-RUNS = "/v1/agent/runs"
 QUICK = "quick"
-FINAL = ("answered", "limit", "cancelled", "error", "interrupted")
 
 
 @dataclass
@@ -83,16 +81,6 @@ def _create(client: httpx.Client, question: str, **more: Any) -> dict[str, Any]:
     return run
 
 
-def _wait(client: httpx.Client, run_id: str, statuses: tuple[str, ...] = FINAL) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        run: dict[str, Any] = client.get(f"{RUNS}/{run_id}").json()
-        if run["status"] in statuses:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not reach {statuses}: {run}")
-
-
 def _events(client: httpx.Client, run_id: str, **kw: Any) -> list[dict[str, Any]]:
     """The run's SSE stream, read to its end: each event as {id, event, data}."""
     out: list[dict[str, Any]] = []
@@ -115,9 +103,7 @@ def _events(client: httpx.Client, run_id: str, **kw: Any) -> list[dict[str, Any]
 
 def _records(env: Env, run_id: str) -> list[dict[str, Any]]:
     with env.client(ADMIN, sub="root") as admin:
-        return [
-            r for r in audit_records(admin) if r["target"] == run_id or (r["filters"] or {}).get("run_id") == run_id
-        ]
+        return run_records(audit_records(admin), run_id)
 
 
 def test_a_multi_step_run_cites_a_page_a_query_and_a_calculation(env: Env) -> None:

@@ -29,12 +29,11 @@ from strongroom.service.agent_run_views import WITHHELD
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer
 from strongroom.types import Principal
-from tests.api.agent_world import ROUTE, ScriptedModel, build_home, question, tool_results
+from tests.api.agent_world import ROUTE, RUNS, ScriptedModel, build_home, question, tool_results
 from tests.api.live import serve_process
 
 pytestmark = pytest.mark.integration
 
-RUNS = "/v1/agent/runs"
 ADMIN = Principal("root", frozenset({"strongroom-readers", "strongroom-admins", "research", "analysts"}),
                   frozenset({"reader", "ingester", "admin"}))  # fmt: skip
 

@@ -31,15 +31,14 @@ from strongroom.auth import open_key_store
 from strongroom.testing import HashEmbedder
 from strongroom.testing.chat import tool_call
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
-from tests.api.agent_world import ROUTE, SECRET, ScriptedModel, build_home, tool_results
+from tests.api.agent_world import ROUTE, RUNS, SECRET, ScriptedModel, build_home, run_records, tool_results
+from tests.api.agent_world import wait_for_run as _wait
 from tests.api.conftest import audit_records, service_settings
 from tests.api.live import live_server
 from tests.auth.oidc_provider import Provider
 
-RUNS = "/v1/agent/runs"
 ANA = ["readers", "research"]
 ADMIN = ["admins", "research", "compliance", "public"]
-FINAL = ("answered", "limit", "cancelled", "error", "interrupted")
 #: the words of an answer that must never reach the audit log or a log file
 ANSWER_WORDS = "ZANZIBAR-OTTER"
 
@@ -125,22 +124,9 @@ def _create(client: httpx.Client, question: str, **more: Any) -> dict[str, Any]:
     return run
 
 
-def _wait(client: httpx.Client, run_id: str, statuses: tuple[str, ...] = FINAL) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    run: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        run = client.get(f"{RUNS}/{run_id}").json()
-        if run["status"] in statuses:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not reach {statuses}: {run}")
-
-
 def _records(world: World, run_id: str) -> list[dict[str, Any]]:
     with world.client(ADMIN, sub="root") as admin:
-        return [
-            r for r in audit_records(admin) if r["target"] == run_id or (r["filters"] or {}).get("run_id") == run_id
-        ]
+        return run_records(audit_records(admin), run_id)
 
 
 def test_an_event_stream_asked_from_past_the_last_integer_is_empty_not_a_server_error(world: World) -> None:
