@@ -26,6 +26,7 @@ runs each tool call and audit write it is handed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -195,17 +196,19 @@ class _DaemonThreads(ThreadPoolExecutor):  # asyncio takes only a ThreadPoolExec
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future: Future[T] = Future()
-
-        def work() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                future.set_exception(exc)
-
+        work = functools.partial(_settle, future, functools.partial(fn, *args, **kwargs))
         threading.Thread(target=work, name="strongroom-agent-call", daemon=True).start()
         return future
+
+
+def _settle(future: Future[T], fn: Callable[[], T]) -> None:
+    """Run ``fn`` for ``future`` (unless it was cancelled) and settle it with what it returned or raised."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(fn())
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 def _tool_record(wiring: RunWiring, principal: Principal, run_id: str, data: Any, known: set[str]) -> None:
@@ -345,11 +348,7 @@ class ThreadBridge:
             if item is None:
                 return
             fn, future = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:
-                    future.set_exception(exc)
+            _settle(future, fn)
 
 
 def run_here(
@@ -361,13 +360,7 @@ def run_here(
     ``interrupted`` is called on a Ctrl-C (e.g. to cancel the run), here, on this thread."""
     bridge = ThreadBridge()
     done: Future[T] = Future()
-
-    def work() -> None:
-        try:
-            done.set_result(execute(bridge))
-        except BaseException as exc:
-            done.set_exception(exc)
-
+    work = functools.partial(_settle, done, functools.partial(execute, bridge))
     thread = threading.Thread(target=work, name="strongroom-agent-run", daemon=True)
     thread.start()
     bridge.serve(done, interrupted=interrupted)
