@@ -16,7 +16,7 @@ import httpx
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.api.test_shutdown import _serve_with
+from tests.api.live import serve_process
 from tests.store.conftest import fresh_database, server_url  # noqa: F401 - a fixture, used by name
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_two_replicas_append_one_chain(tmp_path: Path, server_url: str) -> None:
     (docs / "q1.txt").write_text("Quarterly revenue was 1,234 million, up 5%.\n")
     assert _cli({**base, "STRONGROOM_HOME": str(homes[0])}, "ingest", str(docs)).returncode == 0
 
-    with _serve_with(homes[0], base) as (_, url_a), _serve_with(homes[1], base) as (_, url_b):
+    with serve_process(homes[0], base, "--dev") as (_, url_a), serve_process(homes[1], base, "--dev") as (_, url_b):
 
         def search(i: int) -> int:
             url = (url_a, url_b)[i % 2]
