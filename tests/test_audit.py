@@ -36,7 +36,10 @@ def _sqlite_backend(home: Path) -> Backend:
             for statement, params in statements:
                 db.execute(statement, params)
 
-    return Backend(lambda: open_audit_log(settings), sql, "audit", home / "audit-anchor.jsonl")
+    def stored() -> bytes:
+        return b"".join(path.read_bytes() for path in sorted(home.glob("catalog.sqlite3*")))
+
+    return Backend(lambda: open_audit_log(settings), sql, "audit", home / "audit-anchor.jsonl", stored)
 
 
 class TestSqliteAuditLog(AuditLogContract):
@@ -159,7 +162,7 @@ def test_a_legacy_catalog_is_migrated_in_place_and_keeps_verifying(tmp_path: Pat
     assert [p.kind for p in log.verify(grace_s=0).problems] == ["unanchored"]  # nothing signed it yet
     audit_log.append(log, event(9))  # the first checkpoint vouches for the legacy records too
     records = list(log.read())
-    assert [r.format for r in records] == [1, 1, 1, 2] and records[3].prev == records[2].hash
+    assert [r.format for r in records] == [1, 1, 1, 3] and records[3].prev == records[2].hash
     assert log.verify().ok
     log.close()
     body = json.loads(records[1].body) | {"query": "edited"}

@@ -12,6 +12,7 @@
     ├── StoreError                the store could not be opened, read or written (or --home holds none)
     ├── EmbeddingError            the embedding backend failed or is misconfigured
     ├── QueryError                a search or question was malformed (bad date, bad filter)
+    │   └── NotErasable           audit records that cannot be erased (format 1/2, or missing)
     ├── NotFound                  no such thing, or none the principal may see (the same answer)
     ├── PermissionDenied          the principal lacks the role or entitlement for an operation
     ├── ApprovalPending           four-eyes: the change was proposed, not made (proposal_id; HTTP 202)
@@ -65,6 +66,7 @@ __all__ = [
     "IngestError",
     "NoDeploymentAvailable",
     "NotCleared",
+    "NotErasable",
     "NotFound",
     "ParseStopped",
     "PermissionDenied",
@@ -126,6 +128,17 @@ class WriteDenied(IngestError):
 class NotFound(StrongroomError):
     """No such document, version, page, job or key, or none the principal may see: the two
     are deliberately the same answer, so a refusal reveals nothing."""
+
+
+class NotErasable(QueryError):
+    """Audit records asked to be erased that cannot be: ``legacy`` are format 1 or 2 (their
+    hash covers their text, so erasing it would break the chain), ``missing`` do not exist.
+    Nothing was erased."""
+
+    def __init__(self, message: str, *, legacy: tuple[int, ...] = (), missing: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.legacy = legacy
+        self.missing = missing
 
 
 class PermissionDenied(StrongroomError):

@@ -36,7 +36,12 @@ def _postgres_backend(url: str, home: Path) -> Backend:
             for statement, params in statements:
                 db.execute(statement.replace("?", "%s"), params)
 
-    return Backend(lambda: open_audit_log(settings), sql, "audit_log", home / "audit-anchor.jsonl")
+    def stored() -> bytes:
+        with psycopg.connect(url, autocommit=True) as db:
+            row = db.execute("SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM audit_log t").fetchone()
+        return str(row[0] if row else "").encode()
+
+    return Backend(lambda: open_audit_log(settings), sql, "audit_log", home / "audit-anchor.jsonl", stored)
 
 
 def _as_url(conninfo: str) -> str:

@@ -18,16 +18,32 @@ chain for every replica, appends serialised by an advisory lock). Get one with
     for record in log.read(after_seq=0, limit=500):   # a SIEM pages forward by seq
         ...
     report = log.verify()                              # report.problems: seq, kind, message
+
+Erasure (issue 20): a record keeps its free text (``query``, ``detail``, ``target``,
+``filters``) in a salted erasable part its hash covers only through a digest, so the text
+can be erased and the chain still verifies (:class:`Erasable`)::
+
+    seqs = log.find_text(["Jane Roe"])     # records whose erasable part names her
+    log.erase(seqs)                        # NotErasable: format-1/2 ones, or missing seqs
 """
 
 from strongroom.audit.anchor import Anchor, Checkpoint, SigningKey
-from strongroom.audit.log import AuditBackend, AuditLog, anchor_for, append, export, records
-from strongroom.audit.records import FORMAT, GENESIS, AuditEvent, AuditHead, AuditRecord, answer_hash
+from strongroom.audit.log import AuditBackend, AuditLog, Erasable, anchor_for, append, export, records
+from strongroom.audit.records import (
+    ERASABLE_FIELDS,
+    FORMAT,
+    GENESIS,
+    AuditEvent,
+    AuditHead,
+    AuditRecord,
+    answer_hash,
+)
 from strongroom.audit.sqlite import SqliteAuditLog
 from strongroom.audit.verify import AuditProblem, ProblemKind, VerifyReport
 from strongroom.config import Settings
 
 __all__ = [
+    "ERASABLE_FIELDS",
     "FORMAT",
     "GENESIS",
     "Anchor",
@@ -38,6 +54,7 @@ __all__ = [
     "AuditProblem",
     "AuditRecord",
     "Checkpoint",
+    "Erasable",
     "ProblemKind",
     "SigningKey",
     "SqliteAuditLog",

@@ -1,4 +1,9 @@
-"""The :class:`AuditLog` protocol, the conveniences around it, and what its backends share."""
+"""The :class:`AuditLog` protocol, the conveniences around it, and what its backends share.
+
+:class:`Erasable` is what erasure (issue 20) needs of the log: find the records whose
+erasable part (format 3: ``query``, ``detail``, ``target``, ``filters``) holds an
+identifier, and erase those parts; the chain keeps verifying (``docs/audit-format.md``).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from strongroom.audit.anchor import Anchor, Checkpoint
-from strongroom.audit.records import FORMAT, AuditEvent, AuditHead, AuditRecord, canonical_record
+from strongroom.audit.records import (
+    ERASABLE_FIELDS,
+    FORMAT,
+    AuditEvent,
+    AuditHead,
+    AuditRecord,
+    canonical_record3,
+    erasable_digest,
+    new_salt,
+)
 from strongroom.audit.verify import Evidence, VerifyReport, check
+from strongroom.errors import NotErasable, QueryError
 
 if TYPE_CHECKING:
     from strongroom.config import Settings
 
-__all__ = ["AuditBackend", "AuditLog", "ChainedLog", "append", "chain_rows", "export", "records"]
+__all__ = ["AuditBackend", "AuditLog", "ChainedLog", "Erasable", "append", "chain_rows", "export", "records"]
 
 
 class AuditLog(Protocol):
@@ -59,8 +74,37 @@ class AuditLog(Protocol):
         ...
 
 
-class AuditBackend(AuditLog, Protocol):
-    """An audit log another one can be copied into, verbatim (moving a deployment)."""
+class Erasable(Protocol):
+    """Erasing what an audit log holds of an identifier, keeping the chain verifiable.
+
+    >>> seqs = log.find_text(["Jane Roe", "DE89370400440532013000"])  # doctest: +SKIP
+    >>> log.erase(seqs)  # doctest: +SKIP
+    [12, 40]
+    """
+
+    def find_text(self, needles: Sequence[str]) -> list[int]:
+        """The seqs (ascending) of the records whose erasable part holds any of ``needles``
+        (case-insensitive, in the text of its values and keys): format-3 records not yet
+        erased, and format-1/2 records whose ``query``, ``detail``, ``target`` or ``filters``
+        hold one (those cannot be erased: :meth:`erase` refuses them). A needle that is empty
+        or only spaces is refused (:class:`~strongroom.errors.QueryError`): it matches everything."""
+        ...
+
+    def erase(self, seqs: Sequence[int]) -> list[int]:
+        """Erase the erasable parts of the records ``seqs`` (their text and salt; the hashes
+        stay, so the chain verifies), all or none, in one transaction; the seqs (ascending,
+        each once) now erased, those erased before included. Raises
+        :class:`~strongroom.errors.NotErasable` naming the format-1/2 records (``legacy``)
+        and the seqs with no record (``missing``), erasing nothing. On SQLite the freed bytes
+        are overwritten (``secure_delete``) and the WAL checkpointed and truncated, so the
+        text is gone from the files; on PostgreSQL the rows no longer hold it, and the dead
+        row versions are gone after the next VACUUM (autovacuum, or the operator's)."""
+        ...
+
+
+class AuditBackend(AuditLog, Erasable, Protocol):
+    """An audit log another one can be copied into, verbatim (moving a deployment), and
+    whose records' erasable parts can be erased."""
 
     def chain(self) -> Iterator[AuditRecord]:
         """Every record as stored, in seq order (streamed), for :meth:`adopt` elsewhere."""
@@ -94,18 +138,110 @@ def export(log: AuditLog, out: Path | TextIO, since: datetime | None = None) -> 
     return n
 
 
-def chain_rows(head: AuditHead, at: str, bodies: Sequence[bytes]) -> list[tuple[int, str, str, str, str, int]]:
-    """Rows ``(seq, at, prev, hash, body, format)`` of format-2 records chained after ``head``."""
+#: a stored row: seq, at, prev, hash, body, format, erasable, erasable_salt, erasable_sha256
+Row = tuple[int, str, str, str, str, int, str | None, str | None, str | None]
+#: the columns of a stored row, in :data:`Row`'s order
+COLUMNS = "seq, at, prev, hash, body, format, erasable, erasable_salt, erasable_sha256"
+
+
+def chain_rows(head: AuditHead, at: str, parts: Sequence[tuple[bytes, bytes]]) -> list[Row]:
+    """Rows of format-3 records chained after ``head``, from each event's ``(body, erasable)``
+    (:func:`~strongroom.audit.records.event_parts`), each erasable part with a new salt."""
     import hashlib
 
-    rows = []
+    rows: list[Row] = []
     seq, prev = head
-    for body in bodies:
+    for body, erasable in parts:
         seq += 1
-        digest = hashlib.sha256(canonical_record(seq, at, prev, body)).hexdigest()
-        rows.append((seq, at, prev, digest, body.decode(), FORMAT))
+        salt, text = new_salt(), erasable.decode()
+        sealed = erasable_digest(salt, text)
+        assert sealed is not None
+        digest = hashlib.sha256(canonical_record3(seq, at, prev, body, sealed)).hexdigest()
+        rows.append((seq, at, prev, digest, body.decode(), FORMAT, text, salt, sealed))
         prev = digest
     return rows
+
+
+def record_of(row: Sequence[object]) -> AuditRecord:
+    """An :class:`AuditRecord` from a stored row (:data:`COLUMNS`)."""
+    return AuditRecord(
+        int(str(row[0])), str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(str(row[5])),
+        None if row[6] is None else str(row[6]), None if row[7] is None else str(row[7]),
+        None if row[8] is None else str(row[8]),
+    )  # fmt: skip
+
+
+def _strings(value: object, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append(str(k))
+            _strings(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _strings(v, out)
+    elif value is not None:
+        out.append(str(value))
+
+
+def erasable_text(record: AuditRecord) -> str:
+    """The text a record's erasable part holds (its values and keys, NUL-separated, casefolded):
+    format 3 its stored part ("" once erased), format 1/2 the same fields of its body."""
+    if record.format >= 3:
+        if record.erasable is None:
+            return ""
+        try:
+            value: object = json.loads(record.erasable)
+        except ValueError:
+            return record.erasable.casefold()
+    else:
+        try:
+            body = json.loads(record.body)
+        except ValueError:
+            return record.body.casefold()
+        value = {k: body[k] for k in ERASABLE_FIELDS if k in body} if isinstance(body, dict) else body
+    out: list[str] = []
+    _strings(value, out)
+    return "\x00".join(out).casefold()
+
+
+def _listed(seqs: tuple[int, ...]) -> str:
+    shown = ", ".join(map(str, seqs[:10]))
+    return shown + (f" and {len(seqs) - 10} more" if len(seqs) > 10 else "")
+
+
+def refuse_unerasable(wanted: Sequence[int], formats: dict[int, int]) -> None:
+    """Raise :class:`~strongroom.errors.NotErasable` when a seq in ``wanted`` has no record
+    (not in ``formats``: seq -> format) or a format-1/2 one."""
+    missing = tuple(s for s in wanted if s not in formats)
+    legacy = tuple(s for s in wanted if s in formats and formats[s] < 3)
+    if not missing and not legacy:
+        return
+    why = []
+    if legacy:
+        why.append(
+            f"records {_listed(legacy)} are in format 1 or 2 (written before issue 20), whose hash covers "
+            "their text, so erasing it would break the chain"
+        )
+    if missing:
+        why.append(f"there is no record {_listed(missing)}")
+    raise NotErasable(
+        "nothing was erased: " + "; ".join(why) + "; erase the other records (NotErasable.legacy and .missing "
+        "name these)",
+        legacy=legacy,
+        missing=missing,
+    )
+
+
+def needles_of(needles: Sequence[str]) -> list[str]:
+    """``needles`` casefolded; an empty one is refused (it would match every record)."""
+    if isinstance(needles, str):
+        raise QueryError("find_text takes a list of strings, not one string")
+    folded = [n.casefold() for n in needles]
+    if any(not n.strip() for n in folded):
+        raise QueryError("an empty needle would match every audit record; give the identifier to find")
+    return folded
 
 
 def now() -> str:
@@ -185,6 +321,25 @@ class ChainedLog:
 
     def _first_at(self, since: str) -> int | None:
         """The smallest seq whose ``at`` is at or after ``since`` (None: none)."""
+        raise NotImplementedError
+
+    def find_text(self, needles: Sequence[str]) -> list[int]:
+        """See :meth:`Erasable.find_text`: one pass over the log, a page at a time."""
+        folded = needles_of(needles)
+        if not folded:
+            return []
+        return [r.seq for r in self.read() if (text := erasable_text(r)) and any(n in text for n in folded)]
+
+    def erase(self, seqs: Sequence[int]) -> list[int]:
+        """See :meth:`Erasable.erase`."""
+        wanted = sorted({int(s) for s in seqs})
+        if not wanted:
+            return []
+        self._erase(wanted)
+        return wanted
+
+    def _erase(self, seqs: list[int]) -> None:
+        """Erase these records' erasable parts in one transaction, or raise NotErasable."""
         raise NotImplementedError
 
     def _stored_checkpoints(self) -> Iterator[Checkpoint]:

@@ -9,7 +9,11 @@ see that the records other replicas appended are anchored too.
 
 The tables are made by strongroom on first use (not by the store's Alembic revisions: the
 audit log opens without the store, e.g. ``strongroom audit verify``); triggers refuse
-UPDATE, DELETE and TRUNCATE on them.
+UPDATE, DELETE and TRUNCATE on them, but for the one update an erasure makes: a format-3
+record's ``erasable`` and ``erasable_salt`` set to NULL, all else unchanged. A table made by
+an older strongroom gains the erasable columns on open. After an erasure the rows no longer
+hold the text; the dead row versions that still do are removed by the next VACUUM
+(autovacuum, or the operator's ``VACUUM audit_log``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import psycopg
 import psycopg.errors
 
 from strongroom.audit.anchor import Anchor, Checkpoint
-from strongroom.audit.log import PAGE, ChainedLog, chain_rows
-from strongroom.audit.records import GENESIS, AuditEvent, AuditHead, AuditRecord, event_body
+from strongroom.audit.log import COLUMNS, PAGE, ChainedLog, chain_rows, record_of, refuse_unerasable
+from strongroom.audit.records import GENESIS, AuditEvent, AuditHead, AuditRecord, event_parts
 from strongroom.errors import StoreError
 from strongroom.store.postgres_schema import connect, describe_url, redact
 
@@ -33,21 +37,33 @@ AUDIT_LOCK = 0x5352_4155_4449_54  # advisory lock key ("SRAUDIT"): one append at
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
     seq bigint PRIMARY KEY, at text NOT NULL, prev text NOT NULL, hash text NOT NULL, body text NOT NULL,
-    format smallint NOT NULL);
+    format smallint NOT NULL, erasable text, erasable_salt text, erasable_sha256 text);
+ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS erasable text, ADD COLUMN IF NOT EXISTS erasable_salt text,
+    ADD COLUMN IF NOT EXISTS erasable_sha256 text;
 CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, seq bigint NOT NULL, hash text NOT NULL, at text NOT NULL,
     key_id text NOT NULL, sig text NOT NULL);
 CREATE OR REPLACE FUNCTION strongroom_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
-CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+CREATE OR REPLACE FUNCTION strongroom_audit_erase_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN
+        IF OLD.format >= 3 AND NEW.erasable IS NULL AND NEW.erasable_salt IS NULL
+            AND (NEW.seq, NEW.at, NEW.prev, NEW.hash, NEW.body, NEW.format, NEW.erasable_sha256)
+                IS NOT DISTINCT FROM (OLD.seq, OLD.at, OLD.prev, OLD.hash, OLD.body, OLD.format, OLD.erasable_sha256)
+        THEN RETURN NEW; END IF;
+        RAISE EXCEPTION 'the audit log is append-only';
+    END $$;
+CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION strongroom_audit_append_only();
+CREATE OR REPLACE TRIGGER audit_log_erase_only BEFORE UPDATE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION strongroom_audit_erase_only();
 CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION strongroom_audit_append_only();
 CREATE OR REPLACE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
     FOR EACH ROW EXECUTE FUNCTION strongroom_audit_append_only();
 """
-_COLUMNS = "seq, at, prev, hash, body, format"
+_COLUMNS = COLUMNS
 
 
 class PostgresAuditLog(ChainedLog):
@@ -116,7 +132,7 @@ class PostgresAuditLog(ChainedLog):
         process's appends, with a signed checkpoint of the new head."""
         if not events:
             return []
-        bodies = [event_body(event) for event in events]
+        parts = [event_parts(event) for event in events]
 
         def append(db: psycopg.Connection[Any]) -> tuple[list[int], Checkpoint | None]:
             try:
@@ -132,7 +148,7 @@ class PostgresAuditLog(ChainedLog):
                 stamp = db.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
                                    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')").fetchone()  # fmt: skip
                 assert stamp is not None
-                rows = chain_rows(self._head(db), str(stamp[0]), bodies)
+                rows = chain_rows(self._head(db), str(stamp[0]), parts)
                 with db.cursor() as cur, cur.copy(f"COPY audit_log ({_COLUMNS}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
@@ -164,7 +180,7 @@ class PostgresAuditLog(ChainedLog):
             ).fetchall()
 
         rows: list[tuple[Any, ...]] = self._run("read", fetch)
-        return [AuditRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5])) for r in rows]
+        return [record_of(r) for r in rows]
 
     def _first_at(self, since: str) -> int | None:
         def first(db: psycopg.Connection[Any]) -> int | None:
@@ -233,3 +249,19 @@ class PostgresAuditLog(ChainedLog):
             return len(new)
 
         return self._run("adopt into", adopt)  # type: ignore[no-any-return]
+
+    def _erase(self, seqs: list[int]) -> None:
+        def erase(db: psycopg.Connection[Any]) -> None:
+            if not self._table_exists():
+                refuse_unerasable(seqs, {})
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+                rows = db.execute("SELECT seq, format FROM audit_log WHERE seq = ANY(%s)", (seqs,)).fetchall()
+                refuse_unerasable(seqs, {int(r[0]): int(r[1]) for r in rows})
+                db.execute(
+                    "UPDATE audit_log SET erasable = NULL, erasable_salt = NULL "
+                    "WHERE seq = ANY(%s) AND erasable IS NOT NULL",
+                    (seqs,),
+                )
+
+        self._run("erase in", erase)

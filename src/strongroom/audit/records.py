@@ -1,6 +1,19 @@
-"""What an audit record is and how its hash is computed (both formats).
+"""What an audit record is and how its hash is computed (formats 1, 2 and 3).
 
-Format 2 (every record written since issue 15) hashes the RFC 8785 canonical JSON (JCS)
+Format 3 (every record written since issue 20) keeps the event's free-text fields, those
+that may carry personal data or document text (:data:`ERASABLE_FIELDS`: ``query``,
+``detail``, ``target``, ``filters``), apart from the body, as an *erasable* JCS blob with a
+random 32-byte salt, and hashes the body plus the salted blob's digest::
+
+    erasable_sha256 = sha256(salt || erasable).hexdigest()
+    hash = sha256(JCS({"format": 3, "seq", "at", "prev", "body": body,
+                       "erasable_sha256": erasable_sha256})).hexdigest()
+
+so erasing a record (the blob and salt set to NULL, ``erasable_sha256`` kept) leaves the
+chain verifying, and the salt, erased with the blob, stops anyone confirming a guessed
+identifier against the digest afterwards.
+
+Format 2 (the records written from issue 15 to 20) hashes the RFC 8785 canonical JSON (JCS)
 of the whole record, with its format and seq::
 
     hash = sha256(JCS({"format": 2, "seq": seq, "at": at, "prev": prev, "body": body})).hexdigest()
@@ -13,6 +26,7 @@ own JCS text, so the bytes hashed are the stored bytes, in this order (JCS sorts
 Format 1 (the records written before) hashed ``json.dumps({"prev": prev, "at": at,
 **body}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, without the seq or
 the format; such records still verify, and a log holds them before its format-2 ones.
+Format 1 and 2 records cannot be erased (their hash covers the text itself).
 ``docs/audit-format.md`` has the details and worked examples for other languages' verifiers.
 """
 
@@ -21,12 +35,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import rfc8785
 
 __all__ = [
+    "ERASABLE_FIELDS",
     "FORMAT",
     "GENESIS",
     "AuditEvent",
@@ -34,14 +50,21 @@ __all__ = [
     "AuditRecord",
     "answer_hash",
     "canonical_json",
+    "erasable_digest",
     "event_body",
+    "event_parts",
+    "new_salt",
     "record_hash",
 ]
 
 #: the "previous hash" of the first record
 GENESIS = "0" * 64
 #: the format new records are written in
-FORMAT = 2
+FORMAT = 3
+#: the event's fields a format-3 record keeps in its erasable part: free text that may carry
+#: personal data or document text (a customer's name in a query, a document's title in a
+#: target, a quote in a detail, anything in the filters)
+ERASABLE_FIELDS = ("detail", "filters", "query", "target")
 _MAX_SAFE_INT = 2**53 - 1  # JCS numbers are IEEE doubles
 
 
@@ -82,7 +105,10 @@ class AuditHead(NamedTuple):
 
 
 class AuditRecord(NamedTuple):
-    """One stored record, as it is in the database (``body`` is the stored JSON text)."""
+    """One stored record, as it is in the database (``body`` is the stored JSON text).
+
+    Format 3: ``erasable`` is the stored JCS text of the erasable fields and ``erasable_salt``
+    its salt (hex), both None once the record was erased; ``erasable_sha256`` stays."""
 
     seq: int
     at: str
@@ -90,15 +116,34 @@ class AuditRecord(NamedTuple):
     hash: str
     body: str
     format: int = FORMAT
+    erasable: str | None = None
+    erasable_salt: str | None = None
+    erasable_sha256: str | None = None
+
+    @property
+    def erased(self) -> bool:
+        """Whether this format-3 record's erasable part was erased."""
+        return self.format >= 3 and self.erasable is None
 
     def event(self) -> dict[str, object]:
-        """The event's fields, parsed from the stored body."""
+        """The event's fields, parsed from the stored body (and, in format 3, the erasable part
+        unless it was erased: then those fields are absent)."""
         value = json.loads(self.body)
-        return value if isinstance(value, dict) else {"body": value}
+        fields = value if isinstance(value, dict) else {"body": value}
+        if self.format >= 3 and self.erasable is not None:
+            try:
+                extra = json.loads(self.erasable)
+            except ValueError:  # tampered with: verify says so
+                extra = None
+            if isinstance(extra, dict):
+                return {**extra, **fields}
+        return fields
 
     def as_dict(self) -> dict[str, object]:
-        """The record as a SIEM reads it: the event's fields with seq, at, prev, hash and format."""
-        return {
+        """The record as a SIEM reads it: the event's fields with seq, at, prev, hash and
+        format; in format 3 also ``erasable_sha256`` and ``erased`` (true: the erasable fields
+        were erased and are absent)."""
+        out: dict[str, object] = {
             "seq": self.seq,
             "at": self.at,
             **self.event(),
@@ -106,6 +151,10 @@ class AuditRecord(NamedTuple):
             "hash": self.hash,
             "format": self.format,
         }
+        if self.format >= 3:
+            out["erasable_sha256"] = self.erasable_sha256
+            out["erased"] = self.erased
+        return out
 
 
 class _Plain:
@@ -187,6 +236,48 @@ def event_body(event: AuditEvent) -> bytes:
     return rfc8785.dumps(canonical_json_value(body))
 
 
+def _dump(fields: dict[str, object], typed: bool, free: str | None) -> bytes:
+    """The JCS bytes of ``fields``; ``typed``: every field but ``free`` holds its declared type."""
+    if not typed:
+        return canonical_json(fields)
+    plain = _Plain()
+    if free is not None:
+        fields[free] = plain(fields[free])  # only the free-form field is walked
+    if plain.simple:
+        try:
+            return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        except UnicodeEncodeError:
+            pass
+    return rfc8785.dumps(canonical_json_value(fields))
+
+
+def event_parts(event: AuditEvent) -> tuple[bytes, bytes]:
+    """A format-3 record's stored body and erasable part: the JCS bytes of ``event``'s fields
+    but :data:`ERASABLE_FIELDS`, and of those fields."""
+    body = dict(vars(event))
+    erasable: dict[str, object] = {name: body.pop(name) for name in ERASABLE_FIELDS}
+    typed = _typed(event)
+    return _dump(body, typed, None), _dump(erasable, typed, "filters")
+
+
+def new_salt() -> str:
+    """A fresh random salt for one record's erasable part (32 bytes, hex)."""
+    return os.urandom(32).hex()
+
+
+def erasable_digest(salt: str, erasable: str) -> str | None:
+    """``erasable_sha256``: SHA-256 of the 32 salt bytes then the erasable part's UTF-8 bytes
+    (None: the salt is not 64 hex digits, or the text is not UTF-8)."""
+    try:
+        raw = bytes.fromhex(salt)
+        data = erasable.encode()
+    except (ValueError, UnicodeEncodeError):
+        return None
+    if len(raw) != 32 or len(salt) != 64:
+        return None
+    return hashlib.sha256(raw + data).hexdigest()
+
+
 def _string(text: str) -> bytes:
     """The JCS form of a string (fast for the plain ASCII of times and hex hashes)."""
     if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
@@ -202,6 +293,15 @@ def canonical_record(seq: int, at: str, prev: str, body: bytes) -> bytes:
     )
 
 
+def canonical_record3(seq: int, at: str, prev: str, body: bytes, erasable_sha256: str) -> bytes:
+    """The bytes a format-3 record's hash covers: JCS of ``{"format": 3, "seq", "at", "prev",
+    "body", "erasable_sha256"}``, built from the stored (canonical) body."""
+    return b"".join(
+        (b'{"at":', _string(at), b',"body":', body, b',"erasable_sha256":', _string(erasable_sha256),
+         b',"format":3,"prev":', _string(prev), b',"seq":', b"%d}" % seq)
+    )  # fmt: skip
+
+
 def _legacy_hash(prev: str, at: str, body: str) -> str | None:
     try:
         content = json.loads(body)
@@ -215,17 +315,22 @@ def _legacy_hash(prev: str, at: str, body: str) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record_hash(fmt: int, seq: int, at: str, prev: str, body: str) -> str | None:
+def record_hash(fmt: int, seq: int, at: str, prev: str, body: str, erasable_sha256: str | None = None) -> str | None:
     """The hash a record of format ``fmt`` with these values must carry (None: not computable,
-    e.g. an unknown format or a body that is not JSON)."""
-    if fmt == 2:
+    e.g. an unknown format, a body that is not JSON, a format-3 record without its
+    ``erasable_sha256``)."""
+    if fmt in (2, 3):
         if not 0 < seq <= _MAX_SAFE_INT:
             return None
         try:
             data = body.encode()
         except UnicodeEncodeError:
             return None
-        return hashlib.sha256(canonical_record(seq, at, prev, data)).hexdigest()
+        if fmt == 2:
+            return hashlib.sha256(canonical_record(seq, at, prev, data)).hexdigest()
+        if erasable_sha256 is None:
+            return None
+        return hashlib.sha256(canonical_record3(seq, at, prev, data, erasable_sha256)).hexdigest()
     if fmt == 1:
         return _legacy_hash(prev, at, body)
     return None

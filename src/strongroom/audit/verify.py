@@ -6,7 +6,8 @@ gathered by :class:`Evidence`. Every problem names the seq where it is and its k
 
 ==================  =========================================================================
 edited              a record's content no longer matches its hash (or the record before
-                    it was replaced: the next record was chained to another one)
+                    it was replaced: the next record was chained to another one), or a
+                    format-3 record's erasable part no longer matches its erasable_sha256
 deleted             records are missing in the middle (a gap in seq, or a break in the
                     links where the later records were renumbered)
 reordered           a record is intact but stored at another place than it was written
@@ -20,6 +21,9 @@ unanchored          records after the last signed checkpoint (forged, or written
 forged_checkpoint   a checkpoint whose signature fails, or by a key that is not trusted
 bad_anchor          an anchor line that is not a key or a checkpoint
 ==================  =========================================================================
+
+A format-3 record whose erasable part was erased (text and salt NULL) verifies: its hash
+covers ``erasable_sha256``, not the text. :attr:`VerifyReport.erased` counts them.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from strongroom.audit.anchor import BadLine, Checkpoint, KeyLine, iter_anchor, key_id_of, verify_checkpoint
-from strongroom.audit.records import GENESIS, AuditHead, AuditRecord, record_hash
+from strongroom.audit.records import GENESIS, AuditHead, AuditRecord, erasable_digest, record_hash
 
 __all__ = ["AuditProblem", "Evidence", "ProblemKind", "VerifyReport", "check"]
 
@@ -75,6 +79,7 @@ class VerifyReport:
     anchored: int | None = None
     checkpoints: int = 0
     key_ids: tuple[str, ...] = ()
+    erased: int = 0  # format-3 records whose erasable part was erased
 
     @property
     def ok(self) -> bool:
@@ -213,7 +218,7 @@ class _Walk:
         found: int | None = None
         if _intact(record, record.seq):
             found = record.seq
-        elif record.format == 2 and depth < 8:
+        elif record.format in (2, 3) and depth < 8:
             before = 0 if record.prev == GENESIS else None
             linked = self.near(record.prev)
             if linked is not None:
@@ -228,7 +233,23 @@ class _Walk:
 
 
 def _intact(record: AuditRecord, seq: int) -> bool:
-    return record_hash(record.format, seq, record.at, record.prev, record.body) == record.hash
+    return record_hash(record.format, seq, record.at, record.prev, record.body, record.erasable_sha256) == record.hash
+
+
+def _erasable_problem(record: AuditRecord) -> str | None:
+    """What is wrong with a record's erasable part (None: nothing): in format 3 the stored
+    text and salt must give ``erasable_sha256``, or both be erased; before, there is none."""
+    if record.format < 3:
+        if record.erasable is not None or record.erasable_salt is not None or record.erasable_sha256 is not None:
+            return "a format-1/2 record holds an erasable part, which its hash does not cover"
+        return None
+    if record.erasable is None and record.erasable_salt is None:
+        return None
+    if record.erasable is None or record.erasable_salt is None:
+        return "its erasable part is half erased (the text or the salt is left)"
+    if erasable_digest(record.erasable_salt, record.erasable) != record.erasable_sha256:
+        return "its erasable part does not match its erasable_sha256"
+    return None
 
 
 def _problem(problems: list[AuditProblem], seq: int, kind: ProblemKind, message: str) -> None:
@@ -250,6 +271,7 @@ def check(
     shift_reported = False
     newest_format = 1
     count = 0
+    erased = 0
     for r in walk:
         count += 1
         s = r.seq
@@ -261,7 +283,7 @@ def check(
                 "deleted",
                 f"records {expected}..{s - 1} are missing" if s - 1 > expected else f"record {expected} is missing",
             )
-        if r.format not in (1, 2):
+        if r.format not in (1, 2, 3):
             _problem(problems, s, "edited", f"record {s} claims an unknown format {r.format}")
         elif r.format < newest_format:
             _problem(
@@ -269,6 +291,11 @@ def check(
             )
         newest_format = max(newest_format, r.format)
         linked = s == expected and r.prev == (q.hash if q is not None else GENESIS)
+        if r.erased:
+            erased += 1
+        part = _erasable_problem(r)
+        if part is not None:
+            _problem(problems, s, "edited", f"record {s}: {part}")
         w = walk.written(r)
         if w is None:
             shifted = _renumbered(r)
@@ -283,7 +310,8 @@ def check(
                 walk.remember(r, shifted)
                 w, shift_reported = shifted, True
             else:
-                _problem(problems, s, "edited", f"record {s}: its content does not match its hash")
+                if part is None:
+                    _problem(problems, s, "edited", f"record {s}: its content does not match its hash")
                 w = s
         elif w == s:
             shift_reported = False
@@ -370,12 +398,13 @@ def check(
         anchored,
         len(cp_seqs),
         evidence.key_ids if evidence is not None else (),
+        erased,
     )
 
 
 def _renumbered(record: AuditRecord) -> int | None:
     """The seq a format-2 record was written as, when it is a few places after where it is."""
-    if record.format != 2:
+    if record.format not in (2, 3):
         return None
     for seq in range(record.seq + 1, record.seq + 9):
         if _intact(record, seq):
