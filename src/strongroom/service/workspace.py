@@ -13,7 +13,6 @@ check the role, read the records and audit the read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def upload_job_ids(records: Iterable[AuditRecord], principal: Principal, limit: 
     found: list[str] = []
     for record in records:
         try:
-            fields = json.loads(record.body)
+            fields = record.event()  # the target is in a format-3 record's erasable part
         except ValueError:
             continue
         if not isinstance(fields, dict) or fields.get("action") != UPLOAD_ACTION or fields.get("outcome") != "ok":
