@@ -10,6 +10,7 @@
     Exportable     iter_versions (and model_id, dim)                   reading everything back
     Catalog        all of the above: what a backend class implements
     Pinnable       pinned                                              optional: one index check per search
+    Erasable       find_text, erase_text, reclaim                      optional: erasure of an identifier
 
 Everything a search may see is decided by a :class:`~strongroom.types.Scope` *inside* the
 backend's search (entitlements and as-of are pre-filters, never post-filters), and a version
@@ -24,7 +25,7 @@ is written atomically with its pages, chunks and vectors. Every backend passes
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,8 @@ __all__ = [
     "TOMBSTONE",
     "Catalog",
     "Curation",
+    "Erasable",
+    "EraseCount",
     "Exportable",
     "Index",
     "JobLog",
@@ -46,8 +49,10 @@ __all__ = [
     "Lifecycle",
     "NewVersion",
     "Pinnable",
+    "Reembed",
     "ScoredId",
     "Store",
+    "TextMatcher",
     "VersionCatalog",
     "Writable",
 ]
@@ -215,4 +220,71 @@ class Pinnable(Protocol):
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within this, index calls share one check of the catalog."""
+        ...
+
+
+class TextMatcher(Protocol):
+    """An identifier's forms, as erasure matches them (:class:`strongroom.governance.erasure.Needles`)."""
+
+    def count(self, text: str) -> int:
+        """Occurrences in ``text``."""
+        ...
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every occurrence replaced by the erasure marker."""
+        ...
+
+    def count_value(self, value: object) -> int:
+        """Occurrences in every string of a JSON value."""
+        ...
+
+    def scrub_value(self, value: object) -> object:
+        """A JSON value with every string scrubbed."""
+        ...
+
+
+#: new cache keys and vectors for chunks whose text changed (the store's own embedder, given
+#: by the application layer: a store does not embed)
+Reembed = Callable[[Sequence[Chunk]], tuple[Sequence[str], npt.NDArray[np.float32]]]
+
+
+@dataclass(frozen=True)
+class EraseCount:
+    """What :meth:`Erasable.erase_text` changed: occurrences erased per place (``versions``,
+    ``documents``, ``pages``, ``chunks``, ``jobs``), the versions whose content changed (their
+    kept originals must go too) and the held documents that hold the text and were left alone."""
+
+    places: Mapping[str, int]
+    versions: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Erasable(Protocol):
+    """Optional: erasing every occurrence of an identifier from everything the store keeps.
+
+    Every row that holds it is rewritten with the text scrubbed, deleted versions' rows
+    included; chunks whose text changed get new vectors and cache keys (the old cache rows,
+    keyed by a hash of the old text, go), and every derived index (keyword postings and
+    statistics, snapshots) is rebuilt from the scrubbed rows. Documents in ``keep`` (held)
+    are not touched. :meth:`reclaim` then makes the old bytes unrecoverable from the
+    database's files (SQLite: secure delete, VACUUM, WAL truncated; PostgreSQL: VACUUM).
+    Every backend passes :class:`strongroom.testing.store_contract.ErasableContract`.
+    """
+
+    def find_text(self, needles: TextMatcher) -> dict[str, int]:
+        """Occurrences per place, held documents included (what ``verify`` counts)."""
+        ...
+
+    def erase_text(self, needles: TextMatcher, reembed: Reembed, keep: Collection[str] = ()) -> EraseCount:
+        """Scrub every occurrence from every row, except in documents whose id is in ``keep``."""
+        ...
+
+    def erase_document(self, document_id: str) -> list[str]:
+        """Delete a document (:meth:`Curation.delete_document`) and blank what its version rows
+        still say of it (title, source, metadata); returns the version ids erased."""
+        ...
+
+    def reclaim(self) -> dict[str, object]:
+        """Make deleted and rewritten text unrecoverable from the database's files; what was done."""
         ...

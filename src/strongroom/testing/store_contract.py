@@ -1,7 +1,8 @@
 """The store contract: every backend's test subclasses :class:`StoreContract`, which checks
 each protocol of :mod:`strongroom.store.base` (the index, writes and the embedding cache,
 the catalog's reads, curation, jobs and lifecycle); a store that offers a pinned view also
-passes :class:`PinnableContract`.
+passes :class:`PinnableContract`, and one that erases (:class:`~strongroom.store.base.Erasable`)
+:class:`ErasableContract`.
 
 A backend test supplies two fixtures, ``store`` (empty, ready) and ``embedder``::
 
@@ -12,15 +13,18 @@ A backend test supplies two fixtures, ``store`` (empty, ready) and ``embedder``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from strongroom.embed import Embedder, cache_key
+from strongroom.embed import Embedder, Vectors, cache_key
+from strongroom.governance.erasure import MARKER, Needles
 from strongroom.retrieve import search
-from strongroom.store.base import Catalog, Pinnable, Store
+from strongroom.store.base import Catalog, Erasable, NewVersion, Pinnable, Reembed, Store
 from strongroom.testing.builders import make_version
-from strongroom.types import Scope
+from strongroom.text import dense_text
+from strongroom.types import Chunk, Scope
 
-__all__ = ["PinnableContract", "StoreContract"]
+__all__ = ["ErasableContract", "PinnableContract", "StoreContract"]
 
 PUBLIC = Scope(frozenset({"public"}))
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -301,3 +305,84 @@ class PinnableContract:
         found = {c for c, _ in store.keyword_search("revenue", PUBLIC, 5)}
         found |= {c for c, _ in store.vector_search(vector, PUBLIC, 5)}
         assert found and not found & {c.id for c in gone.chunks}  # the pin does not outlive its block
+
+
+class ErasableContract:
+    """Erasing an identifier from every row a store keeps, through the protocols only."""
+
+    NAME = "Jane Quixote"
+
+    @staticmethod
+    def _reembed(embedder: Embedder) -> Reembed:
+        def reembed(chunks: Sequence[Chunk]) -> tuple[list[str], Vectors]:
+            texts = [dense_text(c) for c in chunks]
+            return [cache_key(embedder.model_id, t) for t in texts], embedder.embed(texts)
+
+        return reembed
+
+    def _seed(self, store: Catalog, embedder: Embedder) -> tuple[NewVersion, NewVersion, NewVersion]:
+        named = make_version(
+            embedder,
+            "jane quixote letter.txt",
+            [f"Dear {self.NAME}, your overdraft facility was renewed.\n\nRegards, the desk.", "JANE QUIXOTE signed."],
+            meta={"customer": f"Ms {self.NAME}"},
+        )
+        other = make_version(embedder, "memo.txt", ["Overdraft facilities were renewed for the quarter."])
+        held = make_version(embedder, "held.txt", [f"Litigation file of {self.NAME}."])
+        for new in (named, other, held):
+            store.write(new)
+        return named, other, held
+
+    def test_an_erased_identifier_is_in_no_row_and_no_index(self, store: Catalog, embedder: Embedder) -> None:
+        assert isinstance(store, Erasable)
+        named, other, held = self._seed(store, embedder)
+        needles = Needles.of(self.NAME)
+        before = store.find_text(needles)
+        assert before["pages"] == 3 and before["chunks"] >= 3 and before["versions"] >= 2
+        old_keys = list(named.embed_keys)
+        count = store.erase_text(needles, self._reembed(embedder), keep=[held.version.document_id])
+        assert count.held == (held.version.document_id,)
+        assert named.version.id in count.versions and other.version.id not in count.versions
+        store.reclaim()
+        after = store.find_text(needles)
+        assert after == {**{k: 0 for k in after}, "pages": 1, "chunks": after["chunks"]} and after["chunks"] >= 1
+        v = store.version(named.version.id)
+        assert v is not None and needles.count(v.title) == 0 and MARKER in v.metadata["customer"]
+        page = store.page_text(named.version.id, 1)
+        assert page is not None and page.startswith(f"Dear {MARKER}, your overdraft")
+        assert MARKER in (store.page_text(named.version.id, 2) or "")
+        # still found by what is left of it, with spans that agree with the scrubbed pages
+        hits = store.keyword_search("overdraft renewed", PUBLIC, 10)
+        fetched = store.fetch([c for c, _ in hits])
+        assert {v.source for _, v in fetched} >= {"memo.txt"} and len(fetched) >= 2
+        for chunk, version in fetched:
+            text = store.page_text(version.id, chunk.page) or ""
+            assert text[chunk.char_start : chunk.char_end] == chunk.text
+            assert needles.count(chunk.text) == 0 or version.id == held.version.id
+        assert not [c for c, _ in store.keyword_search("quixote", PUBLIC, 10) if c not in {x.id for x in held.chunks}]
+        assert store.vector_search(embedder.embed(["overdraft facility"])[0], PUBLIC, 3)
+        assert not store.get_vectors([k for k in old_keys if k not in set(held.embed_keys)])
+        # the held document is untouched
+        assert store.page_text(held.version.id, 1) == f"Litigation file of {self.NAME}."
+        store.save_indexes()
+        assert store.find_text(needles)["pages"] == 1
+
+    def test_erasing_twice_changes_nothing_more(self, store: Catalog, embedder: Embedder) -> None:
+        assert isinstance(store, Erasable)
+        self._seed(store, embedder)
+        needles = Needles.of(self.NAME)
+        store.erase_text(needles, self._reembed(embedder))
+        again = store.erase_text(needles, self._reembed(embedder))
+        assert sum(again.places.values()) == 0 and again.versions == ()
+        assert sum(store.find_text(needles).values()) == 0
+
+    def test_an_erased_document_keeps_only_that_it_existed(self, store: Catalog, embedder: Embedder) -> None:
+        assert isinstance(store, Erasable)
+        named, other, _ = self._seed(store, embedder)
+        ids = store.erase_document(named.version.document_id)
+        assert ids == [named.version.id]
+        store.reclaim()
+        assert store.versions(named.version.document_id) == []
+        found = store.find_text(Needles.of(self.NAME))
+        assert found["versions"] == 0 and found["documents"] == 0 and found["pages"] == 1  # the held file's
+        assert store.versions(other.version.document_id)
