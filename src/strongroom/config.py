@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     proposal_ttl_hours: float = Field(
         default=24.0, gt=0, le=24 * 30, description="How long a four-eyes proposal waits for approval, then expires."
     )
+    release_gate_tolerance: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Model registry release gate: a promotion to production is refused when a tracked metric "
+        "(recall, hit, MRR ...) on production's evaluation set is lower than production's by more than this.",
+    )
     key_default_days: int = Field(default=90, ge=1, le=3650, description="Lifetime of a key created without one.")
     key_max_days: int = Field(default=365, ge=1, le=3650, description="Longest lifetime a key may be given.")
     key_allow_no_expiry: bool = Field(default=False, description="Allow keys that never expire (--no-expiry).")

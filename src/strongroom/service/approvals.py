@@ -55,9 +55,12 @@ KINDS: Mapping[str, str] = {
     "models.set-route": "admin",
     "models.rollback": "admin",
     "models.set-deployment": "admin",
+    "registry.promote": "admin",  # a model registry stage move: only ever by proposal (service/registry.py)
 }
 #: applies one change (as given, canonical) as a principal; it validates the change itself
 Applier = Callable[[Principal, Mapping[str, Any]], Outcome[Any]]
+#: checks a change of an applier's kind when it is proposed (raises a StrongroomError to refuse it)
+Check = Callable[[Principal, Mapping[str, Any]], None]
 _MAX_CHANGE = 16_000  # characters of canonical JSON
 _MAX_REASON = 2000
 
@@ -107,12 +110,14 @@ class Approvals:
         *,
         clock: Callable[[], datetime] = utcnow,
         appliers: Mapping[str, Applier] | None = None,
+        checks: Mapping[str, Check] | None = None,
     ) -> None:
         self.ops = ops
         self.store = store
         self.keys = keys
         self.clock = clock
         self.appliers = dict(appliers or {})
+        self.checks = dict(checks or {})
 
     # -- the changes -----------------------------------------------------------------------
 
@@ -121,7 +126,7 @@ class Approvals:
         if kind not in KINDS:
             raise QueryError(f"no change kind {kind!r}; four-eyes covers {', '.join(sorted(KINDS))}")
         try:
-            if kind.startswith("models."):
+            if kind.startswith(("models.", "registry.")):
                 if kind not in self.appliers:
                     raise QueryError(f"{kind} changes cannot be applied here; use the CLI or Python on the home")
                 if len(canonical(change)) > _MAX_CHANGE:
@@ -168,6 +173,8 @@ class Approvals:
     def _check(self, principal: Principal, kind: str, change: dict[str, Any]) -> None:
         """What can be checked of a change before anyone approves it (the apply checks it again)."""
         self.ops.require(principal, KINDS[kind])
+        if kind in self.checks:
+            self.checks[kind](principal, change)
         if kind == "acl.set":
             self.ops._writable(principal, change["document_id"])
         elif kind == "keys.create":

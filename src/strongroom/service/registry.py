@@ -1,0 +1,378 @@
+"""The model registry through the application layer: register models, attach evaluations,
+move stages only by approved four-eyes proposals, and answer which model was in force when.
+
+- **Register** (admin): a ``NAME@VERSION`` of an embedder, reranker, chat deployment or
+  fine-tuned model, with lineage, model card, risk tier, owner and ``binding`` (what the running
+  platform calls it: a deployment's name, or the store embedder's ``model_id``). It starts as
+  ``candidate``.
+- **Evidence** (admin): an evaluation run of this home's audit log (``strongroom eval QA
+  --record NAME@VERSION``), attached by its audit seq. The metrics and the evaluation set's
+  SHA-256 are read from that audit record, never taken from the caller, so evidence cannot be
+  typed in.
+- **Stages** move only by a ``registry.promote`` proposal (``{"name", "version", "stage"}``)
+  that another person with the approver role approves, whether or not ``four_eyes`` is on;
+  there is no direct move. The stage rules and the release gate
+  (:mod:`strongroom.governance.registry`) are checked when the proposal is made and again when
+  it is applied (evidence and production may have changed in between). A promotion to
+  production retires the version in production before it.
+- **Which** (admin, approver): the production entries in force at a time; **resolve** (admin):
+  an audit record's model (its ``generator``) and the embedder in force when it was written,
+  as registry entries: "what model answered this on 3 March" is one query.
+
+Every step is an audit record (``registry.register|list|show|evidence|promote|which|resolve``).
+
+    registry = Registry(ops, open_registry_store(settings), read_record)
+    registry.register(ana, entry).result()
+    approvals.propose(ana, "registry.promote", {"name": "chat", "version": "2", "stage": "validated"})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, cast
+
+from strongroom.audit import AuditLog, AuditRecord
+from strongroom.errors import NotFound, PermissionDenied, QueryError, StoreError
+from strongroom.governance.registry import (
+    KINDS,
+    NAME_PATTERN,
+    RISK_TIERS,
+    STAGES,
+    Evidence,
+    GateResult,
+    ModelEntry,
+    Stage,
+    allowed,
+    gate,
+    in_force,
+    parse_ref,
+)
+from strongroom.service.clock import TimeInput, parse_instant
+from strongroom.service.operations import Operations, Outcome
+from strongroom.service.registry_store import RegistryStore
+from strongroom.types import Principal, utcnow
+
+__all__ = [
+    "PROMOTE",
+    "Promotion",
+    "Registry",
+    "Resolution",
+    "eval_filters",
+    "eval_set_sha256",
+    "promote_change",
+    "record_at",
+]
+
+#: the four-eyes kind that moves an entry's stage
+PROMOTE = "registry.promote"
+_MAX_CARD = 64_000
+_MAX_FIELD = 500
+_READERS = frozenset({"admin", "approver"})
+
+
+def record_at(log: AuditLog, seq: int) -> AuditRecord | None:
+    """Audit record ``seq`` of ``log`` (None if there is none)."""
+    if seq < 1:
+        return None
+    found = next(iter(log.read(seq - 1, 1)), None)
+    return found if found is not None and found.seq == seq else None
+
+
+def eval_set_sha256(items: Sequence[object]) -> str:
+    """The SHA-256 of an evaluation set's questions (each as canonical JSON, one per line):
+    the same questions give the same hash, whatever the file's spacing."""
+    digest = hashlib.sha256()
+    for item in items:
+        dump = getattr(item, "model_dump", None)
+        value = dump(mode="json") if callable(dump) else item
+        digest.update(json.dumps(value, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """An applied stage move: the entry after it, the refs moved (a production version retired
+    by it follows the entry's own), and the gate's decision (for a move into production)."""
+
+    entry: ModelEntry
+    moved: tuple[str, ...]
+    gate: GateResult | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "entry": self.entry.as_dict(),
+            "moved": list(self.moved),
+            "gate": self.gate.as_dict() if self.gate else None,
+        }
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """An audit record's models as registry entries: the entries bound to the record's
+    ``generator`` (each with its stage then), and the production embedders then."""
+
+    seq: int
+    at: datetime
+    action: str
+    generator: str
+    models: tuple[tuple[ModelEntry, Stage | None], ...]
+    embedders: tuple[ModelEntry, ...]
+    store_embedder: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "action": self.action,
+            "generator": self.generator,
+            "models": [{"ref": e.ref, "kind": e.kind, "stage_then": s, "stage_now": e.stage} for e, s in self.models],
+            "embedders": [{"ref": e.ref, "binding": e.binding} for e in self.embedders],
+            "store_embedder": self.store_embedder,
+        }
+
+
+def _text(value: object, what: str, limit: int = _MAX_FIELD) -> str:
+    text = "" if value is None else str(value).strip()
+    if len(text) > limit:
+        raise QueryError(f"{what} is at most {limit} characters")
+    if any(ord(c) < 32 and c not in "\n\t" for c in text):
+        raise QueryError(f"{what} holds control characters")
+    return text
+
+
+class Registry:
+    """Register, list, show, attach evidence, which and resolve; the stage moves'
+    :meth:`check` and :meth:`apply` for four-eyes (kind :data:`PROMOTE`)."""
+
+    def __init__(
+        self,
+        ops: Operations,
+        store: RegistryStore,
+        read_record: Callable[[int], AuditRecord | None],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.ops = ops
+        self.store = store
+        self.read_record = read_record
+        self.clock = clock
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _reader(principal: Principal) -> None:
+        if not principal.roles & _READERS:
+            raise PermissionDenied("the model registry is for the admin and approver roles; ask an administrator")
+
+    def _entry(self, ref: str) -> ModelEntry:
+        try:
+            name, version = parse_ref(ref)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from exc
+        entry = self.store.get(name, version)
+        if entry is None:
+            raise NotFound(f"no model {ref!r} in the registry; see `strongroom registry list`")
+        return entry
+
+    def _production(self, name: str, but: str) -> ModelEntry | None:
+        return next((e for e in self.store.entries(name) if e.stage == "production" and e.version != but), None)
+
+    def gate_for(self, entry: ModelEntry) -> GateResult:
+        """The release gate for promoting ``entry`` to production now."""
+        current = self._production(entry.name, entry.version)
+        baseline = current.evidence if current is not None else ()
+        return gate(entry.evidence, baseline, self.ops.settings.release_gate_tolerance)
+
+    # -- register, list, show, evidence ----------------------------------------------------
+
+    def register(self, principal: Principal, entry: ModelEntry) -> Outcome[ModelEntry]:
+        """Register ``entry`` as a candidate (admins); its stage, creator and time are set here."""
+
+        def body() -> tuple[ModelEntry, dict[str, object]]:
+            self.ops.require(principal, "admin")
+            if not re.match(NAME_PATTERN, entry.name) or not re.match(NAME_PATTERN, entry.version):
+                raise QueryError(f"{entry.ref!r}: name and version are letters, digits, '.', '_', '-' (at most 80)")
+            if entry.kind not in KINDS:
+                raise QueryError(f"kind {entry.kind!r}: one of {', '.join(KINDS)}")
+            if entry.risk_tier not in RISK_TIERS:
+                raise QueryError(f"risk tier {entry.risk_tier!r}: one of {', '.join(RISK_TIERS)}")
+            owner = _text(entry.owner, "owner", 200)
+            if not owner:
+                raise QueryError("give the model an owner (--owner)")
+            lineage = replace(
+                entry.lineage,
+                data=_text(entry.lineage.data, "lineage data"),
+                code=_text(entry.lineage.code, "lineage code"),
+                parent=_text(entry.lineage.parent, "lineage parent"),
+            )
+            new = replace(
+                entry, owner=owner, lineage=lineage, binding=_text(entry.binding, "binding", 200),
+                card=_text(entry.card, "the model card", _MAX_CARD), stage="candidate", created_at=self.clock(),
+                created_by=principal.name, evidence=(), history=(),
+            )  # fmt: skip
+            self.store.add(new)
+            found = self.store.get(new.name, new.version)
+            assert found is not None
+            card = hashlib.sha256(new.card.encode()).hexdigest()
+            facts = {"kind": new.kind, "risk_tier": new.risk_tier, "binding": new.binding, "card_sha256": card}
+            return found, {"filters": {**facts, "lineage": lineage.as_dict()}}
+
+        return self.ops.run_audited(principal, "registry.register", {"target": entry.ref}, body)
+
+    def entries(self, principal: Principal, name: str | None = None) -> Outcome[list[ModelEntry]]:
+        """Every entry (of ``name``), for admins and approvers."""
+
+        def body() -> tuple[list[ModelEntry], dict[str, object]]:
+            self._reader(principal)
+            found = self.store.entries(name)
+            return found, {"detail": f"{len(found)} entries"}
+
+        return self.ops.run_audited(principal, "registry.list", {"target": name or ""}, body)
+
+    def show(self, principal: Principal, ref: str) -> Outcome[ModelEntry]:
+        """One entry with its evidence and stage history, for admins and approvers."""
+
+        def body() -> tuple[ModelEntry, dict[str, object]]:
+            self._reader(principal)
+            return self._entry(ref), {}
+
+        return self.ops.run_audited(principal, "registry.show", {"target": ref}, body)
+
+    def attach(self, principal: Principal, ref: str, audit_seq: int) -> Outcome[ModelEntry]:
+        """Attach the evaluation run recorded at ``audit_seq`` to ``ref`` (admins): its metrics
+        and evaluation set are read from that record, which must be a successful ``eval``."""
+
+        def body() -> tuple[ModelEntry, dict[str, object]]:
+            self.ops.require(principal, "admin")
+            entry = self._entry(ref)
+            record = self.read_record(audit_seq) if audit_seq > 0 else None
+            fields = record.event() if record is not None else {}
+            filters = fields.get("filters")
+            if record is None or fields.get("action") != "eval" or fields.get("outcome") != "ok":
+                raise QueryError(f"audit record {audit_seq} is not a successful evaluation run (`strongroom eval`)")
+            if not isinstance(filters, dict) or not isinstance(filters.get("metrics"), dict):
+                raise QueryError(f"audit record {audit_seq} holds no metrics; run `strongroom eval QA --record` again")
+            if any(e.audit_seq == audit_seq for e in entry.evidence):
+                raise QueryError(f"evaluation {audit_seq} is attached to {ref} already")
+            metrics = {
+                str(k): float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+                for k, v in filters["metrics"].items()
+            }
+            try:
+                evidence = Evidence(
+                    str(fields.get("target") or "evaluation"), str(filters.get("eval_sha256")), metrics,
+                    self.clock(), audit_seq,
+                )  # fmt: skip
+            except ValueError as exc:
+                raise QueryError(f"audit record {audit_seq}: {exc}") from exc
+            self.store.add_evidence(entry.name, entry.version, evidence, principal.name)
+            found = self.store.get(entry.name, entry.version)
+            assert found is not None
+            facts = {"audit_seq": audit_seq, "eval_set": evidence.eval_set, "eval_sha256": evidence.eval_sha256}
+            return found, {"filters": {**facts, "metrics": metrics}}
+
+        return self.ops.run_audited(principal, "registry.evidence", {"target": ref}, body)
+
+    # -- stage moves: four-eyes only ---------------------------------------------------------
+
+    def _move(self, change: Mapping[str, Any]) -> tuple[ModelEntry, Stage, GateResult | None]:
+        """The entry a change moves, where to, and the gate (into production): or why not."""
+        if set(change) != {"name", "version", "stage"}:
+            raise QueryError('a registry.promote change is {"name", "version", "stage"}')
+        stage = str(change["stage"])
+        if stage not in STAGES:
+            raise QueryError(f"stage {stage!r}: one of {', '.join(STAGES)}")
+        entry = self._entry(f"{change['name']}@{change['version']}")
+        if not allowed(entry.stage, stage):
+            raise QueryError(
+                f"{entry.ref} is {entry.stage}; it cannot move to {stage} (candidate -> validated -> production "
+                "-> retired; a retired version is validated again first)"
+            )
+        result = self.gate_for(entry) if stage == "production" else None
+        if result is not None and not result.accepted:
+            raise PermissionDenied(f"the release gate refuses {entry.ref}: {'; '.join(result.reasons)}")
+        return entry, cast(Stage, stage), result
+
+    def check(self, principal: Principal, change: Mapping[str, Any]) -> None:
+        """What a proposal to move a stage must pass when it is made (the apply checks it again)."""
+        self._move(change)
+
+    def apply(self, who: Principal, change: Mapping[str, Any]) -> Outcome[Promotion]:
+        """Apply an approved stage move as its maker ``who``: the rules and the gate again, then
+        a compare-and-set on the stage (retiring the production version it replaces)."""
+        target = f"{change.get('name')}@{change.get('version')}"
+
+        def body() -> tuple[Promotion, dict[str, object]]:
+            self.ops.require(who, "admin")
+            entry, stage, result = self._move(change)
+            proposal = who.key_id if who.auth == "four-eyes" else "break-glass"
+            moved = self.store.move(
+                entry.name, entry.version, entry.stage, stage, at=self.clock(), by=who.name, proposal_id=proposal
+            )
+            if not moved:
+                raise StoreError(f"{entry.ref} changed stage meanwhile; see `strongroom registry show {entry.ref}`")
+            found = self.store.get(entry.name, entry.version)
+            assert found is not None
+            facts: dict[str, object] = {"from": entry.stage, "to": stage, "moved": moved}
+            if result is not None:
+                facts["gate"] = {"accepted": True, "compared": len(result.compared)}
+            return Promotion(found, tuple(moved), result), {"filters": facts}
+
+        return self.ops.run_audited(who, "registry.promote", {"target": target}, body)
+
+    # -- which and resolve -----------------------------------------------------------------
+
+    def which(self, principal: Principal, at: TimeInput = None) -> Outcome[list[ModelEntry]]:
+        """The production entries in force at ``at`` (default: now; a bare date: its end)."""
+
+        def body() -> tuple[list[ModelEntry], dict[str, object]]:
+            self._reader(principal)
+            when = parse_instant(at, "--at") or self.clock()
+            found = in_force(self.store.entries(), when)
+            return found, {"filters": {"at": when.isoformat()}, "detail": ", ".join(e.ref for e in found)[:500]}
+
+        return self.ops.run_audited(principal, "registry.which", {}, body)
+
+    def resolve(self, principal: Principal, seq: int) -> Outcome[Resolution]:
+        """Audit record ``seq``'s model (its ``generator``) and embedder as registry entries (admins)."""
+
+        def body() -> tuple[Resolution, dict[str, object]]:
+            self.ops.require(principal, "admin")
+            record = self.read_record(seq) if seq > 0 else None
+            if record is None:
+                raise NotFound(f"no audit record {seq}; see `strongroom audit export`")
+            fields = record.event()
+            when = parse_instant(record.at, "at")
+            assert when is not None
+            generator = str(fields.get("generator") or "")
+            everything = self.store.entries()
+            models = [e for e in everything if generator and e.binding == generator and e.kind != "embedder"]
+            bound = tuple((e, e.stage_at(when)) for e in models)
+            embedders = tuple(e for e in in_force(everything, when) if e.kind == "embedder")
+            found = Resolution(
+                seq, when, str(fields.get("action", "")), generator, bound, embedders, self.ops.store.model_id
+            )
+            return found, {"detail": ", ".join(e.ref for e, _ in bound)[:500]}
+
+        return self.ops.run_audited(principal, "registry.resolve", {"target": str(seq)}, body)
+
+
+def promote_change(ref: str, stage: str) -> dict[str, str]:
+    """The ``registry.promote`` change moving ``ref`` to ``stage`` (QueryError if ``ref`` is malformed)."""
+    try:
+        name, version = parse_ref(ref)
+    except ValueError as exc:
+        raise QueryError(str(exc)) from exc
+    return {"name": name, "version": version, "stage": stage}
+
+
+def eval_filters(result: Mapping[str, object], sha256: str) -> dict[str, object]:
+    """What an evaluation run's audit record keeps so that it can be attached as evidence:
+    the evaluation set's hash and the numeric metrics (never a question or an answer)."""
+    metrics = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {"eval_sha256": sha256, "metrics": metrics}
