@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from strongroom.api import admin, agent, approvals, conversations, datasets, docs, keys, openai, routes
+from strongroom.api import admin, agent, approvals, conversations, datasets, docs, keys, lineage, openai, routes
 from strongroom.api.deps import get_caller, service
 from strongroom.api.mcp import McpEndpoint, service_tools
 from strongroom.api.middleware import ServiceMiddleware
@@ -217,6 +217,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(keys.router)
     app.include_router(approvals.router)
+    app.include_router(lineage.router)
     app.include_router(admin.router)
     app.include_router(docs.router)
     # the agent's tools over MCP (streamable HTTP), authenticated per request like /v1

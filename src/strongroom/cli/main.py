@@ -44,6 +44,7 @@ from strongroom.cli.common import (
 )
 from strongroom.cli.data import data_app
 from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cmd
+from strongroom.cli.lineage import lineage_command
 from strongroom.cli.mcp import mcp_command
 from strongroom.cli.models import app as models_app
 from strongroom.cli.serve import audit_app, keys_app, serve_command
@@ -218,9 +219,9 @@ def ask_cmd(
             filters=parse_pairs(filters, "--filter"), published_from=published_from,
         )  # fmt: skip
     with platform_session(home, user, groups) as (platform, principal):
-        result = platform.ask(principal, request)
-    if as_json:
-        return emit(views.answer_record(result), as_json)
+        result, seq = platform.ask_recorded(principal, request)
+    if as_json:  # audit_seq: the record `strongroom lineage` explains, as over HTTP
+        return emit({**views.answer_record(result), "audit_seq": seq}, as_json)
     out.print(f"[bold]Q:[/] {escape(visible(question))}", highlight=False)
     meta = result.metadata
     if "fallback" in meta:
@@ -238,6 +239,7 @@ def ask_cmd(
         left = f" (failed over from {meta['failed_over_from']})" if meta.get("failed_over_from") else ""
         by = f"route {meta['model']} v{meta['route_version']} answered by {meta['deployment']}{left}"
         out.print(f"[dim]{escape(by)}; prompt {escape(meta['prompt_template_version'])}[/]", highlight=False)
+    out.print(f"[dim]audit record {seq} (strongroom lineage {seq})[/]", highlight=False)
 
 
 def _at_a_glance(report: IngestReport) -> dict[str, object]:
@@ -285,6 +287,7 @@ def _mount() -> None:
     app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
     app.add_typer(approvals_app, name="approvals", rich_help_panel=ADMIN)
     app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)
+    app.command("lineage", rich_help_panel=ADMIN)(lineage_command)
     app.add_typer(models_app, name="models", rich_help_panel=ADMIN)
     app.command("serve", rich_help_panel=OPERATE)(serve_command)
     app.command("mcp", rich_help_panel=OPERATE)(mcp_command)

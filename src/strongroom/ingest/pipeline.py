@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -32,7 +32,7 @@ from strongroom.errors import IngestError, StoreError, TooLarge, UnsupportedForm
 from strongroom.ingest.chunking import chunk_pages, make_chunks
 from strongroom.ingest.describe import describe
 from strongroom.ingest.originals import keep_original, remove_original
-from strongroom.ingest.parsers import supported_suffixes
+from strongroom.ingest.parsers import parser_version, supported_suffixes
 from strongroom.ingest.sandbox import ParseLimits, parse_bounded
 from strongroom.ingest.understand import Policy, understand
 from strongroom.ingest.understand.redaction import redact_name, redact_source
@@ -68,6 +68,7 @@ class IngestOptions:
     policy: Policy = field(default_factory=Policy)
     parse_limits: ParseLimits = field(default_factory=ParseLimits)  # time, memory, zip expansion
     originals: Path | None = None  # where to keep each new version's original bytes (None: not kept)
+    job_id: str | None = None  # the job writing the versions, kept in their metadata (lineage)
 
 
 @dataclass
@@ -207,6 +208,8 @@ def ingest(
     """
     started = time.perf_counter()
     report = IngestReport(job_id=job_id or uuid.uuid4().hex)
+    if options.job_id is None:
+        options = replace(options, job_id=report.job_id)
     files, missing = discover(paths)
     report.files.extend(missing)
     cached = CachedEmbedder(embedder, store)
@@ -322,6 +325,10 @@ def prepare_version(
         meta = dict(parsed.metadata) | understood.metadata() | dict(understood.user_metadata)
         if options.source:
             meta["source"] = redact_source(options.source, options.policy)
+        # lineage: what wrote this version, set last so no metadata a caller gives can stand in for it
+        meta["parser"] = parser_version(path.name)
+        if options.job_id:
+            meta["ingest_job"] = options.job_id
         published = options.published or parsed.published_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
         version = DocumentVersion(
             id=version_id,

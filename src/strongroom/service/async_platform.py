@@ -29,6 +29,7 @@ from strongroom.auth.apikeys import ApiKey, ApiKeyStore
 from strongroom.config import Settings
 from strongroom.data.base import DatasetVersion, QueryResult
 from strongroom.errors import ApprovalPending
+from strongroom.governance.lineage import Lineage
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.sandbox import RenderLimits
@@ -50,6 +51,7 @@ from strongroom.service.conversation_store import (
 )
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
+from strongroom.service.lineage import lineage
 from strongroom.service.model_calls import ModelCalls
 from strongroom.service.model_routes import ModelsConfig, models_config
 from strongroom.service.operations import Operations, Outcome, Retrieved
@@ -322,6 +324,10 @@ class AsyncPlatform:
 
     async def revoke_key(self, principal: Principal, key_id: str) -> str:
         return await self._done(await asyncio.to_thread(self.ops.revoke_key, principal, self.keys, key_id))
+
+    async def lineage(self, principal: Principal, record_id: str | int) -> Lineage:
+        """Where the answer of audit record ``record_id`` came from (:mod:`strongroom.service.lineage`)."""
+        return await self._done(await self.on_store(lineage, self.ops, self.audit, principal, record_id))
 
     async def verify_audit(self, principal: Principal) -> VerifyReport:
         """Check the audit chain and its signed checkpoints (admins); the report says where it breaks."""

@@ -36,6 +36,7 @@ from strongroom.embed import Embedder, LazyEmbedder
 from strongroom.embed.query_encoder import create_query_encoder
 from strongroom.errors import ApprovalPending, ConfigError, IngestError, StoreError
 from strongroom.evaluate import QAItem, run_eval
+from strongroom.governance.lineage import Lineage
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
 from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
@@ -59,12 +60,11 @@ from strongroom.service.conversation_store import (
 )
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
+from strongroom.service.lineage import lineage
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.proposal_store import canonical, open_proposal_store
 from strongroom.service.records import QueryRedactor, bus_key
-from strongroom.service.registry import PROMOTE, Registry, eval_filters, eval_set_sha256, record_at
-from strongroom.service.registry_store import open_registry_store
 from strongroom.service.requests import (
     EXTRACTIVE_MODEL,
     AclChange,
@@ -130,7 +130,6 @@ class Platform:
         self._conversations: Conversations | None = None  # opened on first use
         self._datasets: Datasets | None = None  # opened on first use
         self._approvals: Approvals | None = None  # opened on first use
-        self._registry: Registry | None = None  # opened on first use
 
     @classmethod
     def open(
@@ -154,8 +153,6 @@ class Platform:
             self._datasets.close()
         if self._approvals is not None:
             self._approvals.store.close()
-        if self._registry is not None:
-            self._registry.store.close()
         self.runtime.close()
         self.audit.close()
         self.keys.close()
@@ -341,20 +338,6 @@ class Platform:
         name: str = "",
     ) -> dict[str, object]:
         """Retrieval quality on a QA set over what ``principal`` may read (metrics only; one record)."""
-        return self.evaluate_recorded(principal, items, k, view, query_encoder=query_encoder, name=name)[0]
-
-    def evaluate_recorded(
-        self,
-        principal: Principal,
-        items: Sequence[QAItem],
-        k: int,
-        view: View | None = None,
-        *,
-        query_encoder: str = "model",
-        name: str = "",
-    ) -> tuple[dict[str, object], int]:
-        """:meth:`evaluate`, and the seq of its audit record, which keeps the metrics and the
-        SHA-256 of the questions (what the model registry attaches as evidence)."""
         scope, clocks = self.ops.scope(principal, view or View())
 
         def run() -> dict[str, object]:
@@ -366,15 +349,7 @@ class Platform:
             return run_eval(items, lambda q: hybrid_search(self.runtime.store, encoder, q, scope, k), k)
 
         filters = {**clocks.describe(), "k": k, "questions": len(items)}
-
-        def body() -> tuple[dict[str, object], dict[str, object]]:
-            self.ops.require(principal, "reader")
-            result = run()
-            return result, {"filters": {**filters, **eval_filters(result, eval_set_sha256(items))}}
-
-        fields: dict[str, object] = {"target": name, "filters": filters}
-        result, seqs = self._committed(self.ops.run_audited(principal, "eval", fields, body))
-        return result, seqs[0]
+        return self._done(self.ops.audited(principal, "eval", run, role="reader", target=name, filters=filters))
 
     def change_models(
         self, principal: Principal, action: str, target: str, change: Callable[[], T], detail: str = ""
@@ -440,28 +415,12 @@ class Platform:
         """Four-eyes proposals (:mod:`strongroom.service.approvals`); run them with :meth:`approving`."""
         if self._approvals is None:
             store = open_proposal_store(self.settings)
-            appliers = {**self._model_appliers(), PROMOTE: self.registry.apply}
-            self._approvals = Approvals(
-                self.ops, store, self.keys, appliers=appliers, checks={PROMOTE: self.registry.check}
-            )
+            self._approvals = Approvals(self.ops, store, self.keys, appliers=self._model_appliers())
         return self._approvals
 
     def approving(self, op: Callable[[Approvals], Outcome[T]]) -> T:
         """Run one approvals operation (propose, approve, reject, break glass, review), audited."""
         return self._done(op(self.approvals))
-
-    @property
-    def registry(self) -> Registry:
-        """The model registry (:mod:`strongroom.service.registry`); run it with :meth:`registering`.
-        Its stages move only through :attr:`approvals` (kind ``registry.promote``)."""
-        if self._registry is None:
-            read = functools.partial(record_at, self.audit)
-            self._registry = Registry(self.ops, open_registry_store(self.settings), read)
-        return self._registry
-
-    def registering(self, op: Callable[[Registry], Outcome[T]]) -> T:
-        """Run one model registry operation (register, list, show, evidence, which, resolve), audited."""
-        return self._done(op(self.registry))
 
     def proposed(self, principal: Principal, kind: str, change: Mapping[str, object], reason: str) -> NoReturn:
         """Propose a change four-eyes must approve, and say so (:class:`ApprovalPending`)."""
@@ -593,6 +552,11 @@ class Platform:
     def verify_audit(self, principal: Principal) -> VerifyReport:
         """Check the audit chain (admins); the report says where it breaks."""
         return self._done(self.ops.audited(principal, "audit.verify", self.audit.verify))
+
+    def lineage(self, principal: Principal, record_id: str | int) -> Lineage:
+        """Where the answer of audit record ``record_id`` came from (:mod:`strongroom.service.lineage`):
+        for an admin or auditor, or whoever made the request; NotFound for anyone else."""
+        return self._done(lineage(self.ops, self.audit, principal, record_id))
 
 
 def models_for(settings: Settings, principal: Principal, routes: RouteStore) -> list[RouteView]:

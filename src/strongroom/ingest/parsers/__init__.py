@@ -26,6 +26,7 @@ also bounds time and memory.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import PurePosixPath
 
 from strongroom.errors import CorruptDocument, UnsupportedFormat
@@ -36,7 +37,7 @@ from strongroom.ingest.parsers.text import parse_csv, parse_markdown, parse_txt
 from strongroom.ingest.parsers.web import parse_html
 from strongroom.types import ParsedDocument
 
-__all__ = ["ParseLimits", "parse", "supported_suffixes"]
+__all__ = ["ParseLimits", "parse", "parser_version", "supported_suffixes"]
 
 _PARSERS: dict[str, Callable[[bytes, str], ParsedDocument]] = {
     ".pdf": parse_pdf,
@@ -49,6 +50,31 @@ _PARSERS: dict[str, Callable[[bytes, str], ParsedDocument]] = {
     ".txt": parse_txt,
     ".csv": parse_csv,
 }
+
+
+#: the library each parser reads its format with (its installed version is part of the parser's)
+_LIBRARIES = {"pdf": "pypdfium2", "office": "python-docx", "web": "beautifulsoup4"}
+
+
+def parser_version(name: str) -> str:
+    """Which parser reads a file named ``name``, and at which versions: strongroom's and its
+    library's (e.g. ``pdf.parse_pdf strongroom-0.1.0 pypdfium2-4.30.0``), as lineage keeps it."""
+    parser = _PARSERS.get(PurePosixPath(name.replace("\\", "/")).suffix.lower())
+    if parser is None:
+        return ""
+    module = parser.__module__.rsplit(".", 1)[-1]
+    parts = [f"{module}.{parser.__name__}", f"strongroom-{_installed('strongroom')}"]
+    library = "openpyxl" if parser is parse_xlsx else _LIBRARIES.get(module)
+    if library:
+        parts.append(f"{library}-{_installed(library)}")
+    return " ".join(parts)
+
+
+def _installed(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def supported_suffixes() -> frozenset[str]:

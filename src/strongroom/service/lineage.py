@@ -1,0 +1,313 @@
+"""Lineage of an answer: from one audit record (an ask, a conversation's ask, a search, an
+agent's tool call or model turn), everything it came from, as a
+:class:`~strongroom.governance.lineage.Lineage`.
+
+- **From the record**: the chunks and versions it retrieved, the model actually used (after
+  any failover) with its route version, the prompt template version, the principal's groups.
+- **From the store**: each live chunk's page and span, each live version's document, source,
+  title, both clocks, ACL, and its metadata: the ingestion job (``ingest_job``) and the parser
+  version (``parser``) the pipeline keeps there.
+- **From the audit log** (one streamed pass, reading only the records that name one of the
+  versions or documents): the ingestion record that wrote each version (who, which job, the ACL
+  asked for), the ACL changes since (so the ACL *at the time of the record* is reported, not
+  today's) and the record that deleted or erased a version. A removed version is reported by
+  its hashes only.
+- **From configuration**: the route's deployments at the recorded version, the deployment's
+  configuration (current: deployments are not versioned), the embedder (the store's model id).
+
+Who may read a lineage: an ``admin`` or ``auditor``, or the person who made the request (by
+person: a key's owner is its owner). Anyone else, a record that does not exist, and one past
+the log's head are the same :class:`~strongroom.errors.NotFound`. An owner who may no longer read
+a version sees it withheld (hashes only). Every read is audited (``lineage.read``).
+
+    >>> with Platform.open(settings) as p:                                    # doctest: +SKIP
+    ...     lineage(p.ops, p.audit, principal, "42").result().as_dict()["versions"][0]["ingestion"]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from strongroom.audit import AuditLog, AuditRecord
+from strongroom.auth.authenticator import KEY_OWNER_PREFIX
+from strongroom.errors import NotFound, QueryError, StrongroomError
+from strongroom.governance.lineage import (
+    AclEvent,
+    ChunkLineage,
+    Ingestion,
+    Lineage,
+    ModelLineage,
+    Removal,
+    Status,
+    VersionLineage,
+    acl_at,
+)
+from strongroom.llm.deployments import load_deployments
+from strongroom.llm.route_config import RouteStore
+from strongroom.service.operations import Operations, Outcome
+from strongroom.types import DocumentVersion, Principal
+
+__all__ = ["LINEAGE_ROLES", "PolicyHook", "lineage"]
+
+#: the roles that may read any record's lineage (others: only their own requests')
+LINEAGE_ROLES = frozenset({"admin", "auditor"})
+#: more policies in force for the versions (retention, holds: :mod:`strongroom.service.retention`
+#: once it exists); returns JSON values keyed by policy name
+PolicyHook = Callable[[Sequence[VersionLineage]], Mapping[str, object]]
+_REMOVALS = ("documents.delete", "erasure")  # action prefixes that remove a version
+_MAX_SEQ = 2**53 - 1
+
+
+def _person(name: str) -> str:
+    return name.removeprefix(KEY_OWNER_PREFIX)
+
+
+def _seq(record_id: str | int) -> int:
+    text = str(record_id).strip()
+    if not text.isdigit() or len(text) > 16 or not 0 < int(text) <= _MAX_SEQ:
+        raise QueryError(f"a record id is a positive whole number (an audit record's seq), not {text[:40]!r}")
+    return int(text)
+
+
+def _record(log: AuditLog, seq: int) -> AuditRecord:
+    if seq > log.head().seq:
+        raise NotFound(f"no audit record {seq} that you may see")
+    found = next(iter(log.read(after_seq=seq - 1, limit=1)), None)
+    if found is None or found.seq != seq:
+        raise NotFound(f"no audit record {seq} that you may see")
+    return found
+
+
+def _text(rec: AuditRecord) -> str:
+    """All a record's stored text: its body and, where the log keeps one apart, its erasable part."""
+    return rec.body + str(getattr(rec, "erasable", None) or "")
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(sorted(str(v) for v in value)) if isinstance(value, list) else ()
+
+
+class _History:
+    """What the audit log says about some versions and their documents (one streamed pass)."""
+
+    def __init__(self, log: AuditLog, versions: Mapping[str, str]) -> None:
+        self.ingested: dict[str, tuple[Ingestion, tuple[str, ...]]] = {}  # version -> ingestion, ACL asked
+        self.acl: dict[str, list[AclEvent]] = {}  # document -> changes
+        self.removed: dict[str, Removal] = {}  # version -> removal
+        needles = {*versions, *versions.values()}
+        for rec in log.read():
+            text = _text(rec)
+            if any(n in text for n in needles):  # most records name none: skip the parse
+                self._note(rec, text, rec.event(), versions)
+
+    def _note(self, rec: AuditRecord, text: str, ev: Mapping[str, Any], versions: Mapping[str, str]) -> None:
+        action, target = str(ev.get("action", "")), str(ev.get("target", ""))
+        if ev.get("outcome") != "ok":
+            return
+        filters = ev.get("filters") if isinstance(ev.get("filters"), dict) else {}
+        assert isinstance(filters, dict)
+        if action == "ingest":
+            for pair in ev.get("chunks") or ():
+                if len(pair) == 2 and pair[1] in versions and pair[1] not in self.ingested:
+                    who = Ingestion(rec.seq, rec.at, target, str(ev.get("principal", "")), "")
+                    self.ingested[pair[1]] = (who, _strings(filters.get("acl")))
+        elif action == "acl.set" and target in versions.values():
+            change = AclEvent(rec.seq, _strings(filters.get("before")), _strings(filters.get("after")))
+            self.acl.setdefault(target, []).append(change)
+        elif action.startswith(_REMOVALS):
+            removal = Removal(rec.seq, rec.at, action, str(ev.get("principal", "")))
+            for version, document in versions.items():
+                if version not in self.removed and (target == document or version in text):
+                    self.removed[version] = removal
+
+
+def _version(
+    record: AuditRecord,
+    version_id: str,
+    document_id: str,
+    live: DocumentVersion | None,
+    history: _History,
+    shown: bool,
+) -> VersionLineage:
+    asked = history.ingested.get(version_id)
+    ingestion = asked[0] if asked else None
+    if live is not None:
+        job = live.metadata.get("ingest_job", "") or (ingestion.job_id if ingestion else "")
+        base = ingestion or Ingestion(None, live.ingested_at.isoformat(), job, "", "")
+        ingestion = Ingestion(base.seq, base.at, job, base.principal, live.metadata.get("parser", ""))
+    then = acl_at(
+        record.seq,
+        live=live.acl if live is not None else None,
+        ingested=frozenset(asked[1]) if asked else None,
+        changes=history.acl.get(document_id, ()),
+    )
+    removal = history.removed.get(version_id) if live is None else None
+    status: Status = "erased" if removal and removal.action.startswith("erasure") else "deleted"
+    acl_then = tuple(sorted(then or ()))
+    if live is not None and not shown:  # its owner may no longer read it: hashes only
+        return VersionLineage(version_id, document_id, "withheld", acl_then)
+    if live is None:
+        return VersionLineage(version_id, document_id, status, acl_then, ingestion=ingestion, removal=removal)
+    return VersionLineage(
+        version_id,
+        live.document_id,
+        "live",
+        acl_then,
+        acl_now=tuple(sorted(live.acl)),
+        source=live.source,
+        title=live.title,
+        media_type=live.media_type,
+        doc_type=live.doc_type,
+        sensitivity=live.metadata.get("sensitivity", ""),
+        published_at=live.published_at.isoformat(),
+        ingested_at=live.ingested_at.isoformat(),
+        size=live.size,
+        ingestion=ingestion,
+    )
+
+
+def _model(ops: Operations, ev: Mapping[str, Any]) -> ModelLineage:
+    filters = ev.get("filters") if isinstance(ev.get("filters"), dict) else {}
+    assert isinstance(filters, dict)
+    by = filters.get("answered_by")
+    meta: Mapping[str, Any] = by if isinstance(by, dict) else filters
+    route = str(meta.get("model") or filters.get("model") or "")
+    version = meta.get("route_version")
+    route_version = int(str(version)) if str(version).isdigit() else None
+    deployment = str(meta.get("deployment") or "")
+    home = ops.settings.home
+    deployments: tuple[str, ...] = ()
+    config: dict[str, Any] = {}
+    try:
+        if route and route_version is not None:
+            found = [r for r in RouteStore(home).versions(route) if r.version == route_version]
+            deployments = tuple(t.deployment for t in found[0].targets) if found else ()
+        spec = load_deployments(home).get(deployment) if deployment else None
+        if spec is not None:  # never its key's variable or URL: what it is, and what it is cleared for
+            config = spec.model_dump(include={"backend", "model", "path", "clearance", "mnpi"})
+    except (StrongroomError, OSError, ValueError):
+        pass  # a route or deployment since removed: the record's names stand
+    failovers = meta.get("failovers")
+    return ModelLineage(
+        generator=str(ev.get("generator", "")),
+        route=route,
+        route_version=route_version,
+        route_deployments=deployments,
+        deployment=deployment,
+        deployment_config=config,
+        prompt_template_version=str(meta.get("prompt_template_version", "")),
+        failovers=failovers if isinstance(failovers, int) else None,
+    )
+
+
+def _chunk_pairs(ev: Mapping[str, Any]) -> list[tuple[str, str]]:
+    pairs = ev.get("chunks") or []
+    return [(str(p[0]), str(p[1])) for p in pairs if isinstance(p, list) and len(p) == 2]
+
+
+def lineage(
+    ops: Operations,
+    log: AuditLog,
+    principal: Principal,
+    record_id: str | int,
+    *,
+    policies: PolicyHook | None = None,
+) -> Outcome[Lineage]:
+    """The lineage of audit record ``record_id`` (its seq) for ``principal``, audited as ``lineage.read``."""
+
+    def body() -> tuple[Lineage, dict[str, object]]:
+        seq = _seq(record_id)
+        record = _record(log, seq)
+        ev = record.event()
+        auditor = bool(principal.roles & LINEAGE_ROLES)
+        if not auditor and _person(str(ev.get("principal", ""))) != _person(principal.name):
+            raise NotFound(f"no audit record {seq} that you may see")
+        action = str(ev.get("action", ""))
+        pairs = [] if action == "ingest" else _chunk_pairs(ev)
+        if not pairs and not ev.get("generator"):
+            raise QueryError(f"record {seq} is a {action!r} record; lineage is for answers, searches and agent steps")
+        lineage = _assemble(ops, log, principal, record, ev, pairs, auditor, policies)
+        return lineage, {"filters": {"record": seq, "action": action}}
+
+    return ops.run_audited(principal, "lineage.read", {"target": str(record_id)[:40]}, body)
+
+
+def _assemble(
+    ops: Operations,
+    log: AuditLog,
+    principal: Principal,
+    record: AuditRecord,
+    ev: Mapping[str, Any],
+    pairs: Sequence[tuple[str, str]],
+    auditor: bool,
+    policies: PolicyHook | None,
+) -> Lineage:
+    store = ops.store
+    version_ids = list(dict.fromkeys(v for _, v in pairs))
+    live = {v: found for v in version_ids if (found := store.version(v)) is not None}
+    chunks = {c.id: c for c, _ in store.fetch([c for c, _ in pairs])}
+    shown = {v for v, found in live.items() if auditor or principal.may_read(found.acl)}
+    removed = _removed_documents(log, version_ids, live)  # a removed version's document: from its ingestion
+    documents = {v: live[v].document_id if v in live else removed.get(v, "") for v in version_ids}
+    history = _History(log, {v: d for v, d in documents.items() if d})
+    versions = tuple(_version(record, v, documents[v], live.get(v), history, v in shown) for v in version_ids)
+    chunk_rows = []
+    for chunk_id, version_id in pairs:
+        c = chunks.get(chunk_id)
+        if c is None or version_id not in shown:
+            status = next(x.status for x in versions if x.version_id == version_id)
+            chunk_rows.append(ChunkLineage(chunk_id, version_id, "deleted" if status == "live" else status))
+        else:
+            chunk_rows.append(ChunkLineage(chunk_id, version_id, "live", c.page, c.char_start, c.char_end))
+    model = _model(ops, ev)
+    settings = ops.settings
+    in_force: dict[str, object] = {
+        "acl_at_record": {v.version_id: list(v.acl_at_record) for v in versions},
+        "principal_groups": list(ev.get("groups") or []),
+        "four_eyes": settings.four_eyes,
+        "route_groups": list(settings.route_groups.get(model.route, settings.route_groups.get("*", [])))
+        if model.route
+        else [],
+        "retention": None,  # filled by ``policies`` once retention and holds are stored
+        "holds": None,
+    }
+    if policies is not None:
+        in_force.update(policies(versions))
+    embedder = {
+        "setting": settings.embedder,
+        "model": settings.embedder_model,
+        "store_model_id": str(getattr(store, "model_id", "")),
+    }
+    return Lineage(
+        seq=record.seq,
+        at=record.at,
+        hash=record.hash,
+        action=str(ev.get("action", "")),
+        principal=str(ev.get("principal", "")),
+        groups=tuple(str(g) for g in ev.get("groups") or ()),
+        outcome=str(ev.get("outcome", "")),
+        answer_sha256=str(ev.get("answer_sha256", "")),
+        query_hmac=str(ev.get("query_hmac", "")),
+        chunks=tuple(chunk_rows),
+        versions=versions,
+        model=model,
+        embedder=embedder,
+        policies=in_force,
+    )
+
+
+def _removed_documents(log: AuditLog, version_ids: Iterable[str], live: Mapping[str, object]) -> dict[str, str]:
+    """The documents of versions no longer in the store, from the ingestion records that wrote them."""
+    missing = {v for v in version_ids if v not in live}
+    found: dict[str, str] = {}
+    if not missing:
+        return found
+    for rec in log.read():
+        if '"action":"ingest"' not in rec.body or not any(v in rec.body for v in missing):
+            continue  # an ingest record keeps its (document, version) pairs in the body
+        for pair in json.loads(rec.body).get("chunks") or ():
+            if len(pair) == 2 and pair[1] in missing:
+                found.setdefault(pair[1], pair[0])
+    return found

@@ -1,0 +1,188 @@
+"""Lineage of an answer through the application layer over a real store: a real 10-Q PDF and a
+note are ingested, a question asked, and the lineage of its audit record names the versions
+(SHA-256 of the file's bytes), the pages and spans of the chunks, the ingestion job and its
+record, the parser version, the generator and prompt template version, and the ACL in force
+when the answer was given (not today's).
+
+The attacks: another person's record, a record past the log's head, a record that never
+existed and ids that are not seqs are refused alike (NotFound, or QueryError for a malformed id)
+and audited; a reader who has lost access to a version sees it withheld; a document deleted
+after the answer is still reported, by its hashes only, with the record that deleted it."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strongroom.config import Settings
+from strongroom.errors import NotFound, QueryError
+from strongroom.governance.lineage import AclEvent, Lineage, acl_at
+from strongroom.rag import EXTRACTIVE_VERSION
+from strongroom.service import AskRequest, IngestRequest, Platform
+from strongroom.testing import HashEmbedder
+from strongroom.types import Principal
+
+ADMIN = frozenset({"reader", "ingester", "admin"})
+READER = frozenset({"reader"})
+AAPL = "2022 Q3 AAPL.pdf"
+
+
+def ana() -> Principal:  # asks the questions; ingests and administers too
+    return Principal("ana", frozenset({"research"}), ADMIN, "oidc")
+
+
+def ana_reader(groups: frozenset[str] = frozenset({"research"})) -> Principal:  # ana without admin
+    return Principal("ana", groups, READER, "oidc")
+
+
+def bo() -> Principal:  # another reader of the same documents
+    return Principal("bo", frozenset({"research"}), READER, "oidc")
+
+
+def carl() -> Principal:  # an auditor
+    return Principal("carl", frozenset(), frozenset({"auditor"}), "oidc")
+
+
+@pytest.fixture
+def files(tmp_path: Path, sec10q: Path) -> Path:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    shutil.copy(sec10q / "docs" / AAPL, folder / AAPL)
+    (folder / "desk.txt").write_text("Rates desk note\n\nThe rates desk expects two cuts this year.\n")
+    return folder
+
+
+@pytest.fixture
+def platform(tmp_path: Path, files: Path) -> Iterator[Platform]:
+    with Platform.open(Settings(home=tmp_path / "home", embedder="hash"), embedder=HashEmbedder(64)) as p:
+        yield p
+
+
+def ingest(p: Platform, files: Path, name: str) -> str:
+    report = p.ingest(ana(), IngestRequest(paths=(files / name,), acl=frozenset({"research"}), published="2022-08-01"))
+    assert report.ingested == 1
+    return report.job_id
+
+
+def records(p: Platform, action: str) -> list[dict[str, object]]:
+    return [r for r in p.audit_records(ana()) if r["action"] == action]
+
+
+def test_lineage_names_the_versions_pages_job_parser_generator_and_prompt(platform: Platform, files: Path) -> None:
+    job = ingest(platform, files, AAPL)
+    answer, seq = platform.ask_recorded(ana_reader(), AskRequest(question="What were Apple's total net sales?"))
+    assert answer.found and answer.citations
+    lineage = platform.lineage(ana_reader(), seq)
+
+    assert isinstance(lineage, Lineage) and lineage.seq == seq and lineage.action == "ask"
+    assert lineage.principal == "ana" and lineage.groups == ("research",)
+    record = next(r for r in platform.audit_records(ana()) if r["seq"] == seq)
+    assert lineage.hash == record["hash"] and lineage.answer_sha256 == record["answer_sha256"]
+    assert [(c.chunk_id, c.version_id) for c in lineage.chunks] == [tuple(c) for c in record["chunks"]]  # type: ignore[attr-defined]
+    stored = {c.id: c for c, _ in platform.runtime.store.fetch([c.chunk_id for c in lineage.chunks])}
+    for c in lineage.chunks:
+        assert c.status == "live"
+        assert (c.page, c.char_start, c.char_end) == (stored[c.chunk_id].page, stored[c.chunk_id].char_start,
+                                                      stored[c.chunk_id].char_end)  # fmt: skip
+    assert {c.page for c in lineage.chunks} >= {c.page for c in answer.citations}
+
+    (version,) = lineage.versions
+    assert version.version_id == hashlib.sha256((files / AAPL).read_bytes()).hexdigest()
+    assert version.status == "live" and version.source.endswith(AAPL) and version.title
+    assert version.published_at.startswith("2022-08-01") and version.ingested_at
+    assert version.acl_at_record == ("research",) == version.acl_now
+    assert version.ingestion is not None
+    ingested = records(platform, "ingest")
+    assert version.ingestion.job_id == job and version.ingestion.seq == ingested[0]["seq"]
+    assert version.ingestion.principal == "ana"
+    assert version.ingestion.parser.startswith("pdf.parse_pdf strongroom-") and "pypdfium2-" in version.ingestion.parser
+
+    assert lineage.model.generator == EXTRACTIVE_VERSION == lineage.model.prompt_template_version
+    assert lineage.model.route == "" and lineage.model.deployment == ""
+    assert lineage.embedder["setting"] == "hash" and lineage.embedder["store_model_id"] == "hash-64"
+    assert lineage.policies["acl_at_record"] == {version.version_id: ["research"]}
+
+    (read,) = records(platform, "lineage.read")
+    assert read["target"] == str(seq) and read["outcome"] == "ok" and read["principal"] == "ana"
+    as_json = lineage.as_dict()
+    assert as_json["versions"][0]["ingestion"]["job_id"] == job and as_json["model"]["generator"] == EXTRACTIVE_VERSION
+
+
+def test_another_persons_record_the_future_and_nonsense_are_refused_alike(platform: Platform, files: Path) -> None:
+    ingest(platform, files, "desk.txt")
+    _, seq = platform.ask_recorded(ana_reader(), AskRequest(question="How many cuts does the rates desk expect?"))
+    head = platform.audit.head().seq
+    messages = set()
+    for who, record_id in ((bo(), seq), (bo(), head + 100), (ana_reader(), head + 1000), (ana_reader(), 2**53 - 1)):
+        with pytest.raises(NotFound) as refused:
+            platform.lineage(who, record_id)
+        messages.add(str(refused.value).replace(str(record_id), "N"))
+    assert messages == {"no audit record N that you may see"}  # nothing tells a stranger the record exists
+    for nonsense in ("0", "-1", "abc", "1 OR 1=1", "9" * 40, ""):
+        with pytest.raises(QueryError):
+            platform.lineage(ana_reader(), nonsense)
+    refusals = [r for r in records(platform, "lineage.read") if r["outcome"] != "ok"]
+    assert len(refusals) == 10 and {r["outcome"] for r in refusals} == {"not_found", "error"}
+    # the ingest record is not an answer: an auditor is told so, not shown a misleading lineage
+    with pytest.raises(QueryError, match="lineage is for answers"):
+        platform.lineage(carl(), records(platform, "ingest")[0]["seq"])  # type: ignore[arg-type]
+
+
+def test_the_requester_by_any_credential_and_an_auditor_may_read_it(platform: Platform, files: Path) -> None:
+    ingest(platform, files, "desk.txt")
+    _, seq = platform.ask_recorded(ana_reader(), AskRequest(question="How many cuts does the rates desk expect?"))
+    by_key = Principal("key:ana", frozenset({"research"}), READER, "apikey")
+    assert platform.lineage(by_key, seq).seq == seq
+    assert platform.lineage(carl(), str(seq)).versions[0].title == "desk"  # an auditor needs no group
+    assert platform.lineage(ana(), seq).seq == seq  # an admin
+
+
+def test_the_acl_in_force_is_the_one_of_the_time_and_a_reader_who_lost_access_sees_hashes(
+    platform: Platform, files: Path
+) -> None:
+    ingest(platform, files, "desk.txt")
+    _, seq = platform.ask_recorded(ana_reader(), AskRequest(question="How many cuts does the rates desk expect?"))
+    doc = platform.find_document(ana(), "desk.txt").document_id
+    platform.set_acl(Principal("root", frozenset({"research", "credit"}), ADMIN, "oidc"), doc, ["credit"])
+
+    audited = platform.lineage(carl(), seq).versions[0]
+    assert audited.acl_at_record == ("research",) and audited.acl_now == ("credit",) and audited.title == "desk"
+    withheld = platform.lineage(ana_reader(), seq)  # her own answer, but she may no longer read the note
+    (version,) = withheld.versions
+    assert version.status == "withheld" and version.title == "" and version.source == "" and version.ingestion is None
+    assert version.acl_at_record == ("research",)
+    assert all(c.page is None and c.char_start is None for c in withheld.chunks)
+
+
+def test_a_document_deleted_after_the_answer_is_reported_by_its_hashes(platform: Platform, files: Path) -> None:
+    job = ingest(platform, files, "desk.txt")
+    _, seq = platform.ask_recorded(ana_reader(), AskRequest(question="How many cuts does the rates desk expect?"))
+    before = platform.lineage(carl(), seq)
+    doc = platform.find_document(ana(), "desk.txt").document_id
+    assert platform.delete(ana(), doc)
+
+    after = platform.lineage(carl(), seq)
+    (version,) = after.versions
+    assert version.status == "deleted" and version.version_id == before.versions[0].version_id
+    assert version.document_id == doc and version.title == "" and version.source == "" and version.size is None
+    assert version.removal is not None and version.removal.action == "documents.delete"
+    assert version.removal.seq == records(platform, "documents.delete")[0]["seq"] and version.removal.principal == "ana"
+    assert version.ingestion is not None and version.ingestion.job_id == job  # from the ingest record
+    assert version.acl_at_record == ("research",)
+    assert [(c.chunk_id, c.status, c.page) for c in after.chunks] == [
+        (c.chunk_id, "deleted", None) for c in before.chunks
+    ]
+    assert "Rates desk" not in str(after.as_dict())  # nothing of the text is left to show
+
+
+def test_acl_at_takes_the_change_around_the_record() -> None:
+    changes = [AclEvent(5, ("a",), ("b",)), AclEvent(9, ("b",), ("c",))]
+    assert acl_at(7, live=frozenset({"c"}), ingested=frozenset({"a"}), changes=changes) == {"b"}
+    assert acl_at(3, live=frozenset({"c"}), ingested=frozenset({"a"}), changes=changes) == {"a"}
+    assert acl_at(12, live=frozenset({"c"}), ingested=None, changes=changes) == {"c"}
+    assert acl_at(12, live=None, ingested=frozenset({"a"}), changes=()) == {"a"}
+    assert acl_at(12, live=None, ingested=None, changes=()) is None
