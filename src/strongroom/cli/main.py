@@ -47,12 +47,15 @@ from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cm
 from strongroom.cli.lineage import lineage_command
 from strongroom.cli.mcp import mcp_command
 from strongroom.cli.models import app as models_app
+from strongroom.cli.registry import registry_app
 from strongroom.cli.serve import audit_app, keys_app, serve_command
 from strongroom.cli.store import migrate_command, reembed_command, upgrade_store_command, verify_store_command
 from strongroom.cli.train import train_app
 from strongroom.cli.understand import classify_app, eval_extraction_command, tables_app, termsheets_app
 from strongroom.config import DEFAULT_ACL
+from strongroom.errors import QueryError
 from strongroom.evaluate import load_qa
+from strongroom.governance.registry import parse_ref
 from strongroom.ingest.pipeline import IngestReport
 from strongroom.service import AskRequest, IngestRequest, SearchRequest, View, views
 from strongroom.service.requests import parse_groups, parse_pairs
@@ -263,16 +266,29 @@ def eval_cmd(
     user: UserOpt = None,
     groups: GroupsOpt = None,
     query_encoder: Annotated[str, typer.Option(help=ENCODER_HELP)] = "model",
+    record: Annotated[
+        str | None, typer.Option("--record", help="Attach the result to this registered model (NAME@VERSION; admins).")
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score retrieval on a QA file against what you may read (one audit record for the run)."""
+    """Score retrieval on a QA file against what you may read (one audit record for the run);
+    --record attaches it to a model registry entry as evidence for its release gate."""
     with exits_on_error():
         view = View(as_of=as_of, known_at=known_at, doc_types=frozenset(doc_type or ()),
                     filters=parse_pairs(filters, "--filter"))  # fmt: skip
         items = load_qa(qa)
+        try:
+            ref = None if record is None else "@".join(parse_ref(record))
+        except ValueError as exc:
+            raise QueryError(f"--record: {exc}") from exc
     with platform_session(home, user, groups) as (platform, principal):
-        result = platform.evaluate(principal, items, k, view, query_encoder=query_encoder, name=qa.name)
+        if ref is not None:  # before the run: a model that is not there is refused at once
+            platform.registering(lambda r: r.show(principal, ref))
+        result, seq = platform.evaluate_recorded(principal, items, k, view, query_encoder=query_encoder, name=qa.name)
+        if ref is not None:
+            platform.registering(lambda r: r.attach(principal, ref, seq))
+            result = {**result, "recorded": {"model": ref, "audit_seq": seq}}
     emit(result, as_json, title=f"eval on {qa.name}")
 
 
@@ -289,6 +305,7 @@ def _mount() -> None:
     app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)
     app.command("lineage", rich_help_panel=ADMIN)(lineage_command)
     app.add_typer(models_app, name="models", rich_help_panel=ADMIN)
+    app.add_typer(registry_app, name="registry", rich_help_panel=ADMIN)
     app.command("serve", rich_help_panel=OPERATE)(serve_command)
     app.command("mcp", rich_help_panel=OPERATE)(mcp_command)
     app.command("worker", rich_help_panel=OPERATE)(worker_command)
