@@ -65,6 +65,8 @@ from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.proposal_store import canonical, open_proposal_store
 from strongroom.service.records import QueryRedactor, bus_key
+from strongroom.service.registry import PROMOTE, Registry, eval_filters, eval_set_sha256, record_at
+from strongroom.service.registry_store import open_registry_store
 from strongroom.service.requests import (
     EXTRACTIVE_MODEL,
     AclChange,
@@ -130,6 +132,7 @@ class Platform:
         self._conversations: Conversations | None = None  # opened on first use
         self._datasets: Datasets | None = None  # opened on first use
         self._approvals: Approvals | None = None  # opened on first use
+        self._registry: Registry | None = None  # opened on first use
 
     @classmethod
     def open(
@@ -153,6 +156,8 @@ class Platform:
             self._datasets.close()
         if self._approvals is not None:
             self._approvals.store.close()
+        if self._registry is not None:
+            self._registry.store.close()
         self.runtime.close()
         self.audit.close()
         self.keys.close()
@@ -338,6 +343,20 @@ class Platform:
         name: str = "",
     ) -> dict[str, object]:
         """Retrieval quality on a QA set over what ``principal`` may read (metrics only; one record)."""
+        return self.evaluate_recorded(principal, items, k, view, query_encoder=query_encoder, name=name)[0]
+
+    def evaluate_recorded(
+        self,
+        principal: Principal,
+        items: Sequence[QAItem],
+        k: int,
+        view: View | None = None,
+        *,
+        query_encoder: str = "model",
+        name: str = "",
+    ) -> tuple[dict[str, object], int]:
+        """:meth:`evaluate`, and the seq of its audit record, which keeps the metrics and the
+        SHA-256 of the questions (what the model registry attaches as evidence)."""
         scope, clocks = self.ops.scope(principal, view or View())
 
         def run() -> dict[str, object]:
@@ -349,7 +368,15 @@ class Platform:
             return run_eval(items, lambda q: hybrid_search(self.runtime.store, encoder, q, scope, k), k)
 
         filters = {**clocks.describe(), "k": k, "questions": len(items)}
-        return self._done(self.ops.audited(principal, "eval", run, role="reader", target=name, filters=filters))
+
+        def body() -> tuple[dict[str, object], dict[str, object]]:
+            self.ops.require(principal, "reader")
+            result = run()
+            return result, {"filters": {**filters, **eval_filters(result, eval_set_sha256(items))}}
+
+        fields: dict[str, object] = {"target": name, "filters": filters}
+        result, seqs = self._committed(self.ops.run_audited(principal, "eval", fields, body))
+        return result, seqs[0]
 
     def change_models(
         self, principal: Principal, action: str, target: str, change: Callable[[], T], detail: str = ""
@@ -415,12 +442,28 @@ class Platform:
         """Four-eyes proposals (:mod:`strongroom.service.approvals`); run them with :meth:`approving`."""
         if self._approvals is None:
             store = open_proposal_store(self.settings)
-            self._approvals = Approvals(self.ops, store, self.keys, appliers=self._model_appliers())
+            appliers = {**self._model_appliers(), PROMOTE: self.registry.apply}
+            self._approvals = Approvals(
+                self.ops, store, self.keys, appliers=appliers, checks={PROMOTE: self.registry.check}
+            )
         return self._approvals
 
     def approving(self, op: Callable[[Approvals], Outcome[T]]) -> T:
         """Run one approvals operation (propose, approve, reject, break glass, review), audited."""
         return self._done(op(self.approvals))
+
+    @property
+    def registry(self) -> Registry:
+        """The model registry (:mod:`strongroom.service.registry`); run it with :meth:`registering`.
+        Its stages move only through :attr:`approvals` (kind ``registry.promote``)."""
+        if self._registry is None:
+            read = functools.partial(record_at, self.audit)
+            self._registry = Registry(self.ops, open_registry_store(self.settings), read)
+        return self._registry
+
+    def registering(self, op: Callable[[Registry], Outcome[T]]) -> T:
+        """Run one model registry operation (register, list, show, evidence, which, resolve), audited."""
+        return self._done(op(self.registry))
 
     def proposed(self, principal: Principal, kind: str, change: Mapping[str, object], reason: str) -> NoReturn:
         """Propose a change four-eyes must approve, and say so (:class:`ApprovalPending`)."""
