@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     proposal_ttl_hours: float = Field(
         default=24.0, gt=0, le=24 * 30, description="How long a four-eyes proposal waits for approval, then expires."
     )
+    retention_interval_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 366,
+        description="`strongroom serve` applies the retention policies every this many hours (the first run one "
+        "interval, at most an hour, after start), as the system principal, audited; 0 turns the schedule off.",
+    )
     release_gate_tolerance: float = Field(
         default=0.01,
         ge=0,

@@ -15,6 +15,7 @@
     │   └── NotErasable           audit records that cannot be erased (format 1/2, or missing)
     ├── NotFound                  no such thing, or none the principal may see (the same answer)
     ├── PermissionDenied          the principal lacks the role or entitlement for an operation
+    │   └── DocumentHeld          a legal hold covers the document: no deletion (matter_id, hold_id)
     ├── ApprovalPending           four-eyes: the change was proposed, not made (proposal_id; HTTP 202)
     ├── AuthenticationError       a token or API key was refused (HTTP 401)
     ├── BusUnavailable            the message bus cannot be reached
@@ -60,6 +61,7 @@ __all__ = [
     "ContinuationMismatch",
     "CorruptDocument",
     "DeploymentBusy",
+    "DocumentHeld",
     "DocumentRejected",
     "EmbeddingError",
     "GatewayError",
@@ -143,6 +145,16 @@ class NotErasable(QueryError):
 
 class PermissionDenied(StrongroomError):
     """The principal lacks the role (reader, ingester, admin) or the groups an operation needs."""
+
+
+class DocumentHeld(PermissionDenied):
+    """A legal hold (of matter ``matter_id``, hold ``hold_id``) covers the document: it is
+    deleted neither by retention nor by hand until the hold is released."""
+
+    def __init__(self, message: str, *, matter_id: str, hold_id: str) -> None:
+        super().__init__(message)
+        self.matter_id = matter_id
+        self.hold_id = hold_id
 
 
 class ApprovalPending(StrongroomError):

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from strongroom.api import admin, agent, approvals, conversations, datasets, docs, keys, lineage, openai, routes
+from strongroom.api import retention as retention_api
 from strongroom.api.deps import get_caller, service
 from strongroom.api.mcp import McpEndpoint, service_tools
 from strongroom.api.middleware import ServiceMiddleware
@@ -106,6 +107,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         refusals = asyncio.create_task(svc.refusals.run())
+        retaining = asyncio.create_task(retention_api.schedule(svc.platform, settings.retention_interval_hours))
         # the sandbox's forkserver starts now, not on the first upload or page image
         warming = asyncio.create_task(asyncio.to_thread(_warm_up))
         await agents.start()  # runs a killed process left running become interrupted
@@ -114,8 +116,11 @@ def create_app(
                 yield
         finally:
             refusals.cancel()
+            retaining.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refusals
+            with contextlib.suppress(asyncio.CancelledError):
+                await retaining
             await warming
             await web.aclose()
             await agents.aclose()  # running runs stop where they are, interrupted (resumable)
@@ -217,6 +222,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(keys.router)
     app.include_router(approvals.router)
+    app.include_router(retention_api.router)
     app.include_router(lineage.router)
     app.include_router(admin.router)
     app.include_router(docs.router)

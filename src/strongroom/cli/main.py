@@ -47,6 +47,7 @@ from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cm
 from strongroom.cli.lineage import lineage_command
 from strongroom.cli.mcp import mcp_command
 from strongroom.cli.models import app as models_app
+from strongroom.cli.retention import holds_app, retention_app
 from strongroom.cli.registry import registry_app
 from strongroom.cli.serve import audit_app, keys_app, serve_command
 from strongroom.cli.store import migrate_command, reembed_command, upgrade_store_command, verify_store_command
@@ -305,6 +306,8 @@ def _mount() -> None:
     app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)
     app.command("lineage", rich_help_panel=ADMIN)(lineage_command)
     app.add_typer(models_app, name="models", rich_help_panel=ADMIN)
+    app.add_typer(retention_app, name="retention", rich_help_panel=ADMIN)
+    app.add_typer(holds_app, name="holds", rich_help_panel=ADMIN)
     app.add_typer(registry_app, name="registry", rich_help_panel=ADMIN)
     app.command("serve", rich_help_panel=OPERATE)(serve_command)
     app.command("mcp", rich_help_panel=OPERATE)(mcp_command)

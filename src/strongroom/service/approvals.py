@@ -38,11 +38,15 @@ from strongroom.audit import AuditEvent
 from strongroom.auth.apikeys import ApiKeyStore
 from strongroom.auth.authenticator import KEY_OWNER_PREFIX
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
+from strongroom.governance.holds import Hold
+from strongroom.governance.retention import RetentionPolicy
 from strongroom.service import views
 from strongroom.service.clock import parse_instant
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.proposal_store import Proposal, ProposalStore, Status, canonical, change_hash
 from strongroom.service.requests import AclChange, KeyCreated
+from strongroom.service.retention import KINDS as RETENTION_KINDS
+from strongroom.service.retention import normalised_change
 from strongroom.types import Principal, utcnow
 
 __all__ = ["KINDS", "Applied", "Applier", "Approvals", "person_of"]
@@ -55,6 +59,9 @@ KINDS: Mapping[str, str] = {
     "models.set-route": "admin",
     "models.rollback": "admin",
     "models.set-deployment": "admin",
+    "retention.set": "admin",
+    "retention.remove": "admin",
+    "holds.release": "admin",
     "registry.promote": "admin",  # a model registry stage move: only ever by proposal (service/registry.py)
 }
 #: applies one change (as given, canonical) as a principal; it validates the change itself
@@ -89,6 +96,8 @@ class Applied:
             out["change"] = views.acl_record(self.result)
         elif hasattr(self.result, "as_dict"):  # a model route
             out["result"] = self.result.as_dict()
+        elif isinstance(self.result, RetentionPolicy | Hold):  # a retention policy, a released hold
+            out["result"] = self.result.describe()
         return out
 
 
@@ -132,6 +141,10 @@ class Approvals:
                 if len(canonical(change)) > _MAX_CHANGE:
                     raise QueryError(f"the change is over {_MAX_CHANGE} characters")
                 return dict(json.loads(canonical(change)))
+            if kind in RETENTION_KINDS:
+                if kind not in self.appliers:
+                    raise QueryError(f"{kind} changes cannot be applied here; use the CLI or Python on the home")
+                return normalised_change(kind, change)
             if kind == "acl.set":
                 groups = sorted({str(g).strip() for g in _names(change["acl"]) if str(g).strip()})
                 if not groups:

@@ -51,6 +51,7 @@ from strongroom.service.conversation_store import (
 )
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
+from strongroom.service.hold_store import open_hold_store
 from strongroom.service.lineage import lineage
 from strongroom.service.model_calls import ModelCalls
 from strongroom.service.model_routes import ModelsConfig, models_config
@@ -70,6 +71,7 @@ from strongroom.service.requests import (
     SearchResult,
     View,
 )
+from strongroom.service.retention import Retention
 from strongroom.service.tables import VersionTables, find_tables, read_version
 from strongroom.service.worker import dead_letters
 from strongroom.service.workspace import JOB_WINDOW, has_page_image, upload_job_ids
@@ -111,6 +113,7 @@ class AsyncPlatform:
         self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use, on the store's thread
         self._approvals: Approvals | None = None  # opened on first use, on the store's thread
+        self._retention: Retention | None = None  # opened on first use, on the store's thread
         # datasets have a thread of their own: a long query must not hold up searches
         self._datasets: Datasets | None = None
         self._data_pool: ThreadPoolExecutor | None = None
@@ -122,6 +125,8 @@ class AsyncPlatform:
             await self.on_store(self._conversations.close)
         if self._approvals is not None:
             await self.on_store(self._approvals.store.close)
+        if self._retention is not None:
+            await self.on_store(self._retention.close)
         if self._data_pool is not None:
             if self._datasets is not None:
                 await self._on_data(self._datasets.close)
@@ -286,10 +291,27 @@ class AsyncPlatform:
 
         def run() -> Outcome[T]:
             if self._approvals is None:
-                self._approvals = Approvals(self.ops, open_proposal_store(self.settings), self.keys)
+                appliers = self._retention_here().appliers()
+                self._approvals = Approvals(self.ops, open_proposal_store(self.settings), self.keys, appliers=appliers)
             return op(self._approvals)
 
         return await self._done(await self.on_store(run))
+
+    def _retention_here(self) -> Retention:
+        if self._retention is None:
+            self._retention = Retention(self.ops, open_hold_store(self.settings))
+        return self._retention
+
+    async def retaining(self, op: Callable[[Retention], Outcome[T]]) -> T:
+        """Run one retention or legal hold operation (list, place, apply) on the store's thread, audited."""
+        return await self._done(await self.on_store(lambda: op(self._retention_here())))
+
+    async def retention_change(self, principal: Principal, kind: str, change: dict[str, object]) -> Any:
+        """Set or remove a retention policy, or release a hold (``retention.set|remove``,
+        ``holds.release``); with four-eyes on, proposed instead (:class:`ApprovalPending`)."""
+        if self.settings.four_eyes:
+            await self._proposed(principal, kind, change)
+        return await self.retaining(lambda r: r.change(principal, kind, change))
 
     async def _proposed(self, principal: Principal, kind: str, change: dict[str, object]) -> None:
         p = await self.approving(lambda a: a.propose(principal, kind, change))

@@ -28,7 +28,16 @@ from strongroom.audit import AuditEvent, answer_hash
 from strongroom.auth.apikeys import ApiKeyStore
 from strongroom.config import Settings
 from strongroom.embed import Embedder
-from strongroom.errors import IngestError, NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
+from strongroom.errors import (
+    DocumentHeld,
+    IngestError,
+    NotFound,
+    PermissionDenied,
+    QueryError,
+    StoreError,
+    StrongroomError,
+)
+from strongroom.governance.holds import document_hold
 from strongroom.ingest.originals import originals_folder, remove_original
 from strongroom.ingest.parsers import supported_suffixes
 from strongroom.ingest.parsers.limits import ParseLimits
@@ -36,6 +45,7 @@ from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, 
 from strongroom.ingest.understand.redaction import redact_value
 from strongroom.retrieve import search as hybrid_search
 from strongroom.service.clock import Clocks, parse_instant
+from strongroom.service.hold_store import open_hold_store
 from strongroom.service.records import QueryRedactor, chunk_refs, event
 from strongroom.service.requests import (
     AclChange,
@@ -457,17 +467,41 @@ class Operations:
         return current.acl
 
     def delete(self, principal: Principal, document_id: str) -> Outcome[list[str]]:
-        """Delete a document (admins): its pages, chunks, vectors and kept originals go; the record stays."""
+        """Delete a document (admins): its pages, chunks, vectors and kept originals go; the record stays.
+        A document under legal hold is refused (:class:`~strongroom.errors.DocumentHeld`)."""
 
         def body() -> tuple[list[str], dict[str, object]]:
             self.require(principal, "admin")
             self._writable(principal, document_id)
-            deleted = self.store.delete_document(document_id)
-            for version_id in deleted:  # a version id is one document's: its original goes with it
-                remove_original(originals_folder(self.settings.home), version_id)
+            self.not_held(document_id)
+            deleted = self.remove_document(document_id)
             return deleted, {"detail": f"versions {','.join(deleted)}"}
 
         return self.run_audited(principal, "documents.delete", {"target": document_id}, body)
+
+    def not_held(self, document_id: str) -> None:
+        """Refuse (:class:`~strongroom.errors.DocumentHeld`, naming the matter) when an active legal
+        hold covers any live version of the document."""
+        holds = open_hold_store(self.settings)
+        try:
+            active = holds.active()
+        finally:
+            holds.close()
+        hold = document_hold(active, self.store.versions(document_id)) if active else None
+        if hold is not None:
+            raise DocumentHeld(
+                f"document {document_id} is under legal hold {hold.id} (matter {hold.matter_id}); it cannot be "
+                "deleted until the hold is released (`strongroom holds release`)",
+                matter_id=hold.matter_id,
+                hold_id=hold.id,
+            )
+
+    def remove_document(self, document_id: str) -> list[str]:
+        """Delete a document's content (no checks: the caller made them) and its kept originals."""
+        deleted = self.store.delete_document(document_id)
+        for version_id in deleted:  # a version id is one document's: its original goes with it
+            remove_original(originals_folder(self.settings.home), version_id)
+        return deleted
 
     def four_eyes(self, approved: bool) -> None:
         """With four-eyes approval on, a change that alters who sees what is made only through

@@ -60,6 +60,7 @@ from strongroom.service.conversation_store import (
 )
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
+from strongroom.service.hold_store import open_hold_store
 from strongroom.service.lineage import lineage
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
@@ -81,6 +82,7 @@ from strongroom.service.requests import (
     SearchResult,
     View,
 )
+from strongroom.service.retention import Retention
 from strongroom.service.tables import VersionTables, find_tables, read_version
 from strongroom.service.writes import EntitledTarget
 from strongroom.store.sqlite import private_dir
@@ -132,6 +134,7 @@ class Platform:
         self._conversations: Conversations | None = None  # opened on first use
         self._datasets: Datasets | None = None  # opened on first use
         self._approvals: Approvals | None = None  # opened on first use
+        self._retention: Retention | None = None  # opened on first use
         self._registry: Registry | None = None  # opened on first use
 
     @classmethod
@@ -156,6 +159,8 @@ class Platform:
             self._datasets.close()
         if self._approvals is not None:
             self._approvals.store.close()
+        if self._retention is not None:
+            self._retention.close()
         if self._registry is not None:
             self._registry.store.close()
         self.runtime.close()
@@ -446,6 +451,7 @@ class Platform:
             self._approvals = Approvals(
                 self.ops, store, self.keys, appliers=appliers, checks={PROMOTE: self.registry.check}
             )
+            self._approvals.appliers.update(self.retention.appliers())
         return self._approvals
 
     def approving(self, op: Callable[[Approvals], Outcome[T]]) -> T:
@@ -464,6 +470,37 @@ class Platform:
     def registering(self, op: Callable[[Registry], Outcome[T]]) -> T:
         """Run one model registry operation (register, list, show, evidence, which, resolve), audited."""
         return self._done(op(self.registry))
+
+    @property
+    def retention(self) -> Retention:
+        """Retention policies and legal holds (:mod:`strongroom.service.retention`); run them with
+        :meth:`retaining`."""
+        if self._retention is None:
+            self._retention = Retention(self.ops, open_hold_store(self.settings))
+        return self._retention
+
+    def retaining(self, op: Callable[[Retention], Outcome[T]]) -> T:
+        """Run one retention or legal hold operation (list, place, apply), audited."""
+        return self._done(op(self.retention))
+
+    def set_retention_policy(self, principal: Principal, policy: Mapping[str, object], reason: str = "") -> Any:
+        """Add or replace a retention policy (admins); with four-eyes on, proposed instead
+        (:class:`ApprovalPending` names the proposal)."""
+        if self.settings.four_eyes:
+            self.proposed(principal, "retention.set", policy, reason)
+        return self.retaining(lambda r: r.set_policy(principal, policy))
+
+    def remove_retention_policy(self, principal: Principal, policy_id: str, reason: str = "") -> Any:
+        """Remove a retention policy (admins); with four-eyes on, proposed instead."""
+        if self.settings.four_eyes:
+            self.proposed(principal, "retention.remove", {"id": policy_id}, reason)
+        return self.retaining(lambda r: r.remove_policy(principal, policy_id))
+
+    def release_hold(self, principal: Principal, hold_id: str, reason: str = "") -> Any:
+        """Release a legal hold (admins); with four-eyes on, proposed instead."""
+        if self.settings.four_eyes:
+            self.proposed(principal, "holds.release", {"hold_id": hold_id}, reason)
+        return self.retaining(lambda r: r.release(principal, hold_id))
 
     def proposed(self, principal: Principal, kind: str, change: Mapping[str, object], reason: str) -> NoReturn:
         """Propose a change four-eyes must approve, and say so (:class:`ApprovalPending`)."""
