@@ -4,6 +4,7 @@ worked example of docs/audit-format.md), legacy records, the anchor's key, the C
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -19,10 +20,21 @@ from typer.testing import CliRunner
 import strongroom.audit as audit_log
 from strongroom.audit import GENESIS, AuditEvent, SqliteAuditLog, open_audit_log
 from strongroom.audit.anchor import SigningKey
-from strongroom.audit.records import canonical_json, canonical_record, event_body, record_hash
+from strongroom.audit.records import (
+    AuditRecord,
+    canonical_json,
+    canonical_record,
+    canonical_record3,
+    erasable_digest,
+    event_body,
+    event_parts,
+    record_hash,
+)
+from strongroom.audit.verify import check
 from strongroom.cli.serve import audit_app
 from strongroom.config import Settings
-from strongroom.testing.audit_contract import AuditLogContract, Backend, event, filled, problems
+from strongroom.errors import NotErasable
+from strongroom.testing.audit_contract import NEEDLE, AuditLogContract, Backend, event, filled, personal, problems
 
 
 def _sqlite_backend(home: Path) -> Backend:
@@ -54,6 +66,25 @@ def test_the_table_refuses_updates_and_deletes(tmp_path: Path) -> None:
         db.execute("UPDATE audit SET body = '{}' WHERE seq = 1")
     with sqlite3.connect(tmp_path / "catalog.sqlite3") as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM audit WHERE seq = 1")
+
+
+def test_the_one_update_allowed_is_an_erasure_of_a_format_3_record(tmp_path: Path) -> None:
+    backend = _sqlite_backend(tmp_path)
+    records = filled(backend, 2)
+    refused = [
+        "UPDATE audit SET erasable = '{}' WHERE seq = 1",  # other text
+        "UPDATE audit SET erasable = NULL WHERE seq = 1",  # the salt left
+        "UPDATE audit SET erasable = NULL, erasable_salt = NULL, body = '{}' WHERE seq = 1",
+        "UPDATE audit SET erasable = NULL, erasable_salt = NULL, erasable_sha256 = NULL WHERE seq = 1",
+        "UPDATE audit SET erasable = NULL, erasable_salt = NULL, hash = 'x' WHERE seq = 1",
+    ]
+    with sqlite3.connect(tmp_path / "catalog.sqlite3") as db:
+        for statement in refused:
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                db.execute(statement)
+        db.execute("UPDATE audit SET erasable = NULL, erasable_salt = NULL WHERE seq = 2")
+    assert [r.erased for r in SqliteAuditLog(tmp_path / "catalog.sqlite3").read()] == [False, True]
+    assert records[1].erasable is not None
 
 
 def test_deleting_a_record_and_renumbering_the_rest_is_caught_where_it_starts(tmp_path: Path) -> None:
@@ -90,6 +121,18 @@ WORKED_BODY = (
 )
 WORKED_HASH_1 = "34f5a6fbbabd35ed3fb508372d34093d422a382b3933c712422922caee8e2662"
 WORKED_HASH_2 = "765c3967e05639f1d9ecaf226f5656c064a139a7b0e089a12d4f053a60ce42b9"
+#: the same event in format 3: its body, erasable part, salt (the bytes 32..63), digest and hashes
+WORKED3_BODY = (
+    '{"action":"search","answer_sha256":"","auth":"oidc","chunks":[["c1","v1"]],"generator":"",'
+    '"groups":["research"],"outcome":"ok","principal":"ana","query_hmac":"' + "9f" * 32 + '","request_id":"req-1"}'
+)
+WORKED3_ERASABLE = (
+    '{"detail":"ünïcode € 😀","filters":{"as_of":null,"k":10,"ratio":0.5},"query":"net sales [REDACTED]","target":""}'
+)
+WORKED3_SALT = bytes(range(32, 64)).hex()
+WORKED3_SHA = "db524e54c2433a0644a474dbc7c6f119d36378a576dd84153bb903eae62f3e7a"
+WORKED3_HASH_1 = "5a370488f08946ca97a2eb46e56afaf3bf6ea77b05089b88ae103d63a8d0a40c"
+WORKED3_HASH_2 = "0f6db7b4acaee4e81802817f1992ef9082e59739dfe7b1e96e99635da64a2979"
 
 
 def test_the_body_is_canonical_json_of_the_event() -> None:
@@ -105,6 +148,36 @@ def test_the_record_hash_is_sha256_of_jcs_of_the_whole_record() -> None:
     second = record_hash(2, 2, WORKED_AT, str(first), body.decode())
     print(f"worked example: hash[1] = {first}, hash[2] = {second}")
     assert (first, second) == (WORKED_HASH_1, WORKED_HASH_2)
+
+
+def test_a_format_3_record_hashes_its_body_and_its_salted_erasable_part() -> None:
+    body, erasable = event_parts(WORKED_EVENT)
+    assert (body.decode(), erasable.decode()) == (WORKED3_BODY, WORKED3_ERASABLE)
+    assert len(body) == 246 and len(erasable) == 118
+    sealed = erasable_digest(WORKED3_SALT, erasable.decode())
+    assert sealed == hashlib.sha256(bytes.fromhex(WORKED3_SALT) + erasable).hexdigest() == WORKED3_SHA
+    whole = {"format": 3, "seq": 1, "at": WORKED_AT, "prev": GENESIS, "body": json.loads(body),
+             "erasable_sha256": sealed}  # fmt: skip
+    assert canonical_record3(1, WORKED_AT, GENESIS, body, sealed) == rfc8785.dumps(whole)
+    first = record_hash(3, 1, WORKED_AT, GENESIS, body.decode(), sealed)
+    assert first == hashlib.sha256(rfc8785.dumps(whole)).hexdigest()
+    second = record_hash(3, 2, WORKED_AT, str(first), body.decode(), sealed)
+    print(f"worked example (format 3): hash[1] = {first}, hash[2] = {second}")
+    assert (first, second) == (WORKED3_HASH_1, WORKED3_HASH_2)
+    assert record_hash(3, 1, WORKED_AT, GENESIS, body.decode()) is None  # no digest: no hash
+    kept = [
+        AuditRecord(1, WORKED_AT, GENESIS, WORKED3_HASH_1, WORKED3_BODY, 3, WORKED3_ERASABLE, WORKED3_SALT, sealed),
+        AuditRecord(
+            2, WORKED_AT, WORKED3_HASH_1, WORKED3_HASH_2, WORKED3_BODY, 3, WORKED3_ERASABLE, WORKED3_SALT, sealed
+        ),
+    ]
+    assert check(kept).ok and check(kept).erased == 0
+    erased = [kept[0]._replace(erasable=None, erasable_salt=None), kept[1]]
+    assert check(erased).ok and check(erased).erased == 1  # the chain verifies without the text
+    assert erased[0].event() == json.loads(WORKED3_BODY)
+    assert kept[0].event() == json.loads(event_body(WORKED_EVENT))  # the whole event, as in format 2
+    guessed = [kept[0]._replace(erasable=WORKED3_ERASABLE.replace("net sales", "gross sales")), kept[1]]
+    assert [(p.seq, p.kind) for p in check(guessed).problems] == [(1, "edited")]
 
 
 _json = st.recursive(
@@ -126,6 +199,8 @@ def test_the_fast_canonical_form_is_rfc8785(value: object, groups: list[str], de
     assert canonical_json(value) == rfc8785.dumps(value)
     e = AuditEvent(principal="p", groups=tuple(groups), action="a", filters={"v": value}, detail=detail)
     assert event_body(e) == rfc8785.dumps(json.loads(event_body(e), parse_int=float))  # JSON numbers: doubles
+    for part in event_parts(e):
+        assert part == rfc8785.dumps(json.loads(part, parse_int=float))
 
 
 def test_odd_values_are_stored_as_json_can_hold_them() -> None:
@@ -168,6 +243,62 @@ def test_a_legacy_catalog_is_migrated_in_place_and_keeps_verifying(tmp_path: Pat
     body = json.loads(records[1].body) | {"query": "edited"}
     backend.sql([("UPDATE audit SET body = ? WHERE seq = 2", (json.dumps(body),))])
     assert problems(backend) == [(2, "edited")]
+
+
+_ISSUE_15_GUARDS = """
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+def test_a_format_2_catalog_gains_the_erasable_columns_and_an_erasure_guard(tmp_path: Path) -> None:
+    """A catalog as strongroom wrote it from issue 15 to 20: format-2 records, no erasable columns,
+    an update guard that allows nothing. Opened: migrated in place; new records can be erased."""
+    catalog = tmp_path / "catalog.sqlite3"
+    with sqlite3.connect(catalog) as db:
+        db.executescript(
+            "CREATE TABLE audit (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL, "
+            "body TEXT NOT NULL, format INTEGER NOT NULL DEFAULT 1);" + _ISSUE_15_GUARDS
+        )
+        body = event_body(personal(1)).decode()
+        digest = record_hash(2, 1, "2026-01-01T00:00:00+00:00", GENESIS, body)
+        db.execute("INSERT INTO audit VALUES (1, '2026-01-01T00:00:00+00:00', ?, ?, ?, 2)", (GENESIS, digest, body))
+    backend = _sqlite_backend(tmp_path)
+    log = backend.open()
+    audit_log.append(log, personal(2))
+    assert [r.format for r in log.read()] == [2, 3] and log.verify().ok
+    assert log.find_text([NEEDLE]) == [1, 2]
+    with pytest.raises(NotErasable, match="format 1 or 2"):
+        log.erase([1])
+    assert log.erase([2]) == [2] and log.verify().ok and log.verify().erased == 1
+    log.close()
+    with sqlite3.connect(catalog) as db:
+        (guard,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_no_update'").fetchone()
+        assert "erasable" in guard
+        for statement in ("UPDATE audit SET body = '{}' WHERE seq = 2",
+                          "UPDATE audit SET erasable = NULL, erasable_salt = NULL WHERE seq = 1"):  # fmt: skip
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                db.execute(statement)
+
+
+def test_export_and_the_cli_show_an_erased_record_as_erased(tmp_path: Path) -> None:
+    backend = _sqlite_backend(tmp_path)
+    filled(backend, 2)
+    log = backend.open()
+    audit_log.append(log, personal(3))
+    assert log.erase(log.find_text([NEEDLE])) == [3]
+    log.close()
+    runner = CliRunner()
+    ok = runner.invoke(_cli(), ["audit", "verify", "--home", str(tmp_path)])
+    assert ok.exit_code == 0 and "intact: 3 records (1 erased)" in ok.output, ok.output
+    as_json = json.loads(runner.invoke(_cli(), ["audit", "verify", "--home", str(tmp_path), "--json"]).output)
+    assert as_json["ok"] is True and as_json["erased"] == 1
+    out = runner.invoke(_cli(), ["audit", "export", "--home", str(tmp_path), "--since", "2000-01-01"])
+    assert out.exit_code == 0 and NEEDLE not in out.output
+    lines = [json.loads(line) for line in out.output.strip().splitlines()]
+    assert [(line["seq"], line["erased"]) for line in lines[:3]] == [(1, False), (2, False), (3, True)]
+    assert lines[0]["query"] == "q0" and "query" not in lines[2] and lines[2]["action"] == "ask"
+    assert lines[2]["erasable_sha256"] and lines[2]["hash"]
 
 
 def test_a_log_without_an_anchor_checks_the_chain_alone(tmp_path: Path) -> None:
@@ -266,6 +397,19 @@ def test_the_format_doc_quotes_the_pinned_values() -> None:
     assert WORKED_BODY in doc.splitlines() and len(WORKED_BODY.encode()) == 363
     for value in (WORKED_AT, WORKED_HASH_1, WORKED_HASH_2, WORKED_KEY_ID, WORKED_SIG):
         assert value in doc
+    lines = doc.splitlines()
+    assert WORKED3_BODY in lines and WORKED3_ERASABLE in lines
+    for value in (WORKED3_SALT, WORKED3_SHA, WORKED3_HASH_1, WORKED3_HASH_2):
+        assert value in doc
+    erased = AuditRecord(1, WORKED_AT, GENESIS, WORKED3_HASH_1, WORKED3_BODY, 3, None, None, WORKED3_SHA)
+    out = io.StringIO()
+
+    class Log:  # what export reads: one erased record
+        def read(self, since: datetime | None = None) -> list[AuditRecord]:
+            return [erased]
+
+    assert audit_log.export(Log(), out) == 1  # type: ignore[arg-type]
+    assert out.getvalue().strip() in lines  # the exported line the doc shows
 
 
 def test_a_configured_signing_key_that_goes_missing_is_never_replaced(tmp_path: Path) -> None:

@@ -71,9 +71,9 @@ def _sql(home: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
             db.execute(statement, params)
 
 
-def _rows(home: Path) -> list[tuple[int, str, str, str, str, int]]:
+def _rows(home: Path) -> list[tuple[int, str, str, str, str, int, str | None]]:
     with sqlite3.connect(home / "catalog.sqlite3") as db:
-        return list(db.execute("SELECT seq, at, prev, hash, body, format FROM audit ORDER BY seq"))
+        return list(db.execute("SELECT seq, at, prev, hash, body, format, erasable_sha256 FROM audit ORDER BY seq"))
 
 
 def _delete_newest(home: Path) -> int:
@@ -92,10 +92,10 @@ def _rewrite(home: Path) -> int:
     rows = _rows(home)
     statements = []
     prev = rows[0][3]
-    for seq, at, _, _, body, fmt in rows[1:]:
+    for seq, at, _, _, body, fmt, sealed in rows[1:]:
         if seq == 2:
             body = json.dumps({**json.loads(body), "principal": "nobody"}, sort_keys=True, separators=(",", ":"))
-        digest = record_hash(fmt, seq, at, prev, body)
+        digest = record_hash(fmt, seq, at, prev, body, sealed)
         statements.append(("UPDATE audit SET body = ?, prev = ?, hash = ? WHERE seq = ?", (body, prev, digest, seq)))
         prev = str(digest)
     _sql(home, *statements)
@@ -104,10 +104,11 @@ def _rewrite(home: Path) -> int:
 
 def _forge(home: Path) -> int:
     """Append a well-formed record, chained to the head, by someone without the signing key."""
-    seq, at, _, head, body, fmt = _rows(home)[-1]
+    seq, at, _, head, body, fmt, sealed = _rows(home)[-1]
     forged = json.dumps({**json.loads(body), "principal": "mallory"}, sort_keys=True, separators=(",", ":"))
-    row = (seq + 1, at, head, record_hash(fmt, seq + 1, at, head, forged), forged, fmt)
-    _sql(home, ("INSERT INTO audit (seq, at, prev, hash, body, format) VALUES (?, ?, ?, ?, ?, ?)", row))
+    row = (seq + 1, at, head, record_hash(fmt, seq + 1, at, head, forged, sealed), forged, fmt, sealed)
+    insert = "INSERT INTO audit (seq, at, prev, hash, body, format, erasable_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    _sql(home, (insert, row))
     return seq + 1
 
 

@@ -68,6 +68,52 @@ def test_the_tables_refuse_updates_deletes_and_truncation(database_url: str, tmp
                           "DELETE FROM audit_checkpoints"):  # fmt: skip
             with pytest.raises(psycopg.Error, match="append-only"):
                 db.execute(statement)
+        for statement in ("UPDATE audit_log SET erasable = '{}' WHERE seq = 1",
+                          "UPDATE audit_log SET erasable = NULL WHERE seq = 1",
+                          "UPDATE audit_log SET erasable = NULL, erasable_salt = NULL, body = '{}' WHERE seq = 1",
+                          "UPDATE audit_log SET erasable = NULL, erasable_salt = NULL, erasable_sha256 = NULL"):  # fmt: skip
+            with pytest.raises(psycopg.Error, match="append-only"):
+                db.execute(statement)
+        db.execute("UPDATE audit_log SET erasable = NULL, erasable_salt = NULL WHERE seq = 2")  # an erasure
+        assert db.execute("SELECT seq FROM audit_log WHERE erasable IS NULL").fetchall() == [(2,)]
+
+
+_ISSUE_15_SCHEMA = """
+CREATE TABLE audit_log (
+    seq bigint PRIMARY KEY, at text NOT NULL, prev text NOT NULL, hash text NOT NULL, body text NOT NULL,
+    format smallint NOT NULL);
+CREATE FUNCTION strongroom_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION strongroom_audit_append_only();
+"""
+
+
+def test_a_format_2_log_gains_the_erasable_columns_and_an_erasure_guard(database_url: str, tmp_path: Path) -> None:
+    from strongroom.audit.records import GENESIS, event_body, record_hash
+    from strongroom.errors import NotErasable
+    from strongroom.testing.audit_contract import NEEDLE, personal
+
+    at, body = "2026-01-01T00:00:00.000000+00:00", event_body(personal(1)).decode()
+    with psycopg.connect(database_url, autocommit=True) as db:
+        db.execute(_ISSUE_15_SCHEMA)
+        db.execute(
+            "INSERT INTO audit_log VALUES (1, %s, %s, %s, %s, 2)",
+            (at, GENESIS, record_hash(2, 1, at, GENESIS, body), body),
+        )
+    log = _postgres_backend(database_url, tmp_path).open()
+    log.append_many([personal(2)])
+    assert [r.format for r in log.read()] == [2, 3] and log.find_text([NEEDLE]) == [1, 2]
+    with pytest.raises(NotErasable) as refused:
+        log.erase([1, 2])
+    assert refused.value.legacy == (1,)
+    assert log.erase([2]) == [2] and log.verify().ok and log.verify().erased == 1
+    log.close()
+    with psycopg.connect(database_url, autocommit=True) as db:
+        with pytest.raises(psycopg.Error, match="append-only"):
+            db.execute("UPDATE audit_log SET erasable = NULL, erasable_salt = NULL WHERE seq = 1")
+        with pytest.raises(psycopg.Error, match="append-only"):
+            db.execute("DELETE FROM audit_log WHERE seq = 2")
 
 
 def log_events(n: int, who: str = "user") -> list[object]:

@@ -129,7 +129,8 @@ def audit_verify(
     if as_json:
         emit(views.verify_record(report), as_json)
     elif report.ok:
-        say(f"audit log intact: {report.records} records; {anchored} (keys {', '.join(report.key_ids)})")
+        erased = f" ({report.erased} erased)" if report.erased else ""
+        say(f"audit log intact: {report.records} records{erased}; {anchored} (keys {', '.join(report.key_ids)})")
     else:
         say(f"audit log TAMPERED: {len(report.problems)} problem(s) in {report.records} records; {anchored}")
         for p in report.problems:

@@ -135,5 +135,6 @@ def verify_record(report: VerifyReport) -> Record:
     return {
         "records": report.records, "ok": report.ok, "head": {"seq": report.head.seq, "hash": report.head.hash},
         "anchored": report.anchored, "checkpoints": report.checkpoints, "key_ids": list(report.key_ids),
+        "erased": report.erased,
         "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in report.problems],
     }  # fmt: skip
