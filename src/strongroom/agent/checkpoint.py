@@ -39,8 +39,15 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from strongroom.errors import ConfigError, StoreError
+from strongroom.store.row_text import compact_sqlite, open_secure
 
-__all__ = ["CHECKPOINT_FILE", "AgentCheckpointer", "default_checkpoint_path", "open_checkpointer"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "AgentCheckpointer",
+    "default_checkpoint_path",
+    "erase_threads",
+    "open_checkpointer",
+]
 
 _CONNINFO = re.compile(r"^\s*(?:host|hostaddr|port|dbname|user|password|service|sslmode)\s*=")
 #: the SQLite file of a home folder's agent checkpoints
@@ -227,3 +234,89 @@ def open_checkpointer(target: str | os.PathLike[str]) -> AgentCheckpointer:
             f"agent checkpoints can be a file path, a postgresql:// URL or 'memory', not {text.split('://')[0]}://"
         )
     return _sqlite(Path(text))
+
+
+# -- erasure: a thread whose saved state holds erased text is deleted whole ----------------------
+
+_SQLITE_BLOBS = ("SELECT thread_id, checkpoint, metadata FROM checkpoints", "SELECT thread_id, value, NULL FROM writes")
+_PG_BLOBS = (
+    "SELECT thread_id, convert_to(checkpoint::text || metadata::text, 'UTF8'), NULL FROM checkpoints",
+    "SELECT thread_id, blob, NULL FROM checkpoint_blobs",
+    "SELECT thread_id, blob, NULL FROM checkpoint_writes",
+)
+_PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+
+
+def _holding(rows: Sequence[tuple[Any, ...]], holds: Callable[[bytes], bool]) -> set[str]:
+    found: set[str] = set()
+    for thread, *blobs in rows:
+        if thread not in found and any(holds(bytes(b)) for b in blobs if isinstance(b, bytes | memoryview)):
+            found.add(str(thread))
+    return found
+
+
+def erase_threads(target: str | os.PathLike[str], holds: Callable[[bytes], bool], *, apply: bool) -> list[str]:
+    """The runs (thread ids) whose saved steps at ``target`` (as :func:`open_checkpointer`
+    takes it) hold bytes for which ``holds`` is true; with ``apply``, every checkpoint and
+    write of those threads is deleted (a serialised state cannot be edited safely, so the
+    run can no longer be resumed) and the store compacted so the old bytes are gone: a
+    SQLite file is vacuumed and its write-ahead log emptied (even when no thread matched:
+    steps deleted before may lie in free pages), PostgreSQL's tables rewritten
+    (``VACUUM FULL``). ``holds`` sees each serialised value (msgpack or JSON bytes, where
+    strings are UTF-8). ``memory``: nothing is kept across processes, nothing to do."""
+    text = os.fspath(target)
+    if text == "memory":
+        return []
+    if text.startswith(("postgresql://", "postgres://")) or (isinstance(target, str) and _CONNINFO.match(text)):
+        return _erase_postgres(text, holds, apply=apply)
+    return _erase_sqlite(Path(text), holds, apply=apply)
+
+
+def _erase_sqlite(path: Path, holds: Callable[[bytes], bool], *, apply: bool) -> list[str]:
+    if not path.is_file():
+        return []
+    db = open_secure(path)
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"checkpoints", "writes"} <= tables:
+            return []
+        found: set[str] = set()
+        for query in _SQLITE_BLOBS:
+            found |= _holding(db.execute(query).fetchall(), holds)
+        if apply:
+            db.execute("BEGIN IMMEDIATE")
+            for thread in sorted(found):
+                db.execute("DELETE FROM checkpoints WHERE thread_id = ?", (thread,))
+                db.execute("DELETE FROM writes WHERE thread_id = ?", (thread,))
+            db.execute("COMMIT")
+            compact_sqlite(db, path)
+        return sorted(found)
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not erase from the agent's checkpoints at {path}: {exc}") from exc
+    finally:
+        db.close()
+
+
+def _erase_postgres(url: str, holds: Callable[[bytes], bool], *, apply: bool) -> list[str]:
+    import psycopg  # the postgres extra, as for the saver
+
+    try:
+        with psycopg.connect(url) as db:
+            exists = db.execute("SELECT to_regclass('checkpoint_writes') IS NOT NULL").fetchone()
+            if not exists or not exists[0]:
+                return []
+            found: set[str] = set()
+            for query in _PG_BLOBS:
+                found |= _holding(db.execute(query).fetchall(), holds)
+            if not apply:
+                return sorted(found)
+            for table in _PG_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE thread_id = ANY(%s)", (sorted(found),))
+            db.commit()
+            db.autocommit = True
+            if found:
+                for table in _PG_TABLES:
+                    db.execute(f"VACUUM FULL {table}")
+            return sorted(found)
+    except psycopg.Error as exc:
+        raise StoreError(f"could not erase from the agent's checkpoints in PostgreSQL: {exc}") from exc

@@ -24,6 +24,7 @@ from many threads run side by side.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -44,8 +45,9 @@ from strongroom.data.bitemporal import (
     visible_rows,
     visible_versions,
 )
-from strongroom.data.duckdb_file import DuckDBFile, first_line
+from strongroom.data.duckdb_file import ENGINE_CONFIG, DuckDBFile, first_line
 from strongroom.data.files import quote
+from strongroom.data.scrub import VERSIONS_PLACE, Scrub, place, scrubbed_rows
 from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import IngestError, QueryError, StoreError
 
@@ -182,6 +184,37 @@ class DuckDBDatasets:
         with self._write:
             self._file.close()
 
+    def scrub_text(self, scrub: Scrub, *, apply: bool) -> dict[str, int]:
+        """:class:`~strongroom.data.scrub.TextScrubbing`: scrub every text value of every
+        dataset (all versions) and of the version records; with ``apply`` and a change, the
+        file is then rewritten whole (an UPDATE and a CHECKPOINT leave the old values in
+        blocks DuckDB frees but does not clear), under the write lock, and put in place of the
+        old one."""
+        with self._write, self._writing() as db:
+            columns = db.execute(
+                "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
+                "WHERE database_name = current_database() AND schema_name = ? AND data_type = 'VARCHAR' "
+                "AND table_name <> '_meta' GROUP BY table_name ORDER BY table_name",
+                [SCHEMA],
+            ).fetchall()
+            counts: dict[str, int] = {}
+            with _transaction(db, "scrub the datasets"):
+                for table, names in columns:
+                    target = f"{SCHEMA}.{quote(table)}"
+                    rows = db.execute(f"SELECT rowid, {', '.join(quote(n) for n in names)} FROM {target}").fetchall()
+                    changed = scrubbed_rows(rows, names, scrub)
+                    if not changed:
+                        continue
+                    counts[VERSIONS_PLACE if table == "_versions" else place(table)] = len(changed)
+                    if apply:
+                        for rowid, values in changed:
+                            sets = ", ".join(f"{quote(n)} = ?" for n in values)
+                            db.execute(f"UPDATE {target} SET {sets} WHERE rowid = ?", [*values.values(), rowid])
+            if apply and counts:
+                db.execute("CHECKPOINT")
+                _rewrite(db, self.path)
+        return counts
+
     @property
     def connections_opened(self) -> int:
         """How many times queries opened the file (for tests and benchmarks)."""
@@ -223,6 +256,45 @@ class DuckDBDatasets:
 
     def _latest(self, db: duckdb.DuckDBPyConnection, name: str) -> DatasetVersion | None:
         return _newest(db, [name]).get(name)
+
+
+def _rewrite(db: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Copy every table of ``db`` (the file ``path``, open read-write) into a new file and put
+    it in place of ``path``: the old file's freed blocks, which may still hold values changed
+    since, go with it. ``db`` is closed right after by its owner and writes nothing more."""
+    fresh_path = path.with_name(path.name + ".rewrite")
+    fresh_path.unlink(missing_ok=True)
+    fresh = duckdb.connect(str(fresh_path), config=dict(ENGINE_CONFIG))
+    try:
+        schemas = db.execute(
+            "SELECT DISTINCT schema_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+        for (schema,) in schemas:
+            fresh.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        tables = db.execute(
+            "SELECT schema_name, table_name, sql FROM duckdb_tables() WHERE database_name = current_database() "
+            "ORDER BY schema_name, table_name"
+        ).fetchall()
+        for schema, table, create in tables:
+            fresh.execute(create)
+            reader = db.sql(f"SELECT * FROM {quote(schema)}.{quote(table)} ORDER BY rowid").to_arrow_reader()
+            fresh.register("_rows", reader)
+            try:
+                fresh.execute(f"INSERT INTO {quote(schema)}.{quote(table)} SELECT * FROM _rows")
+            finally:
+                fresh.unregister("_rows")
+        for (create,) in db.execute(
+            "SELECT sql FROM duckdb_indexes() WHERE database_name = current_database() AND sql IS NOT NULL"
+        ).fetchall():
+            fresh.execute(create)
+        fresh.execute("CHECKPOINT")
+    except BaseException:
+        fresh.close()
+        fresh_path.unlink(missing_ok=True)
+        raise
+    fresh.close()
+    os.chmod(fresh_path, path.stat().st_mode & 0o777)
+    os.replace(fresh_path, path)
 
 
 @contextmanager

@@ -46,6 +46,7 @@ from strongroom.data.bitemporal import (
     visible_versions,
 )
 from strongroom.data.files import StagedFile, quote
+from strongroom.data.scrub import VERSIONS_PLACE, Scrub, place, scrubbed_rows
 from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import ConfigError, IngestError, QueryError, StoreError
 
@@ -173,6 +174,42 @@ class PostgresDatasets:
             elapsed_ms=elapsed_ms,
             extra={"backend": "postgres"},
         )
+
+    def scrub_text(self, scrub: Scrub, *, apply: bool) -> dict[str, int]:
+        """:class:`~strongroom.data.scrub.TextScrubbing`: scrub every text value of every
+        dataset (all versions) and of the version records, in one transaction under the load
+        lock; with ``apply``, each changed table is then rewritten (``VACUUM FULL``: the dead
+        rows, which still hold the old values, and the indexes over them are dropped)."""
+        counts: dict[str, int] = {}
+        changed: list[str] = []
+        with self._write:
+            with self._transaction("scrub the datasets") as db:
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOAD_LOCK,))
+                columns = db.execute(
+                    "SELECT table_name, array_agg(column_name::text ORDER BY ordinal_position) "
+                    "FROM information_schema.columns WHERE table_schema = %s "
+                    "AND data_type IN ('text', 'character varying') GROUP BY table_name ORDER BY table_name",
+                    (SCHEMA,),
+                ).fetchall()
+                for table, names in columns:
+                    target = f"{SCHEMA}.{quote(table)}"
+                    lock = " FOR UPDATE" if apply else ""
+                    rows = db.execute(f"SELECT ctid::text, {', '.join(quote(n) for n in names)} FROM {target}{lock}")
+                    found = scrubbed_rows(rows.fetchall(), names, scrub)
+                    if not found:
+                        continue
+                    counts[VERSIONS_PLACE if table == "_versions" else place(table)] = len(found)
+                    if apply:
+                        changed.append(target)
+                        for ctid, values in found:
+                            sets = ", ".join(f"{quote(n)} = %s" for n in values)
+                            db.execute(f"UPDATE {target} SET {sets} WHERE ctid = %s::tid", [*values.values(), ctid])
+            try:
+                for target in changed:  # outside the transaction: VACUUM cannot run in one
+                    self._writer.execute(f"VACUUM FULL {target}")
+            except psycopg.Error as exc:
+                raise StoreError(f"PostgreSQL could not rewrite the scrubbed datasets: {self._clean(exc)}") from exc
+        return counts
 
     def close(self) -> None:
         with self._write, self._pool_lock:
