@@ -47,8 +47,8 @@ from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cm
 from strongroom.cli.lineage import lineage_command
 from strongroom.cli.mcp import mcp_command
 from strongroom.cli.models import app as models_app
-from strongroom.cli.retention import holds_app, retention_app
 from strongroom.cli.registry import registry_app
+from strongroom.cli.retention import holds_app, retention_app
 from strongroom.cli.serve import audit_app, keys_app, serve_command
 from strongroom.cli.store import migrate_command, reembed_command, upgrade_store_command, verify_store_command
 from strongroom.cli.train import train_app
