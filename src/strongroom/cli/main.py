@@ -44,6 +44,7 @@ from strongroom.cli.common import (
 )
 from strongroom.cli.data import data_app
 from strongroom.cli.documents import acl_app, delete_cmd, documents_cmd, show_cmd
+from strongroom.cli.erasure import erasure_app
 from strongroom.cli.lineage import lineage_command
 from strongroom.cli.mcp import mcp_command
 from strongroom.cli.models import app as models_app
@@ -301,6 +302,7 @@ def _mount() -> None:
     app.add_typer(agent_app, name="agent", rich_help_panel=EVERYDAY)
     app.add_typer(acl_app, name="acl", rich_help_panel=ADMIN)
     app.command("delete", rich_help_panel=ADMIN)(delete_cmd)
+    app.add_typer(erasure_app, name="erasure", rich_help_panel=ADMIN)
     app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
     app.add_typer(approvals_app, name="approvals", rich_help_panel=ADMIN)
     app.add_typer(audit_app, name="audit", rich_help_panel=ADMIN)

@@ -11,7 +11,8 @@ What is matched:
   ``Jane\\nQuixote`` as a PDF line break left it, ``GB29NWBK60161331926819`` for
   ``GB29 NWBK 6016 1331 9268 19``), in any letter case;
 - its Unicode NFC and NFKC forms (a composed and a decomposed ``ü``), and its case-folded
-  form (``STRAUSS`` for ``Strauß``: upper case turns ``ß`` into ``SS``);
+  form; ``ss`` also matches ``ß`` (upper case turns ``Strauß`` into ``STRAUSS``, so erasing
+  either finds both);
 - its JSON-escaped form (``M\\u00fcller``), which is how ``json.dumps`` writes a non-ASCII
   name into a metadata column or a JSON-lines file;
 - anywhere inside longer text: ``Quixoteville`` loses its ``Quixote`` (erasing too much of
@@ -92,7 +93,12 @@ def _forms(identifier: str) -> tuple[str, ...]:
 
 
 def _pattern_text(form: str) -> str:
-    return r"\s*".join(re.escape(part) for part in form.split())
+    # "ss" also matches the sharp s: upper case and case folding turn "Strauß" into "STRAUSS"/"strauss"
+    return r"\s*".join(_SHARP_S.sub("(?:ss|ß|ẞ)", re.escape(part)) for part in form.split())
+
+
+_SHARP_S = re.compile("ss", re.IGNORECASE)
+_SHARP_S_BYTES = re.compile(b"ss", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,8 @@ def _bytes_pattern(forms: tuple[str, ...]) -> re.Pattern[bytes]:
     variants: set[str] = set()
     for form in forms:
         variants.update((form, form.lower(), form.upper(), form.title(), form.casefold()))
-    parts = [rb"\s*".join(re.escape(p.encode()) for p in v.split()) for v in variants]
+    sharp = b"(?:ss|" + "ß".encode() + b"|" + "ẞ".encode() + b")"
+    parts = [rb"\s*".join(_SHARP_S_BYTES.sub(sharp, re.escape(p.encode())) for p in v.split()) for v in variants]
     parts.sort(key=len, reverse=True)
     return re.compile(b"|".join(parts), re.IGNORECASE)
 

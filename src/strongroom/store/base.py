@@ -252,7 +252,8 @@ Reembed = Callable[[Sequence[Chunk]], tuple[Sequence[str], npt.NDArray[np.float3
 class EraseCount:
     """What :meth:`Erasable.erase_text` changed: occurrences erased per place (``versions``,
     ``documents``, ``pages``, ``chunks``, ``jobs``), the versions whose content changed (their
-    kept originals must go too) and the held documents that hold the text and were left alone."""
+    kept originals must go too: their metadata now says ``original: erased``) and the held
+    documents that hold the text and were left alone."""
 
     places: Mapping[str, int]
     versions: tuple[str, ...] = ()

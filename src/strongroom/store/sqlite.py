@@ -634,6 +634,10 @@ class SqliteStore:
                             "UPDATE jobs SET request = ?, report = ? WHERE id = ?", (new_request, new_report, job)
                         )
                         places["jobs"] += n
+                db.executemany(  # their kept originals go too (the application layer deletes them)
+                    "UPDATE versions SET metadata = json_set(metadata, '$.original', 'erased') WHERE id = ?",
+                    [(v,) for v in sorted(changed)],
+                )
                 db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
                 db.execute(_REINDEX)
         except sqlite3.DatabaseError as exc:

@@ -1,0 +1,453 @@
+"""Erasure that reaches every copy, and the proof of it: ``erase`` and ``verify``.
+
+``erase(principal, identifier=..., reason=...)`` removes every occurrence of an identifier (a
+customer's name, an account number; the forms :class:`~strongroom.governance.erasure.Needles`
+matches) from everything the platform keeps:
+
+==================  ==========================================================================
+the store           version rows (title, source, metadata: term-sheet fields, classification),
+                    document rows, pages, chunks (new spans; re-embedded, see below), the job
+                    log; the keyword and vector indexes and their snapshot files under
+                    ``HOME/index`` are dropped and rebuilt (SQLite) or their postings and BM25
+                    statistics rewritten (PostgreSQL)
+originals           the kept original of every version whose content changed is deleted (a PDF
+                    cannot be rewritten safely), and the version's metadata says
+                    ``original: erased``; any other file under ``HOME/originals`` or
+                    ``HOME/uploads`` that holds it is deleted
+the audit log       each record whose erasable part holds it is erased (format 3: the text
+                    and salt go, the hashes stay, the chain still verifies)
+application rows    conversations, agent runs and their LangGraph checkpoints, proposals, web
+                    sessions, SQLite bus files, datasets (:mod:`strongroom.service.erasure_rows`)
+the files           SQLite with ``secure_delete``, then ``VACUUM`` and the WAL truncated;
+                    PostgreSQL's touched tables vacuumed (the best SQL can do: its WAL and
+                    backups age out with the server's retention)
+==================  ==========================================================================
+
+Re-embedding, not deleting vectors: a chunk whose text changed gets the vector of its scrubbed
+text (the store's own embedder) and the cache row keyed by a hash of the old text is deleted.
+That is the safer of the two: a vector computed from the old text is a derived copy of it
+(embeddings can be inverted to approximate text), and a chunk with no vector would drop out of
+one index (and of the embedded store's keyword index, which is built over the same rows).
+
+A document held by an active legal hold (:mod:`strongroom.governance.holds`) is neither
+deleted nor altered: it is left as it is and named in the report (``held``). ``erase(principal,
+document_id=...)`` erases a whole document (refused while it is held): it is deleted from
+every index, its originals go, and its version rows keep only that something was there.
+
+The ``erasure.erase`` audit record holds the erasure id, a keyed hash (HMAC-SHA256 under the
+query key) of the normalised identifier, the counts and the reason with the identifier scrubbed
+out of it; never the identifier. So ``verify(principal, erasure_id, identifier)`` needs the
+identifier again, checks it against that hash (a wrong one is refused), and searches: every
+store's own rows, every file under the home as raw bytes (SQLite main files and ``-wal``
+files, DuckDB, JSON lines, index snapshots; gzip, zstd and zip/npz members decompressed, numpy
+string arrays decoded), and, with a PostgreSQL store, every text, JSON and bytea column of every
+table in every schema of its database. Zero everywhere is the proof.
+
+Who may: ``admin`` (the role that may delete documents; erasing is a deletion). Both are audited.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import uuid
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from strongroom.audit import AuditLog
+from strongroom.config import Settings
+from strongroom.embed import Embedder, Vectors, cache_key
+from strongroom.errors import NotErasable, NotFound, PermissionDenied, QueryError, StoreError
+from strongroom.governance.erasure import ErasurePlan, ErasureReport, Needles, VerifyReport, identifier_digest
+from strongroom.governance.holds import Hold, document_hold
+from strongroom.ingest.originals import originals_folder, remove_original
+from strongroom.service.erasure_rows import erase_rows, find_rows
+from strongroom.service.hold_store import open_hold_store
+from strongroom.service.operations import Operations, Outcome
+from strongroom.service.records import load_secret
+from strongroom.store.base import Erasable, Reembed
+from strongroom.text import dense_text
+from strongroom.types import Chunk, Principal
+
+__all__ = ["ACTION", "VERIFY_ACTION", "ErasureEntry", "Erasures", "done", "search_files"]
+
+T = TypeVar("T")
+
+
+def done(audit: AuditLog, outcome: Outcome[T]) -> T:
+    """The outcome's value (or error, raised) once its audit records are written."""
+    if outcome.events:
+        audit.append_many(list(outcome.events))
+    return outcome.result()
+
+
+ACTION = "erasure.erase"
+VERIFY_ACTION = "erasure.verify"
+_MAX_REASON = 500
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True)
+class ErasureEntry:
+    """An erasure as the audit log keeps it (``strongroom erasure list``)."""
+
+    erasure_id: str
+    at: str
+    principal: str
+    identifier_hmac: str
+    document_id: str
+    counts: dict[str, object]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "erasure_id": self.erasure_id,
+            "at": self.at,
+            "principal": self.principal,
+            "identifier_hmac": self.identifier_hmac,
+            "document_id": self.document_id,
+            "counts": self.counts,
+        }
+
+
+class Erasures:
+    """Erase and verify over one platform's store, audit log and home. Not thread-safe."""
+
+    def __init__(self, ops: Operations, audit: AuditLog) -> None:
+        self.ops = ops
+        self.audit = audit
+        self.settings: Settings = ops.settings
+
+    # -- erase -------------------------------------------------------------------------------
+
+    def erase(
+        self, principal: Principal, *, identifier: str = "", document_id: str = "", reason: str
+    ) -> Outcome[ErasureReport]:
+        """Erase every occurrence of ``identifier``, or the whole document ``document_id``."""
+        erasure_id = uuid.uuid4().hex
+        needles: Needles | None = None
+        fields: dict[str, object] = {"target": erasure_id}
+
+        def body() -> tuple[ErasureReport, dict[str, object]]:
+            nonlocal needles
+            self.ops.require(principal, "admin")
+            if bool(identifier.strip()) == bool(document_id.strip()):
+                raise QueryError("give an identifier to erase or a document id, one of the two")
+            if not reason.strip():
+                raise QueryError("give the reason for the erasure (e.g. the data subject's request reference)")
+            if len(reason) > _MAX_REASON:
+                raise QueryError(f"the reason is at most {_MAX_REASON} characters")
+            needles = Needles.of(identifier) if identifier.strip() else None
+            plan = ErasurePlan(
+                erasure_id=erasure_id,
+                identifier_sha=identifier_digest(identifier, self._key()) if needles else "",
+                document_id=document_id.strip(),
+                reason=needles.scrub(reason.strip()) if needles else reason.strip(),
+                requested_by=principal.name,
+                requested_at=datetime.now(UTC),
+            )
+            if needles is not None:
+                report = self._erase_identifier(plan, needles)
+            else:
+                report = self._erase_document(principal, plan)
+            return report, {"filters": _record_filters(report), "detail": plan.reason}
+
+        outcome = self.ops.run_audited(principal, ACTION, fields, body)
+        if needles is not None and outcome.error is not None:  # a refusal's detail never names it
+            safe = needles
+            outcome = Outcome(
+                None,
+                outcome.error,
+                tuple(replace(e, detail=safe.scrub(e.detail)) for e in outcome.events),
+            )
+        return outcome
+
+    def _key(self) -> bytes:
+        return load_secret(self.settings.query_hash_key_path)
+
+    def _holds(self) -> list[Hold]:
+        store = open_hold_store(self.settings)
+        try:
+            return store.active()
+        finally:
+            store.close()
+
+    def _held_documents(self) -> set[str]:
+        holds = self._holds()
+        if not holds:
+            return set()
+        by_document: dict[str, list[Any]] = {}
+        for version in self.ops.store.versions():
+            by_document.setdefault(version.document_id, []).append(version)
+        return {d for d, versions in by_document.items() if document_hold(holds, versions) is not None}
+
+    def _reembed(self) -> Reembed:
+        embedder: Embedder = self.ops.embedder
+
+        def reembed(chunks: Sequence[Chunk]) -> tuple[list[str], Vectors]:
+            texts = [dense_text(c) for c in chunks]
+            return [cache_key(embedder.model_id, t) for t in texts], embedder.embed(texts)
+
+        return reembed
+
+    def _erase_identifier(self, plan: ErasurePlan, needles: Needles) -> ErasureReport:
+        store = self.ops.store
+        if not isinstance(store, Erasable):
+            raise StoreError("this store cannot erase text; use the SQLite or PostgreSQL store")
+        keep = self._held_documents()
+        found: dict[str, int] = {f"store.{k}": v for k, v in store.find_text(needles).items()}
+        erased: dict[str, int] = {}
+        count = store.erase_text(needles, self._reembed(), keep=keep)
+        erased.update({f"store.{k}": v for k, v in count.places.items()})
+        held_versions = {v.id for v in store.versions() if v.document_id in keep}
+        originals = originals_folder(self.settings.home)
+        removed = 0
+        for version_id in count.versions:
+            if version_id not in held_versions and (originals / version_id).is_file():
+                remove_original(originals, version_id)
+                removed += 1
+        removed += _remove_files(originals, needles, keep_names=held_versions)
+        erased["uploads"] = _remove_files(self.settings.home / "uploads", needles)
+        rows_found = find_rows(self.settings, needles)
+        found.update({f"rows.{k}": v for k, v in rows_found.items()})
+        erased.update({f"rows.{k}": v for k, v in erase_rows(self.settings, needles).items()})
+        pending: list[str] = []
+        audit_found, audit_erased, legacy = self._erase_audit(needles)
+        found["audit"] = audit_found
+        erased["audit"] = audit_erased
+        if legacy:
+            pending.append(f"audit: {legacy} records of format 1/2 hold it and cannot be erased")
+        store.reclaim()
+        held = tuple(sorted(count.held))
+        return ErasureReport(plan, found, erased, held=held, originals_removed=removed, pending=tuple(pending))
+
+    def _erase_audit(self, needles: Needles) -> tuple[int, int, int]:
+        """(records found, erased, legacy left) in the audit log."""
+        seqs = _audit_seqs(self.audit, needles)
+        if not seqs:
+            return 0, 0, 0
+        erase = getattr(self.audit, "erase", None)
+        if erase is None:
+            return len(seqs), 0, len(seqs)
+        try:
+            done = erase(seqs)
+        except NotErasable as exc:
+            legacy = set(exc.legacy)
+            rest = [s for s in seqs if s not in legacy]
+            done = erase(rest) if rest else []
+            return len(seqs), len(done), len(legacy)
+        return len(seqs), len(done), 0
+
+    def _erase_document(self, principal: Principal, plan: ErasurePlan) -> ErasureReport:
+        store = self.ops.store
+        if not isinstance(store, Erasable):
+            raise StoreError("this store cannot erase documents; use the SQLite or PostgreSQL store")
+        versions = store.versions(plan.document_id)
+        if not versions:
+            raise NotFound("no such document")
+        holds = self._holds()
+        hold = document_hold(holds, versions)
+        if hold is not None:
+            raise PermissionDenied(
+                f"document {plan.document_id} is under legal hold {hold.id} (matter {hold.matter_id}); "
+                "it cannot be erased until the hold is released"
+            )
+        ids = store.erase_document(plan.document_id)
+        originals = originals_folder(self.settings.home)
+        removed = 0
+        for version_id in ids:
+            if (originals / version_id).is_file():
+                remove_original(originals, version_id)
+                removed += 1
+        store.reclaim()
+        return ErasureReport(
+            plan, {"store.versions": len(ids)}, {"store.versions": len(ids)}, originals_removed=removed
+        )
+
+    # -- verify ------------------------------------------------------------------------------
+
+    def entries(self) -> Iterator[ErasureEntry]:
+        """Every erasure that was carried out, oldest first, as the audit log records it."""
+        for record in self.audit.read():
+            event = record.event()
+            if event.get("action") != ACTION or event.get("outcome") != "ok":
+                continue
+            filters = event.get("filters")
+            filters = filters if isinstance(filters, dict) else {}
+            yield ErasureEntry(
+                erasure_id=str(event.get("target", "")),
+                at=record.at,
+                principal=str(event.get("principal", "")),
+                identifier_hmac=str(filters.get("identifier_hmac", "")),
+                document_id=str(filters.get("document_id", "")),
+                counts={k: v for k, v in filters.items() if k not in ("identifier_hmac", "document_id")},
+            )
+
+    def listed(self, principal: Principal) -> Outcome[list[dict[str, object]]]:
+        """Every erasure (admins), without identifiers: there are none to show."""
+        return self.ops.audited(principal, "erasure.list", lambda: [e.as_dict() for e in self.entries()])
+
+    def verify(self, principal: Principal, erasure_id: str, identifier: str) -> Outcome[VerifyReport]:
+        """Search every store and file for the identifier erasure ``erasure_id`` erased."""
+        fields: dict[str, object] = {"target": erasure_id}
+
+        def body() -> tuple[VerifyReport, dict[str, object]]:
+            self.ops.require(principal, "admin")
+            entry = next((e for e in self.entries() if e.erasure_id == erasure_id), None)
+            if entry is None or not entry.identifier_hmac:
+                raise NotFound(f"no erasure of an identifier with id {erasure_id!r}; see `strongroom erasure list`")
+            needles = Needles.of(identifier)
+            if identifier_digest(identifier, self._key()) != entry.identifier_hmac:
+                raise PermissionDenied("that is not the identifier this erasure erased (its keyed hash differs)")
+            report = self._search(erasure_id, needles)
+            return report, {"filters": {"proven": report.proven, "found": dict(report.found)}}
+
+        return self.ops.run_audited(principal, VERIFY_ACTION, fields, body)
+
+    def _search(self, erasure_id: str, needles: Needles) -> VerifyReport:
+        found: dict[str, int] = {}
+        searched = 0
+        store = self.ops.store
+        if isinstance(store, Erasable):
+            for place, n in store.find_text(needles).items():
+                found[f"store.{place}"] = n
+                searched += 1
+        for place, n in find_rows(self.settings, needles).items():
+            found[f"rows.{place}"] = n
+            searched += 1
+        found["audit"] = len(_audit_seqs(self.audit, needles))
+        searched += 1
+        for place, n in search_files(self.settings.home, needles):
+            found[f"file:{place}"] = n
+            searched += 1
+        unsearched: list[str] = []
+        url = getattr(store, "url", None)
+        if self.settings.store_url and isinstance(url, str):
+            from strongroom.service.erasure_postgres import search_database
+
+            for place, n in search_database(url, needles):
+                found[f"postgres:{place}"] = n
+                searched += 1
+        return VerifyReport(erasure_id, found, searched, tuple(unsearched))
+
+
+def _record_filters(report: ErasureReport) -> dict[str, object]:
+    return {
+        "identifier_hmac": report.plan.identifier_sha,
+        "document_id": report.plan.document_id,
+        "found": dict(report.found),
+        "erased": dict(report.erased),
+        "held": list(report.held),
+        "originals_removed": report.originals_removed,
+        "pending": list(report.pending),
+    }
+
+
+def _audit_seqs(audit: AuditLog, needles: Needles) -> list[int]:
+    """Seqs of the audit records that hold the identifier: the log's own search (its forms,
+    as substrings) and ours over each record's erasable text (whitespace runs, any case)."""
+    from strongroom.audit.log import erasable_text
+
+    seqs: set[int] = set()
+    find = getattr(audit, "find_text", None)
+    if find is not None:
+        seqs.update(find(list(needles.forms)))
+    for record in audit.read():
+        text = erasable_text(record)
+        if text and needles.count(text):
+            seqs.add(record.seq)
+    return sorted(seqs)
+
+
+def _remove_files(folder: Path, needles: Needles, *, keep_names: set[str] | frozenset[str] = frozenset()) -> int:
+    """Delete the files under ``folder`` that hold the identifier (not those named in ``keep_names``)."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path, count in _file_counts(folder, needles):
+        if count and path.name not in keep_names:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot delete {path}: {exc.strerror or exc}; delete it by hand") from exc
+            removed += 1
+    return removed
+
+
+def search_files(home: Path, needles: Needles) -> list[tuple[str, int]]:
+    """Occurrences in every file under ``home`` (path relative to it), zeros included."""
+    return [(str(path.relative_to(home)), n) for path, n in _file_counts(home, needles)]
+
+
+def _file_counts(folder: Path, needles: Needles) -> Iterator[tuple[Path, int]]:
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                yield path, 0
+                continue
+            yield path, count_in_bytes(data, needles)
+
+
+def count_in_bytes(data: bytes, needles: Needles) -> int:
+    """Occurrences in a file's bytes: as they are (UTF-8, JSON escapes), and inside what they
+    compress or pack (gzip, zstd, zip and numpy's npz, whose string arrays are UTF-32)."""
+    n = max(needles.count_bytes(data), needles.count(data.decode("utf-8", "replace")))
+    for inner in _unpacked(data):
+        n += count_in_bytes(inner, needles)
+    return n
+
+
+def _unpacked(data: bytes) -> Iterator[bytes]:
+    if data[:2] == b"\x1f\x8b":
+        try:
+            yield gzip.decompress(data)
+        except (OSError, EOFError):
+            pass
+    elif data[:4] == _ZSTD_MAGIC:
+        yield from _zstd(data)
+    elif data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for member in archive.namelist():
+                    inner = archive.read(member)
+                    yield inner
+                    if member.endswith(".npy"):
+                        yield from _npy_strings(inner)
+        except (zipfile.BadZipFile, OSError, ValueError):
+            pass
+    elif data[:6] == b"\x93NUMPY":
+        yield from _npy_strings(data)
+
+
+def _npy_strings(data: bytes) -> Iterator[bytes]:
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError):
+        return
+    if array.dtype.kind in ("U", "S"):
+        yield "\n".join(str(x) for x in array.reshape(-1).tolist()).encode()
+
+
+def _zstd(data: bytes) -> Iterator[bytes]:
+    try:
+        import zstandard
+    except ImportError:
+        return
+    try:
+        yield zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    except zstandard.ZstdError:
+        return

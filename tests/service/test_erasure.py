@@ -1,0 +1,248 @@
+"""The issue's target: after ``erase``, an identifier seeded across documents (text, Markdown and
+PDF files through the real ingest path, term-sheet-style metadata), questions (the audit log),
+conversations and agent runs (through the platform's own operations) occurs **0 times** in any
+file under the home (raw bytes, any case: SQLite main and -wal files, DuckDB, JSON lines, index
+snapshots) and, on PostgreSQL, in any table of the store's database. ``verify`` proves it.
+Held documents survive. Also the CLI and HTTP entry points."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from strongroom.config import Settings
+from strongroom.errors import NotFound, PermissionDenied, QueryError
+from strongroom.governance.erasure import MARKER, Needles
+from strongroom.llm.deployments import DeploymentSpec, save_deployment
+from strongroom.llm.route_config import RouteStore
+from strongroom.llm.routing import Target
+from strongroom.service import AskRequest, IngestRequest, Platform, SearchRequest
+from strongroom.service.agent_local import LocalAgentRuns
+from strongroom.service.agent_runs import AgentRunRequest
+from strongroom.service.erasure import Erasures, count_in_bytes, done
+from strongroom.testing import HashEmbedder
+from strongroom.testing.chat import tool_call
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
+from strongroom.types import Principal
+from tests.ingest.pdf_fixtures import make_pdf
+from tests.store.conftest import fresh_database, server_url  # noqa: F401 (the store tests' server fixture)
+
+ROUTE = "research"
+ROOT = Principal("root", frozenset({"research"}), frozenset({"reader", "ingester", "admin"}))
+ANA = Principal("ana", frozenset({"research"}), frozenset({"reader"}))
+_FIRST = ("Zorbu", "Quilla", "Marlo", "Jessamy", "Odran")
+_LAST = ("Quaxley", "Fenwarth", "Strauß", "Oyelaran", "Müller-Vey")
+
+
+def customer(rng: random.Random) -> str:
+    """A random customer: a name in no fixture (any match is one this test seeded)."""
+    return f"{rng.choice(_FIRST)}{rng.randrange(10**5):05d} {rng.choice(_LAST)}{rng.randrange(10**3):03d}"
+
+
+class Model:
+    """The scripted model: search for the customer (the name in a tool call), then answer naming them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        if not any(m["role"] == "tool" for m in body["messages"]):
+            return Reply.calls(tool_call("search_documents", {"query": f"{self.name} overdraft"}))
+        return Reply.stream(f"{self.name}'s overdraft facility was renewed [1].")
+
+
+@dataclass
+class World:
+    settings: Settings
+    name: str
+    held_document: str = ""
+
+
+def seed(home: Path, files: Path, model_url: str, name: str, *, store_url: str = "") -> World:
+    """Put ``name`` in documents, questions, a conversation and an agent run, through the platform."""
+    settings = Settings(home=home, embedder="hash", route_groups={ROUTE: ["research"]}, store_url=store_url)
+    save_deployment(
+        home, "fake", DeploymentSpec(backend="openai-compatible", url=model_url, model="fake", clearance="restricted")
+    )
+    RouteStore(home).set_route(ROUTE, [Target("fake", 100)])
+    (files / f"letter to {name}.txt").write_text(
+        f"Dear {name},\n\nyour overdraft facility was renewed until 2027.\n\nRegards, the credit desk.\n"
+    )
+    (files / "review.md").write_text(
+        f"# Credit review: {name.upper()}\n\nThe borrower {name} keeps a current account.\n\n"
+        "| item | 2024 |\n|---|---|\n| Overdraft limit | 5,000 |\n"
+    )
+    (files / "statement.pdf").write_bytes(
+        make_pdf([f"Statement for {name}", "Overdraft facility renewed"], {"Title": f"Statement {name}"})
+    )
+    (files / "memo.md").write_text("# Credit memo\n\nOverdraft facilities were renewed for the quarter.\n")
+    with Platform.open(settings, embedder=HashEmbedder(64)) as p:
+        meta = {"customer": name, "counterparty": f"{name} Holdings"}
+        report = p.ingest(
+            ROOT,
+            IngestRequest(paths=tuple(sorted(files.iterdir())), acl=frozenset({"research"}), meta=meta, roots=(files,)),
+        )
+        assert report.ingested == 4, report
+        p.ask(ANA, AskRequest(question=f"What facility does {name} hold?"))
+        p.search(ANA, SearchRequest(query=f"{name.lower()} overdraft"))
+        p.converse(ANA, None, AskRequest(question=f"Summarise the credit review of {name}"))
+        with LocalAgentRuns(p) as agent:
+            run = agent.ask(ANA, AgentRunRequest(f"Find {name}'s overdraft", route=ROUTE))
+            assert run.status == "answered", run
+        p.runtime.store.save_indexes()  # the keyword and vector snapshot files, with the name in them
+    return World(settings, name)
+
+
+def files_holding(home: Path, needles: Needles) -> dict[str, int]:
+    """Every file under ``home`` whose bytes hold the identifier (any case, unpacked)."""
+    found = {}
+    for path in sorted(home.rglob("*")):
+        if path.is_file() and (n := count_in_bytes(path.read_bytes(), needles)):
+            found[str(path.relative_to(home))] = n
+    return found
+
+
+def tables_holding(url: str, needles: Needles) -> dict[str, int]:
+    """Every (schema, table) of the database with a row whose text holds the identifier."""
+    found = {}
+    with psycopg.connect(url, autocommit=True) as db:
+        tables = db.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        for schema, table in tables:
+            for (row,) in db.execute(f'SELECT t::text FROM "{schema}"."{table}" t'):  # every column, bytea as hex
+                text = str(row)
+                n = needles.count(text) + needles.count_bytes(_hex_strings(text))
+                if n:
+                    found[f"{schema}.{table}"] = found.get(f"{schema}.{table}", 0) + n
+    return found
+
+
+def _hex_strings(text: str) -> bytes:
+    """The bytes of every ``\\x..`` bytea literal in a row's text (LangGraph's checkpoints)."""
+    out = b""
+    for part in text.split("\\\\x")[1:]:
+        digits = part[: len(part) - len(part.lstrip("0123456789abcdef"))]
+        out += bytes.fromhex(digits[: len(digits) // 2 * 2]) + b"\n"
+    return out
+
+
+@pytest.fixture
+def model() -> Iterator[tuple[str, str]]:
+    name = customer(random.Random())
+    with FakeOpenAIServer(Model(name)) as server:
+        yield server.url, name
+
+
+def _erase(settings: Settings, principal: Principal = ROOT, **kw: Any) -> Any:
+    with Platform.open(settings, embedder=HashEmbedder(64)) as p:
+        return done(p.audit, Erasures(p.ops, p.audit).erase(principal, **kw))
+
+
+def _verify(settings: Settings, erasure_id: str, identifier: str) -> Any:
+    with Platform.open(settings, embedder=HashEmbedder(64)) as p:
+        return done(p.audit, Erasures(p.ops, p.audit).verify(ROOT, erasure_id, identifier))
+
+
+def _erased_everywhere(world: World, store_url: str = "") -> None:
+    name, settings, home = world.name, world.settings, world.settings.home
+    needles = Needles.of(name)
+    before = files_holding(home, needles)
+    assert "catalog.sqlite3" in before and any(k.startswith("originals/") for k in before), before
+    if store_url:
+        assert tables_holding(store_url, needles)
+    else:
+        assert (home / "index" / "keyword.npz").is_file()  # the snapshot holds the name's terms
+    first = name.split()[0].lower()
+
+    report = _erase(settings, identifier=name.upper(), reason=f"DSAR-{name}-114")
+    assert report.held == () and report.pending == ()
+    assert report.erased["audit"] >= 3 and report.erased["store.pages"] >= 3 and report.originals_removed >= 3
+    assert name.casefold() not in str(report.as_dict()).casefold()
+
+    assert files_holding(home, needles) == {}
+    if store_url:
+        assert tables_holding(store_url, needles) == {}
+    with Platform.open(settings, embedder=HashEmbedder(64)) as p:
+        assert p.audit.verify().ok  # the chain still verifies
+        found = p.search(ANA, SearchRequest(query=first)).hits  # no keyword index still knows its terms
+        assert all(h.keyword_rank is None for h in found)
+        p.runtime.store.save_indexes()
+        hits = p.search(ANA, SearchRequest(query="overdraft facility renewed")).hits
+        assert len(hits) >= 3 and any(MARKER in h.chunk.text for h in hits)
+        letter = next(v for v in p.runtime.store.versions() if "letter" in v.source)
+        assert letter.metadata["customer"] == MARKER and letter.metadata.get("original") == "erased"
+        text = p.runtime.store.page_text(letter.id, 1) or ""
+        assert text.startswith(f"Dear {MARKER},")
+    assert files_holding(home, needles) == {}  # searching and saving the indexes brought nothing back
+    proof = _verify(settings, report.plan.erasure_id, f" {name.lower()} ")
+    assert proof.proven and proof.searched > 10, proof.as_dict()
+    assert files_holding(home, needles) == {}  # verifying wrote no trace of it either
+
+
+def test_an_erased_identifier_is_in_no_file_under_the_home(tmp_path: Path, model: tuple[str, str]) -> None:
+    url, name = model
+    files = tmp_path / "files"
+    files.mkdir()
+    world = seed(tmp_path / "home", files, url, name)
+    _erased_everywhere(world)
+
+
+@pytest.mark.integration
+def test_an_erased_identifier_is_in_no_file_and_no_postgres_table(
+    tmp_path: Path,
+    model: tuple[str, str],
+    server_url: str,  # noqa: F811
+) -> None:
+    url, name = model
+    files = tmp_path / "files"
+    files.mkdir()
+    store_url = fresh_database(server_url)
+    world = seed(tmp_path / "home", files, url, name, store_url=store_url)
+    _erased_everywhere(world, store_url)
+
+
+def test_verify_refuses_the_wrong_identifier_and_finds_what_is_left(tmp_path: Path, model: tuple[str, str]) -> None:
+    url, name = model
+    files = tmp_path / "files"
+    files.mkdir()
+    world = seed(tmp_path / "home", files, url, name)
+    report = _erase(world.settings, identifier=name, reason="DSAR 1")
+    with pytest.raises(PermissionDenied, match="not the identifier"):
+        _verify(world.settings, report.plan.erasure_id, name + "x")
+    with pytest.raises(NotFound):
+        _verify(world.settings, "nope", name)
+    stray = world.settings.home / "exports" / "copy.jsonl"
+    stray.parent.mkdir()
+    stray.write_text(f'{{"who": "{name.title()}"}}\n')  # a copy someone left under the home
+    proof = _verify(world.settings, report.plan.erasure_id, name)
+    assert not proof.proven and proof.found == {"file:exports/copy.jsonl": 1}
+
+
+def test_bad_requests_are_refused_and_change_nothing(tmp_path: Path, model: tuple[str, str]) -> None:
+    url, name = model
+    files = tmp_path / "files"
+    files.mkdir()
+    world = seed(tmp_path / "home", files, url, name)
+    before = files_holding(world.settings.home, Needles.of(name))
+    for kw in ({"identifier": "ab"}, {"identifier": name, "document_id": "x"}, {}, {"identifier": "[erased]x"}):
+        with pytest.raises(QueryError):
+            _erase(world.settings, reason="r", **kw)
+    with pytest.raises(QueryError, match="reason"):
+        _erase(world.settings, identifier=name, reason=" ")
+    with pytest.raises(PermissionDenied):
+        _erase(world.settings, ANA, identifier=name, reason="not mine to erase")
+    assert files_holding(world.settings.home, Needles.of(name)).keys() == before.keys()
+    db = sqlite3.connect(world.settings.catalog_path)
+    try:
+        assert db.execute("SELECT count(*) FROM versions WHERE title LIKE '%erased%'").fetchone() == (0,)
+    finally:
+        db.close()
