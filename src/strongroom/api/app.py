@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from strongroom.api import admin, agent, approvals, conversations, datasets, docs, keys, lineage, openai, routes
+from strongroom.api import registry as registry_api
 from strongroom.api import retention as retention_api
 from strongroom.api.deps import get_caller, service
 from strongroom.api.mcp import McpEndpoint, service_tools
@@ -222,6 +223,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(keys.router)
     app.include_router(approvals.router)
+    app.include_router(registry_api.router)
     app.include_router(retention_api.router)
     app.include_router(lineage.router)
     app.include_router(admin.router)

@@ -59,6 +59,8 @@ from strongroom.service.operations import Operations, Outcome, Retrieved
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.platform import models_for, route_usable
 from strongroom.service.proposal_store import open_proposal_store
+from strongroom.service.registry import PROMOTE, Registry, record_at
+from strongroom.service.registry_store import open_registry_store
 from strongroom.service.requests import (
     AclChange,
     AskRequest,
@@ -113,6 +115,7 @@ class AsyncPlatform:
         self._render_limits = RenderLimits.from_settings(settings)
         self._conversations: Conversations | None = None  # opened on first use, on the store's thread
         self._approvals: Approvals | None = None  # opened on first use, on the store's thread
+        self._registry: Registry | None = None  # opened on first use, on the store's thread
         self._retention: Retention | None = None  # opened on first use, on the store's thread
         # datasets have a thread of their own: a long query must not hold up searches
         self._datasets: Datasets | None = None
@@ -125,6 +128,8 @@ class AsyncPlatform:
             await self.on_store(self._conversations.close)
         if self._approvals is not None:
             await self.on_store(self._approvals.store.close)
+        if self._registry is not None:
+            await self.on_store(self._registry.store.close)
         if self._retention is not None:
             await self.on_store(self._retention.close)
         if self._data_pool is not None:
@@ -293,6 +298,9 @@ class AsyncPlatform:
             if self._approvals is None:
                 appliers = self._retention_here().appliers()
                 self._approvals = Approvals(self.ops, open_proposal_store(self.settings), self.keys, appliers=appliers)
+            registry = self._registry_here()  # a registry stage moves only by an approved proposal
+            self._approvals.appliers.setdefault(PROMOTE, registry.apply)
+            self._approvals.checks.setdefault(PROMOTE, registry.check)
             return op(self._approvals)
 
         return await self._done(await self.on_store(run))
@@ -312,6 +320,17 @@ class AsyncPlatform:
         if self.settings.four_eyes:
             await self._proposed(principal, kind, change)
         return await self.retaining(lambda r: r.change(principal, kind, change))
+
+    def _registry_here(self) -> Registry:
+        """The model registry, opened on first use (on the store's thread)."""
+        if self._registry is None:
+            read = functools.partial(record_at, self.audit)
+            self._registry = Registry(self.ops, open_registry_store(self.settings), read)
+        return self._registry
+
+    async def registering(self, op: Callable[[Registry], Outcome[T]]) -> T:
+        """Run one model registry operation on the store's thread, audited (:mod:`strongroom.service.registry`)."""
+        return await self._done(await self.on_store(lambda: op(self._registry_here())))
 
     async def _proposed(self, principal: Principal, kind: str, change: dict[str, object]) -> None:
         p = await self.approving(lambda a: a.propose(principal, kind, change))
