@@ -15,7 +15,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from strongroom.api.web import admin, agent, workspace
+from strongroom.api.web import admin, agent, approvals, workspace
 from strongroom.api.web.headers import CONTENT_SECURITY_POLICY, SecurityHeaders
 from strongroom.api.web.pages import router
 from strongroom.api.web.render import not_found_page
@@ -41,6 +41,7 @@ def install(app: FastAPI, web: WebState) -> None:
     app.include_router(router)
     app.include_router(workspace.router)
     app.include_router(admin.router)
+    app.include_router(approvals.router)
     app.include_router(agent.router)
     app.mount("/ui/static", StaticFiles(directory=static_dir()), name="ui_static")
     # last, so that it shadows neither a page nor the static files: any other /ui address
