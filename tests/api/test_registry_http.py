@@ -20,7 +20,7 @@ from strongroom.api import create_app
 from strongroom.auth import open_key_store
 from strongroom.config import Settings
 from strongroom.evaluate import load_qa
-from strongroom.service import IngestRequest, Platform, View
+from strongroom.service import AskRequest, IngestRequest, Platform, View
 from strongroom.testing import HashEmbedder
 from strongroom.types import Principal
 from tests.api.conftest import service_settings
@@ -60,8 +60,6 @@ def world(tmp_path: Path, provider: Provider) -> Iterator[World]:
         items = load_qa(qa)
         good = p.evaluate_recorded(admin, items, 5, name="qa.jsonl")[1]
         bad = p.evaluate_recorded(admin, items, 5, View(as_of="2023-01-01"), name="qa.jsonl")[1]
-        from strongroom.service import AskRequest
-
         ask = p.ask_recorded(admin, AskRequest(question="What do spreads do?"))[1]
     keys = open_key_store(settings)
     until = datetime.now(UTC) + timedelta(days=1)

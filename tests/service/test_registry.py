@@ -342,3 +342,32 @@ def test_every_step_is_audited(world: World) -> None:
     assert evals and evals[0]["filters"]["eval_sha256"] == eval_set_sha256(world.items)  # type: ignore[index]
     kept = json.dumps(evals[0])
     assert "cuts" not in kept and "4,210" not in kept  # the metrics and the hash, never a question or fact
+
+
+def test_a_second_approved_move_of_the_same_entry_fails_and_changes_nothing(world: World) -> None:
+    register(world, "1", good_eval(world))
+    first, second = propose(world, "chat@1", "validated"), propose(world, "chat@1", "validated")
+    assert approve(world, first).proposal.status == "applied"
+    with pytest.raises(QueryError, match="is validated; it cannot move to validated"):
+        approve(world, second)
+    assert world.platform.approving(lambda a: a.show(bo(), second)).status == "failed"
+    history = world.platform.registering(lambda r: r.show(ana(), "chat@1")).history
+    assert [h.stage for h in history] == ["candidate", "validated"] and history[-1].proposal_id == first
+
+
+def test_break_glass_still_passes_the_gate_and_is_flagged(world: World) -> None:
+    good, bad = good_eval(world), bad_eval(world)
+    in_production(world, "1", good)
+    register(world, "2", bad)
+    move(world, "chat@2", "validated")
+    with pytest.raises(PermissionDenied, match="release gate"):
+        world.platform.approving(
+            lambda a: a.break_glass(ana(), PROMOTE, promote_change("chat@2", "production"), "incident 7")
+        )
+    assert stage(world, "chat@2") == "validated"
+    glass = world.platform.approving(  # an emergency retirement: at once, flagged until an approver reviews it
+        lambda a: a.break_glass(ana(), PROMOTE, promote_change("chat@1", "retired"), "incident 7: bad answers")
+    )
+    assert glass.proposal.break_glass and stage(world, "chat@1") == "retired"
+    assert world.platform.registering(lambda r: r.show(ana(), "chat@1")).history[-1].proposal_id == "break-glass"
+    assert [p.id for p in world.platform.approving(lambda a: a.unreviewed(bo()))] == [glass.proposal.id]
