@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from strongroom.config import Settings
 from strongroom.errors import NotFound, PermissionDenied, QueryError
@@ -205,7 +206,9 @@ def test_an_erased_identifier_is_in_no_file_and_no_postgres_table(
     url, name = model
     files = tmp_path / "files"
     files.mkdir()
-    store_url = fresh_database(server_url)
+    database = conninfo_to_dict(fresh_database(server_url))
+    where = f"host={database['host']}&port={database.get('port', 5432)}"  # a socket folder: in the query
+    store_url = f"postgresql://{database['user']}@/{database['dbname']}?{where}"
     world = seed(tmp_path / "home", files, url, name, store_url=store_url)
     _erased_everywhere(world, store_url)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +36,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from strongroom.errors import ConfigError, StoreError
+from strongroom.store import postgres_erase
 from strongroom.store import postgres_sql as sql
-from strongroom.store.base import TOMBSTONE, KeywordUnit, NewVersion, ScoredId
+from strongroom.store.base import TOMBSTONE, EraseCount, KeywordUnit, NewVersion, Reembed, ScoredId, TextMatcher
 from strongroom.store.postgres_rows import allocate_rows, copy_rows, index_terms, line_terms, utc, vector_text
 from strongroom.store.postgres_schema import WRITE_LOCK as _WRITE_LOCK
 from strongroom.store.postgres_schema import connect, describe_url, migrate_schema, redact
@@ -502,6 +503,41 @@ class PostgresStore:
             db.execute("DELETE FROM pages WHERE version_id = ANY(%s)", (ids,))
             db.execute("UPDATE versions SET deleted = true WHERE seq = ANY(%s)", (seqs,))
         return ids
+
+    # -- erasure (Erasable: strongroom.store.postgres_erase) ----------------------------------
+
+    def find_text(self, needles: TextMatcher) -> dict[str, int]:
+        """Occurrences of an identifier per table, held documents and deleted versions included."""
+        with self._tx("search for an identifier") as db:
+            return postgres_erase.find_text(db, needles)
+
+    def erase_text(self, needles: TextMatcher, reembed: Reembed, keep: Collection[str] = ()) -> EraseCount:
+        """Scrub an identifier from every row except those of documents in ``keep``; see
+        :mod:`strongroom.store.postgres_erase`. Call :meth:`reclaim` afterwards."""
+        with self._tx("erase an identifier; nothing was changed") as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            count = postgres_erase.erase_text(db, needles, reembed, keep)
+            self._version_cache.clear()
+        return count
+
+    def erase_document(self, document_id: str) -> list[str]:
+        """Delete a document and blank what its version and document rows say of it."""
+        ids = self.delete_document(document_id)
+        with self._tx(f"erase document {document_id}") as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            blanked = postgres_erase.erase_document_rows(db, document_id)
+            self._version_cache.clear()
+        return ids or blanked
+
+    def reclaim(self) -> dict[str, object]:
+        """``VACUUM FULL`` the tables an erasure rewrites: their old row versions go with the old files."""
+        try:
+            with psycopg.connect(self._url, autocommit=True) as db:
+                for table in postgres_erase.TABLES:
+                    db.execute(f"VACUUM FULL {table}")
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL at {self._target} failed to vacuum: {self._clean(exc)}") from exc
+        return {"vacuum_full": list(postgres_erase.TABLES)}
 
 
 def _live_chunks(db: psycopg.Connection[Any], chunk_ids: Sequence[str], columns: str) -> list[Any]:
