@@ -87,6 +87,8 @@ def test_the_newest_evaluation_on_a_set_counts() -> None:
     new_bad = ev({"doc_recall_at_5": 0.1, "mrr": 0.1}, seq=9, at=T0 + timedelta(days=1))
     assert not gate([new_bad, old_good], PROD, 0.01).accepted
     assert gate([old_good], PROD, 0.01).accepted
+    reattached = ev({"doc_recall_at_5": 0.9, "mrr": 0.9}, seq=3, at=T0 + timedelta(days=2))
+    assert not gate([new_bad, reattached], PROD, 0.01).accepted  # an older run attached later does not hide it
 
 
 def test_every_production_set_must_be_met() -> None:

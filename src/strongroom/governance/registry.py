@@ -19,7 +19,8 @@ history keeps when it served, so "what was in production on 3 March" still answe
 version was evaluated on (same SHA-256 of the questions, same ``k``), the candidate has no
 evaluation, or any tracked metric (:func:`tracked`: recall, hit, MRR, nDCG, accuracy,
 precision, F1; higher is better) is lower than production's by more than ``tolerance``
-(absolute). Each side's newest evaluation on a set counts. Without a production version
+(absolute). Each side's newest evaluation run on a set counts (by audit seq: re-attaching an
+old, better run does not hide a newer, worse one). Without a production version
 there is nothing to regress against, but the candidate still needs one evaluation.
 
     >>> prod = [Evidence("qa.jsonl", "ab" * 32, {"k": 5, "mrr": 0.80}, NOW, 7)]  # doctest: +SKIP
@@ -253,7 +254,7 @@ class GateResult:
 
 def _newest(evidence: Iterable[Evidence]) -> dict[tuple[str, float | None], Evidence]:
     out: dict[tuple[str, float | None], Evidence] = {}
-    for e in sorted(evidence, key=lambda e: (e.recorded_at, e.audit_seq)):
+    for e in sorted(evidence, key=lambda e: (e.audit_seq, e.recorded_at)):  # the latest run, not attachment
         out[e.key] = e
     return out
 
