@@ -322,7 +322,8 @@ def test_resolve_maps_an_answers_record_to_the_models_then(world: World) -> None
         move(world, ref, "production")
     found = world.platform.registering(lambda r: r.resolve(ana(), ask_seq))
     assert found.generator == generator and [(e.ref, s) for e, s in found.models] == [("chat@1", "production")]
-    assert [e.ref for e in found.embedders] == ["minilm@e1"]
+    assert [e.ref for e in found.embedders] == ["minilm@e1"] and found.store_embedder == "hash-64"
+    assert [(e.ref, s) for e, s in found.store_embedder_entries] == [("minilm@e1", "production")]
     with pytest.raises(NotFound):
         world.platform.registering(lambda r: r.resolve(ana(), 99_999))
     with pytest.raises(PermissionDenied):  # reading audit records is for admins

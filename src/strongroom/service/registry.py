@@ -113,8 +113,9 @@ class Promotion:
 
 @dataclass(frozen=True)
 class Resolution:
-    """An audit record's models as registry entries: the entries bound to the record's
-    ``generator`` (each with its stage then), and the production embedders then."""
+    """An audit record's models as registry entries: those bound to the record's ``generator``
+    and those bound to the store's embedder (each with its stage then), and the embedders in
+    production then."""
 
     seq: int
     at: datetime
@@ -123,6 +124,7 @@ class Resolution:
     models: tuple[tuple[ModelEntry, Stage | None], ...]
     embedders: tuple[ModelEntry, ...]
     store_embedder: str
+    store_embedder_entries: tuple[tuple[ModelEntry, Stage | None], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -133,6 +135,9 @@ class Resolution:
             "models": [{"ref": e.ref, "kind": e.kind, "stage_then": s, "stage_now": e.stage} for e, s in self.models],
             "embedders": [{"ref": e.ref, "binding": e.binding} for e in self.embedders],
             "store_embedder": self.store_embedder,
+            "store_embedder_entries": [
+                {"ref": e.ref, "stage_then": s, "stage_now": e.stage} for e, s in self.store_embedder_entries
+            ],
         }
 
 
@@ -354,9 +359,10 @@ class Registry:
             models = [e for e in everything if generator and e.binding == generator and e.kind != "embedder"]
             bound = tuple((e, e.stage_at(when)) for e in models)
             embedders = tuple(e for e in in_force(everything, when) if e.kind == "embedder")
-            found = Resolution(
-                seq, when, str(fields.get("action", "")), generator, bound, embedders, self.ops.store.model_id
-            )
+            model_id = self.ops.store.model_id
+            stored = tuple((e, e.stage_at(when)) for e in everything if e.kind == "embedder" and e.binding == model_id)
+            action = str(fields.get("action", ""))
+            found = Resolution(seq, when, action, generator, bound, embedders, model_id, stored)
             return found, {"detail": ", ".join(e.ref for e, _ in bound)[:500]}
 
         return self.ops.run_audited(principal, "registry.resolve", {"target": str(seq)}, body)
