@@ -21,9 +21,13 @@ import pytest
 from strongroom.config import Settings
 from strongroom.errors import NotFound, QueryError
 from strongroom.governance.lineage import AclEvent, Lineage, acl_at
+from strongroom.governance.retention import RetentionPolicy
+from strongroom.llm.deployments import DeploymentSpec, save_deployment
+from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.rag import EXTRACTIVE_VERSION
 from strongroom.service import AskRequest, IngestRequest, Platform
 from strongroom.testing import HashEmbedder
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from strongroom.types import Principal
 
 ADMIN = frozenset({"reader", "ingester", "admin"})
@@ -48,10 +52,9 @@ def carl() -> Principal:  # an auditor
 
 
 @pytest.fixture
-def files(tmp_path: Path, sec10q: Path) -> Path:
+def files(tmp_path: Path) -> Path:
     folder = tmp_path / "files"
     folder.mkdir()
-    shutil.copy(sec10q / "docs" / AAPL, folder / AAPL)
     (folder / "desk.txt").write_text("Rates desk note\n\nThe rates desk expects two cuts this year.\n")
     return folder
 
@@ -72,7 +75,10 @@ def records(p: Platform, action: str) -> list[dict[str, object]]:
     return [r for r in p.audit_records(ana()) if r["action"] == action]
 
 
-def test_lineage_names_the_versions_pages_job_parser_generator_and_prompt(platform: Platform, files: Path) -> None:
+def test_lineage_names_the_versions_pages_job_parser_generator_and_prompt(
+    platform: Platform, files: Path, sec10q: Path
+) -> None:
+    shutil.copy(sec10q / "docs" / AAPL, files / AAPL)
     job = ingest(platform, files, AAPL)
     answer, seq = platform.ask_recorded(ana_reader(), AskRequest(question="What were Apple's total net sales?"))
     assert answer.found and answer.citations
@@ -186,3 +192,55 @@ def test_acl_at_takes_the_change_around_the_record() -> None:
     assert acl_at(12, live=frozenset({"c"}), ingested=None, changes=changes) == {"c"}
     assert acl_at(12, live=None, ingested=frozenset({"a"}), changes=()) == {"a"}
     assert acl_at(12, live=None, ingested=None, changes=()) is None
+
+
+def test_the_retention_policies_and_the_holds_in_force_at_the_time_are_named(platform: Platform, files: Path) -> None:
+    ingest(platform, files, "desk.txt")
+    doc = platform.find_document(ana(), "desk.txt").document_id
+    platform.retaining(lambda r: r.set_policy(ana(), RetentionPolicy("notes-1y", years=1, doc_type="other")))
+    platform.retaining(lambda r: r.set_policy(ana(), RetentionPolicy("research-7y", years=7, doc_type="research")))
+    platform.retaining(lambda r: r.place(ana(), "M-7", "litigation", document_id=doc))
+    _, seq = platform.ask_recorded(ana_reader(), AskRequest(question="How many cuts does the rates desk expect?"))
+    platform.retaining(lambda r: r.place(ana(), "M-8", "a later matter", document_id=doc))  # not in force then
+
+    lineage = platform.lineage(carl(), seq)
+    (version,) = lineage.versions
+    retention = lineage.policies["retention"]
+    holds = lineage.policies["holds"]
+    assert isinstance(retention, dict) and isinstance(holds, dict)
+    assert [p["id"] for p in retention[version.version_id]] == ["notes-1y"]
+    assert [h["matter_id"] for h in holds[version.version_id]] == ["M-7"]
+
+
+def test_an_answer_through_a_model_route_names_the_route_version_and_the_deployment_actually_used(
+    tmp_path: Path, files: Path
+) -> None:
+    settings = Settings(home=tmp_path / "routed", embedder="hash", route_groups={"chat": ["research"]})
+    with (
+        FakeOpenAIServer(Reply.error(500, "scripted outage")) as server,
+        Platform.open(settings, embedder=HashEmbedder(64)) as p,
+    ):
+        spec = DeploymentSpec(backend="openai-compatible", url=server.url, model="m", clearance="restricted", mnpi=True)
+        save_deployment(settings.home, "fake-vllm", spec)
+        RouteStore(settings.home).set_route("chat", [parse_target("fake-vllm:100"), parse_target("extractive")])
+        ingest(p, files, "desk.txt")
+        question = AskRequest(question="How many cuts does the rates desk expect?", model="chat")
+        _, failed_over = p.ask_recorded(ana_reader(), question)  # the backend is down: extractive answers
+        server.script(Reply.stream("The rates desk expects two cuts this year [1]."))
+        _, served = p.ask_recorded(ana_reader(), question)
+        RouteStore(settings.home).set_route("chat", [parse_target("extractive")])  # v2, after both answers
+
+        first = p.lineage(ana_reader(), failed_over).model
+        assert (first.route, first.route_version, first.route_deployments) == ("chat", 1, ("fake-vllm", "extractive"))
+        assert first.deployment == "extractive" and first.failovers == 1 and first.failed_over_from == "fake-vllm"
+        assert first.prompt_template_version == EXTRACTIVE_VERSION
+
+        second = p.lineage(ana_reader(), served).model
+        assert second.deployment == "fake-vllm" == second.generator and second.failovers == 0
+        assert second.route_version == 1 and second.route_deployments == ("fake-vllm", "extractive")
+        assert dict(second.deployment_config) == {
+            "backend": "openai-compatible", "model": "m", "path": None, "clearance": "restricted", "mnpi": True,
+        }  # fmt: skip
+        assert second.prompt_template_version and second.prompt_template_version != EXTRACTIVE_VERSION
+        assert server.url not in str(p.lineage(carl(), served).as_dict())  # never the deployment's address
+        assert p.lineage(carl(), served).policies["route_groups"] == ["research"]

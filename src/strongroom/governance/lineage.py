@@ -100,9 +100,10 @@ class VersionLineage:
 
 @dataclass(frozen=True)
 class ModelLineage:
-    """What wrote the answer: the generator or deployment actually used (after any failover),
-    the route and its version with that version's deployments, the prompt template version,
-    and the deployment's configuration (current: deployments are not versioned)."""
+    """What wrote the answer: the generator or deployment actually used (after any failover,
+    ``failed_over_from`` the deployments that failed first), the route and its version with that
+    version's deployments, the prompt template version, and the deployment's configuration
+    (current: deployments are not versioned)."""
 
     generator: str
     route: str = ""
@@ -112,6 +113,7 @@ class ModelLineage:
     deployment_config: Mapping[str, Any] = field(default_factory=dict)
     prompt_template_version: str = ""
     failovers: int | None = None
+    failed_over_from: str = ""
 
 
 @dataclass(frozen=True)

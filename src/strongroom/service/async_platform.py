@@ -52,7 +52,7 @@ from strongroom.service.conversation_store import (
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
 from strongroom.service.hold_store import open_hold_store
-from strongroom.service.lineage import lineage
+from strongroom.service.lineage import lineage, retention_in_force
 from strongroom.service.model_calls import ModelCalls
 from strongroom.service.model_routes import ModelsConfig, models_config
 from strongroom.service.operations import Operations, Outcome, Retrieved
@@ -368,7 +368,12 @@ class AsyncPlatform:
 
     async def lineage(self, principal: Principal, record_id: str | int) -> Lineage:
         """Where the answer of audit record ``record_id`` came from (:mod:`strongroom.service.lineage`)."""
-        return await self._done(await self.on_store(lineage, self.ops, self.audit, principal, record_id))
+
+        def run() -> Outcome[Lineage]:  # on the store's thread, where the hold store is opened
+            in_force = retention_in_force(self._retention_here().store)
+            return lineage(self.ops, self.audit, principal, record_id, policies=in_force)
+
+        return await self._done(await self.on_store(run))
 
     async def verify_audit(self, principal: Principal) -> VerifyReport:
         """Check the audit chain and its signed checkpoints (admins); the report says where it breaks."""

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from strongroom.audit import AuditLog, AuditRecord
@@ -46,16 +48,17 @@ from strongroom.governance.lineage import (
 )
 from strongroom.llm.deployments import load_deployments
 from strongroom.llm.route_config import RouteStore
+from strongroom.service.hold_store import HoldStore
 from strongroom.service.operations import Operations, Outcome
 from strongroom.types import DocumentVersion, Principal
 
-__all__ = ["LINEAGE_ROLES", "PolicyHook", "lineage"]
+__all__ = ["LINEAGE_ROLES", "PolicyHook", "lineage", "retention_in_force"]
 
 #: the roles that may read any record's lineage (others: only their own requests')
 LINEAGE_ROLES = frozenset({"admin", "auditor"})
-#: more policies in force for the versions (retention, holds: :mod:`strongroom.service.retention`
-#: once it exists); returns JSON values keyed by policy name
-PolicyHook = Callable[[Sequence[VersionLineage]], Mapping[str, object]]
+#: more policies in force for the live versions at the record's time (``retention`` and ``holds``:
+#: :func:`retention_in_force`); returns JSON values keyed by policy name
+PolicyHook = Callable[[Sequence[DocumentVersion], datetime], Mapping[str, object]]
 _REMOVALS = ("documents.delete", "erasure")  # action prefixes that remove a version
 _MAX_SEQ = 2**53 - 1
 
@@ -198,7 +201,8 @@ def _model(ops: Operations, ev: Mapping[str, Any]) -> ModelLineage:
         deployment=deployment,
         deployment_config=config,
         prompt_template_version=str(meta.get("prompt_template_version", "")),
-        failovers=failovers if isinstance(failovers, int) else None,
+        failovers=int(str(failovers)) if str(failovers).isdigit() else None,
+        failed_over_from=str(meta.get("failed_over_from") or ""),
     )
 
 
@@ -270,11 +274,11 @@ def _assemble(
         "route_groups": list(settings.route_groups.get(model.route, settings.route_groups.get("*", [])))
         if model.route
         else [],
-        "retention": None,  # filled by ``policies`` once retention and holds are stored
+        "retention": None,  # filled by ``policies`` (retention_in_force)
         "holds": None,
     }
     if policies is not None:
-        in_force.update(policies(versions))
+        in_force.update(policies([live[v] for v in version_ids if v in live], datetime.fromisoformat(record.at)))
     embedder = {
         "setting": settings.embedder,
         "model": settings.embedder_model,
@@ -311,3 +315,19 @@ def _removed_documents(log: AuditLog, version_ids: Iterable[str], live: Mapping[
             if len(pair) == 2 and pair[1] in missing:
                 found.setdefault(pair[1], pair[0])
     return found
+
+
+def retention_in_force(holds: HoldStore) -> PolicyHook:
+    """The retention policies that match each live version (as configured now: policies keep no
+    history, their changes are in the audit log as ``retention.set|remove``) and the legal holds
+    that covered it when the record was written (placed before, not yet released then)."""
+
+    def in_force(versions: Sequence[DocumentVersion], at: datetime) -> Mapping[str, object]:
+        policies = holds.policies()
+        then = [h for h in holds.holds() if h.created_at <= at and (h.released_at is None or h.released_at > at)]
+        return {
+            "retention": {v.id: [p.describe() for p in policies if p.matches(v)] for v in versions},
+            "holds": {v.id: [h.describe() for h in then if replace(h, released_at=None).covers(v)] for v in versions},
+        }
+
+    return in_force
