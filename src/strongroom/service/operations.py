@@ -503,6 +503,14 @@ class Operations:
             remove_original(originals_folder(self.settings.home), version_id)
         return deleted
 
+    def remove_documents(self, document_ids: Iterable[str]) -> dict[str, list[str]]:
+        """:meth:`remove_document` for many documents (retention), batched in the store."""
+        deleted = self.store.delete_documents(list(document_ids))
+        for versions in deleted.values():
+            for version_id in versions:
+                remove_original(originals_folder(self.settings.home), version_id)
+        return deleted
+
     def four_eyes(self, approved: bool) -> None:
         """With four-eyes approval on, a change that alters who sees what is made only through
         an approved (or break-glass) proposal (:mod:`strongroom.service.approvals`)."""

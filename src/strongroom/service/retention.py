@@ -53,6 +53,7 @@ KINDS = ("retention.set", "retention.remove", "holds.release")
 SYSTEM = Principal("system:retention", frozenset(), frozenset({"admin"}), "schedule")
 _MAX_TEXT = 2000
 _LISTED = 1000  # document ids a summary record lists, at most
+_BATCH = 1000  # documents deleted per store call (and transaction)
 
 
 def normalised_change(kind: str, change: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,18 +264,20 @@ class Retention:
             versions = 0
             if not dry_run and planned.delete:
                 planned = self._plan(at)  # a hold placed meanwhile is honoured
-                for document_id, policy in planned.delete:
-                    gone = self.ops.remove_document(document_id)
-                    versions += len(gone)
-                    events.append(
-                        self.ops.record(
-                            principal,
-                            "retention.delete",
-                            target=document_id,
-                            filters={"policy": policy.describe()},
-                            detail=f"versions {','.join(gone)}",
+                for i in range(0, len(planned.delete), _BATCH):  # each batch recorded before the next
+                    batch = planned.delete[i : i + _BATCH]
+                    gone = self.ops.remove_documents(d for d, _ in batch)
+                    for document_id, policy in batch:
+                        versions += len(gone.get(document_id, ()))
+                        events.append(
+                            self.ops.record(
+                                principal,
+                                "retention.delete",
+                                target=document_id,
+                                filters={"policy": policy.describe()},
+                                detail=f"versions {','.join(gone.get(document_id, ()))}",
+                            )
                         )
-                    )
             report = RetentionReport(
                 at=at,
                 dry_run=dry_run,

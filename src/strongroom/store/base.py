@@ -156,6 +156,11 @@ class Curation(Protocol):
         stays under tombstone ids, see :data:`TOMBSTONE`); returns the version ids deleted."""
         ...
 
+    def delete_documents(self, document_ids: Sequence[str]) -> dict[str, list[str]]:
+        """:meth:`delete_document` for many documents (retention), batched where the backend can;
+        returns the version ids deleted per document that had live versions."""
+        ...
+
 
 @runtime_checkable
 class JobLog(Protocol):

@@ -504,6 +504,15 @@ class PostgresStore:
             db.execute("UPDATE versions SET deleted = true WHERE seq = ANY(%s)", (seqs,))
         return ids
 
+    def delete_documents(self, document_ids: Sequence[str]) -> dict[str, list[str]]:
+        """:meth:`delete_document` for each document, each its own transaction (every delete
+        here is by index, so a batch saves little)."""
+        out: dict[str, list[str]] = {}
+        for document_id in dict.fromkeys(document_ids):
+            if deleted := self.delete_document(document_id):
+                out[document_id] = deleted
+        return out
+
     # -- erasure (Erasable: strongroom.store.postgres_erase) ----------------------------------
 
     def find_text(self, needles: TextMatcher) -> dict[str, int]:

@@ -503,6 +503,57 @@ class SqliteStore:
         self._drop_indexes()
         return ids
 
+    def delete_documents(self, document_ids: Sequence[str]) -> dict[str, list[str]]:
+        """:meth:`delete_document` for many documents: up to 1,000 per transaction, each a few
+        scans of the chunk table (not one per document), and the indexes dropped once at the end.
+        A failure leaves the batches before it deleted (they are returned nowhere: the caller
+        sees the :class:`StoreError`) and the failed batch unchanged."""
+        out: dict[str, list[str]] = {}
+        wanted = list(dict.fromkeys(document_ids))
+        try:
+            for i in range(0, len(wanted), 1000):
+                with self._tx() as db:
+                    rows = self._delete_batch(db, wanted[i : i + 1000])
+                for _, version_id, document_id in rows:
+                    out.setdefault(document_id, []).append(version_id)
+        except sqlite3.DatabaseError as exc:
+            message = f"could not delete {len(wanted)} documents: {exc}; the failed batch was not changed"
+            raise StoreError(message) from exc
+        finally:
+            if out:
+                self._drop_indexes()
+        return out
+
+    @staticmethod
+    def _delete_batch(db: sqlite3.Connection, document_ids: Sequence[str]) -> list[tuple[int, str, str]]:
+        """Delete the live versions of ``document_ids`` inside the caller's transaction."""
+        for table, column in (("gone_docs", "id TEXT"), ("gone_seqs", "seq INTEGER"), ("gone_keys", "key TEXT")):
+            db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} PRIMARY KEY)")
+            db.execute(f"DELETE FROM {table}")
+        db.executemany("INSERT OR IGNORE INTO gone_docs VALUES (?)", [(d,) for d in document_ids])
+        rows = [
+            (int(r[0]), str(r[1]), str(r[2]))
+            for r in db.execute(
+                "SELECT seq, id, document_id FROM versions WHERE deleted = 0 "
+                "AND document_id IN (SELECT id FROM gone_docs) ORDER BY seq"
+            )
+        ]
+        if not rows:
+            return []
+        db.executemany("INSERT INTO gone_seqs VALUES (?)", [(r[0],) for r in rows])
+        gone = "(SELECT seq FROM gone_seqs)"
+        db.execute(f"INSERT OR IGNORE INTO gone_keys SELECT embed_key FROM chunks WHERE version_seq IN {gone}")
+        db.execute(f"DELETE FROM chunks WHERE version_seq IN {gone}")
+        db.execute(f"DELETE FROM pages WHERE version_id IN (SELECT id FROM versions WHERE seq IN {gone})")
+        db.execute(
+            "DELETE FROM embeddings WHERE key IN (SELECT key FROM gone_keys) "
+            "AND key NOT IN (SELECT embed_key FROM chunks)"
+        )
+        db.execute(f"UPDATE versions SET deleted = 1 WHERE seq IN {gone}")
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        db.execute(_REINDEX)
+        return rows
+
     def _drop_indexes(self) -> None:
         """Forget the search indexes (memory and snapshot): the next search rebuilds them from
         the catalog, so no copy of deleted or rewritten text survives in them."""

@@ -255,6 +255,21 @@ class StoreContract:
         assert store.delete_document(new.version.document_id) == []
         assert store.write(new)  # the same bytes may come back: the deleted row keeps its history elsewhere
 
+    def test_many_documents_are_deleted_at_once(self, store: Catalog, embedder: Embedder) -> None:
+        docs = [make_version(embedder, f"batch-{i}.txt", [f"Batch note {i} on credit spreads."]) for i in range(3)]
+        for new in docs:
+            store.write(new)
+        gone = [d.version.document_id for d in docs[:2]]
+        deleted = store.delete_documents([*gone, gone[0], "no-such-document"])
+        assert deleted == {d.version.document_id: [d.version.id] for d in docs[:2]}
+        assert [v.id for v in store.versions()] == [docs[2].version.id]
+        assert store.fetch([c.id for d in docs[:2] for c in d.chunks]) == []
+        assert store.page_text(docs[0].version.id, 1) is None
+        assert set(store.get_vectors([k for d in docs for k in d.embed_keys])) == set(docs[2].embed_keys)
+        found = [c for c, _ in store.keyword_search("batch spreads", PUBLIC, 10)]
+        assert found and set(found) <= {c.id for c in docs[2].chunks}
+        assert store.delete_documents(gone) == {}
+
     def test_jobs_are_recorded_and_updated(self, store: Catalog, embedder: Embedder) -> None:
         assert store.get_job("j1") is None
         store.record_job("j1", T0, "running", {"files": 2})
