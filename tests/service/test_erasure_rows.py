@@ -50,8 +50,11 @@ FILING = "Acme Corp quarterly report\n\nAcme total net sales were 81,797 million
 NOT_MINE = ("versions", "pages", "chunks", "documents", "audit", "embeddings", "fts", "keyword", "line")
 
 
-def identifier() -> str:
-    """A random customer name: in no fixture, so any match is one this test seeded."""
+def identifier(accented: bool = False) -> str:
+    """A random customer name: in no fixture, so any match is one this test seeded. Accented:
+    JSON columns hold it escaped (``\\u00eb``), msgpack blobs as UTF-8."""
+    if accented:
+        return f"Zo\u00eb{secrets.token_hex(3)} M\u00fcller{secrets.token_hex(2)}"
     return f"Zorbu{secrets.token_hex(3)} Quaxley{secrets.token_hex(2)}"
 
 
@@ -88,7 +91,7 @@ def seed(home: Path, files: Path, model_url: str, name: str, **settings: Any) ->
     bad.write_bytes(b"%PDF-1.4 not really a pdf")
     prices = files / "prices.csv"
     prices.write_text(f"ticker,day,holder\nACME,2023-06-29,{name}\nACME,2023-06-30,nobody\n")
-    fix = files / "fix.csv"
+    fix = files / f"{name} fix.csv"  # the version record keeps the file's name
     fix.write_text(f"ticker,day,holder\nACME,2023-06-29,{name.upper()} (corrected)\n")
     bus_url = f"sqlite://{home / 'bus.sqlite3'}"
     with Platform.open(config, embedder=HashEmbedder(64)) as p:
@@ -136,6 +139,7 @@ PLACES = (
     "bus.messages",
     "bus.dead_letters",
     "datasets.holders",
+    "datasets.versions",
 )
 
 
@@ -176,12 +180,13 @@ def catalog_holding(catalog: Path, needles: Needles) -> dict[str, int]:
 
 
 @pytest.fixture
-def model_url() -> Iterator[tuple[str, str]]:
-    name = identifier()
+def model_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    name = identifier(accented=getattr(request, "param", False))
     with FakeOpenAIServer(Model(name)) as server:
         yield server.url, name
 
 
+@pytest.mark.parametrize("model_url", [False, True], ids=["ascii", "accented"], indirect=True)
 def test_an_identifier_seeded_everywhere_is_found_erased_and_then_found_nowhere(
     tmp_path: Path, model_url: tuple[str, str]
 ) -> None:
@@ -191,24 +196,31 @@ def test_an_identifier_seeded_everywhere_is_found_erased_and_then_found_nowhere(
     seeded = seed(home, files, url, name)
     settings = seeded.settings
     needles = Needles.of(name)
-    assert files_holding(home, needles)  # the grep can fail: the identifier is in the files now
-
-    found = find_rows(settings, [name.lower()])
-    assert {p for p in PLACES if found.get(p, 0) == 0} == set(), found
-    assert found == find_rows(settings, [name.upper()])  # case-insensitive, and finding changes nothing
-
-    erased = erase_rows(settings, [name.lower()])
-    assert {p: erased[p] for p in PLACES} == {p: found[p] for p in PLACES}
-
-    after = find_rows(settings, [name])
-    assert set(after.values()) == {0}, after
-    assert files_holding(home, needles) == {}
-    assert catalog_holding(settings.catalog_path, needles) == {}
-
+    sessions = SessionStore(home / "web_sessions.sqlite3")
+    # the service is running while the erasure runs: its connections keep each file's
+    # write-ahead log, which holds the pages it wrote last, name included
     with Platform.open(settings, embedder=HashEmbedder(64)) as p, LocalAgentRuns(p) as agent:
-        thread = p.conversations(ANA)[0]
-        turn = p.conversation(ANA, thread.id).turns[0]
-        assert "[erased]" in thread.title and "[erased]" in turn.question
+        p.converse(ANA, None, AskRequest(question=f"And {name}'s net sales in 2022?"))
+        assert agent.ask(ANA, AgentRunRequest(f"Find {name} again", route=ROUTE)).status == "answered"
+        assert files_holding(home, needles)  # the grep can fail: the identifier is in the files now
+        assert catalog_holding(settings.catalog_path, needles)
+
+        found = find_rows(settings, [name.lower()])
+        assert {p for p in PLACES if found.get(p, 0) == 0} == set(), found
+        assert (found["conversations.turns"], found[CHECKPOINTS_PLACE]) == (2, 2)
+        assert found == find_rows(settings, [name.upper()])  # case-insensitive, and finding changes nothing
+
+        erased = erase_rows(settings, [name.lower()])
+        assert {p: erased[p] for p in PLACES} == {p: found[p] for p in PLACES}
+        after = find_rows(settings, [name])
+        assert set(after.values()) == {0}, after
+        assert files_holding(home, needles) == {}
+        assert catalog_holding(settings.catalog_path, needles) == {}
+
+        threads = p.conversations(ANA)
+        assert len(threads) == 2 and all("[erased]" in t.title for t in threads)
+        turn = p.conversation(ANA, threads[-1].id).turns[0]
+        assert "[erased]" in turn.question and turn.answer["claims"]  # the answer JSON still reads back
         run = agent.get(ANA, seeded.run_id)
         assert (run.status, run.reason) == ("error", NOT_RESUMABLE)
         assert "[erased]" in run.question
@@ -218,9 +230,11 @@ def test_an_identifier_seeded_everywhere_is_found_erased_and_then_found_nowhere(
         assert ("ACME", "[erased] (corrected)") in {(r[0], r[1]) for r in rows}
         proposal = p.approvals.store.list()[0]
         assert proposal.status == "failed" and "[erased]" in proposal.reason
-    sessions = sqlite3.connect(home / "web_sessions.sqlite3")
-    assert [r[0] for r in sessions.execute("SELECT name FROM web_sessions")] == ["bob"]  # only its session went
+        assert sessions.lookup("nobody's") is None  # the store still works after its file was vacuumed
     sessions.close()
+    db = sqlite3.connect(home / "web_sessions.sqlite3")
+    assert [r[0] for r in db.execute("SELECT name FROM web_sessions")] == ["bob"]  # only its session went
+    db.close()
     assert erase_rows(settings, [name]) == after  # erasing again finds nothing, changes nothing
 
 
@@ -251,6 +265,29 @@ def test_a_home_with_nothing_in_it_has_nothing_to_erase(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "empty", embedder="hash")
     assert set(erase_rows(settings, ["jane quixote"]).values()) <= {0}
     assert not (tmp_path / "empty" / "datasets.duckdb").exists()  # nothing is created to be searched
+    with pytest.raises(QueryError, match="no identifier"):
+        erase_rows(settings, [])
+
+
+def test_a_bus_file_outside_the_home_is_searched_when_named(tmp_path: Path) -> None:
+    name = identifier()
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    url = f"sqlite://{tmp_path / 'elsewhere' / 'bus.sqlite3'}"
+    bus = open_bus(url, stream="strongroom:ingest")
+    try:
+        bus.publish_raw(json.dumps({"path": f"/in/{name}.pdf"}))
+        bus.publish_raw(json.dumps({"path": "/in/other.pdf"}))
+    finally:
+        bus.close()
+    assert find_rows(settings, [name]).get("bus.messages", 0) == 0  # not under the home, not named
+    assert find_rows(settings, [name], bus_urls=[url])["bus.messages"] == 1
+    assert erase_rows(settings, [name], bus_urls=[url])["bus.messages"] == 1
+    assert files_holding(tmp_path / "elsewhere", Needles.of(name)) == {}
+    bus = open_bus(url, stream="strongroom:ingest")
+    try:
+        assert bus.backlog().outstanding == 1  # the other job is still queued
+    finally:
+        bus.close()
 
 
 # -- PostgreSQL: the datasets, the job log and the agent's checkpoints ---------------------------

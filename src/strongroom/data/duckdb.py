@@ -47,7 +47,7 @@ from strongroom.data.bitemporal import (
 )
 from strongroom.data.duckdb_file import ENGINE_CONFIG, DuckDBFile, first_line
 from strongroom.data.files import quote
-from strongroom.data.scrub import VERSIONS_PLACE, Scrub, place, scrubbed_rows
+from strongroom.data.scrub import VERSIONS_PLACE, Scrub, place, scrubbed_columns, scrubbed_rows
 from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import IngestError, QueryError, StoreError
 
@@ -56,6 +56,7 @@ __all__ = ["DuckDBDatasets"]
 _FORMAT = "1"  # the layout of the tables below; a file of a later one is refused
 _VERSIONS = f"{SCHEMA}._versions"
 _LIMITS = QueryLimits()
+_BATCH = 10_000  # rows read at a time while scrubbing
 
 
 class DuckDBDatasets:
@@ -199,10 +200,15 @@ class DuckDBDatasets:
             ).fetchall()
             counts: dict[str, int] = {}
             with _transaction(db, "scrub the datasets"):
-                for table, names in columns:
+                for table, all_names in columns:
+                    names = scrubbed_columns(table, all_names)
                     target = f"{SCHEMA}.{quote(table)}"
-                    rows = db.execute(f"SELECT rowid, {', '.join(quote(n) for n in names)} FROM {target}").fetchall()
-                    changed = scrubbed_rows(rows, names, scrub)
+                    if not names:
+                        continue
+                    db.execute(f"SELECT rowid, {', '.join(quote(n) for n in names)} FROM {target}")
+                    changed = []  # only the rows that change are held, a batch of rows at a time
+                    while batch := db.fetchmany(_BATCH):
+                        changed += scrubbed_rows(batch, names, scrub)
                     if not changed:
                         continue
                     counts[VERSIONS_PLACE if table == "_versions" else place(table)] = len(changed)

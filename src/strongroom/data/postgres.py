@@ -46,7 +46,7 @@ from strongroom.data.bitemporal import (
     visible_versions,
 )
 from strongroom.data.files import StagedFile, quote
-from strongroom.data.scrub import VERSIONS_PLACE, Scrub, place, scrubbed_rows
+from strongroom.data.scrub import VERSIONS_PLACE, Scrub, place, scrubbed_columns, scrubbed_rows
 from strongroom.data.sql import check_select, rewrite
 from strongroom.errors import ConfigError, IngestError, QueryError, StoreError
 
@@ -58,6 +58,7 @@ _LIMITS = QueryLimits()
 _VERSIONS = f"{SCHEMA}._versions"
 _LOAD_LOCK = 0x5D47A  # pg_advisory_xact_lock key of dataset loads
 _POOL = 8  # idle query connections kept
+_SCRUB_BATCH = 10_000  # rows read at a time while scrubbing
 _PG_TYPES = {
     "BOOLEAN": "boolean",
     "SMALLINT": "smallint",
@@ -191,11 +192,17 @@ class PostgresDatasets:
                     "AND data_type IN ('text', 'character varying') GROUP BY table_name ORDER BY table_name",
                     (SCHEMA,),
                 ).fetchall()
-                for table, names in columns:
+                for table, all_names in columns:
+                    names = scrubbed_columns(table, all_names)
                     target = f"{SCHEMA}.{quote(table)}"
+                    if not names:
+                        continue
                     lock = " FOR UPDATE" if apply else ""
-                    rows = db.execute(f"SELECT ctid::text, {', '.join(quote(n) for n in names)} FROM {target}{lock}")
-                    found = scrubbed_rows(rows.fetchall(), names, scrub)
+                    found = []  # only the rows that change are held: a server-side cursor reads the rest
+                    with db.cursor(name="strongroom_scrub") as rows:
+                        rows.execute(f"SELECT ctid::text, {', '.join(quote(n) for n in names)} FROM {target}{lock}")
+                        while batch := rows.fetchmany(_SCRUB_BATCH):
+                            found += scrubbed_rows(batch, names, scrub)
                     if not found:
                         continue
                     counts[VERSIONS_PLACE if table == "_versions" else place(table)] = len(found)

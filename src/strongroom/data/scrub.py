@@ -4,7 +4,7 @@ A backend that can be scrubbed implements :class:`TextScrubbing` (both
 :class:`~strongroom.data.duckdb.DuckDBDatasets` and
 :class:`~strongroom.data.postgres.PostgresDatasets` do): every text column of every row, of
 every version (superseded rows included), and the text of the version records (the loaded
-file's name, who loaded it) is passed through ``scrub``; a value it changes is written back in
+file's name) is passed through ``scrub``; a value it changes is written back in
 place. The change is not a new version: the erased text must not survive in an old one.
 Afterwards no old value is left in the engine's files: the DuckDB file is rewritten whole
 (DuckDB leaves a changed value's old blocks in the file until they are reused), and each
@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["VERSIONS_PLACE", "Scrub", "TextScrubbing", "place", "scrubbed_rows"]
+__all__ = ["VERSIONS_PLACE", "Scrub", "TextScrubbing", "place", "scrubbed_columns", "scrubbed_rows"]
 
 #: text -> the same text with what is sought replaced
 Scrub = Callable[[str], str]
-#: the place of the version records (file names, loaders) in a scrub's counts
+#: the place of the version records (the loaded file's name) in a scrub's counts
 VERSIONS_PLACE = "datasets.versions"
+#: the one text column of the version records that is free text; the others (ACL, key and
+#: valid-time columns, column types) are what the rows are read by, and the loader a principal
+_VERSION_TEXT = ("source_name",)
 
 
 def place(dataset: str) -> str:
@@ -41,6 +44,16 @@ class TextScrubbing(Protocol):
         scrubbed text, in one transaction, and the engine's files are rewritten so that no old
         value survives. Places with no such row are left out."""
         ...
+
+
+def scrubbed_columns(table: str, text_columns: Sequence[str]) -> list[str]:
+    """Which of a table's text columns are scrubbed: all of a dataset's, only the file name of
+    the version records (``_versions``); none of the bookkeeping (``_meta``)."""
+    if table == "_versions":
+        return [c for c in text_columns if c in _VERSION_TEXT]
+    if table.startswith("_"):
+        return []
+    return list(text_columns)
 
 
 def scrubbed_rows(

@@ -59,6 +59,7 @@ from strongroom.bus.local import bus_path
 from strongroom.config import Settings
 from strongroom.data import open_datasets
 from strongroom.data.scrub import TextScrubbing
+from strongroom.errors import QueryError
 from strongroom.governance.erasure import Needles
 from strongroom.service.agent_local import checkpoint_target
 from strongroom.service.agent_run_store import open_run_store
@@ -102,8 +103,12 @@ class _Matcher:
     def __init__(self, needles: Needles | Sequence[str]) -> None:
         if isinstance(needles, Needles):
             self.needles: tuple[Needles, ...] = (needles,)
+        elif isinstance(needles, str):  # one identifier, not its characters
+            self.needles = (Needles.of(needles),)
         else:
             self.needles = tuple(Needles.of(n) for n in dict.fromkeys(needles))
+        if not self.needles:
+            raise QueryError("no identifier to erase was given")
 
     def scrub(self, text: str) -> str:
         for needles in self.needles:
@@ -139,11 +144,12 @@ def _rows(settings: Settings, matcher: _Matcher, bus_urls: Sequence[str], *, app
         for place, n in found.items():
             counts[place] = counts.get(place, 0) + n
 
-    postgres = settings.store_url.startswith(("postgresql://", "postgres://"))
-    add(sqlite_rows(settings.catalog_path, _CATALOG, matcher.scrub, apply=apply))
-    if postgres:
-        add(postgres_rows(settings.store_url, [_JOBS], matcher.scrub, apply=apply))
+    # the checkpoints first: a run they held is marked in the catalog, whose rows (the run's
+    # question among them) are scrubbed and whose write-ahead log is emptied after that
     add(_checkpoints(settings, matcher.holds, apply=apply))
+    add(sqlite_rows(settings.catalog_path, _CATALOG, matcher.scrub, apply=apply))
+    if settings.store_url.startswith(("postgresql://", "postgres://")):
+        add(postgres_rows(settings.store_url, [_JOBS], matcher.scrub, apply=apply))
     add(sqlite_rows(settings.home / WEB_SESSIONS_FILE, _WEB, matcher.scrub, apply=apply))
     for path in _bus_files(settings.home, bus_urls):
         add(sqlite_rows(path, _BUS, matcher.scrub, apply=apply))
