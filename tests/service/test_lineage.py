@@ -26,6 +26,7 @@ from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.rag import EXTRACTIVE_VERSION
 from strongroom.service import AskRequest, IngestRequest, Platform
+from strongroom.service.erasure import Erasures
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from strongroom.types import Principal
@@ -244,3 +245,34 @@ def test_an_answer_through_a_model_route_names_the_route_version_and_the_deploym
         assert second.prompt_template_version and second.prompt_template_version != EXTRACTIVE_VERSION
         assert server.url not in str(p.lineage(carl(), served).as_dict())  # never the deployment's address
         assert p.lineage(carl(), served).policies["route_groups"] == ["research"]
+
+
+def test_an_erased_document_and_an_erased_identifier_are_reported_without_their_text(
+    platform: Platform, files: Path
+) -> None:
+    (files / "client.txt").write_text("Client call note\n\nJane Roe asked whether the rates desk expects cuts.\n")
+    ingest(platform, files, "desk.txt")
+    ingest(platform, files, "client.txt")
+    _, seq = platform.ask_recorded(ana_reader(), AskRequest(question="Does the rates desk expect cuts?", k=10))
+    assert len(platform.lineage(carl(), seq).versions) == 2
+    erasures = Erasures(platform.ops, platform.audit)
+
+    def erase(**target: str) -> int:
+        outcome = erasures.erase(ana(), reason="a data subject's request", **target)
+        seqs = platform.audit.append_many(list(outcome.events))
+        outcome.result()
+        return max(seqs)
+
+    client = platform.find_document(ana(), "client.txt").document_id
+    by_document = erase(document_id=client)
+    by_identifier = erase(identifier="rates desk")
+
+    lineage = platform.lineage(carl(), seq)
+    erased = next(v for v in lineage.versions if v.document_id == client)
+    assert erased.status == "erased" and erased.title == "" and erased.source == ""
+    assert erased.removal is not None and erased.removal.action == "erasure.erase"
+    assert erased.removal.seq == by_document
+    assert all(c.status == "erased" and c.page is None for c in lineage.chunks if c.version_id == erased.version_id)
+    assert lineage.erasures_since == (by_document, by_identifier)  # the second may have changed a live chunk
+    shown = str(lineage.as_dict())
+    assert "Jane Roe" not in shown and "client.txt" not in shown

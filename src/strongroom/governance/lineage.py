@@ -134,6 +134,9 @@ class Lineage:
     model: ModelLineage
     embedder: Mapping[str, str]
     policies: Mapping[str, Any]
+    #: erasures carried out since the record (their seqs): one of an identifier may have changed
+    #: the text of a live chunk it retrieved, and names no document
+    erasures_since: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The lineage as JSON values (the CLI's ``--json`` and the HTTP answer)."""

@@ -59,7 +59,8 @@ LINEAGE_ROLES = frozenset({"admin", "auditor"})
 #: more policies in force for the live versions at the record's time (``retention`` and ``holds``:
 #: :func:`retention_in_force`); returns JSON values keyed by policy name
 PolicyHook = Callable[[Sequence[DocumentVersion], datetime], Mapping[str, object]]
-_REMOVALS = ("documents.delete", "erasure")  # action prefixes that remove a version
+_REMOVALS = ("documents.delete", "retention.delete", "erasure.erase")  # actions that remove a version
+_ERASURE = "erasure.erase"
 _MAX_SEQ = 2**53 - 1
 
 
@@ -99,7 +100,8 @@ class _History:
         self.ingested: dict[str, tuple[Ingestion, tuple[str, ...]]] = {}  # version -> ingestion, ACL asked
         self.acl: dict[str, list[AclEvent]] = {}  # document -> changes
         self.removed: dict[str, Removal] = {}  # version -> removal
-        needles = {*versions, *versions.values()}
+        self.erasures: list[int] = []  # every erasure's seq (one of an identifier names no document)
+        needles = {*versions, *versions.values(), f'"action":"{_ERASURE}"'}
         for rec in log.read():
             text = _text(rec)
             if any(n in text for n in needles):  # most records name none: skip the parse
@@ -119,10 +121,12 @@ class _History:
         elif action == "acl.set" and target in versions.values():
             change = AclEvent(rec.seq, _strings(filters.get("before")), _strings(filters.get("after")))
             self.acl.setdefault(target, []).append(change)
-        elif action.startswith(_REMOVALS):
+        elif action in _REMOVALS:
+            if action == _ERASURE:
+                self.erasures.append(rec.seq)
             removal = Removal(rec.seq, rec.at, action, str(ev.get("principal", "")))
             for version, document in versions.items():
-                if version not in self.removed and (target == document or version in text):
+                if version not in self.removed and (target == document or document in text or version in text):
                     self.removed[version] = removal
 
 
@@ -147,7 +151,7 @@ def _version(
         changes=history.acl.get(document_id, ()),
     )
     removal = history.removed.get(version_id) if live is None else None
-    status: Status = "erased" if removal and removal.action.startswith("erasure") else "deleted"
+    status: Status = "erased" if removal and removal.action == _ERASURE else "deleted"
     acl_then = tuple(sorted(then or ()))
     if live is not None and not shown:  # its owner may no longer read it: hashes only
         return VersionLineage(version_id, document_id, "withheld", acl_then)
@@ -299,6 +303,7 @@ def _assemble(
         model=model,
         embedder=embedder,
         policies=in_force,
+        erasures_since=tuple(s for s in history.erasures if s > record.seq),
     )
 
 
