@@ -47,6 +47,10 @@ def test_the_json_escaped_form_is_found_and_scrubbed(identifier: str, pieces: li
     assert needles.count(stored) >= len(pieces) - 1
     assert needles.count_bytes(stored.encode()) >= len(pieces) - 1
     assert needles.count(scrub(stored, needles)) == 0
+    nested = json.dumps({"arguments": json.dumps({"query": identifier.upper().join(pieces)})})  # JSON in JSON
+    assert needles.count(nested) >= len(pieces) - 1 and needles.count_bytes(nested.encode()) >= len(pieces) - 1
+    assert needles.count(scrub(nested, needles)) == 0
+    assert json.loads(json.loads(scrub(nested, needles))["arguments"])  # still JSON at both depths
     value = {"k": [identifier, {identifier: 1}]}
     assert needles.count_value(value) == 2
     assert needles.count_value(needles.scrub_value(value)) == 0

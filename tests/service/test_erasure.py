@@ -7,6 +7,7 @@ Held documents survive. Also the CLI and HTTP entry points."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -17,9 +18,11 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from typer.testing import CliRunner, Result
 
+from strongroom.cli import app
 from strongroom.config import Settings
-from strongroom.errors import NotFound, PermissionDenied, QueryError
+from strongroom.errors import DocumentHeld, NotFound, PermissionDenied, QueryError
 from strongroom.governance.erasure import MARKER, Needles
 from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore
@@ -249,3 +252,99 @@ def test_bad_requests_are_refused_and_change_nothing(tmp_path: Path, model: tupl
         assert db.execute("SELECT count(*) FROM versions WHERE title LIKE '%erased%'").fetchone() == (0,)
     finally:
         db.close()
+
+
+# -- legal holds -------------------------------------------------------------------------------
+
+
+def test_a_held_document_survives_erasure_until_its_hold_is_released(tmp_path: Path, model: tuple[str, str]) -> None:
+    url, name = model
+    files = tmp_path / "files"
+    files.mkdir()
+    world = seed(tmp_path / "home", files, url, name)
+    needles = Needles.of(name)
+    with Platform.open(world.settings, embedder=HashEmbedder(64)) as p:
+        review = p.find_document(ROOT, "review.md")
+        hold = p.retaining(lambda r: r.place(ROOT, "M-2026-7", "litigation", document_id=review.document_id))
+        held_version = review.current.id
+        before = p.runtime.store.page_text(held_version, 1)
+    assert before is not None and needles.count(before) == 2
+
+    report = _erase(world.settings, identifier=name, reason="DSAR 7")
+    assert report.held == (review.document_id,)
+    with Platform.open(world.settings, embedder=HashEmbedder(64)) as p:
+        assert p.runtime.store.page_text(held_version, 1) == before  # not altered
+        assert (world.settings.home / "originals" / held_version).is_file()  # nor its original deleted
+    proof = _verify(world.settings, report.plan.erasure_id, name)
+    assert not proof.proven and proof.found["store.pages"] == 2  # the held page's two, and nothing but the held
+    assert set(proof.found) == {"store.pages", "store.chunks", "store.versions", "file:catalog.sqlite3",
+                                f"file:originals/{held_version}"}  # fmt: skip
+    with pytest.raises(DocumentHeld, match="M-2026-7"):
+        _erase(world.settings, document_id=review.document_id, reason="DSAR 7, the whole review")
+
+    with Platform.open(world.settings, embedder=HashEmbedder(64)) as p:
+        p.retaining(lambda r: r.release(ROOT, hold.id))
+    again = _erase(world.settings, identifier=name, reason="DSAR 7, hold released")
+    assert again.held == () and again.erased["store.pages"] == 2
+    assert _verify(world.settings, again.plan.erasure_id, name).proven
+    assert files_holding(world.settings.home, needles) == {}
+
+
+def test_erasing_a_document_keeps_only_that_it_existed(tmp_path: Path, model: tuple[str, str]) -> None:
+    url, name = model
+    files = tmp_path / "files"
+    files.mkdir()
+    world = seed(tmp_path / "home", files, url, name)
+    with Platform.open(world.settings, embedder=HashEmbedder(64)) as p:
+        letter = next(v for v in p.runtime.store.versions() if "letter" in v.source)
+    report = _erase(world.settings, document_id=letter.document_id, reason="DSAR 8")
+    assert report.found == {"store.versions": 1} and report.originals_removed == 1
+    assert not (world.settings.home / "originals" / letter.id).exists()
+    with Platform.open(world.settings, embedder=HashEmbedder(64)) as p:
+        assert p.runtime.store.versions(letter.document_id) == []
+        assert all("letter" not in v.source for v in p.runtime.store.versions())
+        with pytest.raises(NotFound):
+            p.find_document(ROOT, letter.source)
+    with pytest.raises(NotFound):
+        _erase(world.settings, document_id=letter.document_id, reason="again")
+    with pytest.raises(NotFound):  # verify is for identifier erasures
+        _verify(world.settings, report.plan.erasure_id, name)
+
+
+# -- the command line --------------------------------------------------------------------------
+
+ADMIN_ENV = {"STRONGROOM_EMBEDDER": "hash", "STRONGROOM_CLI_ROLES": '["reader","ingester","admin"]'}
+
+
+def test_the_command_line_erases_verifies_and_lists(tmp_path: Path, model: tuple[str, str]) -> None:
+    url, name = model
+    files = tmp_path / "files"
+    files.mkdir()
+    world = seed(tmp_path / "home", files, url, name)
+    home = ["--home", str(world.settings.home), "--groups", "research"]
+
+    def invoke(*args: str, env: dict[str, str] = ADMIN_ENV, stdin: str | None = None) -> Result:
+        return CliRunner().invoke(app, [*args, *home], env=env, input=stdin)
+
+    refused = invoke("erasure", "erase", "--identifier", name, "--reason", "r",
+                     env={**ADMIN_ENV, "STRONGROOM_CLI_ROLES": '["reader"]'})  # fmt: skip
+    assert refused.exit_code == 1 and "admin" in refused.output
+    assert invoke("erasure", "erase", "--reason", "r").exit_code == 2  # neither --identifier nor --document
+    assert invoke("erasure", "erase", "--identifier", "ab", "--reason", "r").exit_code == 2
+    done_ = invoke("erasure", "erase", "--identifier", "-", "--reason", "DSAR 9", "--json", stdin=name + "\n")
+    assert done_.exit_code == 0, done_.output
+    erased = json.loads(done_.stdout)
+    assert erased["erased"]["store.pages"] >= 3 and name.lower() not in done_.stdout.lower()
+    erasure_id = erased["erasure_id"]
+
+    wrong = invoke("erasure", "verify", erasure_id, "--identifier", "Somebody Else")
+    assert wrong.exit_code == 1 and "not the identifier" in wrong.output
+    proven = invoke("erasure", "verify", erasure_id, "--identifier", "-", "--json", stdin=name.upper() + "\n")
+    assert proven.exit_code == 0, proven.output
+    assert json.loads(proven.stdout)["proven"] is True
+    (world.settings.home / "left.txt").write_text(f"a copy of {name}")
+    found = invoke("erasure", "verify", erasure_id, "--identifier", name)
+    assert found.exit_code == 1 and "left.txt" in found.output
+    listed = invoke("erasure", "list", "--json")
+    assert listed.exit_code == 0 and [e["erasure_id"] for e in json.loads(listed.stdout)] == [erasure_id]
+    assert name.lower() not in listed.stdout.lower()

@@ -13,8 +13,9 @@ What is matched:
 - its Unicode NFC and NFKC forms (a composed and a decomposed ``ü``), and its case-folded
   form; ``ss`` also matches ``ß`` (upper case turns ``Strauß`` into ``STRAUSS``, so erasing
   either finds both);
-- its JSON-escaped form (``M\\u00fcller``), which is how ``json.dumps`` writes a non-ASCII
-  name into a metadata column or a JSON-lines file;
+- its JSON-escaped forms (``M\\u00fcller``), which is how ``json.dumps`` writes a non-ASCII
+  name into a metadata column or a JSON-lines file, at any depth (``M\\\\u00fcller``: JSON
+  inside a JSON string, as a model's tool-call arguments are kept);
 - anywhere inside longer text: ``Quixoteville`` loses its ``Quixote`` (erasing too much of
   the identifier is the safe side; erasing a word that merely contains it is the price).
 
@@ -81,24 +82,55 @@ def identifier_digest(identifier: str, key: bytes) -> str:
     return hmac.new(key, normalise(identifier).encode(), hashlib.sha256).hexdigest()
 
 
-def _forms(identifier: str) -> tuple[str, ...]:
+def _plain_forms(identifier: str) -> tuple[str, ...]:
     base = " ".join(identifier.split())
-    forms: set[str] = set()
     nfkc = unicodedata.normalize("NFKC", base)
-    for form in (base, unicodedata.normalize("NFC", base), nfkc, nfkc.casefold()):
-        forms.add(form)
-        escaped = json.dumps(form)[1:-1]  # ensure_ascii: é as \u00e9
-        forms.add(escaped)
+    forms = {base, unicodedata.normalize("NFC", base), nfkc, nfkc.casefold()}
     return tuple(sorted(forms, key=lambda f: (-len(f), f)))
 
 
+def _forms(identifier: str) -> tuple[str, ...]:
+    """The plain forms and their JSON escapes, as strings (for substring searches elsewhere)."""
+    plain = _plain_forms(identifier)
+    escaped = {json.dumps(f)[1:-1] for f in plain}  # ensure_ascii: é as \u00e9
+    return tuple(sorted({*plain, *escaped}, key=lambda f: (-len(f), f)))
+
+
+def _escaped(char: str) -> str:
+    r"""``char``'s JSON escape as a pattern, at any depth of JSON in JSON (``\u00fc``,
+    ``\\u00fc``, ...): one or more backslashes before each ``u``."""
+    return "".join(r"\\+u" + re.escape(unit) for unit in json.dumps(char)[1:-1].split("\\u")[1:])
+
+
+def _char(char: str) -> str:
+    """What one character of the identifier matches: itself in any case and its JSON escapes."""
+    variants = {char, char.lower(), char.upper(), char.casefold(), char.title()}
+    out = {re.escape(v) for v in variants}
+    out.update(_escaped(v) for v in variants if len(v) == 1 and not v.isascii())
+    if len(out) == 1:
+        return out.pop()
+    return "(?:" + "|".join(sorted(out, key=lambda a: (-len(a), a))) + ")"
+
+
+#: "ss" also matches the sharp s (upper case and case folding turn "Strauß" into "STRAUSS"), escaped too
+_SHARP = "(?:ss|ß|ẞ|" + _escaped("ß") + "|" + _escaped("ẞ") + ")"
+
+
 def _pattern_text(form: str) -> str:
-    # "ss" also matches the sharp s: upper case and case folding turn "Strauß" into "STRAUSS"/"strauss"
-    return r"\s*".join(_SHARP_S.sub("(?:ss|ß|ẞ)", re.escape(part)) for part in form.split())
-
-
-_SHARP_S = re.compile("ss", re.IGNORECASE)
-_SHARP_S_BYTES = re.compile(b"ss", re.IGNORECASE)
+    """One form as a pattern: each part's characters (any case, JSON-escaped at any depth), any
+    whitespace between the parts."""
+    parts = []
+    for part in form.split():
+        pieces, i = [], 0
+        while i < len(part):
+            if part[i : i + 2].casefold() == "ss":
+                pieces.append(_SHARP)
+                i += 2
+            else:
+                pieces.append(_char(part[i]))
+                i += 1
+        parts.append("".join(pieces))
+    return r"\s*".join(parts)
 
 
 @dataclass(frozen=True)
@@ -125,11 +157,11 @@ class Needles:
             raise QueryError("an identifier to erase holds no control characters")
         if "[" in identifier or "]" in identifier:  # only then could text beside a marker spell it again
             raise QueryError("an identifier to erase holds no square brackets (the erasure marker's)")
-        forms = _forms(identifier)
+        text = "|".join(_pattern_text(f) for f in _plain_forms(identifier))
         return cls(
-            forms=forms,
-            pattern=re.compile("|".join(_pattern_text(f) for f in forms), re.IGNORECASE),
-            byte_pattern=_bytes_pattern(forms),
+            forms=_forms(identifier),
+            pattern=re.compile(text, re.IGNORECASE),
+            byte_pattern=re.compile(text.encode(), re.IGNORECASE),  # case variants of non-ASCII letters are spelt out
         )
 
     def count(self, text: str) -> int:
@@ -164,16 +196,6 @@ class Needles:
         if isinstance(value, list | tuple):
             return sum(self.count_value(v) for v in value)
         return 0
-
-
-def _bytes_pattern(forms: tuple[str, ...]) -> re.Pattern[bytes]:
-    variants: set[str] = set()
-    for form in forms:
-        variants.update((form, form.lower(), form.upper(), form.title(), form.casefold()))
-    sharp = b"(?:ss|" + "ß".encode() + b"|" + "ẞ".encode() + b")"
-    parts = [rb"\s*".join(_SHARP_S_BYTES.sub(sharp, re.escape(p.encode())) for p in v.split()) for v in variants]
-    parts.sort(key=len, reverse=True)
-    return re.compile(b"|".join(parts), re.IGNORECASE)
 
 
 def scrub(text: str, needles: Needles) -> str:

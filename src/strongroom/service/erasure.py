@@ -51,6 +51,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,7 @@ from strongroom.service.erasure_rows import erase_rows, find_rows
 from strongroom.service.hold_store import open_hold_store
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.records import load_secret
+from strongroom.service.visibility import governing
 from strongroom.store.base import Erasable, Reembed
 from strongroom.text import dense_text
 from strongroom.types import Chunk, Principal
@@ -248,16 +250,9 @@ class Erasures:
         store = self.ops.store
         if not isinstance(store, Erasable):
             raise StoreError("this store cannot erase documents; use the SQLite or PostgreSQL store")
-        versions = store.versions(plan.document_id)
-        if not versions:
-            raise NotFound("no such document")
-        holds = self._holds()
-        hold = document_hold(holds, versions)
-        if hold is not None:
-            raise PermissionDenied(
-                f"document {plan.document_id} is under legal hold {hold.id} (matter {hold.matter_id}); "
-                "it cannot be erased until the hold is released"
-            )
+        if governing(store.versions(plan.document_id), principal.groups, time.time()) is None:
+            raise NotFound("no such document")  # as for a deletion: one the admin may not read is not there
+        self.ops.not_held(plan.document_id)  # DocumentHeld, naming the matter
         ids = store.erase_document(plan.document_id)
         originals = originals_folder(self.settings.home)
         removed = 0
