@@ -20,7 +20,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from strongroom.api import admin, agent, approvals, conversations, datasets, docs, keys, lineage, openai, routes
+from strongroom.api import (
+    admin,
+    agent,
+    approvals,
+    conversations,
+    datasets,
+    docs,
+    erasure,
+    keys,
+    lineage,
+    openai,
+    routes,
+)
 from strongroom.api import registry as registry_api
 from strongroom.api import retention as retention_api
 from strongroom.api.deps import get_caller, service
@@ -226,6 +238,7 @@ def create_app(
     app.include_router(registry_api.router)
     app.include_router(retention_api.router)
     app.include_router(lineage.router)
+    app.include_router(erasure.router)
     app.include_router(admin.router)
     app.include_router(docs.router)
     # the agent's tools over MCP (streamable HTTP), authenticated per request like /v1

@@ -58,6 +58,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -69,7 +70,6 @@ from strongroom.errors import NotErasable, NotFound, PermissionDenied, QueryErro
 from strongroom.governance.erasure import ErasurePlan, ErasureReport, Needles, VerifyReport, identifier_digest
 from strongroom.governance.holds import Hold, document_hold
 from strongroom.ingest.originals import originals_folder, remove_original
-from strongroom.service.erasure_rows import erase_rows, find_rows
 from strongroom.service.hold_store import open_hold_store
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.records import load_secret
@@ -216,9 +216,9 @@ class Erasures:
                 removed += 1
         removed += _remove_files(originals, needles, keep_names=held_versions)
         erased["uploads"] = _remove_files(self.settings.home / "uploads", needles)
-        rows_found = find_rows(self.settings, needles)
-        found.update({f"rows.{k}": v for k, v in rows_found.items()})
-        erased.update({f"rows.{k}": v for k, v in erase_rows(self.settings, needles).items()})
+        rows = _rows()
+        found.update({f"rows.{k}": v for k, v in rows.find_rows(self.settings, needles).items()})
+        erased.update({f"rows.{k}": v for k, v in rows.erase_rows(self.settings, needles).items()})
         pending: list[str] = []
         audit_found, audit_erased, legacy = self._erase_audit(needles)
         found["audit"] = audit_found
@@ -313,7 +313,7 @@ class Erasures:
             for place, n in store.find_text(needles).items():
                 found[f"store.{place}"] = n
                 searched += 1
-        for place, n in find_rows(self.settings, needles).items():
+        for place, n in _rows().find_rows(self.settings, needles).items():
             found[f"rows.{place}"] = n
             searched += 1
         found["audit"] = len(_audit_seqs(self.audit, needles))
@@ -330,6 +330,14 @@ class Erasures:
                 found[f"postgres:{place}"] = n
                 searched += 1
         return VerifyReport(erasure_id, found, searched, tuple(unsearched))
+
+
+def _rows() -> ModuleType:
+    """:mod:`strongroom.service.erasure_rows`, imported when used: it imports the agent's
+    modules, which import the HTTP driver, which imports this one."""
+    from strongroom.service import erasure_rows
+
+    return erasure_rows
 
 
 def _record_filters(report: ErasureReport) -> dict[str, object]:
