@@ -25,6 +25,7 @@ from strongroom.auth import Caller
 from strongroom.bus import open_bus
 from strongroom.bus.base import Outcome
 from strongroom.config import Settings
+from strongroom.data.duckdb import DuckDBDatasets
 from strongroom.data.postgres import PostgresDatasets
 from strongroom.errors import QueryError
 from strongroom.governance.erasure import Needles
@@ -37,6 +38,7 @@ from strongroom.service.agent_runs import AgentRunRequest
 from strongroom.service.datasets import DatasetLoad, DatasetQuery
 from strongroom.service.erasure_rows import CHECKPOINTS_PLACE, NOT_RESUMABLE, erase_rows, find_rows
 from strongroom.service.worker import serve
+from strongroom.store.row_text import Rows, sqlite_rows
 from strongroom.testing import HashEmbedder
 from strongroom.testing.chat import tool_call
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
@@ -359,3 +361,35 @@ def test_the_duckdb_file_keeps_no_old_value_and_still_works(tmp_path: Path, mode
     finally:
         db.close()
     assert versions == (2,) and rows == (3,)
+
+
+def test_tables_longer_than_a_batch_are_read_to_their_end(tmp_path: Path) -> None:
+    """Rows are read a batch at a time (5,000 in SQLite, 10,000 in DuckDB): the identifier in
+    the first, a boundary and the last row of much longer tables is found and erased."""
+    name = identifier()
+    needles = Needles.of(name)
+    at = {1, 5_000, 5_001, 10_000, 10_001, 24_999}
+    path = tmp_path / "rows.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (body TEXT, meta TEXT)")
+    db.executemany(
+        "INSERT INTO notes VALUES (?, ?)",
+        [(f"note {i} {name if i in at else 'x'}", json.dumps({"i": i})) for i in range(1, 25_000)],
+    )
+    db.commit()
+    db.close()
+    spec = [Rows("notes", "notes", text=("body",), json=("meta",))]
+    assert sqlite_rows(path, spec, needles.scrub, apply=False) == {"notes": len(at)}
+    assert sqlite_rows(path, spec, needles.scrub, apply=True) == {"notes": len(at)}
+    assert sqlite_rows(path, spec, needles.scrub, apply=False) == {"notes": 0}
+    assert occurrences(path.read_bytes(), needles) == 0
+
+    csv = tmp_path / "long.csv"
+    csv.write_text("k,day,who\n" + "".join(f"{i},2023-01-01,{name if i in at else 'x'}\n" for i in range(25_000)))
+    datasets = DuckDBDatasets(tmp_path / "datasets.duckdb")
+    try:
+        datasets.load("long", csv, acl=frozenset({"x"}), valid_time_column="day", key_columns=["k"])
+        assert datasets.scrub_text(needles.scrub, apply=True) == {"datasets.long": len(at)}
+        assert datasets.scrub_text(needles.scrub, apply=False) == {}
+    finally:
+        datasets.close()

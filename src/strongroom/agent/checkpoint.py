@@ -23,7 +23,7 @@ import builtins
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,14 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from strongroom.config import Settings
 from strongroom.errors import ConfigError, StoreError
 from strongroom.store.row_text import compact_sqlite, open_secure
 
 __all__ = [
     "CHECKPOINT_FILE",
     "AgentCheckpointer",
+    "checkpoint_target",
     "default_checkpoint_path",
     "erase_threads",
     "open_checkpointer",
@@ -57,6 +59,14 @@ CHECKPOINT_FILE = "agent_checkpoints.sqlite3"
 def default_checkpoint_path(home: str | os.PathLike[str]) -> Path:
     """The SQLite file of the agent's checkpoints in a home folder."""
     return Path(home) / CHECKPOINT_FILE
+
+
+def checkpoint_target(settings: Settings) -> str:
+    """Where a deployment keeps its agent checkpoints: its PostgreSQL store when it has one,
+    else a SQLite file in its home (what :func:`open_checkpointer` and :func:`erase_threads` take)."""
+    if settings.store_url.startswith(("postgresql://", "postgres://")):
+        return settings.store_url
+    return str(default_checkpoint_path(settings.home))
 
 
 class AgentCheckpointer(BaseCheckpointSaver[Any]):
@@ -247,7 +257,7 @@ _PG_BLOBS = (
 _PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
 
 
-def _holding(rows: Sequence[tuple[Any, ...]], holds: Callable[[bytes], bool]) -> set[str]:
+def _holding(rows: Iterable[tuple[Any, ...]], holds: Callable[[bytes], bool]) -> set[str]:
     found: set[str] = set()
     for thread, *blobs in rows:
         if thread not in found and any(holds(bytes(b)) for b in blobs if isinstance(b, bytes | memoryview)):
@@ -281,8 +291,8 @@ def _erase_sqlite(path: Path, holds: Callable[[bytes], bool], *, apply: bool) ->
         if not {"checkpoints", "writes"} <= tables:
             return []
         found: set[str] = set()
-        for query in _SQLITE_BLOBS:
-            found |= _holding(db.execute(query).fetchall(), holds)
+        for query in _SQLITE_BLOBS:  # streamed: a row at a time, never the whole table
+            found |= _holding(db.execute(query), holds)
         if apply:
             db.execute("BEGIN IMMEDIATE")
             for thread in sorted(found):
@@ -307,7 +317,9 @@ def _erase_postgres(url: str, holds: Callable[[bytes], bool], *, apply: bool) ->
                 return []
             found: set[str] = set()
             for query in _PG_BLOBS:
-                found |= _holding(db.execute(query).fetchall(), holds)
+                with db.cursor(name="strongroom_erase_threads") as rows:  # server-side: read in batches
+                    rows.execute(query)
+                    found |= _holding(rows, holds)
             if not apply:
                 return sorted(found)
             for table in _PG_TABLES:

@@ -23,8 +23,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from strongroom.agent.base import RunEvent
-from strongroom.agent.checkpoint import AgentCheckpointer, default_checkpoint_path, open_checkpointer
-from strongroom.config import Settings
+from strongroom.agent.checkpoint import AgentCheckpointer, checkpoint_target, open_checkpointer
 from strongroom.errors import NotFound
 from strongroom.llm.deployments import open_gateway
 from strongroom.llm.route_config import RouteStore
@@ -39,14 +38,6 @@ from strongroom.types import Principal
 __all__ = ["LocalAgentRuns", "checkpoint_target"]
 
 T = TypeVar("T")
-
-
-def checkpoint_target(settings: Settings) -> str:
-    """Where a deployment keeps its agent checkpoints: its PostgreSQL store when it has one,
-    else a SQLite file in its home."""
-    if settings.store_url.startswith(("postgresql://", "postgres://")):
-        return settings.store_url
-    return str(default_checkpoint_path(settings.home))
 
 
 class LocalAgentRuns:

@@ -54,14 +54,13 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from strongroom.agent.checkpoint import CHECKPOINT_FILE, erase_threads
+from strongroom.agent.checkpoint import CHECKPOINT_FILE, checkpoint_target, erase_threads
 from strongroom.bus.local import bus_path
 from strongroom.config import Settings
 from strongroom.data import open_datasets
 from strongroom.data.scrub import TextScrubbing
 from strongroom.errors import QueryError
 from strongroom.governance.erasure import Needles
-from strongroom.service.agent_local import checkpoint_target
 from strongroom.service.agent_run_store import open_run_store
 from strongroom.store.row_text import Rows, postgres_rows, sqlite_rows
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ __all__ = ["Rows", "Scrub", "compact_sqlite", "open_secure", "postgres_rows", "s
 
 #: text -> the same text with what is sought replaced
 Scrub = Callable[[str], str]
+_BATCH = 5_000  # rows read at a time
 
 
 @dataclass(frozen=True)
@@ -151,10 +152,7 @@ def _sqlite_table(db: sqlite3.Connection, spec: Rows, scrub: Scrub, *, apply: bo
     names = ", ".join(_quote(c) for c in spec.columns)
     table = _quote(spec.table)
     found = 0
-    for rowid, *row in db.execute(f"SELECT rowid, {names} FROM {table}").fetchall():
-        changes = _changes(spec, row, scrub)
-        if not changes:
-            continue
+    for rowid, changes in _sqlite_changes(db, spec, scrub, f"SELECT rowid, {names} FROM {table}"):
         found += 1
         if not apply:
             continue
@@ -164,6 +162,23 @@ def _sqlite_table(db: sqlite3.Connection, spec: Rows, scrub: Scrub, *, apply: bo
             sets = ", ".join([*(f"{_quote(c)} = ?" for c in changes), *([spec.also] if spec.also else [])])
             db.execute(f"UPDATE {table} SET {sets} WHERE rowid = ?", (*changes.values(), rowid))
     return found
+
+
+def _sqlite_changes(
+    db: sqlite3.Connection, spec: Rows, scrub: Scrub, select: str
+) -> Iterator[tuple[int, dict[str, object]]]:
+    """The rowid and changes of each row that holds it, reading the table a batch of rows at
+    a time in rowid order (a change keeps a row's rowid, so none is read twice)."""
+    last: int | None = None
+    while True:
+        after = "" if last is None else f" WHERE rowid > {int(last)}"
+        batch = db.execute(f"{select}{after} ORDER BY rowid LIMIT {_BATCH}").fetchall()
+        if not batch:
+            return
+        last = batch[-1][0]
+        for rowid, *row in batch:
+            if changes := _changes(spec, row, scrub):
+                yield rowid, changes
 
 
 def compact_sqlite(db: sqlite3.Connection, path: Path, *, tries: int = 50) -> None:
@@ -214,17 +229,17 @@ def _postgres_table(db: Any, spec: Rows, scrub: Scrub, *, apply: bool) -> int:
     names = ", ".join(f"{_quote(c)}::text" for c in spec.columns)
     table = _quote(spec.table)
     lock = " FOR UPDATE" if apply else ""
-    found = 0
-    for ctid, *row in db.execute(f"SELECT ctid::text, {names} FROM {table}{lock}").fetchall():
-        changes = _changes(spec, row, scrub)
-        if not changes:
-            continue
-        found += 1
-        if not apply:
-            continue
+    found: list[tuple[str, dict[str, object]]] = []  # only the rows that change are held
+    with db.cursor(name="strongroom_row_text") as rows:
+        rows.execute(f"SELECT ctid::text, {names} FROM {table}{lock}")
+        while batch := rows.fetchmany(_BATCH):
+            found += [(ctid, changes) for ctid, *row in batch if (changes := _changes(spec, row, scrub))]
+    if not apply:
+        return len(found)
+    for ctid, changes in found:
         if spec.delete:
             db.execute(f"DELETE FROM {table} WHERE ctid = %s::tid", (ctid,))
         else:
             sets = ", ".join(f"{_quote(c)} = %s{'::jsonb' if c in spec.json else ''}" for c in changes)
             db.execute(f"UPDATE {table} SET {sets} WHERE ctid = %s::tid", (*changes.values(), ctid))
-    return found
+    return len(found)
