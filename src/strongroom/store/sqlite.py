@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sqlite3
-import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.errors import ConfigError, StoreError
+from strongroom.store import sqlite_erase
 from strongroom.store.base import TOMBSTONE, EraseCount, KeywordUnit, NewVersion, Reembed, ScoredId, TextMatcher
-from strongroom.store.erasure import ChunkRow, VersionFields, blank_version, chunk_of, rewrite_chunk, scrub_version
 from strongroom.store.scope import VersionTable
 from strongroom.store.snapshot import IndexSet
 from strongroom.types import Chunk, DocumentVersion, Page, Scope, frozen_meta
@@ -561,181 +560,48 @@ class SqliteStore:
         self._version_cache.clear()
         shutil.rmtree(self.home / "index", ignore_errors=True)
 
-    # -- erasure (Erasable) ------------------------------------------------------------------
+    # -- erasure (Erasable: strongroom.store.sqlite_erase) ------------------------------------
 
     def find_text(self, needles: TextMatcher) -> dict[str, int]:
         """Occurrences of an identifier per table, held documents and deleted versions included."""
-        one = self._db.execute
-        versions = sum(_fields(r).count(needles) for r in one("SELECT title, source, metadata FROM versions"))
-        return {
-            "versions": versions,
-            "documents": sum(needles.count(str(r[0])) for r in one("SELECT source FROM documents")),
-            "pages": sum(needles.count(str(r[0])) for r in one("SELECT text FROM pages")),
-            "chunks": sum(
-                needles.count(str(r[0])) + needles.count(str(r[1])) for r in one("SELECT text, context FROM chunks")
-            ),
-            "jobs": sum(
-                needles.count(str(r[0])) + needles.count(str(r[1] or ""))
-                for r in one("SELECT request, report FROM jobs")
-            ),
-        }
+        return sqlite_erase.find_text(self._db, needles)
 
     def erase_text(self, needles: TextMatcher, reembed: Reembed, keep: Collection[str] = ()) -> EraseCount:
         """Scrub an identifier from every row (documents in ``keep`` are left alone): version
         rows, pages, chunks (new spans, new vectors and cache keys), jobs; the indexes are dropped
         and rebuilt. Call :meth:`reclaim` afterwards so the old bytes leave the file."""
-        places = dict.fromkeys(("versions", "documents", "pages", "chunks", "jobs"), 0)
         self._db.execute("PRAGMA secure_delete = ON")  # freed pages are zeroed, not left behind
-        held: set[str] = set()
-        changed: set[str] = set()
         try:
             with self._tx() as db:
-                doc_of = {str(r[0]): str(r[1]) for r in db.execute("SELECT id, document_id FROM versions")}
-                for seq, vid, doc, title, source, meta in db.execute(
-                    "SELECT seq, id, document_id, title, source, metadata FROM versions"
-                ).fetchall():
-                    fields = VersionFields(str(title), str(source), json.loads(str(meta)))
-                    n = fields.count(needles)
-                    if not n:
-                        continue
-                    if doc in keep:
-                        held.add(doc)
-                        continue
-                    new = scrub_version(fields, needles)
-                    db.execute(
-                        "UPDATE versions SET title = ?, source = ?, metadata = ? WHERE seq = ?",
-                        (new.title, new.source, json.dumps(new.metadata), seq),
-                    )
-                    places["versions"] += n
-                    changed.add(str(vid).split(TOMBSTONE)[0])
-                for doc, source in db.execute("SELECT id, source FROM documents").fetchall():
-                    n = needles.count(str(source))
-                    if n and doc not in keep:  # the source is unique: the id keeps scrubbed ones apart
-                        db.execute(
-                            "UPDATE documents SET source = ? WHERE id = ?", (f"{needles.scrub(source)} ({doc})", doc)
-                        )
-                        places["documents"] += n
-                pages: dict[tuple[str, int], tuple[str, str]] = {}
-                for vid, number, text in db.execute("SELECT version_id, page, text FROM pages").fetchall():
-                    n = needles.count(str(text))
-                    if not n:
-                        continue
-                    if doc_of.get(vid) in keep:
-                        held.add(doc_of[vid])
-                        continue
-                    pages[(vid, int(number))] = (str(text), needles.scrub(str(text)))
-                    places["pages"] += n
-                    changed.add(vid)
-                db.executemany(
-                    "UPDATE pages SET text = ? WHERE version_id = ? AND page = ?",
-                    [(new, vid, number) for (vid, number), (_, new) in pages.items()],
-                )
-                rewritten: list[ChunkRow] = []
-                old_keys: set[str] = set()
-                for r in db.execute(
-                    "SELECT c.row, c.id, v.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, "
-                    "c.embed_key, v.document_id FROM chunks c JOIN versions v ON v.seq = c.version_seq"
-                ).fetchall():
-                    row = ChunkRow(*r[:10])
-                    page = pages.get((row.version_id, row.page))
-                    n = needles.count(row.text) + needles.count(row.context)
-                    if page is None and not n:
-                        continue
-                    if r[10] in keep:
-                        held.add(str(r[10]))
-                        continue
-                    new_row, text_changed = rewrite_chunk(row, needles, page)
-                    places["chunks"] += n
-                    if text_changed:
-                        rewritten.append(new_row)
-                        old_keys.add(row.embed_key)
-                        changed.add(row.version_id)
-                    elif new_row != row:
-                        db.execute(
-                            "UPDATE chunks SET char_start = ?, char_end = ? WHERE row = ?",
-                            (new_row.char_start, new_row.char_end, row.key),
-                        )
-                if rewritten:
-                    keys, vectors = reembed([chunk_of(c) for c in rewritten])
-                    db.executemany(
-                        "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
-                        [
-                            (k, self.model_id, v.astype(np.float32).tobytes())
-                            for k, v in zip(keys, vectors, strict=True)
-                        ],
-                    )
-                    db.executemany(
-                        "UPDATE chunks SET char_start = ?, char_end = ?, text = ?, context = ?, embed_key = ? "
-                        "WHERE row = ?",
-                        [
-                            (c.char_start, c.char_end, c.text, c.context, k, c.key)
-                            for c, k in zip(rewritten, keys, strict=True)
-                        ],
-                    )
-                    for key in old_keys - set(keys):  # the vector of the old text, keyed by its hash
-                        db.execute(
-                            "DELETE FROM embeddings WHERE key = ? AND key NOT IN (SELECT embed_key FROM chunks)", (key,)
-                        )
-                for job, request, report in db.execute("SELECT id, request, report FROM jobs").fetchall():
-                    n = needles.count(str(request)) + needles.count(str(report or ""))
-                    if n:
-                        new_request = json.dumps(needles.scrub_value(json.loads(request)))
-                        new_report = json.dumps(needles.scrub_value(json.loads(report))) if report else None
-                        db.execute(
-                            "UPDATE jobs SET request = ?, report = ? WHERE id = ?", (new_request, new_report, job)
-                        )
-                        places["jobs"] += n
-                db.executemany(  # their kept originals go too (the application layer deletes them)
-                    "UPDATE versions SET metadata = json_set(metadata, '$.original', 'erased') WHERE id = ?",
-                    [(v,) for v in sorted(changed)],
-                )
+                count = sqlite_erase.erase_text(db, needles, reembed, keep, self.model_id)
                 db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
                 db.execute(_REINDEX)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"could not erase from the catalog under {self.home}: {exc}; nothing was changed") from exc
         self._drop_indexes()
-        return EraseCount(places, tuple(sorted(changed)), tuple(sorted(held)))
+        return count
 
     def erase_document(self, document_id: str) -> list[str]:
         """Delete a document and blank its version rows (title, source, metadata) and its
         document row; the rows stay, so the history says that something was erased."""
         ids = self.delete_document(document_id)
-        blank = blank_version(document_id)
         try:
             with self._tx() as db:
-                rows = db.execute("SELECT id FROM versions WHERE document_id = ?", (document_id,)).fetchall()
-                db.execute(
-                    "UPDATE versions SET title = ?, source = ?, metadata = ? WHERE document_id = ?",
-                    (blank.title, blank.source, json.dumps(blank.metadata), document_id),
-                )
-                db.execute("UPDATE documents SET source = ? WHERE id = ?", (blank.source, document_id))
+                blanked = sqlite_erase.blank_document(db, document_id)
                 db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"could not erase document {document_id}: {exc}") from exc
         self._drop_indexes()
-        return ids or [str(r[0]).split(TOMBSTONE)[0] for r in rows]
+        return ids or blanked
 
     def reclaim(self) -> dict[str, object]:
-        """Overwrite what deletions and rewrites left in the file: with secure delete on,
-        VACUUM rebuilds the file from live rows, then the WAL is checkpointed and truncated
-        (a reader elsewhere can delay that: it is retried, and the result is reported)."""
+        """Overwrite what deletions and rewrites left in the file (see :func:`sqlite_erase.reclaim`)."""
         try:
-            self._db.execute("PRAGMA secure_delete = ON")
-            self._db.execute("VACUUM")
-            busy = 1
-            for _ in range(50):
-                busy = int(self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
-                if not busy:
-                    break
-                time.sleep(0.1)
+            truncated = sqlite_erase.reclaim(self._db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"could not compact the catalog under {self.home}: {exc}; run the erasure again") from exc
         wal = self.home / "catalog.sqlite3-wal"
-        return {"vacuum": True, "wal_truncated": not busy, "wal_bytes": wal.stat().st_size if wal.exists() else 0}
-
-
-def _fields(row: Sequence[Any]) -> VersionFields:
-    return VersionFields(str(row[0]), str(row[1]), json.loads(str(row[2])))
+        return {"vacuum": True, "wal_truncated": truncated, "wal_bytes": wal.stat().st_size if wal.exists() else 0}
 
 
 def _version(row: Sequence[Any]) -> DocumentVersion:
