@@ -21,6 +21,8 @@ import pytest
 from strongroom.config import Settings
 from strongroom.errors import NotFound, QueryError
 from strongroom.governance.lineage import AclEvent, Lineage, acl_at
+from strongroom.governance.registry import Lineage as RegistryLineage
+from strongroom.governance.registry import ModelEntry
 from strongroom.governance.retention import RetentionPolicy
 from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore, parse_target
@@ -225,6 +227,9 @@ def test_an_answer_through_a_model_route_names_the_route_version_and_the_deploym
         save_deployment(settings.home, "fake-vllm", spec)
         RouteStore(settings.home).set_route("chat", [parse_target("fake-vllm:100"), parse_target("extractive")])
         ingest(p, files, "desk.txt")
+        entry = ModelEntry("desk-chat", "1", "chat", "model-risk", "high", binding="fake-vllm",
+                           lineage=RegistryLineage(data="sec10q@v3", code="git:abc123", parent="llama-3.1-8b"))  # fmt: skip
+        p.registering(lambda r: r.register(ana(), entry))
         question = AskRequest(question="How many cuts does the rates desk expect?", model="chat")
         _, failed_over = p.ask_recorded(ana_reader(), question)  # the backend is down: extractive answers
         server.script(Reply.stream("The rates desk expects two cuts this year [1]."))
@@ -245,6 +250,10 @@ def test_an_answer_through_a_model_route_names_the_route_version_and_the_deploym
         assert second.prompt_template_version and second.prompt_template_version != EXTRACTIVE_VERSION
         assert server.url not in str(p.lineage(carl(), served).as_dict())  # never the deployment's address
         assert p.lineage(carl(), served).policies["route_groups"] == ["research"]
+        (registered,) = p.lineage(carl(), served).registry["models"]
+        assert registered["ref"] == "desk-chat@1" and registered["stage_then"] == registered["stage_now"] == "candidate"
+        assert registered["lineage"] == {"data": "sec10q@v3", "code": "git:abc123", "parent": "llama-3.1-8b"}
+        assert p.lineage(carl(), failed_over).registry["models"] == []  # extractive answered that one
 
 
 def test_an_erased_document_and_an_erased_identifier_are_reported_without_their_text(

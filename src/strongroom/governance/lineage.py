@@ -137,6 +137,8 @@ class Lineage:
     #: erasures carried out since the record (their seqs): one of an identifier may have changed
     #: the text of a live chunk it retrieved, and names no document
     erasures_since: tuple[int, ...] = ()
+    #: the model registry's entries for the generator and the store's embedder (stage then and now)
+    registry: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The lineage as JSON values (the CLI's ``--json`` and the HTTP answer)."""

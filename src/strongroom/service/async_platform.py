@@ -51,9 +51,8 @@ from strongroom.service.conversation_store import (
 )
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
-from strongroom.service.erasure import Erasures
 from strongroom.service.hold_store import open_hold_store
-from strongroom.service.lineage import lineage, retention_in_force
+from strongroom.service.lineage import lineage, registry_entries, retention_in_force
 from strongroom.service.model_calls import ModelCalls
 from strongroom.service.model_routes import ModelsConfig, models_config
 from strongroom.service.operations import Operations, Outcome, Retrieved
@@ -372,14 +371,10 @@ class AsyncPlatform:
 
         def run() -> Outcome[Lineage]:  # on the store's thread, where the hold store is opened
             in_force = retention_in_force(self._retention_here().store)
-            return lineage(self.ops, self.audit, principal, record_id, policies=in_force)
+            models = registry_entries(self._registry_here().store)
+            return lineage(self.ops, self.audit, principal, record_id, policies=in_force, registry=models)
 
         return await self._done(await self.on_store(run))
-
-    async def erasing(self, op: Callable[[Erasures], Outcome[T]]) -> T:
-        """Run one erasure operation (erase, verify, list: :mod:`strongroom.service.erasure`) on
-        the store's thread, audited. An erasure holds that thread until it is done."""
-        return await self._done(await self.on_store(lambda: op(Erasures(self.ops, self.audit))))
 
     async def verify_audit(self, principal: Principal) -> VerifyReport:
         """Check the audit chain and its signed checkpoints (admins); the report says where it breaks."""

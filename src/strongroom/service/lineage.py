@@ -46,19 +46,24 @@ from strongroom.governance.lineage import (
     VersionLineage,
     acl_at,
 )
+from strongroom.governance.registry import ModelEntry
 from strongroom.llm.deployments import load_deployments
 from strongroom.llm.route_config import RouteStore
 from strongroom.service.hold_store import HoldStore
 from strongroom.service.operations import Operations, Outcome
+from strongroom.service.registry_store import RegistryStore
 from strongroom.types import DocumentVersion, Principal
 
-__all__ = ["LINEAGE_ROLES", "PolicyHook", "lineage", "retention_in_force"]
+__all__ = ["LINEAGE_ROLES", "PolicyHook", "RegistryHook", "lineage", "registry_entries", "retention_in_force"]
 
 #: the roles that may read any record's lineage (others: only their own requests')
 LINEAGE_ROLES = frozenset({"admin", "auditor"})
 #: more policies in force for the live versions at the record's time (``retention`` and ``holds``:
 #: :func:`retention_in_force`); returns JSON values keyed by policy name
 PolicyHook = Callable[[Sequence[DocumentVersion], datetime], Mapping[str, object]]
+#: the model registry's entries bound to the generator and to the store's embedder, with their
+#: stage at the record's time (:func:`registry_entries`)
+RegistryHook = Callable[[str, str, datetime], Mapping[str, object]]
 _REMOVALS = ("documents.delete", "retention.delete", "erasure.erase")  # actions that remove a version
 _ERASURE = "erasure.erase"
 _MAX_SEQ = 2**53 - 1
@@ -222,6 +227,7 @@ def lineage(
     record_id: str | int,
     *,
     policies: PolicyHook | None = None,
+    registry: RegistryHook | None = None,
 ) -> Outcome[Lineage]:
     """The lineage of audit record ``record_id`` (its seq) for ``principal``, audited as ``lineage.read``."""
 
@@ -236,7 +242,7 @@ def lineage(
         pairs = [] if action == "ingest" else _chunk_pairs(ev)
         if not pairs and not ev.get("generator"):
             raise QueryError(f"record {seq} is a {action!r} record; lineage is for answers, searches and agent steps")
-        lineage = _assemble(ops, log, principal, record, ev, pairs, auditor, policies)
+        lineage = _assemble(ops, log, principal, record, ev, pairs, auditor, policies, registry)
         return lineage, {"filters": {"record": seq, "action": action}}
 
     return ops.run_audited(principal, "lineage.read", {"target": str(record_id)[:40]}, body)
@@ -251,6 +257,7 @@ def _assemble(
     pairs: Sequence[tuple[str, str]],
     auditor: bool,
     policies: PolicyHook | None,
+    registry: RegistryHook | None,
 ) -> Lineage:
     store = ops.store
     version_ids = list(dict.fromkeys(v for _, v in pairs))
@@ -281,8 +288,9 @@ def _assemble(
         "retention": None,  # filled by ``policies`` (retention_in_force)
         "holds": None,
     }
+    at = datetime.fromisoformat(record.at)
     if policies is not None:
-        in_force.update(policies([live[v] for v in version_ids if v in live], datetime.fromisoformat(record.at)))
+        in_force.update(policies([live[v] for v in version_ids if v in live], at))
     embedder = {
         "setting": settings.embedder,
         "model": settings.embedder_model,
@@ -304,6 +312,7 @@ def _assemble(
         embedder=embedder,
         policies=in_force,
         erasures_since=tuple(s for s in history.erasures if s > record.seq),
+        registry=registry(model.generator, embedder["store_model_id"], at) if registry is not None else {},
     )
 
 
@@ -336,3 +345,29 @@ def retention_in_force(holds: HoldStore) -> PolicyHook:
         }
 
     return in_force
+
+
+def registry_entries(store: RegistryStore) -> RegistryHook:
+    """The registry entries bound to a record's generator (a deployment's name) and to the store's
+    embedder, each with its stage when the record was written and now, its owner, risk tier and lineage."""
+
+    def entries(generator: str, embedder: str, at: datetime) -> Mapping[str, object]:
+        everything = store.entries()
+
+        def row(e: ModelEntry) -> dict[str, object]:
+            return {
+                "ref": e.ref,
+                "kind": e.kind,
+                "binding": e.binding,
+                "owner": e.owner,
+                "risk_tier": e.risk_tier,
+                "lineage": e.lineage.as_dict(),
+                "stage_then": e.stage_at(at),
+                "stage_now": e.stage,
+            }
+
+        models = [row(e) for e in everything if generator and e.kind != "embedder" and e.binding == generator]
+        embedders = [row(e) for e in everything if embedder and e.kind == "embedder" and e.binding == embedder]
+        return {"models": models, "embedders": embedders}
+
+    return entries

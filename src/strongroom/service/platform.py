@@ -61,7 +61,7 @@ from strongroom.service.conversation_store import (
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
 from strongroom.service.hold_store import open_hold_store
-from strongroom.service.lineage import lineage, retention_in_force
+from strongroom.service.lineage import lineage, registry_entries, retention_in_force
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
 from strongroom.service.proposal_store import canonical, open_proposal_store
@@ -637,7 +637,8 @@ class Platform:
         """Where the answer of audit record ``record_id`` came from (:mod:`strongroom.service.lineage`):
         for an admin or auditor, or whoever made the request; NotFound for anyone else."""
         in_force = retention_in_force(self.retention.store)  # the holds and retention policies
-        return self._done(lineage(self.ops, self.audit, principal, record_id, policies=in_force))
+        models = registry_entries(self.registry.store)
+        return self._done(lineage(self.ops, self.audit, principal, record_id, policies=in_force, registry=models))
 
 
 def models_for(settings: Settings, principal: Principal, routes: RouteStore) -> list[RouteView]:
