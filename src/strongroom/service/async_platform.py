@@ -51,6 +51,7 @@ from strongroom.service.conversation_store import (
 )
 from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
+from strongroom.service.erasure import Erasures
 from strongroom.service.hold_store import open_hold_store
 from strongroom.service.lineage import lineage, registry_entries, retention_in_force
 from strongroom.service.model_calls import ModelCalls
@@ -375,6 +376,11 @@ class AsyncPlatform:
             return lineage(self.ops, self.audit, principal, record_id, policies=in_force, registry=models)
 
         return await self._done(await self.on_store(run))
+
+    async def erasing(self, op: Callable[[Erasures], Outcome[T]]) -> T:
+        """Run one erasure operation (erase, verify, list: :mod:`strongroom.service.erasure`) on
+        the store's thread, audited. An erasure holds that thread until it is done."""
+        return await self._done(await self.on_store(lambda: op(Erasures(self.ops, self.audit))))
 
     async def verify_audit(self, principal: Principal) -> VerifyReport:
         """Check the audit chain and its signed checkpoints (admins); the report says where it breaks."""
