@@ -19,6 +19,7 @@ from strongroom.governance.registry import (
     gate,
     in_force,
     parse_ref,
+    retired_bindings,
     tracked,
 )
 
@@ -154,3 +155,13 @@ def test_refused_exactly_when_some_metric_drops_beyond_the_tolerance(
 ) -> None:
     expected = all(cand[m] >= prod[m] - tol for m in METRICS)
     assert gate([ev(dict(cand))], [ev(dict(prod))], tol).accepted is expected
+
+
+def test_deployments_serving_only_retired_models_are_left_out() -> None:
+    def e(version: str, stage: str, binding: str, kind: str = "chat") -> ModelEntry:
+        return ModelEntry("m", version, kind, "o", "low", binding, stage=stage)  # type: ignore[arg-type]
+
+    assert retired_bindings([e("1", "retired", "old"), e("2", "production", "new")]) == {"old"}
+    assert retired_bindings([e("1", "retired", "a"), e("2", "validated", "a")]) == frozenset()  # a serves v2 now
+    assert retired_bindings([e("1", "retired", "a"), e("2", "candidate", "a")]) == {"a"}  # a candidate is not enough
+    assert retired_bindings([e("1", "retired", "minilm", "embedder"), e("2", "retired", "")]) == frozenset()

@@ -24,10 +24,13 @@ from strongroom.config import Settings
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StrongroomError
 from strongroom.evaluate import QAItem, load_qa
 from strongroom.governance.registry import Lineage, ModelEntry
+from strongroom.llm.deployments import DeploymentSpec, load_retired, save_deployment
+from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.service import AskRequest, IngestRequest, Platform, View
 from strongroom.service.approvals import Applied
 from strongroom.service.registry import PROMOTE, Promotion, eval_set_sha256, promote_change
 from strongroom.testing import HashEmbedder
+from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from strongroom.types import Principal
 
 ADMIN = frozenset({"reader", "ingester", "admin"})
@@ -372,3 +375,42 @@ def test_break_glass_still_passes_the_gate_and_is_flagged(world: World) -> None:
     assert glass.proposal.break_glass and stage(world, "chat@1") == "retired"
     assert world.platform.registering(lambda r: r.show(ana(), "chat@1")).history[-1].proposal_id == "break-glass"
     assert [p.id for p in world.platform.approving(lambda a: a.unreviewed(bo()))] == [glass.proposal.id]
+
+
+def test_a_deployment_whose_model_is_retired_gets_no_more_requests(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", embedder="hash", route_groups={"chat": ["research"]})
+    (tmp_path / "note.txt").write_text(NOTE)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "q", "question": "How many cuts?", "evidence": [{"doc": "note.txt"}]}) + "\n")
+    with (
+        FakeOpenAIServer(Reply.stream("From the old model [1].")) as old,
+        FakeOpenAIServer(Reply.stream("From the new model [1].")) as new,
+        Platform.open(settings, embedder=HashEmbedder(64)) as p,
+    ):
+        request = IngestRequest(paths=(tmp_path / "note.txt",), acl=frozenset({"research"}), published="2024-01-02")
+        assert p.ingest(ana(), request).ingested == 1
+        for name, server in (("old", old), ("new", new)):
+            save_deployment(
+                settings.home,
+                name,
+                DeploymentSpec(backend="openai-compatible", url=server.url, model="m", clearance="restricted"),
+            )
+        RouteStore(settings.home).set_route("chat", [parse_target("old:100"), parse_target("new")])
+        w = World(p, Clock(), load_qa(qa), [])
+        p.registry.clock = p.approvals.clock = w.clock
+        good = good_eval(w)
+        for version, binding in (("1", "old"), ("2", "new")):
+            p.registering(lambda r, v=version, b=binding: r.register(ana(), entry(v, binding=b)))  # type: ignore[misc]
+            p.registering(lambda r, v=version: r.attach(ana(), f"chat@{v}", good))  # type: ignore[misc]
+        move(w, "chat@1", "validated")
+        move(w, "chat@1", "production")
+        ask = AskRequest(question="How many cuts does the desk expect?", model="chat")
+        first = p.ask(ana(), ask)
+        assert first.metadata["deployment"] == "old" and len(old.requests) == 1, first.metadata
+        move(w, "chat@2", "validated")
+        move(w, "chat@2", "production")  # retires chat@1, and with it the deployment it is bound to
+        assert load_retired(settings.home) == {"old"}
+        answer = p.ask(ana(), ask)
+        assert answer.metadata["deployment"] == "new" and len(old.requests) == 1  # old got nothing more
+        move(w, "chat@1", "validated")  # brought back only by an approved proposal
+        assert load_retired(settings.home) == frozenset()

@@ -55,6 +55,7 @@ __all__ = [
     "gate",
     "in_force",
     "parse_ref",
+    "retired_bindings",
     "tracked",
 ]
 
@@ -206,6 +207,22 @@ class ModelEntry:
 def allowed(before: str, after: str) -> bool:
     """Whether an entry may move from stage ``before`` to ``after``."""
     return after in TRANSITIONS.get(before, frozenset())
+
+
+def retired_bindings(entries: Iterable[ModelEntry]) -> frozenset[str]:
+    """The deployments the gateway must leave out: those bound to a retired model and to no
+    model that is validated or in production (a new candidate bound to one does not bring it
+    back; validating it, by an approved proposal, does). Embedders are not deployments."""
+    retired: set[str] = set()
+    live: set[str] = set()
+    for e in entries:
+        if e.kind == "embedder" or not e.binding:
+            continue
+        if e.stage == "retired":
+            retired.add(e.binding)
+        elif e.stage in ("validated", "production"):
+            live.add(e.binding)
+    return frozenset(retired - live)
 
 
 def in_force(entries: Iterable[ModelEntry], when: datetime) -> list[ModelEntry]:

@@ -15,11 +15,16 @@ models (the RAG layer's extractive generator) are registered in code, not here.
 ``clearance`` (``public`` unless set: deny by default, so the external ``openai`` above sees
 only public context) is the highest sensitivity level of retrieved context or tool results
 the gateway may send the deployment; ``mnpi`` (false unless set) whether it may see MNPI.
+
+``HOME/models/retired.json`` names the deployments whose model the model registry retired
+(written by an approved registry stage move, :mod:`strongroom.service.registry`); a gateway
+built here leaves them out, so a route fails over past them and never sends them a request.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -45,10 +50,14 @@ __all__ = [
     "build_deployment",
     "deployment_spec",
     "load_deployments",
+    "load_retired",
     "open_gateway",
     "save_deployment",
+    "save_retired",
     "unconfigured",
 ]
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("openai-compatible", "local")
 #: deployments registered in code rather than in deployments.json
@@ -148,6 +157,40 @@ def save_deployment(home: str | Path, name: str, spec: DeploymentSpec) -> None:
         raise
 
 
+def _retired_path(home: str | Path) -> Path:
+    return Path(home) / "models" / "retired.json"
+
+
+def load_retired(home: str | Path) -> frozenset[str]:
+    """The deployments the model registry retired (none when the file is absent)."""
+    path = _retired_path(home)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return frozenset()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not readable JSON ({exc}); move a registry stage to rewrite it") from exc
+    names = data.get("deployments") if isinstance(data, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{path} holds no list of deployments; move a stage in the model registry to rewrite it")
+    return frozenset(names)
+
+
+def save_retired(home: str | Path, names: Iterable[str]) -> None:
+    """Name the deployments the gateway must leave out (written atomically)."""
+    path = _retired_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".retired.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"format": 1, "deployments": sorted(set(names))}, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def build_deployment(name: str, spec: DeploymentSpec, *, env: Mapping[str, str] | None = None) -> Deployment:
     """The gateway :class:`Deployment` for ``spec``; the API key is read from ``env`` now."""
     env = os.environ if env is None else env
@@ -192,6 +235,11 @@ def open_gateway(
     env: Mapping[str, str] | None = None,
 ) -> Gateway:
     """A gateway over the routes and deployments configured under ``home``, plus ``extra``
-    in-process deployments (e.g. ``Deployment("extractive", FunctionModel(...))``)."""
-    deployments = [build_deployment(n, s, env=env) for n, s in sorted(load_deployments(home).items())]
+    in-process deployments (e.g. ``Deployment("extractive", FunctionModel(...))``). Deployments
+    the model registry retired (:func:`load_retired`) are left out: routes fail over past them."""
+    retired = load_retired(home)
+    configured = sorted(load_deployments(home).items())
+    for name in sorted(retired & {n for n, _ in configured}):
+        log.warning("deployment %s is left out: its model is retired in the model registry", name)
+    deployments = [build_deployment(n, s, env=env) for n, s in configured if n not in retired]
     return Gateway(RouteStore(home), [*deployments, *extra], limits=limits, buckets=buckets, metrics=metrics)

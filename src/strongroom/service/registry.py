@@ -51,7 +51,9 @@ from strongroom.governance.registry import (
     gate,
     in_force,
     parse_ref,
+    retired_bindings,
 )
+from strongroom.llm.deployments import save_retired
 from strongroom.service.clock import TimeInput, parse_instant
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.registry_store import RegistryStore
@@ -303,6 +305,25 @@ class Registry:
             raise PermissionDenied(f"the release gate refuses {entry.ref}: {'; '.join(result.reasons)}")
         return entry, cast(Stage, stage), result
 
+    def _after(self, entry: ModelEntry, stage: Stage) -> list[ModelEntry]:
+        """Every entry as it will be once ``entry`` moves to ``stage`` (into production: the
+        production version of its name retired)."""
+        out = []
+        for e in self.store.entries():
+            if (e.name, e.version) == (entry.name, entry.version):
+                e = replace(e, stage=stage)
+            elif stage == "production" and e.name == entry.name and e.stage == "production":
+                e = replace(e, stage="retired")
+            out.append(e)
+        return out
+
+    def _project(self, entries: Sequence[ModelEntry]) -> None:
+        """Tell the gateway which deployments serve only retired models (``HOME/models/retired.json``)."""
+        try:
+            save_retired(self.ops.settings.home, retired_bindings(entries))
+        except OSError as exc:
+            raise StoreError(f"cannot write the retired deployments under {self.ops.settings.home}: {exc}") from exc
+
     def check(self, principal: Principal, change: Mapping[str, Any]) -> None:
         """What a proposal to move a stage must pass when it is made (the apply checks it again)."""
         self._move(change)
@@ -316,10 +337,12 @@ class Registry:
             self.ops.require(who, "admin")
             entry, stage, result = self._move(change)
             proposal = who.key_id if who.auth == "four-eyes" else "break-glass"
+            self._project(self._after(entry, stage))  # first: a move the gateway cannot follow is not made
             moved = self.store.move(
                 entry.name, entry.version, entry.stage, stage, at=self.clock(), by=who.name, proposal_id=proposal
             )
             if not moved:
+                self._project(self.store.entries())
                 raise StoreError(f"{entry.ref} changed stage meanwhile; see `strongroom registry show {entry.ref}`")
             found = self.store.get(entry.name, entry.version)
             assert found is not None
