@@ -393,3 +393,24 @@ def test_tables_longer_than_a_batch_are_read_to_their_end(tmp_path: Path) -> Non
         assert datasets.scrub_text(needles.scrub, apply=False) == {}
     finally:
         datasets.close()
+
+
+def test_an_erasure_stopped_before_the_duckdb_file_was_rewritten_is_finished_by_the_next(
+    tmp_path: Path, model_url: tuple[str, str]
+) -> None:
+    url, name = model_url
+    home, files = tmp_path / "home", tmp_path / "files"
+    files.mkdir()
+    seeded = seed(home, files, url, name)
+    path = home / "datasets.duckdb"
+    db = duckdb.connect(str(path))  # the update made, the process gone before the rewrite
+    try:
+        db.execute("UPDATE strongroom_data.holders SET holder = 'gone'")
+        db.execute("UPDATE strongroom_data._versions SET source_name = 'gone.csv'")
+        db.execute("CHECKPOINT")
+    finally:
+        db.close()
+    assert find_rows(seeded.settings, [name]).get("datasets.holders", 0) == 0  # no row shows it
+    assert occurrences(path.read_bytes(), Needles.of(name))  # the freed blocks still do
+    erase_rows(seeded.settings, [name])
+    assert occurrences(path.read_bytes(), Needles.of(name)) == 0

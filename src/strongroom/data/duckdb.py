@@ -185,7 +185,7 @@ class DuckDBDatasets:
         with self._write:
             self._file.close()
 
-    def scrub_text(self, scrub: Scrub, *, apply: bool) -> dict[str, int]:
+    def scrub_text(self, scrub: Scrub, *, apply: bool, compact: bool = False) -> dict[str, int]:
         """:class:`~strongroom.data.scrub.TextScrubbing`: scrub every text value of every
         dataset (all versions) and of the version records; with ``apply`` and a change, the
         file is then rewritten whole (an UPDATE and a CHECKPOINT leave the old values in
@@ -216,7 +216,7 @@ class DuckDBDatasets:
                         for rowid, values in changed:
                             sets = ", ".join(f"{quote(n)} = ?" for n in values)
                             db.execute(f"UPDATE {target} SET {sets} WHERE rowid = ?", [*values.values(), rowid])
-            if apply and counts:
+            if apply and (counts or compact):
                 db.execute("CHECKPOINT")
                 _rewrite(db, self.path)
         return counts

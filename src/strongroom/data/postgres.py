@@ -176,7 +176,7 @@ class PostgresDatasets:
             extra={"backend": "postgres"},
         )
 
-    def scrub_text(self, scrub: Scrub, *, apply: bool) -> dict[str, int]:
+    def scrub_text(self, scrub: Scrub, *, apply: bool, compact: bool = False) -> dict[str, int]:
         """:class:`~strongroom.data.scrub.TextScrubbing`: scrub every text value of every
         dataset (all versions) and of the version records, in one transaction under the load
         lock; with ``apply``, each changed table is then rewritten (``VACUUM FULL``: the dead
@@ -203,6 +203,8 @@ class PostgresDatasets:
                         rows.execute(f"SELECT ctid::text, {', '.join(quote(n) for n in names)} FROM {target}{lock}")
                         while batch := rows.fetchmany(_SCRUB_BATCH):
                             found += scrubbed_rows(batch, names, scrub)
+                    if apply and compact:
+                        changed.append(target)
                     if not found:
                         continue
                     counts[VERSIONS_PLACE if table == "_versions" else place(table)] = len(found)
@@ -212,7 +214,7 @@ class PostgresDatasets:
                             sets = ", ".join(f"{quote(n)} = %s" for n in values)
                             db.execute(f"UPDATE {target} SET {sets} WHERE ctid = %s::tid", [*values.values(), ctid])
             try:
-                for target in changed:  # outside the transaction: VACUUM cannot run in one
+                for target in dict.fromkeys(changed):  # outside the transaction: VACUUM cannot run in one
                     self._writer.execute(f"VACUUM FULL {target}")
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL could not rewrite the scrubbed datasets: {self._clean(exc)}") from exc

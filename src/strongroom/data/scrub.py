@@ -38,11 +38,12 @@ def place(dataset: str) -> str:
 class TextScrubbing(Protocol):
     """Datasets whose text can be scrubbed in place (see the module)."""
 
-    def scrub_text(self, scrub: Scrub, *, apply: bool) -> dict[str, int]:
+    def scrub_text(self, scrub: Scrub, *, apply: bool, compact: bool = False) -> dict[str, int]:
         """Per place (:func:`place` of each dataset, :data:`VERSIONS_PLACE`), how many rows
         hold text that ``scrub`` changes; with ``apply`` those values are replaced by their
         scrubbed text, in one transaction, and the engine's files are rewritten so that no old
-        value survives. Places with no such row are left out."""
+        value survives (``compact``: rewritten even if no row changed, e.g. after an erasure
+        that stopped between the two). Places with no such row are left out."""
         ...
 
 

@@ -152,7 +152,7 @@ def _rows(settings: Settings, matcher: _Matcher, bus_urls: Sequence[str], *, app
     add(sqlite_rows(settings.home / WEB_SESSIONS_FILE, _WEB, matcher.scrub, apply=apply))
     for path in _bus_files(settings.home, bus_urls):
         add(sqlite_rows(path, _BUS, matcher.scrub, apply=apply))
-    add(_datasets(settings, matcher.scrub, apply=apply))
+    add(_datasets(settings, matcher, apply=apply))
     return counts
 
 
@@ -169,16 +169,32 @@ def _checkpoints(settings: Settings, holds: Callable[[bytes], bool], *, apply: b
     return {CHECKPOINTS_PLACE: len(threads)}
 
 
-def _datasets(settings: Settings, scrub: Callable[[str], str], *, apply: bool) -> dict[str, int]:
-    if not settings.store_url and not (settings.home / DATASETS_FILE).is_file():
+def _datasets(settings: Settings, matcher: _Matcher, *, apply: bool) -> dict[str, int]:
+    path = settings.home / DATASETS_FILE
+    if not settings.store_url and not path.is_file():
         return {}  # never loaded: opening it would create it
+    # an erasure that stopped after its update and before the file was rewritten left the old
+    # values in freed blocks, which no row shows: the file's bytes say so
+    compact = apply and not settings.store_url and _file_holds(path, matcher.holds)
     datasets = open_datasets(settings)
     try:
         if not isinstance(datasets, TextScrubbing):  # pragma: no cover - both backends implement it
             raise TypeError(f"{type(datasets).__name__} cannot be scrubbed")
-        return datasets.scrub_text(scrub, apply=apply)
+        return datasets.scrub_text(matcher.scrub, apply=apply, compact=compact)
     finally:
         datasets.close()
+
+
+def _file_holds(path: Path, holds: Callable[[bytes], bool], chunk: int = 1 << 22, overlap: int = 4096) -> bool:
+    """Whether the bytes of ``path`` hold a needle, read a few MiB at a time (each chunk with
+    the end of the one before, so a needle across two chunks is seen)."""
+    tail = b""
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            if holds(tail + block):
+                return True
+            tail = block[-overlap:]
+    return False
 
 
 def _bus_files(home: Path, bus_urls: Sequence[str]) -> list[Path]:
