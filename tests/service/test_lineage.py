@@ -28,10 +28,13 @@ from strongroom.llm.deployments import DeploymentSpec, save_deployment
 from strongroom.llm.route_config import RouteStore, parse_target
 from strongroom.rag import EXTRACTIVE_VERSION
 from strongroom.service import AskRequest, IngestRequest, Platform
+from strongroom.service.agent_local import LocalAgentRuns
+from strongroom.service.agent_runs import AgentRunRequest
 from strongroom.service.erasure import Erasures
 from strongroom.testing import HashEmbedder
 from strongroom.testing.openai_server import FakeOpenAIServer, Reply
 from strongroom.types import Principal
+from tests.api.agent_world import LOADER, ROUTE, ScriptedModel, build_home
 
 ADMIN = frozenset({"reader", "ingester", "admin"})
 READER = frozenset({"reader"})
@@ -285,3 +288,31 @@ def test_an_erased_document_and_an_erased_identifier_are_reported_without_their_
     assert lineage.erasures_since == (by_document, by_identifier)  # the second may have changed a live chunk
     shown = str(lineage.as_dict())
     assert "Jane Roe" not in shown and "client.txt" not in shown
+
+
+def test_an_agent_runs_lineage_gathers_its_tool_calls_and_its_model_turns(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    with FakeOpenAIServer(model) as server:
+        settings = build_home(tmp_path / "agent-home", tmp_path, server.url)
+        with Platform.open(settings, embedder=HashEmbedder(64)) as p, LocalAgentRuns(p) as agent:
+            owner = Principal("ana", frozenset({"research"}), READER, "oidc")
+            run = agent.ask(owner, AgentRunRequest("[multi] How do Acme's sales compare with its price?", ROUTE))
+            assert run.status == "answered"
+            records = [r for r in p.audit_records(LOADER) if r["target"] == run.id]
+            end = next(r for r in records if r["action"] == "agent.run.end")
+            tools = [r for r in records if str(r["action"]).startswith("agent.tool.")]
+            turns = [r for r in records if r["action"] == "agent.run.model"]
+
+            lineage = p.lineage(owner, end["seq"])  # type: ignore[arg-type]
+            assert lineage.action == "agent.run.end" and lineage.steps == tuple(
+                sorted(int(r["seq"]) for r in [*tools, *turns])  # type: ignore[call-overload]
+            )
+            retrieved = {tuple(c) for r in tools for c in r["chunks"]}  # type: ignore[attr-defined]
+            assert retrieved and {(c.chunk_id, c.version_id) for c in lineage.chunks} == retrieved
+            assert all(c.status == "live" and c.page == 1 for c in lineage.chunks)
+            assert {v.source.rsplit("/", 1)[-1] for v in lineage.versions} == {"acme-10q.md"}
+            assert lineage.model.deployment == "fake" == lineage.model.generator and lineage.model.route == ROUTE
+            assert lineage.model.prompt_template_version == end["filters"]["prompt_version"]  # type: ignore[index]
+            with pytest.raises(NotFound):
+                p.lineage(bo(), end["seq"])  # type: ignore[arg-type]
+        model.release.set()

@@ -139,6 +139,8 @@ class Lineage:
     erasures_since: tuple[int, ...] = ()
     #: the model registry's entries for the generator and the store's embedder (stage then and now)
     registry: Mapping[str, Any] = field(default_factory=dict)
+    #: for a research agent's run: the seqs of its tool calls and model turns the lineage gathers
+    steps: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The lineage as JSON values (the CLI's ``--json`` and the HTTP answer)."""

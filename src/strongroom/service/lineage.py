@@ -66,6 +66,7 @@ PolicyHook = Callable[[Sequence[DocumentVersion], datetime], Mapping[str, object
 RegistryHook = Callable[[str, str, datetime], Mapping[str, object]]
 _REMOVALS = ("documents.delete", "retention.delete", "erasure.erase")  # actions that remove a version
 _ERASURE = "erasure.erase"
+_RUN, _TOOL, _TURN = "agent.run.", "agent.tool.", "agent.run.model"  # an agent run's records
 _MAX_SEQ = 2**53 - 1
 
 
@@ -185,7 +186,7 @@ def _model(ops: Operations, ev: Mapping[str, Any]) -> ModelLineage:
     assert isinstance(filters, dict)
     by = filters.get("answered_by")
     meta: Mapping[str, Any] = by if isinstance(by, dict) else filters
-    route = str(meta.get("model") or filters.get("model") or "")
+    route = str(meta.get("model") or filters.get("model") or filters.get("route") or "")
     version = meta.get("route_version")
     route_version = int(str(version)) if str(version).isdigit() else None
     deployment = str(meta.get("deployment") or "")
@@ -209,7 +210,7 @@ def _model(ops: Operations, ev: Mapping[str, Any]) -> ModelLineage:
         route_deployments=deployments,
         deployment=deployment,
         deployment_config=config,
-        prompt_template_version=str(meta.get("prompt_template_version", "")),
+        prompt_template_version=str(meta.get("prompt_template_version") or filters.get("prompt_version") or ""),
         failovers=int(str(failovers)) if str(failovers).isdigit() else None,
         failed_over_from=str(meta.get("failed_over_from") or ""),
     )
@@ -240,10 +241,14 @@ def lineage(
             raise NotFound(f"no audit record {seq} that you may see")
         action = str(ev.get("action", ""))
         pairs = [] if action == "ingest" else _chunk_pairs(ev)
-        if not pairs and not ev.get("generator"):
+        model_ev: Mapping[str, Any] = ev
+        steps: tuple[int, ...] = ()
+        if action.startswith(_RUN) and ev.get("target"):  # a research agent's run: every step of it
+            pairs, model_ev, steps = _run(log, str(ev["target"]), ev)
+        if not pairs and not model_ev.get("generator"):
             raise QueryError(f"record {seq} is a {action!r} record; lineage is for answers, searches and agent steps")
-        lineage = _assemble(ops, log, principal, record, ev, pairs, auditor, policies, registry)
-        return lineage, {"filters": {"record": seq, "action": action}}
+        lineage = _assemble(ops, log, principal, record, ev, pairs, auditor, policies, registry, model_ev)
+        return replace(lineage, steps=steps), {"filters": {"record": seq, "action": action}}
 
     return ops.run_audited(principal, "lineage.read", {"target": str(record_id)[:40]}, body)
 
@@ -258,6 +263,7 @@ def _assemble(
     auditor: bool,
     policies: PolicyHook | None,
     registry: RegistryHook | None,
+    model_ev: Mapping[str, Any],
 ) -> Lineage:
     store = ops.store
     version_ids = list(dict.fromkeys(v for _, v in pairs))
@@ -276,7 +282,7 @@ def _assemble(
             chunk_rows.append(ChunkLineage(chunk_id, version_id, "deleted" if status == "live" else status))
         else:
             chunk_rows.append(ChunkLineage(chunk_id, version_id, "live", c.page, c.char_start, c.char_end))
-    model = _model(ops, ev)
+    model = _model(ops, model_ev)
     settings = ops.settings
     in_force: dict[str, object] = {
         "acl_at_record": {v.version_id: list(v.acl_at_record) for v in versions},
@@ -314,6 +320,36 @@ def _assemble(
         erasures_since=tuple(s for s in history.erasures if s > record.seq),
         registry=registry(model.generator, embedder["store_model_id"], at) if registry is not None else {},
     )
+
+
+def _run(
+    log: AuditLog, run_id: str, ev: Mapping[str, Any]
+) -> tuple[list[tuple[str, str]], Mapping[str, Any], tuple[int, ...]]:
+    """An agent run's lineage from its records (their target is the run): the chunks its tool calls
+    retrieved, its last model turn (with the prompt version the run's end record keeps) and the
+    seqs of the steps."""
+    pairs: list[tuple[str, str]] = []
+    turn: Mapping[str, Any] = {}
+    steps: list[int] = []
+    for rec in log.read():
+        if run_id not in _text(rec):
+            continue
+        step = rec.event()
+        action = str(step.get("action", ""))
+        if step.get("target") != run_id or step.get("outcome") != "ok":
+            continue
+        if action.startswith(_TOOL):
+            pairs.extend(_chunk_pairs(step))
+            steps.append(rec.seq)
+        elif action == _TURN:
+            turn = step
+            steps.append(rec.seq)
+    filters = ev.get("filters") if isinstance(ev.get("filters"), dict) else {}
+    assert isinstance(filters, dict)
+    model_ev = dict(turn)
+    if filters.get("prompt_version") and isinstance(turn.get("filters"), dict):
+        model_ev["filters"] = {**turn["filters"], "prompt_version": filters["prompt_version"]}
+    return list(dict.fromkeys(pairs)), model_ev, tuple(steps)
 
 
 def _removed_documents(log: AuditLog, version_ids: Iterable[str], live: Mapping[str, object]) -> dict[str, str]:
