@@ -348,3 +348,31 @@ def test_the_command_line_erases_verifies_and_lists(tmp_path: Path, model: tuple
     listed = invoke("erasure", "list", "--json")
     assert listed.exit_code == 0 and [e["erasure_id"] for e in json.loads(listed.stdout)] == [erasure_id]
     assert name.lower() not in listed.stdout.lower()
+
+
+def test_a_big_file_is_searched_in_blocks_and_a_match_across_two_blocks_counted_once(tmp_path: Path) -> None:
+    from strongroom.service import erasure
+
+    needles = Needles.of("Jane Quixote")
+    big = tmp_path / "big.bin"
+    block = erasure._BLOCK
+    with big.open("wb") as fh:  # one match across the first block's end, one inside the overlap, one later
+        fh.write(b"\0" * (block - 5) + b"jane quixote" + b"\0" * 100 + b"JANE QUIXOTE")
+        fh.write(b"\0" * (erasure._WHOLE + 1) + b"Jane\nQuixote")
+    assert erasure.count_in_file(big, needles) == 3
+
+
+def test_packed_files_are_searched_unpacked(tmp_path: Path) -> None:
+    import gzip
+
+    import numpy as np
+
+    from strongroom.service.erasure import search_files
+
+    name = "Jürgen Quixote"
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(json.dumps({"who": name}).encode()))
+    np.savez(tmp_path / "terms.npz", terms=np.array(["jürgen quixote", "other"]))  # UTF-32 inside
+    np.save(tmp_path / "plain.npy", np.array(["JÜRGEN QUIXOTE"]))
+    (tmp_path / "clean.txt").write_text("nothing here")
+    found = dict(search_files(tmp_path, Needles.of(name)))
+    assert found == {"a.jsonl.gz": 1, "terms.npz": 1, "plain.npy": 1, "clean.txt": 0}

@@ -94,6 +94,9 @@ ACTION = "erasure.erase"
 VERIFY_ACTION = "erasure.verify"
 _MAX_REASON = 500
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_WHOLE = 64 * 1024 * 1024
+_BLOCK = 16 * 1024 * 1024
+_OVERLAP = 64 * 1024  # longer than any match: an identifier is at most 200 characters, escaped 12 bytes each
 
 
 @dataclass(frozen=True)
@@ -318,10 +321,13 @@ class Erasures:
             searched += 1
         found["audit"] = len(_audit_seqs(self.audit, needles))
         searched += 1
-        for place, n in search_files(self.settings.home, needles):
-            found[f"file:{place}"] = n
-            searched += 1
         unsearched: list[str] = []
+        for path, count in search_files(self.settings.home, needles):
+            if count is None:
+                unsearched.append(f"file:{path}")
+            else:
+                found[f"file:{path}"] = count
+                searched += 1
         url = getattr(store, "url", None)
         if self.settings.store_url and isinstance(url, str):
             from strongroom.service.erasure_postgres import search_database
@@ -374,6 +380,8 @@ def _remove_files(folder: Path, needles: Needles, *, keep_names: set[str] | froz
     if not folder.is_dir():
         return 0
     for path, count in _file_counts(folder, needles):
+        if count is None:
+            raise StoreError(f"cannot read {path} to erase from it; check its permissions and erase again")
         if count and path.name not in keep_names:
             try:
                 path.unlink()
@@ -385,12 +393,13 @@ def _remove_files(folder: Path, needles: Needles, *, keep_names: set[str] | froz
     return removed
 
 
-def search_files(home: Path, needles: Needles) -> list[tuple[str, int]]:
-    """Occurrences in every file under ``home`` (path relative to it), zeros included."""
+def search_files(home: Path, needles: Needles) -> list[tuple[str, int | None]]:
+    """Occurrences in every file under ``home`` (path relative to it), zeros included; None for
+    a file that could not be read."""
     return [(str(path.relative_to(home)), n) for path, n in _file_counts(home, needles)]
 
 
-def _file_counts(folder: Path, needles: Needles) -> Iterator[tuple[Path, int]]:
+def _file_counts(folder: Path, needles: Needles) -> Iterator[tuple[Path, int | None]]:
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs.sort()
         for name in sorted(files):
@@ -398,11 +407,25 @@ def _file_counts(folder: Path, needles: Needles) -> Iterator[tuple[Path, int]]:
             if path.is_symlink() or not path.is_file():
                 continue
             try:
-                data = path.read_bytes()
+                yield path, count_in_file(path, needles)
             except OSError:
-                yield path, 0
-                continue
-            yield path, count_in_bytes(data, needles)
+                yield path, None
+
+
+def count_in_file(path: Path, needles: Needles) -> int:
+    """Occurrences in a file (see :func:`count_in_bytes`). A file over 64 MiB (a catalog, a DuckDB
+    file) is read in blocks that overlap, as raw bytes only (nothing big is an archive here)."""
+    if path.stat().st_size <= _WHOLE:
+        return count_in_bytes(path.read_bytes(), needles)
+    n = 0
+    tail = b""
+    with path.open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            data = tail + block
+            # a match wholly inside the overlap was counted with the block before
+            n += sum(1 for m in needles.byte_pattern.finditer(data) if m.end() > len(tail))
+            tail = data[-_OVERLAP:]
+    return n
 
 
 def count_in_bytes(data: bytes, needles: Needles) -> int:
@@ -426,10 +449,7 @@ def _unpacked(data: bytes) -> Iterator[bytes]:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 for member in archive.namelist():
-                    inner = archive.read(member)
-                    yield inner
-                    if member.endswith(".npy"):
-                        yield from _npy_strings(inner)
+                    yield archive.read(member)  # an npz member is an npy file: unpacked in turn
         except (zipfile.BadZipFile, OSError, ValueError):
             pass
     elif data[:6] == b"\x93NUMPY":
