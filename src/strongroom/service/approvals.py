@@ -2,7 +2,9 @@
 person and takes effect only when a different person with the ``approver`` role approves it.
 
 The changes that go through it (:data:`KINDS`): ``acl.set`` (who may read a document) and
-``keys.create`` (an API key, which always carries entitlement groups). A proposal keeps the
+``keys.create`` (an API key, which always carries entitlement groups); the ``models.*`` and
+``registry.*`` changes, and ``retention.set``, ``retention.remove`` and ``holds.release`` (a
+retention policy, a legal hold lifted: :mod:`strongroom.service.retention` applies them). A proposal keeps the
 exact change as canonical JSON with its SHA-256; it expires after ``proposal_ttl_hours``.
 
 - **The same person** is the owner, not the credential: ``key:ana`` (any of Ana's API keys)
