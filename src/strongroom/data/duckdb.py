@@ -187,36 +187,18 @@ class DuckDBDatasets:
 
     def scrub_text(self, scrub: Scrub, *, apply: bool, compact: bool = False) -> dict[str, int]:
         """:class:`~strongroom.data.scrub.TextScrubbing`: scrub every text value of every
-        dataset (all versions) and of the version records; with ``apply`` and a change, the
-        file is then rewritten whole (an UPDATE and a CHECKPOINT leave the old values in
-        blocks DuckDB frees but does not clear), under the write lock, and put in place of the
-        old one."""
+        dataset (all versions) and of the version records. Without ``apply`` the file is only
+        read, as queries read it. With ``apply``, under the write lock, the values change in one
+        transaction and then (if one did, or ``compact``) the file is rewritten whole and put in
+        place of the old one: an UPDATE and a CHECKPOINT leave the old values in blocks DuckDB
+        frees but does not clear."""
+        if not apply:
+            with self._reading() as db:
+                return _scrub(db, scrub, apply=False)
         with self._write, self._writing() as db:
-            columns = db.execute(
-                "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
-                "WHERE database_name = current_database() AND schema_name = ? AND data_type = 'VARCHAR' "
-                "AND table_name <> '_meta' GROUP BY table_name ORDER BY table_name",
-                [SCHEMA],
-            ).fetchall()
-            counts: dict[str, int] = {}
             with _transaction(db, "scrub the datasets"):
-                for table, all_names in columns:
-                    names = scrubbed_columns(table, all_names)
-                    target = f"{SCHEMA}.{quote(table)}"
-                    if not names:
-                        continue
-                    db.execute(f"SELECT rowid, {', '.join(quote(n) for n in names)} FROM {target}")
-                    changed = []  # only the rows that change are held, a batch of rows at a time
-                    while batch := db.fetchmany(_BATCH):
-                        changed += scrubbed_rows(batch, names, scrub)
-                    if not changed:
-                        continue
-                    counts[VERSIONS_PLACE if table == "_versions" else place(table)] = len(changed)
-                    if apply:
-                        for rowid, values in changed:
-                            sets = ", ".join(f"{quote(n)} = ?" for n in values)
-                            db.execute(f"UPDATE {target} SET {sets} WHERE rowid = ?", [*values.values(), rowid])
-            if apply and (counts or compact):
+                counts = _scrub(db, scrub, apply=True)
+            if counts or compact:
                 db.execute("CHECKPOINT")
                 _rewrite(db, self.path)
         return counts
@@ -262,6 +244,34 @@ class DuckDBDatasets:
 
     def _latest(self, db: duckdb.DuckDBPyConnection, name: str) -> DatasetVersion | None:
         return _newest(db, [name]).get(name)
+
+
+def _scrub(db: duckdb.DuckDBPyConnection, scrub: Scrub, *, apply: bool) -> dict[str, int]:
+    """Per place, the rows whose text ``scrub`` changes (changed with ``apply``)."""
+    columns = db.execute(
+        "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = ? AND data_type = 'VARCHAR' "
+        "GROUP BY table_name ORDER BY table_name",
+        [SCHEMA],
+    ).fetchall()
+    counts: dict[str, int] = {}
+    for table, all_names in columns:
+        names = scrubbed_columns(table, all_names)
+        if not names:
+            continue
+        target = f"{SCHEMA}.{quote(table)}"
+        db.execute(f"SELECT rowid, {', '.join(quote(n) for n in names)} FROM {target}")
+        changed = []  # only the rows that change are held, a batch of rows at a time
+        while batch := db.fetchmany(_BATCH):
+            changed += scrubbed_rows(batch, names, scrub)
+        if not changed:
+            continue
+        counts[VERSIONS_PLACE if table == "_versions" else place(table)] = len(changed)
+        if apply:
+            for rowid, values in changed:
+                sets = ", ".join(f"{quote(n)} = ?" for n in values)
+                db.execute(f"UPDATE {target} SET {sets} WHERE rowid = ?", [*values.values(), rowid])
+    return counts
 
 
 def _rewrite(db: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -2,30 +2,26 @@
 besides the document store and the audit log (which :mod:`strongroom.service.erasure` erases
 itself), so that an erasure reaches every copy.
 
-Where each place is, and what happens to a row that holds the identifier:
+Each place (its name in the counts), where it is, and what becomes of a row that holds the
+identifier:
 
-============================  ============================================  =====================
-place                         where                                         a row that holds it
-============================  ============================================  =====================
-``conversations``             catalog: ``conversations.title``               scrubbed
-``conversations.turns``       catalog: question, retrieval query, answer     scrubbed
-                              JSON (claims, citations, quotes)
-``conversations.feedback``    catalog: feedback comments                     scrubbed
-``agent_runs``                catalog: question, result JSON, reason, clocks scrubbed
-``agent_runs.events``         catalog: each step's JSON                      scrubbed
-``agent_checkpoints``         ``HOME/agent_checkpoints.sqlite3`` or the      the run's thread is
-                              PostgreSQL store (LangGraph's saved state)     deleted whole
-``proposals``                 catalog: a four-eyes change, its reason and    scrubbed; a pending
-                              detail                                         one ``failed``
-``jobs``                      the store's ingestion job log (catalog, or     scrubbed
-                              PostgreSQL)
-``web_sessions``              ``HOME/web_sessions.sqlite3``: sessions and    deleted (signed out)
-                              pending sign-ins
-``bus.messages``,             each SQLite bus file (``bus_urls``, and any    deleted
-``bus.dead_letters``          bus file under the home)
-``datasets.<name>``,          ``HOME/datasets.duckdb`` or PostgreSQL         scrubbed, every
-``datasets.versions``         schema ``strongroom_data``                     version
-============================  ============================================  =====================
+- ``conversations``: the catalog's conversation titles; scrubbed.
+- ``conversations.turns``: each question, retrieval query and answer JSON (claims,
+  citations, quotes); scrubbed.
+- ``conversations.feedback``: feedback comments; scrubbed.
+- ``agent_runs``: a run's question, result JSON, reason and clocks; scrubbed.
+- ``agent_runs.events``: each step's JSON; scrubbed.
+- ``agent_checkpoints``: LangGraph's saved steps (``HOME/agent_checkpoints.sqlite3``, or the
+  PostgreSQL store); the run's whole thread is deleted (counted in runs).
+- ``proposals``: a four-eyes change, its reason and detail; scrubbed, and a pending one set
+  to ``failed`` (its change no longer matches its hash, so it could never be applied).
+- ``jobs``: the store's ingestion job log (the catalog, or PostgreSQL); scrubbed.
+- ``web_sessions``: ``HOME/web_sessions.sqlite3``, sessions and pending sign-ins; deleted
+  (that browser is signed out).
+- ``bus.messages``, ``bus.dead_letters``: each SQLite bus file (``bus_urls``, and any bus
+  file under the home); deleted (a queued job about erased content is not run).
+- ``datasets.<name>``, ``datasets.versions``: ``HOME/datasets.duckdb`` or PostgreSQL schema
+  ``strongroom_data``, every version's rows and the loaded file's name; scrubbed in place.
 
 Scrubbed: each case-insensitive occurrence (in every form
 :class:`~strongroom.governance.erasure.Needles` matches) becomes ``[erased]``, in place.
@@ -36,13 +32,15 @@ reason says why) and can no longer be resumed; a queued or running run is asked 
 
 No old text stays in a file: each SQLite file is changed with ``secure_delete`` on, then
 vacuumed and its write-ahead log emptied (even with no row changed, since rows deleted
-earlier may lie in free pages); the DuckDB file is rewritten whole; changed PostgreSQL tables
-are rewritten (``VACUUM FULL``).
+earlier may lie in free pages); the DuckDB file is rewritten whole when a value changed or
+its bytes still hold the identifier; changed PostgreSQL tables are rewritten (``VACUUM FULL``).
 
 Not covered here: Redis Streams and Kafka buses (their messages expire with the stream's
 retention; use the SQLite bus, or trim the stream), PostgreSQL's write-ahead log and backups
-(they age out with the server's retention), and user names (owner columns, session names are
-deleted with the session): they name a principal, not a data subject.
+(they age out with the server's retention), user names (owner columns: they name a
+principal, not a data subject; a session is deleted whole), and the governance records that
+must outlive an erasure: legal holds (their reason and query), retention policies, the model
+registry and API key labels.
 
     counts = find_rows(settings, ["jane quixote"])    # {"conversations.turns": 2, ...}
     erase_rows(settings, ["jane quixote"])            # the same counts, now erased
