@@ -376,3 +376,14 @@ def test_packed_files_are_searched_unpacked(tmp_path: Path) -> None:
     (tmp_path / "clean.txt").write_text("nothing here")
     found = dict(search_files(tmp_path, Needles.of(name)))
     assert found == {"a.jsonl.gz": 1, "terms.npz": 1, "plain.npy": 1, "clean.txt": 0}
+
+
+def test_a_pdf_is_searched_inside_its_compressed_streams(tmp_path: Path) -> None:
+    import zlib
+
+    from strongroom.service.erasure import search_files
+
+    content = zlib.compress(b"BT /F1 12 Tf 72 700 Td (Statement for Jane Quixote) Tj ET")
+    pdf = b"%PDF-1.4\n1 0 obj << /Length " + str(len(content)).encode() + b" /Filter /FlateDecode >>\nstream\n"
+    (tmp_path / "statement.pdf").write_bytes(pdf + content + b"\nendstream\nendobj\n%%EOF\n")
+    assert dict(search_files(tmp_path, Needles.of("jane quixote"))) == {"statement.pdf": 1}
