@@ -414,3 +414,24 @@ def test_an_erasure_stopped_before_the_duckdb_file_was_rewritten_is_finished_by_
     assert occurrences(path.read_bytes(), Needles.of(name))  # the freed blocks still do
     erase_rows(seeded.settings, [name])
     assert occurrences(path.read_bytes(), Needles.of(name)) == 0
+
+
+def test_an_identifier_with_sql_and_pattern_characters_matches_only_itself(tmp_path: Path) -> None:
+    """Needles never reach SQL and are matched literally: ``%``, ``_``, quotes and regex
+    characters in an identifier match those characters, nothing else."""
+    hostile = "100%_O'Brien\"; DROP TABLE notes;--(.*)"
+    path = tmp_path / "rows.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (body TEXT)")
+    near = "100xyO'Brien\"; DROP TABLE notes;--(abc)"  # what a LIKE or regex pattern would match
+    db.executemany("INSERT INTO notes VALUES (?)", [(f"re: {hostile.upper()}",), (near,)])
+    db.commit()
+    db.close()
+    spec = [Rows("notes", "notes", text=("body",))]
+    needles = Needles.of(hostile)
+    assert sqlite_rows(path, spec, needles.scrub, apply=True) == {"notes": 1}
+    db = sqlite3.connect(path)
+    try:
+        assert [r[0] for r in db.execute("SELECT body FROM notes ORDER BY rowid")] == ["re: [erased]", near]
+    finally:
+        db.close()
