@@ -28,8 +28,9 @@ DEFAULT_ACL = "public"
 
 EmbedderName = Literal["minilm", "sentence-transformers", "openai", "hash"]
 #: the roles a principal can hold: admin implies ingester implies reader; approver (the checker
-#: of four-eyes changes) is granted on its own and implies nothing
-RoleName = Literal["reader", "ingester", "admin", "approver"]
+#: of four-eyes changes) and auditor (reads any answer's lineage) are granted on their own and
+#: imply nothing
+RoleName = Literal["reader", "ingester", "admin", "approver", "auditor"]
 
 
 def _every_role() -> list[RoleName]:

@@ -17,6 +17,7 @@ from strongroom.types import Principal
 __all__ = ["ROLE_ORDER", "Caller", "roles_for"]
 
 ROLE_ORDER: tuple[Role, ...] = ("reader", "ingester", "admin")
+_APART: tuple[Role, ...] = ("approver", "auditor")
 
 
 def roles_for(groups: Iterable[str], role_groups: Mapping[str, Sequence[str]]) -> frozenset[Role]:
@@ -33,8 +34,9 @@ def roles_for(groups: Iterable[str], role_groups: Mapping[str, Sequence[str]]) -
         if mine & set(role_groups.get(role, ())):
             top = i
     ordered: frozenset[Role] = frozenset(ROLE_ORDER[: top + 1])
-    # the four-eyes checker stands apart: admin does not imply it, nor it anything
-    return ordered | {"approver"} if mine & set(role_groups.get("approver", ())) else ordered
+    # the four-eyes checker and the auditor stand apart: admin implies neither, nor they anything
+    apart: frozenset[Role] = frozenset(r for r in _APART if mine & set(role_groups.get(r, ())))
+    return ordered | apart
 
 
 @dataclass(frozen=True)

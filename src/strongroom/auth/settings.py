@@ -19,7 +19,7 @@ from strongroom.config import QueryEncoderName
 
 __all__ = ["ALLOWED_ALGORITHMS", "Role", "ServiceSettings"]
 
-Role = Literal["reader", "ingester", "admin", "approver"]
+Role = Literal["reader", "ingester", "admin", "approver", "auditor"]
 #: the only JWT algorithms ever accepted: asymmetric, so a public key can never sign
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 
@@ -47,9 +47,10 @@ class ServiceSettings(BaseSettings):
             "ingester": ["strongroom-ingesters"],
             "admin": ["strongroom-admins"],
             "approver": ["strongroom-approvers"],
+            "auditor": ["strongroom-auditors"],
         },
         description="Groups granting each role; admin implies ingester implies reader; approver (four-eyes "
-        "checker) implies nothing.",
+        "checker) and auditor (reads any answer's lineage) imply nothing.",
     )
     api_key_cache_s: float = Field(
         default=2.0,
