@@ -137,3 +137,45 @@ def test_a_second_person_approves_in_the_browser_and_the_maker_cannot(
         'meta[name="csrf-token"]', "content")})  # fmt: skip
     assert again.status == 400 and "is applied, not waiting for a decision" in again.text()  # applied once
     assert not (ana_errors or bo_errors or cy_errors)
+
+
+def test_an_approver_rejects_and_reviews_break_glass_in_the_browser(
+    browser: Any, world: World, contexts: list[Any]
+) -> None:
+    ana, ana_ctx, ana_errors = signed_in(browser, world, ANA, contexts)
+    csrf = ana.get_attribute('meta[name="csrf-token"]', "content")
+    headers = {"X-CSRF-Token": csrf}
+    proposed = ana_ctx.request.put(f"/v1/documents/{world.doc_id}/acl", data={"acl": ["public"]}, headers=headers)
+    assert proposed.status == 202, proposed.text()
+    pid = proposed.json()["proposal_id"]
+    change = {"document_id": world.doc_id, "acl": ["research", "risk"]}
+    glass = ana_ctx.request.post(
+        "/v1/approvals/break-glass",
+        data={"kind": "acl.set", "change": change, "reason": "incident 42"},
+        headers=headers,
+    )
+    assert glass.status == 200, glass.text()
+    gid = glass.json()["proposal"]["id"]
+    assert acl_of(ana_ctx, world) == ["research", "risk"]  # break glass: at once
+    ana.goto("/ui/admin/approvals")
+    assert ana.locator(f"#unreviewed tr[data-proposal='{gid}']").is_visible()
+    assert ana.get_by_role("button", name=f"Mark break-glass change {gid} reviewed").count() == 0  # not hers to review
+
+    bo, _, bo_errors = signed_in(browser, world, BO, contexts)
+    bo.goto("/ui/admin/approvals")
+    bo.get_by_label(f"Reason for rejecting {pid}").fill("not before the desk review")
+    bo.get_by_role("button", name=f"Reject proposal {pid} by ana").click()
+    bo.wait_for_selector("#approvals-notice")
+    assert bo.locator("#approvals-notice").inner_text() == f"proposal {pid}: rejected"
+    assert acl_of(ana_ctx, world) == ["research", "risk"]  # the rejected change never took effect
+
+    bo.get_by_role("button", name=f"Mark break-glass change {gid} reviewed").click()
+    bo.wait_for_selector("#approvals-notice")
+    assert bo.locator("#approvals-notice").inner_text() == f"proposal {gid}: reviewed"
+    assert bo.locator("#unreviewed").inner_text() == "Every break-glass change has been reviewed."
+    bo.select_option("#approvals-status", "rejected")
+    bo.get_by_role("button", name="Show").click()
+    bo.wait_for_url("**/ui/admin/approvals?status=rejected")
+    assert [bo.locator("#proposals tbody tr").nth(0).get_attribute("data-proposal")] == [pid]
+    assert bo.locator("#proposals tbody tr").count() == 1
+    assert not (ana_errors or bo_errors)
