@@ -224,7 +224,7 @@ class ErasurePlan:
     document; who asked, when, and why (the reason scrubbed of the identifier)."""
 
     erasure_id: str
-    identifier_sha: str  # identifier_digest, empty for a document erasure
+    identifier_hmac: str  # identifier_digest, empty for a document erasure
     document_id: str
     reason: str
     requested_by: str
@@ -233,7 +233,7 @@ class ErasurePlan:
     def as_dict(self) -> dict[str, object]:
         return {
             "erasure_id": self.erasure_id,
-            "identifier_hmac": self.identifier_sha,
+            "identifier_hmac": self.identifier_hmac,
             "document_id": self.document_id,
             "reason": self.reason,
             "requested_by": self.requested_by,

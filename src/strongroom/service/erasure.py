@@ -43,7 +43,10 @@ files, DuckDB, JSON lines, index snapshots; gzip, zstd and zip/npz members decom
 string arrays decoded), and, with a PostgreSQL store, every text, JSON and bytea column of every
 table in every schema of its database. Zero everywhere is the proof.
 
-Who may: ``admin`` (the role that may delete documents; erasing is a deletion). Both are audited.
+Who may: ``admin`` (the role that may delete documents; erasing is a deletion). An identifier
+erasure reaches every document whatever the admin's groups (it reports counts, never text); a
+document erasure only one the admin may read, as a deletion. Both are audited. Every step is
+idempotent: an erasure that fails part-way is recorded as an error and is simply run again.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -78,7 +81,7 @@ from strongroom.service.records import load_secret
 from strongroom.service.visibility import governing
 from strongroom.store.base import Erasable, Reembed
 from strongroom.text import dense_text
-from strongroom.types import Chunk, Principal
+from strongroom.types import Chunk, DocumentVersion, Principal
 
 __all__ = ["ACTION", "VERIFY_ACTION", "ErasureEntry", "Erasures", "done", "search_files"]
 
@@ -153,7 +156,7 @@ class Erasures:
             needles = Needles.of(identifier) if identifier.strip() else None
             plan = ErasurePlan(
                 erasure_id=erasure_id,
-                identifier_sha=identifier_digest(identifier, self._key()) if needles else "",
+                identifier_hmac=identifier_digest(identifier, self._key()) if needles else "",
                 document_id=document_id.strip(),
                 reason=needles.scrub(reason.strip()) if needles else reason.strip(),
                 requested_by=principal.name,
@@ -189,7 +192,7 @@ class Erasures:
         holds = self._holds()
         if not holds:
             return set()
-        by_document: dict[str, list[Any]] = {}
+        by_document: dict[str, list[DocumentVersion]] = {}
         for version in self.ops.store.versions():
             by_document.setdefault(version.document_id, []).append(version)
         return {d for d, versions in by_document.items() if document_hold(holds, versions) is not None}
@@ -243,13 +246,13 @@ class Erasures:
         if erase is None:
             return len(seqs), 0, len(seqs)
         try:
-            done = erase(seqs)
-        except NotErasable as exc:
+            erased = erase(seqs)
+        except NotErasable as exc:  # format 1/2 records: their hash covers their text
             legacy = set(exc.legacy)
             rest = [s for s in seqs if s not in legacy]
-            done = erase(rest) if rest else []
-            return len(seqs), len(done), len(legacy)
-        return len(seqs), len(done), 0
+            erased = erase(rest) if rest else []
+            return len(seqs), len(erased), len(legacy)
+        return len(seqs), len(erased), 0
 
     def _erase_document(self, principal: Principal, plan: ErasurePlan) -> ErasureReport:
         store = self.ops.store
@@ -350,7 +353,7 @@ def _rows() -> ModuleType:
 
 def _record_filters(report: ErasureReport) -> dict[str, object]:
     return {
-        "identifier_hmac": report.plan.identifier_sha,
+        "identifier_hmac": report.plan.identifier_hmac,
         "document_id": report.plan.document_id,
         "found": dict(report.found),
         "erased": dict(report.erased),
