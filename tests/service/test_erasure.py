@@ -231,6 +231,8 @@ def test_verify_refuses_the_wrong_identifier_and_finds_what_is_left(tmp_path: Pa
     stray.write_text(f'{{"who": "{name.title()}"}}\n')  # a copy someone left under the home
     proof = _verify(world.settings, report.plan.erasure_id, name)
     assert not proof.proven and proof.found == {"file:exports/copy.jsonl": 1}
+    again = _erase(world.settings, identifier=name, reason="DSAR 1, again")  # no step reaches it: it says so
+    assert again.pending == ("file:exports/copy.jsonl still holds it",) and stray.is_file()
 
 
 def test_bad_requests_are_refused_and_change_nothing(tmp_path: Path, model: tuple[str, str]) -> None:

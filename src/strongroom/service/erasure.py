@@ -235,6 +235,9 @@ class Erasures:
             pending.append(f"audit: {legacy} records of format 1/2 hold it and cannot be erased")
         store.reclaim()
         held = tuple(sorted(count.held))
+        if not held:  # what no step above reaches (a training set under models/, a copy someone left)
+            left = [f"file:{p} still holds it" for p, n in search_files(self.settings.home, needles) if n != 0]
+            pending.extend(left)
         return ErasureReport(plan, found, erased, held=held, originals_removed=removed, pending=tuple(pending))
 
     def _erase_audit(self, needles: Needles) -> tuple[int, int, int]:
