@@ -26,8 +26,7 @@ a version sees it withheld (hashes only). Every read is audited (``lineage.read`
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -103,27 +102,31 @@ class _History:
     """What the audit log says about some versions and their documents (one streamed pass)."""
 
     def __init__(self, log: AuditLog, versions: Mapping[str, str]) -> None:
+        self.documents = dict(versions)  # version -> document ("": removed, learnt from its ingestion)
         self.ingested: dict[str, tuple[Ingestion, tuple[str, ...]]] = {}  # version -> ingestion, ACL asked
         self.acl: dict[str, list[AclEvent]] = {}  # document -> changes
         self.removed: dict[str, Removal] = {}  # version -> removal
         self.erasures: list[int] = []  # every erasure's seq (one of an identifier names no document)
-        needles = {*versions, *versions.values(), f'"action":"{_ERASURE}"'}
+        needles = {*versions, *(d for d in versions.values() if d), f'"action":"{_ERASURE}"'}
         for rec in log.read():
             text = _text(rec)
             if any(n in text for n in needles):  # most records name none: skip the parse
-                self._note(rec, text, rec.event(), versions)
+                self._note(rec, text, rec.event())
+                needles.update(d for d in self.documents.values() if d)
 
-    def _note(self, rec: AuditRecord, text: str, ev: Mapping[str, Any], versions: Mapping[str, str]) -> None:
+    def _note(self, rec: AuditRecord, text: str, ev: Mapping[str, Any]) -> None:
         action, target = str(ev.get("action", "")), str(ev.get("target", ""))
         if ev.get("outcome") != "ok":
             return
         filters = ev.get("filters") if isinstance(ev.get("filters"), dict) else {}
         assert isinstance(filters, dict)
-        if action == "ingest":
+        versions = self.documents
+        if action == "ingest":  # its chunks are (document, version) pairs; they are in the body, never erased
             for pair in ev.get("chunks") or ():
                 if len(pair) == 2 and pair[1] in versions and pair[1] not in self.ingested:
                     who = Ingestion(rec.seq, rec.at, target, str(ev.get("principal", "")), "")
                     self.ingested[pair[1]] = (who, _strings(filters.get("acl")))
+                    versions[pair[1]] = versions[pair[1]] or str(pair[0])
         elif action == "acl.set" and target in versions.values():
             change = AclEvent(rec.seq, _strings(filters.get("before")), _strings(filters.get("after")))
             self.acl.setdefault(target, []).append(change)
@@ -132,7 +135,8 @@ class _History:
                 self.erasures.append(rec.seq)
             removal = Removal(rec.seq, rec.at, action, str(ev.get("principal", "")))
             for version, document in versions.items():
-                if version not in self.removed and (target == document or document in text or version in text):
+                named = bool(document) and (target == document or document in text)
+                if named or version in text:  # the latest: a version may be deleted, ingested again, deleted
                     self.removed[version] = removal
 
 
@@ -270,9 +274,8 @@ def _assemble(
     live = {v: found for v in version_ids if (found := store.version(v)) is not None}
     chunks = {c.id: c for c, _ in store.fetch([c for c, _ in pairs])}
     shown = {v for v, found in live.items() if auditor or principal.may_read(found.acl)}
-    removed = _removed_documents(log, version_ids, live)  # a removed version's document: from its ingestion
-    documents = {v: live[v].document_id if v in live else removed.get(v, "") for v in version_ids}
-    history = _History(log, {v: d for v, d in documents.items() if d})
+    history = _History(log, {v: live[v].document_id if v in live else "" for v in version_ids})
+    documents = history.documents  # a removed version's document: from the record that ingested it
     versions = tuple(_version(record, v, documents[v], live.get(v), history, v in shown) for v in version_ids)
     chunk_rows = []
     for chunk_id, version_id in pairs:
@@ -350,21 +353,6 @@ def _run(
     if filters.get("prompt_version") and isinstance(turn.get("filters"), dict):
         model_ev["filters"] = {**turn["filters"], "prompt_version": filters["prompt_version"]}
     return list(dict.fromkeys(pairs)), model_ev, tuple(steps)
-
-
-def _removed_documents(log: AuditLog, version_ids: Iterable[str], live: Mapping[str, object]) -> dict[str, str]:
-    """The documents of versions no longer in the store, from the ingestion records that wrote them."""
-    missing = {v for v in version_ids if v not in live}
-    found: dict[str, str] = {}
-    if not missing:
-        return found
-    for rec in log.read():
-        if '"action":"ingest"' not in rec.body or not any(v in rec.body for v in missing):
-            continue  # an ingest record keeps its (document, version) pairs in the body
-        for pair in json.loads(rec.body).get("chunks") or ():
-            if len(pair) == 2 and pair[1] in missing:
-                found.setdefault(pair[1], pair[0])
-    return found
 
 
 def retention_in_force(holds: HoldStore) -> PolicyHook:
