@@ -190,6 +190,15 @@ def _erased_everywhere(world: World, store_url: str = "") -> None:
     proof = _verify(settings, report.plan.erasure_id, f" {name.lower()} ")
     assert proof.proven and proof.searched > 10, proof.as_dict()
     assert files_holding(home, needles) == {}  # verifying wrote no trace of it either
+    if store_url:  # the database search can fail: a copy in any schema, any column type, is found
+        with psycopg.connect(store_url, autocommit=True) as db:
+            db.execute("CREATE SCHEMA side; CREATE TABLE side.copy (t text, j jsonb, b bytea, n int)")
+            db.execute(
+                "INSERT INTO side.copy VALUES (%s, %s, %s, 1)",
+                (name.upper(), json.dumps({"who": name}), f"\x00{name}\x00".encode()),
+            )
+        found = _verify(settings, report.plan.erasure_id, name).found
+        assert found == {"postgres:side.copy.t": 1, "postgres:side.copy.j": 1, "postgres:side.copy.b": 1}, found
 
 
 def test_an_erased_identifier_is_in_no_file_under_the_home(tmp_path: Path, model: tuple[str, str]) -> None:
