@@ -84,6 +84,17 @@ def signed_in(browser: Any, world: World, who: User, opened: list[Any]) -> tuple
     return page, context, errors
 
 
+def unlabelled(page: Any) -> list[str]:
+    """The page's controls that name themselves to no one (no label, aria-label or text)."""
+    found: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')]
+             .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                          && !e.getAttribute('aria-labelledby') && !(e.textContent || '').trim())
+             .map(e => e.outerHTML)"""
+    )
+    return found
+
+
 def acl_of(context: Any, world: World) -> list[str]:
     r = context.request.get(f"/v1/documents/{world.doc_id}")
     assert r.status == 200, r.text()
@@ -125,6 +136,7 @@ def test_a_second_person_approves_in_the_browser_and_the_maker_cannot(
     bo, bo_ctx, bo_errors = signed_in(browser, world, BO, contexts)
     bo.get_by_role("link", name="Approvals").click()
     bo.wait_for_url("**/ui/admin/approvals")
+    assert unlabelled(bo) == []
     bo.get_by_role("button", name=f"Approve proposal {pid} by ana").click()
     bo.wait_for_selector("#approvals-notice")
     assert bo.locator("#approvals-notice").inner_text() == f"proposal {pid}: applied"
