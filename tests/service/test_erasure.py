@@ -66,18 +66,27 @@ class Model:
 class World:
     settings: Settings
     name: str
-    held_document: str = ""
+    account: str
+
+
+def account_of(name: str) -> str:
+    """The customer's account number (derived from the name, so a failure names both)."""
+    rng = random.Random(name)
+    return f"QX{rng.randrange(100):02d} {rng.randrange(10**4):04d} {rng.randrange(10**4):04d} {rng.randrange(100):02d}"
 
 
 def seed(home: Path, files: Path, model_url: str, name: str, *, store_url: str = "") -> World:
-    """Put ``name`` in documents, questions, a conversation and an agent run, through the platform."""
+    """Put ``name`` and their account number in documents, questions, a conversation and an agent
+    run, through the platform."""
+    account = account_of(name)
     settings = Settings(home=home, embedder="hash", route_groups={ROUTE: ["research"]}, store_url=store_url)
     save_deployment(
         home, "fake", DeploymentSpec(backend="openai-compatible", url=model_url, model="fake", clearance="restricted")
     )
     RouteStore(home).set_route(ROUTE, [Target("fake", 100)])
     (files / f"letter to {name}.txt").write_text(
-        f"Dear {name},\n\nyour overdraft facility was renewed until 2027.\n\nRegards, the credit desk.\n"
+        f"Dear {name},\n\nyour overdraft facility on account {account} was renewed until 2027.\n\n"
+        "Regards, the credit desk.\n"
     )
     (files / "review.md").write_text(
         f"# Credit review: {name.upper()}\n\nThe borrower {name} keeps a current account.\n\n"
@@ -94,14 +103,14 @@ def seed(home: Path, files: Path, model_url: str, name: str, *, store_url: str =
             IngestRequest(paths=tuple(sorted(files.iterdir())), acl=frozenset({"research"}), meta=meta, roots=(files,)),
         )
         assert report.ingested == 4, report
-        p.ask(ANA, AskRequest(question=f"What facility does {name} hold?"))
+        p.ask(ANA, AskRequest(question=f"What facility does {name} hold on {account}?"))
         p.search(ANA, SearchRequest(query=f"{name.lower()} overdraft"))
         p.converse(ANA, None, AskRequest(question=f"Summarise the credit review of {name}"))
         with LocalAgentRuns(p) as agent:
-            run = agent.ask(ANA, AgentRunRequest(f"Find {name}'s overdraft", route=ROUTE))
+            run = agent.ask(ANA, AgentRunRequest(f"Find {name}'s overdraft on {account}", route=ROUTE))
             assert run.status == "answered", run
         p.runtime.store.save_indexes()  # the keyword and vector snapshot files, with the name in them
-    return World(settings, name)
+    return World(settings, name, account)
 
 
 def files_holding(home: Path, needles: Needles) -> dict[str, int]:
@@ -190,6 +199,14 @@ def _erased_everywhere(world: World, store_url: str = "") -> None:
     proof = _verify(settings, report.plan.erasure_id, f" {name.lower()} ")
     assert proof.proven and proof.searched > 10, proof.as_dict()
     assert files_holding(home, needles) == {}  # verifying wrote no trace of it either
+    account = Needles.of(world.account)
+    assert files_holding(home, account)  # the account number is still there: the next erasure's job
+    erased = _erase(settings, identifier=world.account.replace(" ", ""), reason="DSAR-114, the account")
+    assert sum(erased.erased.values()) >= 1 and erased.pending == ()
+    assert files_holding(home, account) == {} and files_holding(home, needles) == {}
+    if store_url:
+        assert tables_holding(store_url, account) == {}
+    assert _verify(settings, erased.plan.erasure_id, world.account).proven
     if store_url:  # the database search can fail: a copy in any schema, any column type, is found
         with psycopg.connect(store_url, autocommit=True) as db:
             db.execute("CREATE SCHEMA side; CREATE TABLE side.copy (t text, j jsonb, b bytea, n int)")

@@ -6,10 +6,10 @@ forms the platform may have stored it in, matched case-insensitively.
 
 What is matched:
 
-- the identifier as given, and with its whitespace collapsed: between its whitespace-separated
-  parts any run of whitespace, none included (``Jane Quixote``, ``jane   quixote``,
-  ``Jane\\nQuixote`` as a PDF line break left it, ``GB29NWBK60161331926819`` for
-  ``GB29 NWBK 6016 1331 9268 19``), in any letter case;
+- the identifier's characters in order, in any letter case, with any run of whitespace (or
+  none) between any two of them: ``Jane Quixote``, ``jane   quixote``, ``Jane\\nQuixote`` as a
+  PDF line break left it; ``GB29NWBK60161331926819`` and ``GB29 NWBK 6016 1331 9268 19`` find
+  each other whichever is given;
 - its Unicode NFC and NFKC forms (a composed and a decomposed ``ü``), and its case-folded
   form; ``ss`` also matches ``ß`` (upper case turns ``Strauß`` into ``STRAUSS``, so erasing
   either finds both);
@@ -71,8 +71,9 @@ _MAX_ROUNDS = 64
 
 
 def normalise(identifier: str) -> str:
-    """The identifier as hashed and compared: NFKC, whitespace collapsed, case folded."""
-    return " ".join(unicodedata.normalize("NFKC", identifier).split()).casefold()
+    """The identifier as hashed and compared: NFKC, without whitespace (matching ignores it),
+    case folded; so ``GB29 NWBK 6016`` and ``gb29nwbk6016`` are one identifier."""
+    return "".join(unicodedata.normalize("NFKC", identifier).split()).casefold()
 
 
 def identifier_digest(identifier: str, key: bytes) -> str:
@@ -113,24 +114,22 @@ def _char(char: str) -> str:
 
 
 #: "ss" also matches the sharp s (upper case and case folding turn "Strauß" into "STRAUSS"), escaped too
-_SHARP = "(?:ss|ß|ẞ|" + _escaped("ß") + "|" + _escaped("ẞ") + ")"
+_SHARP = r"(?:s\s*s|ß|ẞ|" + _escaped("ß") + "|" + _escaped("ẞ") + ")"
 
 
 def _pattern_text(form: str) -> str:
-    """One form as a pattern: each part's characters (any case, JSON-escaped at any depth), any
-    whitespace between the parts."""
-    parts = []
-    for part in form.split():
-        pieces, i = [], 0
-        while i < len(part):
-            if part[i : i + 2].casefold() == "ss":
-                pieces.append(_SHARP)
-                i += 2
-            else:
-                pieces.append(_char(part[i]))
-                i += 1
-        parts.append("".join(pieces))
-    return r"\s*".join(parts)
+    """One form as a pattern: its characters in order (each in any case, or JSON-escaped at any
+    depth), any whitespace (or none) between any two of them."""
+    chars = "".join(form.split())
+    pieces, i = [], 0
+    while i < len(chars):
+        if chars[i : i + 2].casefold() == "ss":
+            pieces.append(_SHARP)
+            i += 2
+        else:
+            pieces.append(_char(chars[i]))
+            i += 1
+    return r"\s*".join(pieces)
 
 
 @dataclass(frozen=True)
