@@ -245,6 +245,46 @@ def test_a_legacy_catalog_is_migrated_in_place_and_keeps_verifying(tmp_path: Pat
     assert problems(backend) == [(2, "edited")]
 
 
+_WHERE = st.sampled_from(["query", "target", "detail", "filter value", "filter key", "nested filter"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    core=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=3, max_size=12),
+    where=st.lists(_WHERE, min_size=1, max_size=4),
+    around=st.text(max_size=30),
+    upper=st.booleans(),
+)
+def test_any_identifier_anywhere_in_the_erasable_part_is_found_and_erased_from_the_file(
+    tmp_path_factory: pytest.TempPathFactory, core: str, where: list[str], around: str, upper: bool
+) -> None:
+    needle = "ΩΩ" + core  # Ω: in nothing else the log holds
+    assume(needle.strip() == needle and needle.casefold().upper().casefold() == needle.casefold())
+    home = tmp_path_factory.mktemp("erase")
+    written = needle.upper() if upper else needle
+    text = around + written + around
+    fields: dict[str, object] = {"query": "", "target": "", "detail": "", "filters": {}}
+    for place in where:
+        if place in ("query", "target", "detail"):
+            fields[place] = text
+        else:
+            filters = dict(fields["filters"])  # type: ignore[call-overload]
+            key = {"filter value": "k", "filter key": text, "nested filter": "n"}[place]
+            filters[key] = {"deep": [text]} if place == "nested filter" else (text if place == "filter value" else 1)
+            fields["filters"] = filters
+    log = SqliteAuditLog(home / "catalog.sqlite3")
+    log.append_many([event(0), AuditEvent(principal="p", groups=(), action="ask", **fields), event(2)])  # type: ignore[arg-type]
+    files = lambda: b"".join(f.read_bytes() for f in sorted(home.glob("catalog.sqlite3*")))  # noqa: E731
+    as_stored = canonical_json(written)[1:-1]  # as the erasable part's JSON text holds it
+    assert as_stored in files()  # the check below can fail
+    assert log.find_text([needle]) == [2]
+    assert log.erase([2]) == [2] and log.find_text([needle]) == []
+    assert log.verify().ok and log.verify().erased == 1
+    log.close()
+    stored = files()
+    assert as_stored not in stored and written.encode() not in stored and needle.encode() not in stored
+
+
 _ISSUE_15_GUARDS = """
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;

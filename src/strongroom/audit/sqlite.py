@@ -216,16 +216,20 @@ class SqliteAuditLog(ChainedLog):
 
     def _truncate_wal(self) -> None:
         """Copy the WAL into the database and truncate it, so the pages that held the erased
-        text (written there when the records were appended) are gone from the WAL too."""
-        for _ in range(5):
+        text (written there when the records were appended) are gone from the WAL too. Waits
+        at most 10 s for other connections' reads to end (appends wait meanwhile)."""
+        (timeout,) = self._db.execute("PRAGMA busy_timeout").fetchone()
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        try:
             busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if busy is None or not busy[0]:
-                return
-        log.warning(
-            "the WAL of %s could not be truncated after an erasure (other connections were reading); "
-            "the next checkpoint removes the erased text from it",
-            self._catalog,
-        )
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        if busy is not None and busy[0]:
+            log.warning(
+                "the WAL of %s could not be truncated after an erasure (other connections kept reading); "
+                "the erased text may remain in it until a checkpoint truncates it (erase again to retry)",
+                self._catalog,
+            )
 
 
 def _unseen(record: AuditRecord, have: dict[int, str]) -> bool:
