@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO, runtime_checkable
 
 from strongroom.audit.anchor import Anchor, Checkpoint
 from strongroom.audit.records import (
@@ -31,7 +31,17 @@ from strongroom.errors import NotErasable, QueryError
 if TYPE_CHECKING:
     from strongroom.config import Settings
 
-__all__ = ["AuditBackend", "AuditLog", "ChainedLog", "Erasable", "append", "chain_rows", "export", "records"]
+__all__ = [
+    "AuditBackend",
+    "AuditLog",
+    "ChainedLog",
+    "Erasable",
+    "append",
+    "chain_rows",
+    "erasable_text",
+    "export",
+    "records",
+]
 
 
 class AuditLog(Protocol):
@@ -74,6 +84,7 @@ class AuditLog(Protocol):
         ...
 
 
+@runtime_checkable
 class Erasable(Protocol):
     """Erasing what an audit log holds of an identifier, keeping the chain verifiable.
 

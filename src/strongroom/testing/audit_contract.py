@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 import strongroom.audit as audit_log
-from strongroom.audit import GENESIS, AuditBackend, AuditEvent, AuditRecord
+from strongroom.audit import GENESIS, AuditBackend, AuditEvent, AuditRecord, Erasable
 from strongroom.audit.records import event_body, record_hash
 from strongroom.errors import NotErasable, QueryError
 
@@ -299,6 +299,7 @@ class AuditLogContract:
 
     def test_erasing_keeps_the_chain_and_its_checkpoints_verifying(self, backend: Backend) -> None:
         log = backend.open()
+        assert isinstance(log, Erasable)
         log.append_many([event(0), personal(1), event(2)])
         audit_log.append(log, personal(3, "someone else"))
         audit_log.append(log, personal(4))
