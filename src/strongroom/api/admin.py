@@ -29,6 +29,7 @@ class VerifyOut(BaseModel):
     head_seq: int = Field(description="The newest record's seq.")
     anchored: int | None = Field(description="The highest seq a valid signed checkpoint vouches for.")
     checkpoints: int
+    erased: int = Field(0, description="How many records' free text was erased (their hashes still verify).")
     problems: list[ProblemOut] = Field(description="Where the chain breaks, if it does (at most 100).")
 
 
@@ -60,6 +61,7 @@ async def verify_audit(request: Request, principal: Who) -> VerifyOut:
         head_seq=report.head.seq,
         anchored=report.anchored,
         checkpoints=report.checkpoints,
+        erased=report.erased,
         problems=problems,
     )
 

@@ -81,6 +81,8 @@ async def audit_page(
     rows: list[dict[str, object]] = []
     async for record in records:
         fields = record.as_dict()
+        if fields.get("erased"):  # its free text was erased (issue 20): say so where it was
+            fields.update(target="[erased]", query="", detail="[erased]")
         if action and not str(fields.get("action", "")).startswith(action):
             continue
         if principal and fields.get("principal") != principal:
