@@ -7,7 +7,7 @@ refused by ``DELETE /v1/documents/{id}`` with ``403``, naming the matter.
 
     GET    /v1/retention/policies
     PUT    /v1/retention/policies/{name}   {"keep": "7y", "doc_type": "research_report", "reason": "..."}
-    DELETE /v1/retention/policies/{name}
+    DELETE /v1/retention/policies/{name}?reason=...
     POST   /v1/retention/apply             {"dry_run": true}
     GET    /v1/holds?active=true
     POST   /v1/holds                       {"matter_id", "reason", and one of "document_id", "source", "query"}
@@ -74,13 +74,15 @@ async def list_policies(request: Request, principal: Who) -> list[dict[str, Any]
 async def set_policy(name: str, body: PolicyRequest, request: Request, principal: Who) -> dict[str, Any]:
     """Add or replace a policy (202 with a proposal id when four-eyes is on)."""
     change = {"id": name, **body.model_dump(exclude={"reason"})}
-    policy = await service(request).platform.retention_change(principal, "retention.set", change)
+    policy = await service(request).platform.retention_change(principal, "retention.set", change, body.reason)
     return dict(policy.describe())
 
 
 @router.delete("/v1/retention/policies/{name}")
-async def remove_policy(name: str, request: Request, principal: Who) -> dict[str, Any]:
-    policy = await service(request).platform.retention_change(principal, "retention.remove", {"id": name})
+async def remove_policy(name: str, request: Request, principal: Who, reason: str = "") -> dict[str, Any]:
+    """Remove a policy (202 with a proposal id when four-eyes is on); ``?reason=`` says why."""
+    change: dict[str, object] = {"id": name}
+    policy = await service(request).platform.retention_change(principal, "retention.remove", change, reason[:2000])
     return {"removed": policy.describe()}
 
 
@@ -110,7 +112,8 @@ async def place_hold(body: HoldRequest, request: Request, principal: Who) -> dic
 @router.post("/v1/holds/{hold_id}/release")
 async def release_hold(hold_id: str, body: ReleaseRequest, request: Request, principal: Who) -> dict[str, Any]:
     """Release a hold (202 with a proposal id when four-eyes is on)."""
-    hold = await service(request).platform.retention_change(principal, "holds.release", {"hold_id": hold_id})
+    change: dict[str, object] = {"hold_id": hold_id}
+    hold = await service(request).platform.retention_change(principal, "holds.release", change, body.reason)
     return dict(hold.describe())
 
 

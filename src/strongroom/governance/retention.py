@@ -9,8 +9,11 @@ ingestion pipeline sets it from the file, or falls back to when it was ingested)
 
 A document expires when ``now`` is at or past the latest expiry of the policies that match its
 newest version: the longest policy wins, so a document under research (7 years) and under
-"everything from this source" (1 year) stays 7 years. A document that no policy matches never
-expires, and neither does one published in the future beyond the keep period.
+"everything from this source" (1 year) stays 7 years. An older live version matched by a policy
+that keeps it longer (counted from its own publication) keeps the whole document, since deleting
+a document deletes every version: a contract kept 10 years and re-filed as research kept 1 year
+stays 10 years. A document whose newest version no policy matches never expires, and neither
+does one published in the future beyond the keep period.
 
     research = RetentionPolicy("research-7y", doc_type="research_report", years=7)
     expired([research], store.versions(), now)        # [(document_id, research), ...]
@@ -151,11 +154,22 @@ def expired(
     policies: Sequence[RetentionPolicy], versions: Iterable[DocumentVersion], now: datetime
 ) -> list[tuple[str, RetentionPolicy]]:
     """The documents (by id, sorted) whose newest version in ``versions`` (live versions) is past
-    the keep period of the longest matching policy, each with that policy."""
+    the keep period of the longest matching policy, and no older version is kept longer by a
+    policy matching it, each with the policy that kept it longest."""
+    versions = list(versions)
+    by_doc: dict[str, list[DocumentVersion]] = {}
+    for v in versions:
+        by_doc.setdefault(v.document_id, []).append(v)
     out = []
     for document_id, version in sorted(_newest(versions).items()):
         governing = governing_policy(policies, version)
-        if governing is not None and now >= governing[1]:
+        if governing is None:
+            continue
+        for older in by_doc[document_id]:  # deleting the document deletes every version
+            kept = governing_policy(policies, older) if older is not version else None
+            if kept is not None and kept[1] > governing[1]:
+                governing = kept
+        if now >= governing[1]:
             out.append((document_id, governing[0]))
     return out
 

@@ -297,8 +297,11 @@ class AsyncPlatform:
 
         def run() -> Outcome[T]:
             if self._approvals is None:
-                appliers = self._retention_here().appliers()
-                self._approvals = Approvals(self.ops, open_proposal_store(self.settings), self.keys, appliers=appliers)
+                retention = self._retention_here()
+                self._approvals = Approvals(
+                    self.ops, open_proposal_store(self.settings), self.keys,
+                    appliers=retention.appliers(), checks=retention.checks(),
+                )  # fmt: skip
             registry = self._registry_here()  # a registry stage moves only by an approved proposal
             self._approvals.appliers.setdefault(PROMOTE, registry.apply)
             self._approvals.checks.setdefault(PROMOTE, registry.check)
@@ -315,12 +318,15 @@ class AsyncPlatform:
         """Run one retention or legal hold operation (list, place, apply) on the store's thread, audited."""
         return await self._done(await self.on_store(lambda: op(self._retention_here())))
 
-    async def retention_change(self, principal: Principal, kind: str, change: dict[str, object]) -> Any:
+    async def retention_change(
+        self, principal: Principal, kind: str, change: dict[str, object], reason: str = ""
+    ) -> Any:
         """Set or remove a retention policy, or release a hold (``retention.set|remove``,
-        ``holds.release``); with four-eyes on, proposed instead (:class:`ApprovalPending`)."""
+        ``holds.release``); with four-eyes on, proposed instead (:class:`ApprovalPending`).
+        ``reason``: the proposal's, or the audit record's detail."""
         if self.settings.four_eyes:
-            await self._proposed(principal, kind, change)
-        return await self.retaining(lambda r: r.change(principal, kind, change))
+            await self._proposed(principal, kind, change, reason)
+        return await self.retaining(lambda r: r.change(principal, kind, change, reason=reason))
 
     def _registry_here(self) -> Registry:
         """The model registry, opened on first use (on the store's thread)."""
@@ -333,8 +339,8 @@ class AsyncPlatform:
         """Run one model registry operation on the store's thread, audited (:mod:`strongroom.service.registry`)."""
         return await self._done(await self.on_store(lambda: op(self._registry_here())))
 
-    async def _proposed(self, principal: Principal, kind: str, change: dict[str, object]) -> None:
-        p = await self.approving(lambda a: a.propose(principal, kind, change))
+    async def _proposed(self, principal: Principal, kind: str, change: dict[str, object], reason: str = "") -> None:
+        p = await self.approving(lambda a: a.propose(principal, kind, change, reason))
         raise ApprovalPending(
             f"four-eyes approval is on: the change is proposal {p.id}; it takes effect when another person with "
             f"the approver role approves it (POST /v1/approvals/{p.id}/approve), and expires at "

@@ -372,7 +372,8 @@ class Platform:
             )
             return run_eval(items, lambda q: hybrid_search(self.runtime.store, encoder, q, scope, k), k)
 
-        filters = {**clocks.describe(), "k": k, "questions": len(items)}
+        narrowed = {"doc_types": sorted((view or View()).doc_types), "meta_filters": dict((view or View()).filters)}
+        filters = {**clocks.describe(), **narrowed, "k": k, "questions": len(items)}
 
         def body() -> tuple[dict[str, object], dict[str, object]]:
             self.ops.require(principal, "reader")
@@ -449,7 +450,11 @@ class Platform:
             store = open_proposal_store(self.settings)
             appliers = {**self._model_appliers(), PROMOTE: self.registry.apply}
             self._approvals = Approvals(
-                self.ops, store, self.keys, appliers=appliers, checks={PROMOTE: self.registry.check}
+                self.ops,
+                store,
+                self.keys,
+                appliers=appliers,
+                checks={PROMOTE: self.registry.check, **self.retention.checks()},
             )
             self._approvals.appliers.update(self.retention.appliers())
         return self._approvals
@@ -488,19 +493,19 @@ class Platform:
         (:class:`ApprovalPending` names the proposal)."""
         if self.settings.four_eyes:
             self.proposed(principal, "retention.set", policy, reason)
-        return self.retaining(lambda r: r.set_policy(principal, policy))
+        return self.retaining(lambda r: r.set_policy(principal, policy, reason=reason))
 
     def remove_retention_policy(self, principal: Principal, policy_id: str, reason: str = "") -> Any:
         """Remove a retention policy (admins); with four-eyes on, proposed instead."""
         if self.settings.four_eyes:
             self.proposed(principal, "retention.remove", {"id": policy_id}, reason)
-        return self.retaining(lambda r: r.remove_policy(principal, policy_id))
+        return self.retaining(lambda r: r.remove_policy(principal, policy_id, reason=reason))
 
     def release_hold(self, principal: Principal, hold_id: str, reason: str = "") -> Any:
         """Release a legal hold (admins); with four-eyes on, proposed instead."""
         if self.settings.four_eyes:
             self.proposed(principal, "holds.release", {"hold_id": hold_id}, reason)
-        return self.retaining(lambda r: r.release(principal, hold_id))
+        return self.retaining(lambda r: r.release(principal, hold_id, reason=reason))
 
     def proposed(self, principal: Principal, kind: str, change: Mapping[str, object], reason: str) -> NoReturn:
         """Propose a change four-eyes must approve, and say so (:class:`ApprovalPending`)."""

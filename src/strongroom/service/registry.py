@@ -8,7 +8,8 @@ move stages only by approved four-eyes proposals, and answer which model was in 
 - **Evidence** (admin): an evaluation run of this home's audit log (``strongroom eval QA
   --record NAME@VERSION``), attached by its audit seq. The metrics and the evaluation set's
   SHA-256 are read from that audit record, never taken from the caller, so evidence cannot be
-  typed in.
+  typed in. A run narrowed by document type, metadata filter or publication date is refused
+  (its scores are not comparable with production's on the same questions).
 - **Stages** move only by a ``registry.promote`` proposal (``{"name", "version", "stage"}``)
   that another person with the approver role approves, whether or not ``four_eyes`` is on;
   there is no direct move. The stage rules and the release gate
@@ -264,6 +265,12 @@ class Registry:
                 raise QueryError(f"audit record {audit_seq} is not a successful evaluation run (`strongroom eval`)")
             if not isinstance(filters, dict) or not isinstance(filters.get("metrics"), dict):
                 raise QueryError(f"audit record {audit_seq} holds no metrics; run `strongroom eval QA --record` again")
+            if filters.get("doc_types") or filters.get("meta_filters") or filters.get("published_from"):
+                raise QueryError(
+                    f"audit record {audit_seq} is an evaluation narrowed by --doc-type, --filter or --published-from;"
+                    " the release gate compares runs over everything the evaluator may read: run "
+                    "`strongroom eval QA --record` without them"
+                )
             if any(e.audit_seq == audit_seq for e in entry.evidence):
                 raise QueryError(f"evaluation {audit_seq} is attached to {ref} already")
             metrics = {

@@ -116,9 +116,15 @@ class Retention:
     # -- policies --------------------------------------------------------------------------
 
     def set_policy(
-        self, principal: Principal, policy: RetentionPolicy | Mapping[str, Any], *, approved: bool = False
+        self,
+        principal: Principal,
+        policy: RetentionPolicy | Mapping[str, Any],
+        *,
+        approved: bool = False,
+        reason: str = "",
     ) -> Outcome[RetentionPolicy]:
-        """Add or replace a policy (admins; with four-eyes on, only ``approved``)."""
+        """Add or replace a policy (admins; with four-eyes on, only ``approved``); ``reason`` is
+        the record's detail."""
         asked = policy.describe() if isinstance(policy, RetentionPolicy) else dict(policy)
 
         def body() -> tuple[RetentionPolicy, dict[str, object]]:
@@ -127,15 +133,17 @@ class Retention:
             new = policy if isinstance(policy, RetentionPolicy) else RetentionPolicy.from_dict(policy)
             old = self.store.set_policy(new)
             before = old.describe() if old else None
-            return new, {"target": new.id, "filters": {"before": before, "after": new.describe()}}
+            facts = {"target": new.id, "filters": {"before": before, "after": new.describe()}}
+            return new, {**facts, "detail": reason.strip()[:500]}
 
         fields: dict[str, object] = {"target": str(asked.get("id", ""))[:100], "filters": {"after": asked}}
         return self.ops.run_audited(principal, "retention.set", fields, body)
 
     def remove_policy(
-        self, principal: Principal, policy_id: str, *, approved: bool = False
+        self, principal: Principal, policy_id: str, *, approved: bool = False, reason: str = ""
     ) -> Outcome[RetentionPolicy]:
-        """Remove a policy (admins; with four-eyes on, only ``approved``); NotFound if there is none."""
+        """Remove a policy (admins; with four-eyes on, only ``approved``); NotFound if there is none.
+        ``reason`` is the record's detail."""
 
         def body() -> tuple[RetentionPolicy, dict[str, object]]:
             self._admin(principal)
@@ -143,7 +151,7 @@ class Retention:
             old = self.store.remove_policy(policy_id)
             if old is None:
                 raise NotFound(f"no retention policy {policy_id!r}; see `strongroom retention list`")
-            return old, {"filters": {"before": old.describe()}}
+            return old, {"filters": {"before": old.describe()}, "detail": reason.strip()[:500]}
 
         return self.ops.run_audited(principal, "retention.remove", {"target": policy_id[:100]}, body)
 
@@ -186,6 +194,12 @@ class Retention:
                 source=source.strip(),
                 query=query_terms(query) if query is not None else frozen_meta(),
             )
+            if hold.document_id and not self.ops.store.versions(hold.document_id):
+                # a hold on a typo, a file name or a version id would cover nothing and keep nothing
+                raise NotFound(
+                    f"no document {hold.document_id!r}: give a document id (`strongroom documents`); "
+                    "the CLI also takes a file name or version id"
+                )
             self.store.add(hold)
             return hold, {"target": hold.id, "filters": self._facts(hold)}
 
@@ -206,8 +220,9 @@ class Retention:
 
         return self.ops.run_audited(principal, "holds.list", {"filters": {"active_only": active_only}}, body)
 
-    def release(self, principal: Principal, hold_id: str, *, approved: bool = False) -> Outcome[Hold]:
-        """Release a hold in force (admins; with four-eyes on, only ``approved``)."""
+    def release(self, principal: Principal, hold_id: str, *, approved: bool = False, reason: str = "") -> Outcome[Hold]:
+        """Release a hold in force (admins; with four-eyes on, only ``approved``); ``reason`` is
+        the record's detail."""
 
         def body() -> tuple[Hold, dict[str, object]]:
             self._admin(principal)
@@ -219,25 +234,37 @@ class Retention:
             if not self.store.release(hold_id, principal.name, now):
                 raise QueryError(f"hold {hold_id} was released already (by {hold.released_by or 'someone else'})")
             done = replace(hold, released_at=now, released_by=principal.name)
-            return done, {"filters": self._facts(done)}
+            return done, {"filters": self._facts(done), "detail": reason.strip()[:500]}
 
         return self.ops.run_audited(principal, "holds.release", {"target": hold_id[:100]}, body)
 
     def change(
-        self, principal: Principal, kind: str, change: Mapping[str, Any], *, approved: bool = False
+        self, principal: Principal, kind: str, change: Mapping[str, Any], *, approved: bool = False, reason: str = ""
     ) -> Outcome[Any]:
         """Make one change of :data:`KINDS` (``approved``: through an approved proposal)."""
         if kind == "retention.set":
-            return self.set_policy(principal, change, approved=approved)
+            return self.set_policy(principal, change, approved=approved, reason=reason)
         if kind == "retention.remove":
-            return self.remove_policy(principal, str(change.get("id", "")), approved=approved)
+            return self.remove_policy(principal, str(change.get("id", "")), approved=approved, reason=reason)
         if kind == "holds.release":
-            return self.release(principal, str(change.get("hold_id", "")), approved=approved)
+            return self.release(principal, str(change.get("hold_id", "")), approved=approved, reason=reason)
         return self.ops.refused(principal, kind, QueryError(f"no retention change kind {kind!r}"))
 
     def appliers(self) -> dict[str, Callable[[Principal, Mapping[str, Any]], Outcome[Any]]]:
         """How an approved proposal of each of :data:`KINDS` is applied (as its maker, re-checked)."""
         return {kind: functools.partial(self._approved, kind) for kind in KINDS}
+
+    def checks(self) -> dict[str, Callable[[Principal, Mapping[str, Any]], None]]:
+        """What a proposal of :data:`KINDS` must pass when it is made: a release names a hold in
+        force (the approver sees only its id; applying checks it again)."""
+        return {"holds.release": self._check_release}
+
+    def _check_release(self, principal: Principal, change: Mapping[str, Any]) -> None:
+        hold = self.store.get(str(change.get("hold_id", "")))
+        if hold is None:
+            raise NotFound(f"no legal hold {change.get('hold_id')!r}; see `strongroom holds list`")
+        if not hold.active:
+            raise QueryError(f"hold {hold.id} was released already (by {hold.released_by or 'someone else'})")
 
     def _approved(self, kind: str, principal: Principal, change: Mapping[str, Any]) -> Outcome[Any]:
         return self.change(principal, kind, change, approved=True)
