@@ -29,7 +29,7 @@ from strongroom.cli import app
 from strongroom.config import Settings
 from strongroom.errors import ApprovalPending, NotFound, PermissionDenied, QueryError
 from strongroom.evaluate import load_qa
-from strongroom.governance.holds import Hold, hold_on
+from strongroom.governance.holds import Hold, hold_on, query_terms
 from strongroom.governance.registry import Evidence, Lineage, ModelEntry, gate
 from strongroom.governance.retention import RetentionPolicy, expired, plan
 from strongroom.service import IngestRequest, Platform, View
@@ -279,3 +279,19 @@ def test_a_promotion_of_a_version_that_is_not_there_is_refused(platform: Platfor
         env=CLI_ADMIN,
     )  # fmt: skip
     assert done.exit_code == 1 and "chat@9" in done.output
+
+
+def test_a_misspelt_sensitivity_is_refused_not_a_policy_or_hold_on_nothing(http: World) -> None:
+    """``Restricted`` or ``secret`` would match nothing: a policy meant to delete restricted data
+    after a year would keep it forever, and a hold meant to keep it would keep nothing."""
+    with pytest.raises(QueryError, match="public, internal, confidential or restricted"):
+        RetentionPolicy("r1", years=1, sensitivity="Restricted")
+    with pytest.raises(QueryError, match="public, internal, confidential or restricted"):
+        query_terms(["meta.sensitivity=secret"])
+    assert RetentionPolicy("r1", years=1, sensitivity="restricted").sensitivity == "restricted"
+    with http.admin() as admin:
+        put = admin.put("/v1/retention/policies/r1", json={"keep": "1y", "sensitivity": "Restricted"})
+        assert put.status_code == 422 and "restricted" in put.json()["error"]["message"]
+        hold = admin.post("/v1/holds", json={"matter_id": "M", "reason": "r", "query": {"meta.sensitivity": "x"}})
+        assert hold.status_code == 422, hold.text
+        assert admin.get("/v1/retention/policies").json() == [] and admin.get("/v1/holds").json() == []

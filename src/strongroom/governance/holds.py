@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Literal
 
 from strongroom.errors import QueryError
+from strongroom.llm.types import SENSITIVITY_LEVELS
 from strongroom.types import DocumentVersion, frozen_meta
 
 __all__ = ["QUERY_KEYS", "Hold", "HoldKind", "document_hold", "hold_on", "query_terms"]
@@ -64,6 +65,8 @@ def query_terms(terms: Iterable[str] | Mapping[str, str]) -> Mapping[str, str]:
             raise QueryError(f"unknown query key {key!r}: use doc_type, source, title or meta.KEY")
         if not value or len(value) > _MAX_VALUE:
             raise QueryError(f"the value of {key} is 1 to {_MAX_VALUE} characters")
+        if key == "meta.sensitivity" and value not in SENSITIVITY_LEVELS:  # a typo would hold nothing
+            raise QueryError(f"meta.sensitivity {value!r}: public, internal, confidential or restricted")
         if key in out and out[key] != value:
             raise QueryError(f"{key} is given twice with different values")
         out[key] = value

@@ -30,6 +30,7 @@ from typing import Any
 
 from strongroom.errors import QueryError
 from strongroom.governance.holds import Hold, document_hold
+from strongroom.llm.types import SENSITIVITY_LEVELS
 from strongroom.types import DocumentVersion
 
 __all__ = ["RetentionPlan", "RetentionPolicy", "expired", "governing_policy", "parse_keep", "plan"]
@@ -71,6 +72,8 @@ class RetentionPolicy:
             raise QueryError(f"a policy name is 1 to 64 letters, digits, '.', '_' or '-', not {self.id!r}")
         if not (self.doc_type or self.source or self.sensitivity):
             raise QueryError("a policy matches by at least one of doc_type, source or sensitivity")
+        if self.sensitivity and self.sensitivity not in SENSITIVITY_LEVELS:  # a typo would match nothing
+            raise QueryError(f"sensitivity {self.sensitivity!r}: public, internal, confidential or restricted")
         if not (0 <= self.years <= _MAX_YEARS and 0 <= self.days <= _MAX_DAYS) or self.years + self.days == 0:
             raise QueryError(f"keep at least 1 day, at most {_MAX_YEARS} years and {_MAX_DAYS} days")
 

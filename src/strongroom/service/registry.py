@@ -267,7 +267,7 @@ class Registry:
                 raise QueryError(f"audit record {audit_seq} holds no metrics; run `strongroom eval QA --record` again")
             if filters.get("doc_types") or filters.get("meta_filters") or filters.get("published_from"):
                 raise QueryError(
-                    f"audit record {audit_seq} is an evaluation narrowed by --doc-type, --filter or --published-from;"
+                    f"audit record {audit_seq} is an evaluation narrowed by --doc-type, --filter or published_from;"
                     " the release gate compares runs over everything the evaluator may read: run "
                     "`strongroom eval QA --record` without them"
                 )
