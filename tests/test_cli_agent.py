@@ -149,7 +149,7 @@ def test_without_a_route_it_says_how_to_configure_one(world: World) -> None:
 
 
 def test_ctrl_c_cancels_the_run_at_its_next_step(world: World) -> None:
-    world.model.slow_s = 3.0
+    world.model.slow_s = 8.0  # wide enough that a loaded machine still cancels before the model answers
     asking = world.process("ask", "[slow] What were Acme's net sales in the quarter?")
     _until(lambda: world.turns("sales in the quarter", 1) == 1, "the slow model turn", asking)
     asking.send_signal(signal.SIGINT)
