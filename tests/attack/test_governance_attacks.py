@@ -295,3 +295,35 @@ def test_a_misspelt_sensitivity_is_refused_not_a_policy_or_hold_on_nothing(http:
         hold = admin.post("/v1/holds", json={"matter_id": "M", "reason": "r", "query": {"meta.sensitivity": "x"}})
         assert hold.status_code == 422, hold.text
         assert admin.get("/v1/retention/policies").json() == [] and admin.get("/v1/holds").json() == []
+
+
+def _qa(tmp_path: Path) -> list[object]:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "q", "question": "two cuts", "evidence": [{"doc": "old.txt"}]}) + "\n")
+    return list(load_qa(qa))
+
+
+def _move(p: Platform, ref: str, stage: str) -> None:
+    pid = p.approving(lambda a: a.propose(ana(), PROMOTE, promote_change(ref, stage), "r")).id
+    p.approving(lambda a: a.approve(Principal("cy", GROUPS, frozenset({"approver"}), "oidc"), pid))
+
+
+def test_a_new_name_on_the_production_deployment_does_not_skip_the_gate(platform: Platform, tmp_path: Path) -> None:
+    """Registering a regressed model under a new name bound to the same deployment would be
+    compared with nothing: the gate compares it with whatever is in production on that binding."""
+    items = _qa(tmp_path)
+    good = platform.evaluate_recorded(ana(), items, 5, name="qa.jsonl")  # type: ignore[arg-type]
+    bad = platform.evaluate_recorded(ana(), items, 5, View(as_of="2000-01-01"), name="qa.jsonl")  # type: ignore[arg-type]
+    assert good[0]["doc_recall_at_5"] == 1.0 and bad[0]["doc_recall_at_5"] == 0.0
+    for name, seq in (("chat", good[1]), ("chat-b", bad[1]), ("other", bad[1])):
+        binding = "vllm-b" if name == "other" else "vllm-a"
+        platform.registering(
+            lambda r, n=name, b=binding: r.register(ana(), ModelEntry(n, "1", "chat", "mrm", "high", b))
+        )  # type: ignore[misc]
+        platform.registering(lambda r, n=name, s=seq: r.attach(ana(), f"{n}@1", s))  # type: ignore[misc]
+        _move(platform, f"{name}@1", "validated")
+    _move(platform, "chat@1", "production")
+    with pytest.raises(PermissionDenied, match="release gate"):
+        platform.approving(lambda a: a.propose(ana(), PROMOTE, promote_change("chat-b@1", "production"), "r"))
+    _move(platform, "other@1", "production")  # another deployment: nothing in production to regress against
+    assert platform.registering(lambda r: r.show(ana(), "other@1")).stage == "production"

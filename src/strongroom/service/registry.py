@@ -187,13 +187,18 @@ class Registry:
             raise NotFound(f"no model {ref!r} in the registry; see `strongroom registry list`")
         return entry
 
-    def _production(self, name: str, but: str) -> ModelEntry | None:
-        return next((e for e in self.store.entries(name) if e.stage == "production" and e.version != but), None)
-
     def gate_for(self, entry: ModelEntry) -> GateResult:
-        """The release gate for promoting ``entry`` to production now."""
-        current = self._production(entry.name, entry.version)
-        baseline = current.evidence if current is not None else ()
+        """The release gate for promoting ``entry`` to production now: against the version of
+        its name in production, and every production entry bound to the same deployment or
+        embedder (a new name on the production deployment is not a way round the gate)."""
+        current = [
+            e
+            for e in self.store.entries()
+            if e.stage == "production"
+            and e.ref != entry.ref
+            and (e.name == entry.name or (entry.binding and e.binding == entry.binding and e.kind == entry.kind))
+        ]
+        baseline = tuple(ev for e in current for ev in e.evidence)
         return gate(entry.evidence, baseline, self.ops.settings.release_gate_tolerance)
 
     # -- register, list, show, evidence ----------------------------------------------------
