@@ -327,3 +327,20 @@ def test_a_new_name_on_the_production_deployment_does_not_skip_the_gate(platform
         platform.approving(lambda a: a.propose(ana(), PROMOTE, promote_change("chat-b@1", "production"), "r"))
     _move(platform, "other@1", "production")  # another deployment: nothing in production to regress against
     assert platform.registering(lambda r: r.show(ana(), "other@1")).stage == "production"
+
+
+def test_the_approver_of_a_release_sees_which_matter_and_documents_it_frees(four_eyes: Platform) -> None:
+    """A checker who is not an admin cannot list holds: a proposal naming only a hold id would
+    be approved blind. The proposal carries the hold's matter and target (and the maker cannot
+    write them: they are read from the hold)."""
+    document_id = docs(four_eyes)["old.txt"]
+    hold = four_eyes.retaining(lambda r: r.place(ana(), "M-2026-41", "lit", document_id=document_id))
+    checker = Principal("cy", GROUPS, frozenset({"approver"}), "oidc")
+    with pytest.raises(PermissionDenied):
+        four_eyes.retaining(lambda r: r.holds(checker))
+    lie = {"hold_id": hold.id, "matter_id": "M-TRIVIAL", "target": "document:nothing"}
+    p = four_eyes.approving(lambda a: a.propose(ana(), "holds.release", lie, "closed"))
+    shown = four_eyes.approving(lambda a: a.show(checker, p.id)).change
+    assert shown == {"hold_id": hold.id, "matter_id": "M-2026-41", "target": f"document:{document_id}"}
+    four_eyes.approving(lambda a: a.approve(checker, p.id))
+    assert four_eyes.retaining(lambda r: r.holds(ana(), active_only=True)) == []

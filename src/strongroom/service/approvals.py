@@ -68,7 +68,8 @@ KINDS: Mapping[str, str] = {
 }
 #: applies one change (as given, canonical) as a principal; it validates the change itself
 Applier = Callable[[Principal, Mapping[str, Any]], Outcome[Any]]
-#: checks a change of an applier's kind when it is proposed (raises a StrongroomError to refuse it)
+#: checks a change of an applier's kind when it is proposed (raises a StrongroomError to refuse it);
+#: it may add facts read from the store to the canonical change (a hold's matter), hashed after it
 Check = Callable[[Principal, Mapping[str, Any]], None]
 _MAX_CHANGE = 16_000  # characters of canonical JSON
 _MAX_REASON = 2000

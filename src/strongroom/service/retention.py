@@ -256,7 +256,8 @@ class Retention:
 
     def checks(self) -> dict[str, Callable[[Principal, Mapping[str, Any]], None]]:
         """What a proposal of :data:`KINDS` must pass when it is made: a release names a hold in
-        force (the approver sees only its id; applying checks it again)."""
+        force (applying checks it again), and the proposal's change gets the hold's matter and
+        target, read from the hold (an approver who may not list holds sees what is released)."""
         return {"holds.release": self._check_release}
 
     def _check_release(self, principal: Principal, change: Mapping[str, Any]) -> None:
@@ -265,6 +266,8 @@ class Retention:
             raise NotFound(f"no legal hold {change.get('hold_id')!r}; see `strongroom holds list`")
         if not hold.active:
             raise QueryError(f"hold {hold.id} was released already (by {hold.released_by or 'someone else'})")
+        if isinstance(change, dict):  # the canonical change, before it is hashed and kept
+            change.update({"matter_id": hold.matter_id, "target": hold.target()[:600]})
 
     def _approved(self, kind: str, principal: Principal, change: Mapping[str, Any]) -> Outcome[Any]:
         return self.change(principal, kind, change, approved=True)
