@@ -344,3 +344,32 @@ def test_the_approver_of_a_release_sees_which_matter_and_documents_it_frees(four
     assert shown == {"hold_id": hold.id, "matter_id": "M-2026-41", "target": f"document:{document_id}"}
     four_eyes.approving(lambda a: a.approve(checker, p.id))
     assert four_eyes.retaining(lambda r: r.holds(ana(), active_only=True)) == []
+
+
+def test_newcomer_mistakes_on_the_registry_are_clear_4xx(http: World) -> None:
+    with http.admin() as admin:
+        for path, status in (
+            ("/v1/registry/records/0", 404),
+            ("/v1/registry/records/999999", 404),
+            ("/v1/registry/models/chat", 422),  # no @VERSION
+            ("/v1/registry/models/chat@9", 404),
+            ("/v1/registry/which?at=not-a-date", 422),
+        ):
+            got = admin.get(path)
+            assert got.status_code == status and got.json()["error"]["message"], (path, got.text)
+        promote = admin.post("/v1/registry/models/chat@9/promote", json={"stage": "production"})
+        assert promote.status_code == 404 and "chat@9" in promote.text
+        evidence = admin.post("/v1/registry/models/chat@9/evidence", json={"audit_seq": 1})
+        assert evidence.status_code == 404
+
+
+def test_every_governance_command_speaks_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for group, commands in (
+        ("retention", ("set", "list", "remove", "apply")),
+        ("holds", ("place", "list", "release")),
+        ("registry", ("register", "list", "show", "evidence", "promote", "which", "resolve")),
+    ):
+        for command in commands:
+            shown = runner.invoke(app, [group, command, "--help"], env={"COLUMNS": "200"})
+            assert shown.exit_code == 0 and "--json" in shown.output, (group, command)
