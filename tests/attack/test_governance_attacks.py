@@ -373,3 +373,16 @@ def test_every_governance_command_speaks_json(tmp_path: Path) -> None:
         for command in commands:
             shown = runner.invoke(app, [group, command, "--help"], env={"COLUMNS": "200"})
             assert shown.exit_code == 0 and "--json" in shown.output, (group, command)
+
+
+def test_a_legal_hold_is_never_released_by_break_glass(platform: Platform) -> None:
+    """Break glass is for what cannot wait; nothing about letting a matter's documents be deleted
+    is urgent, and once retention has run a review after the fact restores nothing."""
+    document_id = docs(platform)["old.txt"]
+    hold = platform.retaining(lambda r: r.place(ana(), "M-5", "litigation", document_id=document_id))
+    with pytest.raises(PermissionDenied, match="break glass"):
+        platform.approving(lambda a: a.break_glass(ana(), "holds.release", {"hold_id": hold.id}, "urgent!"))
+    assert [h.id for h in platform.retaining(lambda r: r.holds(ana(), active_only=True))] == [hold.id]
+    assert platform.approving(lambda a: a.unreviewed(bo())) == []
+    refused = [r for r in platform.audit_records(ana()) if r["action"] == "approvals.break-glass"]
+    assert refused and refused[-1]["outcome"] == "denied"

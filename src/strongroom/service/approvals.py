@@ -15,7 +15,8 @@ exact change as canonical JSON with its SHA-256; it expires after ``proposal_ttl
   ``auth`` ``four-eyes:<proposal id>``), so it is re-checked then: a document the maker may
   no longer change, or groups no longer grantable, make the proposal ``failed``, not applied.
 - **Expired** proposals do nothing: approving one marks it ``expired`` and refuses.
-- **Break glass** (admin, a non-empty reason) applies a change at once without a checker;
+- **Break glass** (admin, a non-empty reason; never for a hold release, :data:`NO_BREAK_GLASS`)
+  applies a change at once without a checker;
   the proposal and its records say ``break_glass: true`` and it is listed by :meth:`Approvals.unreviewed`
   until an approver reviews it.
 
@@ -51,7 +52,7 @@ from strongroom.service.retention import KINDS as RETENTION_KINDS
 from strongroom.service.retention import normalised_change
 from strongroom.types import Principal, utcnow
 
-__all__ = ["KINDS", "Applied", "Applier", "Approvals", "person_of"]
+__all__ = ["KINDS", "NO_BREAK_GLASS", "Applied", "Applier", "Approvals", "person_of"]
 
 #: the changes that go through four-eyes, and the role proposing (or breaking glass on) each needs;
 #: the ``models.*`` kinds are applied by the driver that holds the routes (an :data:`Applier`)
@@ -66,6 +67,8 @@ KINDS: Mapping[str, str] = {
     "holds.release": "admin",
     "registry.promote": "admin",  # a model registry stage move: only ever by proposal (service/registry.py)
 }
+#: the kinds break glass never makes: a legal hold is released only by an approved proposal
+NO_BREAK_GLASS = frozenset({"holds.release"})
 #: applies one change (as given, canonical) as a principal; it validates the change itself
 Applier = Callable[[Principal, Mapping[str, Any]], Outcome[Any]]
 #: checks a change of an applier's kind when it is proposed (raises a StrongroomError to refuse it);
@@ -367,6 +370,11 @@ class Approvals:
             if not reason.strip():
                 raise QueryError("break glass needs a reason (--reason): say why this cannot wait for an approver")
             self.ops.require(principal, KINDS.get(kind, "admin"))
+            if kind in NO_BREAK_GLASS:
+                raise PermissionDenied(
+                    f"{kind} is never made by break glass (nothing about letting held documents be deleted is "
+                    "urgent, and a review after the fact restores nothing): propose it for an approver"
+                )
         except StrongroomError as exc:
             facts = {"kind": kind, "break_glass": True}
             return self.ops.refused(principal, "approvals.break-glass", exc, filters=facts)
