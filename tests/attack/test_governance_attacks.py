@@ -215,6 +215,9 @@ def test_http_reasons_reach_the_four_eyes_proposal(http_four_eyes: World) -> Non
         release = maker.post(f"/v1/holds/{hold['id']}/release", json={"reason": "matter closed"})
         assert release.status_code == 202
         assert bo_.get(f"/v1/approvals/{release.json()['proposal_id']}").json()["reason"] == "matter closed"
+        removal = maker.delete("/v1/retention/policies/r7", params={"reason": "superseded"})
+        assert removal.status_code == 202
+        assert bo_.get(f"/v1/approvals/{removal.json()['proposal_id']}").json()["reason"] == "superseded"
 
 
 # -- four-eyes on holds -------------------------------------------------------------------------
@@ -247,6 +250,8 @@ def test_retention_never_runs_as_of_the_future(platform: Platform) -> None:
     platform.set_retention_policy(ana(), {"id": "r1", "keep": "1d", "doc_type": "research_report"})
     with pytest.raises(QueryError, match="still to come"):
         platform.retaining(lambda r: r.apply(ana(), datetime.now(UTC) + timedelta(days=3650)))
+    with pytest.raises(QueryError, match="time zone"):  # a naive time: which 3 March? (was a TypeError)
+        platform.retaining(lambda r: r.apply(ana(), datetime(2020, 1, 1)))
     assert len(docs(platform)) == 2
 
 

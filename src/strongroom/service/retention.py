@@ -288,6 +288,8 @@ class Retention:
             self._admin(principal)
             clock = self.clock()
             at = now or clock
+            if at.tzinfo is None:
+                raise QueryError("give the time retention is applied as with a time zone (e.g. UTC)")
             if at > clock + timedelta(seconds=5):
                 raise QueryError("retention cannot be applied as of a time still to come")
             planned = self._plan(at)
