@@ -10,9 +10,9 @@ model was in production when, or which answered a recorded question.
     strongroom registry which --at 2026-03-03 --json
     strongroom registry resolve 4711 --json              # the models behind audit record 4711
 
-Stages move only by approved proposals, whether or not four-eyes is on; a promotion to
-production passes the release gate (``STRONGROOM_RELEASE_GATE_TOLERANCE``) when proposed and
-again when approved.
+Stages move only by approved proposals (or a flagged break glass), whether or not four-eyes is
+on; a promotion to production passes the release gate (``STRONGROOM_RELEASE_GATE_TOLERANCE``)
+when proposed and again when approved.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ move stages only by approved four-eyes proposals, and answer which model was in 
   (its scores are not comparable with production's on the same questions).
 - **Stages** move only by a ``registry.promote`` proposal (``{"name", "version", "stage"}``)
   that another person with the approver role approves, whether or not ``four_eyes`` is on;
-  there is no direct move. The stage rules and the release gate
+  there is no direct move (only break glass, by one admin with a reason: applied at once,
+  still gated, flagged until an approver reviews it). The stage rules and the release gate
   (:mod:`strongroom.governance.registry`) are checked when the proposal is made and again when
   it is applied (evidence and production may have changed in between). A promotion to
   production retires the version in production before it.
