@@ -391,3 +391,27 @@ def test_a_legal_hold_is_never_released_by_break_glass(platform: Platform) -> No
     assert platform.approving(lambda a: a.unreviewed(bo())) == []
     refused = [r for r in platform.audit_records(ana()) if r["action"] == "approvals.break-glass"]
     assert refused and refused[-1]["outcome"] == "denied"
+
+
+def test_one_admin_cannot_lower_the_bar_by_re_evaluating_production(platform: Platform, tmp_path: Path) -> None:
+    """The newest run on a set counts: attaching a newer, worse run to the production version
+    would lower the bar every candidate is gated against, by one admin, with no approver."""
+    items = _qa(tmp_path)
+    good = platform.evaluate_recorded(ana(), items, 5, name="qa.jsonl")  # type: ignore[arg-type]
+    bad = platform.evaluate_recorded(ana(), items, 5, View(as_of="2000-01-01"), name="qa.jsonl")  # type: ignore[arg-type]
+    for version, seq in (("1", good[1]), ("2", bad[1])):
+        platform.registering(
+            lambda r, v=version: r.register(ana(), ModelEntry("chat", v, "chat", "mrm", "high", "vllm-a"))
+        )  # type: ignore[misc]
+        platform.registering(lambda r, v=version, s=seq: r.attach(ana(), f"chat@{v}", s))  # type: ignore[misc]
+        _move(platform, f"chat@{version}", "validated")
+    _move(platform, "chat@1", "production")
+    with pytest.raises(QueryError, match="in production"):
+        platform.registering(lambda r: r.attach(ana(), "chat@1", bad[1]))
+    with pytest.raises(PermissionDenied, match="release gate"):
+        platform.approving(lambda a: a.propose(ana(), PROMOTE, promote_change("chat@2", "production"), "r"))
+    # a new evaluation set only adds a bar: production may be evaluated on it
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "z", "question": "desk note", "evidence": [{"doc": "other.txt"}]}) + "\n")
+    _, seq = platform.evaluate_recorded(ana(), load_qa(other), 5, name="other.jsonl")
+    assert len(platform.registering(lambda r: r.attach(ana(), "chat@1", seq)).evidence) == 2

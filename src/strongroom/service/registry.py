@@ -9,7 +9,8 @@ move stages only by approved four-eyes proposals, and answer which model was in 
   --record NAME@VERSION``), attached by its audit seq. The metrics and the evaluation set's
   SHA-256 are read from that audit record, never taken from the caller, so evidence cannot be
   typed in. A run narrowed by document type, metadata filter or publication date is refused
-  (its scores are not comparable with production's on the same questions).
+  (its scores are not comparable with production's on the same questions), and so is a run on
+  a set a production version was already evaluated on (a newer, worse run would lower the bar).
 - **Stages** move only by a ``registry.promote`` proposal (``{"name", "version", "stage"}``)
   that another person with the approver role approves, whether or not ``four_eyes`` is on;
   there is no direct move (only break glass, by one admin with a reason: applied at once,
@@ -290,6 +291,12 @@ class Registry:
                 )  # fmt: skip
             except ValueError as exc:
                 raise QueryError(f"audit record {audit_seq}: {exc}") from exc
+            if entry.stage == "production" and any(e.key == evidence.key for e in entry.evidence):
+                # the newest run counts: one admin could lower the bar every candidate is gated against
+                raise QueryError(
+                    f"{ref} is in production and already evaluated on {evidence.eval_set} (same questions, "
+                    f"k={evidence.key[1]}): production's bar is not re-set; evaluate the candidates on it"
+                )
             self.store.add_evidence(entry.name, entry.version, evidence, principal.name)
             found = self.store.get(entry.name, entry.version)
             assert found is not None
