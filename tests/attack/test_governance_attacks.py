@@ -415,3 +415,27 @@ def test_one_admin_cannot_lower_the_bar_by_re_evaluating_production(platform: Pl
     other.write_text(json.dumps({"id": "z", "question": "desk note", "evidence": [{"doc": "other.txt"}]}) + "\n")
     _, seq = platform.evaluate_recorded(ana(), load_qa(other), 5, name="other.jsonl")
     assert len(platform.registering(lambda r: r.attach(ana(), "chat@1", seq)).evidence) == 2
+
+
+def test_retiring_production_first_does_not_empty_the_gate(platform: Platform, tmp_path: Path) -> None:
+    """Two break-glass moves by one admin, retire production and then promote a regressed
+    version, would meet a gate with nothing to compare against: the version last in production
+    is the bar until another one is."""
+    items = _qa(tmp_path)
+    good = platform.evaluate_recorded(ana(), items, 5, name="qa.jsonl")  # type: ignore[arg-type]
+    bad = platform.evaluate_recorded(ana(), items, 5, View(as_of="2000-01-01"), name="qa.jsonl")  # type: ignore[arg-type]
+    for version, seq in (("1", good[1]), ("2", bad[1]), ("3", good[1])):
+        platform.registering(
+            lambda r, v=version: r.register(ana(), ModelEntry("chat", v, "chat", "mrm", "high", "vllm-a"))
+        )  # type: ignore[misc]
+        platform.registering(lambda r, v=version, s=seq: r.attach(ana(), f"chat@{v}", s))  # type: ignore[misc]
+        _move(platform, f"chat@{version}", "validated")
+    _move(platform, "chat@1", "production")
+    glass = platform.approving(
+        lambda a: a.break_glass(ana(), PROMOTE, promote_change("chat@1", "retired"), "incident 9: bad answers")
+    )
+    assert glass.proposal.break_glass
+    with pytest.raises(PermissionDenied, match="release gate"):
+        platform.approving(lambda a: a.break_glass(ana(), PROMOTE, promote_change("chat@2", "production"), "now"))
+    assert platform.registering(lambda r: r.show(ana(), "chat@2")).stage == "validated"
+    _move(platform, "chat@3", "production")  # no regression: accepted

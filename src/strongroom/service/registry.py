@@ -192,14 +192,18 @@ class Registry:
     def gate_for(self, entry: ModelEntry) -> GateResult:
         """The release gate for promoting ``entry`` to production now: against the version of
         its name in production, and every production entry bound to the same deployment or
-        embedder (a new name on the production deployment is not a way round the gate)."""
-        current = [
+        embedder (a new name on the production deployment is not a way round the gate); with
+        none in production, against the one last in production (retiring it first is not either)."""
+        related = [
             e
             for e in self.store.entries()
-            if e.stage == "production"
-            and e.ref != entry.ref
+            if e.ref != entry.ref
             and (e.name == entry.name or (entry.binding and e.binding == entry.binding and e.kind == entry.kind))
         ]
+        current = [e for e in related if e.stage == "production"]
+        if not current:  # production retired meanwhile: the version last in production is the bar
+            served = [(h.at, e.ref, e) for e in related for h in e.history if h.stage == "production"]
+            current = [max(served, key=lambda t: (t[0], t[1]))[2]] if served else []
         baseline = tuple(ev for e in current for ev in e.evidence)
         return gate(entry.evidence, baseline, self.ops.settings.release_gate_tolerance)
 
