@@ -23,7 +23,7 @@ import typer
 
 from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, platform_session, say
 from strongroom.errors import ApprovalPending, QueryError
-from strongroom.service import parse_instant
+from strongroom.service import Platform, parse_instant
 from strongroom.service.admin import resolve_document_id
 from strongroom.service.approvals import KINDS, Applied, Approvals
 from strongroom.service.operations import Outcome
@@ -31,7 +31,7 @@ from strongroom.service.proposal_store import Proposal, Status
 from strongroom.service.requests import KeyCreated, parse_groups
 from strongroom.types import Principal
 
-__all__ = ["approvals_app", "say_proposed"]
+__all__ = ["approvals_app", "proposing", "say_proposed"]
 
 approvals_app = typer.Typer(
     help="Four-eyes approval: changes to who sees what take effect when a second person approves them.",
@@ -58,6 +58,18 @@ def say_proposed(pending: ApprovalPending, as_json: bool) -> None:
     if as_json:
         return emit({"status": "proposed", "proposal_id": pending.proposal_id, "message": str(pending)}, as_json)
     say(str(pending))
+
+
+def proposing(home: Path | None, user: str | None, groups: str | None, as_json: bool,
+              change: Callable[[Platform, Principal], T], *, create: bool = False) -> T | None:  # fmt: skip
+    """Make one change (never None) as the CLI's principal in one platform session; with four-eyes
+    on it is proposed instead: this prints the proposal (:func:`say_proposed`) and returns None."""
+    with platform_session(home, user, groups, create=create) as (platform, principal):
+        try:
+            return change(platform, principal)
+        except ApprovalPending as pending:  # four-eyes is on: the change waits for an approver
+            say_proposed(pending, as_json)
+            return None
 
 
 @approvals_app.command("list")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from strongroom.cli.approvals import say_proposed
+from strongroom.cli.approvals import proposing
 from strongroom.cli.common import (
     AsOfOpt,
     DocTypeOpt,
@@ -30,7 +30,6 @@ from strongroom.cli.common import (
     say,
     visible,
 )
-from strongroom.errors import ApprovalPending
 from strongroom.service import DocumentsRequest, DocumentView, View, views
 from strongroom.service.admin import resolve_document_id, shown_document
 from strongroom.service.requests import parse_groups
@@ -121,11 +120,10 @@ def acl_set(
     """Change who may read every version of a document (needs the admin role and read access to it)."""
     with exits_on_error():
         after = parse_groups(acl, "--acl")
-    with platform_session(home, user, groups) as (platform, principal):
-        try:
-            change = platform.set_acl(principal, resolve_document_id(platform, principal, document), after)
-        except ApprovalPending as pending:  # four-eyes is on: the change waits for an approver
-            return say_proposed(pending, as_json)
+    change = proposing(home, user, groups, as_json,
+                       lambda p, who: p.set_acl(who, resolve_document_id(p, who, document), after))  # fmt: skip
+    if change is None:
+        return
     if as_json:
         return emit(views.acl_record(change), as_json)
     was, now = ",".join(sorted(change.before)), ",".join(sorted(change.after))

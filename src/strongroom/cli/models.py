@@ -12,10 +12,8 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.approvals import say_proposed
+from strongroom.cli.approvals import proposing
 from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, err, exits_on_error, say, settings_for
-from strongroom.cli.common import platform_session as session
-from strongroom.errors import ApprovalPending
 from strongroom.llm.deployments import BACKENDS
 from strongroom.llm.routing import Route
 from strongroom.service import model_routes
@@ -82,11 +80,11 @@ def set_route(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a new version of route NAME and make it active (admins; audited)."""
-    with session(home, user, groups, create=True) as (platform, principal):
-        try:
-            route, missing = model_routes.set_route(platform, principal, name, deployment, note)
-        except ApprovalPending as pending:  # four-eyes is on: the change waits for an approver
-            return say_proposed(pending, as_json)
+    made = proposing(home, user, groups, as_json, lambda p, who: model_routes.set_route(p, who, name, deployment, note),
+                     create=True)  # fmt: skip
+    if made is None:
+        return
+    route, missing = made
     _said(route, f"v{route.version} active", as_json)
     for unknown in missing:
         say(f"warning: deployment {unknown!r} is not configured; add it with `strongroom models set-deployment` "
@@ -103,12 +101,10 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-activate the previous version of route NAME (instant; a second rollback undoes it; admins; audited)."""
-    with session(home, user, groups, create=True) as (platform, principal):
-        try:
-            route = model_routes.rollback_route(platform, principal, name, to)
-        except ApprovalPending as pending:
-            return say_proposed(pending, as_json)
-    _said(route, f"rolled back to v{route.version}", as_json)
+    route = proposing(home, user, groups, as_json, lambda p, who: model_routes.rollback_route(p, who, name, to),
+                      create=True)  # fmt: skip
+    if route is not None:
+        _said(route, f"rolled back to v{route.version}", as_json)
 
 
 @app.command("set-deployment")
@@ -141,11 +137,10 @@ def set_deployment(
               "max_concurrency": max_concurrency, "clearance": clearance, "mnpi": mnpi}  # fmt: skip
     with exits_on_error():  # a bad spec is refused before a new home is made
         spec = model_routes.deployment(name, fields)
-    with session(home, user, groups, create=True) as (platform, principal):
-        try:
-            model_routes.set_deployment(platform, principal, name, spec)
-        except ApprovalPending as pending:
-            return say_proposed(pending, as_json)
+    saved = proposing(home, user, groups, as_json, lambda p, who: model_routes.set_deployment(p, who, name, spec),
+                      create=True)  # fmt: skip
+    if saved is None:
+        return
     if as_json:
         emit({"name": name, **spec.model_dump(mode="json", exclude_defaults=True)}, True)
     else:

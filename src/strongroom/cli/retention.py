@@ -19,9 +19,8 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.approvals import say_proposed
+from strongroom.cli.approvals import proposing
 from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, platform_session, say
-from strongroom.errors import ApprovalPending
 from strongroom.governance.holds import Hold
 from strongroom.governance.retention import RetentionPolicy
 from strongroom.service.admin import resolve_document_id
@@ -66,12 +65,9 @@ def retention_set(
 ) -> None:
     """Add or replace a retention policy (admins). Every criterion given must match."""
     change = {"id": name, "keep": keep, "doc_type": doc_type, "source": source, "sensitivity": sensitivity}
-    with platform_session(home, user, groups) as (platform, principal):
-        try:
-            policy = platform.set_retention_policy(principal, change, reason)
-        except ApprovalPending as pending:
-            return say_proposed(pending, as_json)
-    emit(policy.describe() if as_json else _policy_row(policy), as_json)
+    policy = proposing(home, user, groups, as_json, lambda p, who: p.set_retention_policy(who, change, reason))
+    if policy is not None:
+        emit(policy.describe() if as_json else _policy_row(policy), as_json)
 
 
 @retention_app.command("list")
@@ -94,14 +90,11 @@ def retention_remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a retention policy (admins)."""
-    with platform_session(home, user, groups) as (platform, principal):
-        try:
-            policy = platform.remove_retention_policy(principal, name, reason)
-        except ApprovalPending as pending:
-            return say_proposed(pending, as_json)
-    if as_json:
-        return emit({"removed": policy.describe()}, as_json)
-    say(f"removed retention policy {policy.id}")
+    policy = proposing(home, user, groups, as_json, lambda p, who: p.remove_retention_policy(who, name, reason))
+    if policy is not None and as_json:
+        emit({"removed": policy.describe()}, as_json)
+    elif policy is not None:
+        say(f"removed retention policy {policy.id}")
 
 
 @retention_app.command("apply")
@@ -174,11 +167,8 @@ def holds_release(
     as_json: JsonOpt = False,
 ) -> None:
     """Release a legal hold (admins); what it kept may then be deleted."""
-    with platform_session(home, user, groups) as (platform, principal):
-        try:
-            hold = platform.release_hold(principal, hold_id, reason)
-        except ApprovalPending as pending:
-            return say_proposed(pending, as_json)
-    if as_json:
-        return emit(hold.describe(), as_json)
-    say(f"hold {hold.id} (matter {hold.matter_id}) released")
+    hold = proposing(home, user, groups, as_json, lambda p, who: p.release_hold(who, hold_id, reason))
+    if hold is not None and as_json:
+        emit(hold.describe(), as_json)
+    elif hold is not None:
+        say(f"hold {hold.id} (matter {hold.matter_id}) released")

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from strongroom.auth import ServiceSettings
-from strongroom.cli.approvals import say_proposed
+from strongroom.cli.approvals import proposing
 from strongroom.cli.common import (
     GroupsOpt,
     HomeOpt,
@@ -25,7 +25,6 @@ from strongroom.cli.common import (
     say,
     settings_for,
 )
-from strongroom.errors import ApprovalPending
 from strongroom.service import parse_instant, views
 from strongroom.service.admin import verify_audit_log
 from strongroom.service.requests import parse_groups
@@ -75,11 +74,10 @@ def keys_create(
     """Create a key (admins). The secret is printed once; only its hash is stored."""
     with exits_on_error():
         until, members = parse_instant(expires, "--expires", bare_date="start"), parse_groups(grant, "--grant")
-    with platform_session(home, user, groups, create=True) as (platform, principal):
-        try:
-            key = platform.create_key(principal, owner, members, days=days, expires_at=until, no_expiry=no_expiry)
-        except ApprovalPending as pending:  # four-eyes is on: the key waits for an approver
-            return say_proposed(pending, as_json)
+    key = proposing(home, user, groups, as_json, lambda p, who: p.create_key(
+        who, owner, members, days=days, expires_at=until, no_expiry=no_expiry), create=True)  # fmt: skip
+    if key is None:
+        return
     created = views.new_key_record(key)
     if as_json:
         return emit(created, as_json)
