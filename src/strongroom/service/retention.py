@@ -296,7 +296,9 @@ class Retention:
             versions = 0
             if not dry_run and planned.delete:
                 planned = self._plan(at)  # a hold placed meanwhile is honoured
-                for i in range(0, len(planned.delete), _BATCH):  # each batch recorded before the next
+                # a batch's records are made before the next batch runs and written with the run's
+                # outcome: a run that fails part-way records what it deleted; a killed process does not
+                for i in range(0, len(planned.delete), _BATCH):
                     batch = planned.delete[i : i + _BATCH]
                     gone = self.ops.remove_documents(d for d, _ in batch)
                     for document_id, policy in batch:
