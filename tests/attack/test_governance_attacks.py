@@ -214,7 +214,11 @@ def test_http_reasons_reach_the_four_eyes_proposal(http_four_eyes: World) -> Non
         hold = maker.post("/v1/holds", json={"matter_id": "M-1", "reason": "r", "document_id": kept}).json()
         release = maker.post(f"/v1/holds/{hold['id']}/release", json={"reason": "matter closed"})
         assert release.status_code == 202
-        assert bo_.get(f"/v1/approvals/{release.json()['proposal_id']}").json()["reason"] == "matter closed"
+        shown = bo_.get(f"/v1/approvals/{release.json()['proposal_id']}").json()
+        assert shown["reason"] == "matter closed" and shown["change"]["matter_id"] == "M-1"
+        assert shown["change"]["target"] == f"document:{kept}"
+        nothing = maker.post("/v1/holds/no-such-hold/release", json={"reason": "typo"})
+        assert nothing.status_code == 404, nothing.text  # not a proposal an approver would wait on
         removal = maker.delete("/v1/retention/policies/r7", params={"reason": "superseded"})
         assert removal.status_code == 202
         assert bo_.get(f"/v1/approvals/{removal.json()['proposal_id']}").json()["reason"] == "superseded"
