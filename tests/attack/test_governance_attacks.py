@@ -443,3 +443,13 @@ def test_retiring_production_first_does_not_empty_the_gate(platform: Platform, t
         platform.approving(lambda a: a.break_glass(ana(), PROMOTE, promote_change("chat@2", "production"), "now"))
     assert platform.registering(lambda r: r.show(ana(), "chat@2")).stage == "validated"
     _move(platform, "chat@3", "production")  # no regression: accepted
+
+
+def test_newcomer_inputs_that_would_silently_match_nothing(platform: Platform) -> None:
+    # padded criteria (a pasted value) matched no document: the policy never deleted anything
+    padded = RetentionPolicy.from_dict({"id": "r", "keep": "1y", "doc_type": " research_report ", "source": " "})
+    assert (padded.doc_type, padded.source) == ("research_report", "")
+    with pytest.raises(QueryError, match="at least one of"):
+        RetentionPolicy.from_dict({"id": "r", "keep": "1y", "source": "   "})
+    # a time still to come is answered as of now (as every clock in strongroom), not refused
+    assert platform.registering(lambda r: r.which(ana(), "2999-01-01")) == []

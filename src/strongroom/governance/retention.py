@@ -122,9 +122,9 @@ class RetentionPolicy:
                 id=str(data["id"]),
                 years=years,
                 days=days,
-                doc_type=str(data.get("doc_type") or ""),
-                source=str(data.get("source") or ""),
-                sensitivity=str(data.get("sensitivity") or ""),
+                doc_type=str(data.get("doc_type") or "").strip(),  # a padded value would match nothing
+                source=str(data.get("source") or "").strip(),
+                sensitivity=str(data.get("sensitivity") or "").strip(),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise QueryError(f"a retention policy is malformed ({exc}); give id, keep and a criterion") from exc
