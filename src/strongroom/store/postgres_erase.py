@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from strongroom.store.base import TOMBSTONE, EraseCount, KeywordUnit, Reembed, TextMatcher
-from strongroom.store.erasure import ChunkRow, VersionFields, blank_version, chunk_of, rewrite_chunk, scrub_version
+from strongroom.store.erasure import ChunkRow, Erasure, VersionFields, blank_version, chunk_of
 from strongroom.store.postgres_rows import allocate_rows, copy_rows, index_terms, line_terms, vector_text
 from strongroom.text import tokenize
 
@@ -89,60 +89,31 @@ def erase_text(
     db: psycopg.Connection[Any], needles: TextMatcher, reembed: Reembed, keep: Collection[str]
 ) -> EraseCount:
     """See :meth:`strongroom.store.base.Erasable.erase_text`; run inside the write lock's transaction."""
-    places = dict.fromkeys(("versions", "documents", "pages", "chunks", "jobs"), 0)
-    held: set[str] = set()
-    changed: set[str] = set()
+    erasure = Erasure(needles, keep)
     doc_of = {str(r[0]): str(r[1]) for r in db.execute("SELECT id, document_id FROM versions")}
     for seq, vid, doc, title, source, meta in db.execute(
         "SELECT seq, id, document_id, title, source, metadata FROM versions"
     ).fetchall():
-        fields = VersionFields(str(title), str(source), dict(meta or {}))
-        n = fields.count(needles)
-        if not n:
-            continue
-        if doc in keep:
-            held.add(doc)
-            continue
-        new = scrub_version(fields, needles)
-        db.execute(
-            "UPDATE versions SET title = %s, source = %s, metadata = %s WHERE seq = %s",
-            (new.title, new.source, Jsonb(new.metadata), seq),
-        )
-        places["versions"] += n
-        changed.add(str(vid).split(TOMBSTONE)[0])
+        new = erasure.version(str(vid), doc, VersionFields(str(title), str(source), dict(meta or {})))
+        if new is not None:
+            db.execute(
+                "UPDATE versions SET title = %s, source = %s, metadata = %s WHERE seq = %s",
+                (new.title, new.source, Jsonb(new.metadata), seq),
+            )
     for doc, source in db.execute("SELECT id, source FROM documents").fetchall():
-        n = needles.count(str(source))
-        if n and doc not in keep:
-            db.execute("UPDATE documents SET source = %s WHERE id = %s", (f"{needles.scrub(source)} ({doc})", doc))
-            places["documents"] += n
-    pages: dict[tuple[str, int], tuple[str, str]] = {}
-    for vid, number, text in db.execute("SELECT version_id, page, text FROM pages").fetchall():
-        n = needles.count(str(text))
-        if not n:
-            continue
-        if doc_of.get(vid) in keep:
-            held.add(doc_of[vid])
-            continue
-        pages[(vid, int(number))] = (str(text), needles.scrub(str(text)))
-        places["pages"] += n
-        changed.add(vid)
+        if (new_source := erasure.document(doc, str(source))) is not None:
+            db.execute("UPDATE documents SET source = %s WHERE id = %s", (new_source, doc))
+    pages = erasure.pages(db.execute("SELECT version_id, page, text FROM pages").fetchall(), doc_of)
     for (vid, number), (_, new_text) in pages.items():
         db.execute("UPDATE pages SET text = %s WHERE version_id = %s AND page = %s", (new_text, vid, number))
     rewritten: list[tuple[ChunkRow, int]] = []
     for r in db.execute(_CHUNKS).fetchall():
         row = ChunkRow(*r[:10])
-        page = pages.get((row.version_id, row.page))
-        n = needles.count(row.text) + needles.count(row.context)
-        if page is None and not n:
+        if (rewrite := erasure.chunk(row, str(r[10]), pages)) is None:
             continue
-        if r[10] in keep:
-            held.add(str(r[10]))
-            continue
-        new_row, text_changed = rewrite_chunk(row, needles, page)
-        places["chunks"] += n
+        new_row, text_changed = rewrite
         if text_changed:
             rewritten.append((new_row, int(r[11])))
-            changed.add(row.version_id)
         elif new_row != row:
             db.execute(
                 "UPDATE chunks SET char_start = %s, char_end = %s WHERE row = %s",
@@ -161,14 +132,14 @@ def erase_text(
                     job,
                 ),
             )
-            places["jobs"] += n
+            erasure.places["jobs"] += n
     # their kept originals go too (the application layer deletes them)
     db.execute(
         'UPDATE versions SET metadata = metadata || \'{"original": "erased"}\'::jsonb WHERE id = ANY(%s)',
-        (sorted(changed),),
+        (sorted(erasure.changed),),
     )
     _bump_epoch(db)
-    return EraseCount(places, tuple(sorted(changed)), tuple(sorted(held)))
+    return erasure.result()
 
 
 def _rewrite_chunks(db: psycopg.Connection[Any], rewritten: list[tuple[ChunkRow, int]], reembed: Reembed) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Collection
 import numpy as np
 
 from strongroom.store.base import TOMBSTONE, EraseCount, Reembed, TextMatcher
-from strongroom.store.erasure import ChunkRow, VersionFields, blank_version, chunk_of, rewrite_chunk, scrub_version
+from strongroom.store.erasure import ChunkRow, Erasure, VersionFields, blank_version, chunk_of
 
 __all__ = ["blank_document", "erase_text", "find_text", "reclaim"]
 
@@ -52,43 +52,21 @@ def erase_text(
 ) -> EraseCount:
     """Scrub an identifier from every row except those of documents in ``keep``; run inside a
     write transaction (the caller bumps the generation and drops its indexes)."""
-    places = dict.fromkeys(("versions", "documents", "pages", "chunks", "jobs"), 0)
-    held: set[str] = set()
-    changed: set[str] = set()
+    erasure = Erasure(needles, keep)
     doc_of = {str(r[0]): str(r[1]) for r in db.execute("SELECT id, document_id FROM versions")}
     for seq, vid, doc, title, source, meta in db.execute(
         "SELECT seq, id, document_id, title, source, metadata FROM versions"
     ).fetchall():
-        fields = VersionFields(str(title), str(source), json.loads(str(meta)))
-        n = fields.count(needles)
-        if not n:
-            continue
-        if doc in keep:
-            held.add(doc)
-            continue
-        new = scrub_version(fields, needles)
-        db.execute(
-            "UPDATE versions SET title = ?, source = ?, metadata = ? WHERE seq = ?",
-            (new.title, new.source, json.dumps(new.metadata), seq),
-        )
-        places["versions"] += n
-        changed.add(str(vid).split(TOMBSTONE)[0])
+        new = erasure.version(str(vid), doc, VersionFields(str(title), str(source), json.loads(str(meta))))
+        if new is not None:
+            db.execute(
+                "UPDATE versions SET title = ?, source = ?, metadata = ? WHERE seq = ?",
+                (new.title, new.source, json.dumps(new.metadata), seq),
+            )
     for doc, source in db.execute("SELECT id, source FROM documents").fetchall():
-        n = needles.count(str(source))
-        if n and doc not in keep:  # the source is unique: the id keeps scrubbed ones apart
-            db.execute("UPDATE documents SET source = ? WHERE id = ?", (f"{needles.scrub(source)} ({doc})", doc))
-            places["documents"] += n
-    pages: dict[tuple[str, int], tuple[str, str]] = {}
-    for vid, number, text in db.execute("SELECT version_id, page, text FROM pages").fetchall():
-        n = needles.count(str(text))
-        if not n:
-            continue
-        if doc_of.get(vid) in keep:
-            held.add(doc_of[vid])
-            continue
-        pages[(vid, int(number))] = (str(text), needles.scrub(str(text)))
-        places["pages"] += n
-        changed.add(vid)
+        if (new_source := erasure.document(doc, str(source))) is not None:
+            db.execute("UPDATE documents SET source = ? WHERE id = ?", (new_source, doc))
+    pages = erasure.pages(db.execute("SELECT version_id, page, text FROM pages").fetchall(), doc_of)
     db.executemany(
         "UPDATE pages SET text = ? WHERE version_id = ? AND page = ?",
         [(new, vid, number) for (vid, number), (_, new) in pages.items()],
@@ -100,19 +78,12 @@ def erase_text(
         "c.embed_key, v.document_id FROM chunks c JOIN versions v ON v.seq = c.version_seq"
     ).fetchall():
         row = ChunkRow(*r[:10])
-        page = pages.get((row.version_id, row.page))
-        n = needles.count(row.text) + needles.count(row.context)
-        if page is None and not n:
+        if (rewrite := erasure.chunk(row, str(r[10]), pages)) is None:
             continue
-        if r[10] in keep:
-            held.add(str(r[10]))
-            continue
-        new_row, text_changed = rewrite_chunk(row, needles, page)
-        places["chunks"] += n
+        new_row, text_changed = rewrite
         if text_changed:
             rewritten.append(new_row)
             old_keys.add(row.embed_key)
-            changed.add(row.version_id)
         elif new_row != row:
             db.execute(
                 "UPDATE chunks SET char_start = ?, char_end = ? WHERE row = ?",
@@ -136,12 +107,12 @@ def erase_text(
             new_request = json.dumps(needles.scrub_value(json.loads(request)))
             new_report = json.dumps(needles.scrub_value(json.loads(report))) if report else None
             db.execute("UPDATE jobs SET request = ?, report = ? WHERE id = ?", (new_request, new_report, job))
-            places["jobs"] += n
+            erasure.places["jobs"] += n
     db.executemany(  # their kept originals go too (the application layer deletes them)
         "UPDATE versions SET metadata = json_set(metadata, '$.original', 'erased') WHERE id = ?",
-        [(v,) for v in sorted(changed)],
+        [(v,) for v in sorted(erasure.changed)],
     )
-    return EraseCount(places, tuple(sorted(changed)), tuple(sorted(held)))
+    return erasure.result()
 
 
 def blank_document(db: sqlite3.Connection, document_id: str) -> list[str]:
