@@ -7,36 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
-from strongroom.api import create_app
-from strongroom.auth import open_key_store
 from strongroom.config import Settings
 from strongroom.ingest.pipeline import IngestOptions, ingest
 from strongroom.runtime import open_runtime
 from strongroom.testing import HashEmbedder
-from tests.api.conftest import service_settings
-from tests.api.live import live_server
+from tests.api.served import Served, maker_keys, served
 from tests.auth.oidc_provider import Provider
 
 ROLES = {"reader": ["readers"], "ingester": ["ingesters"], "admin": ["admins"], "approver": ["approvers"]}
 
 
 @dataclass
-class World:
-    url: str
-    provider: Provider
+class World(Served):
     doc_id: str
     maker_key: str  # ana's key with the admin role
     second_key: str  # ana's other key, with the approver role
-
-    def client(self, *, token: str = "", sub: str = "", groups: tuple[str, ...] = ()) -> httpx.Client:
-        bearer = token or self.provider.token(sub=sub, groups=list(groups))
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
 
 
 @pytest.fixture
@@ -52,13 +41,8 @@ def world(tmp_path: Path, provider: Provider) -> Iterator[World]:
         doc_id = runtime.store.versions()[-1].document_id
     finally:
         runtime.close()
-    keys = open_key_store(settings)  # made before four-eyes governs the service's key route
-    until = datetime.now(UTC) + timedelta(days=1)
-    _, maker = keys.create("ana", frozenset({"admins", "research"}), until)
-    _, second = keys.create("ana", frozenset({"approvers", "research"}), until)
-    keys.close()
-    app = create_app(settings, service_settings(provider, role_groups=ROLES), embedder=HashEmbedder(64))
-    with live_server(app) as url:
+    maker, second = maker_keys(settings)  # made before four-eyes governs the service's key route
+    with served(settings, provider, ROLES) as url:
         yield World(url, provider, doc_id, maker, second)
 
 

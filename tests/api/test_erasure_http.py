@@ -14,29 +14,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strongroom.api import create_app
 from strongroom.config import Settings
 from strongroom.governance.erasure import Needles
 from strongroom.service.erasure import search_files
-from strongroom.testing import HashEmbedder
-from tests.api.conftest import service_settings
-from tests.api.live import live_server
+from tests.api.served import Served, served
 from tests.auth.oidc_provider import Provider
 
 ROLES = {"reader": ["readers"], "ingester": ["ingesters"], "admin": ["admins"]}
 
 
 @dataclass
-class World:
-    url: str
-    provider: Provider
+class World(Served):
     home: Path
     name: str
     letter: Path
 
-    def client(self, sub: str, *groups: str) -> httpx.Client:
-        token = self.provider.token(sub=sub, groups=list(groups))
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    def login(self, sub: str, *groups: str) -> httpx.Client:
+        return self.client(sub=sub, groups=groups, timeout=60)
 
 
 @pytest.fixture
@@ -45,8 +39,7 @@ def world(tmp_path: Path, provider: Provider) -> Iterator[World]:
     letter = tmp_path / "letter.txt"
     letter.write_text(f"Dear {name},\n\nyour overdraft facility was renewed until 2027.\n")
     settings = Settings(home=tmp_path / "home", embedder="hash")
-    app = create_app(settings, service_settings(provider, role_groups=ROLES), embedder=HashEmbedder(64))
-    with live_server(app) as url:
+    with served(settings, provider, ROLES) as url:
         yield World(url, provider, settings.home, name, letter)
 
 
@@ -55,7 +48,7 @@ def _holding(world: World) -> dict[str, int]:
 
 
 def test_erasure_over_http(world: World) -> None:
-    with world.client("ana", "readers", "ingesters", "research") as ana:
+    with world.login("ana", "readers", "ingesters", "research") as ana:
         with world.letter.open("rb") as fh:
             up = ana.post("/v1/documents", files={"file": ("letter.txt", fh)}, data={"acl": "research", "wait": "true"})
         assert up.status_code == 202 and up.json()["status"] == "done", up.text
@@ -64,7 +57,7 @@ def test_erasure_over_http(world: World) -> None:
         assert refused.status_code == 403 and "admin" in refused.text
     assert _holding(world)  # the grep can fail: the name is in the files now
 
-    with world.client("root", "admins", "research") as root:
+    with world.login("root", "admins", "research") as root:
         for bad in ({"identifier": "ab", "reason": "r"}, {"identifier": world.name}, {"reason": "r"},
                     {"identifier": world.name, "reason": "r", "extra": 1}):  # fmt: skip
             got = root.post("/v1/erasures", json=bad)

@@ -14,11 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strongroom.api import create_app
 from strongroom.config import Settings
-from strongroom.testing import HashEmbedder
-from tests.api.conftest import audit_records, service_settings
-from tests.api.live import live_server
+from tests.api.conftest import audit_records
+from tests.api.served import Served, served
 from tests.auth.oidc_provider import Provider
 
 ROLES = {"reader": ["readers"], "ingester": ["ingesters"], "admin": ["admins"], "auditor": ["auditors"]}
@@ -26,14 +24,11 @@ QUESTION = "How many cuts does the rates desk expect?"
 
 
 @dataclass
-class World:
-    url: str
-    provider: Provider
+class World(Served):
     note: Path
 
-    def client(self, sub: str, *groups: str) -> httpx.Client:
-        token = self.provider.token(sub=sub, groups=list(groups))
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    def login(self, sub: str, *groups: str) -> httpx.Client:
+        return self.client(sub=sub, groups=groups)
 
 
 @pytest.fixture
@@ -41,13 +36,12 @@ def world(tmp_path: Path, provider: Provider) -> Iterator[World]:
     note = tmp_path / "desk.txt"
     note.write_text("Rates desk note\n\nThe rates desk expects two cuts this year.\n")
     settings = Settings(home=tmp_path / "home", embedder="hash")
-    app = create_app(settings, service_settings(provider, role_groups=ROLES), embedder=HashEmbedder(64))
-    with live_server(app) as url:
+    with served(settings, provider, ROLES) as url:
         yield World(url, provider, note)
 
 
 def test_lineage_over_http(world: World) -> None:
-    with world.client("ana", "readers", "ingesters", "research") as ana:
+    with world.login("ana", "readers", "ingesters", "research") as ana:
         with world.note.open("rb") as fh:
             up = ana.post("/v1/documents", files={"file": ("desk.txt", fh)}, data={"acl": "research", "wait": "true"})
         assert up.status_code == 202 and up.json()["status"] == "done", up.text
@@ -65,7 +59,7 @@ def test_lineage_over_http(world: World) -> None:
     assert lineage["chunks"] and all(c["page"] == 1 for c in lineage["chunks"])
     assert lineage["model"]["generator"] == "extractive-v1" == lineage["model"]["prompt_template_version"]
 
-    with world.client("bo", "readers", "research") as bo:
+    with world.login("bo", "readers", "research") as bo:
         theirs, future, nothing = (bo.get(f"/v1/lineage/{n}") for n in (seq, seq + 1000, 2**53 - 1))
         assert theirs.status_code == future.status_code == nothing.status_code == 404
         messages = {r.json()["error"]["message"].split(" that ")[-1] for r in (theirs, future, nothing)}
@@ -75,11 +69,11 @@ def test_lineage_over_http(world: World) -> None:
             bad = bo.get(f"/v1/lineage/{nonsense}")
             assert 400 <= bad.status_code < 500 and bad.status_code != 404, (nonsense, bad.text)
             assert "error" in bad.json()
-    with world.client("carl", "auditors") as carl:  # an auditor: no group, no other role
+    with world.login("carl", "auditors") as carl:  # an auditor: no group, no other role
         audited = carl.get(f"/v1/lineage/{seq}")
         assert audited.status_code == 200 and audited.json()["versions"][0]["title"] == version["title"]
         assert carl.get("/v1/documents").status_code == 403  # the role reads lineage, not documents
-    with world.client("root", "readers", "admins", "research") as root:
+    with world.login("root", "readers", "admins", "research") as root:
         doc = version["document_id"]
         assert root.delete(f"/v1/documents/{doc}").status_code in (200, 204)
         gone = root.get(f"/v1/lineage/{seq}")

@@ -9,22 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from strongroom.api import create_app
-from strongroom.auth import open_key_store
 from strongroom.config import Settings
 from strongroom.evaluate import load_qa
 from strongroom.service import AskRequest, IngestRequest, Platform, View
 from strongroom.testing import HashEmbedder
 from strongroom.types import Principal
-from tests.api.conftest import service_settings
-from tests.api.live import live_server
+from tests.api.served import Served, maker_keys, served
 from tests.auth.oidc_provider import Provider
 
 ROLES = {"reader": ["readers"], "ingester": ["ingesters"], "admin": ["admins"], "approver": ["approvers"]}
@@ -33,18 +29,12 @@ ENTRY = {"kind": "chat", "owner": "model-risk", "risk_tier": "high", "binding": 
 
 
 @dataclass
-class World:
-    url: str
-    provider: Provider
+class World(Served):
     maker_key: str  # ana's key with the admin role
     second_key: str  # ana's other key, with the approver role
     good: int  # audit seqs of evaluation runs on the same questions
     bad: int
     ask: int
-
-    def client(self, *, token: str = "", sub: str = "", groups: tuple[str, ...] = ()) -> httpx.Client:
-        bearer = token or self.provider.token(sub=sub, groups=list(groups))
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
 
 
 @pytest.fixture
@@ -61,13 +51,8 @@ def world(tmp_path: Path, provider: Provider) -> Iterator[World]:
         good = p.evaluate_recorded(admin, items, 5, name="qa.jsonl")[1]
         bad = p.evaluate_recorded(admin, items, 5, View(as_of="2023-01-01"), name="qa.jsonl")[1]
         ask = p.ask_recorded(admin, AskRequest(question="What do spreads do?"))[1]
-    keys = open_key_store(settings)
-    until = datetime.now(UTC) + timedelta(days=1)
-    _, maker = keys.create("ana", frozenset({"admins", "research"}), until)
-    _, second = keys.create("ana", frozenset({"approvers", "research"}), until)
-    keys.close()
-    app = create_app(settings, service_settings(provider, role_groups=ROLES), embedder=HashEmbedder(64))
-    with live_server(app) as url:
+    maker, second = maker_keys(settings)
+    with served(settings, provider, ROLES) as url:
         yield World(url, provider, maker, second, good, bad, ask)
 
 

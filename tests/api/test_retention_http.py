@@ -9,23 +9,20 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from strongroom.api import create_app
 from strongroom.audit import open_audit_log, records
-from strongroom.auth import open_key_store
 from strongroom.config import Settings
 from strongroom.governance.retention import RetentionPolicy
 from strongroom.ingest.pipeline import IngestOptions, ingest
 from strongroom.runtime import open_runtime
 from strongroom.service.hold_store import open_hold_store
 from strongroom.testing import HashEmbedder
-from tests.api.conftest import service_settings
-from tests.api.live import live_server
+from tests.api.served import Served, maker_keys, served
 from tests.auth.oidc_provider import Provider
 
 ROLES = {"reader": ["readers"], "ingester": ["ingesters"], "admin": ["admins"], "approver": ["approvers"]}
@@ -33,16 +30,10 @@ POLICY = {"keep": "7y", "doc_type": "research_report"}
 
 
 @dataclass
-class World:
-    url: str
-    provider: Provider
+class World(Served):
     docs: dict[str, str]  # file name -> document id
     maker_key: str = ""  # ana's key with the admin role
     second_key: str = ""  # ana's other key, with the approver role
-
-    def client(self, *, token: str = "", sub: str = "root", groups: tuple[str, ...] = ()) -> httpx.Client:
-        bearer = token or self.provider.token(sub=sub, groups=list(groups))
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
 
     def admin(self) -> httpx.Client:
         return self.client(sub="root", groups=("admins", "readers", "research"))
@@ -68,13 +59,8 @@ def _seed(settings: Settings, folder: Path) -> dict[str, str]:
 def _world(tmp_path: Path, provider: Provider, **settings_values: object) -> Iterator[World]:
     settings = Settings(home=tmp_path / "home", embedder="hash", **settings_values)  # type: ignore[arg-type]
     docs = _seed(settings, tmp_path)
-    keys = open_key_store(settings)
-    until = datetime.now(UTC) + timedelta(days=1)
-    _, maker = keys.create("ana", frozenset({"admins", "research"}), until)
-    _, second = keys.create("ana", frozenset({"approvers", "research"}), until)
-    keys.close()
-    app = create_app(settings, service_settings(provider, role_groups=ROLES), embedder=HashEmbedder(64))
-    with live_server(app) as url:
+    maker, second = maker_keys(settings)
+    with served(settings, provider, ROLES) as url:
         yield World(url, provider, docs, maker, second)
 
 
@@ -172,14 +158,11 @@ def test_the_service_applies_retention_on_its_schedule(tmp_path: Path, provider:
     holds = open_hold_store(settings)
     holds.set_policy(RetentionPolicy("research-7y", years=7, doc_type="research_report"))
     holds.close()
-    app = create_app(settings, service_settings(provider, role_groups=ROLES), embedder=HashEmbedder(64))
-    with live_server(app) as url:
-        token = provider.token(sub="root", groups=["admins", "readers", "research"])
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as admin:
-            deadline = time.monotonic() + 120  # a bound on waiting, not an assertion on speed
-            while admin.get(f"/v1/documents/{docs['old.txt']}").status_code != 404:
-                assert time.monotonic() < deadline, "the schedule never applied retention"
-                time.sleep(0.2)
+    with served(settings, provider, ROLES) as url, World(url, provider, docs).admin() as admin:
+        deadline = time.monotonic() + 120  # a bound on waiting, not an assertion on speed
+        while admin.get(f"/v1/documents/{docs['old.txt']}").status_code != 404:
+            assert time.monotonic() < deadline, "the schedule never applied retention"
+            time.sleep(0.2)
     log = open_audit_log(settings)
     try:
         runs = [r for r in records(log) if r["action"] == "retention.apply"]
