@@ -61,24 +61,23 @@ def _platform(home: Path, files: Path, *, four_eyes: bool) -> Platform:
     return p
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
+def _opened(tmp_path: Path, *, four_eyes: bool) -> Iterator[Platform]:
     (tmp_path / "files").mkdir()
-    p = _platform(tmp_path / "home", tmp_path / "files", four_eyes=False)
+    p = _platform(tmp_path / "home", tmp_path / "files", four_eyes=four_eyes)
     try:
         yield p
     finally:
         p.close()
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    yield from _opened(tmp_path, four_eyes=False)
 
 
 @pytest.fixture
 def four_eyes(tmp_path: Path) -> Iterator[Platform]:
-    (tmp_path / "files").mkdir()
-    p = _platform(tmp_path / "home", tmp_path / "files", four_eyes=True)
-    try:
-        yield p
-    finally:
-        p.close()
+    yield from _opened(tmp_path, four_eyes=True)
 
 
 def live(p: Platform) -> dict[str, str]:
