@@ -21,8 +21,10 @@ from strongroom.errors import ApprovalPending, DocumentHeld, NotFound, Permissio
 from strongroom.governance.holds import Hold
 from strongroom.governance.retention import RetentionPolicy
 from strongroom.service import IngestRequest, Platform
+from strongroom.service import retention as retention_module
 from strongroom.service.approvals import person_of
-from strongroom.service.retention import SYSTEM
+from strongroom.service.hold_store import SqliteHoldStore
+from strongroom.service.retention import SYSTEM, Retention
 from strongroom.testing import HashEmbedder
 from strongroom.types import Principal
 
@@ -305,3 +307,44 @@ def test_four_eyes_two_keys_of_one_owner_are_one_person(four_eyes: Platform) -> 
             p.approving(lambda a, pid=pid: a.approve(second, pid))  # type: ignore[misc]
     assert p.retaining(lambda r: r.policies(ana())) == []
     assert [h.id for h in p.retaining(lambda r: r.holds(ana(), active_only=True))] == [held.id]
+
+
+
+class _HoldArrivesMidRun(SqliteHoldStore):
+    """The catalog's hold table, where another process (``other``, its own connection) places a
+    hold on ``document_id`` at the third read of a retention run: the run read the holds to
+    plan (1) and before its first batch (2); the hold lands before its second batch (3)."""
+
+    def __init__(self, catalog: Path, other: Retention, document_id: str) -> None:
+        super().__init__(catalog)
+        self.other, self.document_id, self.reads = other, document_id, 0
+
+    def active(self) -> list[Hold]:
+        self.reads += 1
+        if self.reads == 3:
+            placed = self.other.place(ana(), "M-LATE", "subpoena served during the run", document_id=self.document_id)
+            assert placed.error is None, placed.error
+        return super().active()
+
+
+def test_a_hold_placed_while_retention_runs_is_honoured_from_the_next_batch(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.set_retention_policy(ana(), RESEARCH_7Y)
+    monkeypatch.setattr(retention_module, "_BATCH", 1)  # one document a batch: the hold lands between two
+    order = [d for d, _ in platform.retaining(lambda r: r.apply(ana(), dry_run=True)).deleted]
+    assert len(order) == 2  # old.txt and old-held.txt expired; nothing holds them yet
+    catalog = platform.settings.catalog_path
+    other = Retention(platform.ops, SqliteHoldStore(catalog))
+    run = Retention(platform.ops, _HoldArrivesMidRun(catalog, other, order[1]))
+    try:
+        report = platform.retaining(lambda _: run.apply(ana()))
+    finally:
+        run.close()
+        other.close()
+    assert run.store.reads == 3  # type: ignore[attr-defined]  # the hold arrived between the two batches
+    assert [d for d, _ in report.deleted] == [order[0]]
+    assert [(d, m) for d, m, _ in report.held] == [(order[1], "M-LATE")]
+    assert order[1] in live(platform).values() and order[0] not in live(platform).values()
+    deletes = [r["target"] for r in records(platform, "retention.delete")]
+    assert deletes == [order[0]]  # no record says the held document was deleted

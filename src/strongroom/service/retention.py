@@ -39,11 +39,11 @@ from typing import Any
 
 from strongroom.audit import AuditEvent
 from strongroom.errors import NotFound, QueryError
-from strongroom.governance.holds import Hold, query_terms
+from strongroom.governance.holds import Hold, document_hold, query_terms
 from strongroom.governance.retention import RetentionPlan, RetentionPolicy, plan
 from strongroom.service.hold_store import HoldStore
 from strongroom.service.operations import Operations, Outcome
-from strongroom.types import Principal, frozen_meta, utcnow
+from strongroom.types import DocumentVersion, Principal, frozen_meta, utcnow
 
 __all__ = ["KINDS", "SYSTEM", "Retention", "RetentionReport", "normalised_change"]
 
@@ -277,6 +277,23 @@ class Retention:
     def _plan(self, now: datetime) -> RetentionPlan:
         return plan(self.store.policies(), self.store.active(), self.ops.store.versions(), now)
 
+    def _held_now(self, batch: Iterable[tuple[str, RetentionPolicy]]) -> dict[str, Hold]:
+        """The documents of a batch a hold covers now: a hold placed (by any process) while
+        earlier batches ran is honoured from the next batch on."""
+        holds = self.store.active()
+        if not holds:
+            return {}
+        wanted = {document_id for document_id, _ in batch}
+        by_doc: dict[str, list[DocumentVersion]] = {}
+        for v in self.ops.store.versions():
+            if v.document_id in wanted:
+                by_doc.setdefault(v.document_id, []).append(v)
+        found = {}
+        for document_id, versions in by_doc.items():
+            if (hold := document_hold(holds, versions)) is not None:
+                found[document_id] = hold
+        return found
+
     def apply(
         self, principal: Principal, now: datetime | None = None, *, dry_run: bool = False
     ) -> Outcome[RetentionReport]:
@@ -295,11 +312,16 @@ class Retention:
             planned = self._plan(at)
             versions = 0
             if not dry_run and planned.delete:
-                planned = self._plan(at)  # a hold placed meanwhile is honoured
-                # a batch's records are made before the next batch runs and written with the run's
-                # outcome: a run that fails part-way records what it deleted; a killed process does not
+                deleted: list[tuple[str, RetentionPolicy]] = []
+                held = list(planned.held)
+                # the holds are read again before each batch; a batch's records are made before the
+                # next batch runs and written with the run's outcome: a run that fails part-way
+                # records what it deleted; a killed process does not
                 for i in range(0, len(planned.delete), _BATCH):
-                    batch = planned.delete[i : i + _BATCH]
+                    late = self._held_now(planned.delete[i : i + _BATCH])
+                    held += [(d, p, late[d]) for d, p in planned.delete[i : i + _BATCH] if d in late]
+                    batch = [(d, p) for d, p in planned.delete[i : i + _BATCH] if d not in late]
+                    deleted += batch
                     gone = self.ops.remove_documents(d for d, _ in batch)
                     for document_id, policy in batch:
                         versions += len(gone.get(document_id, ()))
@@ -312,6 +334,7 @@ class Retention:
                                 detail=f"versions {','.join(gone.get(document_id, ()))}",
                             )
                         )
+                planned = replace(planned, delete=tuple(deleted), held=tuple(held))
             report = RetentionReport(
                 at=at,
                 dry_run=dry_run,
