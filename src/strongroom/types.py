@@ -146,7 +146,9 @@ class Principal:
 
     ``auth`` says how the principal was established, for the audit record: ``oidc``,
     ``api-key``, ``dev`` over HTTP; ``cli`` (self-declared with ``--user``/``--groups``);
-    ``python`` for library calls. ``key_id`` names the API key, if one was used.
+    ``python`` for library calls. ``key_id`` names the API key, if one was used;
+    ``created_by``: for a key, the persons behind whoever created it (they saw its secret, so
+    four-eyes counts them as this principal too); empty when unknown or not a key.
     """
 
     name: str
@@ -154,6 +156,7 @@ class Principal:
     roles: frozenset[str] = frozenset()
     auth: str = "python"
     key_id: str = ""
+    created_by: frozenset[str] = frozenset()
 
     def may_read(self, acl: Iterable[str]) -> bool:
         """Whether a version with this ACL is within the principal's entitlements."""

@@ -8,6 +8,12 @@ returned once, by :meth:`ApiKeyStore.create`, and never stored or logged. With
 ``Settings.store_url`` the keys live in PostgreSQL (:mod:`strongroom.auth.apikeys_postgres`),
 shared by every replica, and a revocation reaches every replica's cache at once.
 
+Each key records who created it (``created_by``): the persons behind the principal that made
+it, who saw its secret once and so answer for it too. Four-eyes counts them as the key's
+persons (:mod:`strongroom.service.approvals`), so an admin cannot make herself a checker by
+giving a key to a made-up owner. Keys made before this was recorded have ``created_by``
+NULL (unknown; an empty set here).
+
 >>> keys = open_key_store(Settings(home=Path("/tmp/sr")))  # doctest: +SKIP
 >>> key, secret = keys.create("etl-bot", frozenset({"research"}))  # doctest: +SKIP
 """
@@ -46,10 +52,13 @@ KEY_PREFIX = "sr_"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, owner TEXT NOT NULL, groups TEXT NOT NULL,
-    created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT);
+    created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT, created_by TEXT);
 """
-#: a key as stored: (id, salt, hash, owner, groups as JSON, created_at, expires_at, revoked_at)
+#: a key as stored: (id, salt, hash, owner, groups as JSON, created_at, expires_at, revoked_at,
+#: created_by as JSON or NULL); an exported row of an older store may lack ``created_by``
 KeyRow = tuple[object, ...]
+#: the stored columns, in :data:`KeyRow` order (a table made before ``created_by`` gets it appended)
+COLUMNS = "id, salt, hash, owner, groups, created_at, expires_at, revoked_at, created_by"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    #: the persons behind the principal that created the key (who saw its secret); empty: unknown
+    created_by: frozenset[str] = frozenset()
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
@@ -79,8 +90,16 @@ class ApiKeyStore(Protocol):
     'etl-bot'
     """
 
-    def create(self, owner: str, groups: frozenset[str], expires_at: datetime | None = None) -> tuple[ApiKey, str]:
-        """A new key and its full secret string, which is shown once and not kept."""
+    def create(
+        self,
+        owner: str,
+        groups: frozenset[str],
+        expires_at: datetime | None = None,
+        *,
+        created_by: frozenset[str] = frozenset(),
+    ) -> tuple[ApiKey, str]:
+        """A new key and its full secret string, which is shown once and not kept; ``created_by``:
+        the persons behind whoever creates it (empty: unknown)."""
         ...
 
     def list(self) -> list[ApiKey]:
@@ -130,7 +149,9 @@ def _when(value: object) -> datetime | None:
     return None if value is None else datetime.fromisoformat(str(value))
 
 
-def new_key(owner: str, groups: frozenset[str], expires_at: datetime | None) -> tuple[KeyRow, ApiKey, str]:
+def new_key(
+    owner: str, groups: frozenset[str], expires_at: datetime | None, created_by: frozenset[str] = frozenset()
+) -> tuple[KeyRow, ApiKey, str]:
     """A new key's row, what is known of it, and the full key string."""
     if not owner.strip():
         raise QueryError("a key needs an owner: who answers for it (a person or a service)")
@@ -141,15 +162,24 @@ def new_key(owner: str, groups: frozenset[str], expires_at: datetime | None) -> 
     row: KeyRow = (
         key_id, salt, _digest(salt, secret), owner, json.dumps(sorted(groups)), now.isoformat(),
         expires_at.isoformat() if expires_at else None, None,
+        json.dumps(sorted(created_by)) if created_by else None,
     )  # fmt: skip
-    return row, ApiKey(key_id, owner, groups, now, expires_at, None), f"{KEY_PREFIX}{key_id}_{secret}"
+    key = ApiKey(key_id, owner, groups, now, expires_at, None, frozenset(created_by))
+    return row, key, f"{KEY_PREFIX}{key_id}_{secret}"
+
+
+def full_row(row: Sequence[object]) -> KeyRow:
+    """An exported row with every column: one from an older store gets ``created_by`` unknown."""
+    return (*row, None) if len(row) == 8 else tuple(row)
 
 
 def key_of(row: Sequence[object]) -> ApiKey:
-    """An :class:`ApiKey` from ``(id, owner, groups, created_at, expires_at, revoked_at)``."""
+    """An :class:`ApiKey` from ``(id, owner, groups, created_at, expires_at, revoked_at, created_by)``."""
     created = _when(row[3])
     assert created is not None
-    return ApiKey(str(row[0]), str(row[1]), frozenset(json.loads(str(row[2]))), created, _when(row[4]), _when(row[5]))
+    by = frozenset(json.loads(str(row[6]))) if len(row) > 6 and row[6] is not None else frozenset[str]()
+    groups = frozenset(json.loads(str(row[2])))
+    return ApiKey(str(row[0]), str(row[1]), groups, created, _when(row[4]), _when(row[5]), by)
 
 
 def parse_presented(presented: str) -> tuple[str, str]:
@@ -166,7 +196,8 @@ def invalid_key() -> AuthenticationError:
 
 
 def checked(key_id: str, secret: str, row: Sequence[object] | None) -> ApiKey:
-    """The key, if ``row`` (salt, hash, owner, groups, created_at, expires_at, revoked_at) matches the secret."""
+    """The key, if ``row`` (salt, hash, owner, groups, created_at, expires_at, revoked_at, created_by)
+    matches the secret."""
     if row is None:
         _digest(b"\0" * 16, secret)  # same work whether or not the id exists
         raise invalid_key()
@@ -179,8 +210,12 @@ def checked(key_id: str, secret: str, row: Sequence[object] | None) -> ApiKey:
     return key
 
 
-_SELECT_LIST = "SELECT id, owner, groups, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at"
-_SELECT_ONE = "SELECT salt, hash, owner, groups, created_at, expires_at, revoked_at FROM api_keys WHERE id = "
+_SELECT_LIST = (
+    "SELECT id, owner, groups, created_at, expires_at, revoked_at, created_by FROM api_keys ORDER BY created_at"
+)
+_SELECT_ONE = (
+    "SELECT salt, hash, owner, groups, created_at, expires_at, revoked_at, created_by FROM api_keys WHERE id = "
+)
 
 
 class SqliteApiKeyStore:
@@ -192,16 +227,33 @@ class SqliteApiKeyStore:
         self._revoked_log = catalog.with_name(f"{catalog.name}.revocations")
         try:
             self._db = open_catalog(catalog, _SCHEMA, shared=True)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the key table in {catalog}: {exc}; check the path") from exc
+
+    def _migrate(self) -> None:
+        """A table made before keys recorded their creator: add ``created_by`` (NULL: unknown)."""
+        if "created_by" not in {row[1] for row in self._db.execute("PRAGMA table_info(api_keys)")}:
+            try:
+                self._db.execute("ALTER TABLE api_keys ADD COLUMN created_by TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         self._db.close()
 
-    def create(self, owner: str, groups: frozenset[str], expires_at: datetime | None = None) -> tuple[ApiKey, str]:
-        row, key, secret = new_key(owner, groups, expires_at)
+    def create(
+        self,
+        owner: str,
+        groups: frozenset[str],
+        expires_at: datetime | None = None,
+        *,
+        created_by: frozenset[str] = frozenset(),
+    ) -> tuple[ApiKey, str]:
+        row, key, secret = new_key(owner, groups, expires_at, created_by)
         with self._lock:
-            self._db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self._db.execute(f"INSERT INTO api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         return key, secret
 
     def list(self) -> list[ApiKey]:
@@ -244,13 +296,15 @@ class SqliteApiKeyStore:
 
     def export_rows(self) -> tuple[KeyRow, ...]:
         with self._lock:
-            return tuple(tuple(r) for r in self._db.execute("SELECT * FROM api_keys ORDER BY id").fetchall())
+            return tuple(tuple(r) for r in self._db.execute(f"SELECT {COLUMNS} FROM api_keys ORDER BY id").fetchall())
 
     def adopt(self, rows: Sequence[KeyRow]) -> int:
         added = 0
         with self._lock, self._db:
-            for row in rows:
-                cur = self._db.execute("INSERT OR IGNORE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            for row in map(full_row, rows):
+                cur = self._db.execute(
+                    f"INSERT OR IGNORE INTO api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row
+                )
                 added += cur.rowcount
                 if row[7] is not None:
                     self._db.execute(

@@ -22,9 +22,11 @@ import psycopg
 from strongroom.auth.apikeys import (
     _SELECT_LIST,
     _SELECT_ONE,
+    COLUMNS,
     ApiKey,
     KeyRow,
     checked,
+    full_row,
     key_of,
     new_key,
     parse_presented,
@@ -40,7 +42,8 @@ _LOCK = 0x5352_4B45_5953  # advisory lock key ("SRKEYS") for making the table
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
     id text PRIMARY KEY, salt bytea NOT NULL, hash bytea NOT NULL, owner text NOT NULL, groups text NOT NULL,
-    created_at text NOT NULL, expires_at text, revoked_at text);
+    created_at text NOT NULL, expires_at text, revoked_at text, created_by text);
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS created_by text;
 """
 
 
@@ -141,10 +144,17 @@ class PostgresApiKeyStore:
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL at {self._target} failed to {action}: {self._clean(exc)}") from exc
 
-    def create(self, owner: str, groups: frozenset[str], expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+    def create(
+        self,
+        owner: str,
+        groups: frozenset[str],
+        expires_at: datetime | None = None,
+        *,
+        created_by: frozenset[str] = frozenset(),
+    ) -> tuple[ApiKey, str]:
         """A new key and its full secret string, which is shown once and not kept."""
-        row, key, secret = new_key(owner, groups, expires_at)
-        self._run("store a key", "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", row)
+        row, key, secret = new_key(owner, groups, expires_at, created_by)
+        self._run("store a key", f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(['%s'] * 9)})", row)
         return key, secret
 
     def list(self) -> list[ApiKey]:
@@ -177,7 +187,7 @@ class PostgresApiKeyStore:
 
     def export_rows(self) -> tuple[KeyRow, ...]:
         """Every key as stored (salted hashes, never a secret), for moving a deployment."""
-        rows = self._run("export the keys", "SELECT * FROM api_keys ORDER BY id").fetchall()
+        rows = self._run("export the keys", f"SELECT {COLUMNS} FROM api_keys ORDER BY id").fetchall()
         return tuple((r[0], bytes(r[1]), bytes(r[2]), *r[3:]) for r in rows)
 
     def adopt(self, rows: Sequence[KeyRow]) -> int:
@@ -186,9 +196,10 @@ class PostgresApiKeyStore:
         with self._lock:
             try:
                 with self._db.transaction():
-                    for row in rows:
+                    for row in map(full_row, rows):
                         cur = self._db.execute(
-                            "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                            f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(['%s'] * 9)}) "
+                            "ON CONFLICT (id) DO NOTHING",
                             row,
                         )
                         added += cur.rowcount

@@ -13,17 +13,28 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from strongroom.auth.apikeys import KEY_PREFIX, KeyBackend
+from strongroom.auth.apikeys import KEY_PREFIX, ApiKeyStore, KeyBackend
 from strongroom.auth.oidc import OidcVerifier, groups_from_claims
 from strongroom.auth.principal import Caller, roles_for
 from strongroom.auth.settings import ServiceSettings
 from strongroom.errors import AuthenticationError
 from strongroom.types import Principal
 
-__all__ = ["KEY_OWNER_PREFIX", "Authenticator"]
+__all__ = ["KEY_OWNER_PREFIX", "Authenticator", "persons_of"]
 
 #: how an API key's principal is named (``key:<owner>``): no token's subject may start with it
 KEY_OWNER_PREFIX = "key:"
+
+
+def persons_of(principal: Principal, keys: ApiKeyStore | None = None) -> frozenset[str]:
+    """The persons who answer for what ``principal`` does: its person (an API key's owner,
+    ``key:ana`` -> ``ana``, else its name) and, for a key, whoever created it (who saw its
+    secret): ``Principal.created_by`` as the authenticator filled it and, given ``keys``, the
+    creators recorded on the key itself (a principal rebuilt elsewhere, e.g. a web session)."""
+    found = frozenset({principal.name.removeprefix(KEY_OWNER_PREFIX)}) | principal.created_by
+    if keys is not None and principal.auth == "api-key" and principal.key_id:
+        found |= next((k.created_by for k in keys.list() if k.id == principal.key_id), frozenset())
+    return found
 
 
 _CACHE_MAX = 10_000
@@ -83,9 +94,11 @@ class Authenticator:
                 del self._verified[next(iter(self._verified))]  # the oldest
             self._verified[_digest(authorization)] = (caller, self._clock() + trust_s, stamp)
 
-    def _caller(self, name: str, groups: frozenset[str], method: str, key_id: str = "") -> Caller:
+    def _caller(
+        self, name: str, groups: frozenset[str], method: str, key_id: str = "", created_by: frozenset[str] = frozenset()
+    ) -> Caller:
         roles = roles_for(groups, self.settings.role_groups)
-        principal = Principal(name, groups, frozenset(roles), method, key_id)
+        principal = Principal(name, groups, frozenset(roles), method, key_id, created_by)
         if method == "api-key":
             return Caller(principal, roles, "api-key", key_id)
         if method == "dev":
@@ -105,7 +118,7 @@ class Authenticator:
         if token.startswith(KEY_PREFIX):
             stamp = self.keys.revocations()  # before the read: a revocation during it voids the entry
             key = self.keys.check(token)
-            caller = self._caller(f"{KEY_OWNER_PREFIX}{key.owner}", key.groups, "api-key", key.id)
+            caller = self._caller(f"{KEY_OWNER_PREFIX}{key.owner}", key.groups, "api-key", key.id, key.created_by)
             self._remember(authorization, caller, key.expires_at, stamp)
             return caller
         if self.verifier is None:

@@ -9,6 +9,9 @@ exact change as canonical JSON with its SHA-256; it expires after ``proposal_ttl
 
 - **The same person** is the owner, not the credential: ``key:ana`` (any of Ana's API keys)
   and ``ana`` (her token or CLI name) are one maker, so a second key never makes a checker.
+  A key also counts as whoever created it (who saw its secret; recorded on the key), so a key
+  Ana gives a made-up owner ``zed`` is Ana too: :func:`persons_of` is the set of persons behind
+  a principal, and a checker (or reviewer) is refused when theirs meets the maker's.
 - **Approve** (approver role; never the maker) moves the proposal out of ``proposed`` by a
   compare-and-set, so of two approvers racing exactly one applies it, once. The change is
   applied *as the maker proposed it* (the maker's principal of the time, audited with
@@ -39,7 +42,7 @@ from typing import Any
 
 from strongroom.audit import AuditEvent
 from strongroom.auth.apikeys import ApiKeyStore
-from strongroom.auth.authenticator import KEY_OWNER_PREFIX
+from strongroom.auth.authenticator import KEY_OWNER_PREFIX, persons_of
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StoreError, StrongroomError
 from strongroom.governance.holds import Hold
 from strongroom.governance.retention import RetentionPolicy
@@ -52,7 +55,7 @@ from strongroom.service.retention import KINDS as RETENTION_KINDS
 from strongroom.service.retention import normalised_change
 from strongroom.types import Principal, utcnow
 
-__all__ = ["KINDS", "NO_BREAK_GLASS", "Applied", "Applier", "Approvals", "person_of"]
+__all__ = ["KINDS", "NO_BREAK_GLASS", "Applied", "Applier", "Approvals", "person_of", "persons_of"]
 
 #: the changes that go through four-eyes, and the role proposing (or breaking glass on) each needs;
 #: the ``models.*`` kinds are applied by the driver that holds the routes (an :data:`Applier`)
@@ -80,7 +83,7 @@ _MAX_REASON = 2000
 
 def person_of(principal: Principal) -> str:
     """The person behind a principal: an API key's owner (``key:ana`` -> ``ana``), else its name.
-    Two credentials of one person are one maker."""
+    Two credentials of one person are one maker (and a key's creator is one too: :func:`persons_of`)."""
     return principal.name.removeprefix(KEY_OWNER_PREFIX)
 
 
@@ -252,6 +255,7 @@ class Approvals:
             change=normal,
             change_sha256=change_hash(normal),
             maker=person_of(principal),
+            maker_persons=persons_of(principal, self.keys),
             maker_principal=principal.name,
             maker_groups=principal.groups,
             maker_roles=principal.roles,
@@ -296,6 +300,16 @@ class Approvals:
         p, records = self._expire(principal, p, self.clock())
         return Outcome(p, None, records)
 
+    def _not_the_maker(self, principal: Principal, p: Proposal) -> None:
+        """Refuse a checker any of whose persons (an API key's owner and creator) is one of the maker's."""
+        shared = persons_of(principal, self.keys) & ({p.maker} | p.maker_persons)
+        if shared:
+            raise PermissionDenied(
+                f"you proposed {p.id} (as {p.maker_principal}), or the same person answers for your credential "
+                f"and the maker's ({', '.join(sorted(shared))}: an API key is its owner and whoever created it); "
+                "another person with the approver role must decide it (a second key or login of yours does not count)"
+            )
+
     def _decidable(
         self, principal: Principal, proposal_id: str, action: str
     ) -> tuple[Proposal | None, Outcome[Any] | None]:
@@ -304,11 +318,7 @@ class Approvals:
         try:
             self.ops.require(principal, "approver")
             p = self._proposal(proposal_id)
-            if p.maker == person_of(principal):
-                raise PermissionDenied(
-                    f"you proposed {proposal_id} (as {p.maker_principal}); another person with the approver role "
-                    "must decide it (a second key or login of yours does not count)"
-                )
+            self._not_the_maker(principal, p)
             now = self.clock()
             p, expired = self._expire(principal, p, now)
             if expired:
@@ -335,7 +345,10 @@ class Approvals:
             return self._refused(principal, "approvals.approve", exc, p, proposal_id)
         p = replace(p, status="approved", checker=principal.name, decided_at=now)
         events = [self._record(principal, "approvals.approve", p)]
-        as_maker = Principal(p.maker_principal, p.maker_groups, p.maker_roles, "four-eyes", p.id)
+        # the maker's persons, and the approver's: a key this creates records both as its creators (the maker
+        # asked for it; the approver is shown its secret), so neither can later check the other's change with it
+        answerable = p.maker_persons | persons_of(principal, self.keys)
+        as_maker = Principal(p.maker_principal, p.maker_groups, p.maker_roles, "four-eyes", p.id, answerable)
         applied = self._apply(p, as_maker)
         events.extend(applied.events)
         if applied.error is not None:
@@ -415,8 +428,11 @@ class Approvals:
         try:
             self.ops.require(principal, "approver")
             p = self._proposal(proposal_id)
-            if p.maker == person_of(principal):
-                raise PermissionDenied(f"you broke the glass on {proposal_id}; another approver must review it")
+            if persons_of(principal, self.keys) & ({p.maker} | p.maker_persons):
+                raise PermissionDenied(
+                    f"you broke the glass on {proposal_id} (or created the key it was made with, or it created "
+                    "yours); another approver must review it"
+                )
             now = self.clock()
             if not self.store.review(p.id, principal.name, now):
                 raise QueryError(f"proposal {proposal_id} is not an unreviewed break-glass change")

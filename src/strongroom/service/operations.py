@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from strongroom.audit import AuditEvent, answer_hash
 from strongroom.auth.apikeys import ApiKeyStore
+from strongroom.auth.authenticator import persons_of
 from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import (
@@ -592,7 +593,9 @@ class Operations:
     ) -> Outcome[KeyCreated]:
         """A new API key (admins): only groups the creator holds (or configuration allows), and
         an expiry (default ``key_default_days``, at most ``key_max_days``). Thread-safe. A key
-        carries entitlement groups, so with four-eyes on it needs ``approved`` (a proposal)."""
+        carries entitlement groups, so with four-eyes on it needs ``approved`` (a proposal). The
+        key records the persons behind ``principal`` as its creators (they see its secret):
+        applied from an approved proposal, its maker's and its approver's (shown the secret)."""
         members = frozenset(g.strip() for g in groups if g.strip())
         fields: dict[str, object] = {"filters": {"owner": owner, "groups": sorted(members)}}
 
@@ -605,7 +608,7 @@ class Operations:
                 raise QueryError("give the key an owner")
             self.grantable(principal, members)
             until = self.key_expiry(days, expires_at, no_expiry)
-            key, secret = keys.create(owner, members, until)
+            key, secret = keys.create(owner, members, until, created_by=persons_of(principal, keys))
             expiry = until.isoformat() if until else "never"
             return KeyCreated(key.id, key.owner, key.groups, key.expires_at, secret), {
                 "target": key.id,

@@ -59,7 +59,9 @@ class Proposal:
     ``maker_groups`` and ``maker_roles``: the principal as it proposed, which the change is
     applied as (so it is re-checked against what the maker could do). ``change``: the exact
     change; ``change_sha256``: the hash of its canonical JSON. ``break_glass``: applied by one
-    admin without approval; ``reviewed_by``: the approver who reviewed that afterwards."""
+    admin without approval; ``reviewed_by``: the approver who reviewed that afterwards.
+    ``maker_persons``: every person behind the maker's principal (for an API key, its owner and
+    whoever created it); none of them may decide it. Empty for proposals kept before it was."""
 
     id: str
     kind: str
@@ -79,6 +81,7 @@ class Proposal:
     break_glass: bool = False
     reviewed_by: str = ""
     reviewed_at: datetime | None = None
+    maker_persons: frozenset[str] = frozenset()
 
     def expired(self, now: datetime) -> bool:
         return self.status == "proposed" and now >= self.expires_at
@@ -137,12 +140,12 @@ CREATE TABLE IF NOT EXISTS proposals (
     maker TEXT NOT NULL, maker_principal TEXT NOT NULL, maker_groups TEXT NOT NULL, maker_roles TEXT NOT NULL,
     reason TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL, status TEXT NOT NULL,
     checker TEXT NOT NULL, decided_at REAL, detail TEXT NOT NULL, break_glass INTEGER NOT NULL,
-    reviewed_by TEXT NOT NULL, reviewed_at REAL);
+    reviewed_by TEXT NOT NULL, reviewed_at REAL, maker_persons TEXT);
 CREATE INDEX IF NOT EXISTS proposals_by_status ON proposals (status, created_at);
 """
 _COLUMNS = (
     "id, kind, change, change_sha256, maker, maker_principal, maker_groups, maker_roles, reason, created_at, "
-    "expires_at, status, checker, decided_at, detail, break_glass, reviewed_by, reviewed_at"
+    "expires_at, status, checker, decided_at, detail, break_glass, reviewed_by, reviewed_at, maker_persons"
 )
 
 
@@ -156,7 +159,7 @@ def _row(p: Proposal) -> tuple[Any, ...]:
         json.dumps(sorted(p.maker_groups)), json.dumps(sorted(p.maker_roles)), p.reason,
         p.created_at.timestamp(), p.expires_at.timestamp(), p.status, p.checker,
         p.decided_at.timestamp() if p.decided_at else None, p.detail, int(p.break_glass),
-        p.reviewed_by, p.reviewed_at.timestamp() if p.reviewed_at else None,
+        p.reviewed_by, p.reviewed_at.timestamp() if p.reviewed_at else None, json.dumps(sorted(p.maker_persons)),
     )  # fmt: skip
 
 
@@ -164,7 +167,7 @@ def _proposal(r: tuple[Any, ...]) -> Proposal:
     return Proposal(
         r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], frozenset(json.loads(r[6])), frozenset(json.loads(r[7])),
         r[8], _dt(r[9]) or datetime.now(UTC), _dt(r[10]) or datetime.now(UTC), r[11], r[12], _dt(r[13]), r[14],
-        bool(r[15]), r[16], _dt(r[17]),
+        bool(r[15]), r[16], _dt(r[17]), frozenset(json.loads(r[18])) if r[18] else frozenset(),
     )  # fmt: skip
 
 
@@ -175,6 +178,12 @@ class SqliteProposalStore:
         self._lock = threading.Lock()
         try:
             self._db = open_catalog(catalog, _SCHEMA, shared=True)
+            if "maker_persons" not in {row[1] for row in self._db.execute("PRAGMA table_info(proposals)")}:
+                try:  # a table made before proposals kept the maker's persons (NULL: the maker only)
+                    self._db.execute("ALTER TABLE proposals ADD COLUMN maker_persons TEXT")
+                except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc):
+                        raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the proposal table in {catalog}: {exc}; check the path") from exc
 
@@ -190,7 +199,7 @@ class SqliteProposalStore:
             raise StoreError(f"the proposal table could not be used: {exc}") from exc
 
     def add(self, proposal: Proposal) -> None:
-        self._execute(f"INSERT INTO proposals ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row(proposal))
+        self._execute(f"INSERT INTO proposals ({_COLUMNS}) VALUES ({', '.join('?' * 19)})", _row(proposal))
 
     def get(self, proposal_id: str) -> Proposal | None:
         rows, _ = self._execute(f"SELECT {_COLUMNS} FROM proposals WHERE id = ?", (proposal_id,))

@@ -73,6 +73,25 @@ class KeyStoreContract:
         store.revoke(revoked.id)
         assert {k.id: k.revoked_at is not None for k in store.list()} == {active.id: False, revoked.id: True}
 
+    def test_a_key_records_who_created_it(self, store: KeyBackend, keys: Opener) -> None:
+        made, secret = store.create("zed", frozenset({"r"}), created_by=frozenset({"ana", "bo"}))
+        unknown, _ = store.create("etl", frozenset({"r"}))  # no creator given: unknown, not "nobody"
+        assert made.created_by == {"ana", "bo"} and unknown.created_by == frozenset()
+        other = keys()  # another replica reads what was recorded
+        try:
+            assert other.check(secret).created_by == {"ana", "bo"}
+            assert {k.id: k.created_by for k in other.list()} == {made.id: {"ana", "bo"}, unknown.id: frozenset()}
+        finally:
+            other.close()
+
+    def test_the_creator_moves_with_the_keys_and_an_older_export_is_unknown(self, store: KeyBackend) -> None:
+        made, _ = store.create("zed", frozenset({"r"}), created_by=frozenset({"ana"}))
+        (row,) = store.export_rows()
+        assert len(row) == 9 and row[0] == made.id and "ana" in str(row[8])
+        older = ("0ld0ld0ld0ld", *row[1:8])  # a row exported before keys recorded their creator
+        assert store.adopt([older]) == 1
+        assert {k.id: k.created_by for k in store.list()} == {made.id: {"ana"}, "0ld0ld0ld0ld": frozenset()}
+
     def test_keys_move_to_another_store_and_again_adds_nothing(self, store: KeyBackend, keys: Opener) -> None:
         key, secret = store.create("a", frozenset({"r"}))
         gone, _ = store.create("b", frozenset({"r"}))
