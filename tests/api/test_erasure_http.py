@@ -75,6 +75,8 @@ def test_erasure_over_http(world: World) -> None:
         erasure_id = report["erasure_id"]
         wrong = root.post(f"/v1/erasures/{erasure_id}/verify", json={"identifier": "Somebody Else"})
         assert wrong.status_code == 403
+        none = root.post(f"/v1/erasures/{erasure_id}/verify", json={})  # an identifier erasure needs it again
+        assert 400 <= none.status_code < 500 and "identifier" in none.text, none.text
         proof = root.post(f"/v1/erasures/{erasure_id}/verify", json={"identifier": world.name})
         assert proof.status_code == 200 and proof.json()["proven"] is True, proof.text
         assert root.post("/v1/erasures/nope/verify", json={"identifier": world.name}).status_code == 404

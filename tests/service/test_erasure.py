@@ -326,7 +326,7 @@ def test_erasing_a_document_keeps_only_that_it_existed(tmp_path: Path, model: tu
     with Platform.open(world.settings, embedder=HashEmbedder(64)) as p:
         letter = next(v for v in p.runtime.store.versions() if "letter" in v.source)
     report = _erase(world.settings, document_id=letter.document_id, reason="DSAR 8")
-    assert report.found == {"store.versions": 1} and report.originals_removed == 1
+    assert report.found["store.versions"] == 1 and report.originals_removed == 1
     assert not (world.settings.home / "originals" / letter.id).exists()
     with Platform.open(world.settings, embedder=HashEmbedder(64)) as p:
         assert p.runtime.store.versions(letter.document_id) == []
@@ -335,8 +335,120 @@ def test_erasing_a_document_keeps_only_that_it_existed(tmp_path: Path, model: tu
             p.find_document(ROOT, letter.source)
     with pytest.raises(NotFound):
         _erase(world.settings, document_id=letter.document_id, reason="again")
-    with pytest.raises(NotFound):  # verify is for identifier erasures
-        _verify(world.settings, report.plan.erasure_id, name)
+    proof = _verify(world.settings, report.plan.erasure_id, "")  # a document erasure needs no identifier
+    assert proof.proven, proof.as_dict()
+    with pytest.raises(QueryError, match="identifier"):  # an identifier erasure still does
+        _verify(world.settings, _erase(world.settings, identifier=name, reason="DSAR 8b").plan.erasure_id, " ")
+
+
+class Quoting:
+    """The scripted model for a document: search (agent), then answer quoting its sentence."""
+
+    def __init__(self, sentence: str) -> None:
+        self.sentence = sentence
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        if body.get("tools") and not any(m["role"] == "tool" for m in body["messages"]):
+            return Reply.calls(tool_call("search_documents", {"query": "turbine contract cancelled forged invoices"}))
+        return Reply.stream(f"As the review says: {self.sentence} [1]")
+
+
+def raw_count(home: Path, needle: str) -> dict[str, int]:
+    """Files under ``home`` whose raw bytes hold ``needle`` (ASCII, any case): a plain count,
+    not the erasure's matcher."""
+    found = {}
+    for path in sorted(home.rglob("*")):
+        if path.is_file() and (n := path.read_bytes().lower().count(needle.lower().encode())):
+            found[str(path.relative_to(home))] = n
+    return found
+
+
+def test_erasing_a_document_reaches_every_copy_of_its_text_and_verify_proves_it(tmp_path: Path) -> None:
+    tag = f"{random.Random().randrange(10**6):06d}"
+    sentence = f"The Halvorsen{tag} turbine contract was cancelled after the audit found forged invoices."
+    title = f"Halvorsen{tag} turbine review"
+    file_name = f"halvorsen{tag}-review.md"
+    home, files = tmp_path / "home", tmp_path / "files"
+    files.mkdir()
+    (files / file_name).write_text(f"# {title}\n\n{sentence}\n\nThe board met twice in March.\n")
+    (files / "memo.md").write_text("# Credit memo\n\nOverdraft facilities were renewed for the quarter.\n")
+    settings = Settings(home=home, embedder="hash", route_groups={ROUTE: ["research"]})
+    with FakeOpenAIServer(Quoting(sentence)) as server:
+        save_deployment(
+            home,
+            "fake",
+            DeploymentSpec(backend="openai-compatible", url=server.url, model="fake", clearance="restricted"),
+        )
+        RouteStore(home).set_route(ROUTE, [Target("fake", 100)])
+        with Platform.open(settings, embedder=HashEmbedder(64)) as p:
+            request = IngestRequest(paths=tuple(sorted(files.iterdir())), acl=frozenset({"research"}), roots=(files,))
+            assert p.ingest(ROOT, request).ingested == 2
+            turn = p.converse(ANA, None, AskRequest(question="Why was the turbine contract cancelled?"))
+            with LocalAgentRuns(p) as agent:
+                run = agent.ask(ANA, AgentRunRequest("Why was the turbine contract cancelled?", route=ROUTE))
+                assert run.status == "answered", run
+            review = p.find_document(ROOT, file_name)
+            p.runtime.store.save_indexes()
+    before = raw_count(home, sentence)
+    assert "catalog.sqlite3" in before and "agent_checkpoints.sqlite3" in before, before  # the test can fail
+    assert sum(before.values()) >= 4 and raw_count(home, title) and raw_count(home, file_name)
+
+    report = _erase(settings, document_id=review.document_id, reason="DSAR 12, the whole review")
+    assert report.pending == () and report.found["rows.conversations.turns"] >= 1, report.as_dict()
+    assert report.erased["rows.agent_runs.events"] >= 1 and report.erased["rows.agent_checkpoints"] == 1
+    assert report.erased["audit"] >= 1
+    for needle in (sentence, title, file_name, f"Halvorsen{tag}"):
+        assert raw_count(home, needle) == {}, needle
+    with Platform.open(settings, embedder=HashEmbedder(64)) as p:
+        assert p.audit.verify().ok  # the chain still verifies
+        thread = p.conversation(ANA, turn.conversation_id)  # it still opens, and says what went
+        assert len(thread.turns) == 1 and "withheld" in thread.turns[0].answer["answer"]
+        assert p.runtime.store.versions(review.document_id) == []
+        memo = p.find_document(ROOT, "memo.md")  # the other document is as it was
+        assert p.runtime.store.page_text(memo.current.id, 1) is not None
+    runs = sqlite3.connect(settings.catalog_path)
+    try:  # the run lost its saved steps; it was answered, so its status stands
+        assert runs.execute("SELECT status FROM agent_runs WHERE id = ?", (run.id,)).fetchone() == ("answered",)
+        (answer,) = runs.execute("SELECT answer FROM conversation_turns").fetchone()
+        assert MARKER in answer and review.current.id in answer  # the quote went, the version id stays
+    finally:
+        runs.close()
+    proof = _verify(settings, report.plan.erasure_id, "")
+    assert proof.proven and proof.searched >= 5, proof.as_dict()
+    cli = ["erasure", "verify", report.plan.erasure_id, "--home", str(home), "--groups", "research", "--json"]
+    proven = CliRunner().invoke(app, cli, env=ADMIN_ENV)
+    assert proven.exit_code == 0 and json.loads(proven.stdout)["proven"] is True, proven.output
+
+    copy = home / "uploads" / "again.md"  # a copy of its original left in the uploads: verify finds it
+    copy.parent.mkdir(exist_ok=True)
+    copy.write_bytes((files / file_name).read_bytes())
+    proof = _verify(settings, report.plan.erasure_id, "")
+    assert not proof.proven and proof.found == {"uploads.copies": 1}, proof.as_dict()
+
+
+def test_a_document_s_quotes_names_and_citations_are_scrubbed_and_json_stays_json() -> None:
+    from strongroom.service.erasure_rows import DocumentText
+
+    page = "The Halvorsen turbine contract was cancelled after the audit found forged invoices."
+    names = ["Halvorsen review", "files/halvorsen-review.md", "halvorsen-review.md"]
+    doc = DocumentText({"v1"}, {"c1"}, [page], names)
+    cited = {"version_id": "v1", "quote": "was cancelled", "title": "Halvorsen review", "page": 1}
+    other = {"version_id": "v2", "quote": "was cancelled", "title": "Other memo", "page": 2}
+    said = "It said: the halvorsen  TURBINE contract\nwas cancelled (see halvorsen-review.md). Nothing else."
+    answer = json.dumps(
+        {"answer": said, "citations": [cited, other], "steps": json.dumps([{"chunk_id": "c1", "text": "x"}])}
+    )
+    out = json.loads(doc.scrub(answer))
+    assert out["citations"][0] == {**cited, "quote": MARKER, "title": MARKER}  # the ids and places stay
+    assert out["citations"][1] == other  # another document's citation, a short quote: as it was
+    assert out["answer"] == f"It said: {MARKER}(see {MARKER}). Nothing else."  # quote and file name, any case
+    assert json.loads(out["steps"]) == [{"chunk_id": "c1", "text": MARKER}]  # JSON inside a JSON string
+    assert doc.scrub("nothing of it here") == "nothing of it here" and doc.scrub("{not json") == "{not json"
+    assert doc.holds(b"\x92\xa2v1") and doc.holds(page.upper().encode()) and not doc.holds(b"an unrelated text")
+    proof = DocumentText({"v1"}, {"c1"})  # verify's: no text, only the ids
+    assert proof.scrub(answer) != answer  # a citation with its quote: found
+    scrubbed = doc.scrub(answer)
+    assert proof.scrub(scrubbed) == scrubbed  # once erased: nothing left to find
 
 
 # -- the command line --------------------------------------------------------------------------

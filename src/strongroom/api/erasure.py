@@ -1,7 +1,8 @@
 """Erasure over HTTP (:mod:`strongroom.service.erasure`); admins only.
 
     POST /v1/erasures                    {"identifier" or "document_id": "...", "reason": "..."}
-    POST /v1/erasures/{id}/verify        {"identifier": "..."}: where it still occurs ("proven": zero everywhere)
+    POST /v1/erasures/{id}/verify        {"identifier": "..."}: where it still occurs ("proven": zero everywhere);
+                                         {} for a document erasure (by its ids)
     GET  /v1/erasures                    erasures carried out (ids, counts; never an identifier)
 
 The identifier travels only in a request body, never in a URL or query string: URLs are
@@ -31,7 +32,11 @@ class EraseRequest(BaseModel):
 
 class VerifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    identifier: str = Field(max_length=200, description="The erased identifier again (checked against its hash).")
+    identifier: str = Field(
+        default="",
+        max_length=200,
+        description="The erased identifier again (checked against its hash); none for a document erasure.",
+    )
 
 
 @router.post("")

@@ -3,6 +3,7 @@
     strongroom erasure erase --identifier "Jane Quixote" --reason "DSAR 2026-114"
     strongroom erasure erase --document note.md --reason "DSAR 2026-115"
     strongroom erasure verify 5f2c... --identifier "Jane Quixote"     # exit 1 if anything is found
+    strongroom erasure verify 7a9e...                                 # a document erasure: by its ids
     strongroom erasure list
 
 The platform keeps no copy of an erased identifier, so ``verify`` is given it again (checked
@@ -90,10 +91,9 @@ def verify_cmd(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search every store and every file under the home for the erased identifier; exit 1 if found."""
-    secret = _identifier(identifier)
-    if not secret:
-        raise fail("give the erased identifier again (--identifier, or --identifier - to read it from stdin)")
+    """Search every store and every file under the home for the erased identifier (or every
+    place for a copy of the erased document); exit 1 if found."""
+    secret = _identifier(identifier)  # a document erasure needs none; an identifier erasure refuses none
     with platform_session(home, user, groups) as (platform, principal):
         report = _erasing(platform, lambda e: e.verify(principal, erasure_id, secret))
     if as_json:

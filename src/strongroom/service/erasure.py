@@ -32,7 +32,14 @@ one index (and of the embedded store's keyword index, which is built over the sa
 A document held by an active legal hold (:mod:`strongroom.governance.holds`) is neither
 deleted nor altered: it is left as it is and named in the report (``held``). ``erase(principal,
 document_id=...)`` erases a whole document (refused while it is held): it is deleted from
-every index, its originals go, and its version rows keep only that something was there.
+every index, its originals go (and any upload whose SHA-256 is one of its version ids), and its
+version rows keep only that something was there. Its copies go too
+(:class:`~strongroom.service.erasure_rows.DocumentText`): quotes of its text, its names, and the
+quote and title of every citation of it, in the application rows; the checkpoints of runs that
+cite it; the erasable part of the audit records that cite or quote it. Its erasure record keeps
+its version ids, their page counts and its chunk ids (no text), and ``verify(principal,
+erasure_id)`` checks by them: pages and chunks left in the store, originals and uploads, rows
+and checkpoints citing them with text, audit records citing them with an erasable part.
 
 The ``erasure.erase`` audit record holds the erasure id, a keyed hash (HMAC-SHA256 under the
 query key) of the normalised identifier, the counts and the reason with the identifier scrubbed
@@ -52,7 +59,9 @@ idempotent: an erasure that fails part-way is recorded as an error and is simply
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import os
 import re
 import time
@@ -60,11 +69,11 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -79,9 +88,9 @@ from strongroom.service.hold_store import open_hold_store
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.records import load_secret
 from strongroom.service.visibility import governing
-from strongroom.store.base import Erasable, Reembed
+from strongroom.store.base import Erasable, Exportable, Reembed
 from strongroom.text import dense_text
-from strongroom.types import Chunk, DocumentVersion, Principal
+from strongroom.types import Chunk, DocumentVersion, Principal, source_name
 
 __all__ = ["ACTION", "VERIFY_ACTION", "ErasureEntry", "Erasures", "done", "search_files"]
 
@@ -101,6 +110,7 @@ _MAX_REASON = 500
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHOLE = 64 * 1024 * 1024
 _BLOCK = 16 * 1024 * 1024
+_ENTRY_FIELDS = ("identifier_hmac", "document_id", "versions", "chunk_ids")
 _OVERLAP = 64 * 1024  # longer than any match: an identifier is at most 200 characters, escaped 12 bytes each
 
 
@@ -114,6 +124,9 @@ class ErasureEntry:
     identifier_hmac: str
     document_id: str
     counts: dict[str, object]
+    #: a document erasure's version ids (their page counts) and chunk ids: what verify checks
+    versions: dict[str, int] = field(default_factory=dict)
+    chunk_ids: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -123,6 +136,7 @@ class ErasureEntry:
             "identifier_hmac": self.identifier_hmac,
             "document_id": self.document_id,
             "counts": self.counts,
+            "versions": sorted(self.versions),
         }
 
 
@@ -162,11 +176,12 @@ class Erasures:
                 requested_by=principal.name,
                 requested_at=datetime.now(UTC),
             )
+            kept: dict[str, object] = {}
             if needles is not None:
                 report = self._erase_identifier(plan, needles)
             else:
-                report = self._erase_document(principal, plan)
-            return report, {"filters": _record_filters(report), "detail": plan.reason}
+                report, kept = self._erase_document(principal, plan)
+            return report, {"filters": {**_record_filters(report), **kept}, "detail": plan.reason}
 
         outcome = self.ops.run_audited(principal, ACTION, fields, body)
         if needles is not None and outcome.error is not None:  # a refusal's detail never names it
@@ -257,24 +272,73 @@ class Erasures:
             return len(seqs), len(erased), len(legacy)
         return len(seqs), len(erased), 0
 
-    def _erase_document(self, principal: Principal, plan: ErasurePlan) -> ErasureReport:
+    def _erase_document(self, principal: Principal, plan: ErasurePlan) -> tuple[ErasureReport, dict[str, object]]:
         store = self.ops.store
         if not isinstance(store, Erasable):
             raise StoreError("this store cannot erase documents; use the SQLite or PostgreSQL store")
-        if governing(store.versions(plan.document_id), principal.groups, time.time()) is None:
+        versions = store.versions(plan.document_id)
+        if governing(versions, principal.groups, time.time()) is None:
             raise NotFound("no such document")  # as for a deletion: one the admin may not read is not there
         self.ops.not_held(plan.document_id)  # DocumentHeld, naming the matter
+        document = self._document_text(versions)
+        rows = _rows()
+        found: dict[str, int] = {"store.versions": len(versions)}
+        found.update({f"rows.{k}": v for k, v in rows.find_document_rows(self.settings, document).items()})
+        # the copies first: should the store's deletion fail, the erasure is run again and
+        # finds the document (and its text) where it was
+        erased = {f"rows.{k}": v for k, v in rows.erase_document_rows(self.settings, document).items()}
+        audit_found, audit_erased, legacy = self._erase_document_audit(document)
+        found["audit"], erased["audit"] = audit_found, audit_erased
         ids = store.erase_document(plan.document_id)
+        erased["store.versions"] = len(ids)
         originals = originals_folder(self.settings.home)
         removed = 0
-        for version_id in ids:
+        for version_id in document.version_ids:
             if (originals / version_id).is_file():
                 remove_original(originals, version_id)
                 removed += 1
+        erased["uploads"] = _remove_copies(self.settings.home / "uploads", document)
         store.reclaim()
-        return ErasureReport(
-            plan, {"store.versions": len(ids)}, {"store.versions": len(ids)}, originals_removed=removed
-        )
+        pending = [f"audit: {legacy} records of format 1/2 cite it and cannot be erased"] if legacy else []
+        report = ErasureReport(plan, found, erased, originals_removed=removed, pending=tuple(pending))
+        # what verify needs, none of it text: the version ids (and their page counts) and chunk ids
+        kept: dict[str, object] = {
+            "versions": {v.id: v.pages for v in versions},
+            "chunk_ids": sorted(document.chunk_ids),
+        }
+        return report, kept
+
+    def _document_text(self, versions: Sequence[DocumentVersion]) -> Any:
+        """The document's :class:`~strongroom.service.erasure_rows.DocumentText`: its version and
+        chunk ids, its pages' text (each chunk is a span of a page) and its names."""
+        store = self.ops.store
+        ids = {v.id for v in versions}
+        texts: list[str] = []
+        for version in versions:
+            for page in range(1, version.pages + 1):
+                text = store.page_text(version.id, page)
+                if text:
+                    texts.append(text)
+        chunk_ids: set[str] = set()
+        if isinstance(store, Exportable):  # one pass over the store: no backend lists a version's chunks
+            for stored in store.iter_versions():
+                if stored.version.id in ids:
+                    chunk_ids.update(c.id for c in stored.chunks)
+                    texts.extend(c.text for c in stored.chunks)
+        names: list[str] = []
+        for version in versions:
+            names += [version.title, version.source, source_name(version.source)]
+        return _rows().DocumentText(ids, chunk_ids, texts, names)
+
+    def _erase_document_audit(self, document: Any) -> tuple[int, int, int]:
+        """(records found, erased, legacy left): those that cite the document (see
+        :func:`_document_seqs`) lose their erasable part."""
+        seqs, legacy = _document_seqs(self.audit, document)
+        erase = getattr(self.audit, "erase", None)
+        if erase is None:
+            return len(seqs) + len(legacy), 0, len(seqs) + len(legacy)
+        erased = erase(seqs) if seqs else []
+        return len(seqs) + len(legacy), len(erased), len(legacy)
 
     # -- verify ------------------------------------------------------------------------------
 
@@ -286,28 +350,38 @@ class Erasures:
                 continue
             filters = event.get("filters")
             filters = filters if isinstance(filters, dict) else {}
+            versions = filters.get("versions")
+            chunk_ids = filters.get("chunk_ids")
             yield ErasureEntry(
                 erasure_id=str(event.get("target", "")),
                 at=record.at,
                 principal=str(event.get("principal", "")),
                 identifier_hmac=str(filters.get("identifier_hmac", "")),
                 document_id=str(filters.get("document_id", "")),
-                counts={k: v for k, v in filters.items() if k not in ("identifier_hmac", "document_id")},
+                counts={k: v for k, v in filters.items() if k not in _ENTRY_FIELDS},
+                versions={str(k): int(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
+                chunk_ids=tuple(str(c) for c in chunk_ids) if isinstance(chunk_ids, list) else (),
             )
 
     def listed(self, principal: Principal) -> Outcome[list[dict[str, object]]]:
         """Every erasure (admins), without identifiers: there are none to show."""
         return self.ops.audited(principal, "erasure.list", lambda: [e.as_dict() for e in self.entries()])
 
-    def verify(self, principal: Principal, erasure_id: str, identifier: str) -> Outcome[VerifyReport]:
-        """Search every store and file for the identifier erasure ``erasure_id`` erased."""
+    def verify(self, principal: Principal, erasure_id: str, identifier: str = "") -> Outcome[VerifyReport]:
+        """Search every store and file for the identifier erasure ``erasure_id`` erased (given
+        again); for a document erasure, every place for a copy of the document (no identifier)."""
         fields: dict[str, object] = {"target": erasure_id}
 
         def body() -> tuple[VerifyReport, dict[str, object]]:
             self.ops.require(principal, "admin")
             entry = next((e for e in self.entries() if e.erasure_id == erasure_id), None)
-            if entry is None or not entry.identifier_hmac:
-                raise NotFound(f"no erasure of an identifier with id {erasure_id!r}; see `strongroom erasure list`")
+            if entry is None or not (entry.identifier_hmac or entry.versions):
+                raise NotFound(f"no erasure with id {erasure_id!r}; see `strongroom erasure list`")
+            if not entry.identifier_hmac:
+                report = self._search_document(erasure_id, entry)
+                return report, {"filters": {"proven": report.proven, "found": dict(report.found)}}
+            if not identifier.strip():
+                raise QueryError("give the erased identifier again: only its keyed hash was kept")
             needles = Needles.of(identifier)
             if identifier_digest(identifier, self._key()) != entry.identifier_hmac:
                 raise PermissionDenied("that is not the identifier this erasure erased (its keyed hash differs)")
@@ -344,6 +418,90 @@ class Erasures:
                 found[f"postgres:{place}"] = n
                 searched += 1
         return VerifyReport(erasure_id, found, searched, tuple(unsearched))
+
+    def _search_document(self, erasure_id: str, entry: ErasureEntry) -> VerifyReport:
+        """Where a copy of an erased document is left, by its ids (its text is gone): pages and
+        chunks in the store, originals and uploads (a file whose SHA-256 is a version id), rows
+        and checkpoints that cite it with text not erased, audit records that cite it with their
+        erasable part still there."""
+        store = self.ops.store
+        found: dict[str, int] = {
+            "store.pages": sum(
+                store.page_text(v, n) is not None for v, pages in entry.versions.items() for n in range(1, pages + 1)
+            ),
+            "store.chunks": len(store.fetch(list(entry.chunk_ids))) if entry.chunk_ids else 0,
+            "originals": sum((originals_folder(self.settings.home) / v).exists() for v in entry.versions),
+        }
+        ids = set(entry.versions)
+        for folder in ("originals", "uploads"):
+            found[f"{folder}.copies"] = sum(
+                1 for path, _ in _files(self.settings.home / folder) if _sha256(path) in ids
+            )
+        document = _rows().DocumentText(ids, entry.chunk_ids)
+        for place, n in _rows().find_document_rows(self.settings, document).items():
+            found[f"rows.{place}"] = n
+        seqs, legacy = _document_seqs(self.audit, document)
+        found["audit"] = len(seqs) + len(legacy)
+        return VerifyReport(erasure_id, found, len(found))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> Iterator[tuple[Path, None]]:
+    if not folder.is_dir():
+        return
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root) / name
+            if not path.is_symlink() and path.is_file():
+                yield path, None
+
+
+def _document_seqs(audit: AuditLog, document: Any) -> tuple[list[int], list[int]]:
+    """The audit records that cite an erased document: their stored text names one of its
+    version or chunk ids (a record's target, its chunks), or their erasable part quotes or
+    names it; (format-3 records whose erasable part is still there, format-1/2 records). The
+    erasures' own records are not among them: they keep the ids, which name, not quote."""
+    seqs: list[int] = []
+    legacy: list[int] = []
+    for record in audit.read():
+        if record.format >= 3 and record.erasable is None:
+            continue
+        try:
+            action = json.loads(record.body).get("action")
+        except (ValueError, AttributeError):
+            action = None
+        if action in (ACTION, VERIFY_ACTION):
+            continue
+        data = (record.body + "\x00" + (record.erasable or "")).encode()
+        if not document.holds(data):
+            continue
+        (seqs if record.format >= 3 else legacy).append(record.seq)
+    return seqs, legacy
+
+
+def _remove_copies(folder: Path, document: Any) -> int:
+    """Delete the files under ``folder`` that are a version of the document: their SHA-256 is
+    one of its version ids (a file that merely quotes it is not deleted: it may be another
+    document, sharing a boilerplate paragraph)."""
+    removed = 0
+    for path, _ in _files(folder):
+        try:
+            if _sha256(path) in document.version_ids:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot erase {path}: {exc.strerror or exc}; delete it by hand") from exc
+    return removed
 
 
 def _rows() -> ModuleType:
