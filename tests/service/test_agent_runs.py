@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -269,3 +270,23 @@ def test_the_bridge_runs_calls_on_its_owner_thread() -> None:
 
     ran_on, worker, error = run_here(work)
     assert ran_on == owner != worker and error == "refused"
+
+
+def test_each_model_turns_record_says_what_clearance_it_needed_and_what_forced_it(world: World) -> None:
+    events: list[RunEvent] = []
+    request = AgentRunRequest("[multi] How do Acme's sales compare with its price?", ROUTE, as_of="2023-08-31")
+    run = world.agent.ask(ANA, request, on_event=events.append)
+    assert run.status == "answered"
+    turns = {str(e.data["step"]): e.data for e in events if e.kind == "model"}
+    models: list[Any] = [r for r in world.audit(run.id) if r["action"] == "agent.run.model"]
+    records: dict[str, Any] = {str(r["filters"]["step"]): r["filters"] for r in models}
+    assert records.keys() == turns.keys() and len(turns) == 4
+    keys = ("context_clearance", "clearance_forced_by")
+    # the audit log says what the run's events say: the level each turn needed and the ids that forced it
+    assert {s: tuple(f.get(k) for k in keys) for s, f in records.items()} == {
+        s: tuple(t.get(k) for k in keys) for s, t in turns.items()
+    }
+    last = records[max(records, key=int)]
+    assert str(last["context_clearance"]).startswith("confidential")  # after the dataset rows
+    assert any(i.startswith("dataset:") for i in str(last["clearance_forced_by"]).split(","))
+    assert SECRET not in json.dumps(records)

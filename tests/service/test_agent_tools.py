@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from strongroom.agent.clearance import evidence_clearance
 from strongroom.config import Settings
 from strongroom.errors import NotFound, PermissionDenied, QueryError
 from strongroom.service import Platform
@@ -171,6 +172,19 @@ def test_every_table_row_of_a_page(world: World) -> None:
     sections = {r["label"]: r["section"] for r in out.content["rows"]}  # type: ignore[attr-defined]
     assert sections["Research and development"] == "Operating expenses" and sections["Operating income"] is None
     assert {r["page"] for r in out.content["rows"]} == {4}  # type: ignore[attr-defined]
+
+
+def test_a_filing_with_no_matching_row_still_carries_its_clearance(world: World) -> None:
+    box = tools(world, RATES)
+    found = box.call("filing_table", {"document": "rates-desk-note.md", "line_item": "coupon"})
+    none = box.call("filing_table", {"document": "rates-desk-note.md", "line_item": "zebra crossing count"})
+    assert none.content["rows"] == [] and none.content["title"] == found.content["title"]
+    (ev,) = none.evidence  # the title still comes from the version: its label goes with it
+    keys = ("document_id", "version_id", "sensitivity", "mnpi")
+    assert ev.kind == "document" and ev.numbers == ()
+    assert {k: ev.ref[k] for k in keys} == {k: found.evidence[0].ref[k] for k in keys}
+    row = [{"kind": "table", "ref": found.evidence[0].ref}]
+    assert evidence_clearance([{"kind": ev.kind, "ref": ev.ref}]) == evidence_clearance(row)
 
 
 def test_a_restricted_or_unpublished_filing_is_refused_like_a_missing_one(world: World) -> None:

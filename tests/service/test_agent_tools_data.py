@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from strongroom.agent.clearance import evidence_clearance
 from strongroom.config import Settings
 from strongroom.errors import QueryError
 from strongroom.service import Platform
@@ -58,6 +60,18 @@ def test_list_datasets_shows_only_those_the_principal_may_read(world: World) -> 
     assert [d["name"] for d in loader] == ["mnpi_watchlist", "prices", "ticks", "trades"]  # type: ignore[index,union-attr]
     assert tools(world, EVE).call("list_datasets", {}).content["datasets"] == []
     assert tools(world, known_at=world.before_fix).call("list_datasets", {}).content["datasets"][0]["version"] == 1  # type: ignore[index]
+
+
+def test_the_schemas_listed_carry_their_datasets_clearance(world: World) -> None:
+    out = tools(world).call("list_datasets", {})
+    (ev,) = out.evidence  # the schemas come from entitled datasets: the next turn counts them
+    listed: list[dict[str, Any]] = out.content["datasets"]  # type: ignore[assignment]
+    assert ev.kind == "schema" and ev.numbers == ()
+    assert ev.ref["datasets"] == [[d["name"], d["version"], d["sha256"]] for d in listed]
+    need = evidence_clearance([{"kind": ev.kind, "ref": ev.ref}])
+    assert need.sensitivity == "confidential"
+    assert need.forced_by == tuple(f"dataset:{d['name']}@{d['version']}" for d in listed)
+    assert tools(world, EVE).call("list_datasets", {}).evidence == ()  # nothing listed, nothing to count
 
 
 def test_a_query_cites_its_sql_versions_clocks_and_rows(world: World) -> None:

@@ -7,8 +7,9 @@ gateway sends it only to deployments cleared for that.
 - ``page``, ``term_sheet`` and ``table`` evidence: the version's label, which the
   toolbox puts in the ref (``sensitivity``, ``mnpi``); a ref without one counts as public,
   as an unlabelled version does (:mod:`strongroom.llm.clearance`).
-- ``query`` evidence (dataset rows): datasets carry no sensitivity label yet, so their rows
-  count as ``confidential`` (client and trading data), forced by ``dataset:NAME@VERSION``.
+- ``query`` evidence (dataset rows), and any evidence naming ``datasets`` (their schemas):
+  datasets carry no sensitivity label yet, so they count as ``confidential`` (client and
+  trading data), forced by ``dataset:NAME@VERSION``.
 - ``calculation`` evidence: computed from other evidence already counted; adds nothing.
 """
 
@@ -32,8 +33,8 @@ def evidence_clearance(evidence: Iterable[Mapping[str, object]]) -> ContextClear
         kind = item.get("kind")
         ref = item.get("ref")
         ref = ref if isinstance(ref, Mapping) else {}
-        if kind == "query":
-            datasets = ref.get("datasets")
+        datasets = ref.get("datasets")
+        if kind == "query" or isinstance(datasets, list):
             names = (
                 [f"dataset:{d[0]}@{d[1]}" for d in datasets if isinstance(d, list | tuple) and len(d) >= 2]
                 if isinstance(datasets, list)

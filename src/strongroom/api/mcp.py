@@ -17,7 +17,9 @@ One MCP server (the official SDK's low-level :class:`mcp.server.Server`) over a
 
 Nothing here decides or records: each call is an entitled, audited operation of the
 application layer (the toolbox writes the audit records). A result is the tool's content and
-its evidence, as JSON text and as structured content. A refusal or a bad argument is a tool
+its evidence, as JSON text and as structured content; above public, with a ``clearance``
+marker (level, MNPI, the ids that forced it) that ``/v1/chat/completions`` reads back when the
+result is sent to a model. A refusal or a bad argument is a tool
 error (``isError``) with the application layer's message; a failure of the platform itself
 (store, settings) is a tool error that says so without its details, which go to the log. A
 tool that is not listed is a protocol error (invalid params); the toolbox still sees the
@@ -65,6 +67,7 @@ from strongroom.service.agent_tools import toolbox_for
 from strongroom.service.async_platform import AsyncPlatform
 from strongroom.service.clock import parse_instant
 from strongroom.service.records import REQUEST_ID
+from strongroom.service.tool_output import clearance_marker
 from strongroom.types import Principal
 
 __all__ = [
@@ -180,9 +183,11 @@ def _evidence(evidence: Evidence) -> dict[str, object]:
 
 
 def tool_result(output: ToolOutput) -> types.CallToolResult:
-    """A tool's output for an MCP client: ``{"content": ..., "evidence": [...]}`` as JSON text,
-    and the same object as structured content."""
+    """A tool's output for an MCP client: ``{"content": ..., "evidence": [...]}`` (and its
+    ``clearance`` above public) as JSON text, and the same object as structured content."""
     record = {"content": output.content, "evidence": [_evidence(e) for e in output.evidence]}
+    if (marker := clearance_marker(output.evidence)) is not None:
+        record["clearance"] = marker
     text = json.dumps(record, default=_jsonable, ensure_ascii=False)
     content: list[types.ContentBlock] = [types.TextContent(type="text", text=text)]
     return types.CallToolResult(content=content, structured_content=json.loads(text))

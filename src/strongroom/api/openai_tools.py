@@ -5,8 +5,13 @@ shape, streamed or not.
 The body is checked here as OpenAI would check it (400 with what to change): known roles,
 tool calls only on assistant messages, each ``tool`` message answering a call made before
 it, unique tool names, a ``tool_choice`` naming an offered tool. Everything else — the role,
-the route grant, budgets, the audit record — is the application layer's
-(:meth:`AsyncPlatform.chat <strongroom.service.async_platform.AsyncPlatform.chat>`).
+the route grant, budgets, the clearance the conversation needs, the audit record — is the
+application layer's (:meth:`AsyncPlatform.chat <strongroom.service.async_platform.AsyncPlatform.chat>`).
+
+Two extension fields declare a clearance the conversation carries besides strongroom's own
+tool results (which declare theirs): ``strongroom_sensitivity`` (a level) and
+``strongroom_mnpi`` (true): they can raise what the conversation needs, never lower it. A
+conversation no deployment of the route is cleared for is refused with 403, saying why.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
 
 from strongroom.api.schemas import ChatRequest, ToolChoiceIn
-from strongroom.errors import BudgetExceeded, GatewayError, PromptTooLarge, UnknownRoute
+from strongroom.errors import BudgetExceeded, GatewayError, NotCleared, PromptTooLarge, UnknownRoute
 from strongroom.llm import types as llm
 from strongroom.llm.protocol import aclose
 from strongroom.llm.tool_calls import call_to_wire
@@ -86,6 +91,7 @@ def model_request(body: ChatRequest) -> llm.ChatRequest:
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     if len(stop) > _MAX_STOPS:
         raise _bad(f"at most {_MAX_STOPS} stop sequences")
+    sensitivity, mnpi = _declared(body)
     return llm.ChatRequest(
         tuple(messages),
         body.model,
@@ -96,7 +102,21 @@ def model_request(body: ChatRequest) -> llm.ChatRequest:
         seed=body.seed,
         tools=tools,
         tool_choice=choice,
+        sensitivity=sensitivity,
+        mnpi=mnpi,
     )
+
+
+def _declared(body: ChatRequest) -> tuple[str | None, bool]:
+    """The clearance the caller declares (``strongroom_sensitivity``, ``strongroom_mnpi``)."""
+    extra = body.model_extra or {}
+    level, mnpi = extra.get("strongroom_sensitivity"), extra.get("strongroom_mnpi", False)
+    if level is not None and level not in llm.SENSITIVITY_LEVELS:
+        levels = ", ".join(llm.SENSITIVITY_LEVELS)
+        raise _bad(f"strongroom_sensitivity {str(level)[:40]!r} is not a sensitivity level; use one of {levels}")
+    if not isinstance(mnpi, bool):
+        raise _bad("strongroom_mnpi is true or false")
+    return level, mnpi
 
 
 def _refused(exc: GatewayError) -> HTTPException:
@@ -107,6 +127,8 @@ def _refused(exc: GatewayError) -> HTTPException:
         return HTTPException(404, str(exc))
     if isinstance(exc, PromptTooLarge):
         return HTTPException(400, str(exc))
+    if isinstance(exc, NotCleared):  # the application layer's words: what forced it, no deployment names
+        return HTTPException(403, str(exc))
     if isinstance(exc, BudgetExceeded):
         return HTTPException(429, str(exc), headers={"Retry-After": str(max(1, round(exc.retry_after)))})
     return HTTPException(503, _failed(exc))

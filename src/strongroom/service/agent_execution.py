@@ -9,7 +9,8 @@ own, with a gateway of its own (a gateway lives on one loop). Around the
   brings its own, bound to the run's evidence), counting the calls that reach it; a driver
   may hand each call to the thread that owns its platform (``call_on``);
 - :class:`AuditedModel`: the gateway, with one ``agent.run.model`` record per model turn
-  (route, deployment, tokens, finish reason, the names of the tools called: never text);
+  (route, deployment, tokens, finish reason, the names of the tools called; above public,
+  the clearance the turn needed and the version ids or datasets that forced it: never text);
 - the events: each kept in the run store (replaced by seq, as the runner asks), passed on to
   the driver (``notify``, ``on_event``); a tool call that never reached the toolbox (a
   ``calculate``, a malformed or unknown call) is audited here as ``agent.tool.<name>``;
@@ -43,12 +44,14 @@ from strongroom.agent.runner import AgentResult, AgentRunner
 from strongroom.agent.tools import CALCULATE
 from strongroom.errors import NotFound, StrongroomError
 from strongroom.ingest.understand.redaction import redact_value
+from strongroom.llm.clearance import ContextClearance
 from strongroom.llm.gateway import Gateway
-from strongroom.llm.types import ChatRequest, Delta, ToolSpec
+from strongroom.llm.types import SENSITIVITY_LEVELS, ChatRequest, Delta, Sensitivity, ToolSpec
 from strongroom.service.agent_run_store import AgentRun
 from strongroom.service.agent_runs import AgentRuns
 from strongroom.service.agent_tools import TOOL_ACTION
 from strongroom.service.operations import Outcome
+from strongroom.service.tool_output import carried_clearance
 from strongroom.types import Principal
 
 __all__ = [
@@ -151,9 +154,19 @@ class AuditedModel:
         self.principal = principal
         self.run_id = run_id
 
+    @staticmethod
+    def _clearance(request: ChatRequest) -> dict[str, str]:
+        """Above public, the clearance the turn was sent with and the ids that forced it: read
+        from the tool results the turn carries (their evidence refs), as the run's events say."""
+        raw = request.sensitivity or "public"
+        level: Sensitivity = raw if raw in SENSITIVITY_LEVELS else "restricted"
+        carried = carried_clearance(m.content for m in request.messages if m.role == "tool")
+        return carried.join(ContextClearance(level, request.mnpi)).metadata()
+
     def _record(self, request: ChatRequest, outcome: str, detail: str, **more: Any) -> None:
         step = (request.request_id or "").rsplit(":", 1)[-1]
         filters = {"route": request.model, "step": step, "tools_offered": len(request.tools), **more.pop("filters", {})}
+        filters.update(self._clearance(request))
         record = self.wiring.runs.ops.record(
             self.principal, MODEL_ACTION, outcome=outcome, target=self.run_id, filters=filters, detail=detail, **more
         )

@@ -53,7 +53,11 @@ def list_datasets(ctx: ToolContext, _args: ListDatasetsArgs) -> Done:
         )
     content, _ = fit({"datasets": listed, **ctx.clocks()}, "datasets", "datasets", "query one you know by name")
     facts: dict[str, object] = {"datasets": [[v.name, v.current.version] for v in views]}
-    return Done(ToolOutput(content), f"{len(views)} datasets", facts=facts)
+    # the schemas come from entitled datasets: their evidence carries the datasets' clearance
+    used = [[v.name, v.current.version, v.current.sha256] for v in views]
+    schemas = "; ".join(f"{v.name}: {', '.join(n for n, _ in v.current.columns)}" for v in views)
+    evidence = (Evidence("schema", {"datasets": used}, clip(schemas, _EVIDENCE_CHARS)[0]),) if views else ()
+    return Done(ToolOutput(content, evidence), f"{len(views)} datasets", facts=facts)
 
 
 def _answer(ctx: ToolContext, result: QueryResult) -> Done:

@@ -3,6 +3,12 @@ cut to a budget, rows as text, and a result cut to fit :data:`MAX_CONTENT_CHARS`
 that says what was left out and how to ask for less (pure functions); and :class:`Done`, what
 a tool returns to the toolbox.
 
+Clearance travels with what a tool returns: each evidence ref carries its version's label
+(:func:`clearance_ref`; dataset evidence names its datasets), a result sent out of the
+platform (MCP) carries a ``"clearance"`` marker over all of it (:func:`clearance_marker`),
+and :func:`carried_clearance` reads both back from the messages a client sends to a model
+(``/v1/chat/completions``), so the conversation goes only to deployments cleared for it.
+
 >>> numbers_in("Total net sales 81,797 82,959; coupon 4.25%, other (265)")
 ('81,797', '82,959', '4.25%', '(265)')
 >>> clip("abcdef", 4)
@@ -17,14 +23,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from strongroom.agent.base import ToolOutput
+from strongroom.agent.base import Evidence, ToolOutput
+from strongroom.agent.clearance import evidence_clearance
 from strongroom.agent.numbers import find_figures
-from strongroom.llm.clearance import version_clearance
+from strongroom.llm.clearance import ContextClearance, version_clearance
+from strongroom.llm.types import SENSITIVITY_LEVELS, Sensitivity
 from strongroom.types import DocumentVersion
 
 __all__ = [
     "MAX_CONTENT_CHARS",
     "Done",
+    "carried_clearance",
+    "clearance_marker",
     "clearance_ref",
     "clip",
     "fit",
@@ -62,6 +72,74 @@ def clearance_ref(version: DocumentVersion) -> dict[str, object]:
     model turn goes only to deployments cleared for them (:mod:`strongroom.agent.clearance`)."""
     sensitivity, mnpi = version_clearance(version)
     return {"sensitivity": sensitivity, "mnpi": mnpi}
+
+
+def clearance_marker(evidence: Iterable[Evidence]) -> dict[str, object] | None:
+    """What a tool result sent out of the platform says it needs: ``{"sensitivity", "mnpi",
+    "forced_by"}`` (the version ids or ``dataset:NAME@VERSION`` that forced it, never text);
+    None when its evidence is all public."""
+    need = evidence_clearance({"kind": e.kind, "ref": e.ref} for e in evidence)
+    if need == ContextClearance():
+        return None
+    return {"sensitivity": need.sensitivity, "mnpi": need.mnpi, "forced_by": list(need.forced_by)}
+
+
+_MAX_IDS = 50  # forcing ids kept from one marker (a hostile list cannot swell the audit record)
+
+
+def _ids(raw: object, fallback: str) -> tuple[str, ...]:
+    if isinstance(raw, list | tuple):
+        ids = tuple(str(i)[:200] for i in raw if isinstance(i, str | int))[:_MAX_IDS]
+        return ids or (fallback,)
+    return (str(raw)[:200],) if isinstance(raw, str) and raw else (fallback,)
+
+
+def _level(raw: object) -> Sensitivity:
+    """A label as sent: a known level, else (garbled, not a string) the highest."""
+    return raw if isinstance(raw, str) and raw in SENSITIVITY_LEVELS else "restricted"
+
+
+def _found(item: Mapping[str, object]) -> ContextClearance:
+    """The clearance one JSON object of a tool result states: a ``clearance`` marker, an
+    ``evidence`` list, or a labelled ref (an object with a ``version_id`` and a ``sensitivity``)."""
+    need = ContextClearance()
+    marker = item.get("clearance")
+    if isinstance(marker, Mapping):
+        level = _level(marker.get("sensitivity", "public"))
+        need = need.join(ContextClearance(level, marker.get("mnpi") is True, _ids(marker.get("forced_by"), "tool")))
+    evidence = item.get("evidence")
+    if isinstance(evidence, list):
+        need = need.join(evidence_clearance(e for e in evidence if isinstance(e, Mapping)))
+    if "version_id" in item and "sensitivity" in item:
+        level = _level(item.get("sensitivity"))
+        need = need.join(ContextClearance(level, item.get("mnpi") is True, _ids(item.get("version_id"), "?")))
+    if need.sensitivity == "public" and not need.mnpi:
+        return ContextClearance()  # public: nothing forced
+    return need
+
+
+def carried_clearance(texts: Iterable[str]) -> ContextClearance:
+    """The clearance the strongroom tool results among ``texts`` (messages' contents) need:
+    the highest of every marker, evidence list and labelled ref in each text that is JSON. A
+    text that is not JSON adds nothing (nothing of ours can be read from it)."""
+    need = ContextClearance()
+    for text in texts:
+        body = text.strip()
+        if not body.startswith(("{", "[")):
+            continue
+        try:
+            data: object = json.loads(body)
+        except (ValueError, RecursionError):
+            continue
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                need = need.join(_found(item))
+                stack.extend(item.values())
+    return need
 
 
 def clip(text: str, limit: int) -> tuple[str, bool]:

@@ -222,4 +222,8 @@ def filing_table(ctx: ToolContext, args: FilingTableArgs) -> Done:
         content["cut"] = f"only the best {MAX_ROWS} of {len(found)} rows are shown; name the line item or a page"
     content, kept = fit(content, "rows", "rows", "name the line item more exactly, or a page")
     facts: dict[str, object] = {"document_id": doc.document_id, "version_id": version.id, "pages": pages}
-    return Done(ToolOutput(content, tuple(evidence[:kept])), f"{len(found)} rows", facts=facts)
+    shown = evidence[:kept]
+    if not shown:  # the title and ids still come from the version: they carry its clearance
+        ref = {"document_id": doc.document_id, "version_id": version.id, "source": version.source}
+        shown = [Evidence("document", {**ref, **clearance_ref(version)}, f"{version.name}: {version.title or ''}")]
+    return Done(ToolOutput(content, tuple(shown)), f"{len(found)} rows", facts=facts)
