@@ -12,13 +12,18 @@ What broke before the fixes these tests came with:
 - a proposal to release a hold that does not exist (or was released already) waited for an
   approver, who could only see a hold id;
 - an evaluation narrowed by ``--doc-type`` or ``--filter`` counted as release-gate evidence
-  on "the same evaluation set" as an unnarrowed production run (its record did not even say).
+  on "the same evaluation set" as an unnarrowed production run (its record did not even say);
+- the release gate measured nothing about the candidate: any evaluation run (production's own,
+  another embedder's, one as of another day or by other groups) was attached to any entry and
+  compared as "the same set". The regressions below are real: a home re-embedded from a worse
+  embedder (``switched_home``), whose run is in the home's own log.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +33,7 @@ from typer.testing import CliRunner
 from strongroom.cli import app
 from strongroom.config import Settings
 from strongroom.errors import ApprovalPending, NotFound, PermissionDenied, QueryError
-from strongroom.evaluate import load_qa
+from strongroom.evaluate import QAItem, load_qa
 from strongroom.governance.holds import Hold, hold_on, query_terms
 from strongroom.governance.registry import Evidence, Lineage, ModelEntry, gate
 from strongroom.governance.retention import RetentionPolicy, expired, plan
@@ -38,6 +43,7 @@ from strongroom.testing import HashEmbedder
 from strongroom.types import DocumentVersion, Principal, frozen_meta
 from tests.api.test_retention_http import World, _world
 from tests.auth.oidc_provider import Provider
+from tests.service.test_registry import switched_home
 
 ADMIN = frozenset({"reader", "ingester", "admin"})
 GROUPS = frozenset({"public", "research"})
@@ -134,12 +140,13 @@ def test_the_gate_never_accepts_on_non_numbers() -> None:
     sha = "ab" * 32
     with pytest.raises(ValueError, match="finite"):
         Evidence("qa", sha, {"k": 5, "mrr": float("nan")}, NOW, 1)
-    prod = [Evidence("qa", sha, {"k": 5, "mrr": 0.8}, NOW, 1)]
+    prod = [Evidence("qa", sha, {"k": 5, "mrr": 0.8}, NOW, 1, "hash-64", groups=("r",))]
     for tolerance in (float("nan"), float("inf"), -0.1):
         with pytest.raises(ValueError, match="tolerance"):
-            gate([Evidence("qa", sha, {"k": 5, "mrr": 0.1}, NOW, 2)], prod, tolerance)
+            gate([Evidence("qa", sha, {"k": 5, "mrr": 0.1}, NOW, 2, "st:x", groups=("r",))], prod, tolerance)
     # a metric production has that the candidate's run lacks is a regression, not a pass
-    assert not gate([Evidence("qa", sha, {"k": 5, "mrr": None}, NOW, 2)], prod, 0.5).accepted
+    lacking = gate([Evidence("qa", sha, {"k": 5, "mrr": None}, NOW, 2, "st:x", groups=("r",))], prod, 0.5)
+    assert not lacking.accepted and "mrr on qa regressed: None" in lacking.reasons[0]
 
 
 # -- holds: the target must be there ----------------------------------------------------------
@@ -266,16 +273,16 @@ def test_a_narrowed_evaluation_is_not_release_gate_evidence(platform: Platform, 
     qa = tmp_path / "qa.jsonl"
     qa.write_text(json.dumps({"id": "q", "question": "How many cuts?", "evidence": [{"doc": "old.txt"}]}) + "\n")
     items = load_qa(qa)
-    entry = ModelEntry("chat", "1", "chat", "mrm", "high", "vllm-a", Lineage(), "card")
+    entry = ModelEntry("emb", "1", "embedder", "mrm", "high", platform.ops.store.model_id, Lineage(), "card")
     platform.registering(lambda r: r.register(ana(), entry))
     for view in (View(doc_types=frozenset({"research_report"})), View(filters={"ticker": "AAPL"})):
         _, seq = platform.evaluate_recorded(ana(), items, 5, view, name="qa.jsonl")
         record = next(r for r in records(platform, "eval") if r["seq"] == seq)
         assert record["filters"]["doc_types"] or record["filters"]["meta_filters"]  # type: ignore[index]
         with pytest.raises(QueryError, match="narrowed"):
-            platform.registering(lambda r, s=seq: r.attach(ana(), "chat@1", s))  # type: ignore[misc]
+            platform.registering(lambda r, s=seq: r.attach(ana(), "emb@1", s))  # type: ignore[misc]
     _, seq = platform.evaluate_recorded(ana(), items, 5, name="qa.jsonl")
-    assert len(platform.registering(lambda r: r.attach(ana(), "chat@1", seq)).evidence) == 1
+    assert len(platform.registering(lambda r: r.attach(ana(), "emb@1", seq)).evidence) == 1
 
 
 def test_a_promotion_of_a_version_that_is_not_there_is_refused(platform: Platform, tmp_path: Path) -> None:
@@ -306,36 +313,84 @@ def test_a_misspelt_sensitivity_is_refused_not_a_policy_or_hold_on_nothing(http:
         assert admin.get("/v1/retention/policies").json() == [] and admin.get("/v1/holds").json() == []
 
 
-def _qa(tmp_path: Path) -> list[object]:
-    qa = tmp_path / "qa.jsonl"
-    qa.write_text(json.dumps({"id": "q", "question": "two cuts", "evidence": [{"doc": "old.txt"}]}) + "\n")
-    return list(load_qa(qa))
-
-
 def _move(p: Platform, ref: str, stage: str) -> None:
     pid = p.approving(lambda a: a.propose(ana(), PROMOTE, promote_change(ref, stage), "r")).id
     p.approving(lambda a: a.approve(Principal("cy", GROUPS, frozenset({"approver"}), "oidc"), pid))
 
 
-def test_a_new_name_on_the_production_deployment_does_not_skip_the_gate(platform: Platform, tmp_path: Path) -> None:
-    """Registering a regressed model under a new name bound to the same deployment would be
-    compared with nothing: the gate compares it with whatever is in production on that binding."""
-    items = _qa(tmp_path)
-    good = platform.evaluate_recorded(ana(), items, 5, name="qa.jsonl")  # type: ignore[arg-type]
-    bad = platform.evaluate_recorded(ana(), items, 5, View(as_of="2000-01-01"), name="qa.jsonl")  # type: ignore[arg-type]
-    assert good[0]["doc_recall_at_5"] == 1.0 and bad[0]["doc_recall_at_5"] == 0.0
-    for name, seq in (("chat", good[1]), ("chat-b", bad[1]), ("other", bad[1])):
-        binding = "vllm-b" if name == "other" else "vllm-a"
-        platform.registering(
-            lambda r, n=name, b=binding: r.register(ana(), ModelEntry(n, "1", "chat", "mrm", "high", b))
-        )  # type: ignore[misc]
-        platform.registering(lambda r, n=name, s=seq: r.attach(ana(), f"{n}@1", s))  # type: ignore[misc]
-        _move(platform, f"{name}@1", "validated")
-    _move(platform, "chat@1", "production")
+@dataclass
+class Switched:
+    """A platform on a home re-embedded from hash-1 to hash-64 (its audit chain with it):
+    ``good``, ``good2``: runs of hash-64 on ``items`` (recall 1.0); ``old``: hash-1's (0.25)."""
+
+    platform: Platform
+    items: list[QAItem]
+    good: int
+    good2: int
+    old: int
+
+    def register(self, ref: str, binding: str, *seqs: int, stage: str = "validated") -> None:
+        name, version = ref.split("@")
+        entry = ModelEntry(name, version, "embedder", "mrm", "high", binding)
+        self.platform.registering(lambda r: r.register(ana(), entry))
+        for seq in seqs:
+            self.platform.registering(lambda r, s=seq: r.attach(ana(), ref, s))  # type: ignore[misc]
+        for to in ("validated", "production")[: ("validated", "production").index(stage) + 1]:
+            _move(self.platform, ref, to)
+
+
+@pytest.fixture
+def switched(tmp_path: Path) -> Iterator[Switched]:
+    home = switched_home(tmp_path)
+    with Platform.open(home.settings, embedder=HashEmbedder(64)) as p:
+        items = load_qa(home.qa)
+        runs = [p.evaluate_recorded(ana(), items, 1, name="notes.jsonl") for _ in range(2)]
+        assert [r["doc_recall_at_1"] for r, _ in runs] == [1.0, 1.0]
+        yield Switched(p, items, runs[0][1], runs[1][1], home.old_run)
+
+
+def test_productions_own_run_or_another_embedders_is_not_the_candidates(switched: Switched) -> None:
+    """Before: a candidate with production's own run attached (or any run at all) was "measured"."""
+    p = switched.platform
+    switched.register("emb@1", "hash-64", switched.good, stage="production")
+    switched.register("emb@2", "hash-64")
+    with pytest.raises(QueryError, match="is evidence of emb@1 already"):
+        p.registering(lambda r: r.attach(ana(), "emb@2", switched.good))
+    switched.register("cheap@1", "hash-1")
+    with pytest.raises(QueryError, match="evaluated the embedder hash-64, not cheap@1"):
+        p.registering(lambda r: r.attach(ana(), "cheap@1", switched.good2))
+    p.registering(lambda r: r.register(ana(), ModelEntry("chat", "1", "chat", "mrm", "high", "vllm-a")))
+    with pytest.raises(QueryError, match="measures the embedder hash-64, not the chat model chat@1"):
+        p.registering(lambda r: r.attach(ana(), "chat@1", switched.good2))
+    _move(p, "chat@1", "validated")
+    for ref in ("emb@2", "chat@1"):  # nothing attached: the gate still wants a run of their own
+        with pytest.raises(PermissionDenied, match="no evaluation attached"):
+            p.approving(lambda a, x=ref: a.propose(ana(), PROMOTE, promote_change(x, "production"), "r"))  # type: ignore[misc]
+
+
+def test_a_run_under_other_clocks_or_groups_is_not_compared(switched: Switched) -> None:
+    """As of 2000 nothing was published: every metric 0 (or, by fewer groups, 1.0 of less):
+    neither is a measurement of production's, whatever its figures."""
+    p = switched.platform
+    switched.register("emb@1", "hash-64", switched.good, stage="production")
+    narrow = Principal("ana", frozenset({"research"}), ADMIN, "oidc")
+    for who, view in ((ana(), View(as_of="2000-01-01")), (narrow, View())):
+        seq = p.evaluate_recorded(who, switched.items, 1, view, name="notes.jsonl")[1]
+        switched.register(f"emb@c{seq}", "hash-64", seq)
+        with pytest.raises(PermissionDenied, match=r"no evaluation on production's set notes\.jsonl"):
+            p.approving(lambda a, s=seq: a.propose(ana(), PROMOTE, promote_change(f"emb@c{s}", "production"), "r"))  # type: ignore[misc]
+
+
+def test_a_new_name_on_the_production_binding_does_not_skip_the_gate(switched: Switched) -> None:
+    """Registering a model under a new name bound to the production embedder would be compared
+    with nothing: the gate compares it with whatever is in production on that binding."""
+    p = switched.platform
+    switched.register("emb@1", "hash-64", switched.good, stage="production")
+    as_then = p.evaluate_recorded(ana(), switched.items, 1, View(as_of="2000-01-01"), name="notes.jsonl")[1]
+    switched.register("emb-b@1", "hash-64", as_then)
     with pytest.raises(PermissionDenied, match="release gate"):
-        platform.approving(lambda a: a.propose(ana(), PROMOTE, promote_change("chat-b@1", "production"), "r"))
-    _move(platform, "other@1", "production")  # another deployment: nothing in production to regress against
-    assert platform.registering(lambda r: r.show(ana(), "other@1")).stage == "production"
+        p.approving(lambda a: a.propose(ana(), PROMOTE, promote_change("emb-b@1", "production"), "r"))
+    switched.register("emb-c@1", "hash-64", switched.good2, stage="production")  # measured as production was
 
 
 def test_the_approver_of_a_release_sees_which_matter_and_documents_it_frees(four_eyes: Platform) -> None:
@@ -397,52 +452,40 @@ def test_a_legal_hold_is_never_released_by_break_glass(platform: Platform) -> No
     assert refused and refused[-1]["outcome"] == "denied"
 
 
-def test_one_admin_cannot_lower_the_bar_by_re_evaluating_production(platform: Platform, tmp_path: Path) -> None:
-    """The newest run on a set counts: attaching a newer, worse run to the production version
-    would lower the bar every candidate is gated against, by one admin, with no approver."""
-    items = _qa(tmp_path)
-    good = platform.evaluate_recorded(ana(), items, 5, name="qa.jsonl")  # type: ignore[arg-type]
-    bad = platform.evaluate_recorded(ana(), items, 5, View(as_of="2000-01-01"), name="qa.jsonl")  # type: ignore[arg-type]
-    for version, seq in (("1", good[1]), ("2", bad[1])):
-        platform.registering(
-            lambda r, v=version: r.register(ana(), ModelEntry("chat", v, "chat", "mrm", "high", "vllm-a"))
-        )  # type: ignore[misc]
-        platform.registering(lambda r, v=version, s=seq: r.attach(ana(), f"chat@{v}", s))  # type: ignore[misc]
-        _move(platform, f"chat@{version}", "validated")
-    _move(platform, "chat@1", "production")
+def test_one_admin_cannot_lower_the_bar_by_re_evaluating_production(switched: Switched, tmp_path: Path) -> None:
+    """The newest run on a set counts: attaching a newer run to the production version (on the
+    same questions, k, clocks and groups) would re-set the bar every candidate is gated against,
+    by one admin, with no approver."""
+    p = switched.platform
+    switched.register("emb@1", "hash-64", switched.good, stage="production")
     with pytest.raises(QueryError, match="in production"):
-        platform.registering(lambda r: r.attach(ana(), "chat@1", bad[1]))
-    with pytest.raises(PermissionDenied, match="release gate"):
-        platform.approving(lambda a: a.propose(ana(), PROMOTE, promote_change("chat@2", "production"), "r"))
+        p.registering(lambda r: r.attach(ana(), "emb@1", switched.good2))
+    switched.register("emb@0", "hash-1", switched.old)
+    with pytest.raises(PermissionDenied, match=r"release gate.*doc_recall_at_1 on notes\.jsonl regressed: 0\.25"):
+        p.approving(lambda a: a.propose(ana(), PROMOTE, promote_change("emb@0", "production"), "r"))
     # a new evaluation set only adds a bar: production may be evaluated on it
     other = tmp_path / "other.jsonl"
-    other.write_text(json.dumps({"id": "z", "question": "desk note", "evidence": [{"doc": "other.txt"}]}) + "\n")
-    _, seq = platform.evaluate_recorded(ana(), load_qa(other), 5, name="other.jsonl")
-    assert len(platform.registering(lambda r: r.attach(ana(), "chat@1", seq)).evidence) == 2
+    other.write_text(json.dumps({"id": "z", "question": "gold gold", "evidence": [{"doc": "d5.txt"}]}) + "\n")
+    _, seq = p.evaluate_recorded(ana(), load_qa(other), 1, name="other.jsonl")
+    assert len(p.registering(lambda r: r.attach(ana(), "emb@1", seq)).evidence) == 2
 
 
-def test_retiring_production_first_does_not_empty_the_gate(platform: Platform, tmp_path: Path) -> None:
+def test_retiring_production_first_does_not_empty_the_gate(switched: Switched) -> None:
     """Two break-glass moves by one admin, retire production and then promote a regressed
     version, would meet a gate with nothing to compare against: the version last in production
     is the bar until another one is."""
-    items = _qa(tmp_path)
-    good = platform.evaluate_recorded(ana(), items, 5, name="qa.jsonl")  # type: ignore[arg-type]
-    bad = platform.evaluate_recorded(ana(), items, 5, View(as_of="2000-01-01"), name="qa.jsonl")  # type: ignore[arg-type]
-    for version, seq in (("1", good[1]), ("2", bad[1]), ("3", good[1])):
-        platform.registering(
-            lambda r, v=version: r.register(ana(), ModelEntry("chat", v, "chat", "mrm", "high", "vllm-a"))
-        )  # type: ignore[misc]
-        platform.registering(lambda r, v=version, s=seq: r.attach(ana(), f"chat@{v}", s))  # type: ignore[misc]
-        _move(platform, f"chat@{version}", "validated")
-    _move(platform, "chat@1", "production")
-    glass = platform.approving(
-        lambda a: a.break_glass(ana(), PROMOTE, promote_change("chat@1", "retired"), "incident 9: bad answers")
+    p = switched.platform
+    switched.register("emb@1", "hash-64", switched.good, stage="production")
+    switched.register("emb@0", "hash-1", switched.old)
+    switched.register("emb@3", "hash-64", switched.good2)
+    glass = p.approving(
+        lambda a: a.break_glass(ana(), PROMOTE, promote_change("emb@1", "retired"), "incident 9: bad answers")
     )
     assert glass.proposal.break_glass
     with pytest.raises(PermissionDenied, match="release gate"):
-        platform.approving(lambda a: a.break_glass(ana(), PROMOTE, promote_change("chat@2", "production"), "now"))
-    assert platform.registering(lambda r: r.show(ana(), "chat@2")).stage == "validated"
-    _move(platform, "chat@3", "production")  # no regression: accepted
+        p.approving(lambda a: a.break_glass(ana(), PROMOTE, promote_change("emb@0", "production"), "now"))
+    assert p.registering(lambda r: r.show(ana(), "emb@0")).stage == "validated"
+    _move(p, "emb@3", "production")  # no regression: accepted
 
 
 def test_newcomer_inputs_that_would_silently_match_nothing(platform: Platform) -> None:

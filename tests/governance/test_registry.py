@@ -1,5 +1,5 @@
-"""The model registry's pure rules: stage moves, the release gate (same evaluation set only,
-regressions beyond the tolerance refused, a candidate without production's evaluation
+"""The model registry's pure rules: stage moves, the release gate (same evaluation set, k,
+clocks and groups only, runs without their subject compared with nothing, regressions beyond the tolerance refused, a candidate without production's evaluation
 refused) and its invariants under Hypothesis: improving a candidate's metrics never turns an
 acceptance into a refusal, and a tighter tolerance never accepts what a looser one refused."""
 
@@ -28,8 +28,23 @@ SET_A = "a" * 64
 SET_B = "b" * 64
 
 
-def ev(metrics: dict[str, float | None], sha: str = SET_A, seq: int = 1, at: datetime = T0) -> Evidence:
-    return Evidence("qa.jsonl", sha, {"k": 5, "n": 20, **metrics}, at, seq)
+GROUPS = ("public", "research")
+
+
+def ev(
+    metrics: dict[str, float | None],
+    sha: str = SET_A,
+    seq: int = 1,
+    at: datetime = T0,
+    *,
+    embedder: str = "hash-64",
+    as_of: str | None = None,
+    known_at: str | None = None,
+    groups: tuple[str, ...] | None = GROUPS,
+) -> Evidence:
+    return Evidence(
+        "qa.jsonl", sha, {"k": 5, "n": 20, **metrics}, at, seq, embedder, as_of=as_of, known_at=known_at, groups=groups
+    )
 
 
 PROD = [ev({"doc_recall_at_5": 0.8, "mrr": 0.6, "search_ms_p50": 3.0})]
@@ -69,8 +84,35 @@ def test_a_regression_beyond_the_tolerance_is_refused_and_within_it_accepted() -
 def test_evidence_on_another_evaluation_set_does_not_count() -> None:
     result = gate([ev({"doc_recall_at_5": 0.99, "mrr": 0.99}, sha=SET_B)], PROD, 0.01)
     assert not result.accepted and "no evaluation on production's set" in result.reasons[0]
-    other_k = Evidence("qa.jsonl", SET_A, {"k": 10, "doc_recall_at_10": 1.0, "mrr": 1.0}, T0, 2)
+    other_k = Evidence("qa.jsonl", SET_A, {"k": 10, "doc_recall_at_10": 1.0, "mrr": 1.0}, T0, 2, groups=GROUPS)
     assert not gate([other_k], PROD, 0.01).accepted  # same questions, another k: not comparable
+
+
+def test_a_run_under_other_clocks_or_groups_is_not_comparable() -> None:
+    """A candidate that is better only because it saw other documents is not measured: a run
+    as of another day, known at another time, or by an evaluator in other groups counts for
+    nothing against production's, however good its figures."""
+    perfect: dict[str, float | None] = {"doc_recall_at_5": 1.0, "mrr": 1.0}
+    for other in (
+        ev(perfect, as_of="2024-01-01T23:59:59.999999+00:00"),
+        ev(perfect, known_at="2024-06-01T00:00:00+00:00"),
+        ev(perfect, groups=("public",)),
+        ev(perfect, groups=("public", "research", "trading")),
+    ):
+        refused = gate([other], PROD, 0.01)
+        assert not refused.accepted and "under the same clocks and groups" in refused.reasons[0]
+        assert refused.compared == ()
+    as_then = [ev({"doc_recall_at_5": 0.5, "mrr": 0.5}, as_of="2024-01-01T23:59:59.999999+00:00", seq=2)]
+    assert not gate([ev({"doc_recall_at_5": 0.4, "mrr": 0.5}, as_of=as_then[0].as_of)], as_then, 0.01).accepted
+    assert gate([ev({"doc_recall_at_5": 0.5, "mrr": 0.5}, as_of=as_then[0].as_of)], as_then, 0.01).accepted
+
+
+def test_a_run_without_its_subject_counts_on_neither_side() -> None:
+    old = ev({"doc_recall_at_5": 1.0, "mrr": 1.0}, groups=None)  # recorded before runs named their subject
+    assert not gate([old], PROD, 0.01).accepted
+    refused = gate([ev({"doc_recall_at_5": 1.0, "mrr": 1.0})], [old], 0.01)
+    assert not refused.accepted and "do not name their subject" in refused.reasons[0]
+    assert gate([ev({"doc_recall_at_5": 0.8, "mrr": 0.6})], [old, *PROD], 0.01).accepted  # the named run is the bar
 
 
 def test_a_candidate_with_no_evidence_is_refused_even_without_production() -> None:

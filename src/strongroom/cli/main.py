@@ -285,8 +285,13 @@ def eval_cmd(
         except ValueError as exc:
             raise QueryError(f"--record: {exc}") from exc
     with platform_session(home, user, groups) as (platform, principal):
-        if ref is not None:  # before the run: a model that is not there is refused at once
-            platform.registering(lambda r: r.show(principal, ref))
+        if ref is not None:  # before the run: a model that is not there, or a retrieval run cannot measure, at once
+            entry = platform.registering(lambda r: r.show(principal, ref))
+            if entry.kind in ("chat", "reranker"):
+                raise QueryError(
+                    f"--record {ref}: a retrieval evaluation measures the embedder, not the {entry.kind} model "
+                    f"{ref}; record it on the embedder's registry entry"
+                )
         result, seq = platform.evaluate_recorded(principal, items, k, view, query_encoder=query_encoder, name=qa.name)
         if ref is not None:
             platform.registering(lambda r: r.attach(principal, ref, seq))

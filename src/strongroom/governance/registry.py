@@ -15,16 +15,21 @@ it, which the gate checks against the production of the day. At most one version
 is in production: promoting one **retires** the version in production before it (its stage
 history keeps when it served, so "what was in production on 3 March" still answers).
 
-**The gate** (:func:`gate`) refuses a promotion when, on an evaluation set the production
-version was evaluated on (same SHA-256 of the questions, same ``k``), the candidate has no
-evaluation, or any tracked metric (:func:`tracked`: recall, hit, MRR, nDCG, accuracy,
+**The gate** (:func:`gate`) refuses a promotion when, on an evaluation run of the production
+version (same SHA-256 of the questions, same ``k``, same clocks ``as_of``/``known_at`` and
+the same evaluator's groups: :attr:`Evidence.key`), the candidate has no such run, or any
+tracked metric (:func:`tracked`: recall, hit, MRR, nDCG, accuracy,
 precision, F1; higher is better) is lower than production's by more than ``tolerance``
 (absolute). Each side's newest evaluation run on a set counts (by audit seq: re-attaching an
 old, better run does not hide a newer, worse one). Without a production version
-there is nothing to regress against, but the candidate still needs one evaluation.
+there is nothing to regress against, but the candidate still needs one evaluation. An evaluation
+whose subject is unknown (recorded before runs named their embedder, clocks and groups:
+``groups is None``) is compared with nothing; a production version evaluated only so is a bar
+no candidate can be shown to meet, and the gate refuses until production is evaluated again.
 
-    >>> prod = [Evidence("qa.jsonl", "ab" * 32, {"k": 5, "mrr": 0.80}, NOW, 7)]  # doctest: +SKIP
-    >>> gate([Evidence("qa.jsonl", "ab" * 32, {"k": 5, "mrr": 0.70}, NOW, 9)], prod, 0.01).accepted
+    >>> prod = [Evidence("qa.jsonl", "ab" * 32, {"k": 5, "mrr": 0.8}, NOW, 7, "hash-64", groups=("r",))]
+    >>> cand = [Evidence("qa.jsonl", "ab" * 32, {"k": 5, "mrr": 0.7}, NOW, 9, "st:ft", groups=("r",))]
+    >>> gate(cand, prod, 0.01).accepted
     False
 """
 
@@ -42,6 +47,7 @@ __all__ = [
     "RISK_TIERS",
     "STAGES",
     "TRANSITIONS",
+    "EvalKey",
     "Evidence",
     "GateResult",
     "Kind",
@@ -73,6 +79,9 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     "production": frozenset({"retired"}),
     "retired": frozenset({"validated"}),
 }
+
+#: what makes two evaluation runs comparable (:attr:`Evidence.key`)
+EvalKey = tuple[str, float | None, str | None, str | None, tuple[str, ...] | None]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 _TRACKED = re.compile(r"(recall|hit|mrr|ndcg|accuracy|precision|f1)", re.IGNORECASE)
@@ -108,13 +117,21 @@ class Lineage:
 @dataclass(frozen=True)
 class Evidence:
     """One evaluation attached to an entry: the evaluation set's name and the SHA-256 of its
-    questions, the metrics it gave, when it was recorded and the audit seq of the run."""
+    questions, the metrics it gave, when it was recorded and the audit seq of the run; and its
+    subject as the run's audit record names it: the store's ``embedder`` (model id), the
+    ``query_encoder`` ("" : the embedder itself), the clocks applied (ISO instants; None: now)
+    and the evaluator's ``groups`` (sorted; None: not recorded, so comparable with nothing)."""
 
     eval_set: str
     eval_sha256: str
     metrics: Mapping[str, float | None]
     recorded_at: datetime
     audit_seq: int
+    embedder: str = ""
+    query_encoder: str = ""
+    as_of: str | None = None
+    known_at: str | None = None
+    groups: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[0-9a-f]{64}", self.eval_sha256):
@@ -124,9 +141,10 @@ class Evidence:
                 raise ValueError(f"metric {name} is not a finite number")
 
     @property
-    def key(self) -> tuple[str, float | None]:
-        """What makes two evaluations comparable: the same questions at the same ``k``."""
-        return self.eval_sha256, self.metrics.get("k")
+    def key(self) -> EvalKey:
+        """What makes two evaluations comparable: the same questions at the same ``k``, under
+        the same clocks, by an evaluator with the same groups (who sees the same documents)."""
+        return self.eval_sha256, self.metrics.get("k"), self.as_of, self.known_at, self.groups
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -135,6 +153,11 @@ class Evidence:
             "metrics": dict(self.metrics),
             "recorded_at": self.recorded_at.isoformat(),
             "audit_seq": self.audit_seq,
+            "embedder": self.embedder,
+            "query_encoder": self.query_encoder,
+            "as_of": self.as_of,
+            "known_at": self.known_at,
+            "groups": None if self.groups is None else list(self.groups),
         }
 
 
@@ -269,31 +292,46 @@ class GateResult:
         }
 
 
-def _newest(evidence: Iterable[Evidence]) -> dict[tuple[str, float | None], Evidence]:
-    out: dict[tuple[str, float | None], Evidence] = {}
+def _newest(evidence: Iterable[Evidence]) -> dict[EvalKey, Evidence]:
+    out: dict[EvalKey, Evidence] = {}
     for e in sorted(evidence, key=lambda e: (e.audit_seq, e.recorded_at)):  # the latest run, not attachment
-        out[e.key] = e
+        if e.groups is not None:  # a run without its subject is comparable with nothing
+            out[e.key] = e
     return out
+
+
+def _describe(key: EvalKey) -> str:
+    _, k, as_of, known_at, groups = key
+    return f"k={k}, as_of={as_of or 'now'}, known_at={known_at or 'now'}, groups={','.join(groups or ())}"
 
 
 def gate(candidate: Sequence[Evidence], production: Sequence[Evidence], tolerance: float) -> GateResult:
     """Whether a candidate with evaluations ``candidate`` may replace a production version with
     ``production`` (none: no version in production): refused when it was not evaluated at all,
-    not evaluated on one of production's evaluation sets (same questions and ``k``), or any
-    tracked metric there is more than ``tolerance`` (absolute) below production's."""
+    not evaluated as one of production's runs was (:attr:`Evidence.key`: the same questions,
+    ``k``, clocks and groups), or any tracked metric there is more than ``tolerance`` (absolute)
+    below production's. Runs without a recorded subject count on neither side."""
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ValueError("the release gate's tolerance is a number >= 0")
     if not candidate:
         return GateResult(False, ("the candidate has no evaluation attached: run `strongroom eval QA --record`",))
     mine, theirs = _newest(candidate), _newest(production)
+    if production and not theirs:
+        return GateResult(
+            False,
+            (
+                "production's evaluations do not name their subject (embedder, clocks, groups): evaluate the "
+                "production version again (`strongroom eval QA --record`) so the candidate has a bar to meet",
+            ),
+        )
     reasons: list[str] = []
     compared: list[MetricDelta] = []
-    for key, base in sorted(theirs.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+    for key, base in sorted(theirs.items(), key=lambda kv: repr(kv[0])):
         ours = mine.get(key)
         if ours is None:
             reasons.append(
-                f"no evaluation on production's set {base.eval_set} (sha256 {base.eval_sha256[:12]}, k={key[1]}); "
-                "evaluate the candidate on it"
+                f"no evaluation on production's set {base.eval_set} (sha256 {base.eval_sha256[:12]}, "
+                f"{_describe(key)}); evaluate the candidate on it under the same clocks and groups"
             )
             continue
         for metric, value in sorted(base.metrics.items()):

@@ -374,11 +374,19 @@ class Platform:
 
         narrowed = {"doc_types": sorted((view or View()).doc_types), "meta_filters": dict((view or View()).filters)}
         filters = {**clocks.describe(), **narrowed, "k": k, "questions": len(items)}
+        model_id = self.runtime.store.model_id
+        subject = {  # what was evaluated, as registry bindings name it; the clocks applied (None: now)
+            "embedder": model_id,
+            "query_encoder": "" if query_encoder == "model" else f"{query_encoder}:{model_id}",
+            "as_of": scope.as_of.isoformat() if scope.as_of else None,
+            "known_at": scope.known_at.isoformat() if scope.known_at else None,
+            "groups": sorted(scope.groups),
+        }
 
         def body() -> tuple[dict[str, object], dict[str, object]]:
             self.ops.require(principal, "reader")
             result = run()
-            return result, {"filters": {**filters, **eval_filters(result, eval_set_sha256(items))}}
+            return result, {"filters": {**filters, **eval_filters(result, eval_set_sha256(items), subject)}}
 
         fields: dict[str, object] = {"target": name, "filters": filters}
         result, seqs = self._committed(self.ops.run_audited(principal, "eval", fields, body))

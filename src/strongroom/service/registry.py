@@ -11,6 +11,13 @@ move stages only by approved four-eyes proposals, and answer which model was in 
   typed in. A run narrowed by document type, metadata filter or publication date is refused
   (its scores are not comparable with production's on the same questions), and so is a run on
   a set a production version was already evaluated on (a newer, worse run would lower the bar).
+  The run must have evaluated the entry (its audit record names its subject: the store's
+  ``embedder``, the ``query_encoder``, the clocks and the evaluator's groups): an embedder or
+  fine-tuned entry's ``binding`` is the record's ``embedder`` or ``query_encoder``; a chat or
+  reranker entry takes no retrieval run (it measures the embedder, not that model; there is no
+  chat evidence yet: ``eval-agent`` records a route, not a deployment, and no question hash); a
+  run recorded before runs named their subject, or one already attached to another entry, is
+  refused.
 - **Stages** move only by a ``registry.promote`` proposal (``{"name", "version", "stage"}``)
   that another person with the approver role approves, whether or not ``four_eyes`` is on;
   there is no direct move (only break glass, by one admin with a reason: applied at once,
@@ -37,7 +44,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from strongroom.audit import AuditLog, AuditRecord
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StoreError
@@ -67,8 +74,10 @@ __all__ = [
     "Promotion",
     "Registry",
     "Resolution",
+    "Subject",
     "eval_filters",
     "eval_set_sha256",
+    "eval_subject",
     "promote_change",
     "record_at",
 ]
@@ -204,8 +213,23 @@ class Registry:
         if not current:  # production retired meanwhile: the version last in production is the bar
             served = [(h.at, e.ref, e) for e in related for h in e.history if h.stage == "production"]
             current = [max(served, key=lambda t: (t[0], t[1]))[2]] if served else []
-        baseline = tuple(ev for e in current for ev in e.evidence)
-        return gate(entry.evidence, baseline, self.ops.settings.release_gate_tolerance)
+        baseline = tuple(ev for e in current for ev in self._evidence(e))
+        return gate(self._evidence(entry), baseline, self.ops.settings.release_gate_tolerance)
+
+    def _full(self, entry: ModelEntry) -> ModelEntry:
+        """``entry`` with its evidence's subjects (what :meth:`show` and :meth:`entries` give)."""
+        return replace(entry, evidence=self._evidence(entry))
+
+    def _evidence(self, entry: ModelEntry) -> tuple[Evidence, ...]:
+        """``entry``'s evidence with each run's subject read from its audit record (the registry
+        keeps the seq; the record is the source): a run without one keeps ``groups=None``."""
+        out = []
+        for ev in entry.evidence:
+            record = self.read_record(ev.audit_seq)
+            filters = record.event().get("filters") if record is not None else None
+            subject = eval_subject(filters) if isinstance(filters, dict) else None
+            out.append(replace(ev, **subject) if subject is not None else ev)
+        return tuple(out)
 
     # -- register, list, show, evidence ----------------------------------------------------
 
@@ -248,7 +272,7 @@ class Registry:
 
         def body() -> tuple[list[ModelEntry], dict[str, object]]:
             self._reader(principal)
-            found = self.store.entries(name)
+            found = [self._full(e) for e in self.store.entries(name)]
             return found, {"detail": f"{len(found)} entries"}
 
         return self.ops.run_audited(principal, "registry.list", {"target": name or ""}, body)
@@ -258,7 +282,7 @@ class Registry:
 
         def body() -> tuple[ModelEntry, dict[str, object]]:
             self._reader(principal)
-            return self._entry(ref), {}
+            return self._full(self._entry(ref)), {}
 
         return self.ops.run_audited(principal, "registry.show", {"target": ref}, body)
 
@@ -282,8 +306,21 @@ class Registry:
                     " the release gate compares runs over everything the evaluator may read: run "
                     "`strongroom eval QA --record` without them"
                 )
+            subject = eval_subject(filters)
+            if subject is None:
+                raise QueryError(
+                    f"audit record {audit_seq} is an evaluation that does not name its subject (embedder, query "
+                    "encoder, clocks, groups): it was recorded before runs did; run `strongroom eval QA --record` again"
+                )
+            self._measures(entry, subject, audit_seq)
             if any(e.audit_seq == audit_seq for e in entry.evidence):
                 raise QueryError(f"evaluation {audit_seq} is attached to {ref} already")
+            elsewhere = [e.ref for e in self.store.entries() if any(v.audit_seq == audit_seq for v in e.evidence)]
+            if elsewhere:  # production's own run is not the candidate's
+                raise QueryError(
+                    f"evaluation {audit_seq} is evidence of {', '.join(elsewhere)} already; one run is evidence of "
+                    f"one model: evaluate {ref} itself"
+                )
             metrics = {
                 str(k): float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
                 for k, v in filters["metrics"].items()
@@ -291,11 +328,11 @@ class Registry:
             try:
                 evidence = Evidence(
                     str(fields.get("target") or "evaluation"), str(filters.get("eval_sha256")), metrics,
-                    self.clock(), audit_seq,
+                    self.clock(), audit_seq, **subject,
                 )  # fmt: skip
             except ValueError as exc:
                 raise QueryError(f"audit record {audit_seq}: {exc}") from exc
-            if entry.stage == "production" and any(e.key == evidence.key for e in entry.evidence):
+            if entry.stage == "production" and any(e.key == evidence.key for e in self._evidence(entry)):
                 # the newest run counts: one admin could lower the bar every candidate is gated against
                 raise QueryError(
                     f"{ref} is in production and already evaluated on {evidence.eval_set} (same questions, "
@@ -304,10 +341,27 @@ class Registry:
             self.store.add_evidence(entry.name, entry.version, evidence, principal.name)
             found = self.store.get(entry.name, entry.version)
             assert found is not None
+            found = self._full(found)
             facts = {"audit_seq": audit_seq, "eval_set": evidence.eval_set, "eval_sha256": evidence.eval_sha256}
-            return found, {"filters": {**facts, "metrics": metrics}}
+            return found, {"filters": {**facts, "metrics": metrics, "embedder": evidence.embedder}}
 
         return self.ops.run_audited(principal, "registry.evidence", {"target": ref}, body)
+
+    @staticmethod
+    def _measures(entry: ModelEntry, subject: Subject, audit_seq: int) -> None:
+        """Refuse a retrieval run as evidence of a model it did not evaluate."""
+        embedder, encoder = subject["embedder"], subject["query_encoder"]
+        if entry.kind in ("chat", "reranker"):
+            raise QueryError(
+                f"audit record {audit_seq} is a retrieval evaluation: it measures the embedder {embedder}, not the "
+                f"{entry.kind} model {entry.ref}; the registry takes no evidence for {entry.kind} models yet"
+            )
+        if not entry.binding or entry.binding not in {embedder, encoder} - {""}:
+            raise QueryError(
+                f"audit record {audit_seq} evaluated the embedder {embedder}"
+                + (f" with the query encoder {encoder}" if encoder else "")
+                + f", not {entry.ref} (bound to {entry.binding or 'nothing'}): evaluate that model itself"
+            )
 
     # -- stage moves: four-eyes only ---------------------------------------------------------
 
@@ -424,8 +478,40 @@ def promote_change(ref: str, stage: str) -> dict[str, str]:
     return {"name": name, "version": version, "stage": stage}
 
 
-def eval_filters(result: Mapping[str, object], sha256: str) -> dict[str, object]:
+def eval_filters(
+    result: Mapping[str, object], sha256: str, subject: Mapping[str, object] | None = None
+) -> dict[str, object]:
     """What an evaluation run's audit record keeps so that it can be attached as evidence:
-    the evaluation set's hash and the numeric metrics (never a question or an answer)."""
+    the evaluation set's hash, the numeric metrics (never a question or an answer) and its
+    ``subject`` (what was evaluated, under which clocks, by which groups: :func:`eval_subject`)."""
     metrics = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    return {"eval_sha256": sha256, "metrics": metrics}
+    return {"eval_sha256": sha256, "metrics": metrics, **({"subject": dict(subject)} if subject else {})}
+
+
+class Subject(TypedDict):
+    """What an evaluation run evaluated, under which clocks, by which groups (:class:`Evidence` fields)."""
+
+    embedder: str
+    query_encoder: str
+    as_of: str | None
+    known_at: str | None
+    groups: tuple[str, ...]
+
+
+def eval_subject(filters: Mapping[str, object]) -> Subject | None:
+    """An evaluation record's subject as :class:`Evidence` fields (``embedder``,
+    ``query_encoder``, ``as_of``, ``known_at``, ``groups``); None when the record names none
+    (recorded before runs did) or names it malformed."""
+    subject = filters.get("subject")
+    if not isinstance(subject, dict):
+        return None
+    embedder, encoder, groups = subject.get("embedder"), subject.get("query_encoder", ""), subject.get("groups")
+    as_of, known_at = subject.get("as_of"), subject.get("known_at")
+    if not isinstance(embedder, str) or not embedder or not isinstance(encoder, str):
+        return None
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return None
+    if not all(v is None or isinstance(v, str) for v in (as_of, known_at)):
+        return None
+    return Subject(embedder=embedder, query_encoder=encoder, as_of=as_of, known_at=known_at,
+                   groups=tuple(sorted(groups)))  # fmt: skip
