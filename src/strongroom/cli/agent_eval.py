@@ -6,6 +6,12 @@ load-synthetic SET`` (the synthetic evaluation set, loaded through the applicati
     strongroom data load-synthetic /tmp/agent-eval --groups public,desk,compliance
     strongroom ingest ../shared/corpus/sec10q/docs
     strongroom eval-agent /tmp/agent-eval/questions.jsonl --groups public,desk,compliance --route research
+    strongroom eval-agent questions.jsonl --groups public,desk,compliance --route via-b --record chat@2
+
+``--record NAME@VERSION`` attaches the end-to-end run (its ``agent.eval`` audit record) to a chat
+model's registry entry as evidence for its release gate: only when every model turn was served
+by the entry's deployment (:mod:`strongroom.service.registry`); a ``--tools-only`` run asks no
+model and is refused before it starts.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import typer
 
 from strongroom.cli.common import HomeOpt, JsonOpt, UserOpt, emit, err, exits_on_error, platform_session, say
 from strongroom.data.questions import read_questions
+from strongroom.errors import QueryError
+from strongroom.governance.registry import parse_ref
 from strongroom.service.agent_eval import AgentOutcome, PlanOutcome, evaluate
 from strongroom.service.synthetic_load import LoadedFile, load_synthetic_set
 
@@ -62,6 +70,10 @@ def eval_agent_command(
     tools_only: Annotated[
         bool, typer.Option("--tools-only", help="Only the gold plans through the tools, even with --route.")
     ] = False,
+    record: Annotated[
+        str | None,
+        typer.Option("--record", help="Attach the end-to-end run to this registered chat model (NAME@VERSION)."),
+    ] = None,
     user: UserOpt = None,
     groups: Annotated[str | None, typer.Option("--groups", help=_GROUPS_HELP)] = None,
     home: HomeOpt = None,
@@ -69,8 +81,18 @@ def eval_agent_command(
 ) -> None:
     """Evaluate the research agent: tool-level accuracy (each gold plan through the real tools)
     and, with --route, end-to-end accuracy, steps, tool calls, tokens and latency. Progress on
-    stderr; exit 1 when tool-level accuracy is below 1.0 (needs the admin role; audited)."""
+    stderr; exit 1 when tool-level accuracy is below 1.0 (needs the admin role; audited).
+    --record attaches the run to a chat model's registry entry as evidence."""
     with exits_on_error():
+        try:
+            ref = None if record is None else "@".join(parse_ref(record))
+        except ValueError as exc:
+            raise QueryError(f"--record: {exc}") from exc
+        if ref is not None and (tools_only or not route):
+            raise QueryError(
+                f"--record {ref}: a {'--tools-only' if tools_only else 'run without --route'} asks no model, so it "
+                "is no evidence of a chat model; give --route (the route to its deployment) without --tools-only"
+            )
         asked = read_questions(questions)
     total = len(asked)
 
@@ -84,13 +106,26 @@ def eval_agent_command(
 
     with platform_session(home, user, groups) as (platform, principal):
         with exits_on_error():
+            if ref is not None:  # before the runs: a model that is not there, or one they cannot measure, at once
+                entry = platform.registering(lambda r: r.show(principal, ref))
+                if entry.kind not in ("chat", "fine-tuned"):
+                    raise QueryError(
+                        f"--record {ref}: an agent evaluation measures a chat deployment, not the {entry.kind} "
+                        f"model {ref}; record `strongroom eval QA` on it"
+                    )
             report = evaluate(platform, principal, asked, route=route, tools_only=tools_only, on_plan=on_plan,
                               on_run=on_run)  # fmt: skip
+            if ref is not None:
+                platform.registering(lambda r: r.attach(principal, ref, report.audit_seq))
     summary = report.summary()
+    if ref is not None:
+        summary["recorded"] = {"model": ref, "audit_seq": report.audit_seq}
     if as_json:
         emit(summary, as_json)
     else:
         _print_summary(summary)
+        if ref is not None:
+            say(f"recorded as evidence of {ref} (audit record {report.audit_seq})")
     if summary["tool_level"]["accuracy"] < 1.0:
         raise typer.Exit(1)
 

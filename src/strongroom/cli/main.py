@@ -291,6 +291,11 @@ def eval_cmd(
                 raise QueryError(
                     f"--record {ref}: a retrieval evaluation measures the embedder, not the {entry.kind} model "
                     f"{ref}; record it on the embedder's registry entry"
+                    + (
+                        "; a chat model's evidence is `strongroom eval-agent QUESTIONS --route R --record`"
+                        if entry.kind == "chat"
+                        else ""
+                    )
                 )
         result, seq = platform.evaluate_recorded(principal, items, k, view, query_encoder=query_encoder, name=qa.name)
         if ref is not None:

@@ -314,7 +314,13 @@ def gate(candidate: Sequence[Evidence], production: Sequence[Evidence], toleranc
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ValueError("the release gate's tolerance is a number >= 0")
     if not candidate:
-        return GateResult(False, ("the candidate has no evaluation attached: run `strongroom eval QA --record`",))
+        return GateResult(
+            False,
+            (
+                "the candidate has no evaluation attached: run `strongroom eval QA --record` (a chat model: "
+                "`strongroom eval-agent QUESTIONS --route R --record`)",
+            ),
+        )
     mine, theirs = _newest(candidate), _newest(production)
     if production and not theirs:
         return GateResult(

@@ -21,6 +21,16 @@ group the questions use: an evaluation reads nothing its operator could not. Eac
 run is audited as usual under the question's principal, and the evaluation itself as one
 ``agent.eval`` record of the operator (counts and accuracy, never answers).
 
+**Evidence for the model registry.** An end-to-end run's ``agent.eval`` record also keeps what
+:mod:`strongroom.service.registry` attaches as a chat model's evidence: ``eval_sha256`` (the
+SHA-256 of the questions, canonical JSON), ``metrics`` (numbers only: ``accuracy``,
+``tool_level_accuracy``, passed, total, mean steps and tool calls, tokens, p95 latency) and its
+``subject``: the route, the ``deployments`` that served the runs' model turns (read from the
+runs' ``agent.run.model`` records, so after failover), the turns no deployment answered
+(``unserved_turns``), the clocks (``as_of``/``known_at`` None: each question carries its own,
+hashed with it) and the ``groups`` the questions ask as. A ``--tools-only`` run (or one without
+a route) asks no model and names no subject: it is no chat model's evidence.
+
     report = evaluate(platform, admin, read_questions(Path("set/questions.jsonl")), route="research")
     report.summary()["tool_level"]["accuracy"], report.summary()["end_to_end"]["latency_s"]["p95"]
 """
@@ -30,18 +40,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from strongroom.agent.scoring import score_answer
+from strongroom.audit import AuditLog
 from strongroom.data.questions import Question, bind, check_plan
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StrongroomError, WriteDenied
 from strongroom.llm.route_config import RouteStore
+from strongroom.service.agent_execution import MODEL_ACTION
 from strongroom.service.agent_local import LocalAgentRuns
 from strongroom.service.agent_runs import AgentRunRequest
 from strongroom.service.agent_tools import toolbox_for
 from strongroom.service.operations import Outcome
 from strongroom.service.platform import Platform, route_usable
+from strongroom.service.registry import eval_set_sha256
 from strongroom.types import Principal
 
 __all__ = [
@@ -99,6 +112,8 @@ class AgentOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     elapsed_s: float = 0.0
+    deployments: tuple[str, ...] = ()
+    unserved_turns: int = 0
 
     @property
     def passed(self) -> bool:
@@ -108,7 +123,7 @@ class AgentOutcome:
 @dataclass(frozen=True)
 class EvalReport:
     """An evaluation: the tool-level outcomes, the end-to-end ones (None: not run, ``note``
-    says why) and the route that answered."""
+    says why), the route that answered and the seq of its ``agent.eval`` audit record."""
 
     questions: int
     tool_level: tuple[PlanOutcome, ...]
@@ -116,11 +131,13 @@ class EvalReport:
     route: str | None = None
     note: str = ""
     elapsed_s: dict[str, float] = field(default_factory=dict)
+    audit_seq: int = 0
 
     def summary(self) -> dict[str, Any]:
         """Accuracy overall and per kind, every failure with its reason, and for end-to-end
         the steps, tool calls, tokens and latency (mean, p50, p95) and each question's figures."""
         out: dict[str, Any] = {"questions": self.questions, "route": self.route, "note": self.note}
+        out["audit_seq"] = self.audit_seq
         out["tool_level"] = {**_accuracy(self.tool_level), "elapsed_s": self.elapsed_s.get("tool_level", 0.0)}
         if self.end_to_end is None:
             out["end_to_end"] = None
@@ -134,6 +151,8 @@ class EvalReport:
             "prompt_tokens": _spread([r.prompt_tokens for r in runs]),
             "completion_tokens": _spread([r.completion_tokens for r in runs]),
             "latency_s": _spread([r.elapsed_s for r in runs]),
+            "deployments": sorted({d for r in runs for d in r.deployments}),
+            "unserved_turns": sum(r.unserved_turns for r in runs),
             "per_question": [_run_record(r) for r in runs],
         }
         return out
@@ -151,6 +170,7 @@ def _run_record(r: AgentOutcome) -> dict[str, Any]:
         "completion_tokens": r.completion_tokens,
         "latency_s": round(r.elapsed_s, 3),
         "run_id": r.run_id,
+        "deployments": list(r.deployments),
     }
 
 
@@ -311,6 +331,7 @@ def evaluate_agent(
     _admit(platform, operator, questions)
     _check_route(platform, route, questions)
     out = []
+    after = platform.audit.head().seq
     with LocalAgentRuns(platform) as agent:
         for i, q in enumerate(questions):
             request = AgentRunRequest(
@@ -325,10 +346,57 @@ def evaluate_agent(
                 outcome = AgentOutcome(q.id, q.kind, q.needs, (why[:500],), "error")
             else:
                 outcome = _scored(q, run.id, run.status, dict(run.result or {}), time.perf_counter() - started)
+                served, unserved, after = _served(platform.audit, run.id, after)
+                outcome = replace(outcome, deployments=served, unserved_turns=unserved)
             out.append(outcome)
             if on_result is not None:
                 on_result(i, outcome)
     return out
+
+
+def _served(log: AuditLog, run_id: str, after: int) -> tuple[tuple[str, ...], int, int]:
+    """The deployments that served run ``run_id``'s model turns (its ``agent.run.model``
+    records after seq ``after``: the deployment that answered, after any failover), how many
+    turns none answered, and the newest seq read."""
+    served: set[str] = set()
+    unserved = 0
+    for record in log.read(after):
+        after = record.seq
+        fields = record.event()
+        if fields.get("action") != MODEL_ACTION or fields.get("target") != run_id:
+            continue
+        filters = fields.get("filters")
+        deployment = filters.get("deployment") if isinstance(filters, dict) else None
+        if fields.get("outcome") == "ok" and isinstance(deployment, str) and deployment:
+            served.add(deployment)
+        else:
+            unserved += 1
+    return tuple(sorted(served)), unserved, after
+
+
+def _evidence(questions: Sequence[Question], route: str, summary: dict[str, Any]) -> dict[str, object]:
+    """What an end-to-end run's record keeps for the model registry (see the module)."""
+    agent, tools = summary["end_to_end"], summary["tool_level"]
+    metrics = {
+        "accuracy": agent["accuracy"],
+        "tool_level_accuracy": tools["accuracy"],
+        "passed": agent["passed"],
+        "total": agent["total"],
+        "steps_mean": agent["steps"]["mean"],
+        "tool_calls_mean": agent["tool_calls"]["mean"],
+        "prompt_tokens": agent["prompt_tokens"]["total"],
+        "completion_tokens": agent["completion_tokens"]["total"],
+        "latency_p95_s": agent["latency_s"]["p95"],
+    }
+    subject = {
+        "route": route,
+        "deployments": agent["deployments"],
+        "unserved_turns": agent["unserved_turns"],
+        "as_of": None,
+        "known_at": None,
+        "groups": sorted({g for q in questions for g in q.groups}),
+    }
+    return {"eval_sha256": eval_set_sha256([q.record() for q in questions]), "metrics": metrics, "subject": subject}
 
 
 def _scored(q: Question, run_id: str, status: str, result: dict[str, Any], wall_s: float) -> AgentOutcome:
@@ -389,8 +457,11 @@ def evaluate(
         "tool_level": {k: summary["tool_level"][k] for k in ("passed", "total", "accuracy")},
         "route": route or "",
     }
-    if summary["end_to_end"] is not None:
+    if summary["end_to_end"] is not None and route:
         filters["end_to_end"] = {k: summary["end_to_end"][k] for k in ("passed", "total", "accuracy")}
+        filters.update(_evidence(questions, route, summary))
+    else:
+        filters["tools_only"] = True  # no model asked: no chat model's evidence
     record = platform.ops.record(operator, EVAL_ACTION, target=route or "", filters=filters, detail=note)
-    platform._done(Outcome(None, None, (record,)))
-    return report
+    _, seqs = platform._committed(Outcome(None, None, (record,)))
+    return replace(report, audit_seq=seqs[0] if seqs else 0)

@@ -6,6 +6,7 @@ move stages only by approved four-eyes proposals, and answer which model was in 
   platform calls it: a deployment's name, or the store embedder's ``model_id``). It starts as
   ``candidate``.
 - **Evidence** (admin): an evaluation run of this home's audit log (``strongroom eval QA
+  --record NAME@VERSION``; for a chat model ``strongroom eval-agent QUESTIONS --route R
   --record NAME@VERSION``), attached by its audit seq. The metrics and the evaluation set's
   SHA-256 are read from that audit record, never taken from the caller, so evidence cannot be
   typed in. A run narrowed by document type, metadata filter or publication date is refused
@@ -13,11 +14,15 @@ move stages only by approved four-eyes proposals, and answer which model was in 
   a set a production version was already evaluated on (a newer, worse run would lower the bar).
   The run must have evaluated the entry (its audit record names its subject: the store's
   ``embedder``, the ``query_encoder``, the clocks and the evaluator's groups): an embedder or
-  fine-tuned entry's ``binding`` is the record's ``embedder`` or ``query_encoder``; a chat or
-  reranker entry takes no retrieval run (it measures the embedder, not that model; there is no
-  chat evidence yet: ``eval-agent`` records a route, not a deployment, and no question hash); a
-  run recorded before runs named their subject, or one already attached to another entry, is
-  refused.
+  fine-tuned entry's ``binding`` is the record's ``embedder`` or ``query_encoder``. A chat
+  (or fine-tuned) entry takes an end-to-end agent evaluation (``agent.eval``) whose every model
+  turn was served by its ``binding``: the record names the deployments its runs'
+  ``agent.run.model`` records say answered (after failover) and the turns none answered; a run
+  that touched another deployment, left a turn unanswered or asked no model (``--tools-only``)
+  is refused, and so is a retrieval run for a chat or reranker entry (it measures the embedder).
+  A reranker takes no evidence yet. Agent runs compare on the questions' hash, their groups and
+  no ``k`` (each question carries its clocks). A run recorded before runs named their subject,
+  or one already attached to another entry, is refused.
 - **Stages** move only by a ``registry.promote`` proposal (``{"name", "version", "stage"}``)
   that another person with the approver role approves, whether or not ``four_eyes`` is on;
   there is no direct move (only break glass, by one admin with a reason: applied at once,
@@ -75,15 +80,19 @@ __all__ = [
     "Registry",
     "Resolution",
     "Subject",
+    "agent_subject",
     "eval_filters",
     "eval_set_sha256",
     "eval_subject",
     "promote_change",
     "record_at",
+    "run_subject",
 ]
 
 #: the four-eyes kind that moves an entry's stage
 PROMOTE = "registry.promote"
+#: the audit action of an agent evaluation (``strongroom eval-agent``: a chat model's evidence)
+AGENT_EVAL = "agent.eval"
 _MAX_CARD = 64_000
 _MAX_FIELD = 500
 _READERS = frozenset({"admin", "approver"})
@@ -227,7 +236,8 @@ class Registry:
         for ev in entry.evidence:
             record = self.read_record(ev.audit_seq)
             filters = record.event().get("filters") if record is not None else None
-            subject = eval_subject(filters) if isinstance(filters, dict) else None
+            action = record.event().get("action") if record is not None else None
+            subject = run_subject(str(action), filters) if isinstance(filters, dict) else None
             out.append(replace(ev, **subject) if subject is not None else ev)
         return tuple(out)
 
@@ -296,8 +306,26 @@ class Registry:
             record = self.read_record(audit_seq) if audit_seq > 0 else None
             fields = record.event() if record is not None else {}
             filters = fields.get("filters")
-            if record is None or fields.get("action") != "eval" or fields.get("outcome") != "ok":
-                raise QueryError(f"audit record {audit_seq} is not a successful evaluation run (`strongroom eval`)")
+            action = fields.get("action")
+            if record is None or action not in ("eval", AGENT_EVAL) or fields.get("outcome") != "ok":
+                raise QueryError(
+                    f"audit record {audit_seq} is not a successful evaluation run (`strongroom eval`, or "
+                    "`strongroom eval-agent --route` for a chat model)"
+                )
+            if action == AGENT_EVAL:
+                self._agent_run(entry, filters, audit_seq)
+            elif entry.kind in ("chat", "reranker"):
+                named = eval_subject(filters) if isinstance(filters, dict) else None
+                raise QueryError(
+                    f"audit record {audit_seq} is a retrieval evaluation: it measures the embedder"
+                    f"{' ' + named['embedder'] if named else ''}, not the "
+                    f"{entry.kind} model {entry.ref}; "
+                    + (
+                        "evaluate the chat model with `strongroom eval-agent QUESTIONS --route R --record`"
+                        if entry.kind == "chat"
+                        else "the registry takes no evidence for reranker models yet"
+                    )
+                )
             if not isinstance(filters, dict) or not isinstance(filters.get("metrics"), dict):
                 raise QueryError(f"audit record {audit_seq} holds no metrics; run `strongroom eval QA --record` again")
             if filters.get("doc_types") or filters.get("meta_filters") or filters.get("published_from"):
@@ -306,13 +334,14 @@ class Registry:
                     " the release gate compares runs over everything the evaluator may read: run "
                     "`strongroom eval QA --record` without them"
                 )
-            subject = eval_subject(filters)
+            subject = run_subject(str(action), filters)
             if subject is None:
                 raise QueryError(
                     f"audit record {audit_seq} is an evaluation that does not name its subject (embedder, query "
                     "encoder, clocks, groups): it was recorded before runs did; run `strongroom eval QA --record` again"
                 )
-            self._measures(entry, subject, audit_seq)
+            if action == "eval":
+                self._measures(entry, subject, audit_seq)
             if any(e.audit_seq == audit_seq for e in entry.evidence):
                 raise QueryError(f"evaluation {audit_seq} is attached to {ref} already")
             elsewhere = [e.ref for e in self.store.entries() if any(v.audit_seq == audit_seq for v in e.evidence)]
@@ -348,14 +377,45 @@ class Registry:
         return self.ops.run_audited(principal, "registry.evidence", {"target": ref}, body)
 
     @staticmethod
+    def _agent_run(entry: ModelEntry, filters: object, audit_seq: int) -> None:
+        """Refuse an agent evaluation as evidence of ``entry`` unless every model turn of its
+        runs was served by the entry's deployment (its ``binding``)."""
+        if entry.kind not in ("chat", "fine-tuned"):
+            raise QueryError(
+                f"audit record {audit_seq} is an agent evaluation: it measures a chat deployment, not the "
+                f"{entry.kind} model {entry.ref}"
+            )
+        if not isinstance(filters, dict) or filters.get("tools_only") or not filters.get("end_to_end"):
+            raise QueryError(
+                f"audit record {audit_seq} is a tool-level agent evaluation (--tools-only, or no --route): it asked "
+                f"no model, so it is no evidence of {entry.ref}; run `strongroom eval-agent QUESTIONS --route R "
+                "--record` end to end"
+            )
+        subject = filters.get("subject")
+        if not isinstance(subject, dict) or agent_subject(filters) is None:
+            raise QueryError(
+                f"audit record {audit_seq} is an agent evaluation that does not name the deployments that served it: "
+                "it was recorded before runs did; run `strongroom eval-agent QUESTIONS --route R --record` again"
+            )
+        served = [str(d) for d in subject.get("deployments", [])]
+        unserved = subject.get("unserved_turns")
+        if not entry.binding or set(served) != {entry.binding}:
+            raise QueryError(
+                f"audit record {audit_seq}: the runs' model turns were served by {', '.join(served) or 'no deployment'}"
+                f", not only by {entry.ref}'s deployment ({entry.binding or 'none bound'}): every turn must be "
+                "served by the model being evaluated (a route that failed over, or another route, measures another "
+                "model); evaluate it through a route to its deployment alone"
+            )
+        if unserved:
+            raise QueryError(
+                f"audit record {audit_seq}: {unserved} model turn(s) of the runs were answered by no deployment, "
+                f"so not by {entry.ref}; evaluate it again when its deployment answers"
+            )
+
+    @staticmethod
     def _measures(entry: ModelEntry, subject: Subject, audit_seq: int) -> None:
         """Refuse a retrieval run as evidence of a model it did not evaluate."""
         embedder, encoder = subject["embedder"], subject["query_encoder"]
-        if entry.kind in ("chat", "reranker"):
-            raise QueryError(
-                f"audit record {audit_seq} is a retrieval evaluation: it measures the embedder {embedder}, not the "
-                f"{entry.kind} model {entry.ref}; the registry takes no evidence for {entry.kind} models yet"
-            )
         if not entry.binding or entry.binding not in {embedder, encoder} - {""}:
             raise QueryError(
                 f"audit record {audit_seq} evaluated the embedder {embedder}"
@@ -515,3 +575,28 @@ def eval_subject(filters: Mapping[str, object]) -> Subject | None:
         return None
     return Subject(embedder=embedder, query_encoder=encoder, as_of=as_of, known_at=known_at,
                    groups=tuple(sorted(groups)))  # fmt: skip
+
+
+def agent_subject(filters: Mapping[str, object]) -> Subject | None:
+    """An agent evaluation record's subject as :class:`Evidence` fields (no embedder; the
+    clocks and groups the record names); None when it names none (a ``--tools-only`` run, or
+    one recorded before runs named the deployments that served them) or names it malformed."""
+    subject = filters.get("subject")
+    if not isinstance(subject, dict) or filters.get("tools_only"):
+        return None
+    served, groups = subject.get("deployments"), subject.get("groups")
+    as_of, known_at = subject.get("as_of"), subject.get("known_at")
+    if not isinstance(served, list) or not served or not all(isinstance(d, str) and d for d in served):
+        return None
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return None
+    if not all(v is None or isinstance(v, str) for v in (as_of, known_at)):
+        return None
+    return Subject(embedder="", query_encoder="", as_of=as_of, known_at=known_at, groups=tuple(sorted(groups)))
+
+
+def run_subject(action: str, filters: Mapping[str, object]) -> Subject | None:
+    """The subject of an evaluation record of ``action`` (``eval`` or ``agent.eval``)."""
+    if action == AGENT_EVAL:
+        return agent_subject(filters)
+    return eval_subject(filters) if action == "eval" else None
