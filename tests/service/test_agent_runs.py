@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -270,6 +271,24 @@ def test_the_bridge_runs_calls_on_its_owner_thread() -> None:
 
     ran_on, worker, error = run_here(work)
     assert ran_on == owner != worker and error == "refused"
+
+
+def test_a_ctrl_c_during_a_call_on_the_owner_thread_asks_to_cancel_and_fails_nothing() -> None:
+    """The Ctrl-C lands while the owner thread runs a call for the run (a store write, say): the
+    call still returns, and the run is asked to cancel (once). Raised inside the call, it failed
+    that call instead, and the run went on to answer."""
+    asked: list[str] = []
+
+    def interrupted_while_working() -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # the signal arrives in the middle of this call
+        return "recorded"
+
+    def work(bridge: ThreadBridge) -> list[str]:
+        return [bridge.call(interrupted_while_working), bridge.call(lambda: "next step")]
+
+    assert run_here(work, interrupted=lambda: asked.append("cancel")) == ["recorded", "next step"]
+    assert asked == ["cancel"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back afterwards
 
 
 def test_each_model_turns_record_says_what_clearance_it_needed_and_what_forced_it(world: World) -> None:

@@ -30,6 +30,7 @@ import asyncio
 import functools
 import json
 import logging
+import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -321,6 +322,13 @@ def execute_run(
     return done
 
 
+class _Interrupt:
+    """A Ctrl-C, handed to the serving loop."""
+
+
+_INTERRUPT = _Interrupt()
+
+
 class ThreadBridge:
     """Runs functions on the thread that made it, for callers on other threads: they wait
     while :meth:`serve` (on the owner thread) runs each one.
@@ -332,7 +340,7 @@ class ThreadBridge:
 
     def __init__(self) -> None:
         self._owner = threading.get_ident()
-        self._calls: SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = SimpleQueue()
+        self._calls: SimpleQueue[tuple[Callable[[], Any], Future[Any]] | _Interrupt | None] = SimpleQueue()
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()`` on the owner thread (at once when called there)."""
@@ -344,24 +352,37 @@ class ThreadBridge:
 
     def serve(self, done: Future[Any], *, interrupted: Callable[[], None] | None = None) -> None:
         """Run the calls handed over until ``done`` is settled. A Ctrl-C here calls
-        ``interrupted`` (once; a second one stops serving) and goes on serving."""
+        ``interrupted`` (once; a second one stops serving) and goes on serving.
+
+        On the main thread the Ctrl-C is taken by a signal handler that only wakes this loop, so
+        it is never raised inside a call being served (which would fail that call, not the run)."""
         done.add_done_callback(lambda _: self._calls.put(None))
-        asked = False
-        while True:
-            try:
-                item = self._calls.get(timeout=0.5)
-            except Empty:
-                continue
-            except KeyboardInterrupt:
-                if asked or interrupted is None:
-                    raise
-                asked = True
-                interrupted()
-                continue
-            if item is None:
-                return
-            fn, future = item
-            _settle(future, fn)
+        hits = 0
+
+        def on_interrupt(signum: int, frame: object) -> None:
+            self._calls.put(_INTERRUPT)  # SimpleQueue.put is safe in a signal handler
+
+        catching = interrupted is not None and threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_interrupt) if catching else None
+        try:
+            while True:
+                try:
+                    item = self._calls.get(timeout=0.5)
+                except Empty:
+                    continue
+                if isinstance(item, _Interrupt):
+                    hits += 1
+                    if hits > 1 or interrupted is None:
+                        raise KeyboardInterrupt
+                    interrupted()
+                    continue
+                if item is None:
+                    return
+                fn, future = item
+                _settle(future, fn)
+        finally:
+            if catching:
+                signal.signal(signal.SIGINT, previous)
 
 
 def run_here(
