@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -15,14 +16,18 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'ray[
 pytestmark = pytest.mark.integration
 
 
-def _content(home: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Everything stored except the ingestion time (which differs between the two runs)."""
+def _content(home: Path, job_id: str) -> dict[str, list[tuple[object, ...]]]:
+    """Everything stored except the ingestion time and the job (which differ between the two
+    runs); every version names ``job_id``, the job that wrote it."""
     with sqlite3.connect(home / "catalog.sqlite3") as db:
+        versions = db.execute(
+            "SELECT id, document_id, source, title, media_type, doc_type, acl, published_at, size, pages, metadata "
+            "FROM versions ORDER BY id"
+        ).fetchall()
+        metadata = [json.loads(v[-1]) for v in versions]
+        assert [m.pop("ingest_job") for m in metadata] == [job_id] * len(versions)
         return {
-            "versions": db.execute(
-                "SELECT id, document_id, source, title, media_type, doc_type, acl, published_at, size, pages, metadata "
-                "FROM versions ORDER BY id"
-            ).fetchall(),
+            "versions": [(*v[:-1], m) for v, m in zip(versions, metadata, strict=True)],
             "pages": db.execute("SELECT version_id, page, text FROM pages ORDER BY version_id, page").fetchall(),
             "chunks": db.execute(
                 "SELECT c.id, v.id, c.ordinal, c.page, c.char_start, c.char_end, c.text, c.context, c.embed_key "
@@ -59,4 +64,4 @@ def test_ray_ingestion_stores_what_the_single_process_path_stores(tmp_path: Path
     single, distributed = results["single"], results["ray"]
     assert (distributed.ingested, len(distributed.failures)) == (single.ingested, len(single.failures)) == (3, 1)
     assert "broken.pdf" in distributed.failures[0].path and distributed.failures[0].error == single.failures[0].error
-    assert _content(tmp_path / "ray") == _content(tmp_path / "single")
+    assert _content(tmp_path / "ray", distributed.job_id) == _content(tmp_path / "single", single.job_id)

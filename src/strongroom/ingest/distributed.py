@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ def ingest_with_ray(
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError("--ray needs Ray: pip install 'ray[data]'") from exc
     started = time.perf_counter()
-    report = IngestReport(job_id=uuid.uuid4().hex)
+    report = IngestReport(job_id=options.job_id or uuid.uuid4().hex)
+    options = replace(options, job_id=report.job_id)  # the versions name the job that wrote them (lineage)
     files, missing = discover(paths)
     report.files.extend(missing)
     todo: list[str] = []
