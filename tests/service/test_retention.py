@@ -309,7 +309,6 @@ def test_four_eyes_two_keys_of_one_owner_are_one_person(four_eyes: Platform) -> 
     assert [h.id for h in p.retaining(lambda r: r.holds(ana(), active_only=True))] == [held.id]
 
 
-
 class _HoldArrivesMidRun(SqliteHoldStore):
     """The catalog's hold table, where another process (``other``, its own connection) places a
     hold on ``document_id`` at the third read of a retention run: the run read the holds to
