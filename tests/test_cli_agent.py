@@ -59,6 +59,9 @@ class World:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C reaches it as in a terminal, even when the tests run where SIGINT is ignored
+            # (a shell's background job): an ignored SIGINT is left ignored by the CLI
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
     def turns(self, tag: str, tools_seen: int) -> int:

@@ -362,7 +362,11 @@ class ThreadBridge:
         def on_interrupt(signum: int, frame: object) -> None:
             self._calls.put(_INTERRUPT)  # SimpleQueue.put is safe in a signal handler
 
-        catching = interrupted is not None and threading.current_thread() is threading.main_thread()
+        catching = (
+            interrupted is not None
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # e.g. under nohup: left ignored
+        )
         previous = signal.signal(signal.SIGINT, on_interrupt) if catching else None
         try:
             while True:
