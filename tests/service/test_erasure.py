@@ -491,15 +491,15 @@ def test_the_command_line_erases_verifies_and_lists(tmp_path: Path, model: tuple
 
 
 def test_a_big_file_is_searched_in_blocks_and_a_match_across_two_blocks_counted_once(tmp_path: Path) -> None:
-    from strongroom.service import erasure
+    from strongroom.service import erasure_files
 
     needles = Needles.of("Jane Quixote")
     big = tmp_path / "big.bin"
-    block = erasure._BLOCK
+    block = erasure_files._BLOCK
     with big.open("wb") as fh:  # one match across the first block's end, one inside the overlap, one later
         fh.write(b"\0" * (block - 5) + b"jane quixote" + b"\0" * 100 + b"JANE QUIXOTE")
-        fh.write(b"\0" * (erasure._WHOLE + 1) + b"Jane\nQuixote")
-    assert erasure.count_in_file(big, needles) == 3
+        fh.write(b"\0" * (erasure_files._WHOLE + 1) + b"Jane\nQuixote")
+    assert erasure_files.count_in_file(big, needles) == 3
 
 
 def test_packed_files_are_searched_unpacked(tmp_path: Path) -> None:

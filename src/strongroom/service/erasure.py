@@ -47,8 +47,9 @@ out of it; never the identifier. So ``verify(principal, erasure_id, identifier)`
 identifier again, checks it against that hash (a wrong one is refused), and searches: every
 store's own rows, every file under the home as raw bytes (SQLite main files and ``-wal``
 files, DuckDB, JSON lines, index snapshots; gzip, zstd and zip/npz members decompressed, numpy
-string arrays decoded), and, with a PostgreSQL store, every text, JSON and bytea column of every
-table in every schema of its database. Zero everywhere is the proof.
+string arrays decoded: :mod:`strongroom.service.erasure_files`), and, with a PostgreSQL store,
+every text, JSON and bytea column of every table in every schema of its database
+(:mod:`strongroom.service.erasure_postgres`). Zero everywhere is the proof.
 
 Who may: ``admin`` (the role that may delete documents; erasing is a deletion). An identifier
 erasure reaches every document whatever the admin's groups (it reports counts, never text); a
@@ -58,24 +59,15 @@ idempotent: an erasure that fails part-way is recorded as an error and is simply
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
-import os
-import re
 import time
 import uuid
-import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
-
-import numpy as np
 
 from strongroom.audit import AuditLog
 from strongroom.config import Settings
@@ -84,6 +76,7 @@ from strongroom.errors import NotErasable, NotFound, PermissionDenied, QueryErro
 from strongroom.governance.erasure import ErasurePlan, ErasureReport, Needles, VerifyReport, identifier_digest
 from strongroom.governance.holds import Hold, document_hold
 from strongroom.ingest.originals import originals_folder, remove_original
+from strongroom.service.erasure_files import count_in_bytes, count_in_file, file_counts, files, search_files, sha256
 from strongroom.service.hold_store import open_hold_store
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.records import load_secret
@@ -92,7 +85,16 @@ from strongroom.store.base import Erasable, Exportable, Reembed
 from strongroom.text import dense_text
 from strongroom.types import Chunk, DocumentVersion, Principal, source_name
 
-__all__ = ["ACTION", "VERIFY_ACTION", "ErasureEntry", "Erasures", "done", "search_files"]
+__all__ = [
+    "ACTION",
+    "VERIFY_ACTION",
+    "ErasureEntry",
+    "Erasures",
+    "count_in_bytes",
+    "count_in_file",
+    "done",
+    "search_files",
+]
 
 T = TypeVar("T")
 
@@ -107,11 +109,7 @@ def done(audit: AuditLog, outcome: Outcome[T]) -> T:
 ACTION = "erasure.erase"
 VERIFY_ACTION = "erasure.verify"
 _MAX_REASON = 500
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_WHOLE = 64 * 1024 * 1024
-_BLOCK = 16 * 1024 * 1024
 _ENTRY_FIELDS = ("identifier_hmac", "document_id", "versions", "chunk_ids")
-_OVERLAP = 64 * 1024  # longer than any match: an identifier is at most 200 characters, escaped 12 bytes each
 
 
 @dataclass(frozen=True)
@@ -434,34 +432,13 @@ class Erasures:
         }
         ids = set(entry.versions)
         for folder in ("originals", "uploads"):
-            found[f"{folder}.copies"] = sum(
-                1 for path, _ in _files(self.settings.home / folder) if _sha256(path) in ids
-            )
+            found[f"{folder}.copies"] = sum(1 for path in files(self.settings.home / folder) if sha256(path) in ids)
         document = _rows().DocumentText(ids, entry.chunk_ids)
         for place, n in _rows().find_document_rows(self.settings, document).items():
             found[f"rows.{place}"] = n
         seqs, legacy = _document_seqs(self.audit, document)
         found["audit"] = len(seqs) + len(legacy)
         return VerifyReport(erasure_id, found, len(found))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _files(folder: Path) -> Iterator[tuple[Path, None]]:
-    if not folder.is_dir():
-        return
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            if not path.is_symlink() and path.is_file():
-                yield path, None
 
 
 def _document_seqs(audit: AuditLog, document: Any) -> tuple[list[int], list[int]]:
@@ -492,9 +469,9 @@ def _remove_copies(folder: Path, document: Any) -> int:
     one of its version ids (a file that merely quotes it is not deleted: it may be another
     document, sharing a boilerplate paragraph)."""
     removed = 0
-    for path, _ in _files(folder):
+    for path in files(folder):
         try:
-            if _sha256(path) in document.version_ids:
+            if sha256(path) in document.version_ids:
                 path.unlink()
                 removed += 1
         except FileNotFoundError:
@@ -543,9 +520,7 @@ def _audit_seqs(audit: AuditLog, needles: Needles) -> list[int]:
 def _remove_files(folder: Path, needles: Needles, *, keep_names: set[str] | frozenset[str] = frozenset()) -> int:
     """Delete the files under ``folder`` that hold the identifier (not those named in ``keep_names``)."""
     removed = 0
-    if not folder.is_dir():
-        return 0
-    for path, count in _file_counts(folder, needles):
+    for path, count in file_counts(folder, needles):
         if count is None:
             raise StoreError(f"cannot read {path} to erase from it; check its permissions and erase again")
         if count and path.name not in keep_names:
@@ -557,102 +532,3 @@ def _remove_files(folder: Path, needles: Needles, *, keep_names: set[str] | froz
                 raise StoreError(f"cannot delete {path}: {exc.strerror or exc}; delete it by hand") from exc
             removed += 1
     return removed
-
-
-def search_files(home: Path, needles: Needles) -> list[tuple[str, int | None]]:
-    """Occurrences in every file under ``home`` (path relative to it), zeros included; None for
-    a file that could not be read."""
-    return [(str(path.relative_to(home)), n) for path, n in _file_counts(home, needles)]
-
-
-def _file_counts(folder: Path, needles: Needles) -> Iterator[tuple[Path, int | None]]:
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            try:
-                yield path, count_in_file(path, needles)
-            except OSError:
-                yield path, None
-
-
-def count_in_file(path: Path, needles: Needles) -> int:
-    """Occurrences in a file (see :func:`count_in_bytes`). A file over 64 MiB (a catalog, a DuckDB
-    file) is read in blocks that overlap, as raw bytes only (nothing big is an archive here)."""
-    if path.stat().st_size <= _WHOLE:
-        return count_in_bytes(path.read_bytes(), needles)
-    n = 0
-    tail = b""
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            data = tail + block
-            # a match wholly inside the overlap was counted with the block before
-            n += sum(1 for m in needles.byte_pattern.finditer(data) if m.end() > len(tail))
-            tail = data[-_OVERLAP:]
-    return n
-
-
-def count_in_bytes(data: bytes, needles: Needles) -> int:
-    """Occurrences in a file's bytes: as they are (UTF-8, JSON escapes), and inside what they
-    compress or pack (gzip, zstd, zip and numpy's npz, whose string arrays are UTF-32)."""
-    n = max(needles.count_bytes(data), needles.count(data.decode("utf-8", "replace")))
-    for inner in _unpacked(data):
-        n += count_in_bytes(inner, needles)
-    return n
-
-
-def _unpacked(data: bytes) -> Iterator[bytes]:
-    if data[:2] == b"\x1f\x8b":
-        try:
-            yield gzip.decompress(data)
-        except (OSError, EOFError):
-            pass
-    elif data[:4] == _ZSTD_MAGIC:
-        yield from _zstd(data)
-    elif data[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                for member in archive.namelist():
-                    yield archive.read(member)  # an npz member is an npy file: unpacked in turn
-        except (zipfile.BadZipFile, OSError, ValueError):
-            pass
-    elif data[:6] == b"\x93NUMPY":
-        yield from _npy_strings(data)
-    elif data[:5] == b"%PDF-":
-        yield from _pdf_streams(data)
-
-
-_PDF_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.DOTALL)
-
-
-def _pdf_streams(data: bytes) -> Iterator[bytes]:
-    """A PDF's Flate-compressed streams, inflated (its text is mostly in them). Text drawn in
-    pieces (kerned ``TJ`` arrays, custom encodings) can still hide from a byte search: that is
-    why the erasure deletes the originals of every version whose text held the identifier."""
-    for match in _PDF_STREAM.finditer(data):
-        try:
-            yield zlib.decompressobj().decompress(match.group(1), 64 * 1024 * 1024)
-        except zlib.error:
-            continue
-
-
-def _npy_strings(data: bytes) -> Iterator[bytes]:
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError):
-        return
-    if array.dtype.kind in ("U", "S"):
-        yield "\n".join(str(x) for x in array.reshape(-1).tolist()).encode()
-
-
-def _zstd(data: bytes) -> Iterator[bytes]:
-    try:
-        import zstandard
-    except ImportError:
-        return
-    try:
-        yield zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    except zstandard.ZstdError:
-        return
