@@ -22,7 +22,8 @@ move stages only by approved four-eyes proposals, and answer which model was in 
   is refused, and so is a retrieval run for a chat or reranker entry (it measures the embedder).
   A reranker takes no evidence yet. Agent runs compare on the questions' hash, their groups and
   no ``k`` (each question carries its clocks). A run recorded before runs named their subject,
-  or one already attached to another entry, is refused.
+  or one already attached to another entry, is refused. (Reading runs from the audit records:
+  :mod:`strongroom.service.registry_evidence`.)
 - **Stages** move only by a ``registry.promote`` proposal (``{"name", "version", "stage"}``)
   that another person with the approver role approves, whether or not ``four_eyes`` is on;
   there is no direct move (only break glass, by one admin with a reason: applied at once,
@@ -44,14 +45,13 @@ Every step is an audit record (``registry.register|list|show|evidence|promote|wh
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
-from strongroom.audit import AuditLog, AuditRecord
+from strongroom.audit import AuditRecord
 from strongroom.errors import NotFound, PermissionDenied, QueryError, StoreError
 from strongroom.governance.registry import (
     KINDS,
@@ -71,6 +71,17 @@ from strongroom.governance.registry import (
 from strongroom.llm.deployments import save_retired
 from strongroom.service.clock import TimeInput, parse_instant
 from strongroom.service.operations import Operations, Outcome
+from strongroom.service.registry_evidence import (
+    Subject,
+    agent_subject,
+    eval_filters,
+    eval_set_sha256,
+    eval_subject,
+    read_run,
+    record_at,
+    run_subject,
+    with_subjects,
+)
 from strongroom.service.registry_store import RegistryStore
 from strongroom.types import Principal, utcnow
 
@@ -91,30 +102,9 @@ __all__ = [
 
 #: the four-eyes kind that moves an entry's stage
 PROMOTE = "registry.promote"
-#: the audit action of an agent evaluation (``strongroom eval-agent``: a chat model's evidence)
-AGENT_EVAL = "agent.eval"
 _MAX_CARD = 64_000
 _MAX_FIELD = 500
 _READERS = frozenset({"admin", "approver"})
-
-
-def record_at(log: AuditLog, seq: int) -> AuditRecord | None:
-    """Audit record ``seq`` of ``log`` (None if there is none)."""
-    if seq < 1:
-        return None
-    found = next(iter(log.read(seq - 1, 1)), None)
-    return found if found is not None and found.seq == seq else None
-
-
-def eval_set_sha256(items: Sequence[object]) -> str:
-    """The SHA-256 of an evaluation set's questions (each as canonical JSON, one per line):
-    the same questions give the same hash, whatever the file's spacing."""
-    digest = hashlib.sha256()
-    for item in items:
-        dump = getattr(item, "model_dump", None)
-        value = dump(mode="json") if callable(dump) else item
-        digest.update(json.dumps(value, sort_keys=True, separators=(",", ":")).encode() + b"\n")
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -230,16 +220,8 @@ class Registry:
         return replace(entry, evidence=self._evidence(entry))
 
     def _evidence(self, entry: ModelEntry) -> tuple[Evidence, ...]:
-        """``entry``'s evidence with each run's subject read from its audit record (the registry
-        keeps the seq; the record is the source): a run without one keeps ``groups=None``."""
-        out = []
-        for ev in entry.evidence:
-            record = self.read_record(ev.audit_seq)
-            filters = record.event().get("filters") if record is not None else None
-            action = record.event().get("action") if record is not None else None
-            subject = run_subject(str(action), filters) if isinstance(filters, dict) else None
-            out.append(replace(ev, **subject) if subject is not None else ev)
-        return tuple(out)
+        """``entry``'s evidence with each run's subject read from its audit record."""
+        return with_subjects(entry.evidence, self.read_record)
 
     # -- register, list, show, evidence ----------------------------------------------------
 
@@ -304,44 +286,8 @@ class Registry:
             self.ops.require(principal, "admin")
             entry = self._entry(ref)
             record = self.read_record(audit_seq) if audit_seq > 0 else None
-            fields = record.event() if record is not None else {}
-            filters = fields.get("filters")
-            action = fields.get("action")
-            if record is None or action not in ("eval", AGENT_EVAL) or fields.get("outcome") != "ok":
-                raise QueryError(
-                    f"audit record {audit_seq} is not a successful evaluation run (`strongroom eval`, or "
-                    "`strongroom eval-agent --route` for a chat model)"
-                )
-            if action == AGENT_EVAL:
-                self._agent_run(entry, filters, audit_seq)
-            elif entry.kind in ("chat", "reranker"):
-                named = eval_subject(filters) if isinstance(filters, dict) else None
-                raise QueryError(
-                    f"audit record {audit_seq} is a retrieval evaluation: it measures the embedder"
-                    f"{' ' + named['embedder'] if named else ''}, not the "
-                    f"{entry.kind} model {entry.ref}; "
-                    + (
-                        "evaluate the chat model with `strongroom eval-agent QUESTIONS --route R --record`"
-                        if entry.kind == "chat"
-                        else "the registry takes no evidence for reranker models yet"
-                    )
-                )
-            if not isinstance(filters, dict) or not isinstance(filters.get("metrics"), dict):
-                raise QueryError(f"audit record {audit_seq} holds no metrics; run `strongroom eval QA --record` again")
-            if filters.get("doc_types") or filters.get("meta_filters") or filters.get("published_from"):
-                raise QueryError(
-                    f"audit record {audit_seq} is an evaluation narrowed by --doc-type, --filter or published_from;"
-                    " the release gate compares runs over everything the evaluator may read: run "
-                    "`strongroom eval QA --record` without them"
-                )
-            subject = run_subject(str(action), filters)
-            if subject is None:
-                raise QueryError(
-                    f"audit record {audit_seq} is an evaluation that does not name its subject (embedder, query "
-                    "encoder, clocks, groups): it was recorded before runs did; run `strongroom eval QA --record` again"
-                )
-            if action == "eval":
-                self._measures(entry, subject, audit_seq)
+            fields, subject = read_run(entry, record, audit_seq)
+            filters = fields["filters"]
             if any(e.audit_seq == audit_seq for e in entry.evidence):
                 raise QueryError(f"evaluation {audit_seq} is attached to {ref} already")
             elsewhere = [e.ref for e in self.store.entries() if any(v.audit_seq == audit_seq for v in e.evidence)]
@@ -375,53 +321,6 @@ class Registry:
             return found, {"filters": {**facts, "metrics": metrics, "embedder": evidence.embedder}}
 
         return self.ops.run_audited(principal, "registry.evidence", {"target": ref}, body)
-
-    @staticmethod
-    def _agent_run(entry: ModelEntry, filters: object, audit_seq: int) -> None:
-        """Refuse an agent evaluation as evidence of ``entry`` unless every model turn of its
-        runs was served by the entry's deployment (its ``binding``)."""
-        if entry.kind not in ("chat", "fine-tuned"):
-            raise QueryError(
-                f"audit record {audit_seq} is an agent evaluation: it measures a chat deployment, not the "
-                f"{entry.kind} model {entry.ref}"
-            )
-        if not isinstance(filters, dict) or filters.get("tools_only") or not filters.get("end_to_end"):
-            raise QueryError(
-                f"audit record {audit_seq} is a tool-level agent evaluation (--tools-only, or no --route): it asked "
-                f"no model, so it is no evidence of {entry.ref}; run `strongroom eval-agent QUESTIONS --route R "
-                "--record` end to end"
-            )
-        subject = filters.get("subject")
-        if not isinstance(subject, dict) or agent_subject(filters) is None:
-            raise QueryError(
-                f"audit record {audit_seq} is an agent evaluation that does not name the deployments that served it: "
-                "it was recorded before runs did; run `strongroom eval-agent QUESTIONS --route R --record` again"
-            )
-        served = [str(d) for d in subject.get("deployments", [])]
-        unserved = subject.get("unserved_turns")
-        if not entry.binding or set(served) != {entry.binding}:
-            raise QueryError(
-                f"audit record {audit_seq}: the runs' model turns were served by {', '.join(served) or 'no deployment'}"
-                f", not only by {entry.ref}'s deployment ({entry.binding or 'none bound'}): every turn must be "
-                "served by the model being evaluated (a route that failed over, or another route, measures another "
-                "model); evaluate it through a route to its deployment alone"
-            )
-        if unserved:
-            raise QueryError(
-                f"audit record {audit_seq}: {unserved} model turn(s) of the runs were answered by no deployment, "
-                f"so not by {entry.ref}; evaluate it again when its deployment answers"
-            )
-
-    @staticmethod
-    def _measures(entry: ModelEntry, subject: Subject, audit_seq: int) -> None:
-        """Refuse a retrieval run as evidence of a model it did not evaluate."""
-        embedder, encoder = subject["embedder"], subject["query_encoder"]
-        if not entry.binding or entry.binding not in {embedder, encoder} - {""}:
-            raise QueryError(
-                f"audit record {audit_seq} evaluated the embedder {embedder}"
-                + (f" with the query encoder {encoder}" if encoder else "")
-                + f", not {entry.ref} (bound to {entry.binding or 'nothing'}): evaluate that model itself"
-            )
 
     # -- stage moves: four-eyes only ---------------------------------------------------------
 
@@ -536,67 +435,3 @@ def promote_change(ref: str, stage: str) -> dict[str, str]:
     except ValueError as exc:
         raise QueryError(str(exc)) from exc
     return {"name": name, "version": version, "stage": stage}
-
-
-def eval_filters(
-    result: Mapping[str, object], sha256: str, subject: Mapping[str, object] | None = None
-) -> dict[str, object]:
-    """What an evaluation run's audit record keeps so that it can be attached as evidence:
-    the evaluation set's hash, the numeric metrics (never a question or an answer) and its
-    ``subject`` (what was evaluated, under which clocks, by which groups: :func:`eval_subject`)."""
-    metrics = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    return {"eval_sha256": sha256, "metrics": metrics, **({"subject": dict(subject)} if subject else {})}
-
-
-class Subject(TypedDict):
-    """What an evaluation run evaluated, under which clocks, by which groups (:class:`Evidence` fields)."""
-
-    embedder: str
-    query_encoder: str
-    as_of: str | None
-    known_at: str | None
-    groups: tuple[str, ...]
-
-
-def eval_subject(filters: Mapping[str, object]) -> Subject | None:
-    """An evaluation record's subject as :class:`Evidence` fields (``embedder``,
-    ``query_encoder``, ``as_of``, ``known_at``, ``groups``); None when the record names none
-    (recorded before runs did) or names it malformed."""
-    subject = filters.get("subject")
-    if not isinstance(subject, dict):
-        return None
-    embedder, encoder, groups = subject.get("embedder"), subject.get("query_encoder", ""), subject.get("groups")
-    as_of, known_at = subject.get("as_of"), subject.get("known_at")
-    if not isinstance(embedder, str) or not embedder or not isinstance(encoder, str):
-        return None
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        return None
-    if not all(v is None or isinstance(v, str) for v in (as_of, known_at)):
-        return None
-    return Subject(embedder=embedder, query_encoder=encoder, as_of=as_of, known_at=known_at,
-                   groups=tuple(sorted(groups)))  # fmt: skip
-
-
-def agent_subject(filters: Mapping[str, object]) -> Subject | None:
-    """An agent evaluation record's subject as :class:`Evidence` fields (no embedder; the
-    clocks and groups the record names); None when it names none (a ``--tools-only`` run, or
-    one recorded before runs named the deployments that served them) or names it malformed."""
-    subject = filters.get("subject")
-    if not isinstance(subject, dict) or filters.get("tools_only"):
-        return None
-    served, groups = subject.get("deployments"), subject.get("groups")
-    as_of, known_at = subject.get("as_of"), subject.get("known_at")
-    if not isinstance(served, list) or not served or not all(isinstance(d, str) and d for d in served):
-        return None
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        return None
-    if not all(v is None or isinstance(v, str) for v in (as_of, known_at)):
-        return None
-    return Subject(embedder="", query_encoder="", as_of=as_of, known_at=known_at, groups=tuple(sorted(groups)))
-
-
-def run_subject(action: str, filters: Mapping[str, object]) -> Subject | None:
-    """The subject of an evaluation record of ``action`` (``eval`` or ``agent.eval``)."""
-    if action == AGENT_EVAL:
-        return agent_subject(filters)
-    return eval_subject(filters) if action == "eval" else None

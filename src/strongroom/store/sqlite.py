@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from strongroom.errors import ConfigError, StoreError
-from strongroom.store import sqlite_erase
+from strongroom.store import sqlite_delete, sqlite_erase
 from strongroom.store.base import TOMBSTONE, EraseCount, KeywordUnit, NewVersion, Reembed, ScoredId, TextMatcher
 from strongroom.store.scope import VersionTable
 from strongroom.store.snapshot import IndexSet
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 
 
 #: other processes that hold the indexes in memory rebuild them, not append to them
-_REINDEX = "INSERT INTO meta VALUES ('reindex', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+_REINDEX = sqlite_delete.REINDEX
 
 
 def open_catalog(path: Path, schema: str, *, shared: bool = False) -> sqlite3.Connection:
@@ -473,33 +473,11 @@ class SqliteStore:
         """
         try:
             with self._tx() as db:
-                rows = db.execute(
-                    "SELECT seq, id FROM versions WHERE document_id = ? AND deleted = 0", (document_id,)
-                ).fetchall()
-                if not rows:
-                    return []
-                seqs = [int(r[0]) for r in rows]
-                ids = [str(r[1]) for r in rows]
-                marks = ",".join("?" * len(seqs))
-                keys = [
-                    str(r[0])
-                    for r in db.execute(f"SELECT DISTINCT embed_key FROM chunks WHERE version_seq IN ({marks})", seqs)
-                ]
-                db.execute(f"DELETE FROM chunks WHERE version_seq IN ({marks})", seqs)
-                db.execute(f"DELETE FROM pages WHERE version_id IN ({marks})", ids)
-                for i in range(0, len(keys), 500):
-                    part = keys[i : i + 500]
-                    db.execute(
-                        f"DELETE FROM embeddings WHERE key IN ({','.join('?' * len(part))}) "
-                        "AND key NOT IN (SELECT embed_key FROM chunks)",
-                        part,
-                    )
-                db.execute(f"UPDATE versions SET deleted = 1 WHERE seq IN ({marks})", seqs)
-                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-                db.execute(_REINDEX)
+                ids = sqlite_delete.delete_document(db, document_id)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"could not delete document {document_id}: {exc}; nothing was changed") from exc
-        self._drop_indexes()
+        if ids:
+            self._drop_indexes()
         return ids
 
     def delete_documents(self, document_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -510,9 +488,9 @@ class SqliteStore:
         out: dict[str, list[str]] = {}
         wanted = list(dict.fromkeys(document_ids))
         try:
-            for i in range(0, len(wanted), 1000):
+            for i in range(0, len(wanted), sqlite_delete.BATCH):
                 with self._tx() as db:
-                    rows = self._delete_batch(db, wanted[i : i + 1000])
+                    rows = sqlite_delete.delete_batch(db, wanted[i : i + sqlite_delete.BATCH])
                 for _, version_id, document_id in rows:
                     out.setdefault(document_id, []).append(version_id)
         except sqlite3.DatabaseError as exc:
@@ -522,36 +500,6 @@ class SqliteStore:
             if out:
                 self._drop_indexes()
         return out
-
-    @staticmethod
-    def _delete_batch(db: sqlite3.Connection, document_ids: Sequence[str]) -> list[tuple[int, str, str]]:
-        """Delete the live versions of ``document_ids`` inside the caller's transaction."""
-        for table, column in (("gone_docs", "id TEXT"), ("gone_seqs", "seq INTEGER"), ("gone_keys", "key TEXT")):
-            db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} PRIMARY KEY)")
-            db.execute(f"DELETE FROM {table}")
-        db.executemany("INSERT OR IGNORE INTO gone_docs VALUES (?)", [(d,) for d in document_ids])
-        rows = [
-            (int(r[0]), str(r[1]), str(r[2]))
-            for r in db.execute(
-                "SELECT seq, id, document_id FROM versions WHERE deleted = 0 "
-                "AND document_id IN (SELECT id FROM gone_docs) ORDER BY seq"
-            )
-        ]
-        if not rows:
-            return []
-        db.executemany("INSERT INTO gone_seqs VALUES (?)", [(r[0],) for r in rows])
-        gone = "(SELECT seq FROM gone_seqs)"
-        db.execute(f"INSERT OR IGNORE INTO gone_keys SELECT embed_key FROM chunks WHERE version_seq IN {gone}")
-        db.execute(f"DELETE FROM chunks WHERE version_seq IN {gone}")
-        db.execute(f"DELETE FROM pages WHERE version_id IN (SELECT id FROM versions WHERE seq IN {gone})")
-        db.execute(
-            "DELETE FROM embeddings WHERE key IN (SELECT key FROM gone_keys) "
-            "AND key NOT IN (SELECT embed_key FROM chunks)"
-        )
-        db.execute(f"UPDATE versions SET deleted = 1 WHERE seq IN {gone}")
-        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-        db.execute(_REINDEX)
-        return rows
 
     def _drop_indexes(self) -> None:
         """Forget the search indexes (memory and snapshot): the next search rebuilds them from
