@@ -218,7 +218,27 @@ _SELECT_ONE = (
 )
 
 
-class SqliteApiKeyStore:
+class KeyCreation:
+    """The backend-independent half of :meth:`ApiKeyStore.create`: a backend stores the new row."""
+
+    def create(
+        self,
+        owner: str,
+        groups: frozenset[str],
+        expires_at: datetime | None = None,
+        *,
+        created_by: frozenset[str] = frozenset(),
+    ) -> tuple[ApiKey, str]:
+        """A new key and its full secret string, which is shown once and not kept."""
+        row, key, secret = new_key(owner, groups, expires_at, created_by)
+        self._insert(row)
+        return key, secret
+
+    def _insert(self, row: KeyRow) -> None:
+        raise NotImplementedError
+
+
+class SqliteApiKeyStore(KeyCreation):
     """The :class:`ApiKeyStore` in the catalog's SQLite file (one host). A revocation
     appends to a log beside the catalog, whose size and time are the revocation stamp."""
 
@@ -243,18 +263,9 @@ class SqliteApiKeyStore:
     def close(self) -> None:
         self._db.close()
 
-    def create(
-        self,
-        owner: str,
-        groups: frozenset[str],
-        expires_at: datetime | None = None,
-        *,
-        created_by: frozenset[str] = frozenset(),
-    ) -> tuple[ApiKey, str]:
-        row, key, secret = new_key(owner, groups, expires_at, created_by)
+    def _insert(self, row: KeyRow) -> None:
         with self._lock:
             self._db.execute(f"INSERT INTO api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-        return key, secret
 
     def list(self) -> list[ApiKey]:
         with self._lock:

@@ -24,11 +24,11 @@ from strongroom.auth.apikeys import (
     _SELECT_ONE,
     COLUMNS,
     ApiKey,
+    KeyCreation,
     KeyRow,
     checked,
     full_row,
     key_of,
-    new_key,
     parse_presented,
 )
 from strongroom.errors import StoreError
@@ -47,7 +47,7 @@ ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS created_by text;
 """
 
 
-class PostgresApiKeyStore:
+class PostgresApiKeyStore(KeyCreation):
     """The :class:`~strongroom.auth.apikeys.ApiKeyStore` in PostgreSQL; one connection for
     calls (used one at a time) and one that listens for revocations."""
 
@@ -144,18 +144,8 @@ class PostgresApiKeyStore:
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL at {self._target} failed to {action}: {self._clean(exc)}") from exc
 
-    def create(
-        self,
-        owner: str,
-        groups: frozenset[str],
-        expires_at: datetime | None = None,
-        *,
-        created_by: frozenset[str] = frozenset(),
-    ) -> tuple[ApiKey, str]:
-        """A new key and its full secret string, which is shown once and not kept."""
-        row, key, secret = new_key(owner, groups, expires_at, created_by)
+    def _insert(self, row: KeyRow) -> None:
         self._run("store a key", f"INSERT INTO api_keys ({COLUMNS}) VALUES ({', '.join(['%s'] * 9)})", row)
-        return key, secret
 
     def list(self) -> list[ApiKey]:
         return [key_of(r) for r in self._run("list the keys", _SELECT_LIST).fetchall()]

@@ -15,7 +15,9 @@ print a proposal id instead; an approver makes them with ``strongroom approvals 
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -24,6 +26,9 @@ from strongroom.cli.common import GroupsOpt, HomeOpt, JsonOpt, UserOpt, emit, pl
 from strongroom.governance.holds import Hold
 from strongroom.governance.retention import RetentionPolicy
 from strongroom.service.admin import resolve_document_id
+from strongroom.service.operations import Outcome
+from strongroom.service.retention import Retention
+from strongroom.types import Principal
 
 __all__ = ["holds_app", "retention_app"]
 
@@ -36,6 +41,22 @@ holds_app = typer.Typer(
     no_args_is_help=True,
 )
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept with a four-eyes proposal and in the audit log).")]
+T = TypeVar("T")
+
+
+def _retaining(home: Path | None, user: str | None, groups: str | None,
+               op: Callable[[Retention, Principal], Outcome[T]]) -> T:  # fmt: skip
+    """Run one retention or legal hold operation as the CLI's principal, in one platform session."""
+    with platform_session(home, user, groups) as (platform, principal):
+        return platform.retaining(lambda r: op(r, principal))
+
+
+def _report(as_json: bool, described: dict[str, object], *lines: str) -> None:
+    """With --json the described value, otherwise the lines as plain text."""
+    if as_json:
+        return emit(described, as_json)
+    for line in lines:
+        say(line)
 
 
 def _policy_row(p: RetentionPolicy) -> dict[str, object]:
@@ -74,8 +95,7 @@ def retention_set(
 def retention_list(user: UserOpt = None, groups: GroupsOpt = None, home: HomeOpt = None,
                    as_json: JsonOpt = False) -> None:  # fmt: skip
     """The retention policies (admins)."""
-    with platform_session(home, user, groups) as (platform, principal):
-        found = platform.retaining(lambda r: r.policies(principal))
+    found = _retaining(home, user, groups, lambda r, principal: r.policies(principal))
     rows = [p.describe() if as_json else _policy_row(p) for p in found]
     emit(rows, as_json, title="Retention policies", empty="no retention policies: nothing is ever deleted by age")
 
@@ -91,10 +111,8 @@ def retention_remove(
 ) -> None:
     """Remove a retention policy (admins)."""
     policy = proposing(home, user, groups, as_json, lambda p, who: p.remove_retention_policy(who, name, reason))
-    if policy is not None and as_json:
-        emit({"removed": policy.describe()}, as_json)
-    elif policy is not None:
-        say(f"removed retention policy {policy.id}")
+    if policy is not None:
+        _report(as_json, {"removed": policy.describe()}, f"removed retention policy {policy.id}")
 
 
 @retention_app.command("apply")
@@ -106,15 +124,12 @@ def retention_apply(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete every document past its retention that no legal hold covers (admins; audited)."""
-    with platform_session(home, user, groups) as (platform, principal):
-        report = platform.retaining(lambda r: r.apply(principal, dry_run=dry_run))
-    if as_json:
-        return emit(report.describe(), as_json)
+    report = _retaining(home, user, groups, lambda r, principal: r.apply(principal, dry_run=dry_run))
     verb = "would delete" if dry_run else "deleted"
-    say(f"{verb} {len(report.deleted)} of {report.documents} documents; {len(report.held)} expired but held; "
-        f"{report.kept} kept")  # fmt: skip
-    for document_id, matter_id, hold_id in report.held:
-        say(f"held: {document_id} (matter {matter_id}, hold {hold_id})")
+    held = [f"held: {doc} (matter {matter}, hold {hold})" for doc, matter, hold in report.held]
+    _report(as_json, report.describe(),
+            f"{verb} {len(report.deleted)} of {report.documents} documents; {len(report.held)} expired but held; "
+            f"{report.kept} kept", *held)  # fmt: skip
 
 
 @holds_app.command("place")
@@ -138,9 +153,7 @@ def holds_place(
         hold = platform.retaining(
             lambda r: r.place(principal, matter, reason, document_id=doc_id, source=source or "", query=where)
         )
-    if as_json:
-        return emit(hold.describe(), as_json)
-    say(f"hold {hold.id} placed for matter {hold.matter_id} on {hold.target()}")
+    _report(as_json, hold.describe(), f"hold {hold.id} placed for matter {hold.matter_id} on {hold.target()}")
 
 
 @holds_app.command("list")
@@ -152,8 +165,7 @@ def holds_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Legal holds, oldest first (admins)."""
-    with platform_session(home, user, groups) as (platform, principal):
-        found = platform.retaining(lambda r: r.holds(principal, active_only=active))
+    found = _retaining(home, user, groups, lambda r, principal: r.holds(principal, active_only=active))
     emit([h.describe() if as_json else _hold_row(h) for h in found], as_json, title="Legal holds", empty="no holds")
 
 
@@ -168,7 +180,5 @@ def holds_release(
 ) -> None:
     """Release a legal hold (admins); what it kept may then be deleted."""
     hold = proposing(home, user, groups, as_json, lambda p, who: p.release_hold(who, hold_id, reason))
-    if hold is not None and as_json:
-        emit(hold.describe(), as_json)
-    elif hold is not None:
-        say(f"hold {hold.id} (matter {hold.matter_id}) released")
+    if hold is not None:
+        _report(as_json, hold.describe(), f"hold {hold.id} (matter {hold.matter_id}) released")

@@ -15,17 +15,14 @@ one again replaces it. Who may place, release or set is decided by
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from strongroom.config import Settings
-from strongroom.errors import StoreError
 from strongroom.governance.holds import Hold
 from strongroom.governance.retention import RetentionPolicy
-from strongroom.store.sqlite import open_catalog
+from strongroom.store.sqlite_tables import SqliteTables
 from strongroom.types import frozen_meta
 
 __all__ = ["HoldStore", "SqliteHoldStore", "open_hold_store"]
@@ -90,22 +87,11 @@ class SqliteHoldStore:
     """The :class:`HoldStore` in the catalog's SQLite file (one host; processes share it)."""
 
     def __init__(self, catalog: Path) -> None:
-        self._lock = threading.Lock()
-        try:
-            self._db = open_catalog(catalog, _SCHEMA, shared=True)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the legal hold tables in {catalog}: {exc}; check the path") from exc
+        self._tables = SqliteTables(catalog, _SCHEMA, "the legal hold tables")
+        self._execute = self._tables.execute
 
     def close(self) -> None:
-        self._db.close()
-
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[tuple[Any, ...]], int]:
-        try:
-            with self._lock:
-                cur = self._db.execute(sql, params)
-                return cur.fetchall(), cur.rowcount
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the legal hold tables could not be used: {exc}") from exc
+        self._tables.close()
 
     def add(self, hold: Hold) -> None:
         row = (
@@ -140,15 +126,11 @@ class SqliteHoldStore:
 
     def _swap(self, policy_id: str, data: str | None) -> RetentionPolicy | None:
         """Replace (or, ``data`` None, remove) the policy ``policy_id`` in one transaction; the old one."""
-        try:
-            with self._lock, self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                old = self._db.execute("SELECT policy FROM retention_policies WHERE id = ?", (policy_id,)).fetchall()
-                self._db.execute("DELETE FROM retention_policies WHERE id = ?", (policy_id,))
-                if data is not None:
-                    self._db.execute("INSERT INTO retention_policies (id, policy) VALUES (?, ?)", (policy_id, data))
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the retention policy table could not be used: {exc}") from exc
+        with self._tables.transaction("the retention policy table") as db:
+            old = db.execute("SELECT policy FROM retention_policies WHERE id = ?", (policy_id,)).fetchall()
+            db.execute("DELETE FROM retention_policies WHERE id = ?", (policy_id,))
+            if data is not None:
+                db.execute("INSERT INTO retention_policies (id, policy) VALUES (?, ?)", (policy_id, data))
         return RetentionPolicy.from_dict(json.loads(old[0][0])) if old else None
 
     def set_policy(self, policy: RetentionPolicy) -> RetentionPolicy | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 from strongroom.config import Settings
 from strongroom.errors import StoreError
-from strongroom.store.sqlite import open_catalog
+from strongroom.store.sqlite_tables import SqliteTables
 
 __all__ = [
     "Proposal",
@@ -175,12 +174,13 @@ class SqliteProposalStore:
     """The :class:`ProposalStore` in the catalog's SQLite file (one host; processes share it)."""
 
     def __init__(self, catalog: Path) -> None:
-        self._lock = threading.Lock()
+        self._tables = SqliteTables(catalog, _SCHEMA, "the proposal table")
+        self._execute = self._tables.execute
+        db = self._tables.db
         try:
-            self._db = open_catalog(catalog, _SCHEMA, shared=True)
-            if "maker_persons" not in {row[1] for row in self._db.execute("PRAGMA table_info(proposals)")}:
+            if "maker_persons" not in {row[1] for row in db.execute("PRAGMA table_info(proposals)")}:
                 try:  # a table made before proposals kept the maker's persons (NULL: the maker only)
-                    self._db.execute("ALTER TABLE proposals ADD COLUMN maker_persons TEXT")
+                    db.execute("ALTER TABLE proposals ADD COLUMN maker_persons TEXT")
                 except sqlite3.OperationalError as exc:  # another process added it meanwhile
                     if "duplicate column" not in str(exc):
                         raise
@@ -188,15 +188,7 @@ class SqliteProposalStore:
             raise StoreError(f"cannot open the proposal table in {catalog}: {exc}; check the path") from exc
 
     def close(self) -> None:
-        self._db.close()
-
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[tuple[Any, ...]], int]:
-        try:
-            with self._lock:
-                cur = self._db.execute(sql, params)
-                return cur.fetchall(), cur.rowcount
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the proposal table could not be used: {exc}") from exc
+        self._tables.close()
 
     def add(self, proposal: Proposal) -> None:
         self._execute(f"INSERT INTO proposals ({_COLUMNS}) VALUES ({', '.join('?' * 19)})", _row(proposal))

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -26,7 +24,7 @@ from typing import Any, Protocol, cast
 from strongroom.config import Settings
 from strongroom.errors import StoreError
 from strongroom.governance.registry import Evidence, Lineage, ModelEntry, Stage, StageChange
-from strongroom.store.sqlite import open_catalog
+from strongroom.store.sqlite_tables import SqliteTables
 
 __all__ = ["RegistryStore", "SqliteRegistryStore", "open_registry_store"]
 
@@ -86,36 +84,19 @@ class SqliteRegistryStore:
     """The :class:`RegistryStore` in the catalog's SQLite file (one host; processes share it)."""
 
     def __init__(self, catalog: Path) -> None:
-        self._lock = threading.Lock()
-        try:
-            self._db = open_catalog(catalog, _SCHEMA, shared=True)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the model registry in {catalog}: {exc}; check the path") from exc
+        self._tables = SqliteTables(catalog, _SCHEMA, "the model registry")
 
     def close(self) -> None:
-        self._db.close()
+        self._tables.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         """One transaction (written at once: BEGIN IMMEDIATE), under the lock."""
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"the model registry refused the change: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the model registry could not be used: {exc}") from exc
+        return self._tables.transaction(refused="the model registry refused the change")
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
-            with self._lock:
-                return self._db.execute(sql, params).fetchall()
+            with self._tables.lock:
+                return self._tables.db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"the model registry could not be read: {exc}") from exc
 
