@@ -48,6 +48,7 @@ from strongroom.governance.holds import Hold
 from strongroom.governance.retention import RetentionPolicy
 from strongroom.service import views
 from strongroom.service.clock import parse_instant
+from strongroom.service.key_operations import grantable, key_expiry
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.proposal_store import Proposal, ProposalStore, Status, canonical, change_hash
 from strongroom.service.requests import AclChange, KeyCreated
@@ -164,7 +165,7 @@ class Approvals:
             no_expiry = bool(change.get("no_expiry", False))
             days = change.get("days")
             if until is None and not no_expiry:  # fixed now, so the approver sees the exact expiry
-                until = self.ops.key_expiry(int(days) if days is not None else None, None, False)
+                until = key_expiry(self.ops.settings, int(days) if days is not None else None, None, False)
             return {
                 "owner": str(change["owner"]).strip(),
                 "groups": groups,
@@ -204,7 +205,7 @@ class Approvals:
                 raise QueryError("give the key an owner")
             if not change["groups"]:
                 raise QueryError("give the key at least one group")
-            self.ops.grantable(principal, frozenset(change["groups"]))
+            grantable(self.ops.settings, principal, frozenset(change["groups"]))
 
     # -- records ---------------------------------------------------------------------------
 

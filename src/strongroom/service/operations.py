@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Generic, TypeVar, cast
 
 import numpy as np
@@ -26,7 +26,6 @@ import numpy.typing as npt
 
 from strongroom.audit import AuditEvent, answer_hash
 from strongroom.auth.apikeys import ApiKeyStore
-from strongroom.auth.authenticator import persons_of
 from strongroom.config import Settings
 from strongroom.embed import Embedder
 from strongroom.errors import (
@@ -47,6 +46,7 @@ from strongroom.ingest.understand.redaction import redact_value
 from strongroom.retrieve import search as hybrid_search
 from strongroom.service.clock import Clocks, parse_instant
 from strongroom.service.hold_store import open_hold_store
+from strongroom.service.key_operations import new_key
 from strongroom.service.records import QueryRedactor, chunk_refs, event
 from strongroom.service.requests import (
     AclChange,
@@ -545,39 +545,7 @@ class Operations:
         fields: dict[str, object] = {"target": document_id, "filters": {"after": sorted(after)}}
         return self.run_audited(principal, "acl.set", fields, body)
 
-    # -- keys ------------------------------------------------------------------------------
-
-    def key_expiry(self, days: int | None, expires_at: datetime | None, no_expiry: bool) -> datetime | None:
-        """When a new key expires: the default lifetime unless told, never past the maximum,
-        never-expiring only where configuration allows it."""
-        s = self.settings
-        now = datetime.now(UTC)
-        if no_expiry:
-            if not s.key_allow_no_expiry:
-                raise PermissionDenied(
-                    "keys that never expire are not allowed here (STRONGROOM_KEY_ALLOW_NO_EXPIRY); give --days"
-                )
-            return None
-        if expires_at is not None and days is not None:
-            raise QueryError("give an expiry date or a number of days, not both")
-        if days is not None and days < 1:
-            raise QueryError("a key lives at least 1 day")
-        until = expires_at if expires_at is not None else now + timedelta(days=days if days else s.key_default_days)
-        until = until if until.tzinfo else until.replace(tzinfo=UTC)
-        if until <= now:
-            raise QueryError("the expiry is in the past")
-        if until > now + timedelta(days=s.key_max_days):
-            raise QueryError(f"a key may live at most {s.key_max_days} days (STRONGROOM_KEY_MAX_DAYS)")
-        return until
-
-    def grantable(self, principal: Principal, groups: frozenset[str]) -> None:
-        """A key may carry only groups its creator holds, or those configuration allows."""
-        extra = groups - principal.groups - frozenset(self.settings.key_grantable_groups)
-        if extra:
-            raise PermissionDenied(
-                f"you may not grant groups you do not hold: {', '.join(sorted(extra))} "
-                "(or list them in STRONGROOM_KEY_GRANTABLE_GROUPS)"
-            )
+    # -- keys (the rules: :mod:`strongroom.service.key_operations`) ---------------------------
 
     def create_key(
         self,
@@ -602,18 +570,7 @@ class Operations:
         def body() -> tuple[KeyCreated, dict[str, object]]:
             self.require(principal, "admin")
             self.four_eyes(approved)
-            if not members:
-                raise QueryError("give the key at least one group")
-            if not owner.strip():
-                raise QueryError("give the key an owner")
-            self.grantable(principal, members)
-            until = self.key_expiry(days, expires_at, no_expiry)
-            key, secret = keys.create(owner, members, until, created_by=persons_of(principal, keys))
-            expiry = until.isoformat() if until else "never"
-            return KeyCreated(key.id, key.owner, key.groups, key.expires_at, secret), {
-                "target": key.id,
-                "detail": f"expires {expiry}",
-            }
+            return new_key(self.settings, principal, keys, owner, members, days, expires_at, no_expiry)
 
         return self.run_audited(principal, "keys.create", fields, body)
 

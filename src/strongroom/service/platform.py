@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import getpass
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -34,21 +33,20 @@ from strongroom.config import Settings
 from strongroom.data.base import DatasetVersion, QueryResult
 from strongroom.embed import Embedder, LazyEmbedder
 from strongroom.embed.query_encoder import create_query_encoder
-from strongroom.errors import ApprovalPending, ConfigError, IngestError, StoreError
+from strongroom.errors import ApprovalPending, StoreError
 from strongroom.evaluate import QAItem, run_eval
 from strongroom.governance.lineage import Lineage
 from strongroom.ingest.originals import originals_folder
 from strongroom.ingest.parsers.pdf_pages import Box, RenderedPage
-from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn, discover
+from strongroom.ingest.pipeline import IngestOptions, IngestReport, ProgressFn
 from strongroom.ingest.sandbox import RenderLimits
 from strongroom.ingest.understand.redaction import redact_value
-from strongroom.llm.deployments import deployment_spec, save_deployment
-from strongroom.llm.route_config import NAME_PATTERN, RouteStore, parse_target
-from strongroom.rag import EXTRACTIVE_VERSION, ExtractiveGenerator, Generator
+from strongroom.llm.route_config import RouteStore
+from strongroom.rag import ExtractiveGenerator, Generator
 from strongroom.retrieve import search as hybrid_search
 from strongroom.runtime import Runtime, open_runtime
-from strongroom.service.approvals import Applier, Approvals
-from strongroom.service.clock import TimeInput, parse_instant
+from strongroom.service.approvals import Approvals
+from strongroom.service.clock import TimeInput
 from strongroom.service.conversation_store import (
     Conversation,
     Feedback,
@@ -62,10 +60,11 @@ from strongroom.service.conversations import Conversations
 from strongroom.service.datasets import DatasetLoad, DatasetQuery, Datasets, DatasetView
 from strongroom.service.hold_store import open_hold_store
 from strongroom.service.lineage import lineage, registry_entries, retention_in_force
+from strongroom.service.model_access import model_appliers, models_change, models_for, route_allowed, route_usable
 from strongroom.service.operations import Operations, Outcome
 from strongroom.service.pages import HIGHLIGHT_ACTION, IMAGE_ACTION, draw_page, highlight_span
-from strongroom.service.proposal_store import canonical, open_proposal_store
-from strongroom.service.records import QueryRedactor, bus_key
+from strongroom.service.proposal_store import open_proposal_store
+from strongroom.service.records import QueryRedactor
 from strongroom.service.registry import PROMOTE, Registry, eval_filters, eval_set_sha256, record_at
 from strongroom.service.registry_store import open_registry_store
 from strongroom.service.requests import (
@@ -93,13 +92,6 @@ __all__ = ["EXTRACTIVE_MODEL", "Platform", "check_home", "models_for", "route_al
 T = TypeVar("T")
 
 
-def route_allowed(settings: Settings, principal: Principal, route: str) -> bool:
-    """Whether ``principal`` may have answers written by gateway route ``route``: its groups
-    meet the route's entry in ``route_groups`` (or the ``*`` entry). Deny by default."""
-    granted = settings.route_groups.get(route, settings.route_groups.get("*", []))
-    return not principal.groups.isdisjoint(granted)
-
-
 def check_home(settings: Settings, *, create: bool) -> None:
     """Refuse a home that is a file, and (``create=False``) one that holds no store: a mistyped
     --home is an error, never a new empty store."""
@@ -111,12 +103,6 @@ def check_home(settings: Settings, *, create: bool) -> None:
             f"no strongroom store under {home}: check --home / STRONGROOM_HOME, or ingest something first "
             f"(strongroom ingest FILES --home {home})"
         )
-
-
-def route_usable(settings: Settings, routes: RouteStore, principal: Principal, route: str) -> bool:
-    """Whether route ``route`` exists and ``principal`` is granted it (the two look the same
-    from outside: a route not granted is as absent as one that does not exist)."""
-    return route_allowed(settings, principal, route) and routes.get(route) is not None
 
 
 class Platform:
@@ -308,31 +294,9 @@ class Platform:
     def queue(self, principal: Principal, request: IngestRequest, bus_url: str, stream: str) -> list[dict[str, str]]:
         """Queue one ingestion job per file on a bus for ``strongroom worker`` processes, which
         write with ``principal``'s write entitlements."""
-        from strongroom.bus import IngestJob, open_bus
+        from strongroom.service.worker import publish_jobs  # the bus client only when queueing
 
-        def publish() -> list[dict[str, str]]:
-            files, missing = discover(request.paths)
-            if missing or not files:
-                what = ", ".join(f.path for f in missing) or "no files"
-                raise IngestError(f"nothing to queue: {what} (check the paths)")
-            options = IngestOptions(
-                acl=request.acl,
-                published=parse_instant(request.published, "published", bare_date="start"),
-                doc_type=request.doc_type,
-                source=request.source,
-                meta=request.meta,
-            )
-            key = bus_key(self.settings)
-            bus = open_bus(bus_url, stream=stream)
-            try:
-                return [
-                    {"file": str(f), "job_id": job.id, "message_id": bus.publish(job)}
-                    for f in files
-                    for job in [IngestJob.for_file(f, options, list(request.paths), principal=principal).sealed(key)]
-                ]
-            finally:
-                bus.close()
-
+        publish = functools.partial(publish_jobs, self.settings, principal, request, bus_url, stream)
         source = redact_value(request.source)[0] if request.source else None
         fields = {"acl": sorted(request.acl), "source": source, "bus": bus_url.split("@")[-1]}
         return self._done(self.ops.audited(principal, "ingest.queue", publish, role="ingester", filters=fields))
@@ -398,45 +362,7 @@ class Platform:
         """Change what answers (a model route or deployment: ``models.set-route``,
         ``models.rollback``, ``models.set-deployment``): admins only, audited; with four-eyes
         on, only through an approved proposal (:mod:`strongroom.service.model_routes` proposes)."""
-        return self._done(self._models_change(principal, action, target, change, detail, approved=False))
-
-    def _models_change(
-        self, principal: Principal, action: str, target: str, change: Callable[[], T], detail: str, *, approved: bool
-    ) -> Outcome[T]:
-        def run() -> T:
-            self.ops.four_eyes(approved)
-            return change()
-
-        return self.ops.audited(principal, action, run, target=target, detail=detail)
-
-    def _model_appliers(self) -> dict[str, Applier]:
-        """How an approved ``models.*`` proposal is applied (as its maker, re-validated)."""
-        home = self.settings.home
-
-        def set_route(who: Principal, c: Mapping[str, Any]) -> Outcome[Any]:
-            def run() -> object:
-                targets = [parse_target(str(d)) for d in c["deployments"]]
-                return self.routes.set_route(str(c["name"]), targets, note=str(c.get("note", "")))
-
-            return self._models_change(who, "models.set-route", str(c["name"]), run, canonical(c), approved=True)
-
-        def rollback(who: Principal, c: Mapping[str, Any]) -> Outcome[Any]:
-            to = c.get("to")
-            run = functools.partial(self.routes.rollback, str(c["name"]), to=None if to is None else int(to))
-            return self._models_change(who, "models.rollback", str(c["name"]), run, f"to {to}", approved=True)
-
-        def set_deployment(who: Principal, c: Mapping[str, Any]) -> Outcome[Any]:
-            name = str(c["name"])
-
-            def run() -> object:
-                if not re.match(NAME_PATTERN, name):
-                    raise ConfigError(f"invalid deployment name {name!r}: it must match {NAME_PATTERN}")
-                save_deployment(home, name, deployment_spec(name, dict(c["spec"])))
-                return name
-
-            return self._models_change(who, "models.set-deployment", name, run, canonical(c), approved=True)
-
-        return {"models.set-route": set_route, "models.rollback": rollback, "models.set-deployment": set_deployment}
+        return self._done(models_change(self.ops, principal, action, target, change, detail, approved=False))
 
     def delete(self, principal: Principal, document_id: str) -> list[str]:
         """Delete a document (admins); the same bytes may be ingested again later."""
@@ -456,7 +382,8 @@ class Platform:
         """Four-eyes proposals (:mod:`strongroom.service.approvals`); run them with :meth:`approving`."""
         if self._approvals is None:
             store = open_proposal_store(self.settings)
-            appliers = {**self._model_appliers(), PROMOTE: self.registry.apply}
+            models = model_appliers(self.ops, self.routes, self.settings.home)
+            appliers = {**models, PROMOTE: self.registry.apply}
             self._approvals = Approvals(
                 self.ops,
                 store,
@@ -652,13 +579,3 @@ class Platform:
         in_force = retention_in_force(self.retention.store)  # the holds and retention policies
         models = registry_entries(self.registry.store)
         return self._done(lineage(self.ops, self.audit, principal, record_id, policies=in_force, registry=models))
-
-
-def models_for(settings: Settings, principal: Principal, routes: RouteStore) -> list[RouteView]:
-    """The extractive generator, then each gateway route ``principal`` is granted."""
-    out = [RouteView(EXTRACTIVE_MODEL, f"retrieval + {EXTRACTIVE_VERSION} generator, with citations (no model)")]
-    for name in routes.names():
-        route = routes.get(name)
-        if route is not None and route_allowed(settings, principal, name):
-            out.append(RouteView(name, f"retrieval + gateway route {name} v{route.version}", route.version))
-    return out

@@ -22,18 +22,47 @@ from strongroom.bus import display_url, open_bus
 from strongroom.bus.base import Bus, Delivery, Outcome
 from strongroom.bus.job import IngestJob
 from strongroom.config import Settings
-from strongroom.errors import StrongroomError
-from strongroom.ingest.pipeline import FileResult
+from strongroom.errors import IngestError, StrongroomError
+from strongroom.ingest.pipeline import FileResult, IngestOptions, discover
 from strongroom.ingest.understand.redaction import redact_name
 from strongroom.runtime import Runtime, open_runtime
+from strongroom.service.clock import parse_instant
 from strongroom.service.operations import Operations
 from strongroom.service.records import QueryRedactor, bus_key, event
 from strongroom.service.requests import IngestRequest
 from strongroom.types import Principal
 
-__all__ = ["dead_letters", "handle", "run_worker", "serve"]
+__all__ = ["dead_letters", "handle", "publish_jobs", "run_worker", "serve"]
 
 log = logging.getLogger("strongroom.worker")
+
+
+def publish_jobs(
+    settings: Settings, principal: Principal, request: IngestRequest, bus_url: str, stream: str
+) -> list[dict[str, str]]:
+    """Queue one sealed ingestion job per file of ``request`` on the bus, for :func:`serve` to
+    take (no checks: the caller made them and writes the record)."""
+    files, missing = discover(request.paths)
+    if missing or not files:
+        what = ", ".join(f.path for f in missing) or "no files"
+        raise IngestError(f"nothing to queue: {what} (check the paths)")
+    options = IngestOptions(
+        acl=request.acl,
+        published=parse_instant(request.published, "published", bare_date="start"),
+        doc_type=request.doc_type,
+        source=request.source,
+        meta=request.meta,
+    )
+    key = bus_key(settings)
+    bus = open_bus(bus_url, stream=stream)
+    try:
+        return [
+            {"file": str(f), "job_id": job.id, "message_id": bus.publish(job)}
+            for f in files
+            for job in [IngestJob.for_file(f, options, list(request.paths), principal=principal).sealed(key)]
+        ]
+    finally:
+        bus.close()
 
 
 def handle(
